@@ -1,0 +1,463 @@
+"""Budget specs (what a test promises) and their evaluation into verdicts.
+
+A budget level is written in one of these forms, in a marker or in ``perfgate.yml``:
+
+* ``"5ms"``: the critical (fail) level only;
+* ``("2ms", "5ms")`` / ``[2ms, 5ms]``: target (warn) then critical (fail);
+* ``{"target": "2ms", "critical": "5ms"}``: either key may be left out.
+
+For lower-is-better metrics (time, memory) the target must not exceed the critical level; for
+higher-is-better metrics (throughput, hit ratios) it must not be below it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+from enum import Enum
+
+from . import metrics as metric_registry
+from . import stats
+from .errors import BudgetError, PerfgateError, UnitError
+from .metrics import MetricDef
+from .units import ACCEPTED, Kind, format_value, parse
+
+if TYPE_CHECKING:
+    from .model import Series
+
+LEVEL_FORMS = (
+    "a single value (the critical level), a (target, critical) pair, "
+    "or a mapping with 'target' and/or 'critical'"
+)
+
+
+class Verdict(str, Enum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    NOT_CHECKED = "not checked"
+
+    @property
+    def rank(self) -> int:
+        return {"fail": 0, "warn": 1, "not checked": 2, "pass": 3}[self.value]
+
+
+@dataclass(frozen=True)
+class MetricBudget:
+    """Levels for one metric. ``kind`` is None for a custom metric whose kind is not yet known
+    (its levels were bare numbers)."""
+
+    metric: str
+    target: float | None
+    critical: float | None
+    kind: Kind | None = None
+    higher_is_better: bool = False
+    source: str = "marker"
+
+    def check_order(self) -> None:
+        if self.target is None or self.critical is None:
+            return
+        if self.higher_is_better and self.target < self.critical:
+            raise ValueError(
+                f"target {self._fmt(self.target)} is below critical {self._fmt(self.critical)}; "
+                f"'{self.metric}' is higher-is-better, so the target (warn) level must be at or "
+                "above the critical (fail) level"
+            )
+        if not self.higher_is_better and self.target > self.critical:
+            raise ValueError(
+                f"target {self._fmt(self.target)} is above critical {self._fmt(self.critical)}; "
+                "the target (warn) level must be at or below the critical (fail) level"
+            )
+
+    def _fmt(self, value: float) -> str:
+        return format_value(value, self.kind or Kind.NUMBER)
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """Everything a test's budgets say: metric levels plus gate overrides."""
+
+    budgets: tuple[MetricBudget, ...] = ()
+    kpi: str | None = None
+    max_regression: float | None = None
+    warn_regression: float | None = None
+
+    def get(self, metric: str) -> MetricBudget | None:
+        for budget in self.budgets:
+            if budget.metric == metric:
+                return budget
+        return None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(b.metric for b in self.budgets)
+
+    def merged_over(self, base: BudgetSpec) -> BudgetSpec:
+        """This spec's levels win; ``base`` fills in what this one does not name."""
+        ours = {b.metric for b in self.budgets}
+        return BudgetSpec(
+            budgets=tuple(b for b in base.budgets if b.metric not in ours) + self.budgets,
+            kpi=self.kpi or base.kpi,
+            max_regression=_first(self.max_regression, base.max_regression),
+            warn_regression=_first(self.warn_regression, base.warn_regression),
+        )
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """The verdict of one budget against what the test measured."""
+
+    metric: str
+    kind: Kind
+    measured: float | None
+    target: float | None
+    critical: float | None
+    verdict: Verdict
+    samples: int
+    higher_is_better: bool = False
+    unit: str = ""
+    detail: str = ""
+    source: str = "marker"
+
+    @property
+    def severity(self) -> float:
+        """How far past its level the value is (for sorting worst first); 0 when within."""
+        level = self.critical if self.verdict is Verdict.FAIL else self.target
+        if self.measured is None or level is None or level == 0:
+            return 0.0
+        ratio = self.measured / level
+        return 1 / ratio if self.higher_is_better and ratio else ratio
+
+    def fmt(self, value: float | None) -> str:
+        return "-" if value is None else format_value(value, self.kind, self.unit)
+
+    def message(self) -> str:
+        """One line, e.g. ``p95 12.3ms exceeds critical 10ms (target 5ms; 57 rounds)``."""
+        if self.verdict is Verdict.NOT_CHECKED:
+            return f"{self.metric} not checked: {self.detail}"
+        word = "below" if self.higher_is_better else "exceeds"
+        if self.verdict is Verdict.FAIL:
+            level, other = f"critical {self.fmt(self.critical)}", self.target
+            extra = f"target {self.fmt(other)}; " if other is not None else ""
+        elif self.verdict is Verdict.WARN:
+            level, other = f"target {self.fmt(self.target)}", self.critical
+            extra = f"critical {self.fmt(other)}; " if other is not None else ""
+        else:
+            word, level = "within", "budget"
+            extra = ""
+        tail = f" ({extra}{self.detail})" if self.detail else (f" ({extra.rstrip('; ')})" if extra else "")
+        measured = self.fmt(self.measured)
+        if self.verdict is Verdict.PASS:
+            return f"{self.metric} {measured} within budget{tail}"
+        return f"{self.metric} {measured} {'is ' if word == 'below' else ''}{word} {level}{tail}"
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_level(
+    raw: object, metric: str, kind: Kind | None, *, higher_is_better: bool = False, source: str = "marker"
+) -> MetricBudget:
+    """Parse one level form (see module doc) for ``metric``. Raises ``ValueError`` subclasses
+    whose message says what is wrong and what is accepted; callers add the location."""
+    if isinstance(raw, Mapping):
+        unknown = sorted(set(map(str, raw)) - {"target", "critical"})
+        if unknown:
+            raise BudgetError(f"unknown key(s) {', '.join(map(repr, unknown))}; accepted: {LEVEL_FORMS}")
+        target_raw, critical_raw = raw.get("target"), raw.get("critical")
+        if target_raw is None and critical_raw is None:
+            raise BudgetError(f"neither 'target' nor 'critical' given; accepted: {LEVEL_FORMS}")
+    elif isinstance(raw, (tuple, list)):
+        if len(raw) != 2:
+            raise BudgetError(
+                f"{len(raw)} values given; a pair is (target, critical); accepted: {LEVEL_FORMS}"
+            )
+        target_raw, critical_raw = raw
+    else:
+        target_raw, critical_raw = None, raw
+    kind_target, target = _parse_value(target_raw, kind)
+    kind_critical, critical = _parse_value(critical_raw, kind)
+    resolved = kind or kind_target or kind_critical
+    if kind_target and kind_critical and kind_target is not kind_critical:
+        raise BudgetError(
+            f"target and critical have different units ({kind_target.value} vs {kind_critical.value})"
+        )
+    budget = MetricBudget(
+        metric, target, critical, kind=resolved, higher_is_better=higher_is_better, source=source
+    )
+    try:
+        budget.check_order()
+    except ValueError as exc:
+        raise BudgetError(str(exc)) from None
+    return budget
+
+
+_INFER_ORDER = (Kind.TIME, Kind.SIZE, Kind.RATE, Kind.RATIO)
+
+
+def _parse_value(raw: object, kind: Kind | None) -> tuple[Kind | None, float | None]:
+    if raw is None:
+        return None, None
+    if kind is not None:
+        return kind, parse(raw, kind)
+    # A custom metric without a declaration: a bare number is in the base unit of whatever the
+    # test records; a string's unit tells the kind.
+    if isinstance(raw, str):
+        for candidate in _INFER_ORDER:
+            try:
+                return candidate, parse(raw, candidate)
+            except UnitError:
+                continue
+        try:
+            return None, parse(raw, Kind.NUMBER)
+        except UnitError:
+            raise UnitError(
+                f"{raw!r} is not a valid value: no known unit; accepted: a number, or "
+                + "; ".join(ACCEPTED[k] for k in _INFER_ORDER)
+            ) from None
+    return None, parse(raw, Kind.NUMBER)
+
+
+MARKER_OPTIONS = ("kpi", "metrics", "max_regression", "warn_regression")
+
+
+def parse_marker(
+    kwargs: Mapping[str, object],
+    args: tuple[object, ...] = (),
+    *,
+    declared: Mapping[str, MetricDef] | None = None,
+) -> BudgetSpec:
+    """Parse ``perf_budget(...)`` keyword arguments into a :class:`BudgetSpec`.
+
+    Accepts, per metric ``m``: ``m=level``, ``target_m=value``, ``critical_m=value`` (with
+    ``critical_m`` given, a plain ``m=value`` is the target), and the options
+    ``kpi``, ``metrics`` (a dict of custom metric levels), ``max_regression``, ``warn_regression``.
+    """
+    declared = declared or {}
+    if args:
+        raise BudgetError(
+            f"positional arguments are not accepted (got {args!r}); name each metric, "
+            "e.g. perf_budget(p95='200ms')"
+        )
+    plain: dict[str, object] = {}
+    targets: dict[str, object] = {}
+    criticals: dict[str, object] = {}
+    options: dict[str, object] = {}
+    for key, value in kwargs.items():
+        if key in MARKER_OPTIONS:
+            options[key] = value
+        elif key.startswith("target_"):
+            targets[_resolve_name(key[len("target_"):], declared, key)] = value
+        elif key.startswith("critical_"):
+            criticals[_resolve_name(key[len("critical_"):], declared, key)] = value
+        else:
+            name = _resolve_name(key, declared, key)
+            if name in plain:
+                raise BudgetError(f"metric '{name}' given twice (as an alias and by name)")
+            plain[name] = value
+
+    budgets: list[MetricBudget] = []
+    for name in dict.fromkeys([*plain, *targets, *criticals]):
+        definition = metric_registry.get(name) or declared.get(name)
+        assert definition is not None
+        if name in criticals or name in targets:
+            if name in plain and isinstance(plain[name], (tuple, list, Mapping)):
+                raise BudgetError(
+                    f"'{name}' gives both levels already; do not combine it with "
+                    f"target_{name}/critical_{name}"
+                )
+            critical = criticals.get(name)
+            target = targets.get(name, plain.get(name) if name in criticals else None)
+            if name in targets and name in plain:
+                raise BudgetError(f"'{name}' and 'target_{name}' both set the target level")
+            raw: object = {"target": target, "critical": critical}
+        else:
+            raw = plain[name]
+        budgets.append(_level_for(raw, definition, "marker"))
+
+    custom_raw = options.get("metrics")
+    if custom_raw is not None:
+        if not isinstance(custom_raw, Mapping):
+            raise BudgetError(
+                f"metrics= must be a dict of custom metric name to level, got {type(custom_raw).__name__}"
+            )
+        for name, raw in custom_raw.items():
+            name = str(name)
+            if metric_registry.get(name) is not None:
+                raise BudgetError(
+                    f"'{name}' is a built-in metric; give it as perf_budget({name}=...) not in metrics="
+                )
+            if any(b.metric == name for b in budgets):
+                raise BudgetError(f"custom metric '{name}' given twice")
+            definition = declared.get(name)
+            budgets.append(
+                _level_for(raw, definition, "marker")
+                if definition
+                else _wrap(lambda: parse_level(raw, name, None), name)
+            )
+
+    kpi = options.get("kpi")
+    if kpi is not None and not isinstance(kpi, str):
+        raise BudgetError(f"kpi= must be the name of a KPI in perfgate.yml, got {kpi!r}")
+    return BudgetSpec(
+        budgets=tuple(budgets),
+        kpi=kpi,
+        max_regression=_option_ratio(options, "max_regression"),
+        warn_regression=_option_ratio(options, "warn_regression"),
+    )
+
+
+def _wrap(fn, name: str) -> MetricBudget:  # type: ignore[no-untyped-def]
+    try:
+        return fn()  # type: ignore[no-any-return]
+    except (UnitError, BudgetError) as exc:
+        raise BudgetError(f"'{name}': {exc}") from None
+
+
+def _level_for(raw: object, definition: MetricDef, source: str) -> MetricBudget:
+    return _wrap(
+        lambda: parse_level(
+            raw, definition.name, definition.kind, higher_is_better=definition.higher_is_better, source=source
+        ),
+        definition.name,
+    )
+
+
+def _option_ratio(options: Mapping[str, object], key: str) -> float | None:
+    if options.get(key) is None:
+        return None
+    try:
+        value = parse(options[key], Kind.RATIO)
+    except UnitError as exc:
+        raise BudgetError(f"{key}: {exc}") from None
+    if value <= 0:
+        raise BudgetError(f"{key}: must be above 0%, got {options[key]!r}")
+    return value
+
+
+def _resolve_name(name: str, declared: Mapping[str, MetricDef], key: str) -> str:
+    if metric_registry.get(name) is not None:
+        return metric_registry.canonical(name)
+    if name in declared:
+        return name
+    accepted = sorted({*metric_registry.known_names(), *declared, *MARKER_OPTIONS})
+    raise BudgetError(
+        f"unknown metric '{key}'; accepted: {', '.join(accepted)} (each also as target_<metric> / "
+        "critical_<metric>); a test's own figures go in metrics={'name': level} or are declared "
+        "under 'metrics:' in perfgate.yml"
+    )
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate(
+    spec: BudgetSpec,
+    series: Mapping[str, Series],
+    *,
+    strict: bool = False,
+    not_checked: Mapping[str, str] | None = None,
+) -> tuple[BudgetResult, ...]:
+    """Judge every budget of ``spec`` against the recorded series.
+
+    ``not_checked`` maps a metric to the reason it cannot be checked here (e.g. on mongomock);
+    such budgets get :attr:`Verdict.NOT_CHECKED`, never a pass. ``strict`` turns warnings into
+    failures. A budget on a metric the test never recorded raises :class:`BudgetError`.
+    """
+    results = []
+    for budget in spec.budgets:
+        if not_checked and budget.metric in not_checked:
+            results.append(
+                BudgetResult(
+                    budget.metric,
+                    budget.kind or Kind.NUMBER,
+                    None,
+                    budget.target,
+                    budget.critical,
+                    Verdict.NOT_CHECKED,
+                    0,
+                    budget.higher_is_better,
+                    detail=not_checked[budget.metric],
+                    source=budget.source,
+                )
+            )
+            continue
+        definition = metric_registry.get(budget.metric)
+        recorded = series.get(definition.series if definition else budget.metric)
+        if recorded is None or not recorded.values:
+            have = ", ".join(sorted(series)) or "nothing"
+            raise BudgetError(
+                f"budget on '{budget.metric}' but the test recorded no such metric (recorded: {have})"
+                + ("" if definition else f"; record it with perf.record('{budget.metric}', value)")
+            )
+        if definition is None:
+            definition = metric_registry.custom(
+                budget.metric, recorded.kind, higher_is_better=recorded.higher_is_better, unit=recorded.unit
+            )
+            if budget.kind is not None and budget.kind is not recorded.kind and recorded.kind is not Kind.NUMBER:
+                raise BudgetError(
+                    f"budget on '{budget.metric}' is a {budget.kind.value} but the test recorded a "
+                    f"{recorded.kind.value}"
+                )
+            budget = replace(budget, higher_is_better=recorded.higher_is_better)
+            try:
+                budget.check_order()
+            except ValueError as exc:
+                raise BudgetError(f"'{budget.metric}': {exc}") from None
+        measured = stats.statistic(recorded.values, definition.statistic)
+        verdict = judge(measured, budget.target, budget.critical, definition.higher_is_better, strict=strict)
+        results.append(
+            BudgetResult(
+                metric=budget.metric,
+                kind=definition.kind if definition.kind is not Kind.NUMBER else (budget.kind or Kind.NUMBER),
+                measured=measured,
+                target=budget.target,
+                critical=budget.critical,
+                verdict=verdict,
+                samples=len(recorded.values),
+                higher_is_better=definition.higher_is_better,
+                unit=recorded.unit,
+                detail=recorded.detail,
+                source=budget.source,
+            )
+        )
+    return tuple(results)
+
+
+def judge(
+    measured: float, target: float | None, critical: float | None, higher_is_better: bool, *, strict: bool = False
+) -> Verdict:
+    def beyond(level: float | None) -> bool:
+        if level is None or math.isnan(measured):
+            return False
+        return measured < level if higher_is_better else measured > level
+
+    if beyond(critical):
+        return Verdict.FAIL
+    if beyond(target):
+        return Verdict.FAIL if strict else Verdict.WARN
+    return Verdict.PASS
+
+
+def worst_first(results: Iterable[BudgetResult]) -> list[BudgetResult]:
+    return sorted(results, key=lambda r: (r.verdict.rank, -r.severity, r.metric))
+
+
+__all__ = [
+    "BudgetResult",
+    "BudgetSpec",
+    "MetricBudget",
+    "PerfgateError",
+    "Verdict",
+    "evaluate",
+    "judge",
+    "parse_level",
+    "parse_marker",
+    "worst_first",
+]

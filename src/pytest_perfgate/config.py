@@ -1,0 +1,263 @@
+"""``perfgate.yml`` loading and validation.
+
+Every error names the file, the key path and the accepted forms, e.g.::
+
+    perfgate.yml: kpis.api.p95.target: '2 parsecs' is not a valid time (unknown unit 'parsecs'); ...
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import metrics as metric_registry
+from .budgets import BudgetSpec, MetricBudget, parse_level
+from .errors import BudgetError, ConfigError, UnitError
+from .metrics import MetricDef
+from .units import Kind, parse
+
+DEFAULT_NAMES = ("perfgate.yml", "perfgate.yaml")
+GATE_STATISTICS = ("min", "mean", "median", "p90", "p95", "p99", "max")
+
+
+@dataclass(frozen=True)
+class GateOverride:
+    """Per-test gate thresholds, chosen by a test-id glob (``tests/perf/test_io.py::*``)."""
+
+    match: str
+    max_regression: float | None = None
+    warn_regression: float | None = None
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    metric: str = "median"
+    max_regression: float = 0.10
+    warn_regression: float = 0.05
+    alpha: float = 0.01
+    overrides: tuple[GateOverride, ...] = ()
+
+    def thresholds_for(self, nodeid: str, spec: BudgetSpec | None = None) -> tuple[float, float]:
+        """(warn, max) regression for a test: marker, then the first matching glob, then defaults."""
+        max_r, warn_r = self.max_regression, self.warn_regression
+        for override in self.overrides:
+            if fnmatch.fnmatchcase(nodeid, override.match):
+                max_r = override.max_regression if override.max_regression is not None else max_r
+                warn_r = override.warn_regression if override.warn_regression is not None else warn_r
+                break
+        if spec is not None:
+            max_r = spec.max_regression if spec.max_regression is not None else max_r
+            warn_r = spec.warn_regression if spec.warn_regression is not None else warn_r
+        return min(warn_r, max_r), max_r
+
+
+@dataclass(frozen=True)
+class Kpi:
+    name: str
+    budgets: tuple[MetricBudget, ...]
+
+    def spec(self) -> BudgetSpec:
+        return BudgetSpec(budgets=self.budgets, kpi=self.name)
+
+
+@dataclass(frozen=True)
+class PerfgateConfig:
+    path: str | None = None
+    kpis: Mapping[str, Kpi] = field(default_factory=dict)
+    metrics: Mapping[str, MetricDef] = field(default_factory=dict)
+    gate: GateSettings = field(default_factory=GateSettings)
+    sections: Mapping[str, Any] = field(default_factory=dict)  # raw sections owned by later subsystems
+
+    def kpi(self, name: str, *, where: str = "") -> Kpi:
+        try:
+            return self.kpis[name]
+        except KeyError:
+            known = ", ".join(sorted(self.kpis)) or "none defined"
+            source = self.path or "no perfgate.yml found"
+            raise BudgetError(
+                f"{where + ': ' if where else ''}unknown KPI '{name}' (KPIs in {source}: {known})"
+            ) from None
+
+
+def find_config(rootdir: str | os.PathLike[str]) -> Path | None:
+    for name in DEFAULT_NAMES:
+        candidate = Path(rootdir) / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: str | os.PathLike[str] | None) -> PerfgateConfig:
+    """Load and validate a config file; ``None`` gives the defaults."""
+    if path is None:
+        return PerfgateConfig()
+    name = os.fspath(path)
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no such file", path=name) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot be read: {exc}", path=name) from None
+    return parse_config(text, name)
+
+
+def parse_config(text: str, path: str = "perfgate.yml") -> PerfgateConfig:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"invalid YAML ({where}{problem})", path=path) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"the top level must be a mapping of sections, got {type(data).__name__}", path=path)
+    unknown = sorted(set(map(str, data)) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown section(s) {', '.join(unknown)}; accepted: {', '.join(sorted(SECTIONS))}", path=path
+        )
+    # custom metrics first: KPIs may budget them
+    declared = _parse_metrics(data.get("metrics"), path)
+    kpis = _parse_kpis(data.get("kpis"), path, declared)
+    gate = _parse_gate(data.get("gate"), path)
+    others = {k: v for k, v in data.items() if k not in ("metrics", "kpis", "gate")}
+    return PerfgateConfig(path=path, kpis=kpis, metrics=declared, gate=gate, sections=others)
+
+
+def _mapping(value: Any, path: str, key: str, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"expected a mapping of {what}, got {type(value).__name__}", path=path, key=key)
+    return value
+
+
+def _parse_metrics(raw: Any, path: str) -> dict[str, MetricDef]:
+    declared: dict[str, MetricDef] = {}
+    kinds = ", ".join(k.value for k in Kind)
+    for name, body in _mapping(raw, path, "metrics", "custom metric declarations").items():
+        key = f"metrics.{name}"
+        name = str(name)
+        if metric_registry.get(name) is not None:
+            raise ConfigError(f"'{name}' is a built-in metric and cannot be redeclared", path=path, key=key)
+        body = _mapping(body, path, key, "settings (kind, higher_is_better, unit)")
+        unknown = sorted(set(map(str, body)) - {"kind", "higher_is_better", "unit"})
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {', '.join(unknown)}; accepted: kind, higher_is_better, unit", path=path, key=key
+            )
+        try:
+            kind = Kind(body.get("kind", "number"))
+        except ValueError:
+            raise ConfigError(f"unknown kind {body.get('kind')!r}; accepted: {kinds}", path=path, key=f"{key}.kind") from None
+        hib = body.get("higher_is_better", False)
+        if not isinstance(hib, bool):
+            raise ConfigError(f"expected true or false, got {hib!r}", path=path, key=f"{key}.higher_is_better")
+        declared[name] = metric_registry.custom(name, kind, higher_is_better=hib, unit=str(body.get("unit") or ""))
+    return declared
+
+
+def _parse_kpis(raw: Any, path: str, declared: Mapping[str, MetricDef]) -> dict[str, Kpi]:
+    kpis: dict[str, Kpi] = {}
+    for kpi_name, body in _mapping(raw, path, "kpis", "KPI names to metric levels").items():
+        key = f"kpis.{kpi_name}"
+        body = _mapping(body, path, key, "metric names to levels")
+        if not body:
+            raise ConfigError("a KPI needs at least one metric level", path=path, key=key)
+        budgets = []
+        for metric_name, level in body.items():
+            metric_key = f"{key}.{metric_name}"
+            definition = metric_registry.get(str(metric_name)) or declared.get(str(metric_name))
+            if definition is None:
+                accepted = ", ".join(sorted({*metric_registry.known_names(), *declared}))
+                raise ConfigError(
+                    f"unknown metric '{metric_name}'; accepted: {accepted} (declare your own under 'metrics:')",
+                    path=path,
+                    key=metric_key,
+                )
+            try:
+                budgets.append(
+                    parse_level(
+                        level,
+                        definition.name,
+                        definition.kind,
+                        higher_is_better=definition.higher_is_better,
+                        source=f"kpi:{kpi_name}",
+                    )
+                )
+            except (BudgetError, UnitError) as exc:
+                raise ConfigError(str(exc), path=path, key=metric_key) from None
+        kpis[str(kpi_name)] = Kpi(str(kpi_name), tuple(budgets))
+    return kpis
+
+
+def _ratio(value: Any, path: str, key: str, *, upper: float | None = None) -> float:
+    try:
+        ratio = parse(value, Kind.RATIO)
+    except UnitError as exc:
+        raise ConfigError(str(exc), path=path, key=key) from None
+    if ratio <= 0 or (upper is not None and ratio >= upper):
+        bound = f" and below {upper:g}" if upper is not None else ""
+        raise ConfigError(f"{value!r} must be above 0{bound}", path=path, key=key)
+    return ratio
+
+
+_GATE_KEYS = ("metric", "max_regression", "warn_regression", "alpha", "overrides")
+
+
+def _parse_gate(raw: Any, path: str) -> GateSettings:
+    body = _mapping(raw, path, "gate", "gate settings")
+    unknown = sorted(set(map(str, body)) - set(_GATE_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; accepted: {', '.join(_GATE_KEYS)}", path=path, key="gate")
+    defaults = GateSettings()
+    metric = str(body.get("metric", defaults.metric))
+    if metric not in GATE_STATISTICS:
+        raise ConfigError(
+            f"unknown statistic {metric!r}; accepted: {', '.join(GATE_STATISTICS)}", path=path, key="gate.metric"
+        )
+    max_r = _ratio(body["max_regression"], path, "gate.max_regression") if "max_regression" in body else defaults.max_regression
+    warn_r = (
+        _ratio(body["warn_regression"], path, "gate.warn_regression") if "warn_regression" in body else min(defaults.warn_regression, max_r)
+    )
+    if warn_r > max_r:
+        raise ConfigError(
+            f"warn_regression ({warn_r:.0%}) is above max_regression ({max_r:.0%})", path=path, key="gate"
+        )
+    alpha = _ratio(body["alpha"], path, "gate.alpha", upper=0.5) if "alpha" in body else defaults.alpha
+    overrides = []
+    raw_overrides = body.get("overrides") or []
+    if not isinstance(raw_overrides, list):
+        raise ConfigError("expected a list of {match, max_regression, warn_regression}", path=path, key="gate.overrides")
+    for i, item in enumerate(raw_overrides):
+        key = f"gate.overrides[{i}]"
+        item = _mapping(item, path, key, "match / max_regression / warn_regression")
+        if not isinstance(item.get("match"), str):
+            raise ConfigError("'match' (a test-id glob such as 'tests/perf/*') is required", path=path, key=key)
+        extra = sorted(set(map(str, item)) - {"match", "max_regression", "warn_regression"})
+        if extra:
+            raise ConfigError(f"unknown key(s) {', '.join(extra)}", path=path, key=key)
+        overrides.append(
+            GateOverride(
+                match=item["match"],
+                max_regression=_ratio(item["max_regression"], path, f"{key}.max_regression") if "max_regression" in item else None,
+                warn_regression=_ratio(item["warn_regression"], path, f"{key}.warn_regression") if "warn_regression" in item else None,
+            )
+        )
+    return GateSettings(metric=metric, max_regression=max_r, warn_regression=warn_r, alpha=alpha, overrides=tuple(overrides))
+
+
+#: top-level sections; later subsystems (mongo, race, load) add theirs here with a validator.
+SECTIONS: dict[str, Callable[[Any, str], Any] | None] = {
+    "kpis": None,
+    "metrics": None,
+    "gate": None,
+}

@@ -1,0 +1,1 @@
+"""Measurement: calibrated timing loops, traced memory, run metadata. Pure, pytest-free."""

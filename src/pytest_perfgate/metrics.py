@@ -1,0 +1,94 @@
+"""The registry of metrics a budget can name.
+
+A *metric* is a statistic of a recorded *series*: ``p95`` is the 95th percentile of the ``time``
+series, ``mem_peak`` the largest value of the ``mem_peak`` series. Later subsystems (MongoDB,
+load tests) register their own metrics with :func:`register`, so budgets, KPI files, reports and
+the gate all learn about them from this one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .units import Kind
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One budgetable metric."""
+
+    name: str
+    kind: Kind
+    series: str
+    statistic: str
+    description: str
+    higher_is_better: bool = False
+    unit: str = ""
+
+
+TIME_SERIES = "time"
+MEMORY_SERIES = "mem_peak"
+
+_REGISTRY: dict[str, MetricDef] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(metric: MetricDef, *aliases: str) -> MetricDef:
+    """Add a metric (idempotent for an identical definition)."""
+    existing = _REGISTRY.get(metric.name)
+    if existing is not None and existing != metric:
+        raise ValueError(f"metric {metric.name!r} is already registered differently")
+    _REGISTRY[metric.name] = metric
+    for alias in aliases:
+        _ALIASES[alias] = metric.name
+    return metric
+
+
+def canonical(name: str) -> str:
+    return _ALIASES.get(name, name)
+
+
+def get(name: str) -> MetricDef | None:
+    return _REGISTRY.get(canonical(name))
+
+
+def known_names() -> list[str]:
+    return sorted([*_REGISTRY, *_ALIASES])
+
+
+def custom(name: str, kind: Kind, *, higher_is_better: bool = False, unit: str = "") -> MetricDef:
+    """The definition of a test's own figure (``perf.record``); judged by its worst value."""
+    return MetricDef(
+        name=name,
+        kind=kind,
+        series=name,
+        statistic="min" if higher_is_better else "max",
+        description="custom metric recorded by the test",
+        higher_is_better=higher_is_better,
+        unit=unit,
+    )
+
+
+for _stat, _text in (
+    ("min", "fastest round"),
+    ("mean", "mean over rounds"),
+    ("median", "median over rounds"),
+    ("p90", "90th percentile over rounds"),
+    ("p95", "95th percentile over rounds"),
+    ("p99", "99th percentile over rounds"),
+    ("max", "slowest round"),
+):
+    register(
+        MetricDef(_stat, Kind.TIME, TIME_SERIES, _stat, f"time per call: {_text}"),
+        *(("p50",) if _stat == "median" else ()),
+    )
+
+register(
+    MetricDef(
+        "mem_peak",
+        Kind.SIZE,
+        MEMORY_SERIES,
+        "max",
+        "peak memory traced (tracemalloc) during one measured call",
+    )
+)

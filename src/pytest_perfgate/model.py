@@ -1,0 +1,357 @@
+"""Frozen result types and the versioned JSON results format.
+
+A results file (``--perfgate-save``) is one :class:`RunResult`::
+
+    {"schema": "perfgate-results", "schema_version": 1,
+     "metadata": {...run metadata...},
+     "tests": [{"nodeid": ..., "outcome": ..., "mode": ..., "series": {...},
+                "spec": {...budgets...}, "verdicts": [...], "evidence": {...}}]}
+
+:func:`load_results` reads it back and rejects unknown versions and corrupt files with a
+:class:`~pytest_perfgate.errors.ResultsFileError` naming the path and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .budgets import BudgetResult, BudgetSpec, MetricBudget, Verdict
+from .errors import ResultsFileError
+from .units import Kind, format_value
+
+SCHEMA = "perfgate-results"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Series:
+    """Raw samples of one quantity, in base units (seconds, bytes, /s, fraction, count)."""
+
+    name: str
+    kind: Kind
+    values: tuple[float, ...]
+    higher_is_better: bool = False
+    unit: str = ""
+    loops: int = 1
+    source: str = "perf"
+
+    @property
+    def detail(self) -> str:
+        n = len(self.values)
+        if self.kind is Kind.TIME and self.source in ("perf", "benchmark"):
+            calls = f" x {self.loops} calls" if self.loops > 1 else ""
+            return f"{n} round{'s' if n != 1 else ''}{calls}"
+        if self.kind is Kind.TIME and self.source == "call":
+            return "1 sample: the whole test call"
+        return f"{n} sample{'s' if n != 1 else ''}" if n > 1 else ""
+
+    def fmt(self, value: float) -> str:
+        return format_value(value, self.kind, self.unit)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """What one test measured and how its budgets were judged."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    nodeid: str
+    outcome: str = "passed"
+    mode: str | None = None  # "perf", "benchmark", "call" or None (nothing timed)
+    duration: float = 0.0
+    series: Mapping[str, Series] = field(default_factory=dict)
+    spec: BudgetSpec = field(default_factory=BudgetSpec)
+    verdicts: tuple[BudgetResult, ...] = ()
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Verdict:
+        """The worst verdict of the test's budgets (pass when it has none)."""
+        if not self.verdicts:
+            return Verdict.PASS
+        return min((v.verdict for v in self.verdicts), key=lambda v: v.rank)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    metadata: Mapping[str, Any]
+    tests: tuple[TestResult, ...]
+
+    def by_nodeid(self) -> dict[str, TestResult]:
+        return {t.nodeid: t for t in self.tests}
+
+
+# --------------------------------------------------------------------------- to JSON
+
+
+def _num(value: float | None) -> float | None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return value
+
+
+def series_to_dict(series: Series) -> dict[str, Any]:
+    return {
+        "kind": series.kind.value,
+        "unit": series.unit,
+        "higher_is_better": series.higher_is_better,
+        "loops": series.loops,
+        "source": series.source,
+        "values": [_num(v) for v in series.values],
+    }
+
+
+def spec_to_dict(spec: BudgetSpec) -> dict[str, Any]:
+    return {
+        "kpi": spec.kpi,
+        "max_regression": spec.max_regression,
+        "warn_regression": spec.warn_regression,
+        "budgets": [
+            {
+                "metric": b.metric,
+                "kind": b.kind.value if b.kind else None,
+                "target": b.target,
+                "critical": b.critical,
+                "higher_is_better": b.higher_is_better,
+                "source": b.source,
+            }
+            for b in spec.budgets
+        ],
+    }
+
+
+def verdict_to_dict(result: BudgetResult) -> dict[str, Any]:
+    return {
+        "metric": result.metric,
+        "kind": result.kind.value,
+        "unit": result.unit,
+        "measured": _num(result.measured),
+        "target": result.target,
+        "critical": result.critical,
+        "verdict": result.verdict.value,
+        "samples": result.samples,
+        "higher_is_better": result.higher_is_better,
+        "detail": result.detail,
+        "source": result.source,
+        "message": result.message(),
+    }
+
+
+def test_to_dict(test: TestResult) -> dict[str, Any]:
+    return {
+        "nodeid": test.nodeid,
+        "outcome": test.outcome,
+        "mode": test.mode,
+        "duration": test.duration,
+        "series": {name: series_to_dict(s) for name, s in test.series.items()},
+        "spec": spec_to_dict(test.spec),
+        "verdicts": [verdict_to_dict(v) for v in test.verdicts],
+        "evidence": dict(test.evidence),
+    }
+
+
+def run_to_dict(run: RunResult) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "metadata": dict(run.metadata),
+        "tests": [test_to_dict(t) for t in sorted(run.tests, key=lambda t: t.nodeid)],
+    }
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write JSON to ``path`` atomically (temporary file in the same folder, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=False, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def save_results(path: str | os.PathLike[str], run: RunResult) -> Path:
+    return write_json_atomic(path, run_to_dict(run))
+
+
+# --------------------------------------------------------------------------- from JSON
+
+
+class _Reader:
+    """Validating accessors that turn shape errors into ResultsFileError with a JSON path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, where: str, why: str) -> ResultsFileError:
+        return ResultsFileError(self.path, f"{where}: {why}")
+
+    def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(where, f"expected an object, got {type(value).__name__}")
+        return value
+
+    def seq(self, value: Any, where: str) -> Sequence[Any]:
+        if not isinstance(value, list):
+            raise self.fail(where, f"expected a list, got {type(value).__name__}")
+        return value
+
+    def number(self, value: Any, where: str, *, optional: bool = False) -> float | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(where, f"expected a number, got {value!r}")
+        return float(value)
+
+    def kind(self, value: Any, where: str) -> Kind:
+        try:
+            return Kind(value)
+        except ValueError:
+            raise self.fail(where, f"unknown kind {value!r}; accepted: {', '.join(k.value for k in Kind)}") from None
+
+
+def series_from_dict(r: _Reader, name: str, raw: Any, where: str) -> Series:
+    d = r.mapping(raw, where)
+    values = tuple(
+        float("nan") if v is None else r.number(v, f"{where}.values[{i}]")  # type: ignore[misc]
+        for i, v in enumerate(r.seq(d.get("values"), f"{where}.values"))
+    )
+    return Series(
+        name=name,
+        kind=r.kind(d.get("kind"), f"{where}.kind"),
+        values=values,
+        higher_is_better=bool(d.get("higher_is_better", False)),
+        unit=str(d.get("unit") or ""),
+        loops=int(d.get("loops") or 1),
+        source=str(d.get("source") or "perf"),
+    )
+
+
+def spec_from_dict(r: _Reader, raw: Any, where: str) -> BudgetSpec:
+    d = r.mapping(raw or {}, where)
+    budgets = []
+    for i, b in enumerate(r.seq(d.get("budgets", []), f"{where}.budgets")):
+        bw = f"{where}.budgets[{i}]"
+        b = r.mapping(b, bw)
+        budgets.append(
+            MetricBudget(
+                metric=str(b.get("metric")),
+                target=r.number(b.get("target"), f"{bw}.target", optional=True),
+                critical=r.number(b.get("critical"), f"{bw}.critical", optional=True),
+                kind=r.kind(b["kind"], f"{bw}.kind") if b.get("kind") else None,
+                higher_is_better=bool(b.get("higher_is_better", False)),
+                source=str(b.get("source") or "marker"),
+            )
+        )
+    return BudgetSpec(
+        budgets=tuple(budgets),
+        kpi=d.get("kpi"),
+        max_regression=r.number(d.get("max_regression"), f"{where}.max_regression", optional=True),
+        warn_regression=r.number(d.get("warn_regression"), f"{where}.warn_regression", optional=True),
+    )
+
+
+def verdict_from_dict(r: _Reader, raw: Any, where: str) -> BudgetResult:
+    d = r.mapping(raw, where)
+    try:
+        verdict = Verdict(d.get("verdict"))
+    except ValueError:
+        raise r.fail(f"{where}.verdict", f"unknown verdict {d.get('verdict')!r}") from None
+    return BudgetResult(
+        metric=str(d.get("metric")),
+        kind=r.kind(d.get("kind"), f"{where}.kind"),
+        measured=r.number(d.get("measured"), f"{where}.measured", optional=True),
+        target=r.number(d.get("target"), f"{where}.target", optional=True),
+        critical=r.number(d.get("critical"), f"{where}.critical", optional=True),
+        verdict=verdict,
+        samples=int(d.get("samples") or 0),
+        higher_is_better=bool(d.get("higher_is_better", False)),
+        unit=str(d.get("unit") or ""),
+        detail=str(d.get("detail") or ""),
+        source=str(d.get("source") or "marker"),
+    )
+
+
+def test_from_dict(r: _Reader, raw: Any, where: str) -> TestResult:
+    d = r.mapping(raw, where)
+    nodeid = d.get("nodeid")
+    if not isinstance(nodeid, str) or not nodeid:
+        raise r.fail(f"{where}.nodeid", "missing or not a string")
+    series = r.mapping(d.get("series", {}), f"{where}.series")
+    return TestResult(
+        nodeid=nodeid,
+        outcome=str(d.get("outcome") or "passed"),
+        mode=d.get("mode"),
+        duration=r.number(d.get("duration", 0.0), f"{where}.duration") or 0.0,
+        series={str(k): series_from_dict(r, str(k), v, f"{where}.series.{k}") for k, v in series.items()},
+        spec=spec_from_dict(r, d.get("spec"), f"{where}.spec"),
+        verdicts=tuple(
+            verdict_from_dict(r, v, f"{where}.verdicts[{i}]")
+            for i, v in enumerate(r.seq(d.get("verdicts", []), f"{where}.verdicts"))
+        ),
+        evidence=r.mapping(d.get("evidence", {}), f"{where}.evidence"),
+    )
+
+
+def test_from_json(data: Any, where: str = "<test>") -> TestResult:
+    """One test's JSON (as carried on a pytest report) back into a :class:`TestResult`."""
+    return test_from_dict(_Reader(where), data, "test")
+
+
+def run_from_dict(data: Any, path: str = "<data>") -> RunResult:
+    r = _Reader(path)
+    d = r.mapping(data, "top level")
+    if d.get("schema") != SCHEMA:
+        raise ResultsFileError(
+            path, f"not a perfgate results file (schema is {d.get('schema')!r}, expected {SCHEMA!r})"
+        )
+    version = d.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultsFileError(
+            path,
+            f"schema_version {version!r} is not supported by this perfgate (it reads version "
+            f"{SCHEMA_VERSION}); upgrade perfgate or regenerate the file",
+        )
+    tests = tuple(test_from_dict(r, t, f"tests[{i}]") for i, t in enumerate(r.seq(d.get("tests"), "tests")))
+    seen: set[str] = set()
+    for t in tests:
+        if t.nodeid in seen:
+            raise ResultsFileError(path, f"test {t.nodeid!r} appears twice")
+        seen.add(t.nodeid)
+    return RunResult(metadata=r.mapping(d.get("metadata", {}), "metadata"), tests=tests)
+
+
+def load_results(path: str | os.PathLike[str]) -> RunResult:
+    """Read a results file; :class:`ResultsFileError` for anything missing, corrupt or unknown."""
+    name = os.fspath(path)
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsFileError(name, "no such file") from None
+    except IsADirectoryError:
+        raise ResultsFileError(name, "is a directory, expected a results file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(name, f"cannot be read: {exc}") from None
+    if not text.strip():
+        raise ResultsFileError(name, "is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(name, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                               "the file may be truncated") from None
+    return run_from_dict(data, name)

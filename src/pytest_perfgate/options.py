@@ -1,0 +1,88 @@
+"""Option values: small parsers (argparse ``type=``) and one resolver for CLI + ini.
+
+An option left unset on the command line is ``None`` (told apart from ``False``/``0``); the
+ini value is used then, and the default after that.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .errors import UnitError
+from .units import Kind, parse
+
+T = TypeVar("T")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected e.g. 5") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def duration(text: str) -> float:
+    try:
+        return parse(str(text).strip(), Kind.TIME)
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def boolean(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; expected true or false")
+
+
+def resolve(
+    name: str, cli_value: Any, ini_value: Any, parser: Callable[[str], T], default: T
+) -> T:
+    """CLI value if given, else the ini value (parsed), else ``default``.
+
+    Raises ``ValueError`` naming the ini key for an ini value that does not parse.
+    """
+    if cli_value is not None:
+        return cli_value  # type: ignore[no-any-return]
+    if ini_value not in (None, "", []):
+        try:
+            return parser(ini_value if not isinstance(ini_value, bool) else str(ini_value))
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"ini option {name}: {exc}") from None
+    return default
+
+
+@dataclass(frozen=True)
+class Options:
+    save: str | None = None
+    config: str | None = None
+    strict: bool = False
+    min_rounds: int = 5
+    max_time: float = 1.0
+    warmup: float = 0.05
+    min_round_time: float = 100e-6
+    memory: bool = False
+    disable: bool = False
+
+
+#: (option name, ini name, parser, default, help) for every perfgate option: the plugin builds
+#: both the command-line flags and the ini keys from this table.
+OPTION_TABLE: tuple[tuple[str, Callable[[str], Any], Any, str, str], ...] = (
+    ("save", str, None, "PATH", "write this run's results (versioned JSON) to PATH"),
+    ("config", str, None, "PATH", "KPI file (default: perfgate.yml at the rootdir)"),
+    ("strict", boolean, False, "", "treat a value past its target (warn) level as a failure"),
+    ("min_rounds", positive_int, 5, "N", "at least N timed rounds per test (default 5)"),
+    ("max_time", duration, 1.0, "DURATION", "time spent measuring each test, e.g. 1s (default 1s)"),
+    ("warmup", duration, 0.05, "DURATION", "warm-up before the timed rounds (default 50ms)"),
+    ("min_round_time", duration, 100e-6, "DURATION", "shortest timed round; fast calls are looped (default 100us)"),
+    ("memory", boolean, False, "", "measure peak memory of every timed call, not only where budgeted"),
+    ("disable", boolean, False, "", "run tests without measuring or judging budgets (e.g. under coverage)"),
+)

@@ -1,0 +1,238 @@
+"""pytest wiring: options, markers, fixtures and hooks. No logic lives here: every decision is
+made by the pure modules (budgets, recorder, measure, model, reports)."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from . import session as perf_session
+from .budgets import BudgetSpec, Verdict
+from .config import find_config, load_config
+from .errors import BudgetError, MeasurementError, PerfBudgetWarning, PerfgateError
+from .markers import MARKERS
+from .measure import memory
+from .model import TestResult, test_from_json, test_to_dict
+from .options import OPTION_TABLE, Options, resolve
+from .recorder import Perf, Recorder
+
+#: area plugins (fixtures and hooks of the MongoDB, race and load subsystems), loaded with this one
+pytest_plugins: list[str] = []
+
+STATE = pytest.StashKey["perf_session.PerfgateSession"]()
+SPEC = pytest.StashKey["BudgetSpec | None"]()
+RECORDER = pytest.StashKey[Recorder]()
+PERF = pytest.StashKey[Perf]()
+RESULT = pytest.StashKey[TestResult]()
+
+
+# --------------------------------------------------------------------------- options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("perfgate", "performance budgets and gate (pytest-perfgate)")
+    for name, parse, _default, metavar, text in OPTION_TABLE:
+        flag = "--perfgate-" + name.replace("_", "-")
+        if metavar:
+            group.addoption(flag, dest=f"perfgate_{name}", type=parse, default=None, metavar=metavar, help=text)
+        else:
+            group.addoption(flag, dest=f"perfgate_{name}", action="store_const", const=True, default=None, help=text)
+        parser.addini(f"perfgate_{name}", text, type="string", default=None)
+
+
+def _options(config: pytest.Config) -> Options:
+    values = {}
+    for name, parse, default, _metavar, _text in OPTION_TABLE:
+        try:
+            values[name] = resolve(
+                f"perfgate_{name}", config.getoption(f"perfgate_{name}"), config.getini(f"perfgate_{name}"), parse, default
+            )
+        except ValueError as exc:
+            raise pytest.UsageError(f"perfgate: {exc}") from None
+    return Options(**values)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for doc in MARKERS.values():
+        config.addinivalue_line("markers", doc.ini_line)
+    options = _options(config)
+    path = options.config
+    if path is not None and not os.path.isabs(path):
+        path = os.path.join(str(config.invocation_params.dir), path)
+    if path is None:
+        found = find_config(config.rootpath)
+        path = str(found) if found else None
+    try:
+        perf_config = load_config(path)
+    except PerfgateError as exc:
+        raise pytest.UsageError(f"perfgate: {exc}") from None
+    is_worker = hasattr(config, "workerinput")
+    config.stash[STATE] = perf_session.PerfgateSession(
+        options=options, config=perf_config, rootdir=str(config.rootpath), is_worker=is_worker
+    )
+    if not is_worker:
+        config.pluginmanager.register(_Controller(config), "perfgate-controller")
+
+
+def _state(config: pytest.Config) -> perf_session.PerfgateSession:
+    return config.stash[STATE]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return _state(config).header()
+
+
+# --------------------------------------------------------------------------- collection
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Generator[None, Any, Any]:
+    """Validate perf_budget markers as items are made, so a bad one is a collection error for
+    its module (like an unknown marker under --strict-markers), never an INTERNALERROR."""
+    result = yield
+    items = result if isinstance(result, list) else [result]
+    state = _state(collector.config)
+    for item in items:
+        if isinstance(item, pytest.Function):
+            levels = [
+                (node.nodeid, [(m.args, m.kwargs) for m in node.own_markers if m.name == "perf_budget"])
+                for node in item.listchain()
+            ]
+            try:
+                item.stash[SPEC] = state.resolve_spec(item.nodeid, levels, fixtures=item.fixturenames)
+            except PerfgateError as exc:
+                raise collector.CollectError(f"perf_budget: {exc}") from None
+    return result
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def _recorder(item: pytest.Item) -> Recorder:
+    if RECORDER not in item.stash:
+        item.stash[RECORDER] = Recorder(dict(_state(item.config).config.metrics))
+    return item.stash[RECORDER]
+
+
+@pytest.fixture
+def perf(request: pytest.FixtureRequest) -> Perf:
+    """Time a call: ``perf(fn, *args, **kwargs)`` (calibrated loop, warm-up, rounds; returns
+    ``fn``'s result). Record your own figures with ``perf.record(name, value, unit=...)``."""
+    state = _state(request.config)
+    spec = request.node.stash.get(SPEC, None)
+    fixture = Perf(
+        _recorder(request.node),
+        state.timing_settings(),
+        measure_memory=state.options.memory or bool(spec and spec.get("mem_peak")),
+        enabled=not state.options.disable,
+    )
+    request.node.stash[PERF] = fixture
+    return fixture
+
+
+# --------------------------------------------------------------------------- running
+
+
+@contextmanager
+def _whole_call(recorder: Recorder, spec: BudgetSpec | None, state: perf_session.PerfgateSession) -> Iterator[None]:
+    """Time (and, with a memory budget, trace) the whole test call as one sample."""
+    reading: list[memory.PeakReading] = []
+    trace = bool(spec and spec.get("mem_peak")) or state.options.memory
+    start = time.perf_counter_ns()
+    try:
+        if trace:
+            with memory.traced_peak(frames=10, sites_above=state.memory_sites_above(spec)) as reading:
+                yield
+        else:
+            yield
+    finally:
+        elapsed = (time.perf_counter_ns() - start) * 1e-9
+        recorder.add_whole_call(elapsed, reading[0] if reading else None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    state = _state(item.config)
+    spec = item.stash.get(SPEC, None)
+    fixtures = getattr(item, "fixturenames", ())
+    whole = spec is not None and bool(spec.budgets) and "perf" not in fixtures and "benchmark" not in fixtures
+    if whole and not state.options.disable:
+        with _whole_call(_recorder(item), spec, state):
+            outcome = yield
+    else:
+        outcome = yield
+    # reached only when the test body passed: judge its budgets
+    recorder = _recorder(item)
+    if "benchmark" in fixtures and not state.options.disable:
+        state.take_benchmark(recorder, getattr(item, "funcargs", {}).get("benchmark"))
+    perf_fixture = item.stash.get(PERF, None)
+    try:
+        result = state.finish_test(
+            item.nodeid, spec, recorder, rerun=perf_fixture.measured_callable if perf_fixture else None
+        )
+    except (BudgetError, MeasurementError) as exc:
+        item.stash[RESULT] = state.partial_result(item.nodeid, spec, recorder, error=str(exc))
+        pytest.fail(f"perfgate: {exc}", pytrace=False)
+    if result is None:
+        return outcome
+    item.stash[RESULT] = result
+    for verdict in result.verdicts:
+        if verdict.verdict is Verdict.WARN:
+            warnings.warn(PerfBudgetWarning(f"perf budget: {verdict.message()}"), stacklevel=1)
+    failure = perf_session.failure_text(result)
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    return outcome
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        state = _state(item.config)
+        result = item.stash.get(RESULT, None)
+        spec = item.stash.get(SPEC, None)
+        if result is None and (RECORDER in item.stash or spec is not None):
+            result = state.partial_result(item.nodeid, spec, _recorder(item))
+        if result is not None:
+            # a plain attribute: serialised with the report, so results cross pytest-xdist
+            report.perfgate = test_to_dict(state.with_outcome(result, report.outcome, report.duration))
+    return report
+
+
+class _Controller:
+    """Collects results from reports (its own, or those of xdist workers) and reports them."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.state = _state(config)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "perfgate", None)
+        if data is not None:
+            self.state.add(test_from_json(data, report.nodeid))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        try:
+            self.state.save()
+        except (OSError, PerfgateError) as exc:
+            self.state.save_error = f"could not write results to {self.state.options.save}: {exc}"
+            if session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        lines = self.state.summary_lines(verbose=self.config.getoption("verbose") > 0)
+        if not lines:
+            return
+        terminalreporter.section("perfgate", sep="=")
+        for line in lines:
+            red = line.startswith(("error", "budgets:")) and "fail" in line
+            terminalreporter.write_line(line, red=red, yellow=line.startswith("WARN"))
+
+

@@ -1,0 +1,50 @@
+"""The budget table printed at the end of a pytest session (and by ``perfgate report``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ..budgets import BudgetResult, Verdict, worst_first
+from ..model import TestResult
+
+_MARK = {Verdict.FAIL: "FAIL", Verdict.WARN: "WARN", Verdict.PASS: "pass", Verdict.NOT_CHECKED: "not checked"}
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
+    """Plain aligned columns (no box drawing: readable in CI logs and when copied)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def budget_rows(tests: Iterable[TestResult]) -> list[tuple[TestResult, BudgetResult]]:
+    pairs = [(t, v) for t in tests for v in t.verdicts]
+    order = {id(v): i for i, v in enumerate(worst_first(v for _, v in pairs))}
+    return sorted(pairs, key=lambda p: (order[id(p[1])], p[0].nodeid))
+
+
+def format_budget_table(tests: Iterable[TestResult], *, max_rows: int | None = None) -> list[str]:
+    """Budgeted tests, worst first: test, metric, measured, target, critical, verdict, basis."""
+    pairs = budget_rows(tests)
+    if not pairs:
+        return []
+    shown = pairs if max_rows is None else pairs[:max_rows]
+    rows = [
+        (
+            t.nodeid,
+            v.metric,
+            v.fmt(v.measured),
+            v.fmt(v.target),
+            v.fmt(v.critical),
+            _MARK[v.verdict],
+            v.detail if v.verdict is not Verdict.NOT_CHECKED else v.detail,
+        )
+        for t, v in shown
+    ]
+    lines = table(rows, ("test", "metric", "measured", "target", "critical", "verdict", "basis"))
+    if len(shown) < len(pairs):
+        lines.append(f"... {len(pairs) - len(shown)} more rows (all rows are in the results file)")
+    counts = {verdict: sum(1 for _, v in pairs if v.verdict is verdict) for verdict in Verdict}
+    summary = ", ".join(f"{n} {_MARK[k].lower()}" for k, n in counts.items() if n)
+    lines.append(f"budgets: {summary} ({len({t.nodeid for t, _ in pairs})} tests)")
+    return lines

@@ -1,0 +1,219 @@
+"""One pytest session's perfgate state and decisions, pytest-free.
+
+The plugin calls these methods with plain values; everything that decides (which budgets a
+test has, what it measured, whether it passes, what the summary says) is here and unit-testable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import budgets as budget_mod
+from .budgets import BudgetSpec, Verdict
+from .config import PerfgateConfig
+from .errors import BudgetError, MarkerError, PerfgateError
+from .measure import memory, metadata, timing
+from .model import RunResult, TestResult, save_results
+from .options import Options
+from .recorder import Recorder
+from .reports.terminal import format_budget_table
+from .units import Kind, format_value
+
+MarkerLevels = Sequence[tuple[str, Sequence[tuple[tuple[Any, ...], Mapping[str, Any]]]]]
+
+
+@dataclass
+class PerfgateSession:
+    options: Options
+    config: PerfgateConfig
+    rootdir: str
+    is_worker: bool = False
+    results: dict[str, TestResult] = field(default_factory=dict)
+    save_error: str | None = None
+    saved_to: str | None = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def header(self) -> str:
+        cfg = self.config
+        source = f"{os.path.relpath(cfg.path, self.rootdir)} ({len(cfg.kpis)} KPIs)" if cfg.path else "no perfgate.yml"
+        if self.options.disable:
+            return f"perfgate: disabled (--perfgate-disable); {source}"
+        o = self.options
+        parts = [
+            source,
+            f"rounds >= {o.min_rounds}",
+            f"max-time {format_value(o.max_time, Kind.TIME)}",
+            "strict" if o.strict else "",
+            f"results -> {o.save}" if o.save else "",
+        ]
+        return "perfgate: " + ", ".join(p for p in parts if p)
+
+    def timing_settings(self) -> timing.TimingSettings:
+        o = self.options
+        return timing.TimingSettings(
+            min_rounds=o.min_rounds, max_time=o.max_time, warmup_time=o.warmup, min_round_time=o.min_round_time
+        )
+
+    def resolve_spec(self, nodeid: str, levels: MarkerLevels, *, fixtures: Sequence[str] = ()) -> BudgetSpec | None:
+        """Merge ``perf_budget`` markers from the outermost node (module) to the test itself,
+        the closest winning per metric, over the KPI levels; ``None`` when the test has none.
+
+        ``levels`` is ``[(node_id, [(args, kwargs), ...]), ...]`` outermost first.
+        """
+        spec: BudgetSpec | None = None
+        for node_id, markers in levels:
+            if len(markers) > 1:
+                raise MarkerError(
+                    f"perf_budget is given {len(markers)} times on {node_id or 'the test'}; "
+                    "merge them into one marker",
+                    nodeid=nodeid,
+                )
+            for args, kwargs in markers:
+                try:
+                    parsed = budget_mod.parse_marker(kwargs, tuple(args), declared=self.config.metrics)
+                except PerfgateError as exc:
+                    raise MarkerError(str(exc), nodeid=nodeid) from None
+                spec = parsed if spec is None else parsed.merged_over(spec)
+        if spec is None:
+            return None
+        if spec.kpi is not None:
+            try:
+                spec = spec.merged_over(self.config.kpi(spec.kpi))
+            except BudgetError as exc:
+                raise MarkerError(str(exc), nodeid=nodeid) from None
+            spec = replace(spec, kpi=spec.kpi)
+        if spec.get("mem_peak") and "benchmark" in fixtures and "perf" not in fixtures:
+            raise MarkerError(
+                "mem_peak cannot be measured with pytest-benchmark's 'benchmark' fixture (its rounds are "
+                "not traced); use the 'perf' fixture, or no fixture to budget the whole test call",
+                nodeid=nodeid,
+            )
+        return spec
+
+    # ------------------------------------------------------------------ per test
+
+    def take_benchmark(self, recorder: Recorder, fixture: Any) -> None:
+        """Read pytest-benchmark's raw rounds (seconds per iteration) from its fixture."""
+        stats = getattr(fixture, "stats", None)
+        data = getattr(getattr(stats, "stats", None), "data", None)
+        if not data:
+            return
+        loops = int(getattr(stats, "iterations", 1) or 1)
+        recorder.add_timing(timing.Timing(samples=tuple(map(float, data)), loops=loops, warmup_rounds=0, total_time=0.0), "benchmark")
+
+    def finish_test(
+        self, nodeid: str, spec: BudgetSpec | None, recorder: Recorder, *, rerun: Any = None
+    ) -> TestResult | None:
+        """Judge a test that passed; ``None`` when it neither measured anything nor has budgets."""
+        if self.options.disable or (spec is None and not recorder.series):
+            return None
+        verdicts = budget_mod.evaluate(spec or BudgetSpec(), recorder.series, strict=self.options.strict)
+        evidence = dict(recorder.evidence)
+        mem = next((v for v in verdicts if v.metric == "mem_peak" and v.verdict is Verdict.FAIL), None)
+        if mem is not None and rerun is not None:
+            evidence["memory_peak"] = memory.capture_peak_sites(rerun).to_dict()
+        return TestResult(
+            nodeid=nodeid,
+            mode=recorder.mode,
+            series=dict(recorder.series),
+            spec=spec or BudgetSpec(),
+            verdicts=verdicts,
+            evidence=evidence,
+        )
+
+    def partial_result(
+        self, nodeid: str, spec: BudgetSpec | None, recorder: Recorder, *, error: str | None = None
+    ) -> TestResult:
+        """A test whose budgets were not judged (it failed, errored or was skipped)."""
+        evidence = dict(recorder.evidence)
+        if error:
+            evidence["error"] = error
+        return TestResult(
+            nodeid=nodeid, mode=recorder.mode, series=dict(recorder.series), spec=spec or BudgetSpec(), evidence=evidence
+        )
+
+    @staticmethod
+    def with_outcome(result: TestResult, outcome: str, duration: float) -> TestResult:
+        return replace(result, outcome=outcome, duration=duration)
+
+    def memory_sites_above(self, spec: BudgetSpec | None) -> float | None:
+        """Bytes above which a whole-test trace keeps allocation sites (the smallest level)."""
+        budget = spec.get("mem_peak") if spec else None
+        if budget is None:
+            return None
+        levels = [lvl for lvl in (budget.target, budget.critical) if lvl is not None]
+        return min(levels) if levels else None
+
+    # ------------------------------------------------------------------ session end
+
+    def add(self, result: TestResult) -> None:
+        self.results[result.nodeid] = result
+
+    def run_result(self) -> RunResult:
+        extra = {
+            "settings": {
+                "min_rounds": self.options.min_rounds,
+                "max_time": self.options.max_time,
+                "warmup": self.options.warmup,
+                "min_round_time": self.options.min_round_time,
+                "strict": self.options.strict,
+            },
+            "config": self.config.path,
+        }
+        return RunResult(metadata=metadata.collect(self.rootdir, extra=extra), tests=tuple(self.results.values()))
+
+    def save(self) -> None:
+        if self.options.save is None:
+            return
+        path = save_results(self.options.save, self.run_result())
+        self.saved_to = str(path)
+
+    def summary_lines(self, *, verbose: bool = False) -> list[str]:
+        tests = list(self.results.values())
+        lines = format_budget_table(tests, max_rows=None if verbose else 30)
+        warned = sorted(t.nodeid for t in tests if t.verdict is Verdict.WARN)
+        if warned:
+            lines.append(
+                f"WARN {len(warned)} test{'s' if len(warned) != 1 else ''} past the target level "
+                f"(not failing{'; --perfgate-strict makes these failures' if not self.options.strict else ''})"
+            )
+        if self.saved_to:
+            lines.append(f"results: {self.saved_to} ({len(tests)} tests)")
+        if self.save_error:
+            lines.append(f"error: {self.save_error}")
+        return lines
+
+
+def failure_text(result: TestResult) -> str | None:
+    """The failure message of a test whose budgets failed, with memory evidence if any."""
+    failed = [v for v in budget_mod.worst_first(result.verdicts) if v.verdict is Verdict.FAIL]
+    if not failed:
+        return None
+    lines = [f"perf budget exceeded: {v.message()}" for v in failed]
+    others = [v for v in result.verdicts if v.verdict is not Verdict.FAIL]
+    lines.extend(f"  also: {v.message()}" for v in others)
+    peak = result.evidence.get("memory_peak")
+    if peak:
+        lines.append(_format_sites(peak["sites"], f"allocation sites at the largest observed point "
+                                   f"({format_value(peak['observed'], Kind.SIZE)} of a "
+                                   f"{format_value(peak['peak'], Kind.SIZE)} peak):"))
+    at_end = result.evidence.get("memory_sites_at_end")
+    if at_end:
+        lines.append(_format_sites(at_end, "allocation sites still held at the end of the test "
+                                   "(use the perf fixture to see the sites at the peak):"))
+    return "\n".join(lines)
+
+
+def _format_sites(sites: Sequence[Mapping[str, Any]], title: str, limit: int = 8) -> str:
+    lines = [title]
+    for i, site in enumerate(sites[:limit], 1):
+        lines.append(f"  #{i} {format_value(site['size'], Kind.SIZE)} in {site['count']} blocks")
+        lines.extend(f"      {frame}" for frame in site["stack"][-6:])
+    return "\n".join(lines)
+
+
+__all__ = ["PerfgateSession", "failure_text"]
