@@ -76,18 +76,29 @@ class PerfgateConfig:
         try:
             return self.kpis[name]
         except KeyError:
+            prefix = f"{where}: " if where else ""
+            if self.path is None:
+                raise BudgetError(
+                    f"{prefix}unknown KPI '{name}': no perfgate.yml was found (looked from the current "
+                    "directory up to the rootdir); pass --perfgate-config PATH or set perfgate_config in the ini"
+                ) from None
             known = ", ".join(sorted(self.kpis)) or "none defined"
-            source = self.path or "no perfgate.yml found"
-            raise BudgetError(
-                f"{where + ': ' if where else ''}unknown KPI '{name}' (KPIs in {source}: {known})"
-            ) from None
+            raise BudgetError(f"{prefix}unknown KPI '{name}'; KPIs in {self.path}: {known}") from None
 
 
-def find_config(rootdir: str | os.PathLike[str]) -> Path | None:
-    for name in DEFAULT_NAMES:
-        candidate = Path(rootdir) / name
-        if candidate.is_file():
-            return candidate
+def find_config(start: str | os.PathLike[str], rootdir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The first ``perfgate.yml`` (or ``.yaml``) from ``start`` up to ``rootdir`` (inclusive);
+    only ``start`` itself when it is not inside ``rootdir``."""
+    here = Path(start).resolve()
+    top = Path(rootdir).resolve() if rootdir is not None else here
+    folders = [here, *here.parents] if here == top or top in here.parents else [here, top]
+    for folder in folders:
+        for name in DEFAULT_NAMES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
+        if folder == top:
+            break
     return None
 
 

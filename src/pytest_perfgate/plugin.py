@@ -66,7 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if path is not None and not os.path.isabs(path):
         path = os.path.join(str(config.invocation_params.dir), path)
     if path is None:
-        found = find_config(config.rootpath)
+        found = find_config(config.invocation_params.dir, config.rootpath)
         path = str(found) if found else None
     try:
         perf_config = load_config(path)
@@ -182,9 +182,16 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     if result is None:
         return outcome
     item.stash[RESULT] = result
+    path, lineno, _ = item.location
     for verdict in result.verdicts:
         if verdict.verdict is Verdict.WARN:
-            warnings.warn(PerfBudgetWarning(f"perf budget: {verdict.message()}"), stacklevel=1)
+            # attributed to the test itself, so pytest's warning summary points at it
+            warnings.warn_explicit(
+                PerfBudgetWarning(f"perf budget: {verdict.message()}"),
+                PerfBudgetWarning,
+                filename=str(item.config.rootpath / path),
+                lineno=(lineno or 0) + 1,
+            )
     failure = perf_session.failure_text(result)
     if failure:
         pytest.fail(failure, pytrace=False)

@@ -82,7 +82,7 @@ class PerfgateSession:
             return None
         if spec.kpi is not None:
             try:
-                spec = spec.merged_over(self.config.kpi(spec.kpi))
+                spec = spec.merged_over(self.config.kpi(spec.kpi).spec())
             except BudgetError as exc:
                 raise MarkerError(str(exc), nodeid=nodeid) from None
             spec = replace(spec, kpi=spec.kpi)

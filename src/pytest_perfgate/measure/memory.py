@@ -163,6 +163,8 @@ def _top_sites(snapshot: tracemalloc.Snapshot, top: int) -> tuple[AllocationSite
             if _is_own(frame.filename):
                 continue
             source = linecache.getline(frame.filename, frame.lineno).strip()
-            stack.append(f"{frame.filename}:{frame.lineno}: {source}" if source else f"{frame.filename}:{frame.lineno}")
+            text = f"{frame.filename}:{frame.lineno}: {source}" if source else f"{frame.filename}:{frame.lineno}"
+            if not stack or stack[-1] != text:  # a comprehension repeats its enclosing line
+                stack.append(text)
         sites.append(AllocationSite(size=stat.size, count=stat.count, stack=tuple(stack)))
     return tuple(sites)
