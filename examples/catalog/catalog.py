@@ -40,7 +40,9 @@ class Catalog:
                 name=f"product {i}",
                 category=rng.choice(CATEGORIES),
                 price_cents=rng.randint(100, 100_000),
-                description=" ".join(rng.choice(("fresh", "durable", "organic", "compact", "classic")) for _ in range(12)),
+                description=" ".join(
+                    rng.choice(("fresh", "durable", "organic", "compact", "classic")) for _ in range(12)
+                ),
             )
             for i in range(n)
         ]

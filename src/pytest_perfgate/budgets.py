@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from . import metrics as metric_registry
 from . import stats
@@ -28,8 +28,7 @@ if TYPE_CHECKING:
     from .model import Series
 
 LEVEL_FORMS = (
-    "a single value (the critical level), a (target, critical) pair, "
-    "or a mapping with 'target' and/or 'critical'"
+    "a single value (the critical level), a (target, critical) pair, or a mapping with 'target' and/or 'critical'"
 )
 
 
@@ -83,6 +82,7 @@ class BudgetSpec:
     kpi: str | None = None
     max_regression: float | None = None
     warn_regression: float | None = None
+    evidence: tuple[str, ...] = ()  # evidence to collect even when the test passes: memory, cpu
 
     def get(self, metric: str) -> MetricBudget | None:
         for budget in self.budgets:
@@ -102,6 +102,7 @@ class BudgetSpec:
             kpi=self.kpi or base.kpi,
             max_regression=_first(self.max_regression, base.max_regression),
             warn_regression=_first(self.warn_regression, base.warn_regression),
+            evidence=tuple(dict.fromkeys((*base.evidence, *self.evidence))),
         )
 
 
@@ -162,10 +163,18 @@ class BudgetResult:
 
 
 def parse_level(
-    raw: object, metric: str, kind: Kind | None, *, higher_is_better: bool = False, source: str = "marker"
+    raw: object,
+    metric: str,
+    kind: Kind | None,
+    *,
+    higher_is_better: bool | None = False,
+    source: str = "marker",
 ) -> MetricBudget:
     """Parse one level form (see module doc) for ``metric``. Raises ``ValueError`` subclasses
-    whose message says what is wrong and what is accepted; callers add the location."""
+    whose message says what is wrong and what is accepted; callers add the location.
+
+    ``higher_is_better=None`` means the direction is not known yet (an undeclared custom metric):
+    the order of the two levels is then checked when the test records the metric."""
     if isinstance(raw, Mapping):
         unknown = sorted(set(map(str, raw)) - {"target", "critical"})
         if unknown:
@@ -175,27 +184,38 @@ def parse_level(
             raise BudgetError(f"neither 'target' nor 'critical' given; accepted: {LEVEL_FORMS}")
     elif isinstance(raw, (tuple, list)):
         if len(raw) != 2:
-            raise BudgetError(
-                f"{len(raw)} values given; a pair is (target, critical); accepted: {LEVEL_FORMS}"
-            )
+            raise BudgetError(f"{len(raw)} values given; a pair is (target, critical); accepted: {LEVEL_FORMS}")
         target_raw, critical_raw = raw
     else:
         target_raw, critical_raw = None, raw
+    if metric in metric_registry.FALSE_MEANS_ZERO:
+        target_raw, critical_raw = _false_as_zero(target_raw, metric), _false_as_zero(critical_raw, metric)
     kind_target, target = _parse_value(target_raw, kind)
     kind_critical, critical = _parse_value(critical_raw, kind)
     resolved = kind or kind_target or kind_critical
     if kind_target and kind_critical and kind_target is not kind_critical:
-        raise BudgetError(
-            f"target and critical have different units ({kind_target.value} vs {kind_critical.value})"
-        )
+        raise BudgetError(f"target and critical have different units ({kind_target.value} vs {kind_critical.value})")
     budget = MetricBudget(
-        metric, target, critical, kind=resolved, higher_is_better=higher_is_better, source=source
+        metric, target, critical, kind=resolved, higher_is_better=bool(higher_is_better), source=source
     )
-    try:
-        budget.check_order()
-    except ValueError as exc:
-        raise BudgetError(str(exc)) from None
+    if higher_is_better is not None:
+        try:
+            budget.check_order()
+        except ValueError as exc:
+            raise BudgetError(str(exc)) from None
     return budget
+
+
+def _false_as_zero(raw: object, metric: str) -> object:
+    """``collscan=False`` means "none allowed" (level 0); ``True`` names no level and is refused."""
+    if raw is False:
+        return 0
+    if raw is True:
+        raise BudgetError(
+            f"{metric}=True is not a level; accepted: {metric}=False (none allowed, i.e. critical 0) "
+            f"or a whole number such as {metric}=2"
+        )
+    return raw
 
 
 _INFER_ORDER = (Kind.TIME, Kind.SIZE, Kind.RATE, Kind.RATIO)
@@ -224,7 +244,8 @@ def _parse_value(raw: object, kind: Kind | None) -> tuple[Kind | None, float | N
     return None, parse(raw, Kind.NUMBER)
 
 
-MARKER_OPTIONS = ("kpi", "metrics", "max_regression", "warn_regression")
+MARKER_OPTIONS = ("kpi", "metrics", "max_regression", "warn_regression", "evidence")
+EVIDENCE_KINDS = ("memory", "cpu")
 
 
 def parse_marker(
@@ -242,8 +263,7 @@ def parse_marker(
     declared = declared or {}
     if args:
         raise BudgetError(
-            f"positional arguments are not accepted (got {args!r}); name each metric, "
-            "e.g. perf_budget(p95='200ms')"
+            f"positional arguments are not accepted (got {args!r}); name each metric, e.g. perf_budget(p95='200ms')"
         )
     plain: dict[str, object] = {}
     targets: dict[str, object] = {}
@@ -253,9 +273,9 @@ def parse_marker(
         if key in MARKER_OPTIONS:
             options[key] = value
         elif key.startswith("target_"):
-            targets[_resolve_name(key[len("target_"):], declared, key)] = value
+            targets[_resolve_name(key[len("target_") :], declared, key)] = value
         elif key.startswith("critical_"):
-            criticals[_resolve_name(key[len("critical_"):], declared, key)] = value
+            criticals[_resolve_name(key[len("critical_") :], declared, key)] = value
         else:
             name = _resolve_name(key, declared, key)
             if name in plain:
@@ -269,8 +289,7 @@ def parse_marker(
         if name in criticals or name in targets:
             if name in plain and isinstance(plain[name], (tuple, list, Mapping)):
                 raise BudgetError(
-                    f"'{name}' gives both levels already; do not combine it with "
-                    f"target_{name}/critical_{name}"
+                    f"'{name}' gives both levels already; do not combine it with target_{name}/critical_{name}"
                 )
             critical = criticals.get(name)
             target = targets.get(name, plain.get(name) if name in criticals else None)
@@ -279,7 +298,7 @@ def parse_marker(
             raw: object = {"target": target, "critical": critical}
         else:
             raw = plain[name]
-        budgets.append(_level_for(raw, definition, "marker"))
+        budgets.append(_level_for(raw, name, definition, "marker"))
 
     custom_raw = options.get("metrics")
     if custom_raw is not None:
@@ -290,17 +309,10 @@ def parse_marker(
         for name, raw in custom_raw.items():
             name = str(name)
             if metric_registry.get(name) is not None:
-                raise BudgetError(
-                    f"'{name}' is a built-in metric; give it as perf_budget({name}=...) not in metrics="
-                )
+                raise BudgetError(f"'{name}' is a built-in metric; give it as perf_budget({name}=...) not in metrics=")
             if any(b.metric == name for b in budgets):
                 raise BudgetError(f"custom metric '{name}' given twice")
-            definition = declared.get(name)
-            budgets.append(
-                _level_for(raw, definition, "marker")
-                if definition
-                else _wrap(lambda: parse_level(raw, name, None), name)
-            )
+            budgets.append(_level_for(raw, name, declared.get(name), "marker"))
 
     kpi = options.get("kpi")
     if kpi is not None and not isinstance(kpi, str):
@@ -310,23 +322,40 @@ def parse_marker(
         kpi=kpi,
         max_regression=_option_ratio(options, "max_regression"),
         warn_regression=_option_ratio(options, "warn_regression"),
+        evidence=parse_evidence(options.get("evidence", ()), "evidence="),
     )
 
 
-def _wrap(fn, name: str) -> MetricBudget:  # type: ignore[no-untyped-def]
+def parse_evidence(raw: object, where: str) -> tuple[str, ...]:
+    """``"memory"``, ``"cpu"``, ``"all"``, a comma list or a sequence of those; ``"none"`` or
+    empty for nothing."""
+    items = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else raw
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise BudgetError(f"{where} expects 'memory', 'cpu', 'all' or a list of them, got {raw!r}")
+    chosen: list[str] = []
+    for item in items:
+        if item in ("", "none"):
+            continue
+        if item == "all":
+            chosen.extend(EVIDENCE_KINDS)
+        elif item in EVIDENCE_KINDS:
+            chosen.append(item)
+        else:
+            raise BudgetError(f"{where} unknown evidence {item!r}; accepted: memory, cpu, all, none")
+    return tuple(dict.fromkeys(chosen))
+
+
+def _level_for(raw: object, name: str, definition: MetricDef | None, source: str) -> MetricBudget:
+    """Parse ``raw`` for a metric, prefixing any error with the metric's name. Without a
+    definition (an undeclared custom metric) kind and direction are settled when it is recorded."""
     try:
-        return fn()  # type: ignore[no-any-return]
+        if definition is None:
+            return parse_level(raw, name, None, higher_is_better=None, source=source)
+        return parse_level(
+            raw, definition.name, definition.kind, higher_is_better=definition.higher_is_better, source=source
+        )
     except (UnitError, BudgetError) as exc:
         raise BudgetError(f"'{name}': {exc}") from None
-
-
-def _level_for(raw: object, definition: MetricDef, source: str) -> MetricBudget:
-    return _wrap(
-        lambda: parse_level(
-            raw, definition.name, definition.kind, higher_is_better=definition.higher_is_better, source=source
-        ),
-        definition.name,
-    )
 
 
 def _option_ratio(options: Mapping[str, object], key: str) -> float | None:

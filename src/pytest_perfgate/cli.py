@@ -20,7 +20,10 @@ Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
 
 
-def command(name: str, help: str) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[[Command], Command]]:
+AddArguments = Callable[[argparse.ArgumentParser], None]
+
+
+def command(name: str, help: str) -> Callable[[AddArguments], Callable[[Command], Command]]:
     """Register a subcommand: ``@command(name, help)(add_arguments)(run)``."""
 
     def with_arguments(add: Callable[[argparse.ArgumentParser], None]) -> Callable[[Command], Command]:
@@ -63,9 +66,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for kpi in config.kpis.values():
         levels = []
         for b in kpi.budgets:
-            kind = b.kind
-            fmt = (lambda v: "-" if v is None else format_value(v, kind)) if kind else str  # noqa: E731
-            levels.append(f"{b.metric} target {fmt(b.target)} critical {fmt(b.critical)}")
+            target, critical = (
+                "-" if v is None else format_value(v, b.kind) if b.kind else str(v) for v in (b.target, b.critical)
+            )
+            levels.append(f"{b.metric} target {target} critical {critical}")
         print(f"  {kpi.name}: " + "; ".join(levels))
     return EXIT_OK
 

@@ -55,3 +55,41 @@ class MeasurementError(PerfgateError):
 
 class PerfBudgetWarning(UserWarning):
     """A measured value is past its target (warn) level but within its critical level."""
+
+
+class GateError(PerfgateError):
+    """The gate cannot compare what it was given (e.g. no test in common with the baseline)."""
+
+
+class RaceError(PerfgateError):
+    """A race test is misused: a bad ``race`` argument or marker value, a replay token that does
+    not parse or does not fit the test, or operations that do not behave deterministically."""
+
+
+class MongoBackendError(PerfgateError):
+    """A MongoDB backend cannot be used: not available, failed to start, or unreachable."""
+
+    def __init__(self, backend: str, message: str, *, hint: str | None = None) -> None:
+        self.backend = backend
+        self.hint = hint
+        super().__init__(f"MongoDB backend '{backend}': {message}" + (f"\nhint: {hint}" if hint else ""))
+
+
+class MongoQueryWarning(UserWarning):
+    """A test issued the same MongoDB query shape many times (a likely N+1)."""
+
+
+class LoadError(PerfgateError):
+    """A load test cannot be set up: a missing locustfile, a run-time that does not parse, a bad
+    option, locust not installed (exit code 2, like any bad input)."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.hint = hint
+        super().__init__(message + (f"\nhint: {hint}" if hint else ""))
+
+
+class LoadRunError(LoadError):
+    """The load run itself could not be done: the target does not answer, locust exited with an
+    error or did not finish in its time limit (exit code 3: nothing was measured)."""
+
+    exit_code = 3

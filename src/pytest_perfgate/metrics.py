@@ -92,3 +92,81 @@ register(
         "peak memory traced (tracemalloc) during one measured call",
     )
 )
+
+# --------------------------------------------------------------------------- MongoDB (mongo/)
+
+MONGO_QUERIES_SERIES = "queries"
+MONGO_DOCS_EXAMINED_SERIES = "docs_examined"
+MONGO_COLLSCAN_SERIES = "collscan"
+
+#: metrics whose budget may be written as ``False`` meaning "none allowed" (critical level 0);
+#: ``True`` is rejected (it names no level). Read by :func:`budgets.parse_level`.
+FALSE_MEANS_ZERO: frozenset[str] = frozenset({MONGO_COLLSCAN_SERIES})
+
+register(
+    MetricDef(
+        "queries",
+        Kind.COUNT,
+        MONGO_QUERIES_SERIES,
+        "max",
+        "MongoDB commands issued by the test body (captured from pymongo or mongomock)",
+    )
+)
+register(
+    MetricDef(
+        "docs_examined",
+        Kind.COUNT,
+        MONGO_DOCS_EXAMINED_SERIES,
+        "max",
+        "documents the server examined for the test's queries (explain executionStats; real servers only)",
+    )
+)
+register(
+    MetricDef(
+        "collscan",
+        Kind.COUNT,
+        MONGO_COLLSCAN_SERIES,
+        "max",
+        "queries whose winning plan is a collection scan (explain; real servers only); collscan=False means none",
+    )
+)
+
+# --------------------------------------------------------------------------- load tests (load/)
+# A load run records, per endpoint and in total: ``time`` (every response time, seconds; so the
+# time percentiles above apply), ``rps`` (completed requests in each whole second of the run),
+# ``error_rate`` (one value: failed / all requests) and ``requests`` (one value: the count).
+
+LOAD_RPS_SERIES = "rps"
+LOAD_ERROR_RATE_SERIES = "error_rate"
+LOAD_REQUESTS_SERIES = "requests"
+
+register(
+    MetricDef(
+        "rps",
+        Kind.RATE,
+        LOAD_RPS_SERIES,
+        "mean",
+        "load test throughput: completed requests per second, averaged over the whole seconds of the run",
+        higher_is_better=True,
+    ),
+    "throughput",
+)
+register(
+    MetricDef(
+        "error_rate",
+        Kind.RATIO,
+        LOAD_ERROR_RATE_SERIES,
+        "max",
+        "load test: failed requests / all requests",
+    )
+)
+register(
+    MetricDef(
+        "requests",
+        Kind.COUNT,
+        LOAD_REQUESTS_SERIES,
+        "max",
+        "load test: requests completed; a floor such as requests=1000 catches a run that barely ran",
+        higher_is_better=True,
+    )
+)

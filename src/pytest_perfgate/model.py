@@ -113,6 +113,7 @@ def spec_to_dict(spec: BudgetSpec) -> dict[str, Any]:
         "kpi": spec.kpi,
         "max_regression": spec.max_regression,
         "warn_regression": spec.warn_regression,
+        "evidence": list(spec.evidence),
         "budgets": [
             {
                 "metric": b.metric,
@@ -166,15 +167,15 @@ def run_to_dict(run: RunResult) -> dict[str, Any]:
     }
 
 
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write JSON to ``path`` atomically (temporary file in the same folder, then rename)."""
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename):
+    a reader never sees a half-written file, and a crash leaves the old one in place."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=False, allow_nan=False)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -183,6 +184,11 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
             os.unlink(tmp)
         raise
     return target
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write JSON to ``path`` atomically (see :func:`write_text_atomic`)."""
+    return write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
 def save_results(path: str | os.PathLike[str], run: RunResult) -> Path:
@@ -227,9 +233,11 @@ class _Reader:
 
 def series_from_dict(r: _Reader, name: str, raw: Any, where: str) -> Series:
     d = r.mapping(raw, where)
+    raw_values = r.seq(d.get("values"), f"{where}.values")
+    # null stands for a non-finite value (JSON has no NaN)
     values = tuple(
-        float("nan") if v is None else r.number(v, f"{where}.values[{i}]")  # type: ignore[misc]
-        for i, v in enumerate(r.seq(d.get("values"), f"{where}.values"))
+        float("nan") if v is None else float(r.number(v, f"{where}.values[{i}]") or 0.0)
+        for i, v in enumerate(raw_values)
     )
     return Series(
         name=name,
@@ -263,6 +271,7 @@ def spec_from_dict(r: _Reader, raw: Any, where: str) -> BudgetSpec:
         kpi=d.get("kpi"),
         max_regression=r.number(d.get("max_regression"), f"{where}.max_regression", optional=True),
         warn_regression=r.number(d.get("warn_regression"), f"{where}.warn_regression", optional=True),
+        evidence=tuple(str(e) for e in r.seq(d.get("evidence", []), f"{where}.evidence")),
     )
 
 
@@ -352,6 +361,7 @@ def load_results(path: str | os.PathLike[str]) -> RunResult:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ResultsFileError(name, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                               "the file may be truncated") from None
+        raise ResultsFileError(
+            name, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); the file may be truncated"
+        ) from None
     return run_from_dict(data, name)

@@ -34,6 +34,16 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def evidence(text: str) -> tuple[str, ...]:
+    from .budgets import parse_evidence
+    from .errors import BudgetError
+
+    try:
+        return parse_evidence(str(text), "--perfgate-evidence")
+    except BudgetError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("--perfgate-evidence ", "")) from None
+
+
 def boolean(text: str) -> bool:
     value = str(text).strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -43,9 +53,7 @@ def boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; expected true or false")
 
 
-def resolve(
-    name: str, cli_value: Any, ini_value: Any, parser: Callable[[str], T], default: T
-) -> T:
+def resolve(name: str, cli_value: Any, ini_value: Any, parser: Callable[[str], T], default: T) -> T:
     """CLI value if given, else the ini value (parsed), else ``default``.
 
     Raises ``ValueError`` naming the ini key for an ini value that does not parse.
@@ -63,6 +71,7 @@ def resolve(
 @dataclass(frozen=True)
 class Options:
     save: str | None = None
+    html: str | None = None
     config: str | None = None
     strict: bool = False
     min_rounds: int = 5
@@ -70,6 +79,7 @@ class Options:
     warmup: float = 0.05
     min_round_time: float = 100e-6
     memory: bool = False
+    evidence: tuple[str, ...] = ()
     disable: bool = False
 
 
@@ -77,6 +87,7 @@ class Options:
 #: both the command-line flags and the ini keys from this table.
 OPTION_TABLE: tuple[tuple[str, Callable[[str], Any], Any, str, str], ...] = (
     ("save", str, None, "PATH", "write this run's results (versioned JSON) to PATH"),
+    ("html", str, None, "PATH", "write a self-contained HTML report (plots, evidence) to PATH"),
     ("config", str, None, "PATH", "KPI file (default: perfgate.yml at the rootdir)"),
     ("strict", boolean, False, "", "treat a value past its target (warn) level as a failure"),
     ("min_rounds", positive_int, 5, "N", "at least N timed rounds per test (default 5)"),
@@ -84,5 +95,12 @@ OPTION_TABLE: tuple[tuple[str, Callable[[str], Any], Any, str, str], ...] = (
     ("warmup", duration, 0.05, "DURATION", "warm-up before the timed rounds (default 50ms)"),
     ("min_round_time", duration, 100e-6, "DURATION", "shortest timed round; fast calls are looped (default 100us)"),
     ("memory", boolean, False, "", "measure peak memory of every timed call, not only where budgeted"),
+    (
+        "evidence",
+        evidence,
+        (),
+        "KINDS",
+        "collect evidence for every timed test, not only failing ones: memory, cpu, all (comma list)",
+    ),
     ("disable", boolean, False, "", "run tests without measuring or judging budgets (e.g. under coverage)"),
 )

@@ -30,6 +30,7 @@ SPEC = pytest.StashKey["BudgetSpec | None"]()
 RECORDER = pytest.StashKey[Recorder]()
 PERF = pytest.StashKey[Perf]()
 RESULT = pytest.StashKey[TestResult]()
+BENCHMARK = pytest.StashKey[Any]()
 
 
 # --------------------------------------------------------------------------- options
@@ -51,7 +52,11 @@ def _options(config: pytest.Config) -> Options:
     for name, parse, default, _metavar, _text in OPTION_TABLE:
         try:
             values[name] = resolve(
-                f"perfgate_{name}", config.getoption(f"perfgate_{name}"), config.getini(f"perfgate_{name}"), parse, default
+                f"perfgate_{name}",
+                config.getoption(f"perfgate_{name}"),
+                config.getini(f"perfgate_{name}"),
+                parse,
+                default,
             )
         except ValueError as exc:
             raise pytest.UsageError(f"perfgate: {exc}") from None
@@ -136,6 +141,17 @@ def perf(request: pytest.FixtureRequest) -> Perf:
     return fixture
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, Any, Any]:
+    """Note pytest-benchmark's fixture however it was requested (also getfixturevalue)."""
+    value = yield
+    if fixturedef.argname == "benchmark" and fixturedef.scope == "function":
+        request.node.stash[BENCHMARK] = value
+    return value
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -168,13 +184,21 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     else:
         outcome = yield
     # reached only when the test body passed: judge its budgets
-    recorder = _recorder(item)
-    if "benchmark" in fixtures and not state.options.disable:
-        state.take_benchmark(recorder, getattr(item, "funcargs", {}).get("benchmark"))
+    recorder = item.stash.get(RECORDER, None) or Recorder()
+    unmeasured = {}
+    benchmark = item.stash.get(BENCHMARK, None)
+    if benchmark is not None and not state.options.disable:
+        why = state.take_benchmark(recorder, benchmark)
+        if why:
+            unmeasured["time"] = why
     perf_fixture = item.stash.get(PERF, None)
     try:
         result = state.finish_test(
-            item.nodeid, spec, recorder, rerun=perf_fixture.measured_callable if perf_fixture else None
+            item.nodeid,
+            spec,
+            recorder,
+            rerun=perf_fixture.measured_callable if perf_fixture else None,
+            unmeasured=unmeasured,
         )
     except (BudgetError, MeasurementError) as exc:
         item.stash[RESULT] = state.partial_result(item.nodeid, spec, recorder, error=str(exc))
@@ -184,7 +208,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     item.stash[RESULT] = result
     path, lineno, _ = item.location
     for verdict in result.verdicts:
-        if verdict.verdict is Verdict.WARN:
+        if verdict.verdict in (Verdict.WARN, Verdict.NOT_CHECKED):
             # attributed to the test itself, so pytest's warning summary points at it
             warnings.warn_explicit(
                 PerfBudgetWarning(f"perf budget: {verdict.message()}"),
@@ -205,8 +229,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         state = _state(item.config)
         result = item.stash.get(RESULT, None)
         spec = item.stash.get(SPEC, None)
-        if result is None and (RECORDER in item.stash or spec is not None):
-            result = state.partial_result(item.nodeid, spec, _recorder(item))
+        recorder = item.stash.get(RECORDER, None)
+        if result is None and (spec is not None or (recorder is not None and recorder.series)):
+            result = state.partial_result(item.nodeid, spec, recorder or Recorder())
         if result is not None:
             # a plain attribute: serialised with the report, so results cross pytest-xdist
             report.perfgate = test_to_dict(state.with_outcome(result, report.outcome, report.duration))
@@ -229,7 +254,8 @@ class _Controller:
         try:
             self.state.save()
         except (OSError, PerfgateError) as exc:
-            self.state.save_error = f"could not write results to {self.state.options.save}: {exc}"
+            where = self.state.options.save or self.state.options.html
+            self.state.save_error = f"could not write results to {where}: {exc}"
             if session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
@@ -241,5 +267,3 @@ class _Controller:
         for line in lines:
             red = line.startswith(("error", "budgets:")) and "fail" in line
             terminalreporter.write_line(line, red=red, yellow=line.startswith("WARN"))
-
-

@@ -46,6 +46,9 @@ class Recorder:
         self.series: dict[str, Series] = {}
         self.mode: str | None = None
         self.evidence: dict[str, Any] = {}
+        #: metric -> why it cannot be checked here (e.g. "not checked on mongomock: ..."); such
+        #: budgets are judged NOT_CHECKED (never a pass) by session.finish_test
+        self.not_checked: dict[str, str] = {}
         self._declared = declared or {}
 
     def set_series(self, series: Series) -> None:
@@ -60,7 +63,10 @@ class Recorder:
         self.evidence["mem_retained"] = reading.retained
 
     def add_whole_call(self, elapsed: float, reading: memory.PeakReading | None) -> None:
-        """The whole test call as one sample (no ``perf``/``benchmark`` fixture)."""
+        """The whole test call as one sample (no ``perf``/``benchmark`` fixture). A series a
+        fixture recorded (one requested at run time) is kept: it is the better measurement."""
+        if self.mode in ("perf", "benchmark"):
+            return
         self.mode = "call"
         self.set_series(Series(TIME_SERIES, Kind.TIME, (elapsed,), source="call"))
         if reading is not None:
@@ -72,9 +78,7 @@ class Recorder:
                     {"size": s.size, "count": s.count, "stack": list(s.stack)} for s in reading.sites
                 ]
 
-    def record(
-        self, name: str, value: float, *, unit: str | None = None, higher_is_better: bool | None = None
-    ) -> None:
+    def record(self, name: str, value: float, *, unit: str | None = None, higher_is_better: bool | None = None) -> None:
         if not isinstance(name, str) or not name.isidentifier():
             raise MeasurementError(f"perf.record: metric name must be an identifier, got {name!r}")
         if metric_registry.get(name) is not None:
@@ -144,9 +148,7 @@ class Perf:
             self._recorder.add_memory(memory.measure_peak(call), "perf")
         return result.result
 
-    def record(
-        self, name: str, value: float, *, unit: str | None = None, higher_is_better: bool | None = None
-    ) -> None:
+    def record(self, name: str, value: float, *, unit: str | None = None, higher_is_better: bool | None = None) -> None:
         self._recorder.record(name, value, unit=unit, higher_is_better=higher_is_better)
 
     @property

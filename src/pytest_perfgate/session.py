@@ -12,11 +12,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import budgets as budget_mod
+from . import metrics as metric_registry
 from .budgets import BudgetSpec, Verdict
 from .config import PerfgateConfig
 from .errors import BudgetError, MarkerError, PerfgateError
-from .measure import memory, metadata, timing
-from .model import RunResult, TestResult, save_results
+from .measure import cpuprofile, memprofile, metadata, timing
+from .model import RunResult, TestResult, save_results, write_text_atomic
 from .options import Options
 from .recorder import Recorder
 from .reports.terminal import format_budget_table
@@ -34,6 +35,7 @@ class PerfgateSession:
     results: dict[str, TestResult] = field(default_factory=dict)
     save_error: str | None = None
     saved_to: str | None = None
+    html_to: str | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -68,8 +70,7 @@ class PerfgateSession:
         for node_id, markers in levels:
             if len(markers) > 1:
                 raise MarkerError(
-                    f"perf_budget is given {len(markers)} times on {node_id or 'the test'}; "
-                    "merge them into one marker",
+                    f"perf_budget is given {len(markers)} times on {node_id or 'the test'}; merge them into one marker",
                     nodeid=nodeid,
                 )
             for args, kwargs in markers:
@@ -96,26 +97,50 @@ class PerfgateSession:
 
     # ------------------------------------------------------------------ per test
 
-    def take_benchmark(self, recorder: Recorder, fixture: Any) -> None:
-        """Read pytest-benchmark's raw rounds (seconds per iteration) from its fixture."""
+    def take_benchmark(self, recorder: Recorder, fixture: Any) -> str | None:
+        """Read pytest-benchmark's raw rounds (seconds per iteration) from its fixture; when it
+        recorded none, the reason (budgets on time are then "not checked", never passed)."""
         stats = getattr(fixture, "stats", None)
         data = getattr(getattr(stats, "stats", None), "data", None)
         if not data:
-            return
+            if getattr(fixture, "disabled", False):
+                return (
+                    "pytest-benchmark recorded no rounds: it is disabled (--benchmark-disable, or "
+                    "automatically under pytest-xdist; use the perf fixture there)"
+                )
+            return "pytest-benchmark recorded no rounds (the benchmark fixture was not called)"
         loops = int(getattr(stats, "iterations", 1) or 1)
-        recorder.add_timing(timing.Timing(samples=tuple(map(float, data)), loops=loops, warmup_rounds=0, total_time=0.0), "benchmark")
+        samples = tuple(map(float, data))
+        recorder.add_timing(timing.Timing(samples=samples, loops=loops, warmup_rounds=0, total_time=0.0), "benchmark")
+        return None
 
     def finish_test(
-        self, nodeid: str, spec: BudgetSpec | None, recorder: Recorder, *, rerun: Any = None
+        self,
+        nodeid: str,
+        spec: BudgetSpec | None,
+        recorder: Recorder,
+        *,
+        rerun: Any = None,
+        unmeasured: Mapping[str, str] | None = None,
     ) -> TestResult | None:
-        """Judge a test that passed; ``None`` when it neither measured anything nor has budgets."""
+        """Judge a test that passed; ``None`` when it neither measured anything nor has budgets.
+
+        ``unmeasured`` maps a series (e.g. ``time``) to why it could not be measured: budgets on
+        its metrics get a "not checked" verdict with that reason."""
         if self.options.disable or (spec is None and not recorder.series):
             return None
-        verdicts = budget_mod.evaluate(spec or BudgetSpec(), recorder.series, strict=self.options.strict)
+        not_checked = {}
+        for budget in spec.budgets if spec else ():
+            definition = metric_registry.get(budget.metric)
+            series = definition.series if definition else budget.metric
+            if unmeasured and series in unmeasured and series not in recorder.series:
+                not_checked[budget.metric] = unmeasured[series]
+        verdicts = budget_mod.evaluate(
+            spec or BudgetSpec(), recorder.series, strict=self.options.strict, not_checked=not_checked
+        )
         evidence = dict(recorder.evidence)
-        mem = next((v for v in verdicts if v.metric == "mem_peak" and v.verdict is Verdict.FAIL), None)
-        if mem is not None and rerun is not None:
-            evidence["memory_peak"] = memory.capture_peak_sites(rerun).to_dict()
+        if rerun is not None:
+            evidence.update(self.collect_evidence(spec, verdicts, rerun))
         return TestResult(
             nodeid=nodeid,
             mode=recorder.mode,
@@ -125,6 +150,24 @@ class PerfgateSession:
             evidence=evidence,
         )
 
+    def collect_evidence(
+        self, spec: BudgetSpec | None, verdicts: Sequence[budget_mod.BudgetResult], rerun: Any
+    ) -> dict[str, Any]:
+        """Re-run the measured call under a profiler: memory by function when a memory budget
+        failed, the call tree when a time budget failed, either when asked (option or marker)."""
+        wanted = set(self.options.evidence) | set(spec.evidence if spec else ())
+        failed = {v.kind for v in verdicts if v.verdict is Verdict.FAIL}
+        evidence: dict[str, Any] = {}
+        if (
+            "memory" in wanted
+            or (Kind.SIZE in failed
+            and any(v.metric == "mem_peak" and v.verdict is Verdict.FAIL for v in verdicts))
+        ):
+            evidence["memory_profile"] = memprofile.profile_memory(rerun).to_dict()
+        if "cpu" in wanted or Kind.TIME in failed:
+            evidence["cpu_profile"] = cpuprofile.profile_cpu(rerun).to_dict()
+        return evidence
+
     def partial_result(
         self, nodeid: str, spec: BudgetSpec | None, recorder: Recorder, *, error: str | None = None
     ) -> TestResult:
@@ -133,7 +176,11 @@ class PerfgateSession:
         if error:
             evidence["error"] = error
         return TestResult(
-            nodeid=nodeid, mode=recorder.mode, series=dict(recorder.series), spec=spec or BudgetSpec(), evidence=evidence
+            nodeid=nodeid,
+            mode=recorder.mode,
+            series=dict(recorder.series),
+            spec=spec or BudgetSpec(),
+            evidence=evidence,
         )
 
     @staticmethod
@@ -167,10 +214,16 @@ class PerfgateSession:
         return RunResult(metadata=metadata.collect(self.rootdir, extra=extra), tests=tuple(self.results.values()))
 
     def save(self) -> None:
-        if self.options.save is None:
+        """Write the results file and the HTML report, where asked."""
+        if self.options.save is None and self.options.html is None:
             return
-        path = save_results(self.options.save, self.run_result())
-        self.saved_to = str(path)
+        run = self.run_result()
+        if self.options.save is not None:
+            self.saved_to = str(save_results(self.options.save, run))
+        if self.options.html is not None:
+            from .reports.html import render_html
+
+            self.html_to = str(write_text_atomic(self.options.html, render_html(run)))
 
     def summary_lines(self, *, verbose: bool = False) -> list[str]:
         tests = list(self.results.values())
@@ -183,6 +236,8 @@ class PerfgateSession:
             )
         if self.saved_to:
             lines.append(f"results: {self.saved_to} ({len(tests)} tests)")
+        if self.html_to:
+            lines.append(f"html report: {self.html_to}")
         if self.save_error:
             lines.append(f"error: {self.save_error}")
         return lines
@@ -196,15 +251,23 @@ def failure_text(result: TestResult) -> str | None:
     lines = [f"perf budget exceeded: {v.message()}" for v in failed]
     others = [v for v in result.verdicts if v.verdict is not Verdict.FAIL]
     lines.extend(f"  also: {v.message()}" for v in others)
-    peak = result.evidence.get("memory_peak")
-    if peak:
-        lines.append(_format_sites(peak["sites"], f"allocation sites at the largest observed point "
-                                   f"({format_value(peak['observed'], Kind.SIZE)} of a "
-                                   f"{format_value(peak['peak'], Kind.SIZE)} peak):"))
+    profile = result.evidence.get("memory_profile")
+    if profile:
+        if profile["peak_sites"]:
+            lines.append(_format_sites(profile["peak_sites"], "allocation sites at the largest observed point:"))
+        lines.append(memprofile.format_memory_profile(profile))
     at_end = result.evidence.get("memory_sites_at_end")
     if at_end:
-        lines.append(_format_sites(at_end, "allocation sites still held at the end of the test "
-                                   "(use the perf fixture to see the sites at the peak):"))
+        lines.append(
+            _format_sites(
+                at_end,
+                "allocation sites still held at the end of the test "
+                "(use the perf fixture to see the sites at the peak):",
+            )
+        )
+    cpu = result.evidence.get("cpu_profile")
+    if cpu and any(v.kind is Kind.TIME for v in failed):
+        lines.append(cpuprofile.format_cpu_profile(cpu))
     return "\n".join(lines)
 
 

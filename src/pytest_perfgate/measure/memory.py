@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..units import Kind, format_value
-
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -62,32 +60,6 @@ def measure_peak(fn: Callable[[], Any]) -> PeakReading:
     return reading[0]
 
 
-@dataclass(frozen=True)
-class PeakSnapshot:
-    """Allocation sites at the largest observed point of a call."""
-
-    observed: int  # bytes traced (above start) when the snapshot was taken
-    peak: int  # the true peak (tracemalloc's counter), for comparison
-    sites: tuple[AllocationSite, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "observed": self.observed,
-            "peak": self.peak,
-            "sites": [{"size": s.size, "count": s.count, "stack": list(s.stack)} for s in self.sites],
-        }
-
-    def format(self, limit: int = 10) -> str:
-        lines = [
-            f"memory at the largest observed point: {format_value(self.observed, Kind.SIZE)} "
-            f"(peak {format_value(self.peak, Kind.SIZE)}); top allocation sites:"
-        ]
-        for i, site in enumerate(self.sites[:limit], 1):
-            lines.append(f"  #{i} {format_value(site.size, Kind.SIZE)} in {site.count} blocks")
-            lines.extend(f"      {frame}" for frame in site.stack)
-        return "\n".join(lines)
-
-
 _HARNESS = tuple(
     os.path.dirname(os.path.abspath(m.__file__ or ""))
     for m in (sys.modules.get(name) for name in ("_pytest", "pluggy"))
@@ -105,43 +77,6 @@ def _is_own(filename: str) -> bool:
     )
 
 
-def capture_peak_sites(fn: Callable[[], Any], *, frames: int = 12, top: int = 10) -> PeakSnapshot:
-    """Run ``fn`` once more under tracemalloc and a profile hook that snapshots the traced
-    memory whenever it reaches a new high (by 5% or 64 kB) at a function call or return.
-
-    Deterministic (no sampling thread); slow (a hook on every call), so only used to explain
-    a memory failure.
-    """
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start(frames)
-    tracemalloc.reset_peak()
-    base, _ = tracemalloc.get_traced_memory()
-    best: dict[str, Any] = {"level": 0, "snapshot": None}
-
-    def hook(frame: Any, event: str, arg: Any) -> None:
-        if event not in ("call", "return"):
-            return
-        current = tracemalloc.get_traced_memory()[0] - base
-        if current > best["level"] + max(64_000, best["level"] // 20):
-            best["level"] = current
-            best["snapshot"] = tracemalloc.take_snapshot()
-
-    previous = sys.getprofile()
-    sys.setprofile(hook)
-    try:
-        fn()
-    finally:
-        sys.setprofile(previous)
-        _, peak = tracemalloc.get_traced_memory()
-        end_snapshot = tracemalloc.take_snapshot()
-        if not was_tracing:
-            tracemalloc.stop()
-    snapshot = best["snapshot"] or end_snapshot
-    observed = best["level"] if best["snapshot"] is not None else 0
-    return PeakSnapshot(observed=observed, peak=max(0, peak - base), sites=_top_sites(snapshot, top))
-
-
 def snapshot_sites(top: int = 10) -> tuple[AllocationSite, ...]:
     """Allocation sites of what is traced right now (tracemalloc must be running)."""
     return _top_sites(tracemalloc.take_snapshot(), top)
@@ -156,15 +91,24 @@ def _top_sites(snapshot: tracemalloc.Snapshot, top: int) -> tuple[AllocationSite
             tracemalloc.Filter(False, os.path.join(_OWN_DIR, "*")),
         )
     )
-    sites = []
-    for stat in snapshot.statistics("traceback")[:top]:
-        stack = []
-        for frame in stat.traceback:
-            if _is_own(frame.filename):
-                continue
-            source = linecache.getline(frame.filename, frame.lineno).strip()
-            text = f"{frame.filename}:{frame.lineno}: {source}" if source else f"{frame.filename}:{frame.lineno}"
-            if not stack or stack[-1] != text:  # a comprehension repeats its enclosing line
-                stack.append(text)
-        sites.append(AllocationSite(size=stat.size, count=stat.count, stack=tuple(stack)))
+    sites: list[AllocationSite] = []
+    for stat in snapshot.statistics("traceback"):
+        if len(sites) >= top:
+            break
+        stack = _format_stack(stat.traceback)
+        if stack:  # allocations made only by the harness (pytest, perfgate) are not the user's
+            sites.append(AllocationSite(size=stat.size, count=stat.count, stack=stack))
     return tuple(sites)
+
+
+def _format_stack(traceback: tracemalloc.Traceback) -> tuple[str, ...]:
+    """``file:line: source`` for the user's frames of a traceback, oldest first."""
+    stack: list[str] = []
+    for frame in traceback:
+        if _is_own(frame.filename):
+            continue
+        source = linecache.getline(frame.filename, frame.lineno).strip()
+        text = f"{frame.filename}:{frame.lineno}: {source}" if source else f"{frame.filename}:{frame.lineno}"
+        if not stack or stack[-1] != text:  # a comprehension repeats its enclosing line
+            stack.append(text)
+    return tuple(stack)

@@ -13,7 +13,10 @@ _MARK = {Verdict.FAIL: "FAIL", Verdict.WARN: "WARN", Verdict.PASS: "pass", Verdi
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
     """Plain aligned columns (no box drawing: readable in CI logs and when copied)."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
@@ -37,7 +40,7 @@ def format_budget_table(tests: Iterable[TestResult], *, max_rows: int | None = N
             v.fmt(v.target),
             v.fmt(v.critical),
             _MARK[v.verdict],
-            v.detail if v.verdict is not Verdict.NOT_CHECKED else v.detail,
+            v.detail,
         )
         for t, v in shown
     ]

@@ -1,0 +1,254 @@
+"""Memory by function: which functions held the memory of one call, and what stayed allocated.
+
+One diagnostic re-run of the measured call under ``tracemalloc`` and a profile hook
+(``sys.setprofile``: Python calls and returns, and returns from C functions). At every event the
+traced memory is read, so that for each function we know:
+
+* **inclusive peak**: the highest traced memory, above its level on entry, reached while the
+  function was on the stack (its own allocations and its callees');
+* **self (net)**: the net change of traced memory while the function itself was running (not its
+  callees), summed over its calls: what it allocated and kept, minus what it freed;
+* **calls**;
+
+plus the **call stack at the overall peak** and the allocation sites traced at that moment, and
+**what was still allocated at the end** (compared with the start): the leak candidates, i.e.
+memory that stays until something frees it.
+
+Slow (a Python callback on every call): only run on a failing memory budget or when asked. Only the
+calling thread is profiled.
+"""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import CodeType, FrameType
+from typing import Any
+
+from ..units import Kind, format_value
+from .memory import _OWN_DIR, AllocationSite, _format_stack, _top_sites
+
+_STEP = 16_000  # take a new peak snapshot when memory grows by this much (and by 2%)
+
+
+@dataclass(frozen=True)
+class FunctionMemory:
+    function: str  # "module.qualname"
+    location: str  # "file:line"
+    calls: int
+    inclusive_peak: int
+    self_net: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "function": self.function,
+            "location": self.location,
+            "calls": self.calls,
+            "inclusive_peak": self.inclusive_peak,
+            "self_net": self.self_net,
+        }
+
+
+@dataclass(frozen=True)
+class MemoryProfile:
+    peak: int
+    functions: tuple[FunctionMemory, ...]  # by inclusive peak, largest first
+    peak_stack: tuple[str, ...]  # outermost first: "function (file:line)"
+    peak_sites: tuple[AllocationSite, ...]
+    retained: int
+    leaks: tuple[AllocationSite, ...] = field(default=())
+    tree: dict[str, Any] = field(default_factory=dict)  # call paths: {function, peak, self_net, calls, children}
+
+    def to_dict(self, *, functions: int = 25, sites: int = 10) -> dict[str, Any]:
+        """A bounded form for the results file."""
+        return {
+            "peak": self.peak,
+            "functions": [f.to_dict() for f in self.functions[:functions]],
+            "peak_stack": list(self.peak_stack[-30:]),
+            "peak_sites": [_site(s) for s in self.peak_sites[:sites]],
+            "retained": self.retained,
+            "leaks": [_site(s) for s in self.leaks[:sites]],
+            "tree": self.tree,
+        }
+
+
+def _site(site: AllocationSite) -> dict[str, Any]:
+    return {"size": site.size, "count": site.count, "stack": list(site.stack[-8:])}
+
+
+class _Node:
+    """One call path (a function reached through a given chain of callers)."""
+
+    __slots__ = ("calls", "children", "code", "peak", "self_net")
+
+    def __init__(self, code: CodeType | None) -> None:
+        self.code = code
+        self.calls = 0
+        self.peak = 0
+        self.self_net = 0
+        self.children: dict[CodeType, _Node] = {}
+
+
+class _Frame:
+    __slots__ = ("code", "entry", "high", "node")
+
+    def __init__(self, code: CodeType, entry: int, node: _Node) -> None:
+        self.code = code
+        self.entry = entry
+        self.high = entry
+        self.node = node
+
+
+def _describe(code: CodeType, module: str) -> tuple[str, str]:
+    qualname = getattr(code, "co_qualname", code.co_name)
+    return f"{module}.{qualname}" if module else qualname, f"{code.co_filename}:{code.co_firstlineno}"
+
+
+def profile_memory(fn: Callable[[], Any], *, frames: int = 12) -> MemoryProfile:
+    """Run ``fn`` once and account its traced memory to the functions it ran."""
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start(frames)
+    get = tracemalloc.get_traced_memory
+    start_snapshot = tracemalloc.take_snapshot()
+    base = get()[0]
+    stack: list[_Frame] = []
+    root = _Node(None)
+    stats: dict[CodeType, list[int]] = {}  # code -> [calls, inclusive_peak, self_net]
+    modules: dict[CodeType, str] = {}
+    state: dict[str, Any] = {"last": base, "high": base, "stack": (), "snapshot": None, "snap_level": base}
+    own_prefix = _OWN_DIR
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
+        current = get()[0]
+        delta = current - state["last"]
+        state["last"] = current
+        if stack:
+            top = stack[-1]
+            stats[top.code][2] += delta
+            top.node.self_net += delta
+            if current > top.high:
+                top.high = current
+        if current > state["high"]:
+            state["high"] = current
+            if current - state["snap_level"] > max(_STEP, (state["snap_level"] - base) // 50):
+                state["snap_level"] = current
+                state["snapshot"] = tracemalloc.take_snapshot()
+                state["stack"] = tuple(f.code for f in stack)
+        if event == "call":
+            code = frame.f_code
+            if code.co_filename.startswith(own_prefix):
+                return
+            entry = stats.get(code)
+            if entry is None:
+                stats[code] = [0, 0, 0]
+                modules[code] = frame.f_globals.get("__name__", "")
+            stats[code][0] += 1
+            parent = stack[-1].node if stack else root
+            node = parent.children.get(code)
+            if node is None:
+                node = parent.children[code] = _Node(code)
+            node.calls += 1
+            stack.append(_Frame(code, current, node))
+        elif event == "return" and stack and stack[-1].code is frame.f_code:
+            done = stack.pop()
+            entry = stats[done.code]
+            entry[1] = max(entry[1], done.high - done.entry)
+            done.node.peak = max(done.node.peak, done.high - done.entry)
+            if stack and done.high > stack[-1].high:
+                stack[-1].high = done.high
+
+    previous = sys.getprofile()
+    sys.setprofile(hook)
+    try:
+        fn()
+    finally:
+        sys.setprofile(previous)
+        _, peak = get()
+        end_snapshot = tracemalloc.take_snapshot()
+        retained = get()[0] - base
+        if not was_tracing:
+            tracemalloc.stop()
+    functions = []
+    for code, (calls, inclusive, self_net) in stats.items():
+        name, location = _describe(code, modules.get(code, ""))
+        functions.append(FunctionMemory(name, location, calls, max(0, inclusive), self_net))
+    functions.sort(key=lambda f: (-f.inclusive_peak, -f.self_net, f.function))
+    peak_stack = tuple("{} ({})".format(*_describe(code, modules.get(code, ""))) for code in state["stack"])
+    leaks = _leaks(start_snapshot, end_snapshot)
+    peak_sites = _top_sites(state["snapshot"], 10) if state["snapshot"] is not None else ()
+    total_peak = max(0, peak - base)
+    return MemoryProfile(
+        tree=_tree(root, modules, total_peak),
+        peak=total_peak,
+        functions=tuple(functions),
+        peak_stack=peak_stack,
+        peak_sites=peak_sites,
+        retained=max(0, retained),
+        leaks=leaks,
+    )
+
+
+def _tree(root: _Node, modules: dict[CodeType, str], total: int, *, max_nodes: int = 300) -> dict[str, Any]:
+    """The call-path tree as plain data, bounded: paths under 0.5% of the peak are dropped."""
+    budget = [max_nodes]
+
+    def convert(node: _Node, depth: int) -> dict[str, Any]:
+        budget[0] -= 1
+        name, location = _describe(node.code, modules.get(node.code, "")) if node.code else ("<call>", "")
+        children = []
+        for child in sorted(node.children.values(), key=lambda n: -n.peak):
+            if budget[0] <= 0 or depth >= 40 or child.peak < 0.005 * max(total, 1):
+                break
+            children.append(convert(child, depth + 1))
+        return {
+            "function": name,
+            "location": location,
+            "calls": node.calls,
+            "peak": node.peak if node.code else total,
+            "self_net": node.self_net,
+            "children": children,
+        }
+
+    return convert(root, 0)
+
+
+def _leaks(start: tracemalloc.Snapshot, end: tracemalloc.Snapshot, top: int = 10) -> tuple[AllocationSite, ...]:
+    """Sites that hold more at the end than at the start (by traceback), largest first."""
+    by_line: dict[str, list[Any]] = {}  # innermost user line -> [size, count, stack]
+    for diff in end.compare_to(start, "traceback"):
+        stack = _format_stack(diff.traceback)
+        if diff.size_diff <= 0 or not stack:
+            continue
+        entry = by_line.setdefault(stack[-1], [0, 0, stack])
+        entry[0] += diff.size_diff
+        entry[1] += max(diff.count_diff, 0)
+    ranked = sorted(by_line.values(), key=lambda e: -e[0])[:top]
+    return tuple(AllocationSite(size=size, count=count, stack=stack) for size, count, stack in ranked)
+
+
+def format_memory_profile(profile: dict[str, Any], *, limit: int = 10) -> str:
+    """The failure-report text: functions by inclusive peak, the stack at the peak, leaks."""
+    from ..reports.terminal import table
+
+
+    def size(value: float) -> str:
+        return format_value(value, Kind.SIZE)
+
+    rows = [
+        (f["function"], size(f["inclusive_peak"]), size(f["self_net"]), str(f["calls"]), f["location"])
+        for f in profile["functions"][:limit]
+    ]
+    lines = [f"memory by function (one re-run; peak {size(profile['peak'])}):"]
+    lines += ["  " + line for line in table(rows, ("function", "inclusive peak", "self (net)", "calls", "where"))]
+    if profile["peak_stack"]:
+        lines.append("call stack at the peak (outermost first):")
+        lines += [f"  {frame}" for frame in profile["peak_stack"][-12:]]
+    if profile["leaks"]:
+        lines.append(f"still allocated at the end ({size(profile['retained'])} in all; largest sites):")
+        for site in profile["leaks"][:5]:
+            where = site["stack"][-1] if site["stack"] else "?"
+            lines.append(f"  {size(site['size'])} in {site['count']} blocks at {where}")
+    return "\n".join(lines)
