@@ -168,7 +168,9 @@ def _parse_metrics(raw: Any, path: str) -> dict[str, MetricDef]:
         try:
             kind = Kind(body.get("kind", "number"))
         except ValueError:
-            raise ConfigError(f"unknown kind {body.get('kind')!r}; accepted: {kinds}", path=path, key=f"{key}.kind") from None
+            raise ConfigError(
+                f"unknown kind {body.get('kind')!r}; accepted: {kinds}", path=path, key=f"{key}.kind"
+            ) from None
         hib = body.get("higher_is_better", False)
         if not isinstance(hib, bool):
             raise ConfigError(f"expected true or false, got {hib!r}", path=path, key=f"{key}.higher_is_better")
@@ -228,16 +230,24 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
     body = _mapping(raw, path, "gate", "gate settings")
     unknown = sorted(set(map(str, body)) - set(_GATE_KEYS))
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; accepted: {', '.join(_GATE_KEYS)}", path=path, key="gate")
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)}; accepted: {', '.join(_GATE_KEYS)}", path=path, key="gate"
+        )
     defaults = GateSettings()
     metric = str(body.get("metric", defaults.metric))
     if metric not in GATE_STATISTICS:
         raise ConfigError(
             f"unknown statistic {metric!r}; accepted: {', '.join(GATE_STATISTICS)}", path=path, key="gate.metric"
         )
-    max_r = _ratio(body["max_regression"], path, "gate.max_regression") if "max_regression" in body else defaults.max_regression
+    max_r = (
+        _ratio(body["max_regression"], path, "gate.max_regression")
+        if "max_regression" in body
+        else defaults.max_regression
+    )
     warn_r = (
-        _ratio(body["warn_regression"], path, "gate.warn_regression") if "warn_regression" in body else min(defaults.warn_regression, max_r)
+        _ratio(body["warn_regression"], path, "gate.warn_regression")
+        if "warn_regression" in body
+        else min(defaults.warn_regression, max_r)
     )
     if warn_r > max_r:
         raise ConfigError(
@@ -247,7 +257,9 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
     overrides = []
     raw_overrides = body.get("overrides") or []
     if not isinstance(raw_overrides, list):
-        raise ConfigError("expected a list of {match, max_regression, warn_regression}", path=path, key="gate.overrides")
+        raise ConfigError(
+            "expected a list of {match, max_regression, warn_regression}", path=path, key="gate.overrides"
+        )
     for i, item in enumerate(raw_overrides):
         key = f"gate.overrides[{i}]"
         item = _mapping(item, path, key, "match / max_regression / warn_regression")
@@ -259,11 +271,17 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
         overrides.append(
             GateOverride(
                 match=item["match"],
-                max_regression=_ratio(item["max_regression"], path, f"{key}.max_regression") if "max_regression" in item else None,
-                warn_regression=_ratio(item["warn_regression"], path, f"{key}.warn_regression") if "warn_regression" in item else None,
+                max_regression=_ratio(item["max_regression"], path, f"{key}.max_regression")
+                if "max_regression" in item
+                else None,
+                warn_regression=_ratio(item["warn_regression"], path, f"{key}.warn_regression")
+                if "warn_regression" in item
+                else None,
             )
         )
-    return GateSettings(metric=metric, max_regression=max_r, warn_regression=warn_r, alpha=alpha, overrides=tuple(overrides))
+    return GateSettings(
+        metric=metric, max_regression=max_r, warn_regression=warn_r, alpha=alpha, overrides=tuple(overrides)
+    )
 
 
 #: top-level sections; later subsystems (mongo, race, load) add theirs here with a validator.

@@ -121,19 +121,19 @@ def distribution_svg(
     for tick in range(5):
         value = low + (high - low) * tick / 4
         anchor = "start" if tick == 0 else "end" if tick == 4 else "middle"
-        parts.append(
-            f'<text x="{x(value):.1f}" y="{bottom + 14}" text-anchor="{anchor}">{escape(format_value(value, kind))}</text>'
-        )
+        label = escape(format_value(value, kind))
+        parts.append(f'<text x="{x(value):.1f}" y="{bottom + 14}" text-anchor="{anchor}">{label}</text>')
     for name, level in levels:
         colour = _LEVEL_COLOURS.get(name.split()[0], "#555")
+        label = f"{escape(name)} {escape(format_value(level, kind))}"
         if level > high:
-            parts.append(f'<text x="{right - 150}" y="14" fill="{colour}">{escape(name)} {escape(format_value(level, kind))} &#8594;</text>')
+            parts.append(f'<text x="{right - 150}" y="14" fill="{colour}">{label} &#8594;</text>')
             continue
         parts.append(
             f'<line x1="{x(level):.1f}" x2="{x(level):.1f}" y1="14" y2="{bottom}" stroke="{colour}" '
             f'stroke-dasharray="5 3" stroke-width="2"/>'
         )
-        parts.append(f'<text x="{x(level) + 3:.1f}" y="12" fill="{colour}">{escape(name)} {escape(format_value(level, kind))}</text>')
+        parts.append(f'<text x="{x(level) + 3:.1f}" y="12" fill="{colour}">{label}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -341,7 +341,9 @@ def render_html(
     )
     verdicts = [v for t in tests for v in t.verdicts]
     budget_summary = ", ".join(
-        f"{sum(1 for v in verdicts if v.verdict is k)} {k.value}" for k in Verdict if any(v.verdict is k for v in verdicts)
+        f"{sum(1 for v in verdicts if v.verdict is k)} {k.value}"
+        for k in Verdict
+        if any(v.verdict is k for v in verdicts)
     )
     out = [
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>",
@@ -368,9 +370,13 @@ def render_html(
     return "".join(out)
 
 
-def _test_section(test: TestResult, comparisons: Sequence[Comparison], history: Sequence[tuple[str, TestResult]]) -> str:
+def _test_section(
+    test: TestResult, comparisons: Sequence[Comparison], history: Sequence[tuple[str, TestResult]]
+) -> str:
     out = [f'<section class="test" id="{_anchor(test.nodeid)}" data-nodeid="{escape(test.nodeid)}">']
-    out.append(f"<h2>{escape(test.nodeid)} {_badge(test.verdict.value)} <span class=muted>{escape(test.outcome)}</span></h2>")
+    out.append(
+        f"<h2>{escape(test.nodeid)} {_badge(test.verdict.value)} <span class=muted>{escape(test.outcome)}</span></h2>"
+    )
     if test.verdicts:
         rows = "".join(
             f"<tr><td>{escape(v.metric)}</td><td class=num>{escape(v.fmt(v.measured))}</td>"
@@ -396,7 +402,9 @@ def _test_section(test: TestResult, comparisons: Sequence[Comparison], history: 
         )
     series = test.series.get(TIME_SERIES)
     if series is not None and series.values:
-        base_values = [v for _, r in history[-1:] for v in (r.series[TIME_SERIES].values if TIME_SERIES in r.series else ())]
+        base_values = [
+            v for _, r in history[-1:] for v in (r.series[TIME_SERIES].values if TIME_SERIES in r.series else ())
+        ]
         plot = distribution_svg(series.values, base_values, _levels(test), Kind.TIME)
         if plot:
             out.append(f"<h3>Time per call: {'last baseline run vs ' if base_values else ''}this run</h3>{plot}")
