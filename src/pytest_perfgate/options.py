@@ -72,6 +72,8 @@ def resolve(name: str, cli_value: Any, ini_value: Any, parser: Callable[[str], T
 class Options:
     save: str | None = None
     html: str | None = None
+    pushgateway: str | None = None
+    pushgateway_job: str = "perfgate"
     config: str | None = None
     strict: bool = False
     min_rounds: int = 5
@@ -88,6 +90,8 @@ class Options:
 OPTION_TABLE: tuple[tuple[str, Callable[[str], Any], Any, str, str], ...] = (
     ("save", str, None, "PATH", "write this run's results (versioned JSON) to PATH"),
     ("html", str, None, "PATH", "write a self-contained HTML report (plots, evidence) to PATH"),
+    ("pushgateway", str, None, "URL", "push the run's figures to a Prometheus Pushgateway (job and branch labels)"),
+    ("pushgateway_job", str, "perfgate", "NAME", "the job label for --perfgate-pushgateway (default perfgate)"),
     ("config", str, None, "PATH", "KPI file (default: perfgate.yml at the rootdir)"),
     ("strict", boolean, False, "", "treat a value past its target (warn) level as a failure"),
     ("min_rounds", positive_int, 5, "N", "at least N timed rounds per test (default 5)"),

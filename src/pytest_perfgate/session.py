@@ -36,6 +36,8 @@ class PerfgateSession:
     save_error: str | None = None
     saved_to: str | None = None
     html_to: str | None = None
+    pushed_to: str | None = None
+    push_error: str | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -158,10 +160,8 @@ class PerfgateSession:
         wanted = set(self.options.evidence) | set(spec.evidence if spec else ())
         failed = {v.kind for v in verdicts if v.verdict is Verdict.FAIL}
         evidence: dict[str, Any] = {}
-        if (
-            "memory" in wanted
-            or (Kind.SIZE in failed
-            and any(v.metric == "mem_peak" and v.verdict is Verdict.FAIL for v in verdicts))
+        if "memory" in wanted or (
+            Kind.SIZE in failed and any(v.metric == "mem_peak" and v.verdict is Verdict.FAIL for v in verdicts)
         ):
             evidence["memory_profile"] = memprofile.profile_memory(rerun).to_dict()
         if "cpu" in wanted or Kind.TIME in failed:
@@ -214,10 +214,18 @@ class PerfgateSession:
         return RunResult(metadata=metadata.collect(self.rootdir, extra=extra), tests=tuple(self.results.values()))
 
     def save(self) -> None:
-        """Write the results file and the HTML report, where asked."""
-        if self.options.save is None and self.options.html is None:
+        """Write the results file and the HTML report, and push to a Pushgateway, where asked."""
+        o = self.options
+        if o.save is None and o.html is None and o.pushgateway is None:
             return
         run = self.run_result()
+        if o.pushgateway is not None:
+            from .reports.prometheus import push
+
+            try:
+                self.pushed_to = push(run, o.pushgateway, job=o.pushgateway_job)
+            except PerfgateError as exc:  # monitoring trouble is reported, it does not fail the tests
+                self.push_error = str(exc)
         if self.options.save is not None:
             self.saved_to = str(save_results(self.options.save, run))
         if self.options.html is not None:
@@ -238,6 +246,10 @@ class PerfgateSession:
             lines.append(f"results: {self.saved_to} ({len(tests)} tests)")
         if self.html_to:
             lines.append(f"html report: {self.html_to}")
+        if self.pushed_to:
+            lines.append(f"pushed to {self.pushed_to}")
+        if self.push_error:
+            lines.append(f"WARN {self.push_error} (the tests' outcome is unaffected)")
         if self.save_error:
             lines.append(f"error: {self.save_error}")
         return lines

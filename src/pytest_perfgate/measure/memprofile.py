@@ -116,47 +116,46 @@ def profile_memory(fn: Callable[[], Any], *, frames: int = 12) -> MemoryProfile:
     base = get()[0]
     stack: list[_Frame] = []
     root = _Node(None)
-    stats: dict[CodeType, list[int]] = {}  # code -> [calls, inclusive_peak, self_net]
     modules: dict[CodeType, str] = {}
-    state: dict[str, Any] = {"last": base, "high": base, "stack": (), "snapshot": None, "snap_level": base}
     own_prefix = _OWN_DIR
+    last = high = snap_level = base
+    peak_codes: tuple[CodeType, ...] = ()
+    snapshot: tracemalloc.Snapshot | None = None
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
+        # the hot path: runs for every call and return; kept to local variables and slots
+        nonlocal last, high, snap_level, peak_codes, snapshot
+        if event == "c_call":
+            return
         current = get()[0]
-        delta = current - state["last"]
-        state["last"] = current
         if stack:
             top = stack[-1]
-            stats[top.code][2] += delta
-            top.node.self_net += delta
+            top.node.self_net += current - last
             if current > top.high:
                 top.high = current
-        if current > state["high"]:
-            state["high"] = current
-            if current - state["snap_level"] > max(_STEP, (state["snap_level"] - base) // 50):
-                state["snap_level"] = current
-                state["snapshot"] = tracemalloc.take_snapshot()
-                state["stack"] = tuple(f.code for f in stack)
+        last = current
+        if current > high:
+            high = current
+            if current - snap_level > max(_STEP, (snap_level - base) // 50):
+                snap_level = current
+                snapshot = tracemalloc.take_snapshot()
+                peak_codes = tuple(f.code for f in stack)
         if event == "call":
             code = frame.f_code
             if code.co_filename.startswith(own_prefix):
                 return
-            entry = stats.get(code)
-            if entry is None:
-                stats[code] = [0, 0, 0]
-                modules[code] = frame.f_globals.get("__name__", "")
-            stats[code][0] += 1
             parent = stack[-1].node if stack else root
             node = parent.children.get(code)
             if node is None:
                 node = parent.children[code] = _Node(code)
+                if code not in modules:
+                    modules[code] = frame.f_globals.get("__name__", "")
             node.calls += 1
             stack.append(_Frame(code, current, node))
         elif event == "return" and stack and stack[-1].code is frame.f_code:
             done = stack.pop()
-            entry = stats[done.code]
-            entry[1] = max(entry[1], done.high - done.entry)
-            done.node.peak = max(done.node.peak, done.high - done.entry)
+            if done.high - done.entry > done.node.peak:
+                done.node.peak = done.high - done.entry
             if stack and done.high > stack[-1].high:
                 stack[-1].high = done.high
 
@@ -171,24 +170,37 @@ def profile_memory(fn: Callable[[], Any], *, frames: int = 12) -> MemoryProfile:
         retained = get()[0] - base
         if not was_tracing:
             tracemalloc.stop()
-    functions = []
-    for code, (calls, inclusive, self_net) in stats.items():
-        name, location = _describe(code, modules.get(code, ""))
-        functions.append(FunctionMemory(name, location, calls, max(0, inclusive), self_net))
-    functions.sort(key=lambda f: (-f.inclusive_peak, -f.self_net, f.function))
-    peak_stack = tuple("{} ({})".format(*_describe(code, modules.get(code, ""))) for code in state["stack"])
-    leaks = _leaks(start_snapshot, end_snapshot)
-    peak_sites = _top_sites(state["snapshot"], 10) if state["snapshot"] is not None else ()
     total_peak = max(0, peak - base)
     return MemoryProfile(
         tree=_tree(root, modules, total_peak),
         peak=total_peak,
-        functions=tuple(functions),
-        peak_stack=peak_stack,
-        peak_sites=peak_sites,
+        functions=_by_function(root, modules),
+        peak_stack=tuple("{} ({})".format(*_describe(code, modules.get(code, ""))) for code in peak_codes),
+        peak_sites=_top_sites(snapshot, 10) if snapshot is not None else (),
         retained=max(0, retained),
-        leaks=leaks,
+        leaks=_leaks(start_snapshot, end_snapshot),
     )
+
+
+def _by_function(root: _Node, modules: dict[CodeType, str]) -> tuple[FunctionMemory, ...]:
+    """Fold the call paths per function: calls and self (net) add up, the inclusive peak is the
+    largest of any path (peaks of different moments do not add)."""
+    totals: dict[CodeType, list[int]] = {}
+    pending = list(root.children.values())
+    while pending:
+        node = pending.pop()
+        assert node.code is not None
+        entry = totals.setdefault(node.code, [0, 0, 0])
+        entry[0] += node.calls
+        entry[1] = max(entry[1], node.peak)
+        entry[2] += node.self_net
+        pending.extend(node.children.values())
+    functions = []
+    for code, (calls, inclusive, self_net) in totals.items():
+        name, location = _describe(code, modules.get(code, ""))
+        functions.append(FunctionMemory(name, location, calls, max(0, inclusive), self_net))
+    functions.sort(key=lambda f: (-f.inclusive_peak, -f.self_net, f.function))
+    return tuple(functions)
 
 
 def _tree(root: _Node, modules: dict[CodeType, str], total: int, *, max_nodes: int = 300) -> dict[str, Any]:
@@ -232,7 +244,6 @@ def _leaks(start: tracemalloc.Snapshot, end: tracemalloc.Snapshot, top: int = 10
 def format_memory_profile(profile: dict[str, Any], *, limit: int = 10) -> str:
     """The failure-report text: functions by inclusive peak, the stack at the peak, leaks."""
     from ..reports.terminal import table
-
 
     def size(value: float) -> str:
         return format_value(value, Kind.SIZE)
