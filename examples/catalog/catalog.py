@@ -54,6 +54,12 @@ class Catalog:
             items = [p for p in items if p.price_cents <= max_price_cents]
         return items[:limit]
 
+    def search_text(self, word: str, *, limit: int = 20) -> list[Product]:
+        """Full-text search without an index: scans every description (what a time budget catches)."""
+        found = [p for p in self._products.values() if _matches(p.description, word)]
+        found.sort(key=lambda p: p.price_cents)
+        return found[:limit]
+
     def details(self, product_id: int) -> Product:
         return self._products[product_id]
 
@@ -70,3 +76,7 @@ class Catalog:
             f"{p.id},{p.name},{p.category},{p.price_cents / 100:.2f},{p.description}" for p in self._products.values()
         )
         return "\n".join(lines)
+
+
+def _matches(text: str, word: str) -> bool:
+    return word in text.split()

@@ -26,6 +26,14 @@ def test_export_csv_memory(perf, catalog):
     assert text.count("\n") == 20_000
 
 
+@pytest.mark.perf_budget(p95=("100us", "1ms"))
+def test_search_text_slow(perf, catalog):
+    """Deliberately over budget: search_text splits every description of 20,000 products (a few
+    tens of ms anywhere). The failure report shows the hot path: search_text -> <listcomp> ->
+    _matches -> str.split."""
+    assert perf(catalog.search_text, "organic")
+
+
 @pytest.mark.perf_budget(p99="5ms", metrics={"cache_hit_ratio": (0.9, 0.5)})
 def test_details_with_cache(perf, catalog):
     """A custom, higher-is-better figure with its own levels next to a latency budget."""
