@@ -17,14 +17,40 @@ from .units import Kind, parse
 T = TypeVar("T")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected e.g. 5") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """A parser of whole numbers at or above ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected e.g. 5") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+positive_int = whole_number(1)
+
+
+def choice(*accepted: str, what: str | None = None) -> Callable[[str], str]:
+    """A parser accepting one of ``accepted`` (case-insensitive); ``what`` names the kind of value
+    in the error ("'sqlite' is not a backend; accepted: ...")."""
+
+    def parse(text: str) -> str:
+        value = str(text).strip().lower()
+        if value not in accepted:
+            wrong = f"is not a {what}" if what else "is not accepted"
+            raise argparse.ArgumentTypeError(f"{text!r} {wrong}; accepted: {', '.join(accepted)}")
+        return value
+
+    return parse
+
+
+def text(value: str) -> str:
+    return str(value).strip()
 
 
 def duration(text: str) -> float:
@@ -85,9 +111,12 @@ class Options:
     disable: bool = False
 
 
-#: (option name, ini name, parser, default, help) for every perfgate option: the plugin builds
-#: both the command-line flags and the ini keys from this table.
-OPTION_TABLE: tuple[tuple[str, Callable[[str], Any], Any, str, str], ...] = (
+#: (name, parser, default, metavar, help): each row becomes the flag ``--perfgate-<name>`` and the
+#: ini key ``perfgate_<name>`` (an empty metavar makes a flag without a value). The core and each
+#: subsystem's plugin declare their options as such a table.
+OptionTable = tuple[tuple[str, Callable[[str], Any], Any, str, str], ...]
+
+OPTION_TABLE: OptionTable = (
     ("save", str, None, "PATH", "write this run's results (versioned JSON) to PATH"),
     ("html", str, None, "PATH", "write a self-contained HTML report (plots, evidence) to PATH"),
     ("pushgateway", str, None, "URL", "push the run's figures to a Prometheus Pushgateway (job and branch labels)"),

@@ -3,8 +3,10 @@ made by the pure modules (budgets, recorder, measure, model, reports)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from dataclasses import replace
 import warnings
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
@@ -19,11 +21,11 @@ from .errors import BudgetError, MeasurementError, PerfBudgetWarning, PerfgateEr
 from .markers import MARKERS
 from .measure import memory
 from .model import TestResult, test_from_json, test_to_dict
-from .options import OPTION_TABLE, Options, resolve
+from .options import OPTION_TABLE, Options, OptionTable, resolve
 from .recorder import Perf, Recorder
 
 #: area plugins (fixtures and hooks of the MongoDB, race and load subsystems), loaded with this one
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["pytest_perfgate.race.plugin", "pytest_perfgate.mongo.plugin"]
 
 STATE = pytest.StashKey["perf_session.PerfgateSession"]()
 SPEC = pytest.StashKey["BudgetSpec | None"]()
@@ -36,20 +38,22 @@ BENCHMARK = pytest.StashKey[Any]()
 # --------------------------------------------------------------------------- options
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("perfgate", "performance budgets and gate (pytest-perfgate)")
-    for name, parse, _default, metavar, text in OPTION_TABLE:
+def add_option_table(parser: pytest.Parser, group: str, description: str, table: OptionTable) -> None:
+    """Register ``--perfgate-<name>`` flags and ``perfgate_<name>`` ini keys for a table's rows."""
+    options = parser.getgroup(group, description)
+    for name, parse, _default, metavar, text in table:
         flag = "--perfgate-" + name.replace("_", "-")
         if metavar:
-            group.addoption(flag, dest=f"perfgate_{name}", type=parse, default=None, metavar=metavar, help=text)
+            options.addoption(flag, dest=f"perfgate_{name}", type=parse, default=None, metavar=metavar, help=text)
         else:
-            group.addoption(flag, dest=f"perfgate_{name}", action="store_const", const=True, default=None, help=text)
+            options.addoption(flag, dest=f"perfgate_{name}", action="store_const", const=True, default=None, help=text)
         parser.addini(f"perfgate_{name}", text, type="string", default=None)
 
 
-def _options(config: pytest.Config) -> Options:
+def resolve_option_table(config: pytest.Config, table: OptionTable) -> dict[str, Any]:
+    """Each row's value: command line, else ini, else default; a bad ini value is a usage error."""
     values = {}
-    for name, parse, default, _metavar, _text in OPTION_TABLE:
+    for name, parse, default, _metavar, _text in table:
         try:
             values[name] = resolve(
                 f"perfgate_{name}",
@@ -60,7 +64,15 @@ def _options(config: pytest.Config) -> Options:
             )
         except ValueError as exc:
             raise pytest.UsageError(f"perfgate: {exc}") from None
-    return Options(**values)
+    return values
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_option_table(parser, "perfgate", "performance budgets and gate (pytest-perfgate)", OPTION_TABLE)
+
+
+def _options(config: pytest.Config) -> Options:
+    return Options(**resolve_option_table(config, OPTION_TABLE))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -185,7 +197,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         outcome = yield
     # reached only when the test body passed: judge its budgets
     recorder = item.stash.get(RECORDER, None) or Recorder()
-    unmeasured = {}
+    # series that could not be measured here, and why (e.g. explain-based metrics on mongomock)
+    unmeasured = dict(recorder.not_checked)
     benchmark = item.stash.get(BENCHMARK, None)
     if benchmark is not None and not state.options.disable:
         why = state.take_benchmark(recorder, benchmark)
@@ -230,8 +243,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         result = item.stash.get(RESULT, None)
         spec = item.stash.get(SPEC, None)
         recorder = item.stash.get(RECORDER, None)
-        if result is None and (spec is not None or (recorder is not None and recorder.series)):
+        # subsystems (race, ...) attach their report as a JSON user property "perfgate_<name>"
+        attached = {
+            key[len("perfgate_") :]: json.loads(value)
+            for key, value in item.user_properties
+            if isinstance(key, str) and key.startswith("perfgate_") and isinstance(value, str)
+        }
+        if result is None and (spec is not None or attached or (recorder is not None and recorder.series)):
             result = state.partial_result(item.nodeid, spec, recorder or Recorder())
+        if result is not None and attached:
+            result = replace(result, evidence={**result.evidence, **attached})
         if result is not None:
             # a plain attribute: serialised with the report, so results cross pytest-xdist
             report.perfgate = test_to_dict(state.with_outcome(result, report.outcome, report.duration))

@@ -1,0 +1,371 @@
+"""pytest wiring of the MongoDB subsystem: options, fixtures, the session header line, and the
+per-test capture window. Loaded by :mod:`pytest_perfgate.plugin` (``pytest_plugins``). No logic:
+decisions live in the pytest-free modules of this package."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import warnings
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .. import plugin as core
+from ..errors import MongoBackendError, MongoQueryWarning
+from ..model import Series
+from ..options import OptionTable, boolean, choice, duration, text, whole_number
+from ..units import Kind
+from . import analysis as analysis_mod
+from . import backends as backend_mod
+from . import dbs
+from .advisor import index_keys
+from .capture import CaptureHub, QueryLog, QueryRecord
+from .explain import explain_command
+from .profile import SKIP_REASON, Profile
+from .queries import Queries
+
+LOG = pytest.StashKey[QueryLog]()
+MONGO_METRICS = ("queries", "docs_examined", "collscan")
+REPEAT_MODES = ("warn", "fail", "off")
+
+
+#: (name, parser, default, metavar, help): flags --perfgate-<name> and ini keys perfgate_<name>
+OPTIONS: OptionTable = (
+    (
+        "mongo",
+        choice(*backend_mod.BACKENDS, what="backend"),
+        "auto",
+        "BACKEND",
+        "MongoDB backend: auto (URI, else Docker, else local mongod, else mongomock), uri, docker, mongod, mongomock",
+    ),
+    ("mongo_uri", text, None, "URI", "MongoDB server to use (also PERFGATE_MONGO_URI)"),
+    ("mongo_image", text, "mongo:7", "IMAGE", "Docker image for the docker backend (default mongo:7)"),
+    ("mongod", text, None, "PATH", "mongod executable for the mongod backend (default: mongod on PATH)"),
+    ("mongo_replset", boolean, False, "", "start docker/mongod backends as a single-node replica set (transactions)"),
+    ("mongo_timeout", duration, 5.0, "DURATION", "connect/probe timeout, e.g. 5s (default 5s)"),
+    ("mongo_start_timeout", duration, 60.0, "DURATION", "wait for a started mongod/container (default 60s)"),
+    (
+        "mongo_repeat_threshold",
+        whole_number(0),
+        5,
+        "N",
+        "same query shape N times in a test is reported as N+1 (0: off)",
+    ),
+    ("mongo_repeats", choice(*REPEAT_MODES), "warn", "MODE", "N+1 repeats: warn (default), fail, or off"),
+    ("mongo_explain_limit", whole_number(0), 100, "N", "explain at most N commands per test (default 100)"),
+    (
+        "mongo_explain",
+        choice("budgeted", "always"),
+        "budgeted",
+        "WHEN",
+        "run explain on real servers: 'budgeted' (tests with docs_examined/collscan budgets; default) or "
+        "'always' (also one command per query shape, so index advice is checked against the plan)",
+    ),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    core.add_option_table(parser, "perfgate-mongo", "MongoDB backends and query budgets (pytest-perfgate)", OPTIONS)
+
+
+def read_settings(config: pytest.Config) -> tuple[backend_mod.MongoSettings, str]:
+    values = core.resolve_option_table(config, OPTIONS)
+    uri, source = config.getoption("perfgate_mongo_uri"), "--perfgate-mongo-uri"
+    if not uri and os.environ.get("PERFGATE_MONGO_URI", "").strip():
+        uri, source = os.environ["PERFGATE_MONGO_URI"].strip(), "PERFGATE_MONGO_URI"
+    elif not uri and values["mongo_uri"]:
+        uri, source = values["mongo_uri"], "ini perfgate_mongo_uri"
+    settings = backend_mod.MongoSettings(
+        choice=values["mongo"],
+        uri=uri or None,
+        uri_source=source if uri else None,
+        image=values["mongo_image"],
+        mongod=values["mongod"],
+        replset=values["mongo_replset"],
+        timeout=values["mongo_timeout"],
+        start_timeout=values["mongo_start_timeout"],
+        repeat_threshold=values["mongo_repeat_threshold"],
+        explain_limit=values["mongo_explain_limit"],
+        explain_always=values["mongo_explain"] == "always",
+    )
+    return settings, values["mongo_repeats"]
+
+
+@dataclass
+class MongoState:
+    settings: backend_mod.MongoSettings
+    repeats: str
+    selection: backend_mod.Selection
+    hub: CaptureHub
+    prefix: str
+    backend: backend_mod.Backend | None = None
+    error: MongoBackendError | None = None
+    counter: int = 0
+    problems: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get_backend(self) -> backend_mod.Backend:
+        """Start the backend on first use; a failure is remembered (not retried per test)."""
+        with self.lock:
+            if self.backend is None and self.error is None:
+                try:
+                    self.backend = backend_mod.start(self.selection, self.settings, self.hub)
+                except MongoBackendError as exc:
+                    self.error = exc
+            if self.error is not None:
+                raise self.error
+            assert self.backend is not None
+            return self.backend
+
+    def paused(self) -> contextlib.AbstractContextManager[None]:
+        return self.hub.paused()
+
+
+STATE = pytest.StashKey[MongoState]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings, repeats = read_settings(config)
+    try:
+        selection = backend_mod.choose(settings)
+    except MongoBackendError as exc:
+        raise pytest.UsageError(f"perfgate: {exc}") from None
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    config.stash[STATE] = MongoState(
+        settings, repeats, selection, CaptureHub(str(config.rootpath)), dbs.session_prefix(worker)
+    )
+
+
+def _state(config: pytest.Config) -> MongoState:
+    return config.stash[STATE]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    sel = _state(config).selection
+    return f"perfgate mongo: {sel.kind} ({sel.reason}); {backend_mod.expected_capabilities(sel.kind)}" + (
+        "" if sel.kind == "mongomock" else "; started on first use"
+    )
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def _backend_or_fail(config: pytest.Config) -> backend_mod.Backend:
+    try:
+        return _state(config).get_backend()
+    except MongoBackendError as exc:
+        message = f"perfgate: {exc}"
+    pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback
+
+
+@pytest.fixture(scope="session")
+def mongo_backend(request: pytest.FixtureRequest) -> backend_mod.Backend:
+    """The session's MongoDB backend: ``kind``, ``description``, ``capabilities``, ``client``,
+    ``new_client(**options)`` (another client whose commands are captured too)."""
+    return _backend_or_fail(request.config)
+
+
+@pytest.fixture(scope="session")
+def mongo_client(mongo_backend: backend_mod.Backend) -> Any:
+    """A pymongo (or mongomock) client of the session's backend, with command capture."""
+    return mongo_backend.client
+
+
+@pytest.fixture
+def _perfgate_mongo_log(request: pytest.FixtureRequest, mongo_backend: backend_mod.Backend) -> QueryLog:
+    if LOG not in request.node.stash:
+        request.node.stash[LOG] = QueryLog()
+    log: QueryLog = request.node.stash[LOG]
+    return log
+
+
+@pytest.fixture
+def mongo_db(
+    request: pytest.FixtureRequest, mongo_backend: backend_mod.Backend, _perfgate_mongo_log: QueryLog
+) -> Generator[Any, None, None]:
+    """A fresh database with a unique name, dropped after the test (safe under pytest-xdist)."""
+    state = _state(request.config)
+    with state.lock:
+        state.counter += 1
+        name = dbs.database_name(state.prefix, state.counter, request.node.nodeid)
+    client = mongo_backend.client
+    tracker = dbs.SessionTracker(client, str(request.config.rootpath)) if mongo_backend.real else None
+    with tracker or contextlib.nullcontext():
+        yield client[name]
+    problems = []
+    if tracker is not None:
+        left = tracker.end_open()
+        if left:
+            problems.append(
+                f"the test left {len(left)} MongoDB session(s) open ({'; '.join(left)}); perfgate ended them "
+                "(aborting any transaction) so its database could be dropped: use `with client.start_session():`"
+            )
+    try:
+        dbs.drop_database(client, name, state.settings.timeout, real_server=mongo_backend.real)
+    except Exception as exc:
+        problems.append(
+            f"could not drop database {name!r} within {state.settings.timeout:g}s: {exc} "
+            "(it is dropped again at session end)"
+        )
+    if problems:
+        pytest.fail("perfgate mongo: " + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def mongo_queries(
+    request: pytest.FixtureRequest, mongo_backend: backend_mod.Backend, _perfgate_mongo_log: QueryLog
+) -> Queries:
+    """The commands the test body issued (see :class:`pytest_perfgate.mongo.queries.Queries`)."""
+    state = _state(request.config)
+    return Queries(_perfgate_mongo_log, state.hub, mongo_backend.kind, state.settings.repeat_threshold)
+
+
+@pytest.fixture
+def mongo_profile(
+    request: pytest.FixtureRequest, mongo_backend: backend_mod.Backend, mongo_db: Any
+) -> Generator[Profile, None, None]:
+    """The database profiler on for this test's database (real servers; skips on mongomock).
+    The slowest operations are attached to the test's report and results."""
+    if not mongo_backend.capabilities.profiler:
+        pytest.skip(SKIP_REASON.format(backend=mongo_backend.description))
+    state = _state(request.config)
+    profile = Profile(mongo_db, state.paused)
+    with state.paused():
+        profile.start()
+    try:
+        yield profile
+    finally:
+        with state.paused():
+            profile.entries = tuple(profile.slowest(10))
+            profile.stop()
+        request.node.add_report_section("teardown", "perfgate mongo profile", profile.report())
+        core._recorder(request.node).evidence["mongo_profile"] = [op.to_dict() for op in profile.entries]
+
+
+# --------------------------------------------------------------------------- the capture window
+
+
+def _needs_capture(item: pytest.Item) -> bool:
+    if LOG in item.stash or "mongo_backend" in getattr(item, "fixturenames", ()):
+        return True
+    spec = item.stash.get(core.SPEC, None)
+    return spec is not None and any(spec.get(m) for m in MONGO_METRICS)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Capture the test body's commands, then record the query series *before* the core's
+    ``pytest_runtest_call`` wrapper (outer to this one: ``trylast`` wrappers run innermost)
+    judges the budgets."""
+    if not _needs_capture(item):
+        return (yield)
+    state = _state(item.config)
+    backend = _backend_or_fail(item.config)
+    if LOG not in item.stash:
+        item.stash[LOG] = QueryLog()
+    log = item.stash[LOG]
+    state.hub.arm(log)
+    try:
+        return (yield)
+    finally:
+        state.hub.disarm()
+        _after_body(item, state, backend, log.records)
+
+
+def _after_body(
+    item: pytest.Item, state: MongoState, backend: backend_mod.Backend, records: tuple[QueryRecord, ...]
+) -> None:
+    spec = item.stash.get(core.SPEC, None)
+    explain_all = spec is not None and any(spec.get(m) for m in ("docs_examined", "collscan"))
+    client = backend.client
+
+    def explain(record: QueryRecord) -> Any:
+        return client[record.database].command(explain_command(record.body))
+
+    def indexes(database: str, collection: str) -> Any:
+        return index_keys(client[database][collection].index_information())
+
+    # explain costs a round trip per command, inside the test's whole-call time sample: only when
+    # a budget needs it, or when asked to check the index advice against the plans
+    explaining = backend.real and (explain_all or state.settings.explain_always)
+    result = analysis_mod.analyse(
+        records,
+        real_server=backend.real,
+        explain_all=explain_all,
+        explain=explain if explaining else None,
+        indexes=indexes,
+        repeat_threshold=_repeat_threshold(item, state),
+        explain_limit=state.settings.explain_limit,
+    )
+    recorder = core._recorder(item)
+    recorder.set_series(Series("queries", Kind.COUNT, (float(result.queries),), source="mongo"))
+    if result.docs_examined is not None:
+        recorder.set_series(Series("docs_examined", Kind.COUNT, (float(result.docs_examined),), source="explain"))
+    if result.collscans is not None:
+        recorder.set_series(Series("collscan", Kind.COUNT, (float(result.collscans),), source="explain"))
+    recorder.not_checked.update(result.not_checked)
+    if spec is None or not any(spec.get(m) for m in analysis_mod.EXPLAIN_METRICS):
+        result = analysis_mod.without_not_checked(result)  # nothing budgeted that needed explain
+    recorder.evidence["mongo"] = analysis_mod.evidence(result, records, backend.kind)
+    item.add_report_section("call", "perfgate mongo", analysis_mod.format_report(result, records, backend.description))
+    if result.repeats and state.repeats == "warn":
+        for repeat in result.repeats:
+            # reported at the user code line that issued the repeated query
+            filename, lineno = _file_line(repeat.locations[0][0])
+            warnings.warn_explicit(
+                MongoQueryWarning(f"perfgate mongo: {repeat.message()}"), MongoQueryWarning, filename, lineno
+            )
+    elif result.repeats and state.repeats == "fail":
+        pytest.fail("perfgate mongo: " + "\n".join(r.message() for r in result.repeats), pytrace=False)
+
+
+def _repeat_threshold(item: pytest.Item, state: MongoState) -> int:
+    """0 (off) when asked, and in tests using the ``race`` fixture, which re-runs the same
+    operations once per schedule by design (that is not an N+1)."""
+    if state.repeats == "off" or "race" in getattr(item, "fixturenames", ()):
+        return 0
+    return state.settings.repeat_threshold
+
+
+def _file_line(location: str) -> tuple[str, int]:
+    """``"path:12 in fn"`` -> ``("path", 12)``."""
+    where = location.split(" in ", 1)[0]
+    path, _, line = where.rpartition(":")
+    return (path, int(line)) if line.isdigit() else (location, 0)
+
+
+# --------------------------------------------------------------------------- session end
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None or state.backend is None:
+        return
+    backend = state.backend
+    try:
+        stray = dbs.leftovers(backend.client, state.prefix)
+        for name in stray:
+            dbs.drop_database(backend.client, name, state.settings.timeout, real_server=backend.real)
+        if stray:
+            state.problems.append(f"dropped {len(stray)} leftover database(s): {', '.join(stray)}")
+    except Exception as exc:
+        state.problems.append(f"could not check for leftover databases: {exc}")
+    state.problems.extend(backend.close())
+    state.backend = None
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    if state.error is not None:
+        terminalreporter.write_line(f"perfgate mongo: {str(state.error).splitlines()[0]}", red=True)
+    for problem in state.problems:
+        terminalreporter.write_line(f"perfgate mongo: {problem}", yellow=True)
+
+
+__all__ = ["MongoState", "read_settings"]

@@ -1,0 +1,163 @@
+"""Database calls as scheduling points: wrap pymongo and mongomock methods while a race runs.
+
+Patching is reference-counted, wraps whatever is currently installed (another plugin's capture
+wrapper included) and calls through, and is undone on exit. A wrapper that another wrapper was
+since stacked on is left in place (it calls straight through outside a race run) rather than
+pulling the other wrapper out. Nested intercepted calls (mongomock's ``find_one`` calling
+``find``) are one scheduling point: the outer call runs atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .scheduler import current
+from .trace import PointInfo, call_shape, shape_of
+
+_MARK = "__perfgate_race__"
+
+#: collection methods that talk to the server (find is lazy: its cursor's first fetch is the call)
+COLLECTION_METHODS = (
+    "insert_one", "insert_many", "update_one", "update_many", "replace_one", "delete_one", "delete_many",
+    "find_one", "find_one_and_delete", "find_one_and_replace", "find_one_and_update", "count_documents",
+    "estimated_document_count", "distinct", "aggregate", "bulk_write", "drop", "create_index",
+    "create_indexes", "drop_index",
+)  # fmt: skip
+SESSION_METHODS = ("start_transaction", "commit_transaction", "abort_transaction")
+
+
+def _collection_point(self: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PointInfo:
+    return PointInfo(operation, getattr(self, "name", None), call_shape(operation, args, kwargs))
+
+
+def _cursor_point(self: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PointInfo:
+    collection = getattr(self, "collection", None)
+    spec = getattr(self, "_spec", None)
+    return PointInfo(operation, getattr(collection, "name", None), shape_of(spec) if spec is not None else None)
+
+
+def _session_point(self: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PointInfo:
+    return PointInfo(f"session.{operation}")
+
+
+def _mongomock_cursor_fetches(self: Any) -> bool:
+    """mongomock computes a cursor's results at once, and again only when they are empty."""
+    return not self._results or self._factory_last_generated_results != self._factory
+
+
+@dataclass(frozen=True)
+class Target:
+    module: str
+    owner: str
+    methods: tuple[str, ...]
+    describe: Callable[[Any, str, tuple[Any, ...], dict[str, Any]], PointInfo]
+    releasable: bool  # a real server round trip: may be left in flight
+    label: str | None = None  # the operation shown, when not the method name
+    needs_point: Callable[[Any], bool] | None = None
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("mongomock.collection", "Collection", COLLECTION_METHODS, _collection_point, releasable=False),
+    Target(
+        "mongomock.collection", "Cursor", ("_compute_results",), _cursor_point, releasable=False,
+        label="find", needs_point=_mongomock_cursor_fetches,
+    ),
+    Target("pymongo.synchronous.collection", "Collection", COLLECTION_METHODS, _collection_point, releasable=True),
+    Target("pymongo.synchronous.cursor", "Cursor", ("_refresh",), _cursor_point, releasable=True, label="find"),
+    Target(
+        "pymongo.synchronous.command_cursor", "CommandCursor", ("_refresh",), _cursor_point, releasable=True,
+        label="cursor.getMore",
+    ),
+    Target("pymongo.synchronous.client_session", "ClientSession", SESSION_METHODS, _session_point, releasable=True),
+)  # fmt: skip
+
+
+def _wrap(original: Callable[..., Any], operation: str, target: Target) -> Callable[..., Any]:
+    describe = target.describe
+    needs_point = target.needs_point
+    releasable = target.releasable
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        active = current()
+        if active is None:
+            return original(self, *args, **kwargs)
+        schedule, worker = active
+        if worker.depth or (needs_point is not None and not needs_point(self)):
+            return original(self, *args, **kwargs)
+        point = describe(self, operation, args, kwargs)
+        return schedule.call(worker, point, lambda: original(self, *args, **kwargs), releasable=releasable)
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+@dataclass(frozen=True)
+class _Patch:
+    owner: type
+    name: str
+    original: Any
+    wrapper: Any
+    own: bool  # the attribute was defined on the class itself (else inherited)
+
+
+class _Interceptor:
+    def __init__(self, targets: tuple[Target, ...]) -> None:
+        self.targets = targets
+        self.lock = threading.Lock()
+        self.users = 0
+        self.patches: list[_Patch] = []
+
+    def install(self) -> None:
+        with self.lock:
+            self.users += 1
+            if self.users > 1:
+                return
+            for target in self.targets:
+                try:
+                    owner = getattr(importlib.import_module(target.module), target.owner)
+                except (ImportError, AttributeError):
+                    continue  # that driver is not installed (or has another layout)
+                for name in target.methods:
+                    original = getattr(owner, name, None)
+                    if original is None or getattr(original, _MARK, False):
+                        continue
+                    wrapper = _wrap(original, target.label or name, target)
+                    self.patches.append(_Patch(owner, name, original, wrapper, name in vars(owner)))
+                    setattr(owner, name, wrapper)
+
+    def uninstall(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users > 0:
+                return
+            for patch in reversed(self.patches):
+                if vars(patch.owner).get(patch.name) is not patch.wrapper:
+                    continue  # someone wrapped ours since: leave it (it calls through when idle)
+                if patch.own:
+                    setattr(patch.owner, patch.name, patch.original)
+                else:
+                    delattr(patch.owner, patch.name)
+            self.patches.clear()
+
+    @property
+    def installed(self) -> bool:
+        return self.users > 0
+
+
+INTERCEPTOR = _Interceptor(TARGETS)
+
+
+@contextmanager
+def intercepting() -> Iterator[None]:
+    INTERCEPTOR.install()
+    try:
+        yield
+    finally:
+        INTERCEPTOR.uninstall()

@@ -1,0 +1,134 @@
+"""pytest wiring for race testing: options, the ``race`` marker's defaults, the ``race`` fixture
+and its report. The only race module that imports pytest; every decision is made in ``race``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from .. import plugin as core
+from ..errors import RaceError
+from .api import Race
+from .options import RACE_OPTIONS, REPLAY_HELP, marker_kwargs, replay_token
+from .runner import RaceConfig, RaceFailure
+from .token import ReplayToken
+
+PROPERTY = "perfgate_race"
+BASE = pytest.StashKey[RaceConfig]()
+MARKER = pytest.StashKey[dict[str, Any]]()
+RACE = pytest.StashKey[Race]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    core.add_option_table(parser, "perfgate", "performance budgets and gate (pytest-perfgate)", RACE_OPTIONS)
+    parser.getgroup("perfgate").addoption(
+        "--perfgate-race-replay", dest="perfgate_race_replay", type=replay_token, default=None, metavar="TOKEN",
+        help=REPLAY_HELP,
+    )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    values = core.resolve_option_table(config, RACE_OPTIONS)
+    config.stash[BASE] = dataclasses.replace(
+        RaceConfig(),
+        strategy=values["race_strategy"],
+        schedules=values["race_schedules"],
+        seconds=values["race_seconds"],
+        seed=values["race_seed"],
+    )
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_RaceSummary(), "perfgate-race-summary")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Generator[None, Any, Any]:
+    """Validate race markers as items are made: a bad one is a collection error naming the test."""
+    result = yield
+    for item in result if isinstance(result, list) else [result]:
+        if isinstance(item, pytest.Function):
+            merged: dict[str, Any] = {}
+            for marker in reversed(list(item.iter_markers("race"))):  # farthest first: the closest wins
+                try:
+                    merged.update(marker_kwargs(marker.args, marker.kwargs))
+                except RaceError as exc:
+                    raise collector.CollectError(f"{item.nodeid}: {exc}") from None
+            item.stash[MARKER] = merged
+    return result
+
+
+def _replay_command(item: pytest.Item) -> Any:
+    def command(token: str) -> str:
+        return f"pytest {shlex.quote(item.nodeid)} --perfgate-race-replay={token}"
+
+    return command
+
+
+@pytest.fixture
+def race(request: pytest.FixtureRequest) -> Race:
+    """Run operations concurrently under a controlled, seeded scheduler:
+    ``race.run(op1, op2, ..., invariant=..., setup=..., schedules=300)``. Defaults come from
+    ``@pytest.mark.race(...)`` and ``--perfgate-race-*``; see docs/race.md."""
+    config = request.config
+    item = request.node
+    base = config.stash[BASE]
+    try:
+        defaults = Race(base).config(**item.stash.get(MARKER, {}))
+    except RaceError as exc:
+        raise pytest.UsageError(f"perfgate: {item.nodeid}: {exc}") from None
+    cli_seed = config.getoption("perfgate_race_seed")
+    replay: ReplayToken | None = config.getoption("perfgate_race_replay")
+    fixture = _Race(defaults, cli_seed=cli_seed, replay=replay, replay_command=_replay_command(item))
+    item.stash[RACE] = fixture
+    return fixture
+
+
+class _Race(Race):
+    """The fixture's Race: a seed given on the command line wins over markers and arguments."""
+
+    def __init__(self, defaults: RaceConfig, *, cli_seed: int | None, **kwargs: Any) -> None:
+        super().__init__(defaults, **kwargs)
+        self.cli_seed = cli_seed
+
+    def config(self, **overrides: Any) -> RaceConfig:
+        if self.cli_seed is not None:
+            overrides["seed"] = self.cli_seed
+        return super().config(**overrides)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    fixture = item.stash.get(RACE, None)
+    if call.when == "call" and fixture is not None and fixture.reports:
+        evidence = [report.evidence() for report in fixture.reports]
+        item.user_properties.append((PROPERTY, json.dumps(evidence, sort_keys=True)))
+        item.add_report_section("call", "perfgate race", "\n".join(r.summary() for r in fixture.reports))
+    report: pytest.TestReport = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(RaceFailure) and report.failed:
+        report.longrepr = str(call.excinfo.value)
+    return report
+
+
+class _RaceSummary:
+    """One line per race test in the terminal summary (from reports: works across xdist)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == PROPERTY:
+                for entry in json.loads(str(value)):
+                    self.lines.append(f"{report.nodeid}: {entry['summary']}")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.lines:
+            terminalreporter.section("perfgate race", sep="-")
+            for line in self.lines:
+                terminalreporter.write_line(line)

@@ -1,0 +1,390 @@
+"""Run one schedule: each operation in its own thread, exactly one thread running at a time.
+
+Threads stop at *scheduling points* (an intercepted database call, ``race.point``, the start
+of an operation); the chooser decides which waiting thread continues. A thread inside a
+*releasable* call (a real server round trip, ``race.blocking()``) that has not returned after
+``in_flight_after`` seconds is left in flight and another thread gets control, so a server-side
+lock cannot deadlock the scheduler; when the call returns, the thread waits for its turn again.
+When no thread can make progress within ``hang_timeout``, or the schedule outlives
+``schedule_timeout``, the schedule ends as a hang with every thread's stack.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import TypeVar
+
+from .faults import Fault
+from .strategies import Chooser
+from .token import Choice
+from .trace import START, PointInfo, Step, StepKind, Trace
+
+T = TypeVar("T")
+
+
+class _Aborted(BaseException):
+    """Unwinds an operation thread whose schedule was abandoned (after a hang)."""
+
+
+class _State(Enum):
+    NEW = "new"
+    WAITING = "waiting"
+    RUNNING = "running"
+    IN_FLIGHT = "in flight"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Timing:
+    hang_timeout: float = 5.0
+    schedule_timeout: float = 30.0
+    in_flight_after: float = 0.02
+    max_steps: int = 20_000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One operation's invoke and result (the history entry)."""
+
+    thread: int
+    name: str
+    invoke: int | None  # step at which it first ran
+    response: int | None  # steps taken when it finished (None: it never finished)
+    value: object = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.response is not None and self.error is None
+
+
+@dataclass(frozen=True)
+class Hang:
+    reason: str
+    stacks: tuple[tuple[str, str], ...]
+
+    def format(self) -> str:
+        parts = [self.reason]
+        for name, stack in self.stacks:
+            parts.append(f"--- {name}\n{stack.rstrip()}")
+        return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Execution:
+    trace: Trace
+    choices: tuple[Choice, ...]
+    outcomes: tuple[Outcome, ...]
+    hang: Hang | None
+
+
+class _Worker:
+    def __init__(self, index: int, name: str, fn: Callable[[], object]) -> None:
+        self.index = index
+        self.name = name
+        self.fn = fn
+        self.state = _State.NEW
+        self.pending: PointInfo = START
+        self.returning = False
+        self.fault: Fault | None = None
+        self.releasable_since: float | None = None
+        self.depth = 0
+        self.value: object = None
+        self.error: BaseException | None = None
+        self.invoke: int | None = None
+        self.response: int | None = None
+        self.thread: threading.Thread | None = None
+        self.wake: threading.Condition | None = None  # shares the schedule's lock
+
+
+_local = threading.local()
+
+
+class _PoolThread:
+    """A reusable operation thread (starting an OS thread per operation per schedule costs more
+    than the schedule itself). A thread left blocked by a hang never comes back to the pool."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="perfgate-race-worker", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            job()
+            self.pool.give_back(self)
+
+
+class _Pool:
+    def __init__(self, keep: int = 32) -> None:
+        self.keep = keep
+        self.lock = threading.Lock()
+        self.idle: list[_PoolThread] = []
+
+    def take(self) -> _PoolThread:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        return _PoolThread(self)
+
+    def give_back(self, thread: _PoolThread) -> None:
+        with self.lock:
+            if len(self.idle) < self.keep:
+                self.idle.append(thread)
+                return
+        # more than we keep: let this one end  # pragma: no cover
+        thread.jobs.put(_stop)
+
+
+def _stop() -> None:
+    raise SystemExit  # ends a surplus pool thread quietly
+
+
+POOL = _Pool()
+
+
+def current() -> tuple[Schedule, _Worker] | None:
+    """The schedule and worker of the calling thread, when it is an active race operation."""
+    schedule: Schedule | None = getattr(_local, "schedule", None)
+    worker: _Worker | None = getattr(_local, "worker", None)
+    if schedule is None or worker is None or schedule.aborted:
+        return None
+    return schedule, worker
+
+
+class Schedule:
+    def __init__(
+        self,
+        operations: Sequence[tuple[str, Callable[[], object]]],
+        chooser: Chooser,
+        *,
+        faults: Sequence[Fault] = (),
+        timing: Timing = Timing(),
+    ) -> None:
+        self.workers = [_Worker(i, name, fn) for i, (name, fn) in enumerate(operations)]
+        self.chooser = chooser
+        self.faults = tuple(faults)
+        self.faults_left = [fault.times for fault in faults]
+        self.timing = timing
+        self.cond = threading.Condition()  # the scheduler waits on it; workers on their own `wake`
+        for worker in self.workers:
+            worker.wake = threading.Condition(self.cond._lock)  # type: ignore[attr-defined]
+        self.aborted = False
+        self.steps: list[Step] = []
+        self.choices: list[Choice] = []
+
+    # ------------------------------------------------------------------ operation threads
+
+    def _body(self, worker: _Worker) -> None:
+        _local.schedule = self
+        _local.worker = worker
+        try:
+            self._wait_turn(worker, START)
+            worker.value = worker.fn()
+        except _Aborted:
+            return
+        except BaseException as exc:  # recorded: the history and the failure show it
+            worker.error = exc
+        finally:
+            _local.schedule = None
+            _local.worker = None
+            with self.cond:
+                if not self.aborted:
+                    worker.state = _State.DONE
+                    worker.response = len(self.steps)
+                    self.cond.notify()
+
+    def _wait_turn(self, worker: _Worker, point: PointInfo, *, returning: bool = False) -> Fault | None:
+        with self.cond:
+            worker.pending = point
+            worker.returning = returning
+            worker.state = _State.WAITING
+            self.cond.notify()
+            assert worker.wake is not None
+            while worker.state is not _State.RUNNING and not self.aborted:
+                worker.wake.wait()
+            if self.aborted:
+                raise _Aborted
+            fault, worker.fault = worker.fault, None
+            return fault
+
+    def point(self, worker: _Worker, point: PointInfo) -> None:
+        """An explicit scheduling point (``race.point``); a fault may be injected here."""
+        if worker.depth:
+            return
+        fault = self._wait_turn(worker, point)
+        if fault is not None:
+            raise fault.error()
+
+    def call(self, worker: _Worker, point: PointInfo, fn: Callable[[], T], *, releasable: bool) -> T:
+        """An intercepted call: a scheduling point, then the call, atomic unless released."""
+        if worker.depth:
+            return fn()  # nested inside another intercepted call: that call is the one point
+        fault = self._wait_turn(worker, point)
+        if fault is not None and not fault.after:
+            raise fault.error()
+        worker.depth += 1
+        try:
+            if releasable:
+                with self._releasable(worker, point):
+                    result = fn()
+            else:
+                result = fn()
+        finally:
+            worker.depth -= 1
+        if fault is not None:
+            raise fault.error()
+        return result
+
+    @contextmanager
+    def _releasable(self, worker: _Worker, point: PointInfo) -> Iterator[None]:
+        with self.cond:
+            worker.releasable_since = time.monotonic()
+            self.cond.notify()  # the scheduler must start timing this call now
+        try:
+            yield
+        finally:
+            with self.cond:
+                worker.releasable_since = None
+                released = worker.state is _State.IN_FLIGHT
+                self.cond.notify()
+            if released:
+                self._wait_turn(worker, point, returning=True)
+
+    @contextmanager
+    def blocking(self, worker: _Worker, point: PointInfo) -> Iterator[None]:
+        """A region where the thread may wait for another operation (a lock, a queue)."""
+        worker.depth += 1
+        try:
+            with self._releasable(worker, point):
+                yield
+        finally:
+            worker.depth -= 1
+
+    # ------------------------------------------------------------------ the scheduler
+
+    def run(self) -> Execution:
+        timing = self.timing
+        start = time.monotonic()
+        deadline = start + timing.schedule_timeout
+        hang: Hang | None = None
+        with self.cond:
+            for worker in self.workers:
+                pooled = POOL.take()
+                worker.thread = pooled.thread
+                pooled.jobs.put(functools.partial(self._body, worker))
+            running: _Worker | None = None
+            last = None  # the thread that ran last (for preemption accounting)
+            progress = time.monotonic()
+            while hang is None:
+                now = time.monotonic()
+                if now >= deadline:
+                    hang = self._hang(f"the schedule exceeded its time limit ({timing.schedule_timeout:g}s)")
+                    break
+                if running is not None and running.state is _State.RUNNING:
+                    since = running.releasable_since
+                    if since is not None and now - since >= timing.in_flight_after:
+                        running.state = _State.IN_FLIGHT
+                        self.steps.append(Step(len(self.steps), running.index, running.pending, StepKind.RELEASE))
+                        running = None
+                        progress = now
+                        continue
+                    if since is None and now - progress >= timing.hang_timeout:
+                        hang = self._hang(
+                            f"T{running.index} {running.name} has run for {timing.hang_timeout:g}s without reaching a "
+                            "scheduling point: it is blocked outside the scheduler's control (waiting for another "
+                            "operation? wrap that wait in race.blocking()) or it loops"
+                        )
+                        break
+                    wake = min(deadline, progress + timing.hang_timeout)
+                    if since is not None:
+                        wake = min(wake, since + timing.in_flight_after)
+                    self.cond.wait(max(wake - now, 0.0005))
+                    continue
+                if any(w.state is _State.NEW for w in self.workers):
+                    self.cond.wait(0.05)
+                    continue
+                enabled = [w.index for w in self.workers if w.state is _State.WAITING]
+                if not enabled:
+                    if all(w.state is _State.DONE for w in self.workers):
+                        break
+                    if now - progress >= timing.hang_timeout:
+                        hang = self._hang(
+                            f"deadlock: every unfinished thread has been blocked outside the scheduler's control "
+                            f"(in flight) for {timing.hang_timeout:g}s"
+                        )
+                        break
+                    self.cond.wait(max(min(deadline, progress + timing.hang_timeout) - now, 0.0005))
+                    continue
+                if len(self.steps) >= timing.max_steps:
+                    limit = timing.max_steps
+                    hang = self._hang(f"the schedule exceeded {limit} steps (a livelock or an endless loop?)")
+                    break
+                step = len(self.choices)
+                current = last if last is not None and self.workers[last].state is _State.WAITING else None
+                chosen = self.chooser.choose(step, enabled, current)
+                worker = self.workers[chosen]
+                fault = None if worker.returning else self._fault_for(worker.pending, step)
+                worker.fault = fault
+                self.choices.append(Choice(chosen, fault is not None))
+                kind = StepKind.RETURN if worker.returning else StepKind.RUN
+                self.steps.append(
+                    Step(
+                        len(self.steps),
+                        chosen,
+                        worker.pending,
+                        kind,
+                        preemption=current is not None and chosen != current,
+                        fault=fault.label if fault else None,
+                    )
+                )
+                if worker.invoke is None:
+                    worker.invoke = len(self.steps) - 1
+                worker.state = _State.RUNNING
+                running = worker
+                last = chosen
+                progress = time.monotonic()
+                assert worker.wake is not None
+                worker.wake.notify()
+            if hang is not None:
+                self.aborted = True
+                for worker in self.workers:
+                    assert worker.wake is not None
+                    worker.wake.notify()
+        trace = Trace(tuple(w.name for w in self.workers), tuple(self.steps))
+        outcomes = tuple(
+            Outcome(w.index, w.name, w.invoke, w.response if hang is None else None, w.value, w.error)
+            for w in self.workers
+        )
+        return Execution(trace, tuple(self.choices), outcomes, hang)
+
+    def _fault_for(self, point: PointInfo, step: int) -> Fault | None:
+        """One decision per point (fire or not), so a token's flag replays it: the first matching
+        fault with uses left fires."""
+        matching = [i for i, fault in enumerate(self.faults) if self.faults_left[i] > 0 and fault.matches(point)]
+        if not matching or not self.chooser.inject(step, max(self.faults[i].probability for i in matching)):
+            return None
+        self.faults_left[matching[0]] -= 1
+        return self.faults[matching[0]]
+
+    def _hang(self, reason: str) -> Hang:
+        frames = sys._current_frames()
+        stacks = []
+        for worker in self.workers:
+            thread = worker.thread
+            title = f"T{worker.index} {worker.name} ({worker.state.value})"
+            frame = frames.get(thread.ident) if thread is not None and thread.ident is not None else None
+            text = "".join(traceback.format_stack(frame)) if frame is not None else "(finished)\n"
+            stacks.append((title, text))
+        return Hang(reason, tuple(stacks))

@@ -1,0 +1,134 @@
+"""A loopback stand-in for the few GitLab API endpoints perfgate calls: job artifact download
+and merge-request notes (list with pagination, create, update). Records every request.
+
+    python -m pytest_perfgate.testing.gitlab_stub --port 0 --token T --artifact main/build/results.json=FILE
+
+prints ``listening on http://127.0.0.1:PORT/api/v4`` and serves until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+_NOTES = re.compile(r"^/api/v4/projects/(?P<project>[^/]+)/merge_requests/(?P<mr>\d+)/notes(?:/(?P<note>\d+))?$")
+_ARTIFACT = re.compile(r"^/api/v4/projects/(?P<project>[^/]+)/jobs/artifacts/(?P<ref>[^/]+)/raw/(?P<path>.+)$")
+
+
+@dataclass
+class StubState:
+    token: str | None = None  # required in PRIVATE-TOKEN or JOB-TOKEN when set
+    notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # mr iid -> notes
+    artifacts: dict[tuple[str, str, str], bytes] = field(default_factory=dict)  # (ref, job, path) -> content
+    fail_with: int | None = None  # answer every request with this status (fault injection)
+    page_size: int = 2  # small, so that pagination is exercised
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    next_id: int = 100
+
+
+def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+            body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _authorised(self) -> bool:
+            given = self.headers.get("PRIVATE-TOKEN") or self.headers.get("JOB-TOKEN")
+            return state.token is None or given == state.token
+
+        def _handle(self) -> None:
+            url = urlparse(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}") if length else {}
+            state.requests.append((self.command, self.path, dict(self.headers)))
+            if state.fail_with is not None:
+                return self._send(state.fail_with, {"message": f"stub failure {state.fail_with}"})
+            if not self._authorised():
+                return self._send(401, {"message": "401 Unauthorized"})
+            match = _ARTIFACT.match(url.path)
+            if match is not None:
+                job = parse_qs(url.query).get("job", [""])[0]
+                key = (unquote(match["ref"]), job, unquote(match["path"]))
+                if self.command == "GET" and key in state.artifacts:
+                    return self._send(200, state.artifacts[key])
+                return self._send(404, {"message": "404 Not found"})
+            match = _NOTES.match(url.path)
+            if match is not None:
+                notes = state.notes.setdefault(int(match["mr"]), [])
+                if self.command == "GET" and not match["note"]:
+                    page = int(parse_qs(url.query).get("page", ["1"])[0])
+                    chunk = notes[(page - 1) * state.page_size : page * state.page_size]
+                    more = page * state.page_size < len(notes)
+                    return self._send(200, chunk, {"X-Next-Page": str(page + 1) if more else ""})
+                if self.command == "POST" and not match["note"]:
+                    state.next_id += 1
+                    note = {"id": state.next_id, "body": body.get("body")}
+                    notes.append(note)
+                    return self._send(201, note)
+                if self.command == "PUT" and match["note"]:
+                    for note in notes:
+                        if note["id"] == int(match["note"]):
+                            note["body"] = body.get("body")
+                            return self._send(200, note)
+                    return self._send(404, {"message": "404 Note Not Found"})
+            return self._send(404, {"message": "404 Not found"})
+
+        do_GET = do_POST = do_PUT = _handle
+
+    return Handler
+
+
+class GitLabStub:
+    """Run the stub in a thread: ``with GitLabStub(state) as api_url: ...``."""
+
+    def __init__(self, state: StubState | None = None, port: int = 0) -> None:
+        self.state = state or StubState()
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self.state))
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/api/v4"
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return self.api_url
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token")
+    parser.add_argument("--artifact", action="append", default=[], help="REF/JOB/PATH=FILE")
+    args = parser.parse_args()
+    state = StubState(token=args.token)
+    for spec in args.artifact:
+        key, _, filename = spec.partition("=")
+        ref, job, path = key.split("/", 2)
+        with open(filename, "rb") as handle:
+            state.artifacts[(ref, job, path)] = handle.read()
+    stub = GitLabStub(state, args.port)
+    print(f"listening on {stub.api_url}", flush=True)
+    stub.server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Real pymongo calls as scheduling points, against the wire-protocol fake in fake_mongo_server.py:
+a call blocked by a server-side lock is left in flight, so it cannot deadlock the scheduler."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pymongo
+import pytest
+
+from fake_mongo_server import FakeMongoServer, Store
+from pytest_perfgate.race import Race, RaceFailure, Timing
+from pytest_perfgate.race.scheduler import Schedule
+from pytest_perfgate.race.strategies import Guided
+from pytest_perfgate.race.token import Choice
+from pytest_perfgate.race.trace import StepKind
+
+
+class LockingStore(Store):
+    """An insert into ``orders`` waits (server-side, as behind a lock a transaction holds) until a
+    ``find`` on ``locks`` releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        name = next(iter(cmd))
+        if name == "insert" and cmd[name] == "orders":
+            self.released.wait(5)
+        if name == "find" and cmd[name] == "locks":
+            self.released.set()
+        return super().command(cmd)
+
+
+@pytest.fixture
+def server():  # type: ignore[no-untyped-def]
+    fake = FakeMongoServer()
+    fake.store = fake.server.store = LockingStore()  # type: ignore[attr-defined]
+    with fake:
+        yield fake
+
+
+def test_a_call_held_by_a_server_side_lock_is_left_in_flight(server: FakeMongoServer) -> None:
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=3000)
+    db = client.shop
+    db.command("ping")  # connect outside the race
+
+    def place_order() -> None:
+        db.orders.insert_one({"_id": 1})
+
+    def release_lock() -> None:
+        list(db.locks.find({"owner": "t1"}))
+
+    from pytest_perfgate.race.intercept import intercepting
+
+    with intercepting():
+        execution = Schedule(
+            [("place_order", place_order), ("release_lock", release_lock)],
+            Guided([Choice(0), Choice(0)]),  # the blocked insert goes first
+            timing=Timing(hang_timeout=3, in_flight_after=0.05),
+        ).run()
+    assert execution.hang is None
+    assert [o.error for o in execution.outcomes] == [None, None]
+    steps = [(s.thread, s.kind, s.point.describe()) for s in execution.trace.steps]
+    assert steps == [
+        (0, StepKind.RUN, "start"),
+        (0, StepKind.RUN, "orders.insert_one"),
+        (0, StepKind.RELEASE, "orders.insert_one"),
+        (1, StepKind.RUN, "start"),
+        (1, StepKind.RUN, "locks.find {owner: ?}"),
+        (0, StepKind.RETURN, "orders.insert_one"),
+    ]
+    client.close()
+
+
+def test_pymongo_lost_update_is_found_through_the_wire(server: FakeMongoServer) -> None:
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=3000)
+    orders = client.shop.orders
+    server.store.released.set()
+    seen: list[int] = []
+
+    def reset() -> None:
+        server.store.dbs.clear()
+        seen.clear()
+
+    def count_then_insert(order_id: int) -> None:
+        seen.append(len(list(orders.find({}))))
+        orders.insert_one({"_id": order_id, "number": seen[-1] + 1})
+
+    def check() -> None:
+        numbers = sorted(doc["number"] for doc in orders.find({}))
+        assert numbers == [1, 2], f"order numbers {numbers}"
+
+    with pytest.raises(RaceFailure) as raised:
+        Race().run(lambda: count_then_insert(1), lambda: count_then_insert(2), setup=reset, invariant=check)
+    assert raised.value.report.failure is not None
+    assert raised.value.report.failure.summary == "invariant violated: AssertionError: order numbers [1, 1]"
+    assert "orders.find {}" in raised.value.report.failure.execution.trace.format()
+    client.close()
