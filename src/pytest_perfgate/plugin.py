@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import replace
 import warnings
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
