@@ -454,13 +454,15 @@ def test_option_parsers_accept_good_values_and_explain_bad_ones() -> None:
 
     from pytest_perfgate.race import options
 
-    assert options.strategy(" PCT ") == "pct"
-    assert options.seed("12") == 12
+    parsers = {name: parse for name, parse, *_ in options.RACE_OPTIONS}
+    strategy, seed = parsers["race_strategy"], parsers["race_seed"]
+    assert strategy(" PCT ") == "pct"
+    assert seed("12") == 12
     assert options.replay_token("v1-0-2-01-abcd").choices == (Choice(0), Choice(1))
     for parse, text, message in (
-        (options.strategy, "dfs", "'dfs' is not a race strategy; accepted: random, pct, exhaustive"),
-        (options.seed, "-1", "'-1' must be >= 0"),
-        (options.seed, "x", "'x' is not a whole number; expected e.g. 1234"),
+        (strategy, "dfs", "'dfs' is not a race strategy; accepted: random, pct, exhaustive"),
+        (seed, "-1", "'-1' must be at least 0"),
+        (seed, "x", "'x' is not a whole number; expected e.g. 5"),
         (options.replay_token, "v2-0", "replay token 'v2-0' does not parse"),
     ):
         with pytest.raises(argparse.ArgumentTypeError) as raised:

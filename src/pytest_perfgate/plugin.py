@@ -189,7 +189,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     state = _state(item.config)
     spec = item.stash.get(SPEC, None)
     fixtures = getattr(item, "fixturenames", ())
-    whole = spec is not None and bool(spec.budgets) and "perf" not in fixtures and "benchmark" not in fixtures
+    whole = spec is not None and bool(spec.budgets) and not set(fixtures) & {"perf", "benchmark", "load_test"}
     if whole and not state.options.disable:
         with _whole_call(_recorder(item), spec, state):
             outcome = yield
