@@ -395,6 +395,26 @@ def test_unbudgeted_perf_results_are_still_saved_and_table_is_quiet(pytester: py
     assert list(results_by_name(data)) == ["test_timed"]
 
 
+def test_unbudgeted_benchmark_and_dynamic_perf_are_saved(
+    pytester: pytest.Pytester, run_json, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # pytest-benchmark turns itself off under xdist
+    pytester.makepyfile(
+        """
+        def test_bench(benchmark):
+            benchmark(sum, range(10))
+
+        def test_dynamic(request):
+            request.getfixturevalue("perf")(sum, range(10))
+        """
+    )
+    result, data = run_json()
+    result.assert_outcomes(passed=2)
+    tests = results_by_name(data)
+    assert tests["test_bench"]["mode"] == "benchmark" and len(tests["test_bench"]["series"]["time"]["values"]) >= 5
+    assert tests["test_dynamic"]["mode"] == "perf"
+
+
 def test_no_budgets_no_save_no_section(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    pass\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
@@ -648,3 +668,45 @@ def test_marker_is_registered_for_strict_markers(pytester: pytest.Pytester) -> N
     result.assert_outcomes(passed=1)
     result = pytester.runpytest("-p", "no:cacheprovider", "--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.perf_budget(p95='200ms'*"])
+
+
+GATED = """
+import os, time
+
+def test_work(perf):
+    perf(time.sleep, float(os.environ.get("WORK_SECONDS", "0.001")))
+"""
+
+
+def test_in_pytest_gate_fails_the_session_on_a_regression(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_perfgate.cli import main
+
+    pytester.makepyfile(test_gated=GATED)
+    store = pytester.path / "baselines"
+    for i in range(3):
+        result = pytester.runpytest("-p", "no:cacheprovider", f"--perfgate-save=run{i}.json", "--perfgate-max-time=20ms")
+        result.assert_outcomes(passed=1)
+        assert main(["baseline", "promote", str(pytester.path / f"run{i}.json"), "--to", str(store)]) == 0
+    unchanged = pytester.runpytest("-p", "no:cacheprovider", f"--perfgate-compare={store}", "--perfgate-max-time=20ms")
+    assert unchanged.ret == pytest.ExitCode.OK
+    unchanged.stdout.fnmatch_lines(["perfgate: PASSED*baseline of 3 runs*"])
+    monkeypatch.setenv("WORK_SECONDS", "0.02")
+    slow = pytester.runpytest(
+        "-p", "no:cacheprovider", f"--perfgate-compare={store}", "--perfgate-max-time=50ms", "--perfgate-html=gate.html"
+    )
+    slow.assert_outcomes(passed=1)  # the test itself passed: it is the gate that fails the session
+    assert slow.ret == pytest.ExitCode.TESTS_FAILED
+    slow.stdout.fnmatch_lines(["perfgate: FAILED: 1 regression*"])
+    page = (pytester.path / "gate.html").read_text()
+    assert 'id="gate-headline"' in page and "regression" in page
+
+
+def test_in_pytest_gate_with_a_bad_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_gated=GATED)
+    (pytester.path / "broken.json").write_text("{")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--perfgate-compare=broken.json", "--perfgate-max-time=10ms")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["error: *broken.json: is not valid JSON*"])

@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .errors import PerfgateError
+
+if TYPE_CHECKING:
+    from .config import GateSettings
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -39,17 +43,94 @@ def command(name: str, help: str) -> Callable[[AddArguments], Callable[[Command]
 def _report_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="a results file written by pytest --perfgate-save")
     parser.add_argument("--all", action="store_true", help="show every row (default: the worst 30)")
+    parser.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report to FILE")
+    parser.add_argument(
+        "--baseline", metavar="PATH", help="with --html: stored runs (file or directory) for the plots, trend and gate"
+    )
 
 
-@command("report", "print the budget table of a results file")(_report_args)
+@command("report", "print the budget table of a results file (and write its HTML report)")(_report_args)
 def cmd_report(args: argparse.Namespace) -> int:
-    from .model import load_results
+    from .model import load_results, write_text_atomic
     from .reports.terminal import format_budget_table
 
     run = load_results(args.results)
     lines = format_budget_table(run.tests, max_rows=None if args.all else 30)
     print("\n".join(lines) if lines else f"{args.results}: no budgeted tests ({len(run.tests)} tests recorded)")
+    if args.html:
+        from .config import find_config, load_config
+        from .gate import compare_for_session
+        from .reports.html import render_html
+
+        gate = compare_for_session(run, args.baseline, load_config(find_config(".")).gate) if args.baseline else None
+        if gate is not None and gate.report is None:
+            print(gate.lines[0], file=sys.stderr)
+            return gate.code
+        page = render_html(run, baseline=gate.baseline_runs if gate else (), gate=gate.report if gate else None)
+        print(f"html report: {write_text_atomic(args.html, page)}")
     return EXIT_FAIL if any(t.verdict.value == "fail" for t in run.tests) else EXIT_OK
+
+
+def _merge_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", help="the shards' results files")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="the merged results file")
+
+
+@command("merge", "merge the results files of a sharded run (GitLab parallel: N) into one")(_merge_args)
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import merge_files
+    from .model import save_results
+
+    merged = merge_files(args.results)
+    print(f"{save_results(args.output, merged)}: {len(merged.tests)} tests from {len(args.results)} files")
+    return EXIT_OK
+
+
+def _comment_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", help="the Markdown report (perfgate compare --markdown)")
+    parser.add_argument("--mr", metavar="IID", help="merge request iid (default: CI_MERGE_REQUEST_IID)")
+    parser.add_argument(
+        "--token-variable",
+        default="PERFGATE_GITLAB_TOKEN",
+        metavar="NAME",
+        help="environment variable holding a token with the 'api' scope (default PERFGATE_GITLAB_TOKEN)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the note instead of posting it")
+
+
+@command("gitlab-comment", "create or update perfgate's note on the merge request")(_comment_args)
+def cmd_gitlab_comment(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from .gitlab import NOTE_MARKER, from_environment
+
+    try:
+        body = Path(args.report).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PerfgateError(f"{args.report}: cannot be read ({exc.strerror or exc})") from None
+    if args.dry_run:
+        print(f"{NOTE_MARKER}\n{body}")
+        return EXIT_OK
+    mr = args.mr or os.environ.get("CI_MERGE_REQUEST_IID")
+    if not mr:
+        raise PerfgateError("no merge request: pass --mr IID or run in a merge-request pipeline (CI_MERGE_REQUEST_IID)")
+    action, note = from_environment(token_variable=args.token_variable).upsert_note(mr, body)
+    print(f"perfgate note {note} {action} on merge request !{mr}")
+    return EXIT_OK
+
+
+def _load_args(parser: argparse.ArgumentParser) -> None:
+    from .load import cli as load_cli
+
+    load_cli.add_arguments(parser)
+
+
+@command("load", "run a locust load test (in a subprocess) and judge it by the KPIs")(_load_args)
+def cmd_load(args: argparse.Namespace) -> int:
+    from .load import cli as load_cli
+
+    return load_cli.run(args)
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +152,199 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             )
             levels.append(f"{b.metric} target {target} critical {critical}")
         print(f"  {kpi.name}: " + "; ".join(levels))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def _ratio_arg(upper: float | None = None) -> Callable[[str], float]:
+    """argparse type for a percentage or fraction in (0, upper)."""
+
+    def parse_ratio(text: str) -> float:
+        from .errors import UnitError
+        from .units import Kind, parse
+
+        try:
+            value = parse(text, Kind.RATIO)
+        except UnitError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if value <= 0 or (upper is not None and value >= upper):
+            bound = f" and below {upper:.0%}" if upper is not None else ""
+            raise argparse.ArgumentTypeError(f"{text!r} must be above 0{bound}")
+        return value
+
+    return parse_ratio
+
+
+def _compare_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("baseline", help="a results file, or a directory of stored runs (perfgate baseline promote)")
+    parser.add_argument("current", help="this run's results (pytest --perfgate-save, or a pytest-benchmark JSON)")
+    parser.add_argument("--config", metavar="PATH", help="perfgate.yml with the gate settings (default ./perfgate.yml)")
+    parser.add_argument("--markdown", metavar="FILE", help="write the merge-request comment (Markdown) to FILE")
+    parser.add_argument("--junit", metavar="FILE", help="write JUnit XML to FILE")
+    parser.add_argument("--metrics", metavar="FILE", help="write OpenMetrics text (GitLab metrics report) to FILE")
+    parser.add_argument("--json", metavar="FILE", help="write the whole comparison as JSON to FILE")
+    parser.add_argument("--max-regression", type=_ratio_arg(), metavar="PCT", help="override gate.max_regression")
+    parser.add_argument("--warn-regression", type=_ratio_arg(), metavar="PCT", help="override gate.warn_regression")
+    parser.add_argument("--min-improvement", type=_ratio_arg(1.0), metavar="PCT", help="override gate.min_improvement")
+    parser.add_argument("--alpha", type=_ratio_arg(0.5), metavar="P", help="override gate.alpha")
+    parser.add_argument("--require-baseline", action="store_true", help="a missing baseline is an error (exit 2)")
+    parser.add_argument("--all", action="store_true", help="also list unchanged metrics in the terminal")
+
+
+def _gate_settings(args: argparse.Namespace) -> GateSettings:
+    from dataclasses import replace
+
+    from .config import find_config, load_config
+    from .errors import ConfigError
+
+    path = args.config if args.config is not None else find_config(".")
+    settings = load_config(path).gate
+    overrides = {
+        name: getattr(args, name)
+        for name in ("max_regression", "warn_regression", "min_improvement", "alpha")
+        if getattr(args, name) is not None
+    }
+    if args.max_regression is not None and args.warn_regression is None:
+        overrides["warn_regression"] = min(settings.warn_regression, args.max_regression)
+    settings = replace(settings, **overrides)
+    if settings.warn_regression > settings.max_regression:
+        raise ConfigError(
+            f"warn regression ({settings.warn_regression:.0%}) is above max regression ({settings.max_regression:.0%})"
+        )
+    return settings
+
+
+def _write_text(path: str, text: str) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from .errors import ResultsFileError
+
+    target = Path(path)
+    tmp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ResultsFileError(path, f"cannot be written: {exc.strerror or exc}") from None
+
+
+@command("compare", "compare a run with a stored baseline: the CI gate (exit 1 on a regression)")(_compare_args)
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from .errors import GateError
+    from .gate import compare_baseline
+    from .importers import load_run
+    from .reports.gate_terminal import format_terminal
+    from .store import open_store
+
+    settings = _gate_settings(args)
+    current = load_run(args.current)
+    baseline = open_store(args.baseline).load()
+    if baseline is None and args.require_baseline:
+        raise GateError(f"{args.baseline}: no baseline there (no results file, or no stored runs)")
+    report = compare_baseline(baseline, current, settings, location=args.baseline)
+    outputs: list[tuple[str | None, Callable[[], str]]] = [
+        (args.markdown, lambda: _lazy("markdown", "format_markdown")(report)),
+        (args.junit, lambda: _lazy("junit", "format_junit")(report)),
+        (args.metrics, lambda: _lazy("openmetrics", "format_openmetrics")(report)),
+        (args.json, lambda: json.dumps(_lazy("json_report", "gate_to_dict")(report), allow_nan=False) + "\n"),
+    ]
+    for path, render in outputs:
+        if path:
+            _write_text(path, render())
+    every = len(report.comparisons) if args.all else None
+    print("\n".join(format_terminal(report, max_unchanged=every or 0, max_listed=every or 10)))
+    return report.exit_code
+
+
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    import importlib
+
+    return getattr(importlib.import_module(f"{__package__}.reports.{module}"), name)  # type: ignore[no-any-return]
+
+
+def _baseline_args(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    promote = sub.add_parser("promote", help="store a run as the newest baseline run (keeps the last K)")
+    promote.add_argument("current", help="the results file to promote")
+    promote.add_argument("--to", required=True, metavar="DIR", help="the baseline directory (or a .json file)")
+    promote.add_argument("--keep", type=_positive, default=None, metavar="K", help="runs to keep (default 10)")
+    show = sub.add_parser("show", help="list the runs a baseline holds")
+    show.add_argument("location", help="a baseline directory or results file")
+
+
+def _positive(text: str) -> int:
+    from .options import positive_int
+
+    return positive_int(text)
+
+
+@command("baseline", "manage stored baselines: promote a run, show what is stored")(_baseline_args)
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .importers import load_run
+    from .store import DEFAULT_KEEP, open_store
+
+    if args.action == "promote":
+        run = load_run(args.current)
+        keep = args.keep or DEFAULT_KEEP
+        store = open_store(args.to)
+        where = store.promote(run, keep=keep)
+        stored = store.load()
+        count = len(stored.runs) if stored else 0
+        print(f"promoted {args.current} to {where} ({count} run{'s' if count != 1 else ''} stored, keeping {keep})")
+        return EXIT_OK
+    stored = open_store(args.location).load()
+    if stored is None:
+        print(f"{args.location}: no baseline")
+        return EXIT_OK
+    for source, run in zip(stored.sources, stored.runs, strict=True):
+        created = run.metadata.get("created") or "?"
+        print(f"{source}: {len(run.tests)} tests, created {created}")
+    return EXIT_OK
+
+
+def _import_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="a pytest-benchmark JSON file (pytest --benchmark-json=FILE)")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="the perfgate results file to write")
+
+
+@command("import", "convert a pytest-benchmark JSON file into a perfgate results file")(_import_args)
+def cmd_import(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .errors import ResultsFileError
+    from .importers import from_benchmark_json
+    from .model import run_to_dict
+
+    try:
+        text = Path(args.source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsFileError(args.source, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(args.source, f"cannot be read: {exc}") from None
+    if not text.strip():
+        raise ResultsFileError(args.source, "is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(args.source, f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    run = from_benchmark_json(data, args.source)
+    _write_text(args.output, json.dumps(run_to_dict(run), indent=1, allow_nan=False) + "\n")
+    summary_only = sum(1 for t in run.tests if "summary" in t.evidence)
+    note = f" ({summary_only} without raw rounds: summary statistics only)" if summary_only else ""
+    print(f"imported {len(run.tests)} benchmarks from {args.source} into {args.output}{note}")
     return EXIT_OK
 
 

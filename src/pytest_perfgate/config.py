@@ -40,6 +40,18 @@ class GateSettings:
     warn_regression: float = 0.05
     alpha: float = 0.01
     overrides: tuple[GateOverride, ...] = ()
+    #: nothing fails or warns below this relative change, whatever the thresholds say
+    min_effect: float = 0.03
+    #: a significant drop of at least this much is reported as an improvement (0 < x < 1)
+    min_improvement: float = 0.05
+    #: suite-level control of the false-positive rate: holm (family-wise), bh (false discovery), none
+    correction: str = "holm"
+    #: with fewer baseline runs the run-to-run spread is not measured but assumed (conservative)
+    min_baseline_runs: int = 3
+    #: run-to-run spread assumed when the baseline has too few runs to measure it
+    assumed_spread: float = 0.10
+    #: confidence level of the interval shown for each change
+    confidence: float = 0.95
 
     def thresholds_for(self, nodeid: str, spec: BudgetSpec | None = None) -> tuple[float, float]:
         """(warn, max) regression for a test: marker, then the first matching glob, then defaults."""
@@ -218,42 +230,40 @@ def _ratio(value: Any, path: str, key: str, *, upper: float | None = None) -> fl
     except UnitError as exc:
         raise ConfigError(str(exc), path=path, key=key) from None
     if ratio <= 0 or (upper is not None and ratio >= upper):
-        bound = f" and below {upper:g}" if upper is not None else ""
+        bound = f" and below {upper:.0%}" if upper is not None else ""
         raise ConfigError(f"{value!r} must be above 0{bound}", path=path, key=key)
     return ratio
 
 
-_GATE_KEYS = ("metric", "max_regression", "warn_regression", "alpha", "overrides")
+_GATE_KEYS = (
+    "metric", "max_regression", "warn_regression", "alpha", "overrides", "min_effect", "min_improvement",
+    "correction", "min_baseline_runs", "assumed_spread", "confidence",
+)
+GATE_CORRECTIONS = ("holm", "bh", "none")
 
 
 def _parse_gate(raw: Any, path: str) -> GateSettings:
     body = _mapping(raw, path, "gate", "gate settings")
     unknown = sorted(set(map(str, body)) - set(_GATE_KEYS))
     if unknown:
-        raise ConfigError(
-            f"unknown key(s) {', '.join(unknown)}; accepted: {', '.join(_GATE_KEYS)}", path=path, key="gate"
-        )
+        accepted = ", ".join(_GATE_KEYS)
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; accepted: {accepted}", path=path, key="gate")
     defaults = GateSettings()
+
+    def ratio(name: str, default: float, upper: float | None = None) -> float:
+        return _ratio(body[name], path, f"gate.{name}", upper=upper) if name in body else default
+
     metric = str(body.get("metric", defaults.metric))
     if metric not in GATE_STATISTICS:
         raise ConfigError(
             f"unknown statistic {metric!r}; accepted: {', '.join(GATE_STATISTICS)}", path=path, key="gate.metric"
         )
-    max_r = (
-        _ratio(body["max_regression"], path, "gate.max_regression")
-        if "max_regression" in body
-        else defaults.max_regression
-    )
-    warn_r = (
-        _ratio(body["warn_regression"], path, "gate.warn_regression")
-        if "warn_regression" in body
-        else min(defaults.warn_regression, max_r)
-    )
+    max_r = ratio("max_regression", defaults.max_regression)
+    warn_r = ratio("warn_regression", min(defaults.warn_regression, max_r))
     if warn_r > max_r:
         raise ConfigError(
             f"warn_regression ({warn_r:.0%}) is above max_regression ({max_r:.0%})", path=path, key="gate"
         )
-    alpha = _ratio(body["alpha"], path, "gate.alpha", upper=0.5) if "alpha" in body else defaults.alpha
     overrides = []
     raw_overrides = body.get("overrides") or []
     if not isinstance(raw_overrides, list):
@@ -268,19 +278,35 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
         extra = sorted(set(map(str, item)) - {"match", "max_regression", "warn_regression"})
         if extra:
             raise ConfigError(f"unknown key(s) {', '.join(extra)}", path=path, key=key)
-        overrides.append(
-            GateOverride(
-                match=item["match"],
-                max_regression=_ratio(item["max_regression"], path, f"{key}.max_regression")
-                if "max_regression" in item
-                else None,
-                warn_regression=_ratio(item["warn_regression"], path, f"{key}.warn_regression")
-                if "warn_regression" in item
-                else None,
-            )
+        levels = {
+            name: _ratio(item[name], path, f"{key}.{name}") if name in item else None
+            for name in ("max_regression", "warn_regression")
+        }
+        overrides.append(GateOverride(match=item["match"], **levels))
+    correction = str(body.get("correction", defaults.correction)).lower()
+    if correction not in GATE_CORRECTIONS:
+        raise ConfigError(
+            f"unknown correction {body.get('correction')!r}; accepted: {', '.join(GATE_CORRECTIONS)}",
+            path=path,
+            key="gate.correction",
+        )
+    min_runs = body.get("min_baseline_runs", defaults.min_baseline_runs)
+    if isinstance(min_runs, bool) or not isinstance(min_runs, int) or min_runs < 2:
+        raise ConfigError(
+            f"expected a whole number of at least 2, got {min_runs!r}", path=path, key="gate.min_baseline_runs"
         )
     return GateSettings(
-        metric=metric, max_regression=max_r, warn_regression=warn_r, alpha=alpha, overrides=tuple(overrides)
+        metric=metric,
+        max_regression=max_r,
+        warn_regression=warn_r,
+        alpha=ratio("alpha", defaults.alpha, upper=0.5),
+        overrides=tuple(overrides),
+        min_effect=ratio("min_effect", defaults.min_effect, upper=1.0),
+        min_improvement=ratio("min_improvement", defaults.min_improvement, upper=1.0),
+        correction=correction,
+        min_baseline_runs=min_runs,
+        assumed_spread=ratio("assumed_spread", defaults.assumed_spread, upper=1.0),
+        confidence=ratio("confidence", defaults.confidence, upper=1.0),
     )
 
 

@@ -167,6 +167,12 @@ def run_to_dict(run: RunResult) -> dict[str, Any]:
     }
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename):
     a reader never sees a half-written file, and a crash leaves the old one in place."""
@@ -174,6 +180,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is an ordinary file
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -234,11 +241,13 @@ class _Reader:
 def series_from_dict(r: _Reader, name: str, raw: Any, where: str) -> Series:
     d = r.mapping(raw, where)
     raw_values = r.seq(d.get("values"), f"{where}.values")
-    # null stands for a non-finite value (JSON has no NaN)
-    values = tuple(
-        float("nan") if v is None else float(r.number(v, f"{where}.values[{i}]") or 0.0)
-        for i, v in enumerate(raw_values)
-    )
+    if all(type(v) is float or type(v) is int for v in raw_values):  # the usual case, fast
+        values = tuple(map(float, raw_values))
+    else:  # null stands for a non-finite value (JSON has no NaN); anything else is named
+        values = tuple(
+            float("nan") if v is None else float(r.number(v, f"{where}.values[{i}]") or 0.0)
+            for i, v in enumerate(raw_values)
+        )
     return Series(
         name=name,
         kind=r.kind(d.get("kind"), f"{where}.kind"),

@@ -98,6 +98,7 @@ def resolve(name: str, cli_value: Any, ini_value: Any, parser: Callable[[str], T
 class Options:
     save: str | None = None
     html: str | None = None
+    compare: str | None = None
     pushgateway: str | None = None
     pushgateway_job: str = "perfgate"
     config: str | None = None
@@ -119,6 +120,14 @@ OptionTable = tuple[tuple[str, Callable[[str], Any], Any, str, str], ...]
 OPTION_TABLE: OptionTable = (
     ("save", str, None, "PATH", "write this run's results (versioned JSON) to PATH"),
     ("html", str, None, "PATH", "write a self-contained HTML report (plots, evidence) to PATH"),
+    (
+        "compare",
+        str,
+        None,
+        "PATH",
+        "gate this run against the stored baseline at PATH (results file or directory of runs); "
+        "a regression or critical budget breach fails the session",
+    ),
     ("pushgateway", str, None, "URL", "push the run's figures to a Prometheus Pushgateway (job and branch labels)"),
     ("pushgateway_job", str, "perfgate", "NAME", "the job label for --perfgate-pushgateway (default perfgate)"),
     ("config", str, None, "PATH", "KPI file (default: perfgate.yml at the rootdir)"),

@@ -25,7 +25,11 @@ from .options import OPTION_TABLE, Options, OptionTable, resolve
 from .recorder import Perf, Recorder
 
 #: area plugins (fixtures and hooks of the MongoDB, race and load subsystems), loaded with this one
-pytest_plugins: list[str] = ["pytest_perfgate.race.plugin", "pytest_perfgate.mongo.plugin"]
+pytest_plugins: list[str] = [
+    "pytest_perfgate.race.plugin",
+    "pytest_perfgate.mongo.plugin",
+    "pytest_perfgate.load.plugin",
+]
 
 STATE = pytest.StashKey["perf_session.PerfgateSession"]()
 SPEC = pytest.StashKey["BudgetSpec | None"]()
@@ -117,6 +121,8 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     state = _state(collector.config)
     for item in items:
         if isinstance(item, pytest.Function):
+            if item.get_closest_marker("perf_budget") is None:  # the common case: nothing to resolve
+                continue
             levels = [
                 (node.nodeid, [(m.args, m.kwargs) for m in node.own_markers if m.name == "perf_budget"])
                 for node in item.listchain()
@@ -168,8 +174,13 @@ def pytest_fixture_setup(
 
 
 @contextmanager
-def _whole_call(recorder: Recorder, spec: BudgetSpec | None, state: perf_session.PerfgateSession) -> Iterator[None]:
+def _whole_call(item: pytest.Item, spec: BudgetSpec) -> Iterator[None]:
     """Time (and, with a memory budget, trace) the whole test call as one sample."""
+    state = _state(item.config)
+    if state.options.disable:
+        yield
+        return
+    recorder = _recorder(item)
     reading: list[memory.PeakReading] = []
     trace = bool(spec and spec.get("mem_peak")) or state.options.memory
     start = time.perf_counter_ns()
@@ -186,16 +197,26 @@ def _whole_call(recorder: Recorder, spec: BudgetSpec | None, state: perf_session
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    state = _state(item.config)
     spec = item.stash.get(SPEC, None)
-    fixtures = getattr(item, "fixturenames", ())
-    whole = spec is not None and bool(spec.budgets) and not set(fixtures) & {"perf", "benchmark", "load_test"}
-    if whole and not state.options.disable:
-        with _whole_call(_recorder(item), spec, state):
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if spec is None and not fixtures & {"perf", "benchmark"}:
+        # the common case, kept cheap: no budget and no measuring fixture (one may still be
+        # requested at run time with request.getfixturevalue, or perf.record'ed through another)
+        outcome = yield
+        if RECORDER not in item.stash and BENCHMARK not in item.stash:
+            return outcome
+    elif spec is not None and spec.budgets and not fixtures & {"perf", "benchmark", "load_test"}:
+        with _whole_call(item, spec):
             outcome = yield
     else:
         outcome = yield
-    # reached only when the test body passed: judge its budgets
+    _judge(item, spec)  # reached only when the test body passed
+    return outcome
+
+
+def _judge(item: pytest.Item, spec: BudgetSpec | None) -> None:
+    """Judge the budgets of a test whose body passed; fail it on a critical breach."""
+    state = _state(item.config)
     recorder = item.stash.get(RECORDER, None) or Recorder()
     # series that could not be measured here, and why (e.g. explain-based metrics on mongomock)
     unmeasured = dict(recorder.not_checked)
@@ -217,7 +238,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         item.stash[RESULT] = state.partial_result(item.nodeid, spec, recorder, error=str(exc))
         pytest.fail(f"perfgate: {exc}", pytrace=False)
     if result is None:
-        return outcome
+        return
     item.stash[RESULT] = result
     path, lineno, _ = item.location
     for verdict in result.verdicts:
@@ -232,12 +253,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     failure = perf_session.failure_text(result)
     if failure:
         pytest.fail(failure, pytrace=False)
-    return outcome
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
+    if SPEC not in item.stash and RECORDER not in item.stash and RESULT not in item.stash and not item.user_properties:
+        return report  # nothing of perfgate's to attach (the common case)
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         state = _state(item.config)
         result = item.stash.get(RESULT, None)
@@ -273,12 +295,16 @@ class _Controller:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         try:
-            self.state.save()
+            self.state.finish()
         except (OSError, PerfgateError) as exc:
             where = self.state.options.save or self.state.options.html
             self.state.save_error = f"could not write results to {where}: {exc}"
             if session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        gate = self.state.gate
+        if gate is not None and gate.code and session.exitstatus == 0:
+            # the gate failed (1) or could not read its baseline (2): the session fails with it
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED if gate.code == 1 else pytest.ExitCode.USAGE_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         lines = self.state.summary_lines(verbose=self.config.getoption("verbose") > 0)

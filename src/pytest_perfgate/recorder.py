@@ -39,6 +39,10 @@ _RECORD_UNITS: dict[str, tuple[Kind, float]] = {
 }
 
 
+#: modes in which a fixture measured the test (the whole call is then not timed over it)
+FIXTURE_MODES = ("perf", "benchmark", "load")
+
+
 class Recorder:
     """Mutable collector for one test; becomes frozen :class:`Series` at the end."""
 
@@ -65,7 +69,7 @@ class Recorder:
     def add_whole_call(self, elapsed: float, reading: memory.PeakReading | None) -> None:
         """The whole test call as one sample (no ``perf``/``benchmark`` fixture). A series a
         fixture recorded (one requested at run time) is kept: it is the better measurement."""
-        if self.mode in ("perf", "benchmark"):
+        if self.mode in FIXTURE_MODES:
             return
         self.mode = "call"
         self.set_series(Series(TIME_SERIES, Kind.TIME, (elapsed,), source="call"))

@@ -9,19 +9,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import budgets as budget_mod
 from . import metrics as metric_registry
 from .budgets import BudgetSpec, Verdict
 from .config import PerfgateConfig
 from .errors import BudgetError, MarkerError, PerfgateError
-from .measure import cpuprofile, memprofile, metadata, timing
+from .measure import metadata, timing
 from .model import RunResult, TestResult, save_results, write_text_atomic
 from .options import Options
 from .recorder import Recorder
 from .reports.terminal import format_budget_table
 from .units import Kind, format_value
+
+if TYPE_CHECKING:
+    from .gate import SessionGate
 
 MarkerLevels = Sequence[tuple[str, Sequence[tuple[tuple[Any, ...], Mapping[str, Any]]]]]
 
@@ -38,6 +41,7 @@ class PerfgateSession:
     html_to: str | None = None
     pushed_to: str | None = None
     push_error: str | None = None
+    gate: SessionGate | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -157,6 +161,8 @@ class PerfgateSession:
     ) -> dict[str, Any]:
         """Re-run the measured call under a profiler: memory by function when a memory budget
         failed, the call tree when a time budget failed, either when asked (option or marker)."""
+        from .measure import cpuprofile, memprofile
+
         wanted = set(self.options.evidence) | set(spec.evidence if spec else ())
         failed = {v.kind for v in verdicts if v.verdict is Verdict.FAIL}
         evidence: dict[str, Any] = {}
@@ -213,12 +219,25 @@ class PerfgateSession:
         }
         return RunResult(metadata=metadata.collect(self.rootdir, extra=extra), tests=tuple(self.results.values()))
 
-    def save(self) -> None:
-        """Write the results file and the HTML report, and push to a Pushgateway, where asked."""
+    def finish(self) -> None:
+        """At the end of the session: the gate, the results file, the HTML report and the
+        Pushgateway, each where asked."""
         o = self.options
-        if o.save is None and o.html is None and o.pushgateway is None:
+        if o.save is None and o.html is None and o.pushgateway is None and o.compare is None:
             return
         run = self.run_result()
+        if o.compare is not None:
+            from .gate import compare_for_session
+
+            self.gate = compare_for_session(run, o.compare, self.config.gate)
+        if o.save is not None:
+            self.saved_to = str(save_results(o.save, run))
+        if o.html is not None:
+            from .reports.html import render_html
+
+            gate = self.gate
+            page = render_html(run, baseline=gate.baseline_runs if gate else (), gate=gate.report if gate else None)
+            self.html_to = str(write_text_atomic(o.html, page))
         if o.pushgateway is not None:
             from .reports.prometheus import push
 
@@ -226,12 +245,6 @@ class PerfgateSession:
                 self.pushed_to = push(run, o.pushgateway, job=o.pushgateway_job)
             except PerfgateError as exc:  # monitoring trouble is reported, it does not fail the tests
                 self.push_error = str(exc)
-        if self.options.save is not None:
-            self.saved_to = str(save_results(self.options.save, run))
-        if self.options.html is not None:
-            from .reports.html import render_html
-
-            self.html_to = str(write_text_atomic(self.options.html, render_html(run)))
 
     def summary_lines(self, *, verbose: bool = False) -> list[str]:
         tests = list(self.results.values())
@@ -250,6 +263,8 @@ class PerfgateSession:
             lines.append(f"pushed to {self.pushed_to}")
         if self.push_error:
             lines.append(f"WARN {self.push_error} (the tests' outcome is unaffected)")
+        if self.gate is not None:
+            lines.extend(self.gate.lines)
         if self.save_error:
             lines.append(f"error: {self.save_error}")
         return lines
@@ -263,6 +278,8 @@ def failure_text(result: TestResult) -> str | None:
     lines = [f"perf budget exceeded: {v.message()}" for v in failed]
     others = [v for v in result.verdicts if v.verdict is not Verdict.FAIL]
     lines.extend(f"  also: {v.message()}" for v in others)
+    from .measure import cpuprofile, memprofile
+
     profile = result.evidence.get("memory_profile")
     if profile:
         if profile["peak_sites"]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 _PERCENTILE_STATS = {"median": 50.0, "p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 
@@ -59,3 +61,207 @@ def statistic(values: Sequence[float], name: str) -> float:
     if name == "stdev":
         return stdev(values)
     raise ValueError(f"unknown statistic {name!r}")
+
+
+# --------------------------------------------------------------------------- distributions
+# Student's t and the normal distribution without scipy (the core stays importable without it);
+# tests check these against scipy.
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta function (modified Lentz)."""
+    tiny, eps = 1e-300, 3e-16
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < eps:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def norm_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with ``df`` degrees of freedom (``df=inf``: the normal)."""
+    if math.isinf(df):
+        return norm_sf(t)
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be positive, got {df}")
+    if math.isnan(t):
+        return math.nan
+    if not math.isfinite(t):
+        tail = 0.0
+    elif t * t < df:  # near 0: the complementary form keeps the precision
+        tail = 0.5 - 0.5 * betainc(0.5, df / 2.0, t * t / (df + t * t))
+    else:
+        tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    return tail if t >= 0 else 1.0 - tail
+
+
+@functools.lru_cache(maxsize=256)
+def t_isf(p: float, df: float) -> float:
+    """The t with P(T > t) = p (inverse survival function), by bisection; cached."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"probability {p} outside (0, 1)")
+    if p > 0.5:
+        return -t_isf(1.0 - p, df)
+    low, high = 0.0, 1.0
+    while t_sf(high, df) > p:
+        high *= 2.0
+        if high > 1e12:
+            return math.inf
+    for _ in range(200):
+        mid = (low + high) / 2.0
+        if t_sf(mid, df) > p:
+            low = mid
+        else:
+            high = mid
+        if high - low <= 1e-12 * max(1.0, high):
+            break
+    return (low + high) / 2.0
+
+
+# --------------------------------------------------------------------------- multiple testing
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (controls the family-wise error rate under any dependence).
+
+    A test is rejected at level alpha when its adjusted p-value is below alpha. NaN stays NaN and
+    does not count towards the family size.
+    """
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m = len(indexed)
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(indexed):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (controls the false discovery rate)."""
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m = len(indexed)
+    adjusted = [math.nan] * len(p_values)
+    running = 1.0
+    for rank in range(m - 1, -1, -1):
+        p, i = indexed[rank]
+        running = min(running, m * p / (rank + 1))
+        adjusted[i] = running
+    return adjusted
+
+
+def no_correction(p_values: Sequence[float]) -> list[float]:
+    return list(p_values)
+
+
+CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg, "none": no_correction}
+
+
+def adjust(p_values: Sequence[float], method: str) -> list[float]:
+    try:
+        return list(CORRECTIONS[method](p_values))
+    except KeyError:
+        raise ValueError(f"unknown correction {method!r}; accepted: {', '.join(CORRECTIONS)}") from None
+
+
+# --------------------------------------------------------------------------- between-run comparison
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """A current run's statistic against the statistics of several baseline runs, in log space.
+
+    ``shift`` is log(current / baseline centre), where the centre is the geometric mean of the
+    baseline runs' statistics. Under "no change" the current run is one more draw from the runs'
+    distribution, so ``shift`` has variance ``spread**2 * (1 + 1/runs)`` (a prediction interval):
+    ``p_worse`` / ``p_better`` are the one-sided p-values of a t-test with ``df`` degrees of freedom.
+    """
+
+    centre: float
+    runs: int
+    spread: float  # standard deviation of the log statistic between runs (as used)
+    measured_spread: float  # the same, as measured (0 for one run)
+    df: float
+    shift: float
+    scale: float  # spread * sqrt(1 + 1/runs)
+    p_worse: float
+    p_better: float
+    assumed: bool  # the spread is (partly) the assumed prior, too few runs to measure it
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        """Two-sided interval for the log shift."""
+        q = t_isf((1.0 - confidence) / 2.0, self.df) * self.scale
+        return self.shift - q, self.shift + q
+
+    def detectable(self, alpha: float) -> float:
+        """Smallest log shift that would be significant at one-sided level ``alpha``."""
+        return t_isf(alpha, self.df) * self.scale
+
+
+def compare_runs(
+    baseline: Sequence[float], current: float, *, min_runs: int = 3, assumed_spread: float = 0.10
+) -> RunComparison:
+    """Compare one current statistic with one statistic per baseline run (all positive).
+
+    With fewer than ``min_runs`` baseline runs the run-to-run spread cannot be measured reliably:
+    the spread used is the larger of the measured one and ``assumed_spread`` (a relative figure,
+    e.g. 0.10 for 10%), with normal quantiles: a conservative rule that fails only large changes.
+    """
+    if not baseline:
+        raise ValueError("no baseline runs")
+    if current <= 0 or any(v <= 0 for v in baseline):
+        raise ValueError("run statistics must be positive to compare ratios")
+    logs = [math.log(v) for v in baseline]
+    k = len(logs)
+    centre_log = mean(logs)
+    measured = stdev(logs)
+    if k >= max(min_runs, 2):
+        spread, df, assumed = measured, float(k - 1), False
+    else:
+        spread, df, assumed = max(measured, math.log1p(assumed_spread)), math.inf, True
+    shift = math.log(current) - centre_log
+    scale = spread * math.sqrt(1.0 + 1.0 / k)
+    if scale > 0:
+        t = shift / scale
+        p_worse, p_better = t_sf(t, df), t_sf(-t, df)
+    else:  # identical baseline runs: any change is "certain", no change is not
+        p_worse = 0.0 if shift > 0 else 1.0
+        p_better = 0.0 if shift < 0 else 1.0
+    return RunComparison(
+        centre=math.exp(centre_log), runs=k, spread=spread, measured_spread=measured, df=df, shift=shift,
+        scale=scale, p_worse=p_worse, p_better=p_better, assumed=assumed,
+    )

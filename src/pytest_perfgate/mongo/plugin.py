@@ -10,7 +10,7 @@ import threading
 import warnings
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,16 +19,15 @@ from ..errors import MongoBackendError, MongoQueryWarning
 from ..model import Series
 from ..options import OptionTable, boolean, choice, duration, text, whole_number
 from ..units import Kind
-from . import analysis as analysis_mod
 from . import backends as backend_mod
 from . import dbs
-from .advisor import index_keys
-from .capture import CaptureHub, QueryLog, QueryRecord
-from .explain import explain_command
-from .profile import SKIP_REASON, Profile
-from .queries import Queries
 
-LOG = pytest.StashKey[QueryLog]()
+if TYPE_CHECKING:  # the rest of the package is imported where it is used: this module loads in every session
+    from .capture import CaptureHub, QueryLog, QueryRecord
+    from .profile import Profile
+    from .queries import Queries
+
+LOG = pytest.StashKey["QueryLog"]()
 MONGO_METRICS = ("queries", "docs_examined", "collscan")
 REPEAT_MODES = ("warn", "fail", "off")
 
@@ -100,13 +99,23 @@ class MongoState:
     settings: backend_mod.MongoSettings
     repeats: str
     selection: backend_mod.Selection
-    hub: CaptureHub
+    rootdir: str
     prefix: str
     backend: backend_mod.Backend | None = None
     error: MongoBackendError | None = None
     counter: int = 0
     problems: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _hub: CaptureHub | None = None
+
+    @property
+    def hub(self) -> CaptureHub:
+        """The command capture, made on first use (a session without MongoDB tests never loads it)."""
+        if self._hub is None:
+            from .capture import CaptureHub
+
+            self._hub = CaptureHub(self.rootdir)
+        return self._hub
 
     def get_backend(self) -> backend_mod.Backend:
         """Start the backend on first use; a failure is remembered (not retried per test)."""
@@ -135,9 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except MongoBackendError as exc:
         raise pytest.UsageError(f"perfgate: {exc}") from None
     worker = getattr(config, "workerinput", {}).get("workerid")
-    config.stash[STATE] = MongoState(
-        settings, repeats, selection, CaptureHub(str(config.rootpath)), dbs.session_prefix(worker)
-    )
+    config.stash[STATE] = MongoState(settings, repeats, selection, str(config.rootpath), dbs.session_prefix(worker))
 
 
 def _state(config: pytest.Config) -> MongoState:
@@ -177,6 +184,8 @@ def mongo_client(mongo_backend: backend_mod.Backend) -> Any:
 
 @pytest.fixture
 def _perfgate_mongo_log(request: pytest.FixtureRequest, mongo_backend: backend_mod.Backend) -> QueryLog:
+    from .capture import QueryLog
+
     if LOG not in request.node.stash:
         request.node.stash[LOG] = QueryLog()
     log: QueryLog = request.node.stash[LOG]
@@ -220,6 +229,8 @@ def mongo_queries(
     request: pytest.FixtureRequest, mongo_backend: backend_mod.Backend, _perfgate_mongo_log: QueryLog
 ) -> Queries:
     """The commands the test body issued (see :class:`pytest_perfgate.mongo.queries.Queries`)."""
+    from .queries import Queries
+
     state = _state(request.config)
     return Queries(_perfgate_mongo_log, state.hub, mongo_backend.kind, state.settings.repeat_threshold)
 
@@ -230,6 +241,8 @@ def mongo_profile(
 ) -> Generator[Profile, None, None]:
     """The database profiler on for this test's database (real servers; skips on mongomock).
     The slowest operations are attached to the test's report and results."""
+    from .profile import SKIP_REASON, Profile
+
     if not mongo_backend.capabilities.profiler:
         pytest.skip(SKIP_REASON.format(backend=mongo_backend.description))
     state = _state(request.config)
@@ -266,6 +279,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     state = _state(item.config)
     backend = _backend_or_fail(item.config)
     if LOG not in item.stash:
+        from .capture import QueryLog
+
         item.stash[LOG] = QueryLog()
     log = item.stash[LOG]
     state.hub.arm(log)
@@ -279,6 +294,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def _after_body(
     item: pytest.Item, state: MongoState, backend: backend_mod.Backend, records: tuple[QueryRecord, ...]
 ) -> None:
+    from . import analysis as analysis_mod
+    from .advisor import index_keys
+    from .explain import explain_command
+
     spec = item.stash.get(core.SPEC, None)
     explain_all = spec is not None and any(spec.get(m) for m in ("docs_examined", "collscan"))
     client = backend.client

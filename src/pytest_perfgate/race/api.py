@@ -63,8 +63,10 @@ class Race:
         *,
         replay: ReplayToken | None = None,
         replay_command: Callable[[str], str] | None = None,
+        forced_seed: int | None = None,
     ) -> None:
         self.defaults = defaults or RaceConfig()
+        self.forced_seed = forced_seed  # a seed from the command line wins over markers and arguments
         self.replay = replay
         self.replay_command = replay_command
         self.reports: list[RaceReport] = []
@@ -117,6 +119,8 @@ class Race:
     # ------------------------------------------------------------------ running
 
     def config(self, **overrides: Any) -> RaceConfig:
+        if self.forced_seed is not None:
+            overrides["seed"] = self.forced_seed
         unknown = sorted(set(overrides) - set(CONFIG_KEYS) - set(TIMING_KEYS))
         if unknown:
             raise RaceError(

@@ -8,7 +8,6 @@ from typing import Any
 
 from ..errors import RaceError
 from ..options import OptionTable, choice, duration, positive_int, whole_number
-from .runner import RaceConfig
 from .strategies import STRATEGIES
 from .token import ReplayToken, decode
 
@@ -20,35 +19,22 @@ def replay_token(text: str) -> ReplayToken:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-_DEFAULTS = RaceConfig()
-
-#: ``--perfgate-race-<name>`` flags with ini keys (rows of the core's option table)
+#: ``--perfgate-race-<name>`` flags with ini keys (rows of the core's option table); an unset
+#: option (None) leaves :class:`~pytest_perfgate.race.runner.RaceConfig`'s default in place
 RACE_OPTIONS: OptionTable = (
     (
         "race_strategy",
         choice(*STRATEGIES, what="race strategy"),
-        _DEFAULTS.strategy,
+        None,
         "NAME",
-        f"default race strategy ({', '.join(STRATEGIES)}; default {_DEFAULTS.strategy})",
+        f"default race strategy ({', '.join(STRATEGIES)}; default random)",
     ),
-    (
-        "race_schedules",
-        positive_int,
-        _DEFAULTS.schedules,
-        "N",
-        f"default number of race schedules per race.run (default {_DEFAULTS.schedules})",
-    ),
-    (
-        "race_seconds",
-        duration,
-        _DEFAULTS.seconds,
-        "DURATION",
-        "default time budget per race.run, e.g. 30s (default 60s)",
-    ),
+    ("race_schedules", positive_int, None, "N", "default number of race schedules per race.run (default 300)"),
+    ("race_seconds", duration, None, "DURATION", "default time budget per race.run, e.g. 30s (default 60s)"),
     (
         "race_seed",
         whole_number(0),
-        _DEFAULTS.seed,
+        None,
         "N",
         "race seed; on the command line it overrides markers and race.run (rotate it in CI)",
     ),

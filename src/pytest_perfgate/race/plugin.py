@@ -6,22 +6,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import sys
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .. import plugin as core
 from ..errors import RaceError
-from .api import Race
 from .options import RACE_OPTIONS, REPLAY_HELP, marker_kwargs, replay_token
-from .runner import RaceConfig, RaceFailure
-from .token import ReplayToken
+
+if TYPE_CHECKING:
+    from .api import Race
 
 PROPERTY = "perfgate_race"
-BASE = pytest.StashKey[RaceConfig]()
+BASE = pytest.StashKey[dict[str, Any]]()
 MARKER = pytest.StashKey[dict[str, Any]]()
-RACE = pytest.StashKey[Race]()
+RACE = pytest.StashKey["Race"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,14 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # only what was set (command line or ini); the race package itself is imported on first use
     values = core.resolve_option_table(config, RACE_OPTIONS)
-    config.stash[BASE] = dataclasses.replace(
-        RaceConfig(),
-        strategy=values["race_strategy"],
-        schedules=values["race_schedules"],
-        seconds=values["race_seconds"],
-        seed=values["race_seed"],
-    )
+    config.stash[BASE] = {name[len("race_") :]: value for name, value in values.items() if value is not None}
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(_RaceSummary(), "perfgate-race-summary")
 
@@ -50,7 +46,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     """Validate race markers as items are made: a bad one is a collection error naming the test."""
     result = yield
     for item in result if isinstance(result, list) else [result]:
-        if isinstance(item, pytest.Function):
+        if isinstance(item, pytest.Function) and item.get_closest_marker("race") is not None:
             merged: dict[str, Any] = {}
             for marker in reversed(list(item.iter_markers("race"))):  # farthest first: the closest wins
                 try:
@@ -73,31 +69,23 @@ def race(request: pytest.FixtureRequest) -> Race:
     """Run operations concurrently under a controlled, seeded scheduler:
     ``race.run(op1, op2, ..., invariant=..., setup=..., schedules=300)``. Defaults come from
     ``@pytest.mark.race(...)`` and ``--perfgate-race-*``; see docs/race.md."""
+    from .api import Race
+    from .runner import RaceConfig
+
     config = request.config
     item = request.node
-    base = config.stash[BASE]
     try:
-        defaults = Race(base).config(**item.stash.get(MARKER, {}))
+        defaults = Race(dataclasses.replace(RaceConfig(), **config.stash[BASE])).config(**item.stash.get(MARKER, {}))
     except RaceError as exc:
         raise pytest.UsageError(f"perfgate: {item.nodeid}: {exc}") from None
-    cli_seed = config.getoption("perfgate_race_seed")
-    replay: ReplayToken | None = config.getoption("perfgate_race_replay")
-    fixture = _Race(defaults, cli_seed=cli_seed, replay=replay, replay_command=_replay_command(item))
+    fixture = Race(
+        defaults,
+        forced_seed=config.getoption("perfgate_race_seed"),
+        replay=config.getoption("perfgate_race_replay"),
+        replay_command=_replay_command(item),
+    )
     item.stash[RACE] = fixture
     return fixture
-
-
-class _Race(Race):
-    """The fixture's Race: a seed given on the command line wins over markers and arguments."""
-
-    def __init__(self, defaults: RaceConfig, *, cli_seed: int | None, **kwargs: Any) -> None:
-        super().__init__(defaults, **kwargs)
-        self.cli_seed = cli_seed
-
-    def config(self, **overrides: Any) -> RaceConfig:
-        if self.cli_seed is not None:
-            overrides["seed"] = self.cli_seed
-        return super().config(**overrides)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -108,8 +96,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.user_properties.append((PROPERTY, json.dumps(evidence, sort_keys=True)))
         item.add_report_section("call", "perfgate race", "\n".join(r.summary() for r in fixture.reports))
     report: pytest.TestReport = yield
-    if call.excinfo is not None and call.excinfo.errisinstance(RaceFailure) and report.failed:
-        report.longrepr = str(call.excinfo.value)
+    runner = sys.modules.get("pytest_perfgate.race.runner")  # loaded if any race ran at all
+    excinfo = call.excinfo
+    if excinfo is not None and report.failed and runner is not None and excinfo.errisinstance(runner.RaceFailure):
+        report.longrepr = str(excinfo.value)
     return report
 
 

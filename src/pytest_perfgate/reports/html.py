@@ -12,7 +12,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import stats
 from ..budgets import Verdict, worst_first
@@ -21,9 +21,8 @@ from ..metrics import get as get_metric
 from ..model import RunResult, TestResult
 from ..units import Kind, format_value
 
-# the gate's Comparison / GateReport (typed loosely until the gate module lands on main)
-Comparison = Any
-GateReport = Any
+if TYPE_CHECKING:
+    from ..gate import Comparison, GateReport
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}

@@ -1,0 +1,221 @@
+"""``perfgate load``: a headless locust run judged by perfgate's KPIs.
+
+    perfgate load examples/api_service/locustfile.py --host http://127.0.0.1:8000 \\
+        --users 50 --spawn-rate 10 --run-time 30s --kpi api_response_time --kpi api_throughput \\
+        --save .perfgate/load.json --gitlab-report load-performance.json --html locust.html
+
+Exit codes:
+  0  every KPI level met (warnings past a target do not fail; --strict makes them fail)
+  1  a KPI's critical level breached (latency, throughput, or the error rate)
+  2  bad input or configuration: missing locustfile, run-time or level that does not parse,
+     unknown KPI, no perfgate.yml for --kpi, locust not installed (with an install hint)
+  3  the run could not be done: the target does not answer, locust failed or hung
+
+Registered in the main CLI as ``perfgate load``; also runnable as
+``python -m pytest_perfgate.load.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import PerfgateError
+
+if TYPE_CHECKING:
+    from .runner import LoadSettings
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_RUN_FAILED = 0, 1, 2, 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("locustfile", nargs="?", help="the locustfile (its User classes generate the load)")
+    parser.add_argument("--host", help="the service under load, e.g. http://127.0.0.1:8000")
+    parser.add_argument("-u", "--users", type=int, default=10, help="concurrent users (default 10)")
+    parser.add_argument(
+        "-r", "--spawn-rate", type=float, default=None, help="users started per second (default: all at once)"
+    )
+    parser.add_argument(
+        "-t", "--run-time", default="10s", help="how long to run: '30s', '90', '2m', '1h30m' (default 10s)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="leave out requests completed in the first SECONDS (ramp-up) from every figure (default 0)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="locust processes on this machine: N > 1 forks N workers under a local master, -1 one per core",
+    )
+    parser.add_argument(
+        "--expect-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run as a locust master and wait for N external workers (other machines; see docs/load.md)",
+    )
+    parser.add_argument("--master-bind-port", type=int, default=None, help="master port for external workers")
+    parser.add_argument(
+        "--kpi", action="append", default=[], metavar="NAME", help="a KPI from perfgate.yml (repeatable)"
+    )
+    parser.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="METRIC=LEVEL",
+        help="a level of your own, e.g. p95=200ms,500ms (target,critical) or rps=500/s (repeatable; wins over --kpi)",
+    )
+    parser.add_argument(
+        "--error-rate",
+        default="1%",
+        metavar="LEVEL",
+        help="critical error-rate level when no KPI or --budget sets one (default 1%%; 'none' for no default)",
+    )
+    parser.add_argument("--config", default=None, help="perfgate.yml (default: found from the locustfile's folder up)")
+    parser.add_argument("--strict", action="store_true", help="a level past its target (warn) fails too")
+    parser.add_argument(
+        "--save", metavar="PATH", help="write the results file (perfgate's schema) for perfgate compare"
+    )
+    parser.add_argument(
+        "--gitlab-report", metavar="PATH", help="write GitLab's load_performance JSON (k6 summary shape)"
+    )
+    parser.add_argument("--html", metavar="PATH", help="write locust's HTML report")
+    parser.add_argument(
+        "--connect-timeout", type=float, default=5.0, metavar="SECONDS", help="wait for the target's first answer"
+    )
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="live progress: auto (on a terminal only), always (a line every 10s in logs), never",
+    )
+    parser.add_argument("--workdir", metavar="DIR", help="keep locust's log and the raw per-request data here")
+    parser.add_argument(
+        "--locust-arg", action="append", default=[], metavar="ARG", help="pass ARG on to locust (repeatable)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="also print locust's command line and log folder")
+    parser.add_argument(
+        "--listener-path", action="store_true", help="print the path of perfgate's locust listener and exit"
+    )
+
+
+def _generators(settings: LoadSettings) -> str:
+    if settings.expect_workers:
+        return f"master + {settings.expect_workers} external worker{'s' if settings.expect_workers != 1 else ''}"
+    if settings.processes == 1:
+        return "1 process"
+    count = os.cpu_count() if settings.processes == -1 else settings.processes
+    return f"{count} worker processes"
+
+
+def _config_path(args: argparse.Namespace) -> str | None:
+    from ..config import find_config
+
+    if args.config:
+        return str(args.config)
+    start = os.path.dirname(os.path.abspath(args.locustfile))
+    found = find_config(start, os.path.commonpath([start, os.getcwd()]))
+    return str(found) if found else None
+
+
+def _execute(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..errors import LoadError
+    from ..model import save_results, write_json_atomic
+    from .gitlab import k6_summary
+    from .kpi import build_spec
+    from .report import ProgressLine, format_notes, format_stats, format_verdicts
+    from .run import run_load
+    from .runner import LoadSettings, listener_path, parse_run_time
+
+    if args.listener_path:
+        print(listener_path())
+        return EXIT_OK
+    if not args.locustfile:
+        raise LoadError("a locustfile is required, e.g. perfgate load locustfile.py --host http://127.0.0.1:8000")
+    if not args.host:
+        raise LoadError("--host is required: the URL of the service under load, e.g. http://127.0.0.1:8000")
+    run_time = parse_run_time(args.run_time)
+    settings = LoadSettings(
+        locustfile=args.locustfile,
+        host=args.host,
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        run_time=run_time,
+        processes=args.processes,
+        expect_workers=args.expect_workers,
+        master_bind_port=args.master_bind_port,
+        warmup=args.warmup,
+        connect_timeout=args.connect_timeout,
+        html=args.html,
+        locust_args=tuple(args.locust_arg),
+    )
+    settings.validate()
+    # every level is checked before any load is generated
+    config = load_config(_config_path(args))
+    error_rate = None if str(args.error_rate).lower() == "none" else args.error_rate
+    spec = build_spec(config, args.kpi, args.budget, error_rate=error_rate)
+
+    progress = ProgressLine(sys.stderr, run_time, mode=args.progress)
+    try:
+        run = run_load(settings, progress=progress, workdir=args.workdir)
+    finally:
+        progress.close()
+    total = run.judged(spec, strict=args.strict)
+
+    workers = run.raw.workers_reporting
+    print(
+        f"perfgate load: {run.locustfile_id} against {settings.host}: {settings.users} users, "
+        f"{settings.run_time}s, {_generators(settings)}, locust {run.raw.locust_version}"
+    )
+    for line in [
+        *format_stats(run.stats),
+        *format_notes(
+            run.stats, locust_requests=run.raw.locust_requests, processes=settings.processes, workers=workers
+        ),
+        *format_verdicts(total.verdicts),
+    ]:
+        print(line)
+    if args.verbose:
+        print("locust command: " + " ".join(run.command))
+        if args.workdir:
+            print(f"locust log and raw data: {args.workdir}")
+    if args.save:
+        print(f"results: {save_results(args.save, run.run_result(total))} ({len(run.stats.endpoints) + 1} entries)")
+    if args.gitlab_report:
+        path = write_json_atomic(
+            args.gitlab_report, k6_summary(run.stats, max_users=run.raw.max_users or settings.users)
+        )
+        print(f"GitLab load_performance report: {path}")
+    if args.html:
+        print(f"locust HTML report: {args.html}")
+    return EXIT_FAIL if total.outcome == "failed" else EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``perfgate load``; errors become ``error: ...`` on stderr and an exit code."""
+    try:
+        return _execute(args)
+    except PerfgateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; locust was stopped", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="perfgate load", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The gate's terminal report: the one-line verdict, changed metrics first, compact."""
+
+from __future__ import annotations
+
+from ..gate import Comparison, GateReport, GateVerdict
+from .terminal import table
+
+
+def fmt_change(c: Comparison, *, interval: bool = True) -> str:
+    if c.change is None:
+        return "-"
+    text = f"{c.change:+.1%}"
+    if interval and c.ci is not None:
+        text += f" [{c.ci[0]:+.1%}, {c.ci[1]:+.1%}]"
+    return text
+
+
+def fmt_p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.0001" if value < 1e-4 else f"{value:.4f}" if value < 0.01 else f"{value:.2f}"
+
+
+def correction_label(report: GateReport) -> str:
+    return {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no correction"}[report.settings.correction]
+
+
+def format_terminal(report: GateReport, *, max_unchanged: int = 0, max_listed: int = 10) -> list[str]:
+    """Lines for a terminal or CI log: verdict, then the rows that changed or need a look."""
+    s = report.settings
+    lines = [
+        report.headline(),
+        f"gate: {s.metric}, regression above {s.max_regression:.0%} (warn {s.warn_regression:.0%}, "
+        f"min effect {s.min_effect:.0%}), alpha {s.alpha:g} over the suite ({correction_label(report)})",
+    ]
+    listed = (GateVerdict.UNCHANGED, GateVerdict.NEW, GateVerdict.MISSING)
+    shown = [c for c in report.comparisons if c.verdict not in listed]
+    folded = []
+    for verdict in (GateVerdict.NEW, GateVerdict.MISSING):
+        group = report.by_verdict(verdict)
+        shown += group[:max_listed]
+        if len(group) > max_listed:
+            folded.append(f"{len(group) - max_listed} more {verdict.value} metrics not shown")
+    unchanged = report.by_verdict(GateVerdict.UNCHANGED)
+    shown += unchanged[:max_unchanged]
+    if shown:
+        rows = [
+            (c.nodeid, c.metric, c.fmt(c.baseline), c.fmt(c.current), fmt_change(c), fmt_p(c.p_adjusted),
+             c.verdict.value.upper() if c.verdict is GateVerdict.REGRESSION else c.verdict.value, c.reason)
+            for c in shown
+        ]
+        lines += table(rows, ("test", "metric", "baseline", "current", "change [CI]", "p adj", "verdict", "why"))
+    lines += folded
+    hidden = len(unchanged) - min(len(unchanged), max_unchanged)
+    if hidden:
+        lines.append(f"{hidden} unchanged metric{'s' if hidden != 1 else ''} not shown")
+    for breach in report.breaches:
+        lines.append(f"budget {'FAIL' if breach.critical else 'warn'}: {breach.nodeid}: {breach.result.message()}")
+    lines += [f"notice: {n}" for n in report.notices]
+    return lines

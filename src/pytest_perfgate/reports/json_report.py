@@ -1,0 +1,51 @@
+"""The whole comparison as JSON, for other tools (``schema: perfgate-gate``, versioned)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, fields
+from typing import Any
+
+from ..gate import Comparison, GateReport
+from ..model import verdict_to_dict
+
+SCHEMA = "perfgate-gate"
+SCHEMA_VERSION = 1
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+_FIELDS = tuple(f.name for f in fields(Comparison))
+
+
+def comparison_to_dict(c: Comparison) -> dict[str, Any]:
+    data = {name: _finite(getattr(c, name)) for name in _FIELDS}
+    data["verdict"] = c.verdict.value
+    data["kind"] = c.kind.value
+    return data
+
+
+def gate_to_dict(report: GateReport) -> dict[str, Any]:
+    settings = asdict(report.settings)
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "headline": report.headline(),
+        "failed": report.failed,
+        "exit_code": report.exit_code,
+        "counts": {v.value: n for v, n in report.counts().items()},
+        "baseline": {"runs": report.baseline_runs, "sources": list(report.baseline_sources)},
+        "settings": settings,
+        "notices": list(report.notices),
+        "comparisons": [comparison_to_dict(c) for c in report.comparisons],
+        "budget_breaches": [
+            {"nodeid": b.nodeid, "level": "critical" if b.critical else "target", **verdict_to_dict(b.result)}
+            for b in report.breaches
+        ],
+    }

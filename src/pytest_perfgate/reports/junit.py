@@ -1,0 +1,62 @@
+"""The gate as JUnit XML: one testcase per gated (test, metric) and per critical budget breach.
+
+Regressions and critical budget breaches are failures; tests the gate could not judge (new,
+missing, unstable, insufficient data) are skipped with the reason; the rest pass.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from ..gate import GateReport, GateVerdict
+from .gate_terminal import fmt_change, fmt_p
+
+_SKIPPED = (GateVerdict.NEW, GateVerdict.MISSING, GateVerdict.UNSTABLE, GateVerdict.INSUFFICIENT)
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """XML 1.0 cannot hold most control characters, even escaped."""
+    return _NOT_XML.sub("?", text)
+
+
+def format_junit(report: GateReport, *, suite_name: str = "perfgate") -> str:
+    suite = ET.Element("testsuite", name=suite_name)
+    failures = skipped = tests = 0
+    for c in report.comparisons:
+        tests += 1
+        case = ET.SubElement(suite, "testcase", classname=_clean(f"perfgate.{c.metric}"),
+                             name=_clean(f"{c.nodeid} [{c.metric}]"), time="0")
+        detail = (f"{c.metric} ({c.statistic}): baseline {c.fmt(c.baseline)} ({c.baseline_runs} runs) -> current "
+                  f"{c.fmt(c.current)}, change {fmt_change(c)}, adjusted p {fmt_p(c.p_adjusted)}: {c.reason}")
+        if c.verdict is GateVerdict.REGRESSION:
+            failures += 1
+            failure = ET.SubElement(case, "failure", message=_clean(f"regression: {fmt_change(c, interval=False)}"),
+                                    type="regression")
+            failure.text = _clean(detail)
+        elif c.verdict in _SKIPPED:
+            skipped += 1
+            ET.SubElement(case, "skipped", message=_clean(f"{c.verdict.value}: {c.reason}"))
+        else:
+            out = ET.SubElement(case, "system-out")
+            out.text = _clean(f"{c.verdict.value}: {detail}")
+    for breach in report.critical_breaches:
+        tests += 1
+        failures += 1
+        case = ET.SubElement(suite, "testcase", classname="perfgate.budget",
+                             name=_clean(f"{breach.nodeid} [budget {breach.result.metric}]"), time="0")
+        failure = ET.SubElement(case, "failure", message=_clean(breach.result.message()), type="budget")
+        failure.text = _clean(breach.result.message())
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    suite.set("skipped", str(skipped))
+    suite.set("time", "0")
+    root = ET.Element("testsuites", name=suite_name, tests=str(tests), failures=str(failures), errors="0",
+                      time="0")
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

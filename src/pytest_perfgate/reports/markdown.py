@@ -1,0 +1,119 @@
+"""The gate's Markdown report, for a merge-request note (GitLab-flavoured Markdown).
+
+Deterministic: the same report gives the same text. Every name that comes from the tests is
+escaped (:func:`escape`) so that it can neither break a table nor inject markup or HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..gate import Comparison, GateReport, GateVerdict
+from .gate_terminal import correction_label, fmt_change, fmt_p
+
+_ICON = {True: ":x:", False: ":white_check_mark:"}
+
+
+#: characters that can start or end Markdown (GFM) syntax inside a table cell
+_SYNTAX = set("\\`*_[]!#|~@")
+
+
+def escape(text: str) -> str:
+    """Plain text safe in a Markdown table cell, still readable as raw text: HTML characters as
+    entities, Markdown syntax characters backslash-escaped, autolinks (``http://``, ``www.``)
+    broken, line breaks as spaces. Ordinary punctuation (``. , : ( ) % -``) is left alone."""
+    out = []
+    for ch in " ".join(str(text).splitlines()):
+        if ch == "&":
+            out.append("&amp;")
+        elif ch == "<":
+            out.append("&lt;")
+        elif ch == ">":
+            out.append("&gt;")
+        elif ch in _SYNTAX:
+            out.append("\\" + ch)
+        elif not ch.isprintable():
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out).replace("://", ":\\/\\/").replace("www.", "www\\.")
+
+
+def _table(header: Sequence[str], align: str, rows: Sequence[Sequence[str]]) -> list[str]:
+    seps = ["---:" if a == "r" else "---" for a in align]
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(seps) + " |",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def _row(c: Comparison, *extra: str) -> list[str]:
+    return [escape(c.nodeid), escape(c.metric), escape(c.fmt(c.baseline)), escape(c.fmt(c.current)),
+            escape(fmt_change(c)), *extra]
+
+
+def format_markdown(report: GateReport, *, max_rows: int = 200) -> str:
+    s = report.settings
+    lines = [f"### {_ICON[report.failed]} {escape(report.headline())}", ""]
+    lines.append(
+        f"Gate on the {escape(s.metric)}: a regression is worse by more than {s.max_regression:.0%} "
+        f"(warning {s.warn_regression:.0%}, nothing below {s.min_effect:.0%}) with p < {s.alpha:g} "
+        f"after {correction_label(report)} correction over {_n(report)} comparisons; "
+        f"intervals are {s.confidence:.0%}."
+    )
+    for notice in report.notices:
+        lines += ["", f"> **Notice:** {escape(notice)}"]
+    changed = report.by_verdict(GateVerdict.REGRESSION, GateVerdict.WARNING, GateVerdict.IMPROVEMENT)
+    if changed:
+        lines += ["", "#### Regressions, warnings and improvements", ""]
+        lines += _table(
+            ("Test", "Metric", "Baseline", "Current", f"Change ({s.confidence:.0%} CI)", "p (adjusted)", "Verdict"),
+            "llrrrrl",
+            [_row(c, fmt_p(c.p_adjusted), f"**{escape(c.verdict.value)}**") for c in changed[:max_rows]],
+        )
+        lines += _more(len(changed), max_rows)
+    if report.breaches:
+        lines += ["", "#### Budget breaches", ""]
+        lines += _table(
+            ("Test", "Budget", "Measured", "Target", "Critical", "Verdict"),
+            "llrrrl",
+            [
+                [escape(b.nodeid), escape(b.result.metric), escape(b.result.fmt(b.result.measured)),
+                 escape(b.result.fmt(b.result.target)), escape(b.result.fmt(b.result.critical)),
+                 "**critical**" if b.critical else "warning"]
+                for b in report.breaches[:max_rows]
+            ],
+        )
+        lines += _more(len(report.breaches), max_rows)
+    unjudged = report.by_verdict(GateVerdict.UNSTABLE, GateVerdict.INSUFFICIENT)
+    if unjudged:
+        lines += ["", "#### Flagged, not failed (too noisy or too little data)", ""]
+        lines += _table(
+            ("Test", "Metric", "Baseline", "Current", "Change", "Verdict", "Why"),
+            "llrrrll",
+            [_row(c, escape(c.verdict.value), escape(c.reason)) for c in unjudged[:max_rows]],
+        )
+        lines += _more(len(unjudged), max_rows)
+    for verdict, title in ((GateVerdict.NEW, "New"), (GateVerdict.MISSING, "Missing")):
+        group = report.by_verdict(verdict)
+        if group:
+            lines += ["", f"#### {title} ({len(group)})", ""]
+            lines += [f"- {escape(c.nodeid)} ({escape(c.metric)})" for c in group[:max_rows]]
+            lines += _more(len(group), max_rows)
+    unchanged = report.by_verdict(GateVerdict.UNCHANGED)
+    if unchanged:
+        lines += ["", f"<details><summary>{len(unchanged)} unchanged</summary>", ""]
+        lines += _table(("Test", "Metric", "Baseline", "Current", "Change"), "llrrr",
+                        [_row(c) for c in unchanged[:max_rows]])
+        lines += _more(len(unchanged), max_rows)
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def _n(report: GateReport) -> int:
+    return sum(1 for c in report.comparisons if c.p_value is not None)
+
+
+def _more(total: int, shown: int) -> list[str]:
+    return ["", f"... and {total - shown} more (all rows are in the JSON report)"] if total > shown else []

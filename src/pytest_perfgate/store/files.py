@@ -1,0 +1,167 @@
+"""File and directory stores."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .. import stats
+from ..config import GATE_STATISTICS
+from ..errors import ResultsFileError
+from ..importers import load_run
+from ..model import RunResult, Series, TestResult, run_to_dict, write_json_atomic
+from ..units import Kind
+from . import DEFAULT_KEEP, Baseline
+
+_RUN_NAME = re.compile(r"^run-(\d{6})\.json$")
+SUMMARY_SUFFIX = ".summary.json"
+
+
+SUMMARY_SCHEMA = "perfgate-run-summary"
+SUMMARY_VERSION = 1
+
+
+def summarise(run: RunResult) -> dict[str, Any]:
+    """A stored run reduced to what a baseline needs: per test and series the gate statistics
+    (no samples). Loading it takes a fraction of the time of the full results file."""
+    tests = []
+    for test in run.tests:
+        old = test.evidence.get("summary")
+        series = {}
+        for name, s in test.series.items():
+            values = [v for v in s.values if math.isfinite(v)]
+            if values:
+                figures: dict[str, float] = {stat: stats.statistic(values, stat) for stat in GATE_STATISTICS}
+            elif isinstance(old, dict) and isinstance(old.get(name), dict):
+                figures = dict(old[name])  # imported without samples: keep the imported summary
+            else:
+                figures = {}
+            series[name] = {"kind": s.kind.value, "unit": s.unit, "higher_is_better": s.higher_is_better,
+                            "samples": len(values), "stats": figures}
+        tests.append({"nodeid": test.nodeid, "outcome": test.outcome, "mode": test.mode, "series": series})
+    return {"schema": SUMMARY_SCHEMA, "schema_version": SUMMARY_VERSION, "metadata": dict(run.metadata),
+            "tests": tests}
+
+
+def load_summary(path: Path) -> RunResult:
+    """Read a summary written by :func:`summarise` back as a run whose series carry no samples and
+    whose statistics are in each test's ``evidence["summary"]`` (where the gate looks for them)."""
+    import json
+
+    name = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsFileError(name, f"cannot be read as a run summary: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema") != SUMMARY_SCHEMA:
+        raise ResultsFileError(name, f"not a perfgate run summary (schema {SUMMARY_SCHEMA!r} expected)")
+    if data.get("schema_version") != SUMMARY_VERSION:
+        raise ResultsFileError(name, f"summary schema_version {data.get('schema_version')!r} is not supported")
+    try:
+        tests = []
+        for t in data["tests"]:
+            series = {
+                key: Series(key, Kind(s["kind"]), (), higher_is_better=bool(s["higher_is_better"]), unit=str(s["unit"]))
+                for key, s in t["series"].items()
+            }
+            summary = {key: s["stats"] for key, s in t["series"].items()}
+            tests.append(TestResult(nodeid=str(t["nodeid"]), outcome=str(t["outcome"]), mode=t.get("mode"),
+                                    series=series, evidence={"summary": summary}))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ResultsFileError(name, f"malformed run summary ({type(exc).__name__}: {exc})") from None
+    metadata = data.get("metadata")
+    return RunResult(metadata={**(metadata if isinstance(metadata, dict) else {}), "summarised": True},
+                     tests=tuple(tests))
+
+
+class FileStore:
+    """One results file (perfgate's, or a pytest-benchmark JSON) is the baseline."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    def load(self) -> Baseline | None:
+        if not Path(self.location).exists():
+            return None
+        return Baseline(self.location, (load_run(self.location),), (self.location,))
+
+    def promote(self, run: RunResult, *, keep: int = DEFAULT_KEEP) -> str:
+        write_json_atomic(self.location, run_to_dict(run))
+        return self.location
+
+
+class DirectoryStore:
+    """A directory of ``run-NNNNNN.json`` files, numbered in promotion order.
+
+    ``promote`` writes the new run to a temporary file and links it under the next free number
+    (a link never overwrites, so two concurrent promotions cannot clobber each other), writes its
+    summary (``run-NNNNNN.summary.json``: the gate statistics of every series, no samples), then
+    removes the oldest runs beyond ``keep``. ``load`` reads every stored run, oldest first, from its
+    summary when there is one (a run copied in by hand has none: the full file is read); a corrupt
+    or unknown-schema file is an error naming it, never skipped silently.
+    """
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    def _stored(self) -> list[tuple[int, Path]]:
+        root = Path(self.location)
+        if not root.is_dir():
+            return []
+        found = []
+        for entry in root.iterdir():
+            match = _RUN_NAME.match(entry.name)
+            if match and entry.is_file():
+                found.append((int(match.group(1)), entry))
+        return sorted(found)
+
+    def load(self) -> Baseline | None:
+        root = Path(self.location)
+        if root.exists() and not root.is_dir():
+            raise ResultsFileError(self.location, "is not a directory of stored runs")
+        stored = self._stored()
+        if not stored:
+            return None
+        runs = tuple(self._load_one(path) for _, path in stored)
+        return Baseline(self.location, runs, tuple(str(p) for _, p in stored))
+
+    @staticmethod
+    def _summary_path(path: Path) -> Path:
+        return path.with_name(path.name[: -len(".json")] + SUMMARY_SUFFIX)
+
+    def _load_one(self, path: Path) -> RunResult:
+        summary = self._summary_path(path)
+        if summary.is_file() and summary.stat().st_mtime >= path.stat().st_mtime:
+            return load_summary(summary)
+        return load_run(path)
+
+    def promote(self, run: RunResult, *, keep: int = DEFAULT_KEEP) -> str:
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        root = Path(self.location)
+        if root.exists() and not root.is_dir():
+            raise ResultsFileError(self.location, "is not a directory of stored runs")
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".promote.", suffix=".json", dir=root)
+        os.close(fd)
+        try:
+            write_json_atomic(tmp, run_to_dict(run))
+            number = (self._stored() or [(0, root)])[-1][0] + 1
+            while True:
+                target = root / f"run-{number:06d}.json"
+                try:
+                    os.link(tmp, target)
+                    break
+                except FileExistsError:
+                    number += 1
+        finally:
+            os.unlink(tmp)
+        write_json_atomic(self._summary_path(target), summarise(run))
+        for _, old in self._stored()[:-keep]:
+            old.unlink(missing_ok=True)
+            self._summary_path(old).unlink(missing_ok=True)
+        return str(target)
