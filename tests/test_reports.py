@@ -188,3 +188,27 @@ def test_terminal_folds_long_lists_of_new_tests() -> None:
     assert sum(1 for ln in lines if ln.startswith("t") and " new " in ln) == 10
     assert "15 more new metrics not shown" in lines
     assert len(format_terminal(report, max_listed=100)) == len(lines) + 14
+
+
+def test_markdown_shows_the_top_offenders_of_failing_tests(tmp_path: Path) -> None:
+    from pytest_perfgate.budgets import evaluate, parse_marker
+    from pytest_perfgate.gate import compare
+    from pytest_perfgate.measure.cpuprofile import profile_cpu
+    from pytest_perfgate.measure.memprofile import profile_memory
+    from pytest_perfgate.model import RunResult, Series, TestResult
+    from pytest_perfgate.units import Kind
+
+    def hog() -> int:
+        return len([bytes(100) for _ in range(3000)])
+
+    series = {"mem_peak": Series("mem_peak", Kind.SIZE, (400_000.0,))}
+    spec = parse_marker({"mem_peak": "100kB"})
+    evidence = {"memory_profile": profile_memory(hog).to_dict(), "cpu_profile": profile_cpu(hog, min_time=0.01).to_dict()}
+    failing = TestResult("t.py::hog", series=series, spec=spec, verdicts=evaluate(spec, series), evidence=evidence)
+    current = RunResult({}, (failing,))
+    text = format_markdown(compare((), current), current=current)
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert "<details><summary>Evidence: t.py::hog</summary>" in html
+    assert "Memory by function (one re-run, peak" in html and "Hot path (cProfile, one re-run): hog" in html
+    assert "test_markdown_shows_the_top_offenders_of_failing_tests.&lt;locals&gt;.hog" in html
+    assert "Evidence" not in format_markdown(compare((), current))  # without the run, no evidence section

@@ -254,7 +254,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise GateError(f"{args.baseline}: no baseline there (no results file, or no stored runs)")
     report = compare_baseline(baseline, current, settings, location=args.baseline)
     outputs: list[tuple[str | None, Callable[[], str]]] = [
-        (args.markdown, lambda: _lazy("markdown", "format_markdown")(report)),
+        (args.markdown, lambda: _lazy("markdown", "format_markdown")(report, current=current)),
         (args.junit, lambda: _lazy("junit", "format_junit")(report)),
         (args.metrics, lambda: _lazy("openmetrics", "format_openmetrics")(report)),
         (args.json, lambda: json.dumps(_lazy("json_report", "gate_to_dict")(report), allow_nan=False) + "\n"),

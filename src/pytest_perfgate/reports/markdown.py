@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..gate import Comparison, GateReport, GateVerdict
+from ..measure.cpuprofile import hot_path
+from ..model import RunResult
+from ..units import Kind, format_value
 from .gate_terminal import correction_label, fmt_change, fmt_p
 
 _ICON = {True: ":x:", False: ":white_check_mark:"}
@@ -49,11 +52,19 @@ def _table(header: Sequence[str], align: str, rows: Sequence[Sequence[str]]) -> 
 
 
 def _row(c: Comparison, *extra: str) -> list[str]:
-    return [escape(c.nodeid), escape(c.metric), escape(c.fmt(c.baseline)), escape(c.fmt(c.current)),
-            escape(fmt_change(c)), *extra]
+    return [
+        escape(c.nodeid),
+        escape(c.metric),
+        escape(c.fmt(c.baseline)),
+        escape(c.fmt(c.current)),
+        escape(fmt_change(c)),
+        *extra,
+    ]
 
 
-def format_markdown(report: GateReport, *, max_rows: int = 200) -> str:
+def format_markdown(report: GateReport, *, max_rows: int = 200, current: RunResult | None = None) -> str:
+    """The merge-request comment. With ``current`` (the run's results), tests that regressed or
+    breached a critical budget also show the top offenders from their evidence."""
     s = report.settings
     lines = [f"### {_ICON[report.failed]} {escape(report.headline())}", ""]
     lines.append(
@@ -79,9 +90,14 @@ def format_markdown(report: GateReport, *, max_rows: int = 200) -> str:
             ("Test", "Budget", "Measured", "Target", "Critical", "Verdict"),
             "llrrrl",
             [
-                [escape(b.nodeid), escape(b.result.metric), escape(b.result.fmt(b.result.measured)),
-                 escape(b.result.fmt(b.result.target)), escape(b.result.fmt(b.result.critical)),
-                 "**critical**" if b.critical else "warning"]
+                [
+                    escape(b.nodeid),
+                    escape(b.result.metric),
+                    escape(b.result.fmt(b.result.measured)),
+                    escape(b.result.fmt(b.result.target)),
+                    escape(b.result.fmt(b.result.critical)),
+                    "**critical**" if b.critical else "warning",
+                ]
                 for b in report.breaches[:max_rows]
             ],
         )
@@ -101,11 +117,14 @@ def format_markdown(report: GateReport, *, max_rows: int = 200) -> str:
             lines += ["", f"#### {title} ({len(group)})", ""]
             lines += [f"- {escape(c.nodeid)} ({escape(c.metric)})" for c in group[:max_rows]]
             lines += _more(len(group), max_rows)
+    if current is not None:
+        lines += _evidence(report, current)
     unchanged = report.by_verdict(GateVerdict.UNCHANGED)
     if unchanged:
         lines += ["", f"<details><summary>{len(unchanged)} unchanged</summary>", ""]
-        lines += _table(("Test", "Metric", "Baseline", "Current", "Change"), "llrrr",
-                        [_row(c) for c in unchanged[:max_rows]])
+        lines += _table(
+            ("Test", "Metric", "Baseline", "Current", "Change"), "llrrr", [_row(c) for c in unchanged[:max_rows]]
+        )
         lines += _more(len(unchanged), max_rows)
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
@@ -117,3 +136,52 @@ def _n(report: GateReport) -> int:
 
 def _more(total: int, shown: int) -> list[str]:
     return ["", f"... and {total - shown} more (all rows are in the JSON report)"] if total > shown else []
+
+
+def _evidence(report: GateReport, current: RunResult, *, limit: int = 5) -> list[str]:
+    """Folded blocks with the top offenders of each failing test that carries evidence."""
+    failing = dict.fromkeys([c.nodeid for c in report.regressions] + [b.nodeid for b in report.critical_breaches])
+    tests = current.by_nodeid()
+    lines: list[str] = []
+    for nodeid in failing:
+        evidence = tests[nodeid].evidence if nodeid in tests else {}
+        memory, cpu = evidence.get("memory_profile"), evidence.get("cpu_profile")
+        if not memory and not cpu:
+            continue
+        lines += ["", f"<details><summary>Evidence: {escape(nodeid)}</summary>", ""]
+        if memory:
+            lines += [f"Memory by function (one re-run, peak {format_value(memory['peak'], Kind.SIZE)}):", ""]
+            lines += _table(
+                ("Function", "Inclusive peak", "Self (net)", "Calls"),
+                "lrrr",
+                [
+                    [
+                        escape(f["function"]),
+                        format_value(f["inclusive_peak"], Kind.SIZE),
+                        format_value(f["self_net"], Kind.SIZE),
+                        str(f["calls"]),
+                    ]
+                    for f in memory["functions"][:limit]
+                ],
+            )
+        if cpu:
+            total = cpu["total"] or 1e-12
+            path = " → ".join(
+                f"{escape(n['function'])} {100 * n['cumulative'] / total:.0f}%" for n in hot_path(cpu["tree"])
+            )
+            lines += ["", f"Hot path (cProfile, one re-run): {path}", ""]
+            lines += _table(
+                ("Function", "Own time", "Own %", "Calls"),
+                "lrrr",
+                [
+                    [
+                        escape(t["function"]),
+                        format_value(t["own"], Kind.TIME),
+                        f"{100 * t['own'] / total:.0f}%",
+                        str(t["calls"]),
+                    ]
+                    for t in sorted(cpu["top"], key=lambda t: -t["own"])[:limit]
+                ],
+            )
+        lines += ["", "</details>"]
+    return lines
