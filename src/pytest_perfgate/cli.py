@@ -362,17 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def guarded(run: Callable[[], int], *, interrupted: str = "interrupted") -> int:
+    """Run a command: a domain error becomes ``error: ...`` on stderr and its exit code (2 for bad
+    input), Ctrl-C exit 130; never a traceback."""
     try:
-        return int(args.run(args))
+        return int(run())
     except PerfgateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print(f"error: {interrupted}", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return guarded(lambda: args.run(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,8 +23,6 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import PerfgateError
-
 if TYPE_CHECKING:
     from .runner import LoadSettings
 
@@ -201,14 +199,9 @@ def _execute(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``perfgate load``; errors become ``error: ...`` on stderr and an exit code."""
-    try:
-        return _execute(args)
-    except PerfgateError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted; locust was stopped", file=sys.stderr)
-        return 130
+    from ..cli import guarded
+
+    return guarded(lambda: _execute(args), interrupted="interrupted; locust was stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
