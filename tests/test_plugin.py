@@ -701,6 +701,7 @@ def test_in_pytest_gate_fails_the_session_on_a_regression(
     slow.stdout.fnmatch_lines(["perfgate: FAILED: 1 regression*"])
     page = (pytester.path / "gate.html").read_text()
     assert 'id="gate-headline"' in page and "regression" in page
+    assert "Where the time went" in page  # with --perfgate-compare every timed test keeps a CPU profile
 
 
 def test_in_pytest_gate_with_a_bad_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None:

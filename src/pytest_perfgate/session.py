@@ -172,6 +172,10 @@ class PerfgateSession:
             evidence["memory_profile"] = memprofile.profile_memory(rerun).to_dict()
         if "cpu" in wanted or Kind.TIME in failed:
             evidence["cpu_profile"] = cpuprofile.profile_cpu(rerun).to_dict()
+        elif self.options.compare is not None:
+            # a regression is only known when the gate runs, after the tests: keep a short profile
+            # of every timed test so that a regressed one can show its hot path
+            evidence["cpu_profile"] = cpuprofile.profile_cpu(rerun, min_time=0.05).to_dict()
         return evidence
 
     def partial_result(
