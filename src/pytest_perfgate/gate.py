@@ -385,7 +385,9 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
             reason = f"worse by {math.expm1(worse):.0%}, within the run-to-run spread ({math.expm1(r.spread):.0%})"
     elif not r.assumed and detectable > max_t:
         verdict = GateVerdict.UNSTABLE
-        reason = f"too noisy to judge: spread {math.expm1(r.spread):.0%} between runs, detects only >= {detectable:.0%}"
+        factor = 1 + detectable  # as a slowdown factor once it is past +100%: "3.2x", not "+220%"
+        smallest = f"{detectable:.0%}" if detectable < 1 else f"{factor:.1f}x" if factor < 100 else "100x"
+        reason = f"too noisy to judge: spread {math.expm1(r.spread):.0%} between runs, detects only >= {smallest}"
     else:
         verdict, reason = GateVerdict.UNCHANGED, "within thresholds"
     return Comparison(verdict=verdict, reason=reason, **base)  # type: ignore[arg-type]
