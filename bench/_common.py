@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -16,14 +17,23 @@ OUT = Path(__file__).resolve().parent / "out"
 
 def run_timed(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     """Wall time of one command (seconds); raises if it fails unexpectedly."""
+    return run_measured(args, cwd, env)[0]
+
+
+def run_measured(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall time, CPU time user+system) of one command, in seconds. CPU time is far less
+    sensitive to other processes on a shared machine than wall time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode not in (0, 1):
         raise SystemExit(
             f"command failed ({done.returncode}): {' '.join(args)}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
         )
-    return elapsed
+    return elapsed, cpu
 
 
 def machine() -> dict[str, Any]:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median, run_timed, write_result
+from _common import median, run_measured, write_result
 
 PLAIN = "def test_{i}():\n    assert {i} + 1 > {i}\n\n"
 BUDGETED = "@pytest.mark.perf_budget(max='10s')\ndef test_{i}():\n    assert {i} + 1 > {i}\n\n"
@@ -51,30 +51,37 @@ def main() -> None:
             "budgeted": ([*base, f"--perfgate-save={tmp}/r.json"], budgeted),
         }
         times: dict[str, list[float]] = {k: [] for k in configs}
-        run_timed(configs["loaded"][0], configs["loaded"][1])  # warm the file system and bytecode caches
+        cpu: dict[str, list[float]] = {k: [] for k in configs}
+        run_measured(*configs["loaded"])  # warm the file system and bytecode caches
         for r in range(args.rounds):
             order = list(configs) if r % 2 == 0 else list(reversed(configs))
             for name in order:
-                cmd, cwd = configs[name]
-                times[name].append(run_timed(cmd, cwd))
+                wall, used = run_measured(*configs[name])
+                times[name].append(wall)
+                cpu[name].append(used)
             print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
-    med = {k: median(v) for k, v in times.items()}
-    # per-round ratios: each round measures the configurations within seconds of each other
-    loaded_ratio = median([a / b for a, b in zip(times["loaded"], times["off"], strict=True)])
-    budget_ratio = median([a / b for a, b in zip(times["budgeted"], times["off"], strict=True)])
-    print(f"\n{args.tests} trivial tests, {args.rounds} rounds, median wall time:")
-    for k, v in med.items():
-        print(f"  {k:9s} {v:.2f}s")
-    print(f"plugin loaded, no budgets: {100 * (loaded_ratio - 1):+.1f}% (median of per-round ratios; goal <= 3%)")
-    print(f"budget on every test + results file: {100 * (budget_ratio - 1):+.1f}%")
+
+    def ratio(data: dict[str, list[float]], name: str) -> float:
+        # per-round ratios: each round measures the configurations within seconds of each other
+        return median([a / b for a, b in zip(data[name], data["off"], strict=True)])
+
+    print(f"\n{args.tests} trivial tests, {args.rounds} rounds, median wall time (CPU time):")
+    for k in configs:
+        print(f"  {k:9s} {median(times[k]):.2f}s ({median(cpu[k]):.2f}s CPU)")
+    for name, text in (("loaded", "plugin loaded, no budgets"), ("budgeted", "budget on every test + results file")):
+        goal = " (goal <= 3%)" if name == "loaded" else ""
+        print(f"{text}: wall {100 * (ratio(times, name) - 1):+.1f}%, CPU {100 * (ratio(cpu, name) - 1):+.1f}%{goal}")
     path = write_result(
         "overhead",
         {
             "tests": args.tests,
             "rounds": args.rounds,
             "times": times,
-            "loaded_ratio": loaded_ratio,
-            "budgeted_ratio": budget_ratio,
+            "cpu": cpu,
+            "loaded_ratio": ratio(times, "loaded"),
+            "loaded_cpu_ratio": ratio(cpu, "loaded"),
+            "budgeted_ratio": ratio(times, "budgeted"),
+            "budgeted_cpu_ratio": ratio(cpu, "budgeted"),
         },
     )
     print(f"written: {path}")

@@ -65,8 +65,11 @@ def summarise(folder: Path) -> list[dict[str, Any]]:
         out.append({**record, "tests": cached[name]})
     cache.write_text(json.dumps(cached))
     if fallback:
-        print(f"{folder}: {len(fallback)} perfgate results files held no tests; their pytest-benchmark JSON "
-              f"(the same rounds) was imported instead: {fallback[0]} .. {fallback[-1]}", file=sys.stderr)
+        print(
+            f"{folder}: {len(fallback)} perfgate results files held no tests; their pytest-benchmark JSON "
+            f"(the same rounds) was imported instead: {fallback[0]} .. {fallback[-1]}",
+            file=sys.stderr,
+        )
     return out
 
 
@@ -123,16 +126,25 @@ def _false_alarms(runs: list[dict[str, Any]], *, k: int, statistic: str) -> list
         if run["factor"] == 1.0:
             if len(history) >= k:
                 prev = history[-k:]
-                report = compare([as_run(r, statistic) for r in prev], as_run(run, statistic),
-                                 GateSettings(metric=statistic))
+                report = compare(
+                    [as_run(r, statistic) for r in prev], as_run(run, statistic), GateSettings(metric=statistic)
+                )
                 for c in report.regressions:
-                    events.append({
-                        "run": run["name"], "workload": c.nodeid, "change": c.change,
-                        "baseline_range": [min(r["tests"][c.nodeid][statistic] for r in prev),
-                                           max(r["tests"][c.nodeid][statistic] for r in prev)],
-                        "current": run["tests"][c.nodeid][statistic], "wall": run["wall"], "typical_wall": typical,
-                        "load": run["loadavg_before"][0],
-                    })
+                    events.append(
+                        {
+                            "run": run["name"],
+                            "workload": c.nodeid,
+                            "change": c.change,
+                            "baseline_range": [
+                                min(r["tests"][c.nodeid][statistic] for r in prev),
+                                max(r["tests"][c.nodeid][statistic] for r in prev),
+                            ],
+                            "current": run["tests"][c.nodeid][statistic],
+                            "wall": run["wall"],
+                            "typical_wall": typical,
+                            "load": run["loadavg_before"][0],
+                        }
+                    )
             history.append(run)
     return events
 

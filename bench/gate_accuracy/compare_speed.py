@@ -30,8 +30,13 @@ def make_run(rng: random.Random, tests: int, samples: int, factor: float) -> Run
     for i in range(tests):
         level = 1e-4 * (1 + i % 97) * factor * rng.lognormvariate(0, 0.03)
         values = tuple(level * rng.lognormvariate(0, 0.05) for _ in range(samples))
-        out.append(TestResult(nodeid=f"tests/perf/test_m{i // 100}.py::test_{i}", mode="perf",
-                              series={"time": Series("time", Kind.TIME, values)}))
+        out.append(
+            TestResult(
+                nodeid=f"tests/perf/test_m{i // 100}.py::test_{i}",
+                mode="perf",
+                series={"time": Series("time", Kind.TIME, values)},
+            )
+        )
     return RunResult({"created": "2026-01-01T00:00:00+00:00"}, tuple(out))
 
 
@@ -61,17 +66,30 @@ def main() -> int:
         save_results(root / "current.json", make_run(rng, args.tests, args.samples, 1.0))
         size = (root / "current.json").stat().st_size / 1e6
         perfgate = [sys.executable, "-m", "pytest_perfgate.cli", "compare"]
-        reports = ["--markdown", str(root / "r.md"), "--junit", str(root / "j.xml"), "--metrics",
-                   str(root / "m.txt"), "--json", str(root / "g.json")]
+        reports = [
+            "--markdown",
+            str(root / "r.md"),
+            "--junit",
+            str(root / "j.xml"),
+            "--metrics",
+            str(root / "m.txt"),
+            "--json",
+            str(root / "g.json"),
+        ]
         print(f"{args.tests} tests x {args.samples} samples; results file {size:.1f} MB")
-        for label, baseline in (("1 baseline file", root / "baselines" / "run-000001.json"),
-                                (f"directory of {args.runs} runs", root / "baselines")):
+        for label, baseline in (
+            ("1 baseline file", root / "baselines" / "run-000001.json"),
+            (f"directory of {args.runs} runs", root / "baselines"),
+        ):
             for with_reports in (False, True):
-                wall, cpu, code = timed([*perfgate, str(baseline), str(root / "current.json"),
-                                         *(reports if with_reports else [])])
+                wall, cpu, code = timed(
+                    [*perfgate, str(baseline), str(root / "current.json"), *(reports if with_reports else [])]
+                )
                 what = "all four reports" if with_reports else "terminal only"
-                print(f"  {label}, {what}: {wall:.2f} s wall, {cpu:.2f} s CPU (exit {code}); "
-                      f"load average {os.getloadavg()[0]:.2f}")
+                print(
+                    f"  {label}, {what}: {wall:.2f} s wall, {cpu:.2f} s CPU (exit {code}); "
+                    f"load average {os.getloadavg()[0]:.2f}"
+                )
     return 0
 
 

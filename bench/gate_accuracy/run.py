@@ -51,8 +51,16 @@ def main() -> int:
                     name = f"run-{index:04d}-f{factor:.2f}"
                     env = dict(os.environ, PERFGATE_BENCH_FACTOR=str(factor), PYTHONHASHSEED="0")
                     cmd = [
-                        "nice", "-n", str(args.nice), sys.executable, "-m", "pytest",
-                        str(HERE / "test_workloads.py"), "-q", "-p", "no:cacheprovider",
+                        "nice",
+                        "-n",
+                        str(args.nice),
+                        sys.executable,
+                        "-m",
+                        "pytest",
+                        str(HERE / "test_workloads.py"),
+                        "-q",
+                        "-p",
+                        "no:cacheprovider",
                         f"--perfgate-save={out / (name + '.json')}",
                         f"--benchmark-json={out / (name + '.benchmark.json')}",
                         f"--benchmark-max-time={args.max_time}",
@@ -61,9 +69,15 @@ def main() -> int:
                     start = time.time()
                     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
                     record = {
-                        "index": index, "name": name, "factor": factor, "condition": args.condition,
-                        "start": start, "wall": time.time() - start, "returncode": proc.returncode,
-                        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+                        "index": index,
+                        "name": name,
+                        "factor": factor,
+                        "condition": args.condition,
+                        "start": start,
+                        "wall": time.time() - start,
+                        "returncode": proc.returncode,
+                        "loadavg_before": load_before,
+                        "loadavg_after": os.getloadavg(),
                     }
                     manifest.write(json.dumps(record) + "\n")
                     manifest.flush()

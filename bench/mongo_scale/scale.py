@@ -40,8 +40,15 @@ def seed(db: Any, n: int, batch: int, users: int) -> float:
     while done < n:
         size = min(batch, n - done)
         coll.insert_many(
-            [{"user": f"u{(done + i) % users}", "action": ACTIONS[(done + i) % len(ACTIONS)], "target": f"d{done + i}",
-              "ts": T0 + timedelta(seconds=done + i)} for i in range(size)],
+            [
+                {
+                    "user": f"u{(done + i) % users}",
+                    "action": ACTIONS[(done + i) % len(ACTIONS)],
+                    "target": f"d{done + i}",
+                    "ts": T0 + timedelta(seconds=done + i),
+                }
+                for i in range(size)
+            ],
             ordered=False,
         )
         done += size
@@ -92,8 +99,12 @@ def main(argv: list[str] | None = None) -> int:
                 median, best = time_it(fn, args.repeat)
                 plan = ""
                 if backend.real and name.startswith("recent"):
-                    body = {"find": audit.COLLECTION, "filter": {"user": "u7", "ts": {"$gte": since, "$lt": until}},
-                            "sort": {"ts": -1}, "limit": 20}
+                    body = {
+                        "find": audit.COLLECTION,
+                        "filter": {"user": "u7", "ts": {"$gte": since, "$lt": until}},
+                        "sort": {"ts": -1},
+                        "limit": 20,
+                    }
                     s = summarize(db.command({"explain": body, "verbosity": "executionStats"}))
                     plan = f"{s.plan}; {s.docs_examined:,} docs examined"
                 rows.append((label, name, median, best, plan))
@@ -117,8 +128,10 @@ def write(args: Any, backend: Any, selection: Any, seconds: float, rows: list[Ro
         f"Seeding: {seconds:.1f}s ({args.n / seconds:,.0f} docs/s, insert_many batches of {args.batch:,}).\n",
     ]
     if not backend.real:
-        lines.append("**mongomock ignores indexes: the times below are NOT evidence about indexes** (only the "
-                     "no-index case is timed). Run against a real server for index timings.\n")
+        lines.append(
+            "**mongomock ignores indexes: the times below are NOT evidence about indexes** (only the "
+            "no-index case is timed). Run against a real server for index timings.\n"
+        )
     lines.append("| index | query | median | best | plan (explain) |\n|---|---|---|---|---|")
     for label, name, median, best, plan in rows:
         shown = label if backend.real else "n/a (mongomock)"
@@ -127,8 +140,10 @@ def write(args: Any, backend: Any, selection: Any, seconds: float, rows: list[Ro
     print(text)
     path = Path(args.results)
     if not path.exists():
-        path.write_text("# MongoDB scale benchmark (bench/mongo_scale/scale.py)\n\nFigures are labelled with the "
-                        "backend they were measured on.\n")
+        path.write_text(
+            "# MongoDB scale benchmark (bench/mongo_scale/scale.py)\n\nFigures are labelled with the "
+            "backend they were measured on.\n"
+        )
     with path.open("a") as fh:
         fh.write(text)
 

@@ -37,6 +37,7 @@ RECORDER = pytest.StashKey[Recorder]()
 PERF = pytest.StashKey[Perf]()
 RESULT = pytest.StashKey[TestResult]()
 BENCHMARK = pytest.StashKey[Any]()
+MARKER_ARGS = pytest.StashKey[dict[str, dict[str, Any]]]()
 
 
 # --------------------------------------------------------------------------- options
@@ -121,6 +122,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     state = _state(collector.config)
     for item in items:
         if isinstance(item, pytest.Function):
+            _validate_markers(collector, item)
             if item.get_closest_marker("perf_budget") is None:  # the common case: nothing to resolve
                 continue
             levels = [
@@ -132,6 +134,27 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
             except PerfgateError as exc:
                 raise collector.CollectError(f"perf_budget: {exc}") from None
     return result
+
+
+#: markers of the registry that carry a validator (e.g. race), checked as items are made
+_VALIDATED = tuple(doc for doc in MARKERS.values() if doc.validator)
+
+
+def _validate_markers(collector: pytest.Collector, item: pytest.Function) -> None:
+    """Validate registered markers (farthest first, the closest winning per argument) and keep
+    their merged arguments in ``item.stash[MARKER_ARGS][name]`` for the subsystem's fixture."""
+    for doc in _VALIDATED:
+        if item.get_closest_marker(doc.name) is None:
+            continue
+        validate = doc.load_validator()
+        assert validate is not None
+        merged: dict[str, Any] = {}
+        for marker in reversed(list(item.iter_markers(doc.name))):
+            try:
+                merged.update(validate(marker.args, marker.kwargs))
+            except PerfgateError as exc:
+                raise collector.CollectError(f"{item.nodeid}: {exc}") from None
+        item.stash.setdefault(MARKER_ARGS, {})[doc.name] = merged
 
 
 # --------------------------------------------------------------------------- fixtures

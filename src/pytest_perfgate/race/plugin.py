@@ -14,14 +14,13 @@ import pytest
 
 from .. import plugin as core
 from ..errors import RaceError
-from .options import RACE_OPTIONS, REPLAY_HELP, marker_kwargs, replay_token
+from .options import RACE_OPTIONS, REPLAY_HELP, replay_token
 
 if TYPE_CHECKING:
     from .api import Race
 
 PROPERTY = "perfgate_race"
 BASE = pytest.StashKey[dict[str, Any]]()
-MARKER = pytest.StashKey[dict[str, Any]]()
 RACE = pytest.StashKey["Race"]()
 
 
@@ -39,22 +38,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[BASE] = {name[len("race_") :]: value for name, value in values.items() if value is not None}
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(_RaceSummary(), "perfgate-race-summary")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Generator[None, Any, Any]:
-    """Validate race markers as items are made: a bad one is a collection error naming the test."""
-    result = yield
-    for item in result if isinstance(result, list) else [result]:
-        if isinstance(item, pytest.Function) and item.get_closest_marker("race") is not None:
-            merged: dict[str, Any] = {}
-            for marker in reversed(list(item.iter_markers("race"))):  # farthest first: the closest wins
-                try:
-                    merged.update(marker_kwargs(marker.args, marker.kwargs))
-                except RaceError as exc:
-                    raise collector.CollectError(f"{item.nodeid}: {exc}") from None
-            item.stash[MARKER] = merged
-    return result
 
 
 def _replay_command(item: pytest.Item) -> Any:
@@ -75,7 +58,8 @@ def race(request: pytest.FixtureRequest) -> Race:
     config = request.config
     item = request.node
     try:
-        defaults = Race(dataclasses.replace(RaceConfig(), **config.stash[BASE])).config(**item.stash.get(MARKER, {}))
+        marker = item.stash.get(core.MARKER_ARGS, {}).get("race", {})  # validated at collection by the core
+        defaults = Race(dataclasses.replace(RaceConfig(), **config.stash[BASE])).config(**marker)
     except RaceError as exc:
         raise pytest.UsageError(f"perfgate: {item.nodeid}: {exc}") from None
     fixture = Race(
@@ -85,11 +69,23 @@ def race(request: pytest.FixtureRequest) -> Race:
         replay_command=_replay_command(item),
     )
     item.stash[RACE] = fixture
+    if not config.pluginmanager.has_plugin(_REPORTS):  # per-test hooks only in sessions that race
+        config.pluginmanager.register(_RaceReports(), _REPORTS)
     return fixture
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+_REPORTS = "perfgate-race-reports"
+
+
+class _RaceReports:
+    """Puts a test's race reports on its report (registered when a race fixture is first used)."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        return (yield from _make_report(item, call))
+
+
+def _make_report(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     fixture = item.stash.get(RACE, None)
     if call.when == "call" and fixture is not None and fixture.reports:
         evidence = [report.evidence() for report in fixture.reports]
