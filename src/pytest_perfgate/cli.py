@@ -282,6 +282,88 @@ def _baseline_args(parser: argparse.ArgumentParser) -> None:
     promote.add_argument("--keep", type=_positive, default=None, metavar="K", help="runs to keep (default 10)")
     show = sub.add_parser("show", help="list the runs a baseline holds")
     show.add_argument("location", help="a baseline directory or results file")
+    fetch = sub.add_parser(
+        "fetch",
+        help="fetch the default branch's results (GitLab job artifact, CI_JOB_TOKEN) or a committed or local "
+        "baseline into a baseline directory",
+    )
+    fetch.add_argument("--to", required=True, metavar="DIR", help="the baseline directory to store the runs in")
+    fetch.add_argument(
+        "--ref", metavar="REF", help="the branch whose latest artifact is the baseline (default: CI_DEFAULT_BRANCH)"
+    )
+    fetch.add_argument(
+        "--job", default=FETCH_JOB, metavar="NAME", help=f"the job keeping the results artifact (default {FETCH_JOB})"
+    )
+    fetch.add_argument(
+        "--path", default=FETCH_PATH, metavar="PATH", help=f"the results file in its artifacts (default {FETCH_PATH})"
+    )
+    source = fetch.add_mutually_exclusive_group()
+    source.add_argument("--from-dir", metavar="DIR", help="copy the stored runs of a local or committed directory")
+    source.add_argument("--from-file", metavar="FILE", help="copy a local or committed results file")
+    fetch.add_argument("--keep", type=_positive, default=None, metavar="K", help="runs to keep in DIR (default 10)")
+    fetch.add_argument(
+        "--require-baseline", action="store_true", help="no baseline to fetch is an error (exit 2), not a notice"
+    )
+
+
+#: where the default-branch job of ci/perfgate.gitlab-ci.yml keeps the results baseline fetch downloads
+FETCH_JOB, FETCH_PATH = "perfgate-baseline", ".perfgate/results.json"
+
+
+def _fetch_baseline(args: argparse.Namespace) -> int:
+    """``perfgate baseline fetch``: the baseline runs from a GitLab artifact, a file or a directory,
+    promoted (oldest first) into the directory store ``args.to``."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from .errors import GateError, ResultsFileError
+    from .importers import load_run
+    from .model import RunResult
+    from .store import DEFAULT_KEEP, open_store
+
+    runs: list[tuple[str, RunResult]] = []
+    if args.from_file or args.from_dir:
+        where = args.from_file or args.from_dir
+        if args.from_file and Path(where).is_dir():
+            raise ResultsFileError(where, "is a directory: use --from-dir for a directory of stored runs")
+        stored = open_store(where).load() if Path(where).exists() else None
+        if stored is not None:
+            runs = [(source, load_run(source)) for source in stored.sources]  # full files, not the summaries
+        missing = f"{where}: no baseline yet (no results file or stored runs there)"
+    else:
+        from .gitlab import from_environment
+
+        ref = args.ref or os.environ.get("CI_DEFAULT_BRANCH")
+        if not ref:
+            raise GateError("no ref to fetch the baseline from: pass --ref REF or run in GitLab CI (CI_DEFAULT_BRANCH)")
+        content = from_environment(job_token=True).artifact(ref, args.path, args.job)
+        where = f"artifact {args.path} of job {args.job!r} on {ref}"
+        missing = f"no baseline yet (first run on {ref}): no {where}"
+        if content is not None:
+            with tempfile.TemporaryDirectory(prefix="perfgate-fetch-") as tmp:
+                local = Path(tmp, Path(args.path).name or "results.json")
+                local.write_bytes(content)
+                try:
+                    runs = [(where, load_run(local))]
+                except ResultsFileError as exc:
+                    raise ResultsFileError(where, exc.reason) from None
+    if not runs:
+        if args.require_baseline:
+            raise GateError(missing)
+        print(f"perfgate: NOTICE: {missing}; the gate will pass without a comparison")
+        return EXIT_OK
+    store = open_store(args.to if args.to.endswith(("/", os.sep)) or Path(args.to).is_dir() else args.to + os.sep)
+    keep = args.keep or DEFAULT_KEEP
+    for _, run in runs:
+        store.promote(run, keep=keep)
+    loaded = store.load()
+    count = len(loaded.runs) if loaded else 0
+    print(
+        f"fetched {len(runs)} run{'s' if len(runs) != 1 else ''} from {where} into {args.to} "
+        f"({count} run{'s' if count != 1 else ''} stored, keeping {keep})"
+    )
+    return EXIT_OK
 
 
 def _positive(text: str) -> int:
@@ -304,6 +386,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         count = len(stored.runs) if stored else 0
         print(f"promoted {args.current} to {where} ({count} run{'s' if count != 1 else ''} stored, keeping {keep})")
         return EXIT_OK
+    if args.action == "fetch":
+        return _fetch_baseline(args)
     stored = open_store(args.location).load()
     if stored is None:
         print(f"{args.location}: no baseline")

@@ -1,0 +1,354 @@
+"""The GitLab pipeline files: .gitlab-ci.yml (this project) and ci/perfgate.gitlab-ci.yml (the
+template users include). Validated against GitLab's published schema (check-jsonschema's bundled
+``vendor.gitlab-ci``, offline), their structure asserted, and the template's job scripts run in a
+shell (as a shell runner would, without the image and its pip install) on a small project, with the
+loopback GitLab stub standing in for the artifact and notes endpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_perfgate.cli import FETCH_JOB, FETCH_PATH
+from pytest_perfgate.model import load_results, run_to_dict
+from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_CI = ROOT / ".gitlab-ci.yml"
+TEMPLATE = ROOT / "ci" / "perfgate.gitlab-ci.yml"
+STAGES = ["lint", "test", "performance", "gate", "baseline"]
+TOKEN = "glpat-PIPELINE-secret-77"
+BIN = Path(sys.executable).parent
+
+
+def _check_jsonschema() -> str:
+    found = shutil.which("check-jsonschema", path=str(BIN)) or shutil.which("check-jsonschema")
+    if found is None:
+        pytest.skip("check-jsonschema is not installed (pip install check-jsonschema; it is in the 'test' extra)")
+    return found
+
+
+def _offline_env() -> dict[str, str]:
+    """Any attempt to reach the network goes to a closed loopback port: the schema must be the bundled one."""
+    dead = "http://127.0.0.1:9"
+    return {**os.environ, "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "https_proxy": dead}
+
+
+@pytest.mark.parametrize("path", [PROJECT_CI, TEMPLATE], ids=["project", "template"])
+def test_pipeline_files_validate_against_gitlabs_schema(path: Path) -> None:
+    tool = _check_jsonschema()
+    done = subprocess.run(
+        [tool, "--builtin-schema", "vendor.gitlab-ci", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_offline_env(),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok -- validation done" in done.stdout
+
+
+def test_the_schema_check_can_fail(tmp_path: Path) -> None:
+    """A plain scalar with ': ' in a script line (a classic mistake) is caught, so the check above means something."""
+    tool = _check_jsonschema()
+    broken = tmp_path / "broken.yml"
+    broken.write_text("job:\n  script:\n    - echo shard: 1\n  timeout: soon-ish\n", encoding="utf-8")
+    done = subprocess.run(
+        [tool, "--builtin-schema", "vendor.gitlab-ci", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_offline_env(),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "script" in done.stdout
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_template_structure() -> None:
+    ci = _load(TEMPLATE)
+    assert ci["stages"] == STAGES
+    assert set(ci["variables"]) >= {
+        "PERFGATE_IMAGE",
+        "PERFGATE_INSTALL",
+        "PERFGATE_WORKDIR",
+        "PERFGATE_TESTS",
+        "PERFGATE_PYTEST_ARGS",
+        "PERFGATE_COMPARE_ARGS",
+        "PERFGATE_TOKEN_VARIABLE",
+        "PERFGATE_MONGO_TESTS",
+        "PERFGATE_LOAD_COMMAND",
+    }
+    assert ci["variables"]["PERFGATE_IMAGE"] == "python:3.11"
+    header = TEMPLATE.read_text(encoding="utf-8").split("\nstages:")[0]
+    for name in ci["variables"]:
+        if name.startswith("PERFGATE_"):
+            assert f"#   {name}" in header, f"{name} is not documented at the top of the template"
+    base = ci[".perfgate-base"]
+    assert base["image"] == "$PERFGATE_IMAGE" and base["interruptible"] is True and base["timeout"]
+    assert base["cache"]["paths"] == [".cache/pip"] and ci["variables"]["PIP_CACHE_DIR"].endswith(".cache/pip")
+    jobs = {k: v for k, v in ci.items() if k.startswith("perfgate-")}
+    assert {j["stage"] for j in jobs.values()} == {"performance", "gate", "baseline"}
+    assert all(j["extends"] == ".perfgate-base" for j in jobs.values())
+
+    tests = jobs["perfgate-tests"]
+    assert tests["parallel"] >= 1
+    assert any("--perfgate-save=" in line and "CI_NODE_INDEX" in " ".join(tests["script"]) for line in tests["script"])
+    assert tests["artifacts"]["when"] == "always"
+
+    gate = jobs["perfgate-gate"]
+    script = " ".join(gate["script"])
+    assert "perfgate merge .perfgate/shard-*.json -o .perfgate/results.json" in script
+    assert "perfgate baseline fetch --to .perfgate/baseline" in script
+    compare = [line for line in gate["script"] if line.startswith("perfgate compare")]
+    assert len(compare) == 1 and gate["script"][-1] == compare[0], "compare must be last: its exit code is the verdict"
+    for flag in ("--markdown", "--junit", "--metrics", "--json"):
+        assert flag in compare[0]
+    assert gate["artifacts"]["reports"] == {"junit": ".perfgate/gate-junit.xml", "metrics": ".perfgate/metrics.txt"}
+    assert {".perfgate/report.md", ".perfgate/report.html"} <= set(gate["artifacts"]["paths"])
+    assert gate["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"', "when": "always"}]
+    assert "allow_failure" not in gate
+
+    comment = jobs["perfgate-comment"]
+    assert comment["allow_failure"] is True and "perfgate gitlab-comment" in comment["script"][0]
+    assert comment["needs"] == [{"job": "perfgate-gate", "artifacts": True}]
+
+    load = jobs["perfgate-load"]
+    assert load["artifacts"]["reports"] == {"load_performance": ".perfgate/load-performance.json"}
+
+    mongo = jobs["perfgate-mongo"]
+    assert mongo["services"] == ["mongo:7"]
+    assert mongo["variables"] == {"PERFGATE_MONGO_URI": "mongodb://mongo:27017"}
+
+    baseline = jobs[FETCH_JOB]  # the job and the path perfgate baseline fetch downloads by default
+    assert FETCH_PATH in baseline["artifacts"]["paths"]
+    assert baseline["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
+    assert baseline["stage"] == "baseline"
+
+
+def test_project_pipeline_structure() -> None:
+    ci = _load(PROJECT_CI)
+    assert ci["include"] == [{"local": "ci/perfgate.gitlab-ci.yml"}]
+    assert ci["stages"] == STAGES
+    assert ci["lint"]["stage"] == "lint" and ci["test"]["stage"] == "test"
+    assert ci["variables"]["PERFGATE_IMAGE"] == "python:3.11" and ci[".project"]["image"] == "python:3.11"
+    assert ci[".project"]["interruptible"] is True and ci[".project"]["timeout"]
+    assert ci["test"]["artifacts"]["reports"]["junit"]
+    assert "PERFGATE_MONGO_TESTS" in ci["variables"] and "PERFGATE_LOAD_COMMAND" in ci["variables"]
+    assert "--gitlab-report $CI_PROJECT_DIR/.perfgate/load-performance.json" in ci["variables"]["PERFGATE_LOAD_COMMAND"]
+    for path in ("examples/catalog", "examples/audit_log", "examples/api_service/locustfile.py"):
+        assert (ROOT / path).exists()
+    for nodeid in ci["variables"]["PERFGATE_PYTEST_ARGS"].split()[1::2]:
+        file, _, name = nodeid.partition("::")
+        assert f"def {name}(" in (ROOT / "examples" / "catalog" / file).read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------- the template's jobs, in a shell
+
+SMALL_PROJECT = {
+    "pytest.ini": "[pytest]\naddopts = -p no:cacheprovider\nperfgate_max_time = 0.05s\n",
+    "test_small.py": textwrap.dedent(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", [10, 20, 30, 40, 50])
+        @pytest.mark.perf_budget(p95=("1s", "2s"))
+        def test_sum(perf, n):
+            assert perf(sum, range(n)) == n * (n - 1) // 2
+        """
+    ),
+}
+
+
+def _run_job(job: str, project: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """One job's ``script`` as a GitLab shell runner runs it: bash, in CI_PROJECT_DIR, stop at the
+    first failing line; the template's and the job's variables, then the CI variables given."""
+    ci = _load(TEMPLATE)
+    spec = ci[job]
+    variables = {**ci["variables"], **spec.get("variables", {}), **env}
+    full_env = {**os.environ, **{k: str(v) for k, v in variables.items()}, "CI_PROJECT_DIR": str(project)}
+    full_env["PATH"] = f"{BIN}{os.pathsep}{full_env['PATH']}"
+    script = 'set -eo pipefail\nmkdir -p "$CI_PROJECT_DIR/.perfgate"\n' + "\n".join(spec["script"])
+    return subprocess.run(
+        ["bash", "-c", script], cwd=project, env=full_env, capture_output=True, text=True, timeout=240
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name, text in SMALL_PROJECT.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
+    # default branch: two shards, then the baseline job merges them into the artifact fetch downloads
+    for index in ("1", "2"):
+        done = _run_job("perfgate-tests", project, PERFGATE_TESTS=".", CI_NODE_INDEX=index, CI_NODE_TOTAL="2")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"shard {index} of 2: " in done.stdout
+    shards = [load_results(project / ".perfgate" / f"shard-{i}.json") for i in (1, 2)]
+    assert sorted(len(s.tests) for s in shards) == [2, 3]
+    done = _run_job(FETCH_JOB, project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = load_results(project / FETCH_PATH)
+    assert len(results.tests) == 5
+
+    # a baseline ten times faster: the same code now "regressed" by 10x, the gate must fail
+    fast = replace(
+        results,
+        tests=tuple(
+            replace(t, series={k: replace(s, values=tuple(v / 10 for v in s.values)) for k, s in t.series.items()})
+            for t in results.tests
+        ),
+    )
+    ci_env = {
+        "CI_PROJECT_ID": "group/app",
+        "CI_JOB_TOKEN": TOKEN,
+        "CI_DEFAULT_BRANCH": "main",
+        "CI_MERGE_REQUEST_IID": "4",
+        "PERFGATE_GITLAB_TOKEN": TOKEN,
+    }
+    state = StubState(token=TOKEN)
+    with GitLabStub(state) as api_url:
+        # first merge request on a project without a baseline yet: a notice, the gate passes
+        first = _run_job("perfgate-gate", project, CI_API_V4_URL=api_url, **ci_env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "NOTICE: no baseline yet (first run on main)" in first.stdout
+        shutil.rmtree(project / ".perfgate" / "baseline", ignore_errors=True)
+
+        state.artifacts[("main", FETCH_JOB, FETCH_PATH)] = json.dumps(run_to_dict(fast)).encode()
+        gate = _run_job("perfgate-gate", project, CI_API_V4_URL=api_url, **ci_env)
+        assert gate.returncode == 1, gate.stdout + gate.stderr
+        assert "fetched 1 run from artifact .perfgate/results.json of job 'perfgate-baseline' on main" in gate.stdout
+        assert "perfgate: FAILED" in gate.stdout
+        for name in ("report.md", "report.html", "gate-junit.xml", "metrics.txt", "gate.json"):
+            assert (project / ".perfgate" / name).is_file(), name
+
+        comments = [_run_job("perfgate-comment", project, CI_API_V4_URL=api_url, **ci_env) for _ in range(2)]
+        assert [c.returncode for c in comments] == [0, 0]
+        assert "created on merge request !4" in comments[0].stdout
+        assert "updated on merge request !4" in comments[1].stdout
+        assert len(state.notes[4]) == 1 and "regress" in state.notes[4][0]["body"].lower()
+
+        # without the token variable the note goes to the job log instead
+        no_token = {**ci_env, "PERFGATE_GITLAB_TOKEN": ""}
+        dry = _run_job("perfgate-comment", project, CI_API_V4_URL=api_url, **no_token)
+        assert dry.returncode == 0 and "is not set: the note is printed here" in dry.stdout
+
+    for done in (first, gate, *comments, dry):
+        assert TOKEN not in done.stdout and TOKEN not in done.stderr
+
+
+# ----------------------------------------------------------------- gitlab-ci-local, shell mode
+
+
+def _gitlab_ci_local() -> str:
+    found = os.environ.get("PERFGATE_GITLAB_CI_LOCAL") or shutil.which("gitlab-ci-local")
+    if not found:
+        pytest.skip(
+            "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.60.1 for Node 20, or set "
+            "PERFGATE_GITLAB_CI_LOCAL to its path); the shell-mode pipeline run is skipped"
+        )
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed: gitlab-ci-local needs a git repository")
+    return found
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> None:
+    """This project's .gitlab-ci.yml (with the included template) run by gitlab-ci-local with the
+    shell executor: the default-branch path (perfgate-tests, perfgate-baseline), then the
+    merge-request path (perfgate-tests, perfgate-gate, perfgate-comment) against the loopback stub.
+    The perf suite is a small project (PERFGATE_WORKDIR); the pip install is a no-op (this venv)."""
+    tool = _gitlab_ci_local()
+    repo = tmp_path / "repo"
+    (repo / "ci").mkdir(parents=True)
+    shutil.copy(PROJECT_CI, repo / ".gitlab-ci.yml")
+    shutil.copy(TEMPLATE, repo / "ci" / TEMPLATE.name)
+    (repo / "small").mkdir()
+    for name, text in SMALL_PROJECT.items():
+        (repo / "small" / name).write_text(text, encoding="utf-8")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "remote", "add", "origin", "https://gitlab.example.com/group/app.git")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "pipeline")
+    common = [
+        "--force-shell-executor",
+        "--variable",
+        f"CI_PROJECT_DIR={repo}",  # gitlab-ci-local says /builds/... for jobs with an image
+        "--variable",
+        "PERFGATE_INSTALL=--no-index --no-deps pytest-perfgate",
+        "--variable",
+        "PERFGATE_WORKDIR=small",
+        "--variable",
+        "PERFGATE_TESTS=.",
+        "--variable",
+        "PERFGATE_PYTEST_ARGS=",
+        "--variable",
+        "PERFGATE_MONGO_TESTS=",
+        "--variable",
+        "PERFGATE_LOAD_COMMAND=",
+    ]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([tool, *common, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=400)
+
+    main_run = run("perfgate-tests", FETCH_JOB)
+    assert main_run.returncode == 0, main_run.stdout[-3000:] + main_run.stderr[-2000:]
+    results = load_results(repo / FETCH_PATH)
+    assert len(results.tests) == 5
+    fast = replace(
+        results,
+        tests=tuple(
+            replace(t, series={k: replace(s, values=tuple(v / 10 for v in s.values)) for k, s in t.series.items()})
+            for t in results.tests
+        ),
+    )
+    shutil.rmtree(repo / ".perfgate")
+    _git(repo, "checkout", "-q", "-b", "feature")
+    state = StubState(token=TOKEN, artifacts={("main", FETCH_JOB, FETCH_PATH): json.dumps(run_to_dict(fast)).encode()})
+    with GitLabStub(state) as api_url:
+        ci = [
+            f"CI_API_V4_URL={api_url}",
+            "CI_PROJECT_ID=group/app",
+            f"CI_JOB_TOKEN={TOKEN}",
+            "CI_DEFAULT_BRANCH=main",
+            "CI_PIPELINE_SOURCE=merge_request_event",
+            "CI_MERGE_REQUEST_IID=9",
+            f"PERFGATE_GITLAB_TOKEN={TOKEN}",
+        ]
+        mr = run(*[a for v in ci for a in ("--variable", v)], "perfgate-tests", "perfgate-gate", "perfgate-comment")
+    log = mr.stdout + mr.stderr
+    assert mr.returncode != 0, log[-3000:]  # the gate failed the pipeline: a 10x regression
+    assert "fetched 1 run from artifact .perfgate/results.json of job 'perfgate-baseline' on main" in log
+    assert "perfgate: FAILED" in log
+    summary = log[log.rindex("PASS  perfgate-tests") - 40 :]
+    assert "FAIL  perfgate-gate" in summary and "PASS  perfgate-comment" in summary, summary
+    assert len(state.notes[9]) == 1  # the note was posted although the gate failed
+    assert TOKEN not in log
