@@ -44,32 +44,29 @@ def _offline_env() -> dict[str, str]:
     return {**os.environ, "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "https_proxy": dead}
 
 
-@pytest.mark.parametrize("path", [PROJECT_CI, TEMPLATE], ids=["project", "template"])
-def test_pipeline_files_validate_against_gitlabs_schema(path: Path) -> None:
-    tool = _check_jsonschema()
-    done = subprocess.run(
-        [tool, "--builtin-schema", "vendor.gitlab-ci", str(path)],
+def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+    """check-jsonschema with GitLab's schema (bundled with the tool), offline."""
+    return subprocess.run(
+        [_check_jsonschema(), "--builtin-schema", "vendor.gitlab-ci", str(path)],
         capture_output=True,
         text=True,
         timeout=120,
         env=_offline_env(),
     )
+
+
+@pytest.mark.parametrize("path", [PROJECT_CI, TEMPLATE], ids=["project", "template"])
+def test_pipeline_files_validate_against_gitlabs_schema(path: Path) -> None:
+    done = _validate(path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok -- validation done" in done.stdout
 
 
 def test_the_schema_check_can_fail(tmp_path: Path) -> None:
     """A plain scalar with ': ' in a script line (a classic mistake) is caught, so the check above means something."""
-    tool = _check_jsonschema()
     broken = tmp_path / "broken.yml"
     broken.write_text("job:\n  script:\n    - echo shard: 1\n  timeout: soon-ish\n", encoding="utf-8")
-    done = subprocess.run(
-        [tool, "--builtin-schema", "vendor.gitlab-ci", str(broken)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_offline_env(),
-    )
+    done = _validate(broken)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "script" in done.stdout
 
