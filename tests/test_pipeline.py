@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from pytest_perfgate.cli import FETCH_JOB, FETCH_PATH
-from pytest_perfgate.model import load_results, run_to_dict
+from pytest_perfgate.model import RunResult, load_results, run_to_dict
 from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,17 @@ def _offline_env() -> dict[str, str]:
     """Any attempt to reach the network goes to a closed loopback port: the schema must be the bundled one."""
     dead = "http://127.0.0.1:9"
     return {**os.environ, "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "https_proxy": dead}
+
+
+def _ten_times_faster(run: RunResult) -> RunResult:
+    """The same run with every sample divided by 10: against it, unchanged code has "regressed" 10x."""
+    return replace(
+        run,
+        tests=tuple(
+            replace(t, series={k: replace(s, values=tuple(v / 10 for v in s.values)) for k, s in t.series.items()})
+            for t in run.tests
+        ),
+    )
 
 
 def _validate(path: Path) -> subprocess.CompletedProcess[str]:
@@ -207,13 +218,7 @@ def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
     assert len(results.tests) == 5
 
     # a baseline ten times faster: the same code now "regressed" by 10x, the gate must fail
-    fast = replace(
-        results,
-        tests=tuple(
-            replace(t, series={k: replace(s, values=tuple(v / 10 for v in s.values)) for k, s in t.series.items()})
-            for t in results.tests
-        ),
-    )
+    fast = _ten_times_faster(results)
     ci_env = {
         "CI_PROJECT_ID": "group/app",
         "CI_JOB_TOKEN": TOKEN,
@@ -320,13 +325,7 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     assert main_run.returncode == 0, main_run.stdout[-3000:] + main_run.stderr[-2000:]
     results = load_results(repo / FETCH_PATH)
     assert len(results.tests) == 5
-    fast = replace(
-        results,
-        tests=tuple(
-            replace(t, series={k: replace(s, values=tuple(v / 10 for v in s.values)) for k, s in t.series.items()})
-            for t in results.tests
-        ),
-    )
+    fast = _ten_times_faster(results)
     shutil.rmtree(repo / ".perfgate")
     _git(repo, "checkout", "-q", "-b", "feature")
     state = StubState(token=TOKEN, artifacts={("main", FETCH_JOB, FETCH_PATH): json.dumps(run_to_dict(fast)).encode()})

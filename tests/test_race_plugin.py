@@ -45,6 +45,16 @@ def _token(output: str) -> str:
     return match.group(1)
 
 
+#: a test of the lost-update counter with default race settings (several tests reuse it)
+COUNTER_TEST = """
+from helpers import counter_ops
+
+def test_counter(race):
+    ops, reset, check = counter_ops(race)
+    race.run(*ops, setup=reset, invariant=check)
+"""
+
+
 def _block(output: str, start: str, end: str) -> str:
     return output[output.index(start) : output.index(end)]
 
@@ -52,13 +62,7 @@ def _block(output: str, start: str, end: str) -> str:
 def test_lost_update_is_found_with_evidence_and_replays_exactly(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         helpers=COUNTER,
-        test_counter="""
-        from helpers import counter_ops
-
-        def test_counter(race):
-            ops, reset, check = counter_ops(race)
-            race.run(*ops, setup=reset, invariant=check)
-        """,
+        test_counter=COUNTER_TEST,
     )
     result = run(pytester)
     result.assert_outcomes(failed=1)
@@ -508,13 +512,7 @@ def test_cli_seed_wins_and_xfail_strict_accepts_a_race_failure(pytester: pytest.
 def test_a_token_from_another_test_is_refused_clearly(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         helpers=COUNTER,
-        test_counter="""
-        from helpers import counter_ops
-
-        def test_counter(race):
-            ops, reset, check = counter_ops(race)
-            race.run(*ops, setup=reset, invariant=check)
-        """,
+        test_counter=COUNTER_TEST,
     )
     result = run(pytester, "--perfgate-race-replay=v1-0-3-012-abcd")
     result.assert_outcomes(failed=1)
