@@ -16,6 +16,8 @@ from .errors import PerfgateError
 
 if TYPE_CHECKING:
     from .config import GateSettings
+    from .gate import GateReport
+    from .model import RunResult
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -133,6 +135,19 @@ def cmd_load(args: argparse.Namespace) -> int:
     return load_cli.run(args)
 
 
+def _ab_args(parser: argparse.ArgumentParser) -> None:
+    from .ab import cli as ab_cli
+
+    ab_cli.add_arguments(parser)
+
+
+@command("ab", "paired A/B gate: the base revision and this tree measured side by side, round by round")(_ab_args)
+def cmd_ab(args: argparse.Namespace) -> int:
+    from .ab import cli as ab_cli
+
+    return ab_cli.run(args)
+
+
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", default="perfgate.yml", help="the KPI file (default: perfgate.yml)")
 
@@ -180,6 +195,12 @@ def _ratio_arg(upper: float | None = None) -> Callable[[str], float]:
 def _compare_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("baseline", help="a results file, or a directory of stored runs (perfgate baseline promote)")
     parser.add_argument("current", help="this run's results (pytest --perfgate-save, or a pytest-benchmark JSON)")
+    _gate_args(parser)
+    parser.add_argument("--require-baseline", action="store_true", help="a missing baseline is an error (exit 2)")
+
+
+def _gate_args(parser: argparse.ArgumentParser) -> None:
+    """The gate's settings and report files: shared by compare and ab."""
     parser.add_argument("--config", metavar="PATH", help="perfgate.yml with the gate settings (default ./perfgate.yml)")
     parser.add_argument("--markdown", metavar="FILE", help="write the merge-request comment (Markdown) to FILE")
     parser.add_argument("--junit", metavar="FILE", help="write JUnit XML to FILE")
@@ -189,7 +210,6 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warn-regression", type=_ratio_arg(), metavar="PCT", help="override gate.warn_regression")
     parser.add_argument("--min-improvement", type=_ratio_arg(1.0), metavar="PCT", help="override gate.min_improvement")
     parser.add_argument("--alpha", type=_ratio_arg(0.5), metavar="P", help="override gate.alpha")
-    parser.add_argument("--require-baseline", action="store_true", help="a missing baseline is an error (exit 2)")
     parser.add_argument("--all", action="store_true", help="also list unchanged metrics in the terminal")
 
 
@@ -239,12 +259,9 @@ def _write_text(path: str, text: str) -> None:
 
 @command("compare", "compare a run with a stored baseline: the CI gate (exit 1 on a regression)")(_compare_args)
 def cmd_compare(args: argparse.Namespace) -> int:
-    import json
-
     from .errors import GateError
     from .gate import compare_baseline
     from .importers import load_run
-    from .reports.gate_terminal import format_terminal
     from .store import open_store
 
     settings = _gate_settings(args)
@@ -253,6 +270,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if baseline is None and args.require_baseline:
         raise GateError(f"{args.baseline}: no baseline there (no results file, or no stored runs)")
     report = compare_baseline(baseline, current, settings, location=args.baseline)
+    _write_reports(args, report, current)
+    return report.exit_code
+
+
+def _write_reports(args: argparse.Namespace, report: GateReport, current: RunResult | None) -> None:
+    """The report files asked for (--markdown, --junit, --metrics, --json), then the terminal."""
+    import json
+
+    from .reports.gate_terminal import format_terminal
+
     outputs: list[tuple[str | None, Callable[[], str]]] = [
         (args.markdown, lambda: _lazy("markdown", "format_markdown")(report, current=current)),
         (args.junit, lambda: _lazy("junit", "format_junit")(report)),
@@ -264,7 +291,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
             _write_text(path, render())
     every = len(report.comparisons) if args.all else None
     print("\n".join(format_terminal(report, max_unchanged=every or 0, max_listed=every or 10)))
-    return report.exit_code
 
 
 def _lazy(module: str, name: str) -> Callable[..., Any]:
@@ -319,7 +345,6 @@ def _fetch_baseline(args: argparse.Namespace) -> int:
 
     from .errors import GateError, ResultsFileError
     from .importers import load_run
-    from .model import RunResult
     from .store import DEFAULT_KEEP, open_store
 
     runs: list[tuple[str, RunResult]] = []

@@ -93,3 +93,8 @@ class LoadRunError(LoadError):
     error or did not finish in its time limit (exit code 3: nothing was measured)."""
 
     exit_code = 3
+
+
+class AbError(PerfgateError):
+    """``perfgate ab`` could not set up or finish the paired run (bad revision, worktree or
+    install step failed, a worker crashed or hung)."""

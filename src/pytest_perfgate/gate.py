@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +27,12 @@ from . import stats
 from .budgets import BudgetResult, Verdict
 from .config import GateSettings
 from .errors import GateError, PerfgateError
+from .metrics import TIME_SERIES as TIME
 from .model import RunResult, Series, TestResult
 from .units import Kind, format_value
 
 if TYPE_CHECKING:
+    from .ab.schedule import PairedTest
     from .store import Baseline
 
 EXIT_OK, EXIT_FAIL = 0, 1
@@ -119,6 +121,10 @@ class GateReport:
     baseline_runs: int = 0
     baseline_sources: tuple[str, ...] = ()
     settings: GateSettings = field(default_factory=GateSettings)
+    #: "baseline" (a run against stored runs) or "paired" (perfgate ab: both measured side by side)
+    mode: str = "baseline"
+    #: the paired mode's base, e.g. "origin/main (1a2b3c4)"
+    subject: str = ""
 
     def by_verdict(self, *verdicts: GateVerdict) -> list[Comparison]:
         return [c for c in self.comparisons if c.verdict in verdicts]
@@ -159,11 +165,24 @@ class GateReport:
             head = "PASSED"
         counts = self.counts()
         rest = ", ".join(f"{n} {v.value}" for v, n in counts.items() if n and v is not GateVerdict.REGRESSION)
-        runs = f"baseline of {self.baseline_runs} run{'s' if self.baseline_runs != 1 else ''}"
-        return f"perfgate: {head}" + (f" ({rest})" if rest else "") + f"; {runs}"
+        if self.mode == "paired":
+            against = f"paired A/B against {self.subject or 'the base'}"
+        else:
+            against = f"baseline of {self.baseline_runs} run{'s' if self.baseline_runs != 1 else ''}"
+        return f"perfgate: {head}" + (f" ({rest})" if rest else "") + f"; {against}"
 
 
 # --------------------------------------------------------------------------- run statistics
+
+
+def budget_breaches(run: RunResult) -> tuple[BudgetBreach, ...]:
+    """Every budget of ``run`` past its target or critical level, in test order."""
+    return tuple(
+        BudgetBreach(t.nodeid, v)
+        for t in sorted(run.tests, key=lambda t: t.nodeid)
+        for v in t.verdicts
+        if v.verdict in (Verdict.FAIL, Verdict.WARN)
+    )
 
 
 def run_statistic(test: TestResult, metric: str, statistic: str) -> tuple[float | None, str]:
@@ -202,7 +221,7 @@ class _Pending:
 
     key: tuple[str, str]
     base: dict[str, Any]
-    result: stats.RunComparison
+    result: stats.RunComparison | stats.PairedComparison
     p_bad: float
     p_good: float
     bad_sign: float
@@ -217,12 +236,7 @@ def compare(
 ) -> GateReport:
     """Compare ``current`` with the stored ``baseline`` runs (oldest first, any number >= 0)."""
     settings = settings or GateSettings()
-    breaches = tuple(
-        BudgetBreach(t.nodeid, v)
-        for t in sorted(current.tests, key=lambda t: t.nodeid)
-        for v in t.verdicts
-        if v.verdict in (Verdict.FAIL, Verdict.WARN)
-    )
+    breaches = budget_breaches(current)
     current_tests = current.by_nodeid()
     if not baseline:
         comparisons = tuple(
@@ -325,16 +339,12 @@ def compare(
         p_bad, p_good = (result.p_better, result.p_worse) if hib else (result.p_worse, result.p_better)
         pending.append(_Pending((nodeid, metric), base, result, p_bad, p_good, sign))
 
-    adjusted_bad = stats.adjust([p.p_bad for p in pending], settings.correction)
-    adjusted_good = stats.adjust([p.p_good for p in pending], settings.correction)
-    family = max(1, len(pending))
-    suite_alpha = settings.alpha / family if settings.correction != "none" else settings.alpha
-    for p, adj_bad, adj_good in zip(pending, adjusted_bad, adjusted_good, strict=True):
-        done.append(_decide(p, adj_bad, adj_good, settings, suite_alpha))
+    done += _decide_all(pending, settings)
 
-    assumed = sum(1 for p in pending if p.result.assumed)
+    assumed_runs = [p.result.runs for p in pending if isinstance(p.result, stats.RunComparison) and p.result.assumed]
+    assumed = len(assumed_runs)
     if assumed:
-        fewest = min(p.result.runs for p in pending if p.result.assumed)
+        fewest = min(assumed_runs)
         notices.append(
             f"{assumed} comparison{'s' if assumed != 1 else ''} had fewer than {settings.min_baseline_runs} baseline "
             f"runs (fewest: {fewest}): their run-to-run spread is unknown, so a spread of "
@@ -346,16 +356,32 @@ def compare(
     return GateReport(tuple(ordered(done)), breaches, tuple(notices), len(baseline), tuple(sources), settings)
 
 
+def _decide_all(pending: Sequence[_Pending], settings: GateSettings) -> list[Comparison]:
+    """The suite-level correction over every pending comparison, then each one's verdict."""
+    adjusted_bad = stats.adjust([p.p_bad for p in pending], settings.correction)
+    adjusted_good = stats.adjust([p.p_good for p in pending], settings.correction)
+    family = max(1, len(pending))
+    suite_alpha = settings.alpha / family if settings.correction != "none" else settings.alpha
+    return [
+        _decide(p, adj_bad, adj_good, settings, suite_alpha)
+        for p, adj_bad, adj_good in zip(pending, adjusted_bad, adjusted_good, strict=True)
+    ]
+
+
 def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings, suite_alpha: float) -> Comparison:
     r = p.result
     worse = p.bad_sign * r.shift  # log change towards worse
     low, high = r.interval(settings.confidence)
     base = dict(p.base)
     max_t, warn_t = float(base["max_threshold"]), float(base["warn_threshold"])  # type: ignore[arg-type]
-    detectable = math.expm1(r.detectable(suite_alpha)) if r.scale > 0 else 0.0
+    paired = isinstance(r, stats.PairedComparison)
+    if isinstance(r, stats.PairedComparison):
+        detectable, assumed = None, False
+    else:
+        detectable, assumed = (math.expm1(r.detectable(suite_alpha)) if r.scale > 0 else 0.0), r.assumed
     base.update(
         spread=math.expm1(r.spread),
-        spread_assumed=r.assumed,
+        spread_assumed=assumed,
         change=math.expm1(r.shift),
         ci=(math.expm1(low), math.expm1(high)),
         p_value=p.p_bad,
@@ -369,7 +395,13 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
         if settings.correction == "holm"
         else ("BH-adjusted" if settings.correction == "bh" else "uncorrected")
     )
-    if significant and worse > math.log1p(max_t):
+    if isinstance(r, stats.PairedComparison) and r.smallest_p >= suite_alpha:
+        verdict = GateVerdict.INSUFFICIENT
+        reason = (
+            f"{r.runs} paired block{'s' if r.runs != 1 else ''} cannot show p < {suite_alpha:.2g} "
+            "(alpha over the suite); give the test more time or blocks"
+        )
+    elif significant and worse > math.log1p(max_t):
         verdict, reason = GateVerdict.REGRESSION, f"worse by more than {max_t:.0%}, {label} p < {alpha:g}"
     elif significant and worse > math.log1p(warn_t):
         verdict, reason = GateVerdict.WARNING, f"worse by more than {warn_t:.0%}, {label} p < {alpha:g}"
@@ -377,13 +409,16 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
         verdict = GateVerdict.IMPROVEMENT
         reason = f"better by at least {settings.min_improvement:.0%}, {label} p < {alpha:g}"
     elif worse > math.log1p(warn_t):
-        if r.assumed:
+        if paired:
+            verdict = GateVerdict.UNSTABLE
+            reason = f"worse by {math.expm1(worse):.0%}, not significant over {r.runs} paired blocks"
+        elif assumed:
             verdict = GateVerdict.INSUFFICIENT
             reason = f"worse by {math.expm1(worse):.0%}, not significant with {r.runs} baseline run(s)"
         else:
             verdict = GateVerdict.UNSTABLE
             reason = f"worse by {math.expm1(worse):.0%}, within the run-to-run spread ({math.expm1(r.spread):.0%})"
-    elif not r.assumed and detectable > max_t:
+    elif detectable is not None and not assumed and detectable > max_t:
         verdict = GateVerdict.UNSTABLE
         factor = 1 + detectable  # as a slowdown factor once it is past +100%: "3.2x", not "+220%"
         smallest = f"{detectable:.0%}" if detectable < 1 else f"{factor:.1f}x" if factor < 100 else "100x"
@@ -447,3 +482,69 @@ def compare_for_session(current: RunResult, baseline_path: str, settings: GateSe
     except PerfgateError as exc:
         return SessionGate(exc.exit_code, (f"error: {exc}",))
     return SessionGate(report.exit_code, tuple(format_terminal(report)), report, baseline.runs if baseline else ())
+
+
+# --------------------------------------------------------------------------- the paired mode
+
+
+def compare_paired(
+    tests: Sequence[PairedTest],
+    settings: GateSettings | None = None,
+    *,
+    base_run: RunResult | None = None,
+    current_run: RunResult | None = None,
+    subject: str = "",
+    notices: Sequence[str] = (),
+) -> GateReport:
+    """The paired A/B gate: each test's ``time`` judged on its per-block ratios (sign test, the
+    suite-level correction, the same thresholds and verdicts as :func:`compare`); the other
+    metrics the two sides recorded (memory, queries, custom figures) compared as one base run
+    against the current run; budget breaches from the current side."""
+    from .ab.schedule import BASE
+
+    settings = settings or GateSettings()
+    specs = {t.nodeid: t.spec for t in current_run.tests} if current_run else {}
+    done: list[Comparison] = []
+    pending: list[_Pending] = []
+    for test in sorted(tests, key=lambda t: t.nodeid):
+        warn_r, max_r = settings.thresholds_for(test.nodeid, specs.get(test.nodeid))
+        base: dict[str, Any] = dict(
+            nodeid=test.nodeid,
+            metric=TIME,
+            kind=Kind.TIME,
+            statistic="median",
+            warn_threshold=max(warn_r, settings.min_effect),
+            max_threshold=max(max_r, settings.min_effect),
+            baseline=stats.percentile(test.base, 50) if test.base else None,
+            current=stats.percentile(test.current, 50) if test.current else None,
+            baseline_runs=test.blocks,
+        )
+        if test.only:
+            verdict = GateVerdict.MISSING if test.only == BASE else GateVerdict.NEW
+            done.append(Comparison(verdict=verdict, reason=test.problem or f"on the {test.only} side only", **base))
+        elif test.problem or not test.log_ratios:
+            done.append(Comparison(verdict=GateVerdict.INSUFFICIENT, reason=test.problem or "no paired rounds", **base))
+        else:
+            result = stats.compare_paired(test.log_ratios)
+            pending.append(_Pending((test.nodeid, TIME), base, result, result.p_worse, result.p_better, 1.0))
+    done += _decide_all(pending, settings)
+    all_notices = list(notices)
+    if base_run is not None and current_run is not None and set(base_run.by_nodeid()) & set(current_run.by_nodeid()):
+        others = [c for c in compare([_without(base_run, TIME)], _without(current_run, TIME), settings).comparisons
+                  if c.metric != TIME]
+        if others:
+            done += others
+            all_notices.append(
+                "metrics other than time (memory, queries, custom figures) are compared as one base run "
+                "against the current run, with an assumed run-to-run spread: only large changes fail"
+            )
+    breaches = budget_breaches(current_run) if current_run is not None else ()
+    return GateReport(
+        tuple(ordered(done)), breaches, tuple(all_notices), 1, (subject,) if subject else (), settings,
+        mode="paired", subject=subject,
+    )
+
+
+def _without(run: RunResult, metric: str) -> RunResult:
+    tests = tuple(replace(t, series={k: v for k, v in t.series.items() if k != metric}) for t in run.tests)
+    return replace(run, tests=tests)

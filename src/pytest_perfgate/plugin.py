@@ -7,7 +7,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -22,7 +22,7 @@ from .markers import MARKERS
 from .measure import memory
 from .model import TestResult, test_from_json, test_to_dict
 from .options import OPTION_TABLE, Options, OptionTable, resolve
-from .recorder import Perf, Recorder
+from .recorder import Measure, Perf, Recorder
 
 #: area plugins (fixtures and hooks of the MongoDB, race and load subsystems), loaded with this one
 pytest_plugins: list[str] = [
@@ -38,6 +38,8 @@ PERF = pytest.StashKey[Perf]()
 RESULT = pytest.StashKey[TestResult]()
 BENCHMARK = pytest.StashKey[Any]()
 MARKER_ARGS = pytest.StashKey[dict[str, dict[str, Any]]]()
+#: set by the paired A/B worker (``perfgate ab``): times ``perf`` calls as its controller says
+MEASURE = pytest.StashKey[Callable[[str], Measure]]()
 
 
 # --------------------------------------------------------------------------- options
@@ -177,6 +179,7 @@ def perf(request: pytest.FixtureRequest) -> Perf:
         state.timing_settings(),
         measure_memory=state.options.memory or bool(spec and spec.get("mem_peak")),
         enabled=not state.options.disable,
+        measure=request.config.stash[MEASURE](request.node.nodeid) if MEASURE in request.config.stash else None,
     )
     request.node.stash[PERF] = fixture
     return fixture

@@ -39,6 +39,10 @@ _RECORD_UNITS: dict[str, tuple[Kind, float]] = {
 }
 
 
+#: how ``perf`` times a callable: :func:`~pytest_perfgate.measure.timing.measure`, or the paired
+#: A/B worker's rounds driven by its controller
+Measure = Callable[[Callable[[], Any], timing.TimingSettings], timing.Timing]
+
 #: modes in which a fixture measured the test (the whole call is then not timed over it)
 FIXTURE_MODES = ("perf", "benchmark", "load")
 
@@ -127,11 +131,13 @@ class Perf:
         *,
         measure_memory: bool = False,
         enabled: bool = True,
+        measure: Measure | None = None,
     ) -> None:
         self._recorder = recorder
         self._settings = settings
         self._measure_memory = measure_memory
         self._enabled = enabled
+        self._measure: Measure = measure or timing.measure
         self._fn: Callable[[], Any] | None = None
 
     def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -146,8 +152,9 @@ class Perf:
         self._fn = call
         if not self._enabled:
             return call()
-        result = timing.measure(call, self._settings)
-        self._recorder.add_timing(result, "perf")
+        result = self._measure(call, self._settings)
+        if result.samples:  # none: the paired mode released this call unmeasured
+            self._recorder.add_timing(result, "perf")
         if self._measure_memory:
             self._recorder.add_memory(memory.measure_peak(call), "perf")
         return result.result

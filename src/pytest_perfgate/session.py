@@ -274,12 +274,16 @@ class PerfgateSession:
         return lines
 
 
+#: how the failure of a test whose budget (not its body) failed begins
+BUDGET_FAILURE = "perf budget exceeded:"
+
+
 def failure_text(result: TestResult) -> str | None:
     """The failure message of a test whose budgets failed, with memory evidence if any."""
     failed = [v for v in budget_mod.worst_first(result.verdicts) if v.verdict is Verdict.FAIL]
     if not failed:
         return None
-    lines = [f"perf budget exceeded: {v.message()}" for v in failed]
+    lines = [f"{BUDGET_FAILURE} {v.message()}" for v in failed]
     others = [v for v in result.verdicts if v.verdict is not Verdict.FAIL]
     lines.extend(f"  also: {v.message()}" for v in others)
     from .measure import cpuprofile, memprofile

@@ -265,3 +265,77 @@ def compare_runs(
         centre=math.exp(centre_log), runs=k, spread=spread, measured_spread=measured, df=df, shift=shift,
         scale=scale, p_worse=p_worse, p_better=p_better, assumed=assumed,
     )
+
+
+# --------------------------------------------------------------------------- paired comparison
+
+
+def binom_half_sf(k: int, n: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, 1/2): the one-sided p-value of a sign test."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    return betainc(float(k), float(n - k + 1), 0.5)
+
+
+def median_interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
+    """Distribution-free interval for the median: order statistics ``x(j)`` and ``x(n+1-j)``
+    with the largest ``j`` whose coverage ``1 - 2 P(Bin(n, 1/2) < j)`` is at least ``confidence``.
+    With too few values for that coverage it is the whole range."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        raise ValueError("interval of no values")
+    tail = (1.0 - confidence) / 2.0
+    j = 0  # number of order statistics cut from each end
+    while j + 1 <= (n - 1) // 2 and 1.0 - binom_half_sf(j + 2, n) <= tail:  # P(X <= j + 1) <= tail
+        j += 1
+    return ordered[j], ordered[n - 1 - j]
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Per-block log ratios (current over base, measured in the same window) summarised.
+
+    ``shift`` is the median log ratio; ``p_worse`` / ``p_better`` are one-sided sign tests (ties
+    dropped), which assume only that blocks are independent and, under "no change", as likely
+    to favour either side; ``spread`` is the robust (MAD) spread of the block log ratios.
+    """
+
+    ratios: tuple[float, ...]  # log ratios, one per block
+    shift: float
+    spread: float
+    p_worse: float
+    p_better: float
+
+    @property
+    def runs(self) -> int:
+        return len(self.ratios)
+
+    @property
+    def smallest_p(self) -> float:
+        """The smallest one-sided p-value this many blocks can give (all on one side)."""
+        return 0.5 ** len(self.ratios)
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        return median_interval(self.ratios, confidence)
+
+
+def compare_paired(log_ratios: Sequence[float]) -> PairedComparison:
+    """Summarise per-block log ratios (positive: the current side took longer)."""
+    if not log_ratios:
+        raise ValueError("no paired blocks")
+    values = tuple(float(v) for v in log_ratios)
+    centre = percentile(values, 50)
+    mad = percentile([abs(v - centre) for v in values], 50) * 1.4826
+    above = sum(1 for v in values if v > 0)
+    below = sum(1 for v in values if v < 0)
+    n = above + below
+    return PairedComparison(
+        ratios=values,
+        shift=centre,
+        spread=mad,
+        p_worse=binom_half_sf(above, n) if n else 1.0,
+        p_better=binom_half_sf(below, n) if n else 1.0,
+    )

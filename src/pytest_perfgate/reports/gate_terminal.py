@@ -25,13 +25,29 @@ def correction_label(report: GateReport) -> str:
     return {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no correction"}[report.settings.correction]
 
 
+def gate_rule(report: GateReport) -> str:
+    """One sentence saying how this report judged a change."""
+    s = report.settings
+    judged = sum(1 for c in report.comparisons if c.p_value is not None)
+    thresholds = (
+        f"a regression is worse by more than {s.max_regression:.0%} (warning {s.warn_regression:.0%}, "
+        f"nothing below {s.min_effect:.0%}) with p < {s.alpha:g} after {correction_label(report)} correction "
+        f"over {judged} comparison{'s' if judged != 1 else ''}"
+    )
+    if report.mode == "paired":
+        return (
+            "Paired A/B: the base and the current code ran in alternating rounds (ABBA blocks) in two processes "
+            "on one CPU; each change is the median of the per-block time ratios, tested with a sign test; "
+            f"{thresholds}."
+        )
+    return f"Gate on the {s.metric}: {thresholds}; intervals are {s.confidence:.0%}."
+
+
 def format_terminal(report: GateReport, *, max_unchanged: int = 0, max_listed: int = 10) -> list[str]:
     """Lines for a terminal or CI log: verdict, then the rows that changed or need a look."""
-    s = report.settings
     lines = [
         report.headline(),
-        f"gate: {s.metric}, regression above {s.max_regression:.0%} (warn {s.warn_regression:.0%}, "
-        f"min effect {s.min_effect:.0%}), alpha {s.alpha:g} over the suite ({correction_label(report)})",
+        gate_rule(report),
     ]
     listed = (GateVerdict.UNCHANGED, GateVerdict.NEW, GateVerdict.MISSING)
     shown = [c for c in report.comparisons if c.verdict not in listed]

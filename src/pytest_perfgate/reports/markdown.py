@@ -12,7 +12,7 @@ from ..gate import Comparison, GateReport, GateVerdict
 from ..measure.cpuprofile import hot_path
 from ..model import RunResult
 from ..units import Kind, format_value
-from .gate_terminal import correction_label, fmt_change, fmt_p
+from .gate_terminal import fmt_change, fmt_p, gate_rule
 
 _ICON = {True: ":x:", False: ":white_check_mark:"}
 
@@ -67,12 +67,7 @@ def format_markdown(report: GateReport, *, max_rows: int = 200, current: RunResu
     breached a critical budget also show the top offenders from their evidence."""
     s = report.settings
     lines = [f"### {_ICON[report.failed]} {escape(report.headline())}", ""]
-    lines.append(
-        f"Gate on the {escape(s.metric)}: a regression is worse by more than {s.max_regression:.0%} "
-        f"(warning {s.warn_regression:.0%}, nothing below {s.min_effect:.0%}) with p < {s.alpha:g} "
-        f"after {correction_label(report)} correction over {_n(report)} comparisons; "
-        f"intervals are {s.confidence:.0%}."
-    )
+    lines.append(escape(gate_rule(report)))
     for notice in report.notices:
         lines += ["", f"> **Notice:** {escape(notice)}"]
     changed = report.by_verdict(GateVerdict.REGRESSION, GateVerdict.WARNING, GateVerdict.IMPROVEMENT)
@@ -128,10 +123,6 @@ def format_markdown(report: GateReport, *, max_rows: int = 200, current: RunResu
         lines += _more(len(unchanged), max_rows)
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
-
-
-def _n(report: GateReport) -> int:
-    return sum(1 for c in report.comparisons if c.p_value is not None)
 
 
 def _more(total: int, shown: int) -> list[str]:

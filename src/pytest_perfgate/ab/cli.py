@@ -1,0 +1,101 @@
+"""``perfgate ab``: arguments and the run (registered by :mod:`pytest_perfgate.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from ..options import duration, positive_int
+
+EXIT_INCOMPLETE = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..cli import _gate_args
+
+    parser.add_argument("--base", required=True, metavar="REV", help="the revision to compare with, e.g. origin/main")
+    parser.add_argument(
+        "--cpu", type=int, metavar="N", help="the CPU both workers share (default: the last CPU this process may use)"
+    )
+    parser.add_argument(
+        "--pythonpath", action="append", metavar="DIR",
+        help="a directory (relative to each side's tree) put first on PYTHONPATH; repeatable (default: src, when "
+        "the tree has one)",
+    )
+    parser.add_argument(
+        "--install", metavar="CMD",
+        help="a shell command run in the base tree before its worker starts (e.g. to build extensions)",
+    )
+    parser.add_argument(
+        "--overlay", action="append", default=[], metavar="PATH",
+        help="a current file or directory also laid over the base tree (test helpers, data); repeatable",
+    )
+    parser.add_argument("--min-blocks", type=positive_int, default=16, metavar="N",
+                        help="paired blocks (4 rounds each) per test at least (default 16)")
+    parser.add_argument("--max-time", type=duration, metavar="DURATION",
+                        help="measuring time per side and test (default: the tests' perfgate_max_time)")
+    parser.add_argument("--min-round-time", type=duration, default=1e-3, metavar="DURATION",
+                        help="calibrate fast calls into rounds at least this long (default 1ms)")
+    parser.add_argument("--test-timeout", type=duration, default=300.0, metavar="DURATION",
+                        help="a test whose worker does not answer within this is killed (default 5min)")
+    parser.add_argument("--timeout", type=duration, metavar="DURATION", help="limit of the whole run (default none)")
+    parser.add_argument("--hashseed", default="0", metavar="SEED", help="PYTHONHASHSEED of both workers (default 0)")
+    parser.add_argument("--keep-worktree", action="store_true", help="keep the base worktree (for debugging)")
+    parser.add_argument("--save-current", metavar="FILE", help="write the current side's results file to FILE")
+    parser.add_argument("--save-base", metavar="FILE", help="write the base side's results file to FILE")
+    _gate_args(parser)
+    parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST ARGS", help="what pytest runs on both sides")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import _gate_settings, _write_reports
+    from ..gate import compare_paired
+    from ..model import save_results
+    from .controller import AbOptions, run_ab
+
+    settings = _gate_settings(args)
+    pytest_args = list(args.pytest_args)
+    if pytest_args[:1] == ["--"]:
+        pytest_args = pytest_args[1:]
+    options = AbOptions(
+        base=args.base,
+        pytest_args=tuple(pytest_args),
+        cpu=args.cpu,
+        pythonpath=tuple(args.pythonpath) if args.pythonpath is not None else None,
+        install=args.install,
+        overlay=tuple(args.overlay),
+        min_blocks=args.min_blocks,
+        max_time=args.max_time,
+        min_round_time=args.min_round_time,
+        test_timeout=args.test_timeout,
+        timeout=args.timeout,
+        hashseed=args.hashseed,
+        keep_worktree=args.keep_worktree,
+    )
+    live = _live_line() if sys.stderr.isatty() else None
+    result = run_ab(options, progress=lambda line: print(line, file=sys.stderr, flush=True), live=live)
+    for path, side_run in ((args.save_current, result.current_run), (args.save_base, result.base_run)):
+        if path and side_run is not None:
+            save_results(path, side_run)
+    notices = list(result.notices)
+    if result.incomplete:
+        notices.insert(0, f"the paired run did not finish: {result.incomplete}")
+    report = compare_paired(
+        result.tests, settings, base_run=result.base_run, current_run=result.current_run,
+        subject=result.subject, notices=notices,
+    )
+    _write_reports(args, report, result.current_run)
+    print(f"perfgate ab: {len(result.tests)} test(s) in {result.elapsed:.1f}s", file=sys.stderr)
+    if result.incomplete:
+        print(f"error: the paired run did not finish: {result.incomplete}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    return report.exit_code
+
+
+def _live_line() -> Callable[[str], None]:
+    def show(text: str) -> None:
+        sys.stderr.write("\r\x1b[2K" + text[:150])
+        sys.stderr.flush()
+
+    return show

@@ -1,0 +1,421 @@
+"""Starts the two pytest workers (base and current), pins them to one CPU, drives every ``perf``
+call of every test through :func:`~.schedule.measure_paired`, and cleans up whatever happens:
+workers are started in their own process group and killed with it; the worktree is removed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import AbError, PerfgateError
+from ..model import RunResult, load_results
+from . import worktree as wt
+from .protocol import ENV_FDS, ENV_FOREIGN, ENV_SIDE, PROTOCOL_VERSION, Channel, ChannelClosed, ChannelTimeout
+from .schedule import BASE, CURRENT, SIDES, PairedSettings, PairedTest, measure_paired
+
+#: the problem of a test that passed on both sides without calling perf: it is not compared
+NO_PERF = "no perf call: the paired mode compares perf rounds only"
+#: time a worker has to start, collect, or finish its session
+STARTUP_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class AbOptions:
+    base: str
+    pytest_args: tuple[str, ...] = ()
+    cpu: int | None = None
+    pythonpath: tuple[str, ...] | None = None  # None: "src" when the tree has one
+    install: str | None = None
+    install_timeout: float = 900.0
+    overlay: tuple[str, ...] = ()
+    min_blocks: int = 16
+    max_time: float | None = None  # per side and test; None: the tests' own perfgate_max_time
+    #: rounds last at least this long (longer than pytest's 100us: every round is a message to a worker)
+    min_round_time: float = 1e-3
+    test_timeout: float = 300.0
+    timeout: float | None = None  # the whole run
+    hashseed: str = "0"
+    keep_worktree: bool = False
+    cwd: str = "."
+
+
+@dataclass
+class AbRun:
+    """The outcome of ``perfgate ab``: every test's paired measurement (or why there is none)."""
+
+    base: str
+    base_commit: str
+    tests: list[PairedTest] = field(default_factory=list)
+    base_run: RunResult | None = None
+    current_run: RunResult | None = None
+    notices: list[str] = field(default_factory=list)
+    cpu: int | None = None
+    #: set when the run did not finish (a worker crashed or hung, the whole-run limit)
+    incomplete: str = ""
+    elapsed: float = 0.0
+
+    @property
+    def subject(self) -> str:
+        return f"{self.base} ({self.base_commit[:10]})"
+
+
+def choose_cpu(requested: int | None) -> tuple[int | None, str]:
+    """The CPU both workers share, and a notice when they cannot be pinned."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None, "CPU affinity is not available on this platform: the workers are not pinned to one CPU, " \
+            "so the two sides may be slowed unequally (the comparison is less robust)"
+    allowed = sorted(os.sched_getaffinity(0))
+    if requested is None:
+        return allowed[-1], ""
+    if requested not in allowed:
+        raise AbError(f"--cpu {requested}: not a CPU this process may use (allowed: {', '.join(map(str, allowed))})")
+    return requested, ""
+
+
+class Worker:
+    """One pytest worker process and its channel."""
+
+    def __init__(self, side: str, process: subprocess.Popen[bytes], channel: Channel, log: Path) -> None:
+        self.side = side
+        self.process = process
+        self.channel = channel
+        self.log = log
+        self.timeout = STARTUP_TIMEOUT
+
+    def receive(self, timeout: float | None = None) -> dict[str, Any]:
+        try:
+            return self.channel.receive(self.timeout if timeout is None else timeout)
+        except ChannelClosed:
+            code = self.process.wait(timeout=10)
+            raise AbError(f"the {self.side} worker exited (code {code}){self.log_tail()}") from None
+        except ChannelTimeout:
+            raise AbError(
+                f"the {self.side} worker did not answer within {self.timeout if timeout is None else timeout:g}s "
+                f"(it hangs: killed){self.log_tail()}"
+            ) from None
+
+    def expect(self, kind: str, timeout: float | None = None) -> dict[str, Any]:
+        message = self.receive(timeout)
+        if message["type"] != kind:
+            raise AbError(f"the {self.side} worker sent {message['type']!r} where {kind!r} was expected")
+        return message
+
+    def send(self, kind: str, **fields: Any) -> None:
+        try:
+            self.channel.send(kind, **fields)
+        except ChannelClosed:
+            code = self.process.wait(timeout=10)
+            raise AbError(f"the {self.side} worker exited (code {code}){self.log_tail()}") from None
+
+    # the RoundRunner protocol of measure_paired
+    def calibrate(self, min_round_time: float) -> int:
+        self.send("calibrate", min_round_time=min_round_time)
+        return int(self.expect("calibrated")["loops"])
+
+    def round(self, loops: int, keep: bool) -> int:
+        self.send("round", loops=loops, keep=keep)
+        return int(self.expect("round")["ns"])
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace").rstrip()
+        except OSError:
+            return ""
+        tail = "\n".join(text.splitlines()[-lines:])
+        return f"; its output ends with:\n{tail}" if tail else ""
+
+    def kill(self) -> None:
+        """Kill the worker's whole process group (it and anything it started)."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.process.kill()
+        with suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        self.channel.close()
+
+
+def start_worker(
+    side: str, cwd: Path, args: Sequence[str], env: dict[str, str], cpu: int | None, log: Path, results: Path
+) -> Worker:
+    to_worker_r, to_worker_w = os.pipe()
+    from_worker_r, from_worker_w = os.pipe()
+    command = [
+        sys.executable, "-m", "pytest", "-p", "pytest_perfgate.ab.worker", "-p", "no:cacheprovider",
+        "--continue-on-collection-errors", f"--perfgate-save={results}", "-q", *args,
+    ]
+    worker_env = {**env, ENV_FDS: f"{to_worker_r},{from_worker_w}", ENV_SIDE: side}
+    with open(log, "wb") as output:
+        try:
+            process = subprocess.Popen(
+                command, cwd=cwd, env=worker_env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                pass_fds=(to_worker_r, from_worker_w), start_new_session=True,
+            )
+        finally:
+            os.close(to_worker_r)
+            os.close(from_worker_w)
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(process.pid, {cpu})
+        except OSError as exc:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise AbError(f"cannot pin the {side} worker to CPU {cpu}: {exc}") from None
+    return Worker(side, process, Channel(from_worker_r, to_worker_w), log)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job) cleans up like Ctrl-C."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+Progress = Callable[[str], None]
+
+
+def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progress | None = None) -> AbRun:
+    """The whole paired run. Raises :class:`AbError` when it cannot start; a run that starts
+    but cannot finish returns what it measured with ``incomplete`` set."""
+    say = progress or (lambda line: None)
+    started = time.monotonic()
+    deadline = None if options.timeout is None else started + options.timeout
+    cwd = Path(options.cwd).resolve()
+    root = wt.repository_root(cwd)
+    commit = wt.resolve_revision(root, options.base)
+    relative = cwd.relative_to(root)
+    cpu, cpu_notice = choose_cpu(options.cpu)
+    run = AbRun(options.base, commit, cpu=cpu)
+    if cpu_notice:
+        run.notices.append(cpu_notice)
+    parallel = ("-n", "--numprocesses", "--dist")
+    if any(a in parallel or a.startswith(("--numprocesses=", "--dist=")) for a in options.pytest_args):
+        raise AbError("perfgate ab runs each side in one pytest process: remove -n/--numprocesses/--dist")
+    with ExitStack() as stack:
+        stack.enter_context(_terminate_as_interrupt())
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="perfgate-ab-run-")))
+        say(f"perfgate ab: base {run.subject}, current working tree; workers pinned to CPU {cpu}"
+            if cpu is not None else f"perfgate ab: base {run.subject}, current working tree; workers not pinned")
+        base_root = stack.enter_context(wt.worktree(root, commit, keep=options.keep_worktree))
+        if options.keep_worktree:
+            run.notices.append(f"the base worktree is kept at {base_root} (remove it with git worktree remove)")
+        env = dict(os.environ)
+        env["PYTHONHASHSEED"] = options.hashseed
+        env.pop(ENV_FDS, None)
+        workers: dict[str, Worker] = {}
+        stack.callback(_kill_all, workers)
+        trees = {CURRENT: root, BASE: base_root}
+        collected: dict[str, dict[str, Any]] = {}
+        for side in (CURRENT, BASE):  # the current side first: its collected files go over the base tree
+            tree = trees[side]
+            if side == BASE:
+                files = [*collected[CURRENT]["files"], *options.overlay]
+                config = _perfgate_config(cwd, root)
+                if config:
+                    files.append(config)
+                copied = wt.overlay(files, root, base_root)
+                say(f"perfgate ab: {len(copied)} current test file(s) laid over the base revision")
+                if options.install:
+                    say(f"perfgate ab: install step in the base tree: {options.install}")
+                    wt.run_install(options.install, base_root, env, options.install_timeout)
+            side_env = dict(env)
+            side_env["PYTHONPATH"] = wt.pythonpath(wt.import_paths(tree, options.pythonpath), env)
+            side_env[ENV_FOREIGN] = str(trees[BASE if side == CURRENT else CURRENT])
+            workers[side] = start_worker(
+                side, tree / relative, options.pytest_args, side_env, cpu, scratch / f"{side}.log",
+                scratch / f"{side}.json",
+            )
+            hello = workers[side].expect("hello")
+            if hello.get("protocol") != PROTOCOL_VERSION:
+                raise AbError(
+                    f"the {side} worker speaks protocol {hello.get('protocol')!r}, not {PROTOCOL_VERSION}: it imported "
+                    "another pytest-perfgate (is the project under test perfgate itself? set --pythonpath)"
+                )
+            if cpu is not None and hello.get("affinity") != [cpu]:
+                run.notices.append(f"the {side} worker runs on CPUs {hello.get('affinity')}, not only CPU {cpu}")
+            collected[side] = workers[side].expect("collected")
+        order = _plan(run, collected)
+        for side in SIDES:
+            workers[side].send("run", nodeids=order)
+        say(f"perfgate ab: {len(order)} test(s) on both sides")
+        _drive(run, workers, order, options, deadline, say, live)
+        if not run.incomplete:
+            for side in SIDES:
+                try:
+                    finished = workers[side].expect("finished", STARTUP_TIMEOUT)
+                    workers[side].process.wait(timeout=60)
+                except (AbError, subprocess.TimeoutExpired) as exc:
+                    run.notices.append(f"the {side} worker did not finish cleanly: {exc}")
+                    continue
+                if finished.get("foreign"):
+                    other = "current" if side == BASE else "base"
+                    run.notices.append(
+                        f"the {side} side imported code from the {other} tree, so part of this comparison may "
+                        f"measure the same code twice: {', '.join(finished['foreign'][:5])}; check --pythonpath"
+                    )
+            run.current_run = _load(scratch / f"{CURRENT}.json", run, CURRENT)
+            run.base_run = _load(scratch / f"{BASE}.json", run, BASE)
+    run.elapsed = time.monotonic() - started
+    return run
+
+
+def _kill_all(workers: dict[str, Worker]) -> None:
+    for worker in workers.values():
+        worker.kill()
+
+
+def _perfgate_config(cwd: Path, root: Path) -> str | None:
+    from ..config import find_config
+
+    found = find_config(cwd, root)
+    return str(found) if found else None
+
+
+def _plan(run: AbRun, collected: dict[str, dict[str, Any]]) -> list[str]:
+    """Tests on both sides, in the current side's order; the others reported as new or missing."""
+    current, base = collected[CURRENT]["nodeids"], collected[BASE]["nodeids"]
+    on_base = set(base)
+    on_current = set(current)
+    for side, errors in ((BASE, collected[BASE]["errors"]), (CURRENT, collected[CURRENT]["errors"])):
+        for error in errors:
+            last = (error["message"].strip().splitlines() or ["?"])[-1].removeprefix("E").strip()
+            run.notices.append(f"collection error on the {side} side in {error['nodeid']}: {last}")
+    for nodeid in current:
+        if nodeid not in on_base:
+            run.tests.append(PairedTest(nodeid, only=CURRENT, problem="not on the base side (a new test)"))
+    for nodeid in base:
+        if nodeid not in on_current:
+            run.tests.append(PairedTest(nodeid, only=BASE, problem="not on the current side (removed or renamed)"))
+    return [nodeid for nodeid in current if nodeid in on_base]
+
+
+def _drive(
+    run: AbRun,
+    workers: dict[str, Worker],
+    order: list[str],
+    options: AbOptions,
+    deadline: float | None,
+    say: Progress,
+    live: Progress | None,
+) -> None:
+    width = len(str(len(order)))
+    unmeasured = 0
+    for index, nodeid in enumerate(order):
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            run.incomplete = f"the whole-run time limit ({options.timeout:g}s) was reached"
+            run.tests += [PairedTest(n, problem="not run: " + run.incomplete) for n in order[index:]]
+            return
+        limit = options.test_timeout if deadline is None else min(options.test_timeout, deadline - now)
+        for worker in workers.values():
+            worker.timeout = limit
+        try:
+            test = _one_test(nodeid, workers, options, limit, live, f"[{index + 1:>{width}}/{len(order)}]")
+        except AbError as exc:
+            run.incomplete = str(exc)
+            run.tests.append(PairedTest(nodeid, problem=f"the run broke here: {exc}".split("\n")[0]))
+            run.tests += [PairedTest(n, problem="not run: a worker crashed or hung earlier") for n in order[index + 1:]]
+            return
+        say(f"[{index + 1:>{width}}/{len(order)}] {nodeid}: {_summary(test)}")
+        if test.problem == NO_PERF:
+            unmeasured += 1
+        else:
+            run.tests.append(test)
+    if unmeasured:
+        run.notices.append(
+            f"{unmeasured} test{'s' if unmeasured != 1 else ''} passed on both sides without a perf call: "
+            "not compared (the paired mode times perf rounds)"
+        )
+
+
+def _summary(test: PairedTest) -> str:
+    if test.problem:
+        return test.problem.split("\n")[0]
+    if not test.log_ratios:
+        return "no paired rounds"
+    import math
+
+    from ..stats import percentile
+
+    ratio = math.expm1(percentile(test.log_ratios, 50))
+    return (f"{ratio:+.1%} over {test.blocks} blocks of 4 rounds x {test.loops} loop(s) "
+            f"({test.elapsed:.1f}s, stopped: {test.stopped})")
+
+
+def _one_test(
+    nodeid: str, workers: dict[str, Worker], options: AbOptions, limit: float, live: Progress | None, prefix: str
+) -> PairedTest:
+    state: dict[str, dict[str, Any]] = {}
+    for side in SIDES:
+        state[side] = _until(workers[side], nodeid, ("ready", "end"))
+    ready = [side for side in SIDES if state[side]["type"] == "ready"]
+    test = PairedTest(nodeid)
+    if len(ready) == 2:
+        settings = state[CURRENT]["settings"]
+        paired = PairedSettings(
+            min_blocks=options.min_blocks,
+            max_time=options.max_time if options.max_time is not None else float(settings["max_time"]),
+            warmup_time=float(settings["warmup_time"]),
+            min_round_time=max(float(settings["min_round_time"]), options.min_round_time),
+            time_limit=max(limit * 0.8, 1e-3),
+        )
+        show = (lambda blocks: live(f"{prefix} {nodeid}: {blocks} blocks")) if live else None
+        test = measure_paired(
+            nodeid, {side: workers[side] for side in SIDES}, paired, progress=show,
+        )
+        for side in SIDES:
+            workers[side].send("done", loops=test.loops)
+    else:
+        for side in ready:
+            workers[side].send("release")
+    ends = {side: state[side] if state[side]["type"] == "end" else _until(workers[side], nodeid, ("end",))
+            for side in SIDES}
+    problems = [f"{end['outcome']} on the {side} side: {end['message']}".rstrip(": ")
+                for side, end in ends.items() if end["outcome"] != "passed"]
+    if problems:
+        return replace(test, problem="; ".join(problems))
+    if not ready:
+        return replace(test, problem=NO_PERF)
+    if len(ready) == 1:
+        return replace(test, problem=f"perf was called on the {ready[0]} side only")
+    return test
+
+
+def _until(worker: Worker, nodeid: str, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """The next message of one of ``kinds`` about ``nodeid``."""
+    while True:
+        message = worker.receive()
+        if message["type"] == "finished":
+            raise AbError(f"the {worker.side} worker's session ended before {nodeid} ran (pytest stopped early?)")
+        if message["type"] in kinds and message.get("nodeid") == nodeid:
+            return message
+        if message["type"] in ("ready", "end"):
+            raise AbError(f"the {worker.side} worker is at {message.get('nodeid')} while {nodeid} was expected")
+
+
+def _load(path: Path, run: AbRun, side: str) -> RunResult | None:
+    try:
+        return load_results(path)
+    except PerfgateError as exc:
+        run.notices.append(f"the {side} side's results could not be read: {exc}")
+        return None

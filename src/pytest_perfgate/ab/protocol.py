@@ -1,0 +1,81 @@
+"""JSON lines between the ``perfgate ab`` controller and its two pytest workers, over a pair of
+pipes per worker (the workers' stdout and stderr go to log files, never into the protocol).
+
+Worker to controller: ``hello``, ``collected``, ``ready`` (a ``perf`` call waits for orders),
+``calibrated``, ``round``, ``end`` (a test finished), ``finished``. Controller to worker: ``run``
+(the tests to run, in order), ``calibrate``, ``round``, ``done``, ``release``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import time
+from typing import Any
+
+from ..errors import AbError
+
+PROTOCOL_VERSION = 1
+
+#: environment variables the controller sets for a worker
+ENV_FDS = "PERFGATE_AB_FDS"  # "<read fd>,<write fd>"
+ENV_SIDE = "PERFGATE_AB_SIDE"
+ENV_FOREIGN = "PERFGATE_AB_FOREIGN"  # a directory whose modules this side must not import
+
+
+class ChannelClosed(AbError):
+    """The other end went away (a worker crashed or exited)."""
+
+
+class ChannelTimeout(AbError):
+    """Nothing arrived before the deadline (a worker hangs)."""
+
+
+class Channel:
+    """One end of the protocol: ``send`` a message, ``receive`` the next one with a deadline."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self._read_fd = read_fd
+        self._write = os.fdopen(write_fd, "w", encoding="utf-8", buffering=1)
+        self._buffer = b""
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(read_fd, selectors.EVENT_READ)
+
+    def send(self, kind: str, **fields: Any) -> None:
+        try:
+            self._write.write(json.dumps({"type": kind, **fields}, allow_nan=False) + "\n")
+            self._write.flush()
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            raise ChannelClosed(f"the other side closed the channel ({exc})") from None
+
+    def receive(self, timeout: float | None = None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._selector.select(wait):
+                raise ChannelTimeout(f"no message within {timeout:g}s")
+            chunk = os.read(self._read_fd, 1 << 16)
+            if not chunk:
+                raise ChannelClosed("the other side closed the channel")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        message = json.loads(line)
+        if not isinstance(message, dict) or "type" not in message:
+            raise ChannelClosed(f"unexpected message {line[:200]!r}")
+        return message
+
+    def close(self) -> None:
+        self._selector.close()
+        for close in (self._write.close, lambda: os.close(self._read_fd)):
+            with contextlib.suppress(OSError):
+                close()
+
+    @classmethod
+    def from_environment(cls) -> Channel | None:
+        value = os.environ.get(ENV_FDS)
+        if not value:
+            return None
+        read_fd, write_fd = (int(part) for part in value.split(","))
+        return cls(read_fd, write_fd)

@@ -1,0 +1,373 @@
+"""The paired A/B gate: its statistics, its round schedule, and `perfgate ab` end to end on git
+repositories made here (two commits; one with a real slowdown in a library function)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_perfgate import stats
+from pytest_perfgate.ab.schedule import BASE, CURRENT, PairedSettings, PairedTest, block_order, measure_paired
+from pytest_perfgate.config import GateSettings
+from pytest_perfgate.gate import GateVerdict, compare_paired
+
+# --------------------------------------------------------------------------- statistics
+
+
+@given(st.integers(min_value=1, max_value=60), st.data())
+def test_sign_test_tail_is_the_exact_binomial_sum(n: int, data: st.DataObject) -> None:
+    k = data.draw(st.integers(min_value=0, max_value=n + 1))
+    exact = sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n
+    assert stats.binom_half_sf(k, n) == pytest.approx(exact, rel=1e-9, abs=1e-15)
+
+
+@given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=200), st.sampled_from([0.9, 0.95, 0.99]))
+def test_median_interval_holds_the_median_and_has_its_coverage(values: list[float], confidence: float) -> None:
+    low, high = stats.median_interval(values, confidence)
+    ordered = sorted(values)
+    assert low <= stats.percentile(values, 50) <= high
+    cut = ordered.index(low)  # order statistics cut from the low end
+    n = len(values)
+    if cut > 0:  # the interval was narrowed only as far as the coverage allows
+        assert 1 - 2 * (1 - stats.binom_half_sf(cut, n)) >= confidence - 1e-12
+
+
+def test_median_interval_matches_the_textbook_order_statistics() -> None:
+    # n = 10 at 95%: x(2) .. x(9) (coverage 97.9%); n = 20: x(6) .. x(15)
+    assert stats.median_interval(list(range(1, 11)), 0.95) == (2, 9)
+    assert stats.median_interval(list(range(1, 21)), 0.95) == (6, 15)
+    assert stats.median_interval([5.0], 0.95) == (5.0, 5.0)
+
+
+def test_paired_comparison_of_a_clear_slowdown_and_of_noise() -> None:
+    slow = stats.compare_paired([math.log(1.2)] * 15 + [math.log(0.99)])
+    assert math.expm1(slow.shift) == pytest.approx(0.2)
+    assert slow.p_worse == pytest.approx(17 / 2**16)  # 15 or 16 of 16 above 0
+    assert slow.p_better > 0.99
+    noise = stats.compare_paired([0.01, -0.01] * 10)
+    assert noise.p_worse == pytest.approx(noise.p_better) and noise.p_worse > 0.5
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+class FakeSide:
+    """A side whose rounds take ``per_call`` ns per loop, logging every order it gets."""
+
+    def __init__(self, name: str, per_call: int, log: list[tuple[str, str, int]], clock: list[float]) -> None:
+        self.name, self.per_call, self.log, self.clock = name, per_call, log, clock
+
+    def calibrate(self, min_round_time: float) -> int:
+        self.log.append((self.name, "calibrate", 0))
+        return 1 << max(0, math.ceil(math.log2(min_round_time * 1e9 / self.per_call)))
+
+    def round(self, loops: int, keep: bool) -> int:
+        self.log.append((self.name, "keep" if keep else "warm", loops))
+        self.clock[0] += self.per_call * loops * 1e-9
+        return self.per_call * loops
+
+
+def _measure(base_ns: int, current_ns: int, settings: PairedSettings) -> tuple[PairedTest, list]:
+    log: list[tuple[str, str, int]] = []
+    clock = [0.0]
+    sides = {BASE: FakeSide(BASE, base_ns, log, clock), CURRENT: FakeSide(CURRENT, current_ns, log, clock)}
+    test = measure_paired("t", sides, settings, clock=lambda: clock[0])
+    return test, log
+
+
+def test_rounds_alternate_abba_baab_with_one_loop_count_for_both_sides() -> None:
+    test, log = _measure(1000, 700, PairedSettings(min_blocks=4, max_time=0, warmup_time=0))
+    assert [entry[1] for entry in log[:2]] == ["calibrate", "calibrate"]  # base: 128 loops for 100us; current 256
+    kept = [(side, loops) for side, what, loops in log if what == "keep"]
+    assert [side for side, _ in kept] == [*block_order(0), *block_order(1), *block_order(2), *block_order(3)]
+    assert [side[0] for side, _ in kept[:8]] == list("bccbcbbc")  # ABBA then BAAB
+    assert {loops for _, loops in kept} == {256}  # the larger calibration, shared
+    assert test.loops == 256 and test.blocks == 4
+    assert all(r == pytest.approx(math.log(0.7)) for r in test.log_ratios)
+    assert test.base == pytest.approx((1e-6,) * 8) and test.current == pytest.approx((0.7e-6,) * 8)
+
+
+def test_a_call_longer_than_a_round_runs_one_loop() -> None:
+    _, log = _measure(10**6, 10**6, PairedSettings(min_blocks=2, max_time=0, warmup_time=0))
+    assert {loops for _, what, loops in log if what == "keep"} == {1}
+
+
+def test_measuring_stops_after_max_time_per_side_or_at_the_time_limit() -> None:
+    by_time, _ = _measure(10_000, 10_000, PairedSettings(min_blocks=2, max_time=0.01, warmup_time=0.001))
+    assert by_time.stopped == "time"
+    # each side: 2 rounds of 16 loops x 10us = 320us per block; 10ms needs 32 blocks
+    assert by_time.blocks == 32
+    limited, _ = _measure(
+        10_000, 10_000, PairedSettings(min_blocks=100, max_time=10, warmup_time=0, time_limit=0.05)
+    )
+    assert limited.stopped == "time limit" and 0 < limited.blocks < 100
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def _test(nodeid: str, ratio: float, blocks: int = 20, jitter: float = 0.01) -> PairedTest:
+    ratios = tuple(math.log(ratio) + (jitter if i % 2 else -jitter) * (i % 5) / 5 for i in range(blocks))
+    return PairedTest(nodeid, loops=1, base=(1e-3,) * blocks, current=(1e-3 * ratio,) * blocks, log_ratios=ratios)
+
+
+def test_paired_verdicts_use_the_gate_thresholds_and_the_suite_correction() -> None:
+    report = compare_paired(
+        [
+            _test("t::slow", 1.25),
+            _test("t::same", 1.0),
+            _test("t::faster", 0.8),
+            _test("t::warn", 1.07),
+            _test("t::few", 1.5, blocks=5),
+            PairedTest("t::new", only=CURRENT, problem="not on the base side (a new test)"),
+            PairedTest("t::gone", only=BASE, problem="not on the current side (removed or renamed)"),
+            PairedTest("t::broken", problem="failed on the base side: in call: boom"),
+        ],
+        GateSettings(),
+        subject="main (abc)",
+    )
+    verdicts = {c.nodeid: c.verdict for c in report.comparisons}
+    assert verdicts == {
+        "t::slow": GateVerdict.REGRESSION,
+        "t::same": GateVerdict.UNCHANGED,
+        "t::faster": GateVerdict.IMPROVEMENT,
+        "t::warn": GateVerdict.WARNING,
+        "t::few": GateVerdict.INSUFFICIENT,  # 5 blocks cannot reach p < 0.01 / 5
+        "t::new": GateVerdict.NEW,
+        "t::gone": GateVerdict.MISSING,
+        "t::broken": GateVerdict.INSUFFICIENT,
+    }
+    few = next(c for c in report.comparisons if c.nodeid == "t::few")
+    assert few.reason.startswith("5 paired blocks cannot show p < 0.002")
+    assert report.exit_code == 1
+    assert report.headline().endswith("; paired A/B against main (abc)")
+    slow = next(c for c in report.comparisons if c.nodeid == "t::slow")
+    assert slow.change == pytest.approx(0.25, abs=0.01) and slow.baseline_runs == 20
+    assert slow.ci is not None and slow.ci[0] <= slow.change <= slow.ci[1]
+
+
+# --------------------------------------------------------------------------- end to end
+
+LIBRARY = '''\
+def checksum(n=3000):
+    total = 0
+    for i in range({loops}):
+        total = (total + i * i) % 1000003
+    return total
+
+
+def render(items=200):
+    return ",".join(str(i) for i in range(items))
+'''
+
+TESTS = '''\
+import os
+import sys
+import time
+
+import shop
+
+
+def test_checksum(perf):
+    assert perf(shop.checksum) > 0
+
+
+def test_render(perf):
+    assert perf(shop.render).startswith("0,1")
+
+
+def test_no_perf_call():
+    assert shop.render(3) == "0,1,2"
+'''
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A src-layout project whose base commit has ``checksum`` at its normal speed."""
+    root = tmp_path / "project"
+    (root / "src" / "shop").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "src" / "shop" / "__init__.py").write_text(LIBRARY.format(loops="n"))
+    (root / "tests" / "test_shop.py").write_text(TESTS)
+    (root / "pytest.ini").write_text("[pytest]\nperfgate_max_time = 0.1s\nperfgate_warmup = 0.01s\n")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    return root
+
+
+def _slow_down(repo: Path) -> None:
+    """A real slowdown in a library function: 40% more iterations in checksum."""
+    (repo / "src" / "shop" / "__init__.py").write_text(LIBRARY.format(loops="n * 7 // 5"))
+
+
+def ab(repo: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PERFGATE_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_perfgate.cli", "ab", *args],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def _no_worktrees_left(repo: Path) -> None:
+    listed = _git(repo, "worktree", "list", "--porcelain")
+    assert listed.count("worktree ") == 1, listed
+
+
+def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_path: Path) -> None:
+    unchanged = ab(repo, "--base", "main", "--min-blocks", "12", "--json", str(tmp_path / "same.json"), "--", "tests")
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    assert unchanged.stdout.startswith("perfgate: PASSED (2 unchanged); paired A/B against main (")
+    assert "1 test passed on both sides without a perf call: not compared" in unchanged.stdout
+
+    _slow_down(repo)
+    slow = ab(
+        repo, "--base", "main", "--min-blocks", "12", "--markdown", str(tmp_path / "ab.md"),
+        "--junit", str(tmp_path / "ab.xml"), "--json", str(tmp_path / "ab.json"),
+        "--save-current", str(tmp_path / "current.json"), "--", "tests",
+    )
+    assert slow.returncode == 1, slow.stdout + slow.stderr
+    assert slow.stdout.startswith("perfgate: FAILED: 1 regression (1 unchanged); paired A/B against main (")
+    data = json.loads((tmp_path / "ab.json").read_text())
+    rows = {c["nodeid"]: c for c in data["comparisons"]}
+    checksum = rows["tests/test_shop.py::test_checksum"]
+    assert checksum["verdict"] == "regression"
+    assert 0.25 < checksum["change"] < 0.6, checksum  # 40% more iterations
+    assert rows["tests/test_shop.py::test_render"]["verdict"] == "unchanged"
+    assert "Paired A/B: the base and the current code ran in alternating rounds" in (tmp_path / "ab.md").read_text()
+    assert 'type="regression"' in (tmp_path / "ab.xml").read_text()
+    saved = json.loads((tmp_path / "current.json").read_text())
+    assert {t["nodeid"] for t in saved["tests"]} >= {"tests/test_shop.py::test_checksum"}
+    assert "[1/3] tests/test_shop.py::test_checksum: +" in slow.stderr
+    _no_worktrees_left(repo)
+
+
+def test_new_missing_and_failing_tests_are_reported_not_judged(repo: Path) -> None:
+    """Both sides run the current test files, so a test is on one side only when the code makes it
+    so: a test module importing a function the base lacks, a parametrization over the code's data."""
+    library = repo / "src" / "shop" / "__init__.py"
+    (repo / "tests" / "test_new.py").write_text(
+        "from shop import discount\n\n\ndef test_discount(perf):\n    assert perf(discount, 10) == 9\n"
+    )
+    (repo / "tests" / "test_sizes.py").write_text(
+        "import os\n\nimport pytest\n\nimport shop\n\n\n@pytest.mark.parametrize('size', shop.SIZES)\n"
+        "def test_size(perf, size):\n    perf(shop.render, size)\n\n\n"
+        "def test_fails_here(perf):\n    perf(shop.render)\n    assert os.environ['PERFGATE_AB_SIDE'] == 'base'\n"
+    )
+    library.write_text(LIBRARY.format(loops="n") + "\n\nSIZES = (10, 20, 30)\n")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "the base: sizes up to 30, no discount")
+    library.write_text(LIBRARY.format(loops="n") + "\n\nSIZES = (10, 20)\n\n\ndef discount(p):\n    return p * 0.9\n")
+    result = ab(repo, "--base", "HEAD", "--min-blocks", "12", "--all", "--", "tests")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("tests/")}
+    assert lines["tests/test_new.py::test_discount"].split()[2:3] == ["-"]
+    assert " new " in lines["tests/test_new.py::test_discount"]
+    assert " missing " in lines["tests/test_sizes.py::test_size[30]"]
+    assert " unchanged " in lines["tests/test_sizes.py::test_size[10]"]
+    failing = lines["tests/test_sizes.py::test_fails_here"]
+    assert "insufficient data" in failing and "failed on the current side: in call: AssertionError" in failing
+    assert "notice: collection error on the base side in tests/test_new.py: ImportError: cannot import name 'discount'" in (
+        result.stdout
+    )
+
+
+def test_bad_revision_bad_cpu_and_parallel_pytest_are_clear_errors(repo: Path) -> None:
+    missing = ab(repo, "--base", "no-such-branch", "--", "tests")
+    assert missing.returncode == 2
+    assert "error: --base 'no-such-branch': no such revision in" in missing.stderr
+    cpu = ab(repo, "--base", "main", "--cpu", "999", "--", "tests")
+    assert cpu.returncode == 2 and "error: --cpu 999: not a CPU this process may use" in cpu.stderr
+    parallel = ab(repo, "--base", "main", "--", "tests", "-n", "2")
+    assert parallel.returncode == 2 and "remove -n/--numprocesses/--dist" in parallel.stderr
+    _no_worktrees_left(repo)
+
+
+def test_a_failing_install_step_shows_its_output_and_removes_the_worktree(repo: Path) -> None:
+    result = ab(repo, "--base", "main", "--install", "echo building the base; exit 7", "--", "tests")
+    assert result.returncode == 2
+    assert "error: the install step failed (exit 7): echo building the base; exit 7" in result.stderr
+    assert "building the base" in result.stderr
+    _no_worktrees_left(repo)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purpose
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _pid_tests(repo: Path, body: str) -> Path:
+    """A test that writes its worker's pid to pids/<side> and then does ``body``."""
+    pids = repo / "pids"
+    pids.mkdir()
+    (repo / "tests" / "test_fault.py").write_text(
+        "import os, time\nimport shop\n\n\ndef test_fault(perf):\n"
+        f"    side = os.environ['PERFGATE_AB_SIDE']\n"
+        f"    open(os.path.join({str(pids)!r}, side), 'w').write(str(os.getpid()))\n"
+        f"{body}\n    perf(shop.render)\n"
+    )
+    return pids
+
+
+def test_a_crashing_worker_is_reported_with_its_output(repo: Path) -> None:
+    pids = _pid_tests(repo, "    if side == 'base':\n        print('about to crash'); os._exit(3)")
+    result = ab(repo, "--base", "main", "--min-blocks", "12", "--", "tests/test_fault.py", "-s")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: the paired run did not finish: the base worker exited (code 3)" in result.stderr
+    assert "about to crash" in result.stderr
+    assert "the run broke here" in result.stdout
+    assert not any(_alive(int(p.read_text())) for p in pids.iterdir())
+    _no_worktrees_left(repo)
+
+
+def test_a_hanging_worker_is_killed_at_the_test_timeout(repo: Path) -> None:
+    pids = _pid_tests(repo, "    if side == 'current':\n        time.sleep(120)")
+    started = time.monotonic()
+    result = ab(repo, "--base", "main", "--test-timeout", "3s", "--", "tests/test_fault.py")
+    assert time.monotonic() - started < 60
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the current worker did not answer within 3s (it hangs: killed)" in result.stderr
+    assert not any(_alive(int(p.read_text())) for p in pids.iterdir())
+    _no_worktrees_left(repo)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_leaves_no_worktree_or_processes(repo: Path, signum: int) -> None:
+    pids = _pid_tests(repo, "    time.sleep(120)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PERFGATE_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest_perfgate.cli", "ab", "--base", "main", "--", "tests/test_fault.py"],
+        cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(pids.iterdir()), "no worker reached the test"
+    assert _git(repo, "worktree", "list").count("\n") == 2  # the base worktree exists now
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "error: interrupted" in err
+    time.sleep(0.2)
+    assert not any(_alive(int(p.read_text())) for p in pids.iterdir())
+    _no_worktrees_left(repo)
