@@ -351,6 +351,17 @@ def test_a_hanging_worker_is_killed_at_the_test_timeout(repo: Path) -> None:
     _no_worktrees_left(repo)
 
 
+def test_the_whole_run_limit_reports_what_was_not_run(repo: Path, tmp_path: Path) -> None:
+    result = ab(repo, "--base", "main", "--timeout", "2s", "--max-time", "1s", "--markdown", str(tmp_path / "ab.md"),
+                "--", "tests")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: the paired run did not finish: the whole-run time limit (2s) was reached" in result.stderr
+    markdown = (tmp_path / "ab.md").read_text()
+    assert "the paired run did not finish: the whole-run time limit (2s) was reached" in markdown
+    assert "not run: " in markdown or "the run broke here" in markdown
+    _no_worktrees_left(repo)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_run_leaves_no_worktree_or_processes(repo: Path, signum: int) -> None:
     pids = _pid_tests(repo, "    time.sleep(120)")

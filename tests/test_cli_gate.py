@@ -54,6 +54,18 @@ def test_compare_passes_and_fails(files: dict[str, str], capsys: pytest.CaptureF
     assert "t::a" in out and "REGRESSION" in out
 
 
+def test_budgets_only_reports_regressions_without_failing_on_them(
+    files: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compare", files["dir"], files["slow"], "--budgets-only"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "perfgate: PASSED (1 regression not failing here: the paired A/B gate judges them, 1 unchanged); "
+        "baseline of 4 runs"
+    )
+    assert "REGRESSION" in out  # still listed for the reviewer
+
+
 def test_compare_writes_every_report(files: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "out"
     code = main(

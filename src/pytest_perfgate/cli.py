@@ -197,6 +197,10 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("current", help="this run's results (pytest --perfgate-save, or a pytest-benchmark JSON)")
     _gate_args(parser)
     parser.add_argument("--require-baseline", action="store_true", help="a missing baseline is an error (exit 2)")
+    parser.add_argument(
+        "--budgets-only", action="store_true",
+        help="report regressions but fail only on critical budget breaches (when perfgate ab judges regressions)",
+    )
 
 
 def _gate_args(parser: argparse.ArgumentParser) -> None:
@@ -259,6 +263,8 @@ def _write_text(path: str, text: str) -> None:
 
 @command("compare", "compare a run with a stored baseline: the CI gate (exit 1 on a regression)")(_compare_args)
 def cmd_compare(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from .errors import GateError
     from .gate import compare_baseline
     from .importers import load_run
@@ -270,6 +276,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if baseline is None and args.require_baseline:
         raise GateError(f"{args.baseline}: no baseline there (no results file, or no stored runs)")
     report = compare_baseline(baseline, current, settings, location=args.baseline)
+    if args.budgets_only:
+        report = replace(report, regressions_fail=False)
     _write_reports(args, report, current)
     return report.exit_code
 

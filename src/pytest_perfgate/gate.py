@@ -125,6 +125,9 @@ class GateReport:
     mode: str = "baseline"
     #: the paired mode's base, e.g. "origin/main (1a2b3c4)"
     subject: str = ""
+    #: False when regressions are reported but judged elsewhere (``compare --budgets-only``, with the
+    #: paired A/B gate judging them): then only critical budget breaches fail
+    regressions_fail: bool = True
 
     def by_verdict(self, *verdicts: GateVerdict) -> list[Comparison]:
         return [c for c in self.comparisons if c.verdict in verdicts]
@@ -139,7 +142,7 @@ class GateReport:
 
     @property
     def failed(self) -> bool:
-        return bool(self.regressions or self.critical_breaches)
+        return bool((self.regressions and self.regressions_fail) or self.critical_breaches)
 
     @property
     def exit_code(self) -> int:
@@ -154,22 +157,22 @@ class GateReport:
     def headline(self) -> str:
         """The one-line verdict."""
         regressions, breaches = len(self.regressions), len(self.critical_breaches)
-        if self.failed:
-            parts = []
-            if regressions:
-                parts.append(f"{regressions} regression{'s' if regressions != 1 else ''}")
-            if breaches:
-                parts.append(f"{breaches} critical budget breach{'es' if breaches != 1 else ''}")
-            head = "FAILED: " + " and ".join(parts)
-        else:
-            head = "PASSED"
+        parts = []
+        if regressions and self.regressions_fail:
+            parts.append(f"{regressions} regression{'s' if regressions != 1 else ''}")
+        if breaches:
+            parts.append(f"{breaches} critical budget breach{'es' if breaches != 1 else ''}")
+        head = ("FAILED: " + " and ".join(parts)) if parts else "PASSED"
         counts = self.counts()
-        rest = ", ".join(f"{n} {v.value}" for v, n in counts.items() if n and v is not GateVerdict.REGRESSION)
+        rest = [f"{n} {v.value}" for v, n in counts.items() if n and v is not GateVerdict.REGRESSION]
+        if regressions and not self.regressions_fail:
+            rest.insert(0, f"{regressions} regression{'s' if regressions != 1 else ''} not failing here: "
+                        "the paired A/B gate judges them")
         if self.mode == "paired":
             against = f"paired A/B against {self.subject or 'the base'}"
         else:
             against = f"baseline of {self.baseline_runs} run{'s' if self.baseline_runs != 1 else ''}"
-        return f"perfgate: {head}" + (f" ({rest})" if rest else "") + f"; {against}"
+        return f"perfgate: {head}" + (f" ({', '.join(rest)})" if rest else "") + f"; {against}"
 
 
 # --------------------------------------------------------------------------- run statistics
