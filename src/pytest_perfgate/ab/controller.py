@@ -332,10 +332,11 @@ def _drive(
         try:
             test = _one_test(nodeid, workers, options, limit, live, f"[{index + 1:>{width}}/{len(order)}]")
         except AbError as exc:
+            message = str(exc)
             if deadline is not None and time.monotonic() >= deadline - 0.5:
-                exc = AbError(f"the whole-run time limit ({options.timeout:g}s) was reached during {nodeid}")
-            run.incomplete = str(exc)
-            run.tests.append(PairedTest(nodeid, problem=f"the run broke here: {exc}".split("\n")[0]))
+                message = f"the whole-run time limit ({options.timeout:g}s) was reached during {nodeid}"
+            run.incomplete = message
+            run.tests.append(PairedTest(nodeid, problem=f"the run broke here: {message}".split("\n")[0]))
             run.tests += [PairedTest(n, problem="not run: a worker crashed or hung earlier") for n in order[index + 1:]]
             return
         say(f"[{index + 1:>{width}}/{len(order)}] {nodeid}: {_summary(test)}")
