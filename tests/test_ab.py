@@ -382,3 +382,34 @@ def test_an_interrupted_run_leaves_no_worktree_or_processes(repo: Path, signum: 
     time.sleep(0.2)
     assert not any(_alive(int(p.read_text())) for p in pids.iterdir())
     _no_worktrees_left(repo)
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def test_ab_on_this_projects_catalog_example(tmp_path: Path) -> None:
+    """The catalog example in a clone of this repository: a defensive copy added to
+    Catalog.search is a regression; a test that does not reach search is unchanged."""
+    if not (REPOSITORY / ".git").exists():
+        pytest.skip("not a git checkout of pytest-perfgate: the example needs its history")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPOSITORY), str(clone)], check=True, timeout=120)
+    catalog = clone / "examples" / "catalog" / "catalog.py"
+    source = catalog.read_text()
+    slow = source.replace(
+        "items = self._by_category.get(category, [])", "items = list(self._by_category.get(category, []))"
+    )
+    assert slow != source, "the example changed: update this test's slowdown"
+    catalog.write_text(slow)
+    refused = ab(clone, "--base", "HEAD", "--", "examples/catalog")
+    assert refused.returncode == 2
+    assert "holds another pytest_perfgate than the running one" in refused.stderr
+    result = ab(
+        clone, "--base", "HEAD", "--pythonpath", "examples/catalog", "--max-time", "0.2s", "--all",
+        "--", "examples/catalog", "-k", "search_by_category or details_with_cache",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("test_catalog.py::")}
+    assert "REGRESSION" in lines["test_catalog.py::test_search_by_category"]
+    assert " unchanged " in lines["test_catalog.py::test_details_with_cache"]
+    _no_worktrees_left(clone)

@@ -4,6 +4,7 @@ workers are started in their own process group and killed with it; the worktree 
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 
 from ..errors import AbError, PerfgateError
 from ..model import RunResult, load_results
+from ..stats import percentile
 from . import worktree as wt
 from .protocol import ENV_FDS, ENV_FOREIGN, ENV_SIDE, PROTOCOL_VERSION, Channel, ChannelClosed, ChannelTimeout
 from .schedule import BASE, CURRENT, SIDES, PairedSettings, PairedTest, measure_paired
@@ -239,7 +241,9 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
                     say(f"perfgate ab: install step in the base tree: {options.install}")
                     wt.run_install(options.install, base_root, env, options.install_timeout)
             side_env = dict(env)
-            side_env["PYTHONPATH"] = wt.pythonpath(wt.import_paths(tree, options.pythonpath), env)
+            paths = wt.import_paths(tree, options.pythonpath)
+            _check_no_other_perfgate(side, paths)
+            side_env["PYTHONPATH"] = wt.pythonpath(paths, env)
             side_env[ENV_FOREIGN] = str(trees[BASE if side == CURRENT else CURRENT])
             workers[side] = start_worker(
                 side, tree / relative, options.pytest_args, side_env, cpu, scratch / f"{side}.log",
@@ -277,6 +281,18 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
             run.base_run = _load(scratch / f"{BASE}.json", run, BASE)
     run.elapsed = time.monotonic() - started
     return run
+
+
+def _check_no_other_perfgate(side: str, paths: Sequence[str]) -> None:
+    """Both workers must run this perfgate (its worker plugin and protocol), not one on a path."""
+    running = Path(__file__).resolve().parents[1]
+    for path in paths:
+        candidate = Path(path) / "pytest_perfgate"
+        if candidate.is_dir() and candidate.resolve() != running:
+            raise AbError(
+                f"the {side} side's import path {path} holds another pytest_perfgate than the running one "
+                f"({running}): both workers must run this one; choose the code under test with --pythonpath"
+            )
 
 
 def _kill_all(workers: dict[str, Worker]) -> None:
@@ -356,10 +372,6 @@ def _summary(test: PairedTest) -> str:
         return test.problem.split("\n")[0]
     if not test.log_ratios:
         return "no paired rounds"
-    import math
-
-    from ..stats import percentile
-
     ratio = math.expm1(percentile(test.log_ratios, 50))
     return (f"{ratio:+.1%} over {test.blocks} blocks of 4 rounds x {test.loops} loop(s) "
             f"({test.elapsed:.1f}s, stopped: {test.stopped})")
