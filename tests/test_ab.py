@@ -156,6 +156,16 @@ def test_paired_verdicts_use_the_gate_thresholds_and_the_suite_correction() -> N
     assert slow.ci is not None and slow.ci[0] <= slow.change <= slow.ci[1]
 
 
+def test_without_cpu_affinity_the_report_says_the_workers_are_not_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_perfgate.ab.controller import choose_cpu
+
+    assert choose_cpu(None)[1] == ""
+    monkeypatch.delattr(os, "sched_setaffinity", raising=False)
+    cpu, notice = choose_cpu(3)
+    assert cpu is None
+    assert notice.startswith("CPU affinity is not available on this platform: the workers are not pinned")
+
+
 # --------------------------------------------------------------------------- end to end
 
 LIBRARY = '''\
@@ -229,8 +239,11 @@ def _no_worktrees_left(repo: Path) -> None:
 
 
 def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_path: Path) -> None:
-    unchanged = ab(repo, "--base", "main", "--min-blocks", "12", "--json", str(tmp_path / "same.json"), "--", "tests")
+    unchanged = ab(
+        repo, "--base", "main", "--cpu", "0", "--min-blocks", "12", "--json", str(tmp_path / "same.json"), "--", "tests"
+    )
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    assert "current working tree; workers pinned to CPU 0" in unchanged.stderr
     assert unchanged.stdout.startswith("perfgate: PASSED (2 unchanged); paired A/B against main (")
     assert "1 test passed on both sides without a perf call: not compared" in unchanged.stdout
 
