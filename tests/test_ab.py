@@ -64,23 +64,35 @@ def test_paired_comparison_of_a_clear_slowdown_and_of_noise() -> None:
 class FakeSide:
     """A side whose rounds take ``per_call`` ns per loop, logging every order it gets."""
 
-    def __init__(self, name: str, per_call: int, log: list[tuple[str, str, int]], clock: list[float]) -> None:
+    def __init__(
+        self, name: str, per_call: int, log: list[tuple[str, str, int]], clock: list[float], preempt_every: int = 0
+    ) -> None:
         self.name, self.per_call, self.log, self.clock = name, per_call, log, clock
+        self.preempt_every = preempt_every
 
     def calibrate(self, min_round_time: float) -> int:
         self.log.append((self.name, "calibrate", 0))
         return 1 << max(0, math.ceil(math.log2(min_round_time * 1e9 / self.per_call)))
 
-    def round(self, loops: int, keep: bool) -> int:
+    def round(self, loops: int, keep: bool) -> tuple[int, int]:
         self.log.append((self.name, "keep" if keep else "warm", loops))
-        self.clock[0] += self.per_call * loops * 1e-9
-        return self.per_call * loops
+        elapsed = self.per_call * loops
+        preempted = bool(self.preempt_every and len(self.log) % self.preempt_every == 0)
+        if preempted:  # another process's time slice lands in this round
+            elapsed += 4_000_000
+        self.clock[0] += elapsed * 1e-9
+        return elapsed, int(preempted)
 
 
-def _measure(base_ns: int, current_ns: int, settings: PairedSettings) -> tuple[PairedTest, list]:
+def _measure(
+    base_ns: int, current_ns: int, settings: PairedSettings, preempt_every: int = 0
+) -> tuple[PairedTest, list]:
     log: list[tuple[str, str, int]] = []
     clock = [0.0]
-    sides = {BASE: FakeSide(BASE, base_ns, log, clock), CURRENT: FakeSide(CURRENT, current_ns, log, clock)}
+    sides = {
+        BASE: FakeSide(BASE, base_ns, log, clock),
+        CURRENT: FakeSide(CURRENT, current_ns, log, clock, preempt_every),
+    }
     test = measure_paired("t", sides, settings, clock=lambda: clock[0])
     return test, log
 
@@ -111,6 +123,20 @@ def test_measuring_stops_after_max_time_per_side_or_at_the_time_limit() -> None:
         10_000, 10_000, PairedSettings(min_blocks=100, max_time=10, warmup_time=0, time_limit=0.05)
     )
     assert limited.stopped == "time limit" and 0 < limited.blocks < 100
+
+
+def test_blocks_with_a_preempted_round_are_left_out_when_enough_are_clean() -> None:
+    settings = PairedSettings(min_blocks=10, max_time=0.005, warmup_time=0)
+    test, _ = _measure(1000, 1100, settings, preempt_every=7)
+    assert test.disturbed > 0 and not test.disturbed_judged
+    assert test.blocks >= 10
+    assert all(r == pytest.approx(math.log(1.1)) for r in test.log_ratios)  # the 4ms slices are gone
+    crowded, _ = _measure(1000, 1100, PairedSettings(min_blocks=10, max_time=0.001, warmup_time=0), preempt_every=2)
+    assert crowded.disturbed_judged and crowded.stopped == "disturbed"  # every block hit: judged anyway, said so
+    report = compare_paired([crowded, test], GateSettings())
+    assert any("had too few undisturbed blocks" in n for n in report.notices)
+    assert any(n.endswith("were disturbed (another process preempted a worker on the shared CPU) and left out")
+               for n in report.notices)
 
 
 # --------------------------------------------------------------------------- verdicts

@@ -532,6 +532,19 @@ def compare_paired(
             pending.append(_Pending((test.nodeid, TIME), base, result, result.p_worse, result.p_better, 1.0))
     done += _decide_all(pending, settings)
     all_notices = list(notices)
+    disturbed = sum(t.disturbed for t in tests)
+    if disturbed:
+        total = disturbed + sum(t.blocks for t in tests if not t.disturbed_judged)
+        all_notices.append(
+            f"{disturbed} of {total} blocks were disturbed (another process preempted a worker on the shared CPU) "
+            "and left out"
+        )
+    crowded = sorted(t.nodeid for t in tests if t.disturbed_judged)
+    if crowded:
+        all_notices.append(
+            f"{len(crowded)} test{'s' if len(crowded) != 1 else ''} had too few undisturbed blocks, so "
+            f"disturbed ones were judged too (less reliable): {', '.join(crowded[:5])}"
+        )
     if base_run is not None and current_run is not None and set(base_run.by_nodeid()) & set(current_run.by_nodeid()):
         others = [c for c in compare([_without(base_run, TIME)], _without(current_run, TIME), settings).comparisons
                   if c.metric != TIME]

@@ -123,9 +123,10 @@ class Worker:
         self.send("calibrate", min_round_time=min_round_time)
         return int(self.expect("calibrated")["loops"])
 
-    def round(self, loops: int, keep: bool) -> int:
+    def round(self, loops: int, keep: bool) -> tuple[int, int]:
         self.send("round", loops=loops, keep=keep)
-        return int(self.expect("round")["ns"])
+        reply = self.expect("round")
+        return int(reply["ns"]), int(reply.get("switches", 0))
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -373,7 +374,8 @@ def _summary(test: PairedTest) -> str:
     if not test.log_ratios:
         return "no paired rounds"
     ratio = math.expm1(percentile(test.log_ratios, 50))
-    return (f"{ratio:+.1%} over {test.blocks} blocks of 4 rounds x {test.loops} loop(s) "
+    left_out = f", {test.disturbed} disturbed left out" if test.disturbed and not test.disturbed_judged else ""
+    return (f"{ratio:+.1%} over {test.blocks} blocks of 4 rounds x {test.loops} loop(s){left_out} "
             f"({test.elapsed:.1f}s, stopped: {test.stopped})")
 
 

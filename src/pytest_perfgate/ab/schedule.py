@@ -17,6 +17,11 @@ from typing import Protocol
 from ..errors import MeasurementError
 
 BASE, CURRENT = "base", "current"
+
+#: measuring goes on up to this many times ``max_time`` to collect undisturbed blocks
+PATIENCE = 4
+#: with fewer undisturbed blocks than this (or than min_blocks), the disturbed ones are judged too
+MIN_CLEAN = 8
 SIDES = (BASE, CURRENT)
 
 #: the order of the four rounds of block ``i``: ABBA, then BAAB, alternating
@@ -32,8 +37,9 @@ class RoundRunner(Protocol):
         """The loop count whose round lasts at least ``min_round_time`` seconds."""
         ...
 
-    def round(self, loops: int, keep: bool) -> int:
-        """Run ``loops`` calls; the elapsed time in nanoseconds."""
+    def round(self, loops: int, keep: bool) -> tuple[int, int]:
+        """Run ``loops`` calls: the elapsed nanoseconds, and the involuntary context switches the
+        worker suffered meanwhile (0 when the platform cannot tell)."""
         ...
 
 
@@ -67,8 +73,12 @@ class PairedTest:
     #: seconds per call of every kept round, per side, in the order run
     base: tuple[float, ...] = ()
     current: tuple[float, ...] = ()
-    #: log((B1 + B2) / (A1 + A2)) of each block: positive means the current side is slower
+    #: log((B1 + B2) / (A1 + A2)) of each judged block: positive means the current side is slower
     log_ratios: tuple[float, ...] = ()
+    #: blocks in which a worker was preempted (left out when enough others are undisturbed)
+    disturbed: int = 0
+    #: too few undisturbed blocks: the disturbed ones are judged too (less reliable)
+    disturbed_judged: bool = False
     stopped: str = ""  # why the rounds stopped ("time", "blocks", "time limit")
     #: set when the test is not judged: failed on a side, no perf call, one side only, ...
     problem: str = ""
@@ -81,6 +91,7 @@ class PairedTest:
         return len(self.log_ratios)
 
 
+
 def measure_paired(
     nodeid: str,
     sides: dict[str, RoundRunner],
@@ -89,7 +100,14 @@ def measure_paired(
     clock: Callable[[], float] = time.monotonic,
     progress: Callable[[int], None] | None = None,
 ) -> PairedTest:
-    """Calibrate, warm up and run ABBA blocks on both sides until the stopping rule holds."""
+    """Calibrate, warm up and run ABBA blocks on both sides until the stopping rule holds.
+
+    A block in which a worker was preempted (an involuntary context switch during one of its
+    rounds: another process ran on the shared CPU) is *disturbed*: a preempted round holds the
+    other process's time slice, several milliseconds, and would bias the ratio towards the side
+    with the longer rounds. Only undisturbed blocks are judged, when there are ``min_blocks`` of
+    them; measuring goes on past ``max_time`` (up to :data:`PATIENCE` times it) to collect them.
+    """
     started = clock()
     # always calibrated: a slow first call (a cold cache) says nothing about the calls after it
     loops = max(sides[side].calibrate(settings.min_round_time) for side in SIDES)
@@ -97,37 +115,49 @@ def measure_paired(
     warm = dict.fromkeys(SIDES, 0)
     while min(warm.values()) < settings.warmup_time * 1e9 or not all(warm.values()):
         for side in SIDES:
-            warm[side] += max(1, sides[side].round(loops, False))
+            warm[side] += max(1, sides[side].round(loops, False)[0])
         if clock() - started > settings.time_limit:
             break
     kept: dict[str, list[float]] = {side: [] for side in SIDES}
-    ratios: list[float] = []
+    clean: list[float] = []
+    disturbed: list[float] = []
     stopped = "blocks"
     last_block = 0.0
-    while len(ratios) < settings.max_blocks:
+    while len(clean) + len(disturbed) < settings.max_blocks:
         now = clock()
-        if ratios and now - started + last_block > settings.time_limit:
-            stopped = "time limit"
-            break
-        if len(ratios) >= settings.min_blocks and min(spent.values()) >= settings.max_time * 1e9:
-            stopped = "time"
-            break
+        if clean or disturbed:
+            if now - started + last_block > settings.time_limit:
+                stopped = "time limit"
+                break
+            least = min(spent.values())
+            if len(clean) >= settings.min_blocks and least >= settings.max_time * 1e9:
+                stopped = "time"
+                break
+            if least >= PATIENCE * settings.max_time * 1e9 and len(clean) + len(disturbed) >= settings.min_blocks:
+                stopped = "disturbed"
+                break
         block: dict[str, int] = dict.fromkeys(SIDES, 0)
-        for side in block_order(len(ratios)):
-            elapsed = sides[side].round(loops, True)
+        switches = 0
+        for side in block_order(len(clean) + len(disturbed)):
+            elapsed, preempted = sides[side].round(loops, True)
             block[side] += elapsed
             spent[side] += elapsed
+            switches += preempted
             kept[side].append(elapsed * 1e-9 / loops)
-        ratios.append(math.log(max(block[CURRENT], 1) / max(block[BASE], 1)))
+        ratio = math.log(max(block[CURRENT], 1) / max(block[BASE], 1))
+        (disturbed if switches else clean).append(ratio)
         last_block = clock() - now
         if progress is not None:
-            progress(len(ratios))
+            progress(len(clean))
+    use_all = len(clean) < min(settings.min_blocks, MIN_CLEAN)
     return PairedTest(
         nodeid=nodeid,
         loops=loops,
         base=tuple(kept[BASE]),
         current=tuple(kept[CURRENT]),
-        log_ratios=tuple(ratios),
+        log_ratios=tuple(clean + disturbed if use_all else clean),
+        disturbed=len(disturbed),
+        disturbed_judged=use_all and bool(disturbed),
         stopped=stopped,
         elapsed=clock() - started,
     )

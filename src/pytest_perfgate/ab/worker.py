@@ -23,6 +23,15 @@ from ..recorder import Measure
 from ..session import BUDGET_FAILURE
 from .protocol import ENV_FOREIGN, ENV_SIDE, PROTOCOL_VERSION, Channel
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
+
+#: the calling thread's usage where the platform has it (Linux), else the process's
+_RUSAGE = getattr(resource, "RUSAGE_THREAD", getattr(resource, "RUSAGE_SELF", 0))
+
 
 def pytest_configure(config: pytest.Config) -> None:
     channel = Channel.from_environment()
@@ -156,12 +165,12 @@ def _remote_measure(channel: Channel, nodeid: str) -> Measure:
             kind = order["type"]
             if kind == "round":
                 loops = int(order["loops"])
-                elapsed = _round(fn, loops, settings.disable_gc)
+                elapsed, switches = _round(fn, loops, settings.disable_gc)
                 if order.get("keep"):
                     samples.append(elapsed * 1e-9 / loops)
                 else:
                     warmup += 1
-                channel.send("round", ns=elapsed)
+                channel.send("round", ns=elapsed, switches=switches)
             elif kind == "calibrate":
                 channel.send("calibrated", loops=timing.calibrate(fn, float(order["min_round_time"])))
             elif kind in ("done", "release"):
@@ -179,15 +188,22 @@ def _remote_measure(channel: Channel, nodeid: str) -> Measure:
     return measure
 
 
-def _round(fn: Callable[[], Any], loops: int, disable_gc: bool) -> int:
+def _involuntary_switches() -> int:
+    """Involuntary context switches of this thread so far (another process took the CPU)."""
+    return resource.getrusage(_RUSAGE).ru_nivcsw if resource is not None else 0
+
+
+def _round(fn: Callable[[], Any], loops: int, disable_gc: bool) -> tuple[int, int]:
     enabled = gc.isenabled()
     if disable_gc:
         gc.disable()
     try:
+        switches = _involuntary_switches()
         start = time.perf_counter_ns()
         for _ in range(loops):
             fn()
-        return time.perf_counter_ns() - start
+        elapsed = time.perf_counter_ns() - start
+        return elapsed, _involuntary_switches() - switches
     finally:
         if disable_gc and enabled:
             gc.enable()
