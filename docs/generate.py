@@ -1,7 +1,9 @@
 """Regenerate the output blocks of the guides in docs/ from the examples, so they never go stale.
 
-    python docs/generate.py            # run the examples, rewrite every generated block
-    python docs/generate.py --check    # only check that every block has a generator (fast; in the tests)
+    python docs/generate.py                  # run the examples, rewrite every generated block
+    python docs/generate.py docs/gitlab.md   # only that page's blocks
+    python docs/generate.py --check          # only check that every block has a generator (fast; in the tests)
+    python docs/generate.py --diff           # rewrite nothing; exit 1 if docs/gitlab.md is out of date (in the tests)
 
 A block in a guide looks like::
 
@@ -10,14 +12,20 @@ A block in a guide looks like::
     <!-- /generated -->
 
 and is replaced by the output of the generator NAME (fenced as text, or raw for Markdown).
-Timings differ from run to run; what the blocks show is real output of the current code.
+Timings in the guide-*.md blocks differ from run to run; what the blocks show is real output of the
+current code. The gitlab.md blocks are the GitLab jobs' commands run against the loopback GitLab stub
+(pytest_perfgate.testing.gitlab_stub) on the committed runs of examples/catalog/baseline, so they
+come out the same every time; the stub's address is shown as https://gitlab.example.com/api/v4.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+CATALOG = ROOT / "examples" / "catalog"
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
 
 
@@ -58,6 +67,7 @@ class Outputs:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self._cache: dict[str, str] = {}
+        self._gitlab: dict[str, str] | None = None
 
     def _once(self, key: str, make: Callable[[], str]) -> str:
         if key not in self._cache:
@@ -98,6 +108,114 @@ class Outputs:
         cwd = ROOT / "examples" / "audit_log"
         return self._once("mongo", lambda: _run(_pytest(cwd, "-rP", "-k", "advisor or many_users"), cwd))
 
+    def gitlab(self) -> dict[str, str]:
+        if self._gitlab is None:
+            self._gitlab = GitLabScenario(self.tmp / "gitlab").run()
+        return self._gitlab
+
+
+class GitLabScenario:
+    """The GitLab jobs' perfgate commands, as ci/perfgate.gitlab-ci.yml runs them (PERFGATE_WORKDIR
+    "."), against the loopback stub: a first merge request with no baseline, then one whose
+    baseline is the default branch's artifact (examples/catalog/baseline/run-000002.json) and whose
+    results are run-000001.json (the same code: the catalog's deliberate budget breaches fail it),
+    the note posted twice and printed, and the fetch's errors."""
+
+    TOKEN = "glpat-DOCS-example-token"  # must never show in any block
+    EXAMPLE_API = "https://gitlab.example.com/api/v4"
+
+    def __init__(self, project: Path) -> None:
+        self.project = project
+        self.env: dict[str, str] = {}
+
+    def command(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """``$ perfgate ARGS`` and what it printed (and its exit status when not 0); an argument
+        with a ``*`` is expanded in the project directory, as the job's shell would."""
+        expanded: list[str] = []
+        for arg in args:
+            matches = sorted(str(p.relative_to(self.project)) for p in self.project.glob(arg)) if "*" in arg else []
+            expanded += matches or [arg]
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_perfgate.cli", *expanded],
+            cwd=self.project,
+            env={**os.environ, "COLUMNS": "110", "PY_COLORS": "0", **self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        text = (done.stdout + done.stderr).rstrip()
+        if self.TOKEN in text:
+            raise AssertionError(f"the token was printed by perfgate {' '.join(args)}")
+        text = _clean(text.replace(self.env["CI_API_V4_URL"], self.EXAMPLE_API))
+        status = f"\n(exit {done.returncode})" if done.returncode else ""
+        shown = " ".join(arg if "*" in arg else shlex.quote(arg) for arg in ("perfgate", *args))  # a glob unquoted
+        return f"$ {shown}\n{text}{status}"
+
+    def run(self) -> dict[str, str]:
+        from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
+
+        runs = CATALOG / "baseline"
+        (self.project / ".perfgate").mkdir(parents=True)
+        shutil.copy(CATALOG / "perfgate.yml", self.project / "perfgate.yml")
+        shutil.copy(runs / "run-000001.json", self.project / ".perfgate" / "shard-1.json")
+        artifact = ("main", "perfgate-baseline", ".perfgate/results.json")
+        fetch = ("baseline", "fetch", "--to", ".perfgate/baseline")
+        state = StubState(token=self.TOKEN)
+        blocks = {}
+        with GitLabStub(state) as api_url:
+            self.env = {
+                "CI_API_V4_URL": api_url,
+                "CI_PROJECT_ID": "42",
+                "CI_DEFAULT_BRANCH": "main",
+                "CI_JOB_TOKEN": self.TOKEN,
+                "CI_MERGE_REQUEST_IID": "4",
+                "PERFGATE_GITLAB_TOKEN": self.TOKEN,
+            }
+            blocks["gitlab-fetch-first"] = self.command(*fetch)
+
+            state.artifacts[artifact] = (runs / "run-000002.json").read_bytes()
+            blocks["gitlab-gate-log"] = "\n".join(
+                [
+                    self.command("merge", ".perfgate/shard-*.json", "-o", ".perfgate/results.json"),
+                    self.command(*fetch),
+                    self.command(
+                        "compare",
+                        ".perfgate/baseline",
+                        ".perfgate/results.json",
+                        "--markdown",
+                        ".perfgate/report.md",
+                        "--junit",
+                        ".perfgate/gate-junit.xml",
+                        "--metrics",
+                        ".perfgate/metrics.txt",
+                        "--json",
+                        ".perfgate/gate.json",
+                    ),
+                ]
+            )
+
+            # perfgate-comment posts comment.md: the paired A/B gate's ab.md (off here) above report.md
+            shutil.copy(self.project / ".perfgate" / "report.md", self.project / ".perfgate" / "comment.md")
+            comment = ("gitlab-comment", ".perfgate/comment.md", "--token-variable", "PERFGATE_GITLAB_TOKEN")
+            posted = [self.command(*comment) for _ in range(2)]  # two pipelines of the merge request
+            dry = self.command("gitlab-comment", ".perfgate/comment.md", "--dry-run", env={"PERFGATE_GITLAB_TOKEN": ""})
+            head = dry.split("\n#### ")[0].rstrip()  # the heading and the gate line; the tables follow
+            blocks["gitlab-comment-log"] = "\n".join([*posted, head, "..."])
+            if len(state.notes[4]) != 1:
+                raise AssertionError(f"expected one note on the merge request, found {len(state.notes[4])}")
+
+            errors = []
+            shutil.rmtree(self.project / ".perfgate" / "baseline")
+            state.artifacts[artifact] = (runs / "run-000002.json").read_bytes()[:2000]  # a truncated download
+            errors.append(self.command(*fetch))
+            state.artifacts[artifact] = (runs / "run-000002.json").read_bytes()
+            errors.append(self.command(*fetch, env={"CI_JOB_TOKEN": "glpat-expired"}))
+            state.fail_with = 503
+            errors.append(self.command(*fetch))
+            blocks["gitlab-fetch-errors"] = "\n".join(errors)
+        return blocks
+
 
 GENERATORS: dict[str, Callable[[Outputs], tuple[str, str]]] = {
     # name -> (fence language or "" for raw Markdown, text)
@@ -107,11 +225,21 @@ GENERATORS: dict[str, Callable[[Outputs], tuple[str, str]]] = {
     "gate-comment": lambda o: ("", o.gate().strip()),
     "race-failure": lambda o: ("text", _section(o.race(), "race: ", "------")),
     "mongo-report": lambda o: ("text", _section(o.mongo(), "___", "====")),
+    "gitlab-fetch-first": lambda o: ("text", o.gitlab()["gitlab-fetch-first"]),
+    "gitlab-gate-log": lambda o: ("text", o.gitlab()["gitlab-gate-log"]),
+    "gitlab-comment-log": lambda o: ("text", o.gitlab()["gitlab-comment-log"]),
+    "gitlab-fetch-errors": lambda o: ("text", o.gitlab()["gitlab-fetch-errors"]),
 }
 
 
 def guides() -> list[Path]:
-    return sorted(DOCS.glob("guide-*.md"))
+    """The pages with generated blocks: the guides, and the GitLab set-up guide."""
+    return [*sorted(DOCS.glob("guide-*.md")), DOCS / "gitlab.md"]
+
+
+#: pages whose blocks come out the same on every run (no timings measured here): tests/test_docs.py
+#: checks that they are up to date with ``--diff``
+DETERMINISTIC = [DOCS / "gitlab.md"]
 
 
 def check() -> list[str]:
@@ -126,30 +254,71 @@ def check() -> list[str]:
     return problems
 
 
-def regenerate() -> None:
+def render(guide: Path, outputs: Outputs) -> str:
+    """The page with every generated block filled anew."""
+
+    def fill(match: re.Match[str]) -> str:
+        fence, text = GENERATORS[match["name"]](outputs)
+        body = f"```{fence}\n{text}\n```\n" if fence else f"{text}\n"
+        return f"{match.group(1)}{body}{match.group(4)}"
+
+    return BLOCK.sub(fill, guide.read_text())
+
+
+def regenerate(pages: list[Path]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         outputs = Outputs(Path(tmp))
-        for guide in guides():
-
-            def fill(match: re.Match[str]) -> str:
-                fence, text = GENERATORS[match["name"]](outputs)
-                body = f"```{fence}\n{text}\n```\n" if fence else f"{text}\n"
-                return f"{match.group(1)}{body}{match.group(4)}"
-
-            guide.write_text(BLOCK.sub(fill, guide.read_text()))
+        for guide in pages:
+            guide.write_text(render(guide, outputs))
             print(f"regenerated {guide.relative_to(ROOT)}")
+
+
+def differences(pages: list[Path]) -> str:
+    """A unified diff from each page as it is to the page regenerated ("" when all are up to date)."""
+    diff: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        outputs = Outputs(Path(tmp))
+        for guide in pages:
+            old, new = guide.read_text(), render(guide, outputs)
+            name = str(guide.relative_to(ROOT) if guide.is_relative_to(ROOT) else guide)
+            diff += difflib.unified_diff(old.splitlines(True), new.splitlines(True), name, f"{name} (regenerated)")
+    return "".join(diff)
+
+
+def _page(text: str) -> Path:
+    path = Path(text).resolve()
+    if path not in guides():
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a page with generated blocks ({', '.join(p.name for p in guides())})"
+        )
+    return path
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("pages", nargs="*", type=_page, help="only these pages (default: every page)")
     parser.add_argument("--check", action="store_true", help="only check the blocks against the generators")
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="rewrite nothing: show how the pages (default: those whose output is deterministic, docs/gitlab.md) "
+        "differ from their regeneration, exit 1 if they do",
+    )
     args = parser.parse_args()
     problems = check()
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems or args.check:
         return 1 if problems else 0
-    regenerate()
+    if args.diff:
+        pages = args.pages or DETERMINISTIC
+        diff = differences(pages)
+        if diff:
+            names = " ".join(str(p.relative_to(ROOT)) for p in pages)
+            print(diff, end="")
+            print(f"error: generated blocks are out of date: run python docs/generate.py {names}", file=sys.stderr)
+        return 1 if diff else 0
+    regenerate(args.pages or guides())
     return 0
 
 

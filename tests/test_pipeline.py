@@ -6,8 +6,10 @@ loopback GitLab stub standing in for the artifact and notes endpoints."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -133,8 +135,21 @@ def test_template_structure() -> None:
     assert "allow_failure" not in gate
 
     comment = jobs["perfgate-comment"]
-    assert comment["allow_failure"] is True and "perfgate gitlab-comment" in comment["script"][0]
-    assert comment["needs"] == [{"job": "perfgate-gate", "artifacts": True}]
+    assert comment["allow_failure"] is True and "perfgate gitlab-comment" in " ".join(comment["script"])
+    assert comment["needs"] == [
+        {"job": "perfgate-gate", "artifacts": True},
+        {"job": "perfgate-ab", "artifacts": True, "optional": True},
+    ]
+
+    ab = jobs["perfgate-ab"]  # the paired A/B gate, opt-in
+    assert ci["variables"]["PERFGATE_AB"] == "false" and ab["stage"] == "gate" and ab["needs"] == []
+    assert ab["rules"] == [{"if": '$PERFGATE_AB == "true" && $CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    assert ab["variables"] == {"GIT_DEPTH": "0"}  # the merge base must be in the clone
+    assert (
+        ab["artifacts"]["reports"] == {"junit": ".perfgate/ab-junit.xml"}
+        and ".perfgate/ab.md" in ab["artifacts"]["paths"]
+    )
+    assert "--budgets-only" in script  # with the A/B gate on, the stored-baseline gate keeps the budgets only
 
     load = jobs["perfgate-load"]
     assert load["artifacts"]["reports"] == {"load_performance": ".perfgate/load-performance.json"}
@@ -253,22 +268,41 @@ def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
         dry = _run_job("perfgate-comment", project, CI_API_V4_URL=api_url, **no_token)
         assert dry.returncode == 0 and "is not set: the note is printed here" in dry.stdout
 
-    for done in (first, gate, *comments, dry):
+        # with the paired A/B gate's report there, the one note holds it above the stored-baseline report
+        (project / ".perfgate" / "ab.md").write_text("### perfgate ab: PASSED (paired A/B)\n", encoding="utf-8")
+        both = _run_job("perfgate-comment", project, CI_API_V4_URL=api_url, **ci_env)
+        assert both.returncode == 0 and "updated on merge request !4" in both.stdout, both.stdout + both.stderr
+        body = state.notes[4][0]["body"]
+        assert len(state.notes[4]) == 1 and body.index("perfgate ab: PASSED") < body.index("perfgate: FAILED")
+
+    for done in (first, gate, *comments, dry, both):
         assert TOKEN not in done.stdout and TOKEN not in done.stderr
 
 
 # ----------------------------------------------------------------- gitlab-ci-local, shell mode
 
+GITLAB_CI_LOCAL_VERSION = "4.60.1"  # the last release that runs on Node 20 (newer ones need Node 22)
+
 
 def _gitlab_ci_local() -> str:
-    found = os.environ.get("PERFGATE_GITLAB_CI_LOCAL") or shutil.which("gitlab-ci-local")
+    """The tool: PERFGATE_GITLAB_CI_LOCAL (a path; .ci/run sets it), on PATH, or where .ci/run installs it."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "perfgate-ci"
+    cached = cache / f"gitlab-ci-local-{GITLAB_CI_LOCAL_VERSION}" / "node_modules" / ".bin" / "gitlab-ci-local"
+    found = (
+        os.environ.get("PERFGATE_GITLAB_CI_LOCAL")
+        or shutil.which("gitlab-ci-local")
+        or (str(cached) if cached.is_file() else None)
+    )
     if not found:
         pytest.skip(
-            "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.60.1 for Node 20, or set "
-            "PERFGATE_GITLAB_CI_LOCAL to its path); the shell-mode pipeline run is skipped"
+            f"gitlab-ci-local is not installed (npm install gitlab-ci-local@{GITLAB_CI_LOCAL_VERSION} on Node 20, "
+            "or set PERFGATE_GITLAB_CI_LOCAL to its path); the shell-mode pipeline run is skipped"
         )
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed: gitlab-ci-local needs a git repository")
+    if not Path(found).is_file() and shutil.which(found) is None:
+        pytest.fail(f"PERFGATE_GITLAB_CI_LOCAL={found} does not exist")
+    for tool, why in (("git", "a git repository"), ("rsync", "rsync (Debian package rsync) for --shell-isolation")):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed: gitlab-ci-local needs {why}")
     return found
 
 
@@ -282,11 +316,95 @@ def _git(repo: Path, *args: str) -> None:
     )
 
 
+def _safe_job_name(name: str) -> str:
+    """gitlab-ci-local's directory name for a job (its Utils.safeDockerString): every run of
+    characters outside [A-Za-z0-9_-] replaced by its unpadded base64url."""
+    return re.sub(
+        r"[^\w-]+", lambda m: base64.urlsafe_b64encode(m.group().encode()).decode().rstrip("="), name, flags=re.A
+    )
+
+
+def _jobs(listing: str) -> set[str]:
+    """Job names from ``gitlab-ci-local --list-csv`` (when: never excluded), after its header line."""
+    lines = listing.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("name;"))
+    return {line.split(";")[0] for line in lines[header + 1 :] if ";" in line}
+
+
+class _Pipeline:
+    """gitlab-ci-local on a copy of this project's pipeline: shell executor, each job in its own
+    checkout (``--shell-isolation``: a job sees the committed files plus its needs' artifacts only,
+    as on GitLab), nothing copied back to the work tree."""
+
+    def __init__(self, tool: str, repo: Path, variables: dict[str, str]) -> None:
+        self.tool, self.repo, self.variables = tool, repo, variables
+        # nothing from a CI job this test may itself run in (CI_*, a real PERFGATE_GITLAB_TOKEN...)
+        outer = {k: v for k, v in os.environ.items() if not k.startswith(("CI_", "GITLAB_", "PERFGATE_"))}
+        self.env = {**outer, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "NO_COLOR": "1"}
+        self.home = repo.parent / "gitlab-ci-local-home"  # no ~/.gitlab-ci-local/variables.yml of the user
+        self.home.mkdir(exist_ok=True)
+
+    def _args(self, variables: dict[str, str], unset: tuple[str, ...]) -> list[str]:
+        args = ["--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source", "--no-color"]
+        args += ["--home", str(self.home)]
+        for name, value in {**self.variables, **variables}.items():
+            args += ["--variable", f"{name}={value}"]
+        for name in unset:
+            args += ["--unset-variable", name]
+        return args
+
+    def jobs(self, variables: dict[str, str], unset: tuple[str, ...] = ()) -> set[str]:
+        """The jobs the rules put in a pipeline with these variables."""
+        done = subprocess.run(
+            [self.tool, "--list-csv", *self._args(variables, unset)],
+            cwd=self.repo,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return _jobs(done.stdout)
+
+    def stage(
+        self, stage: str, job: str, variables: dict[str, str], unset: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one stage (the jobs its rules select). gitlab-ci-local gives a job with an ``image:``
+        CI_PROJECT_DIR=/builds/..., even with the shell executor, so it is set to the checkout of
+        ``job``, the stage's job whose scripts use it."""
+        project_dir = self.repo / ".gitlab-ci-local" / "builds" / _safe_job_name(job)
+        args = self._args({**variables, "CI_PROJECT_DIR": str(project_dir)}, unset)
+        return subprocess.run(
+            [self.tool, *args, "--stage", stage],
+            cwd=self.repo,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def artifact(self, job: str, path: str) -> Path:
+        """A file of ``job``'s exported artifacts (what GitLab would keep and serve)."""
+        return self.repo / ".gitlab-ci-local" / "artifacts" / _safe_job_name(job) / path
+
+
+def _summary(log: str) -> dict[str, str]:
+    """gitlab-ci-local's closing report: job name -> PASS, FAIL or WARN (allowed failure)."""
+    summary = {}
+    for line in log.splitlines():
+        match = re.match(r"^\s*(PASS|FAIL|WARN)\s+([\w:/\[\] -]+?)\s*$", line)
+        if match:
+            summary[match[2]] = match[1]
+    return summary
+
+
 def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> None:
     """This project's .gitlab-ci.yml (with the included template) run by gitlab-ci-local with the
-    shell executor: the default-branch path (perfgate-tests, perfgate-baseline), then the
-    merge-request path (perfgate-tests, perfgate-gate, perfgate-comment) against the loopback stub.
-    The perf suite is a small project (PERFGATE_WORKDIR); the pip install is a no-op (this venv)."""
+    shell executor, stage by stage, the rules choosing the jobs: the default-branch path
+    (performance, baseline), then the merge-request path (performance, gate) twice against the
+    loopback stub serving the baseline job's exported artifact. The perf suite is a small project
+    (PERFGATE_WORKDIR); the pip install is a no-op (this venv); the Mongo and load jobs are switched
+    off by their variables (their rules are checked in the job lists)."""
     tool = _gitlab_ci_local()
     repo = tmp_path / "repo"
     (repo / "ci").mkdir(parents=True)
@@ -299,52 +417,67 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     _git(repo, "remote", "add", "origin", "https://gitlab.example.com/group/app.git")
     _git(repo, "add", ".")
     _git(repo, "commit", "-q", "-m", "pipeline")
-    common = [
-        "--force-shell-executor",
-        "--variable",
-        f"CI_PROJECT_DIR={repo}",  # gitlab-ci-local says /builds/... for jobs with an image
-        "--variable",
-        "PERFGATE_INSTALL=--no-index --no-deps pytest-perfgate",
-        "--variable",
-        "PERFGATE_WORKDIR=small",
-        "--variable",
-        "PERFGATE_TESTS=.",
-        "--variable",
-        "PERFGATE_PYTEST_ARGS=",
-        "--variable",
-        "PERFGATE_MONGO_TESTS=",
-        "--variable",
-        "PERFGATE_LOAD_COMMAND=",
-    ]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    pipeline = _Pipeline(tool, repo, {"CI_DEFAULT_BRANCH": "main"})
+    # a merge-request pipeline has no CI_COMMIT_BRANCH on GitLab (gitlab-ci-local sets it from git)
+    mr_vars = {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_IID": "9"}
+    mr_unset = ("CI_COMMIT_BRANCH",)
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([tool, *common, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=400)
+    # the rules, with this project's own variables: which jobs each kind of pipeline gets
+    project_jobs = {"lint", "test", "race", "perfgate-tests: [1/1]", "perfgate-mongo", "perfgate-load"}
+    assert pipeline.jobs({}) == project_jobs | {FETCH_JOB}
+    assert pipeline.jobs(mr_vars, mr_unset) == project_jobs | {"perfgate-gate", "perfgate-comment"}
+    feature = pipeline.jobs({"CI_COMMIT_BRANCH": "feature"})  # a branch pipeline (no merge request yet)
+    assert feature == {"lint", "test", "race"}, feature
+    with_ab = pipeline.jobs({**mr_vars, "PERFGATE_AB": "true"}, mr_unset)  # the opt-in paired A/B gate
+    assert with_ab == project_jobs | {"perfgate-gate", "perfgate-ab", "perfgate-comment"}, with_ab
 
-    main_run = run("perfgate-tests", FETCH_JOB)
-    assert main_run.returncode == 0, main_run.stdout[-3000:] + main_run.stderr[-2000:]
-    results = load_results(repo / FETCH_PATH)
+    small = {
+        "PERFGATE_INSTALL": "--no-index --no-deps pytest-perfgate",
+        "PERFGATE_WORKDIR": "small",
+        "PERFGATE_TESTS": ".",
+        "PERFGATE_PYTEST_ARGS": "",
+        "PERFGATE_MONGO_TESTS": "",
+        "PERFGATE_LOAD_COMMAND": "",
+    }
+    pipeline.variables.update(small)
+    assert "perfgate-mongo" not in pipeline.jobs({}) and "perfgate-load" not in pipeline.jobs({})
+
+    # default branch: the performance stage, then the baseline job merges the shard it gets as an artifact
+    perf = pipeline.stage("performance", "perfgate-tests: [1/1]", {})
+    assert perf.returncode == 0, perf.stdout[-3000:] + perf.stderr[-2000:]
+    assert "shard 1 of 1: 5 tests" in perf.stdout
+    base = pipeline.stage("baseline", FETCH_JOB, {})
+    assert base.returncode == 0, base.stdout[-3000:] + base.stderr[-2000:]
+    assert ".perfgate/results.json: 5 tests from 1 files" in base.stdout
+    assert _summary(base.stdout) == {FETCH_JOB: "PASS"}
+    artifact = pipeline.artifact(FETCH_JOB, FETCH_PATH)  # what perfgate baseline fetch downloads
+    results = load_results(artifact)
     assert len(results.tests) == 5
-    fast = _ten_times_faster(results)
-    shutil.rmtree(repo / ".perfgate")
+
+    # merge request: the stub serves that artifact, made ten times faster: the same code "regressed" 10x
     _git(repo, "checkout", "-q", "-b", "feature")
-    state = StubState(token=TOKEN, artifacts={("main", FETCH_JOB, FETCH_PATH): json.dumps(run_to_dict(fast)).encode()})
+    fast = json.dumps(run_to_dict(_ten_times_faster(results))).encode()
+    state = StubState(token=TOKEN, artifacts={("main", FETCH_JOB, FETCH_PATH): fast})
+    logs = [perf.stdout + perf.stderr, base.stdout + base.stderr]
     with GitLabStub(state) as api_url:
-        ci = [
-            f"CI_API_V4_URL={api_url}",
-            "CI_PROJECT_ID=group/app",
-            f"CI_JOB_TOKEN={TOKEN}",
-            "CI_DEFAULT_BRANCH=main",
-            "CI_PIPELINE_SOURCE=merge_request_event",
-            "CI_MERGE_REQUEST_IID=9",
-            f"PERFGATE_GITLAB_TOKEN={TOKEN}",
-        ]
-        mr = run(*[a for v in ci for a in ("--variable", v)], "perfgate-tests", "perfgate-gate", "perfgate-comment")
-    log = mr.stdout + mr.stderr
-    assert mr.returncode != 0, log[-3000:]  # the gate failed the pipeline: a 10x regression
-    assert "fetched 1 run from artifact .perfgate/results.json of job 'perfgate-baseline' on main" in log
-    assert "perfgate: FAILED" in log
-    summary = log[log.rindex("PASS  perfgate-tests") - 40 :]
-    assert "FAIL  perfgate-gate" in summary and "PASS  perfgate-comment" in summary, summary
-    assert len(state.notes[9]) == 1  # the note was posted although the gate failed
-    assert TOKEN not in log
+        ci = {**mr_vars, "CI_API_V4_URL": api_url, "CI_PROJECT_ID": "group/app", "CI_JOB_TOKEN": TOKEN}
+        ci["PERFGATE_GITLAB_TOKEN"] = TOKEN
+        perf = pipeline.stage("performance", "perfgate-tests: [1/1]", ci, mr_unset)
+        assert perf.returncode == 0, perf.stdout[-3000:] + perf.stderr[-2000:]
+        gates = [pipeline.stage("gate", "perfgate-gate", ci, mr_unset) for _ in range(2)]  # two pipelines
+    logs += [perf.stdout + perf.stderr, *(g.stdout + g.stderr for g in gates)]
+    for gate in gates:
+        log = gate.stdout + gate.stderr
+        assert gate.returncode == 1, log[-3000:]  # the gate failed the pipeline: a 10x regression
+        assert "fetched 1 run from artifact .perfgate/results.json of job 'perfgate-baseline' on main" in log
+        assert "perfgate: FAILED: 5 regressions" in log
+        # the note is posted although the gate failed (when: always), and the failure stays the gate's
+        assert _summary(gate.stdout) == {"perfgate-gate": "FAIL", "perfgate-comment": "PASS"}, gate.stdout[-2000:]
+    assert "perfgate note 101 created on merge request !9" in gates[0].stdout
+    assert "perfgate note 101 updated on merge request !9" in gates[1].stdout
+    assert len(state.notes[9]) == 1 and "regress" in state.notes[9][0]["body"].lower()
+    for name in ("report.md", "report.html", "gate.json", "results.json"):
+        assert pipeline.artifact("perfgate-gate", f".perfgate/{name}").is_file(), name
+    assert not (repo / ".perfgate").exists()  # every file a job saw came to it as an artifact
+    for log in logs:
+        assert TOKEN not in log

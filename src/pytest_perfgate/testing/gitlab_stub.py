@@ -13,12 +13,21 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 _NOTES = re.compile(r"^/api/v4/projects/(?P<project>[^/]+)/merge_requests/(?P<mr>\d+)/notes(?:/(?P<note>\d+))?$")
 _ARTIFACT = re.compile(r"^/api/v4/projects/(?P<project>[^/]+)/jobs/artifacts/(?P<ref>[^/]+)/raw/(?P<path>.+)$")
+
+
+def _status_line(status: int) -> str:
+    """GitLab's way of saying a status in a message: "503 Service Unavailable"."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
 
 
 @dataclass
@@ -56,7 +65,7 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
             body: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}") if length else {}
             state.requests.append((self.command, self.path, dict(self.headers)))
             if state.fail_with is not None:
-                return self._send(state.fail_with, {"message": f"stub failure {state.fail_with}"})
+                return self._send(state.fail_with, {"message": _status_line(state.fail_with)})
             if not self._authorised():
                 return self._send(401, {"message": "401 Unauthorized"})
             match = _ARTIFACT.match(url.path)
