@@ -270,7 +270,12 @@ def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_p
     )
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
     assert "current working tree; workers pinned to CPU 0" in unchanged.stderr
-    assert unchanged.stdout.startswith("perfgate: PASSED (2 unchanged); paired A/B against main (")
+    assert unchanged.stdout.startswith("perfgate: PASSED (") and "; paired A/B against main (" in unchanged.stdout
+    same = {c["nodeid"]: c for c in json.loads((tmp_path / "same.json").read_text())["comparisons"]}
+    for nodeid in ("tests/test_shop.py::test_checksum", "tests/test_shop.py::test_render"):
+        # unchanged code: no regression or warning; a few % either way is the two processes' layout
+        assert same[nodeid]["verdict"] in ("unchanged", "improvement"), same[nodeid]
+        assert abs(same[nodeid]["change"]) < 0.1, same[nodeid]
     assert "1 test passed on both sides without a perf call: not compared" in unchanged.stdout
 
     _slow_down(repo)

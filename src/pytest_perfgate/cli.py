@@ -490,6 +490,13 @@ def guarded(run: Callable[[], int], *, interrupted: str = "interrupted") -> int:
     except KeyboardInterrupt:
         print(f"error: {interrupted}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`perfgate compare ... | head`): no traceback, and no second
+        # BrokenPipeError when the interpreter flushes stdout at exit
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,6 +56,11 @@ class GateVerdict(str, Enum):
         """Report order: what needs attention first."""
         return _RANK[self]
 
+    def counted(self, n: int) -> str:
+        """``n`` comparisons with this verdict, in words: "1 warning", "3 improvements", "2 unchanged"."""
+        plural = n != 1 and self in (GateVerdict.REGRESSION, GateVerdict.WARNING, GateVerdict.IMPROVEMENT)
+        return f"{n} {self.value}{'s' if plural else ''}"
+
     @property
     def changed(self) -> bool:
         return self in (GateVerdict.REGRESSION, GateVerdict.WARNING, GateVerdict.IMPROVEMENT)
@@ -83,7 +88,7 @@ class Comparison:
     spread_assumed: bool = False
     change: float | None = None  # current / baseline - 1
     ci: tuple[float, float] | None = None  # interval of the change
-    p_value: float | None = None  # one-sided, towards "worse", before the suite correction
+    p_value: float | None = None  # one-sided, towards "worse" (towards "better" for an improvement), uncorrected
     p_adjusted: float | None = None
     detectable: float | None = None  # smallest worsening this comparison could show in this suite
     warn_threshold: float = 0.0
@@ -164,10 +169,10 @@ class GateReport:
             parts.append(f"{breaches} critical budget breach{'es' if breaches != 1 else ''}")
         head = ("FAILED: " + " and ".join(parts)) if parts else "PASSED"
         counts = self.counts()
-        rest = [f"{n} {v.value}" for v, n in counts.items() if n and v is not GateVerdict.REGRESSION]
+        rest = [v.counted(n) for v, n in counts.items() if n and v is not GateVerdict.REGRESSION]
         if regressions and not self.regressions_fail:
-            rest.insert(0, f"{regressions} regression{'s' if regressions != 1 else ''} not failing here: "
-                        "the paired A/B gate judges them")
+            judged_elsewhere = "not failing here: the paired A/B gate judges them"
+            rest.insert(0, f"{GateVerdict.REGRESSION.counted(regressions)} {judged_elsewhere}")
         if self.mode == "paired":
             against = f"paired A/B against {self.subject or 'the base'}"
         else:
@@ -428,6 +433,8 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
         reason = f"too noisy to judge: spread {math.expm1(r.spread):.0%} between runs, detects only >= {smallest}"
     else:
         verdict, reason = GateVerdict.UNCHANGED, "within thresholds"
+    if verdict is GateVerdict.IMPROVEMENT:  # its p-values are those of the "better" direction
+        base.update(p_value=p.p_good, p_adjusted=adj_good)
     return Comparison(verdict=verdict, reason=reason, **base)  # type: ignore[arg-type]
 
 
