@@ -245,3 +245,24 @@ def test_end_to_end_on_real_plugin_results(
     assert main(["compare", str(tmp_path / "bl"), str(pytester.path / "slow.json")]) == 1
     shutil.copy(pytester.path / "run2.json", tmp_path / "again.json")
     assert main(["compare", str(tmp_path / "bl"), str(tmp_path / "again.json")]) == 0
+
+
+def test_a_closed_output_pipe_is_exit_141_without_a_traceback() -> None:
+    """As `perfgate compare ... | head -1`: the reader closes the pipe while perfgate still writes."""
+    import subprocess
+    import sys
+
+    writer = (
+        "import sys\nfrom pytest_perfgate.cli import guarded\n"
+        "def run():\n    for _ in range(100000):\n        print('row ' * 20)\n    return 0\n"
+        "sys.exit(guarded(run))\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", writer], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith("row")
+    process.stdout.close()
+    error = process.stderr.read()
+    assert process.wait(timeout=60) == 141
+    assert "Traceback" not in error and "BrokenPipe" not in error, error
