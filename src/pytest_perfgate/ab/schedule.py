@@ -3,7 +3,8 @@ anything with ``calibrate(min_round_time)`` and ``round(loops, keep)``, so the r
 
 Rounds go in blocks ``A B B A`` then ``B A A B`` (and so on): a drift that is linear within a
 block cancels in its ratio ``(B1 + B2) / (A1 + A2)``, and neither side is always first. Both sides
-run the same loop count: each calibrates once and the larger count is used by both.
+run the same loop count: each calibrates once and the smaller count is used by both, so that the
+slower side's rounds last about ``min_round_time`` (longer rounds are preempted more often).
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ def measure_paired(
     clock: Callable[[], float] = time.monotonic,
     progress: Callable[[int], None] | None = None,
 ) -> PairedTest:
-    """Calibrate, warm up and run ABBA blocks on both sides until the stopping rule holds.
+    """Calibrate, warm up and run ABBA blocks on both sides until the stopping rule holds: at
+    least ``min_blocks`` undisturbed blocks and ``2 * max_time`` of rounds on the two sides
+    together (so a side made 20x slower does not make the test 20x longer).
 
     A block in which a worker was preempted (an involuntary context switch during one of its
     rounds: another process ran on the shared CPU) is *disturbed*: a preempted round holds the
@@ -110,7 +113,7 @@ def measure_paired(
     """
     started = clock()
     # always calibrated: a slow first call (a cold cache) says nothing about the calls after it
-    loops = max(sides[side].calibrate(settings.min_round_time) for side in SIDES)
+    loops = min(sides[side].calibrate(settings.min_round_time) for side in SIDES)
     spent = dict.fromkeys(SIDES, 0)
     warm = dict.fromkeys(SIDES, 0)
     while min(warm.values()) < settings.warmup_time * 1e9 or not all(warm.values()):
@@ -129,11 +132,11 @@ def measure_paired(
             if now - started + last_block > settings.time_limit:
                 stopped = "time limit"
                 break
-            least = min(spent.values())
-            if len(clean) >= settings.min_blocks and least >= settings.max_time * 1e9:
+            total = sum(spent.values())
+            if len(clean) >= settings.min_blocks and total >= 2 * settings.max_time * 1e9:
                 stopped = "time"
                 break
-            if least >= PATIENCE * settings.max_time * 1e9 and len(clean) + len(disturbed) >= settings.min_blocks:
+            if total >= 2 * PATIENCE * settings.max_time * 1e9 and len(clean) + len(disturbed) >= settings.min_blocks:
                 stopped = "disturbed"
                 break
         block: dict[str, int] = dict.fromkeys(SIDES, 0)
