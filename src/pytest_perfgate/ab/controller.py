@@ -155,7 +155,9 @@ def start_worker(
     from_worker_r, from_worker_w = os.pipe()
     command = [
         sys.executable, "-m", "pytest", "-p", "pytest_perfgate.ab.worker", "-p", "no:cacheprovider",
-        "--continue-on-collection-errors", f"--perfgate-save={results}", "-q", *args,
+        "--continue-on-collection-errors", "-q", *args,
+        # after the user's arguments, so that this results file wins over one they gave
+        f"--perfgate-save={results}",
     ]
     worker_env = {**env, ENV_FDS: f"{to_worker_r},{from_worker_w}", ENV_SIDE: side}
     with open(log, "wb") as output:
