@@ -116,13 +116,17 @@ class Outputs:
 
 class GitLabScenario:
     """The GitLab jobs' perfgate commands, as ci/perfgate.gitlab-ci.yml runs them (PERFGATE_WORKDIR
-    "."), against the loopback stub: a first merge request with no baseline, then one whose
-    baseline is the default branch's artifact (examples/catalog/baseline/run-000002.json) and whose
-    results are run-000001.json (the same code: the catalog's deliberate budget breaches fail it),
-    the note posted twice and printed, and the fetch's errors."""
+    ".", PERFGATE_BASELINE_KEEP 10), against the loopback stub, on the committed runs of
+    examples/catalog/baseline: a first merge request with no baseline; two default-branch pipelines
+    whose perfgate-baseline jobs build the run history (run-000001.json, then run-000002.json), the
+    stub serving each job's .perfgate/baseline/ to the next as GitLab serves the latest artifacts;
+    a merge request whose results are run-000003.json (the same code: the catalog's deliberate
+    budget breaches fail it) gated on that two-run history; the note posted twice and printed; the
+    fetch's errors."""
 
     TOKEN = "glpat-DOCS-example-token"  # must never show in any block
     EXAMPLE_API = "https://gitlab.example.com/api/v4"
+    KEEP = "10"  # PERFGATE_BASELINE_KEEP
 
     def __init__(self, project: Path) -> None:
         self.project = project
@@ -152,15 +156,23 @@ class GitLabScenario:
         shown = " ".join(arg if "*" in arg else shlex.quote(arg) for arg in ("perfgate", *args))  # a glob unquoted
         return f"$ {shown}\n{text}{status}"
 
+    def job(self, shard: Path) -> None:
+        """A new job's checkout: the shard it gets as an artifact, no .perfgate/baseline yet (the
+        template's ``rm -rf .perfgate/baseline``)."""
+        shutil.rmtree(self.project / ".perfgate" / "baseline", ignore_errors=True)
+        shutil.copy(shard, self.project / ".perfgate" / "shard-1.json")
+
     def run(self) -> dict[str, str]:
         from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
 
         runs = CATALOG / "baseline"
         (self.project / ".perfgate").mkdir(parents=True)
         shutil.copy(CATALOG / "perfgate.yml", self.project / "perfgate.yml")
-        shutil.copy(runs / "run-000001.json", self.project / ".perfgate" / "shard-1.json")
-        artifact = ("main", "perfgate-baseline", ".perfgate/results.json")
-        fetch = ("baseline", "fetch", "--to", ".perfgate/baseline")
+        served = self.project.parent / "artifacts"  # what GitLab keeps of the last perfgate-baseline job
+        history = (served / ".perfgate" / "baseline", ("main", "perfgate-baseline"))
+        merge = ("merge", ".perfgate/shard-*.json", "-o", ".perfgate/results.json")
+        fetch = ("baseline", "fetch", "--to", ".perfgate/baseline", "--keep", self.KEEP)
+        promote = ("baseline", "promote", ".perfgate/results.json", "--to", ".perfgate/baseline", "--keep", self.KEEP)
         state = StubState(token=self.TOKEN)
         blocks = {}
         with GitLabStub(state) as api_url:
@@ -172,12 +184,23 @@ class GitLabScenario:
                 "CI_MERGE_REQUEST_IID": "4",
                 "PERFGATE_GITLAB_TOKEN": self.TOKEN,
             }
+            self.job(runs / "run-000003.json")
             blocks["gitlab-fetch-first"] = self.command(*fetch)
 
-            state.artifacts[artifact] = (runs / "run-000002.json").read_bytes()
+            pipelines = []
+            for number, results in enumerate(("run-000001.json", "run-000002.json"), start=1):
+                self.job(runs / results)
+                log = [self.command(*merge), self.command(*fetch), self.command(*promote)]
+                pipelines.append(f"# default-branch pipeline {number}\n" + "\n".join(log))
+                shutil.rmtree(history[0], ignore_errors=True)
+                shutil.copytree(self.project / ".perfgate" / "baseline", history[0])
+                state.artifact_dirs[history[1]] = served
+            blocks["gitlab-baseline-log"] = "\n".join(pipelines)
+
+            self.job(runs / "run-000003.json")
             blocks["gitlab-gate-log"] = "\n".join(
                 [
-                    self.command("merge", ".perfgate/shard-*.json", "-o", ".perfgate/results.json"),
+                    self.command(*merge),
                     self.command(*fetch),
                     self.command(
                         "compare",
@@ -206,10 +229,12 @@ class GitLabScenario:
                 raise AssertionError(f"expected one note on the merge request, found {len(state.notes[4])}")
 
             errors = []
-            shutil.rmtree(self.project / ".perfgate" / "baseline")
-            state.artifacts[artifact] = (runs / "run-000002.json").read_bytes()[:2000]  # a truncated download
+            self.job(runs / "run-000003.json")
+            stored = history[0] / "run-000002.json"
+            whole = stored.read_bytes()
+            stored.write_bytes(whole[:2000])  # a truncated download
             errors.append(self.command(*fetch))
-            state.artifacts[artifact] = (runs / "run-000002.json").read_bytes()
+            stored.write_bytes(whole)
             errors.append(self.command(*fetch, env={"CI_JOB_TOKEN": "glpat-expired"}))
             state.fail_with = 503
             errors.append(self.command(*fetch))
@@ -226,6 +251,7 @@ GENERATORS: dict[str, Callable[[Outputs], tuple[str, str]]] = {
     "race-failure": lambda o: ("text", _section(o.race(), "race: ", "------")),
     "mongo-report": lambda o: ("text", _section(o.mongo(), "___", "====")),
     "gitlab-fetch-first": lambda o: ("text", o.gitlab()["gitlab-fetch-first"]),
+    "gitlab-baseline-log": lambda o: ("text", o.gitlab()["gitlab-baseline-log"]),
     "gitlab-gate-log": lambda o: ("text", o.gitlab()["gitlab-gate-log"]),
     "gitlab-comment-log": lambda o: ("text", o.gitlab()["gitlab-comment-log"]),
     "gitlab-fetch-errors": lambda o: ("text", o.gitlab()["gitlab-fetch-errors"]),

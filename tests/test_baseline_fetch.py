@@ -1,5 +1,7 @@
-"""``perfgate baseline fetch``: the default branch's results artifact (CI_JOB_TOKEN, against the
-loopback GitLab stub), a committed results file or a local directory, into a baseline directory."""
+"""``perfgate baseline fetch``: the default branch's run history (a directory store in the job's
+artifacts, fetched file by file through its index) or a single results artifact (CI_JOB_TOKEN,
+against the loopback GitLab stub), a committed results file or a local directory, into a baseline
+directory."""
 
 from __future__ import annotations
 
@@ -10,15 +12,49 @@ from pathlib import Path
 
 import pytest
 
-from pytest_perfgate.cli import FETCH_JOB, FETCH_PATH, main
-from pytest_perfgate.model import load_results, run_to_dict, save_results
+from pytest_perfgate import cli
+from pytest_perfgate.cli import FETCH_JOB, FETCH_PATH, LEGACY_FETCH_PATH, main
+from pytest_perfgate.model import RunResult, load_results, run_to_dict, save_results
 from pytest_perfgate.store import open_store
+from pytest_perfgate.store.files import INDEX_NAME, DirectoryStore, parse_index
 from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
 from test_gate import make_run
 
 TOKEN = "job-token-SECRET-9f3a"
 EXAMPLE_BASELINE = Path(__file__).resolve().parent.parent / "examples" / "catalog" / "baseline"
 RESULTS = json.dumps(run_to_dict(make_run({"t::a": [1.0] * 5, "t::b": [2.0] * 5}))).encode()
+INDEX = FETCH_PATH + INDEX_NAME  # .perfgate/baseline/index.json
+RAW = "/api/v4/projects/group%2Fshop/jobs/artifacts/main/raw/"
+
+
+def _level(level: float) -> RunResult:
+    return make_run({"t::a": [level] * 5, "t::b": [2 * level] * 5})
+
+
+def _history(root: Path, *levels: float, keep: int = 10) -> Path:
+    """What the default branch's perfgate-baseline job keeps: runs promoted into .perfgate/baseline/
+    (with its index) under ``root``, the job's artifacts directory."""
+    store = DirectoryStore(str(root / FETCH_PATH))
+    for level in levels:
+        store.promote(_level(level), keep=keep)
+    return root
+
+
+def _levels(location: Path) -> list[float]:
+    """The level of each stored run, oldest first (from the full files: the summaries carry no samples)."""
+    stored = open_store(location).load()
+    assert stored is not None
+    return [load_results(source).tests[0].series["time"].values[0] for source in stored.sources]
+
+
+def _artifact_gets(state: StubState) -> list[str]:
+    """The artifact files requested, in order (each with the job token, never another header)."""
+    paths = []
+    for method, path, headers in state.requests:
+        assert method == "GET" and headers.get("Job-Token") == TOKEN and "Private-Token" not in headers
+        assert path.startswith(RAW) and path.endswith("?job=perfgate-baseline"), path
+        paths.append(path[len(RAW) : -len("?job=perfgate-baseline")])
+    return paths
 
 
 @pytest.fixture
@@ -39,29 +75,99 @@ def _outputs(capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
     return out, err
 
 
-def test_artifact_is_fetched_with_the_job_token_and_stored_as_a_run(
+def test_the_run_history_is_fetched_through_its_index_oldest_first(
     gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gitlab.artifacts[("main", FETCH_JOB, FETCH_PATH)] = RESULTS
+    gitlab.artifact_dirs[("main", FETCH_JOB)] = _history(tmp_path / "artifacts", 1.0, 2.0, 3.0)
     target = tmp_path / "baseline"
     assert main(["baseline", "fetch", "--to", str(target)]) == 0
     out, _ = _outputs(capsys)
     assert out == (
-        f"fetched 1 run from artifact {FETCH_PATH} of job 'perfgate-baseline' on main into {target} "
-        "(1 run stored, keeping 10)\n"
+        f"fetched 3 runs from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main into {target} "
+        "(3 runs stored, keeping 10)\n"
     )
-    [(method, path, headers)] = gitlab.requests
-    assert method == "GET"
-    assert path == "/api/v4/projects/group%2Fshop/jobs/artifacts/main/raw/.perfgate/results.json?job=perfgate-baseline"
-    assert headers.get("Job-Token") == TOKEN and "Private-Token" not in headers
-    stored = open_store(target).load()
-    assert stored is not None and len(stored.runs) == 1
-    assert [t.nodeid for t in stored.runs[0].tests] == ["t::a", "t::b"]
-    # the fetched baseline is what compare reads: the same run passes
+    # the index, then each run it lists, oldest first; the summaries are not needed
+    assert _artifact_gets(gitlab) == [
+        ".perfgate/baseline/index.json",
+        ".perfgate/baseline/run-000001.json",
+        ".perfgate/baseline/run-000002.json",
+        ".perfgate/baseline/run-000003.json",
+    ]
+    assert _levels(target) == [1.0, 2.0, 3.0]  # promoted in the history's order
+    assert parse_index((target / INDEX_NAME).read_bytes(), "index") == tuple(
+        f"run-00000{i}.json" for i in (1, 2, 3)
+    )
+    # the fetched baseline is what compare reads: several runs, their spread measured
     current = tmp_path / "current.json"
-    current.write_bytes(RESULTS)
+    save_results(current, _level(2.0))
     assert main(["compare", str(target), str(current)]) == 0
-    assert "baseline of 1 run" in _outputs(capsys)[0]
+    assert "baseline of 3 runs" in _outputs(capsys)[0]
+
+
+def test_keep_drops_the_oldest_fetched_runs(
+    gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gitlab.artifact_dirs[("main", FETCH_JOB)] = _history(tmp_path / "artifacts", 1.0, 2.0, 3.0, 4.0)
+    target = tmp_path / "baseline"
+    assert main(["baseline", "fetch", "--to", str(target), "--keep", "2"]) == 0
+    assert _outputs(capsys)[0].startswith("fetched 2 runs from artifact .perfgate/baseline/")
+    assert _levels(target) == [3.0, 4.0]
+    # the runs the keep count would drop are not downloaded at all
+    assert _artifact_gets(gitlab) == [INDEX, ".perfgate/baseline/run-000003.json", ".perfgate/baseline/run-000004.json"]
+    assert parse_index((target / INDEX_NAME).read_bytes(), "index") == ("run-000001.json", "run-000002.json")
+    # fetched again into the same directory: the newest 2 of all it then holds are kept
+    assert main(["baseline", "fetch", "--to", str(target), "--keep", "2"]) == 0
+    assert _outputs(capsys)[0].endswith("(2 runs stored, keeping 2)\n")
+    assert parse_index((target / INDEX_NAME).read_bytes(), "index") == ("run-000003.json", "run-000004.json")
+
+
+def test_a_results_file_artifact_of_an_older_baseline_job_is_still_fetched(
+    gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A default branch whose perfgate-baseline job predates the history kept .perfgate/results.json
+    only: with the default --path, that one run is the baseline until the job keeps a history."""
+    gitlab.artifacts[("main", FETCH_JOB, LEGACY_FETCH_PATH)] = RESULTS
+    target = tmp_path / "baseline"
+    assert main(["baseline", "fetch", "--to", str(target)]) == 0
+    out, _ = _outputs(capsys)
+    assert out == (
+        f"fetched 1 run from artifact .perfgate/results.json of job 'perfgate-baseline' on main into {target} "
+        "(1 run stored, keeping 10); that job kept no run history (.perfgate/baseline/index.json) yet, "
+        "only its latest results\n"
+    )
+    assert _artifact_gets(gitlab) == [INDEX, LEGACY_FETCH_PATH]
+    stored = open_store(target).load()
+    assert stored is not None and [t.nodeid for t in stored.runs[0].tests] == ["t::a", "t::b"]
+    # with both there, the history wins and the single file is not asked for
+    gitlab.requests.clear()
+    gitlab.artifact_dirs[("main", FETCH_JOB)] = _history(tmp_path / "artifacts", 5.0, 6.0)
+    assert main(["baseline", "fetch", "--to", str(tmp_path / "b2")]) == 0
+    assert "fetched 2 runs from artifact .perfgate/baseline/" in _outputs(capsys)[0]
+    assert _artifact_gets(gitlab) == [INDEX, ".perfgate/baseline/run-000001.json", ".perfgate/baseline/run-000002.json"]
+    assert _levels(tmp_path / "b2") == [5.0, 6.0]
+
+
+def test_an_explicit_path_is_a_directory_or_a_file_by_its_shape(
+    gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "artifacts"
+    DirectoryStore(str(root / "perf" / "history")).promote(_level(7.0))
+    gitlab.artifact_dirs[("main", FETCH_JOB)] = root
+    gitlab.artifacts[("main", FETCH_JOB, LEGACY_FETCH_PATH)] = RESULTS
+    for path in ("perf/history", "perf/history/"):  # without a .json suffix: a directory, like open_store
+        target = tmp_path / path.replace("/", "-")
+        assert main(["baseline", "fetch", "--to", str(target), "--path", path]) == 0
+        assert "fetched 1 run from artifact perf/history/ of job" in _outputs(capsys)[0]
+        assert _levels(target) == [7.0]
+    # an explicit path has no fallback: its index missing is "no baseline yet"
+    assert main(["baseline", "fetch", "--to", str(tmp_path / "none"), "--path", "perf/other/"]) == 0
+    assert _outputs(capsys)[0] == (
+        "perfgate: NOTICE: no baseline yet (first run on main): no artifact perf/other/index.json of job "
+        "'perfgate-baseline' on main; the gate will pass without a comparison\n"
+    )
+    assert not (tmp_path / "none").exists()
+    assert main(["baseline", "fetch", "--to", str(tmp_path / "none"), "--path", " "]) == 2
+    assert "error: --path is empty" in _outputs(capsys)[1]
 
 
 def test_several_fetches_merge_into_one_baseline_and_keep_is_honoured(
@@ -91,10 +197,11 @@ def test_no_baseline_yet_is_a_visible_notice_and_the_gate_passes(
     assert main(["baseline", "fetch", "--to", str(target)]) == 0
     out, err = _outputs(capsys)
     assert out == (
-        "perfgate: NOTICE: no baseline yet (first run on main): no artifact .perfgate/results.json of job "
-        "'perfgate-baseline' on main; the gate will pass without a comparison\n"
+        "perfgate: NOTICE: no baseline yet (first run on main): no artifact .perfgate/baseline/index.json "
+        "(nor .perfgate/results.json) of job 'perfgate-baseline' on main; the gate will pass without a comparison\n"
     )
     assert err == ""
+    assert _artifact_gets(gitlab) == [INDEX, LEGACY_FETCH_PATH]
     assert not target.exists()
     current = tmp_path / "current.json"
     current.write_bytes(RESULTS)
@@ -121,7 +228,7 @@ def test_api_errors_exit_2_with_the_reason_and_no_token(
     out, err = _outputs(capsys)
     assert out == ""
     assert err.startswith("error: GitLab API GET http://127.0.0.1:")
-    assert "/jobs/artifacts/main/raw/.perfgate/results.json?job=perfgate-baseline" in err
+    assert "/jobs/artifacts/main/raw/.perfgate/baseline/index.json?job=perfgate-baseline" in err
     assert fragment in err
     assert not (tmp_path / "b").exists()
 
@@ -146,17 +253,122 @@ def test_a_wrong_job_token_is_refused_and_not_shown(
         (b"\xff\xfe garbage", "cannot be read"),
     ],
 )
-def test_a_corrupt_artifact_exits_2_naming_it_and_stores_nothing(
+def test_a_corrupt_results_artifact_exits_2_naming_it_and_stores_nothing(
     gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, reason: str
 ) -> None:
-    gitlab.artifacts[("main", FETCH_JOB, FETCH_PATH)] = content
+    gitlab.artifacts[("main", FETCH_JOB, LEGACY_FETCH_PATH)] = content
     target = tmp_path / "b"
     assert main(["baseline", "fetch", "--to", str(target)]) == 2
     out, err = _outputs(capsys)
     assert out == ""
-    assert err.startswith(f"error: artifact {FETCH_PATH} of job 'perfgate-baseline' on main: {reason}")
+    assert err.startswith(f"error: artifact {LEGACY_FETCH_PATH} of job 'perfgate-baseline' on main: {reason}")
     assert "perfgate-fetch-" not in err  # the temporary file is not what the user is told about
     assert not target.exists()
+
+
+def _index(runs: object, *, schema: object = "perfgate-baseline-index", version: object = 1) -> bytes:
+    return json.dumps({"schema": schema, "schema_version": version, "runs": runs}).encode()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (_index(["run-000001.json"])[:30], "is not valid JSON (line 1, column 12: Unterminated string"),
+        (b"", "is empty"),
+        (b"\xff\xfe garbage", "cannot be read"),
+        (b"[]", "not a perfgate baseline index (schema is 'list', expected 'perfgate-baseline-index')"),
+        (_index([], schema="perfgate-results"), "not a perfgate baseline index (schema is 'perfgate-results'"),
+        (_index([], version=2), "index schema_version 2 is not supported by this perfgate (it reads version 1)"),
+        (_index("run-000001.json"), "runs: expected a list of run file names, got str"),
+        (_index(["run-000001.json", "../../secrets.json"]), "runs[1]: '../../secrets.json' is not a stored run's"),
+        (_index([7]), "runs[0]: 7 is not a stored run's file name (run-NNNNNN.json)"),
+        (_index(["run-000001.json", "run-000001.json"]), "runs[1]: 'run-000001.json' is listed twice"),
+    ],
+)
+def test_a_corrupt_index_exits_2_naming_it_and_stores_nothing(
+    gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, reason: str
+) -> None:
+    root = _history(tmp_path / "artifacts", 1.0)
+    (root / INDEX).write_bytes(content)
+    gitlab.artifact_dirs[("main", FETCH_JOB)] = root
+    gitlab.artifacts[("main", FETCH_JOB, LEGACY_FETCH_PATH)] = RESULTS  # there, but a corrupt index is no "missing"
+    target = tmp_path / "b"
+    assert main(["baseline", "fetch", "--to", str(target)]) == 2
+    out, err = _outputs(capsys)
+    assert out == ""
+    assert err.startswith(f"error: artifact {INDEX} of job 'perfgate-baseline' on main: {reason}"), err
+    assert len(err.splitlines()) == 1
+    assert _artifact_gets(gitlab) == [INDEX]  # no run fetched, no fallback
+    assert not target.exists()
+
+
+def test_a_corrupt_run_in_the_history_exits_2_naming_it_and_stores_nothing(
+    gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _history(tmp_path / "artifacts", 1.0, 2.0, 3.0)
+    run = root / FETCH_PATH / "run-000002.json"
+    run.write_bytes(run.read_bytes()[:200])  # a truncated file
+    gitlab.artifact_dirs[("main", FETCH_JOB)] = root
+    target = tmp_path / "b"
+    assert main(["baseline", "fetch", "--to", str(target)]) == 2
+    out, err = _outputs(capsys)
+    assert out == ""
+    assert err.startswith(
+        "error: artifact .perfgate/baseline/run-000002.json of job 'perfgate-baseline' on main: is not valid JSON"
+    ), err
+    assert "the file may be truncated" in err and "perfgate-fetch-" not in err
+    assert not target.exists()  # the first run, fetched fine, was not stored either
+
+
+def test_a_run_listed_but_missing_from_the_artifact_exits_2_naming_it(
+    gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _history(tmp_path / "artifacts", 1.0, 2.0, 3.0)
+    (root / FETCH_PATH / "run-000003.json").unlink()
+    gitlab.artifact_dirs[("main", FETCH_JOB)] = root
+    target = tmp_path / "b"
+    assert main(["baseline", "fetch", "--to", str(target), "--require-baseline"]) == 2
+    out, err = _outputs(capsys)
+    assert out == ""
+    assert err == (
+        "error: artifact .perfgate/baseline/run-000003.json of job 'perfgate-baseline' on main: listed in "
+        ".perfgate/baseline/index.json but not in the artifact (404): the artifact is incomplete\n"
+    )
+    assert _artifact_gets(gitlab)[-1] == ".perfgate/baseline/run-000003.json"
+    assert not target.exists()
+
+
+def test_an_index_listing_no_runs_is_no_baseline_yet(
+    gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "artifacts"
+    (root / FETCH_PATH).mkdir(parents=True)
+    (root / INDEX).write_bytes(_index([]))
+    gitlab.artifact_dirs[("main", FETCH_JOB)] = root
+    assert main(["baseline", "fetch", "--to", str(tmp_path / "b")]) == 0
+    assert _outputs(capsys)[0] == (
+        "perfgate: NOTICE: no baseline yet: artifact .perfgate/baseline/ of job 'perfgate-baseline' on main "
+        "lists no runs; the gate will pass without a comparison\n"
+    )
+    assert not (tmp_path / "b").exists()
+
+
+def test_the_cli_names_the_index_the_store_writes() -> None:
+    assert cli.INDEX_NAME == INDEX_NAME and FETCH_PATH.endswith("/")
+
+
+def test_the_stub_serves_an_artifact_directory_and_nothing_outside_it(tmp_path: Path) -> None:
+    root = _history(tmp_path / "artifacts", 1.0)
+    (tmp_path / "secret.txt").write_text("outside")
+    state = StubState(artifact_dirs={("main", FETCH_JOB): root})
+    from pytest_perfgate.testing.gitlab_stub import artifact_file
+
+    assert artifact_file(state, "main", FETCH_JOB, INDEX) == (root / INDEX).read_bytes()
+    assert artifact_file(state, "main", FETCH_JOB, "../secret.txt") is None
+    assert artifact_file(state, "main", FETCH_JOB, str(tmp_path / "secret.txt")) is None
+    assert artifact_file(state, "main", FETCH_JOB, ".perfgate/baseline") is None  # a directory is no file
+    assert artifact_file(state, "main", "other-job", INDEX) is None
+    assert artifact_file(state, "other-ref", FETCH_JOB, INDEX) is None
 
 
 def test_outside_ci_the_missing_variables_are_named(

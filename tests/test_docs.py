@@ -40,9 +40,16 @@ def test_generated_blocks_are_filled_with_real_output() -> None:
 
 def test_gitlab_guide_blocks_are_real_job_output() -> None:
     text = GITLAB.read_text()
-    assert text.count("<!-- generated: ") == 4
+    assert text.count("<!-- generated: ") == 5
     assert "perfgate: NOTICE: no baseline yet (first run on main)" in text
-    assert "fetched 1 run from artifact .perfgate/results.json of job 'perfgate-baseline' on main" in text
+    # the default branch's history: started by the first pipeline, extended by the second
+    assert "promoted .perfgate/results.json to .perfgate/baseline/run-000001.json (1 run stored, keeping 10)" in text
+    assert "fetched 1 run from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in text
+    assert "promoted .perfgate/results.json to .perfgate/baseline/run-000002.json (2 runs stored, keeping 10)" in text
+    # the merge request's gate on that history: a baseline of several runs
+    assert "fetched 2 runs from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in text
+    assert text.count("; baseline of 2 runs") == 2  # the gate's log and the note
+    assert "error: artifact .perfgate/baseline/run-000002.json of job 'perfgate-baseline' on main: is not valid" in text
     assert "perfgate note 101 created on merge request !4" in text
     assert "perfgate note 101 updated on merge request !4" in text
     assert "<!-- perfgate-report -->\n### :x: perfgate: FAILED" in text  # the dry-run prints the note

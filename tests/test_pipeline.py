@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from pytest_perfgate.cli import FETCH_JOB, FETCH_PATH
-from pytest_perfgate.model import RunResult, load_results, run_to_dict
+from pytest_perfgate.model import RunResult, load_results, run_to_dict, save_results
+from pytest_perfgate.store import open_store
 from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,8 +104,10 @@ def test_template_structure() -> None:
         "PERFGATE_TOKEN_VARIABLE",
         "PERFGATE_MONGO_TESTS",
         "PERFGATE_LOAD_COMMAND",
+        "PERFGATE_BASELINE_KEEP",
     }
     assert ci["variables"]["PERFGATE_IMAGE"] == "python:3.11"
+    assert ci["variables"]["PERFGATE_BASELINE_KEEP"] == "10"
     header = TEMPLATE.read_text(encoding="utf-8").split("\nstages:")[0]
     for name in ci["variables"]:
         if name.startswith("PERFGATE_"):
@@ -124,7 +127,9 @@ def test_template_structure() -> None:
     gate = jobs["perfgate-gate"]
     script = " ".join(gate["script"])
     assert "perfgate merge .perfgate/shard-*.json -o .perfgate/results.json" in script
-    assert "perfgate baseline fetch --to .perfgate/baseline" in script
+    # the whole history is the baseline: fetched into a fresh directory, keeping as many runs as the history
+    fetch = 'perfgate baseline fetch --to .perfgate/baseline --keep "$PERFGATE_BASELINE_KEEP"'
+    assert gate["script"][1:3] == ["rm -rf .perfgate/baseline", fetch]
     compare = [line for line in gate["script"] if line.startswith("perfgate compare")]
     assert len(compare) == 1 and gate["script"][-1] == compare[0], "compare must be last: its exit code is the verdict"
     for flag in ("--markdown", "--junit", "--metrics", "--json"):
@@ -159,7 +164,13 @@ def test_template_structure() -> None:
     assert mongo["variables"] == {"PERFGATE_MONGO_URI": "mongodb://mongo:27017"}
 
     baseline = jobs[FETCH_JOB]  # the job and the path perfgate baseline fetch downloads by default
-    assert FETCH_PATH in baseline["artifacts"]["paths"]
+    assert FETCH_PATH == ".perfgate/baseline/" and FETCH_PATH in baseline["artifacts"]["paths"]
+    assert ".perfgate/results.json" in baseline["artifacts"]["paths"]  # for people, and older fetches
+    assert baseline["artifacts"]["expire_in"] == "1 year"
+    # the previous history, this run added to it, the oldest beyond the keep count dropped
+    promote = 'perfgate baseline promote .perfgate/results.json --to .perfgate/baseline --keep "$PERFGATE_BASELINE_KEEP"'
+    assert baseline["script"][1:4] == ["rm -rf .perfgate/baseline", fetch, promote]
+    assert baseline["resource_group"] == FETCH_JOB
     assert baseline["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
     assert baseline["stage"] == "baseline"
 
@@ -219,21 +230,34 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _serve_history(artifacts: Path, served: Path, *, faster: bool = False) -> Path:
+    """What GitLab keeps of a perfgate-baseline job and serves to the next pipelines: a copy of the
+    job's ``.perfgate/baseline/`` (its index and runs) under ``served``; ``faster``: every run ten
+    times faster (against it, unchanged code has "regressed" 10x)."""
+    source, target = artifacts / FETCH_PATH, served / FETCH_PATH
+    shutil.rmtree(served, ignore_errors=True)
+    shutil.copytree(source, target)
+    if faster:
+        for run in target.glob("run-*.json"):
+            if not run.name.endswith(".summary.json"):
+                run.write_text(json.dumps(run_to_dict(_ten_times_faster(load_results(run)))), encoding="utf-8")
+    return served
+
+
+def _history_pipelines(artifacts: Path) -> list[object]:
+    """The ``pipeline`` mark of each run a baseline artifact holds, in its index's order."""
+    index = json.loads((artifacts / FETCH_PATH / "index.json").read_text(encoding="utf-8"))
+    assert index["schema"] == "perfgate-baseline-index" and index["schema_version"] == 1
+    return [load_results(artifacts / FETCH_PATH / name).metadata.get("pipeline") for name in index["runs"]]
+
+
 def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
-    # default branch: two shards, then the baseline job merges them into the artifact fetch downloads
     for index in ("1", "2"):
         done = _run_job("perfgate-tests", project, PERFGATE_TESTS=".", CI_NODE_INDEX=index, CI_NODE_TOTAL="2")
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"shard {index} of 2: " in done.stdout
     shards = [load_results(project / ".perfgate" / f"shard-{i}.json") for i in (1, 2)]
     assert sorted(len(s.tests) for s in shards) == [2, 3]
-    done = _run_job(FETCH_JOB, project)
-    assert done.returncode == 0, done.stdout + done.stderr
-    results = load_results(project / FETCH_PATH)
-    assert len(results.tests) == 5
-
-    # a baseline ten times faster: the same code now "regressed" by 10x, the gate must fail
-    fast = _ten_times_faster(results)
     ci_env = {
         "CI_PROJECT_ID": "group/app",
         "CI_JOB_TOKEN": TOKEN,
@@ -242,21 +266,42 @@ def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
         "PERFGATE_GITLAB_TOKEN": TOKEN,
     }
     state = StubState(token=TOKEN)
+    served = project.parent / "served"
     with GitLabStub(state) as api_url:
+        # default branch, three pipelines keeping 2 runs: the baseline job fetches the history the
+        # last one kept, adds its run (merged from the shards), keeps the newest 2 as its artifact
+        baselines = []
+        for pipeline in (1, 2, 3):
+            shard = project / ".perfgate" / "shard-1.json"
+            save_results(shard, replace(shards[0], metadata={**shards[0].metadata, "pipeline": pipeline}))
+            done = _run_job(FETCH_JOB, project, CI_API_V4_URL=api_url, PERFGATE_BASELINE_KEEP="2", **ci_env)
+            assert done.returncode == 0, done.stdout + done.stderr
+            baselines.append(done)
+            assert len(load_results(project / ".perfgate" / "results.json").tests) == 5
+            state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(project, served)
+        assert "NOTICE: no baseline yet (first run on main)" in baselines[0].stdout
+        assert "(1 run stored, keeping 2)" in baselines[0].stdout
+        assert "fetched 1 run from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in baselines[1].stdout
+        assert "(2 runs stored, keeping 2)" in baselines[1].stdout
+        assert "fetched 2 runs from artifact .perfgate/baseline/" in baselines[2].stdout
+        assert _history_pipelines(project) == [2, 3]  # the oldest run dropped, the newest last
+        assert (project / ".perfgate" / "report.html").is_file()
+
         # first merge request on a project without a baseline yet: a notice, the gate passes
+        state.artifact_dirs.clear()
         first = _run_job("perfgate-gate", project, CI_API_V4_URL=api_url, **ci_env)
         assert first.returncode == 0, first.stdout + first.stderr
         assert "NOTICE: no baseline yet (first run on main)" in first.stdout
-        shutil.rmtree(project / ".perfgate" / "baseline", ignore_errors=True)
 
-        state.artifacts[("main", FETCH_JOB, FETCH_PATH)] = json.dumps(run_to_dict(fast)).encode()
+        # the history made ten times faster: the same code now "regressed" by 10x, the gate must fail
+        fast = _serve_history(served, project.parent / "served-fast", faster=True)
+        state.artifact_dirs[("main", FETCH_JOB)] = fast
         gate = _run_job("perfgate-gate", project, CI_API_V4_URL=api_url, **ci_env)
         assert gate.returncode == 1, gate.stdout + gate.stderr
-        assert "fetched 1 run from artifact .perfgate/results.json of job 'perfgate-baseline' on main" in gate.stdout
-        assert "perfgate: FAILED" in gate.stdout
+        assert "fetched 2 runs from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in gate.stdout
+        assert "perfgate: FAILED" in gate.stdout and "baseline of 2 runs" in gate.stdout
         for name in ("report.md", "report.html", "gate-junit.xml", "metrics.txt", "gate.json"):
             assert (project / ".perfgate" / name).is_file(), name
-
         comments = [_run_job("perfgate-comment", project, CI_API_V4_URL=api_url, **ci_env) for _ in range(2)]
         assert [c.returncode for c in comments] == [0, 0]
         assert "created on merge request !4" in comments[0].stdout
@@ -275,7 +320,7 @@ def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
         body = state.notes[4][0]["body"]
         assert len(state.notes[4]) == 1 and body.index("perfgate ab: PASSED") < body.index("perfgate: FAILED")
 
-    for done in (first, gate, *comments, dry, both):
+    for done in (*baselines, first, gate, *comments, dry, both):
         assert TOKEN not in done.stdout and TOKEN not in done.stderr
 
 
@@ -401,8 +446,9 @@ def _summary(log: str) -> dict[str, str]:
 def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> None:
     """This project's .gitlab-ci.yml (with the included template) run by gitlab-ci-local with the
     shell executor, stage by stage, the rules choosing the jobs: the default-branch path
-    (performance, baseline), then the merge-request path (performance, gate) twice against the
-    loopback stub serving the baseline job's exported artifact. The perf suite is a small project
+    (performance, baseline) twice, the second baseline job extending the run history the first
+    exported, then the merge-request path (performance, gate) twice against the loopback stub
+    serving that two-run history (made ten times faster). The perf suite is a small project
     (PERFGATE_WORKDIR); the pip install is a no-op (this venv); the Mongo and load jobs are switched
     off by their variables (their rules are checked in the job lists)."""
     tool = _gitlab_ci_local()
@@ -442,23 +488,46 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     pipeline.variables.update(small)
     assert "perfgate-mongo" not in pipeline.jobs({}) and "perfgate-load" not in pipeline.jobs({})
 
-    # default branch: the performance stage, then the baseline job merges the shard it gets as an artifact
-    perf = pipeline.stage("performance", "perfgate-tests: [1/1]", {})
-    assert perf.returncode == 0, perf.stdout[-3000:] + perf.stderr[-2000:]
-    assert "shard 1 of 1: 5 tests" in perf.stdout
-    base = pipeline.stage("baseline", FETCH_JOB, {})
-    assert base.returncode == 0, base.stdout[-3000:] + base.stderr[-2000:]
-    assert ".perfgate/results.json: 5 tests from 1 files" in base.stdout
-    assert _summary(base.stdout) == {FETCH_JOB: "PASS"}
-    artifact = pipeline.artifact(FETCH_JOB, FETCH_PATH)  # what perfgate baseline fetch downloads
-    results = load_results(artifact)
-    assert len(results.tests) == 5
+    # default branch, two pipelines: the performance stage, then the baseline job merges the shard
+    # it gets as an artifact, fetches the history the last pipeline kept (none the first time) and
+    # adds its run; the stub serves what the job exported, as GitLab serves the latest artifacts
+    state = StubState(token=TOKEN)
+    served = tmp_path / "served"
+    logs: list[str] = []
+    with GitLabStub(state) as api_url:
+        ci = {"CI_API_V4_URL": api_url, "CI_PROJECT_ID": "group/app", "CI_JOB_TOKEN": TOKEN}
+        bases = []
+        for _ in range(2):
+            perf = pipeline.stage("performance", "perfgate-tests: [1/1]", ci)
+            assert perf.returncode == 0, perf.stdout[-3000:] + perf.stderr[-2000:]
+            assert "shard 1 of 1: 5 tests" in perf.stdout
+            base = pipeline.stage("baseline", FETCH_JOB, ci)
+            logs += [perf.stdout + perf.stderr, base.stdout + base.stderr]
+            assert base.returncode == 0, base.stdout[-3000:] + base.stderr[-2000:]
+            assert ".perfgate/results.json: 5 tests from 1 files" in base.stdout
+            assert _summary(base.stdout) == {FETCH_JOB: "PASS"}
+            bases.append(base.stdout)
+            state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(pipeline.artifact(FETCH_JOB, ""), served)
+    assert "NOTICE: no baseline yet (first run on main)" in bases[0] and "(1 run stored, keeping 10)" in bases[0]
+    assert "fetched 1 run from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in bases[1]
+    assert "(2 runs stored, keeping 10)" in bases[1]
+    history = open_store(pipeline.artifact(FETCH_JOB, FETCH_PATH)).load()  # what perfgate baseline fetch downloads
+    assert history is not None and len(history.runs) == 2 and all(len(r.tests) == 5 for r in history.runs)
+    index = json.loads(pipeline.artifact(FETCH_JOB, FETCH_PATH + "index.json").read_text(encoding="utf-8"))
+    assert index["runs"] == ["run-000001.json", "run-000002.json"]  # the index lists both, oldest first
+    assert len(load_results(pipeline.artifact(FETCH_JOB, ".perfgate/results.json")).tests) == 5
+    fetched = [path.split("/raw/")[1] for method, path, _ in state.requests]
+    assert fetched == [  # first pipeline: neither the history nor an older job's results; second: the history
+        ".perfgate/baseline/index.json?job=perfgate-baseline",
+        ".perfgate/results.json?job=perfgate-baseline",
+        ".perfgate/baseline/index.json?job=perfgate-baseline",
+        ".perfgate/baseline/run-000001.json?job=perfgate-baseline",
+    ]
 
-    # merge request: the stub serves that artifact, made ten times faster: the same code "regressed" 10x
+    # merge request: the stub serves that history, made ten times faster: the same code "regressed" 10x
     _git(repo, "checkout", "-q", "-b", "feature")
-    fast = json.dumps(run_to_dict(_ten_times_faster(results))).encode()
-    state = StubState(token=TOKEN, artifacts={("main", FETCH_JOB, FETCH_PATH): fast})
-    logs = [perf.stdout + perf.stderr, base.stdout + base.stderr]
+    state = StubState(token=TOKEN)
+    state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(served, tmp_path / "served-fast", faster=True)
     with GitLabStub(state) as api_url:
         ci = {**mr_vars, "CI_API_V4_URL": api_url, "CI_PROJECT_ID": "group/app", "CI_JOB_TOKEN": TOKEN}
         ci["PERFGATE_GITLAB_TOKEN"] = TOKEN
@@ -469,13 +538,14 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     for gate in gates:
         log = gate.stdout + gate.stderr
         assert gate.returncode == 1, log[-3000:]  # the gate failed the pipeline: a 10x regression
-        assert "fetched 1 run from artifact .perfgate/results.json of job 'perfgate-baseline' on main" in log
-        assert "perfgate: FAILED: 5 regressions" in log
+        assert "fetched 2 runs from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in log
+        assert "perfgate: FAILED: 5 regressions" in log and "baseline of 2 runs" in log
         # the note is posted although the gate failed (when: always), and the failure stays the gate's
         assert _summary(gate.stdout) == {"perfgate-gate": "FAIL", "perfgate-comment": "PASS"}, gate.stdout[-2000:]
     assert "perfgate note 101 created on merge request !9" in gates[0].stdout
     assert "perfgate note 101 updated on merge request !9" in gates[1].stdout
     assert len(state.notes[9]) == 1 and "regress" in state.notes[9][0]["body"].lower()
+    assert "baseline of 2 runs" in state.notes[9][0]["body"]
     for name in ("report.md", "report.html", "gate.json", "results.json"):
         assert pipeline.artifact("perfgate-gate", f".perfgate/{name}").is_file(), name
     assert not (repo / ".perfgate").exists()  # every file a job saw came to it as an artifact

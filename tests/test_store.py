@@ -1,4 +1,5 @@
-"""Baseline stores: promote keeps the last K runs atomically; loading reads several runs."""
+"""Baseline stores: promote keeps the last K runs atomically, and the directory's index in step;
+loading reads several runs (with or without an index)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pytest_perfgate.errors import ResultsFileError
 from pytest_perfgate.gate import compare
 from pytest_perfgate.model import load_results, run_to_dict, save_results
 from pytest_perfgate.store import BaselineStore, open_store
-from pytest_perfgate.store.files import DirectoryStore, FileStore
+from pytest_perfgate.store.files import INDEX_NAME, DirectoryStore, FileStore, index_to_dict, parse_index
 from test_gate import make_run
 
 
@@ -31,7 +32,8 @@ def test_promote_numbers_runs_and_keeps_the_last_k(tmp_path: Path) -> None:
     for level in (1.0, 2.0, 3.0, 4.0, 5.0):
         store.promote(_run(level), keep=3)
     names = sorted(p.name for p in (tmp_path / "baselines").iterdir())
-    assert names == [f"run-00000{i}{suffix}" for i in (3, 4, 5) for suffix in (".json", ".summary.json")]
+    runs = [f"run-00000{i}{suffix}" for i in (3, 4, 5) for suffix in (".json", ".summary.json")]
+    assert names == [INDEX_NAME, *runs]
     baseline = store.load()
     assert baseline is not None
     assert [_median(r) for r in baseline.runs] == [3.0, 4.0, 5.0]  # oldest first
@@ -140,3 +142,111 @@ def test_a_corrupt_summary_is_an_error_naming_it(tmp_path: Path) -> None:
     os.utime(summary, (time.time() + 10, time.time() + 10))
     with pytest.raises(ResultsFileError, match="summary schema_version 7 is not supported"):
         store.load()
+
+
+def _index(directory: Path) -> tuple[str, ...]:
+    path = directory / INDEX_NAME
+    return parse_index(path.read_bytes(), str(path))
+
+
+def test_the_index_lists_the_stored_runs_oldest_first_in_step_with_keep(tmp_path: Path) -> None:
+    store = DirectoryStore(str(tmp_path / "b"))
+    assert store.index_path == tmp_path / "b" / INDEX_NAME
+    expected: list[str] = []
+    for number, level in enumerate((1.0, 2.0, 3.0, 4.0, 5.0), start=1):
+        store.promote(_run(level), keep=3)
+        expected = [*expected, f"run-{number:06d}.json"][-3:]
+        assert _index(tmp_path / "b") == tuple(expected)
+    data = json.loads((tmp_path / "b" / INDEX_NAME).read_text())
+    assert data == {"schema": "perfgate-baseline-index", "schema_version": 1, "runs": expected}
+    # a smaller keep later drops the oldest from the directory and the index alike
+    store.promote(_run(6.0), keep=1)
+    assert _index(tmp_path / "b") == ("run-000006.json",)
+    assert sorted(p.name for p in (tmp_path / "b").glob("run-*.json")) == ["run-000006.json", "run-000006.summary.json"]
+    # no temporary file is left beside it
+    assert sorted(p.name for p in (tmp_path / "b").iterdir() if p.name.startswith(".")) == []
+
+
+def test_the_index_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash while the index is written leaves the previous one whole, never a partial file."""
+    import pytest_perfgate.model as model
+
+    store = DirectoryStore(str(tmp_path))
+    store.promote(_run(1.0))
+    before = (tmp_path / INDEX_NAME).read_bytes()
+
+    real_replace = os.replace
+
+    def crash_on_index(src: str, dst: str | os.PathLike[str]) -> None:
+        if Path(dst).name == INDEX_NAME:
+            raise OSError("disk gone")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(model.os, "replace", crash_on_index)
+    with pytest.raises(OSError, match="disk gone"):
+        store.promote(_run(2.0))
+    assert (tmp_path / INDEX_NAME).read_bytes() == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_concurrent_promotions_leave_the_index_equal_to_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each promotion writes the index from the listing it saw. Here the first promotion is held
+    just before it writes its index until eight others have finished: it writes last, from the
+    oldest listing, and that listing must not be the last word."""
+    import pytest_perfgate.store.files as files
+
+    real_write = files.write_json_atomic
+    listed, others_done = threading.Event(), threading.Event()
+
+    def held_index_write(path: str | os.PathLike[str], data: object) -> Path:
+        if Path(path).name == INDEX_NAME and threading.current_thread().name == "first" and not others_done.is_set():
+            listed.set()
+            assert others_done.wait(30)
+        return real_write(path, data)
+
+    monkeypatch.setattr(files, "write_json_atomic", held_index_write)
+    store = DirectoryStore(str(tmp_path))
+    first = threading.Thread(target=store.promote, args=(_run(0.0),), kwargs={"keep": 4}, name="first")
+    first.start()
+    assert listed.wait(30)
+    others = [threading.Thread(target=store.promote, args=(_run(float(i)),), kwargs={"keep": 4}) for i in range(8)]
+    for t in others:
+        t.start()
+    for t in others:
+        t.join()
+    assert list(_index(tmp_path))[-1] == "run-000009.json"  # the others kept it in step meanwhile
+    others_done.set()
+    first.join()
+    stored = sorted(p.name for p in tmp_path.glob("run-*.json") if not p.name.endswith(".summary.json"))
+    assert stored == [f"run-{i:06d}.json" for i in (6, 7, 8, 9)]
+    assert list(_index(tmp_path)) == stored
+
+
+def test_loading_does_not_depend_on_the_index(tmp_path: Path) -> None:
+    """Older directories have no index (examples/catalog/baseline); a stale or even corrupt index
+    does not change what is loaded: the run files are the baseline."""
+    store = DirectoryStore(str(tmp_path))
+    for level in (1.0, 2.0, 3.0):
+        store.promote(_run(level))
+    (tmp_path / INDEX_NAME).unlink()
+    loaded = store.load()
+    assert loaded is not None and [_median(r) for r in loaded.runs] == [1.0, 2.0, 3.0]
+    (tmp_path / INDEX_NAME).write_text("{not json")
+    loaded = store.load()
+    assert loaded is not None and [_median(r) for r in loaded.runs] == [1.0, 2.0, 3.0]
+    store.promote(_run(4.0))  # and the next promotion writes it anew
+    assert _index(tmp_path) == tuple(f"run-00000{i}.json" for i in (1, 2, 3, 4))
+
+
+def test_file_store_writes_no_index(tmp_path: Path) -> None:
+    FileStore(str(tmp_path / "b.json")).promote(_run(1.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json"]
+
+
+def test_parse_index_round_trips_and_names_the_file_in_errors() -> None:
+    names = ("run-000002.json", "run-000010.json")
+    assert parse_index(json.dumps(index_to_dict(names)).encode(), "x/index.json") == names
+    with pytest.raises(ResultsFileError, match=r"^x/index\.json: runs\[0\]: 'run-2\.json' is not a stored run's"):
+        parse_index(json.dumps(index_to_dict(["run-2.json"])).encode(), "x/index.json")

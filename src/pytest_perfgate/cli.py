@@ -318,7 +318,7 @@ def _baseline_args(parser: argparse.ArgumentParser) -> None:
     show.add_argument("location", help="a baseline directory or results file")
     fetch = sub.add_parser(
         "fetch",
-        help="fetch the default branch's results (GitLab job artifact, CI_JOB_TOKEN) or a committed or local "
+        help="fetch the default branch's stored runs (GitLab job artifact, CI_JOB_TOKEN) or a committed or local "
         "baseline into a baseline directory",
     )
     fetch.add_argument("--to", required=True, metavar="DIR", help="the baseline directory to store the runs in")
@@ -326,10 +326,15 @@ def _baseline_args(parser: argparse.ArgumentParser) -> None:
         "--ref", metavar="REF", help="the branch whose latest artifact is the baseline (default: CI_DEFAULT_BRANCH)"
     )
     fetch.add_argument(
-        "--job", default=FETCH_JOB, metavar="NAME", help=f"the job keeping the results artifact (default {FETCH_JOB})"
+        "--job", default=FETCH_JOB, metavar="NAME", help=f"the job keeping the baseline artifact (default {FETCH_JOB})"
     )
     fetch.add_argument(
-        "--path", default=FETCH_PATH, metavar="PATH", help=f"the results file in its artifacts (default {FETCH_PATH})"
+        "--path",
+        default=None,
+        metavar="PATH",
+        help="where the runs are in the job's artifacts: a directory of stored runs when PATH ends in / or has no "
+        f".json suffix (its {INDEX_NAME} lists them; the newest K are fetched), else one results file "
+        f"(default {FETCH_PATH}, or {LEGACY_FETCH_PATH} when the artifact has no {FETCH_PATH}{INDEX_NAME})",
     )
     source = fetch.add_mutually_exclusive_group()
     source.add_argument("--from-dir", metavar="DIR", help="copy the stored runs of a local or committed directory")
@@ -340,47 +345,114 @@ def _baseline_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: where the default-branch job of ci/perfgate.gitlab-ci.yml keeps the results baseline fetch downloads
-FETCH_JOB, FETCH_PATH = "perfgate-baseline", ".perfgate/results.json"
+#: where the default-branch job of ci/perfgate.gitlab-ci.yml keeps the run history baseline fetch
+#: downloads: a directory store (its index.json lists the runs, oldest first)
+FETCH_JOB, FETCH_PATH = "perfgate-baseline", ".perfgate/baseline/"
+#: what that job kept before it kept a history (one results file): fetched when the default
+#: FETCH_PATH has no index, so that the artifact of a job set up before still serves as a baseline
+LEGACY_FETCH_PATH = ".perfgate/results.json"
+#: a directory store's index: pytest_perfgate.store.files.INDEX_NAME, repeated so that building the
+#: parser imports no store code (tests/test_baseline_fetch.py keeps the two equal)
+INDEX_NAME = "index.json"
+
+
+def _artifact_is_directory(path: str) -> bool:
+    """An artifact path names a directory of stored runs when it ends in ``/`` or has no ``.json``
+    suffix (the rule ``open_store`` applies to a path that does not exist yet)."""
+    return path.endswith("/") or not path.lower().endswith(".json")
+
+
+def _artifact_runs(ref: str, job: str, path: str, keep: int) -> tuple[str, list[RunResult]] | None:
+    """``(where, runs)`` from ``path`` in the artifacts of ``job`` in the latest successful pipeline
+    on ``ref``, or ``None`` when it is not there (404: no such pipeline or job yet, or no such file
+    in its artifacts).
+
+    A directory is fetched through its index (GitLab's raw endpoint serves single files, not
+    listings): the index, then the newest ``keep`` runs it lists (older ones would be dropped on
+    promotion anyway), oldest first. Everything is read and checked before anything is stored; a
+    corrupt file, or a run the index lists that is not in the artifact, is a
+    :class:`ResultsFileError` naming its path in the artifact."""
+    import tempfile
+    from pathlib import Path
+
+    from .errors import ResultsFileError
+    from .gitlab import from_environment
+    from .importers import load_run
+    from .store.files import parse_index
+
+    client = from_environment(job_token=True)
+
+    def where(file: str) -> str:
+        return f"artifact {file} of job {job!r} on {ref}"
+
+    def parse(content: bytes, file: str, tmp: str) -> RunResult:
+        local = Path(tmp, Path(file).name or "results.json")
+        local.write_bytes(content)
+        try:
+            return load_run(local)
+        except ResultsFileError as exc:
+            raise ResultsFileError(where(file), exc.reason) from None
+
+    with tempfile.TemporaryDirectory(prefix="perfgate-fetch-") as tmp:
+        if not _artifact_is_directory(path):
+            content = client.artifact(ref, path, job)
+            return None if content is None else (where(path), [parse(content, path, tmp)])
+        directory = path if path.endswith("/") else path + "/"
+        index = client.artifact(ref, directory + INDEX_NAME, job)
+        if index is None:
+            return None
+        runs = []
+        for name in parse_index(index, where(directory + INDEX_NAME))[-keep:]:
+            content = client.artifact(ref, directory + name, job)
+            if content is None:
+                raise ResultsFileError(
+                    where(directory + name),
+                    f"listed in {directory}{INDEX_NAME} but not in the artifact (404): the artifact is incomplete",
+                )
+            runs.append(parse(content, directory + name, tmp))
+        return where(directory), runs
 
 
 def _fetch_baseline(args: argparse.Namespace) -> int:
-    """``perfgate baseline fetch``: the baseline runs from a GitLab artifact, a file or a directory,
-    promoted (oldest first) into the directory store ``args.to``."""
+    """``perfgate baseline fetch``: the baseline runs from a GitLab artifact (a directory of stored
+    runs, or one results file), a local file or a local directory, promoted (oldest first) into the
+    directory store ``args.to``."""
     import os
-    import tempfile
     from pathlib import Path
 
     from .errors import GateError, ResultsFileError
     from .importers import load_run
     from .store import DEFAULT_KEEP, open_store
 
-    runs: list[tuple[str, RunResult]] = []
+    runs: list[RunResult] = []
+    note = ""
     if args.from_file or args.from_dir:
         where = args.from_file or args.from_dir
         if args.from_file and Path(where).is_dir():
             raise ResultsFileError(where, "is a directory: use --from-dir for a directory of stored runs")
         stored = open_store(where).load() if Path(where).exists() else None
         if stored is not None:
-            runs = [(source, load_run(source)) for source in stored.sources]  # full files, not the summaries
+            runs = [load_run(source) for source in stored.sources]  # full files, not the summaries
         missing = f"{where}: no baseline yet (no results file or stored runs there)"
     else:
-        from .gitlab import from_environment
-
         ref = args.ref or os.environ.get("CI_DEFAULT_BRANCH")
         if not ref:
             raise GateError("no ref to fetch the baseline from: pass --ref REF or run in GitLab CI (CI_DEFAULT_BRANCH)")
-        content = from_environment(job_token=True).artifact(ref, args.path, args.job)
-        where = f"artifact {args.path} of job {args.job!r} on {ref}"
-        missing = f"no baseline yet (first run on {ref}): no {where}"
-        if content is not None:
-            with tempfile.TemporaryDirectory(prefix="perfgate-fetch-") as tmp:
-                local = Path(tmp, Path(args.path).name or "results.json")
-                local.write_bytes(content)
-                try:
-                    runs = [(where, load_run(local))]
-                except ResultsFileError as exc:
-                    raise ResultsFileError(where, exc.reason) from None
+        if args.path is not None and not args.path.strip():
+            raise GateError("--path is empty: pass the directory of stored runs or the results file in the artifact")
+        paths = [args.path] if args.path is not None else [FETCH_PATH, LEGACY_FETCH_PATH]
+        shown = [p.rstrip("/") + "/" + INDEX_NAME if _artifact_is_directory(p) else p for p in paths]
+        missing = f"no baseline yet (first run on {ref}): no artifact {shown[0]}"
+        missing += "".join(f" (nor {p})" for p in shown[1:]) + f" of job {args.job!r} on {ref}"
+        for path in paths:
+            found = _artifact_runs(ref, args.job, path, args.keep or DEFAULT_KEEP)
+            if found is not None:
+                where, runs = found
+                if not runs:
+                    missing = f"no baseline yet: {where} lists no runs"
+                if path == LEGACY_FETCH_PATH and args.path is None:
+                    note = f"; that job kept no run history ({shown[0]}) yet, only its latest results"
+                break
     if not runs:
         if args.require_baseline:
             raise GateError(missing)
@@ -388,13 +460,13 @@ def _fetch_baseline(args: argparse.Namespace) -> int:
         return EXIT_OK
     store = open_store(args.to if args.to.endswith(("/", os.sep)) or Path(args.to).is_dir() else args.to + os.sep)
     keep = args.keep or DEFAULT_KEEP
-    for _, run in runs:
+    for run in runs:
         store.promote(run, keep=keep)
     loaded = store.load()
     count = len(loaded.runs) if loaded else 0
     print(
         f"fetched {len(runs)} run{'s' if len(runs) != 1 else ''} from {where} into {args.to} "
-        f"({count} run{'s' if count != 1 else ''} stored, keeping {keep})"
+        f"({count} run{'s' if count != 1 else ''} stored, keeping {keep}){note}"
     )
     return EXIT_OK
 

@@ -6,6 +6,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,57 @@ SUMMARY_SUFFIX = ".summary.json"
 
 SUMMARY_SCHEMA = "perfgate-run-summary"
 SUMMARY_VERSION = 1
+
+#: the directory store's list of its runs, oldest first: what a client that cannot list the
+#: directory (GitLab's single-file artifact endpoint) reads to know which files to fetch
+INDEX_NAME = "index.json"
+INDEX_SCHEMA = "perfgate-baseline-index"
+INDEX_VERSION = 1
+
+
+def index_to_dict(names: Sequence[str]) -> dict[str, Any]:
+    """The index of a directory store holding the run files ``names`` (oldest first)."""
+    return {"schema": INDEX_SCHEMA, "schema_version": INDEX_VERSION, "runs": list(names)}
+
+
+def parse_index(data: bytes, where: str) -> tuple[str, ...]:
+    """The run file names an index lists, oldest first; :class:`ResultsFileError` naming ``where``
+    for anything that is not an index this perfgate reads (not JSON, another schema or version, a
+    name that is not a stored run's ``run-NNNNNN.json``, a name listed twice)."""
+    import json
+
+    if not data.strip():
+        raise ResultsFileError(where, "is empty")
+    try:
+        index = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ResultsFileError(where, f"cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(
+            where, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); the file may be truncated"
+        ) from None
+    if not isinstance(index, dict) or index.get("schema") != INDEX_SCHEMA:
+        found = index.get("schema") if isinstance(index, dict) else type(index).__name__
+        raise ResultsFileError(
+            where, f"not a perfgate baseline index (schema is {found!r}, expected {INDEX_SCHEMA!r})"
+        )
+    if index.get("schema_version") != INDEX_VERSION:
+        raise ResultsFileError(
+            where,
+            f"index schema_version {index.get('schema_version')!r} is not supported by this perfgate (it reads "
+            f"version {INDEX_VERSION}); upgrade perfgate",
+        )
+    runs = index.get("runs")
+    if not isinstance(runs, list):
+        raise ResultsFileError(where, f"runs: expected a list of run file names, got {type(runs).__name__}")
+    seen: set[str] = set()
+    for i, name in enumerate(runs):
+        if not isinstance(name, str) or not _RUN_NAME.match(name):
+            raise ResultsFileError(where, f"runs[{i}]: {name!r} is not a stored run's file name (run-NNNNNN.json)")
+        if name in seen:
+            raise ResultsFileError(where, f"runs[{i}]: {name!r} is listed twice")
+        seen.add(name)
+    return tuple(runs)
 
 
 def summarise(run: RunResult) -> dict[str, Any]:
@@ -99,10 +151,13 @@ class DirectoryStore:
 
     ``promote`` writes the new run to a temporary file and links it under the next free number
     (a link never overwrites, so two concurrent promotions cannot clobber each other), writes its
-    summary (``run-NNNNNN.summary.json``: the gate statistics of every series, no samples), then
-    removes the oldest runs beyond ``keep``. ``load`` reads every stored run, oldest first, from its
-    summary when there is one (a run copied in by hand has none: the full file is read); a corrupt
-    or unknown-schema file is an error naming it, never skipped silently.
+    summary (``run-NNNNNN.summary.json``: the gate statistics of every series, no samples), removes
+    the oldest runs beyond ``keep``, then rewrites ``index.json`` (atomically): the stored run files,
+    oldest first, for a reader that cannot list the directory (``perfgate baseline fetch`` from a
+    GitLab artifact). ``load`` does not read the index (older directories have none): it reads every
+    stored run, oldest first, from its summary when there is one (a run copied in by hand has none:
+    the full file is read); a corrupt or unknown-schema file is an error naming it, never skipped
+    silently.
     """
 
     def __init__(self, location: str) -> None:
@@ -164,4 +219,18 @@ class DirectoryStore:
         for _, old in self._stored()[:-keep]:
             old.unlink(missing_ok=True)
             self._summary_path(old).unlink(missing_ok=True)
+        self._write_index()
         return str(target)
+
+    @property
+    def index_path(self) -> Path:
+        return Path(self.location) / INDEX_NAME
+
+    def _write_index(self) -> None:
+        """Write the index from the directory's listing, and again while the listing changed under
+        it: whichever of several concurrent promotions writes last, it wrote the final listing."""
+        for _ in range(100):
+            names = [path.name for _, path in self._stored()]
+            write_json_atomic(self.index_path, index_to_dict(names))
+            if [path.name for _, path in self._stored()] == names:
+                return

@@ -1,9 +1,13 @@
-"""A loopback stand-in for the few GitLab API endpoints perfgate calls: job artifact download
-and merge-request notes (list with pagination, create, update). Records every request.
+"""A loopback stand-in for the few GitLab API endpoints perfgate calls: single files of a job's
+artifacts (the raw endpoint) and merge-request notes (list with pagination, create, update).
+Records every request.
 
-    python -m pytest_perfgate.testing.gitlab_stub --port 0 --token T --artifact main/build/results.json=FILE
+    python -m pytest_perfgate.testing.gitlab_stub --port 0 --token T --artifact main/build/results.json=FILE \
+        --artifact-dir main/perfgate-baseline=DIR
 
-prints ``listening on http://127.0.0.1:PORT/api/v4`` and serves until killed.
+prints ``listening on http://127.0.0.1:PORT/api/v4`` and serves until killed. ``--artifact
+REF/JOB/PATH=FILE`` serves one file; ``--artifact-dir REF/JOB=DIR`` serves every file under DIR by
+its path relative to DIR, as GitLab serves the files of a job's artifacts archive.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -35,10 +40,24 @@ class StubState:
     token: str | None = None  # required in PRIVATE-TOKEN or JOB-TOKEN when set
     notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # mr iid -> notes
     artifacts: dict[tuple[str, str, str], bytes] = field(default_factory=dict)  # (ref, job, path) -> content
+    # (ref, job) -> a local directory: its files are that job's artifacts (read when asked for, after `artifacts`)
+    artifact_dirs: dict[tuple[str, str], Path] = field(default_factory=dict)
     fail_with: int | None = None  # answer every request with this status (fault injection)
     page_size: int = 2  # small, so that pagination is exercised
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     next_id: int = 100
+
+
+def artifact_file(state: StubState, ref: str, job: str, path: str) -> bytes | None:
+    """The content GitLab's raw artifact endpoint serves for ``path`` of ``job``'s latest artifacts
+    on ``ref``, or ``None`` (404). A path leaving the artifact directory is not there."""
+    if (ref, job, path) in state.artifacts:
+        return state.artifacts[(ref, job, path)]
+    root = state.artifact_dirs.get((ref, job))
+    if root is None or not path or path.startswith("/") or ".." in path.split("/"):
+        return None
+    file = Path(root, path)
+    return file.read_bytes() if file.is_file() else None
 
 
 def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
@@ -71,9 +90,9 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
             match = _ARTIFACT.match(url.path)
             if match is not None:
                 job = parse_qs(url.query).get("job", [""])[0]
-                key = (unquote(match["ref"]), job, unquote(match["path"]))
-                if self.command == "GET" and key in state.artifacts:
-                    return self._send(200, state.artifacts[key])
+                content = artifact_file(state, unquote(match["ref"]), job, unquote(match["path"]))
+                if self.command == "GET" and content is not None:
+                    return self._send(200, content)
                 return self._send(404, {"message": "404 Not found"})
             match = _NOTES.match(url.path)
             if match is not None:
@@ -127,6 +146,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token")
     parser.add_argument("--artifact", action="append", default=[], help="REF/JOB/PATH=FILE")
+    parser.add_argument("--artifact-dir", action="append", default=[], help="REF/JOB=DIR")
     args = parser.parse_args()
     state = StubState(token=args.token)
     for spec in args.artifact:
@@ -134,6 +154,10 @@ def main() -> None:
         ref, job, path = key.split("/", 2)
         with open(filename, "rb") as handle:
             state.artifacts[(ref, job, path)] = handle.read()
+    for spec in args.artifact_dir:
+        key, _, directory = spec.partition("=")
+        ref, _, job = key.partition("/")
+        state.artifact_dirs[(ref, job)] = Path(directory)
     stub = GitLabStub(state, args.port)
     print(f"listening on {stub.api_url}", flush=True)
     stub.server.serve_forever()
