@@ -535,16 +535,27 @@ def compare_paired(
         elif test.problem or not test.log_ratios:
             done.append(Comparison(verdict=GateVerdict.INSUFFICIENT, reason=test.problem or "no paired rounds", **base))
         else:
-            result = stats.compare_paired(test.log_ratios)
+            result = _paired_result(test)
             pending.append(_Pending((test.nodeid, TIME), base, result, result.p_worse, result.p_better, 1.0))
     done += _decide_all(pending, settings)
     all_notices = list(notices)
-    disturbed = sum(t.disturbed for t in tests)
-    if disturbed:
-        total = disturbed + sum(t.blocks for t in tests if not t.disturbed_judged)
+    left_out = sum(t.disturbed for t in tests if not t.disturbed_judged)
+    if left_out:
+        total = sum(t.blocks + sum(map(len, t.extra_pairs)) for t in tests) + left_out
         all_notices.append(
-            f"{disturbed} of {total} blocks were disturbed (another process preempted a worker on the shared CPU) "
+            f"{left_out} of {total} blocks were disturbed (another process preempted a worker on the shared CPU) "
             "and left out"
+        )
+    confirmed = [t for t in tests if t.extra_pairs]
+    if confirmed:
+        def pair_changes(t: PairedTest) -> str:
+            return ", ".join(f"{math.expm1(stats.percentile(r, 50)):+.1%}" for r in (t.log_ratios, *t.extra_pairs))
+
+        shown = "; ".join(f"{t.nodeid} {pair_changes(t)}" for t in confirmed[:5])
+        all_notices.append(
+            f"{len(confirmed)} test{'s' if len(confirmed) != 1 else ''} with a large change were measured again in "
+            f"fresh pairs of workers and judged on the mean change over the pairs (each pair of processes has "
+            f"its own small offset): {shown}"
         )
     crowded = sorted(t.nodeid for t in tests if t.disturbed_judged)
     if crowded:
@@ -566,6 +577,17 @@ def compare_paired(
         tuple(ordered(done)), breaches, tuple(all_notices), 1, (subject,) if subject else (), settings,
         mode="paired", subject=subject,
     )
+
+
+def _paired_result(test: PairedTest) -> stats.PairedComparison:
+    """One test's paired comparison: the blocks of every pair of workers pooled for the sign test
+    and the interval; the change is the mean of the pairs' median changes, so that no single pair's
+    process offset decides it."""
+    pairs = (test.log_ratios, *test.extra_pairs)
+    result = stats.compare_paired([r for pair in pairs for r in pair])
+    if len(pairs) == 1:
+        return result
+    return replace(result, shift=stats.mean([stats.percentile(pair, 50) for pair in pairs]))
 
 
 def _without(run: RunResult, metric: str) -> RunResult:

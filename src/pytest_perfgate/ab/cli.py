@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from ..options import duration, positive_int
+from ..options import duration, positive_int, whole_number
 
 EXIT_INCOMPLETE = 2
 
@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-timeout", type=duration, default=300.0, metavar="DURATION",
                         help="a test whose worker does not answer within this is killed (default 5min)")
     parser.add_argument("--timeout", type=duration, metavar="DURATION", help="limit of the whole run (default none)")
+    parser.add_argument("--confirm-pairs", type=whole_number(0), default=1, metavar="N",
+                        help="measure a test whose change reaches the warning threshold again in N fresh pairs "
+                        "of workers and judge the mean change (default 1; 0: never)")
     parser.add_argument("--hashseed", default="0", metavar="SEED", help="PYTHONHASHSEED of both workers (default 0)")
     parser.add_argument("--keep-worktree", action="store_true", help="keep the base worktree (for debugging)")
     parser.add_argument("--save-current", metavar="FILE", help="write the current side's results file to FILE")
@@ -72,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         hashseed=args.hashseed,
         keep_worktree=args.keep_worktree,
+        confirm_pairs=args.confirm_pairs,
+        confirm_above=max(min(settings.warn_regression, settings.min_improvement), settings.min_effect),
     )
     live = _live_line() if sys.stderr.isatty() else None
     result = run_ab(options, progress=lambda line: print(line, file=sys.stderr, flush=True), live=live)

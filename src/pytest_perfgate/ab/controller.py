@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from ..errors import AbError, PerfgateError
 from ..model import RunResult, load_results
 from ..stats import percentile
 from . import worktree as wt
-from .protocol import ENV_FDS, ENV_FOREIGN, ENV_SIDE, PROTOCOL_VERSION, Channel, ChannelClosed, ChannelTimeout
+from .protocol import ENV_FDS, ENV_FOREIGN, ENV_PAD, ENV_SIDE, PROTOCOL_VERSION, Channel, ChannelClosed, ChannelTimeout
 from .schedule import BASE, CURRENT, SIDES, PairedSettings, PairedTest, measure_paired
 
 #: the problem of a test that passed on both sides without calling perf: it is not compared
@@ -48,6 +49,10 @@ class AbOptions:
     hashseed: str = "0"
     keep_worktree: bool = False
     cwd: str = "."
+    #: tests whose change is at least this (either way) are measured again in fresh pairs of
+    #: workers, this many times, and judged on the mean over the pairs
+    confirm_above: float = 0.05
+    confirm_pairs: int = 1
 
 
 @dataclass
@@ -208,7 +213,6 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
     cwd = Path(options.cwd).resolve()
     root = wt.repository_root(cwd)
     commit = wt.resolve_revision(root, options.base)
-    relative = cwd.relative_to(root)
     cpu, cpu_notice = choose_cpu(options.cpu)
     run = AbRun(options.base, commit, cpu=cpu)
     if cpu_notice:
@@ -229,61 +233,112 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
         env.pop(ENV_FDS, None)
         workers: dict[str, Worker] = {}
         stack.callback(_kill_all, workers)
-        trees = {CURRENT: root, BASE: base_root}
-        collected: dict[str, dict[str, Any]] = {}
-        for side in (CURRENT, BASE):  # the current side first: its collected files go over the base tree
-            tree = trees[side]
-            if side == BASE:
-                files = [*collected[CURRENT]["files"], *options.overlay]
-                config = _perfgate_config(cwd, root)
-                if config:
-                    files.append(config)
-                copied = wt.overlay(files, root, base_root)
-                say(f"perfgate ab: {len(copied)} current test file(s) laid over the base revision")
-                if options.install:
-                    say(f"perfgate ab: install step in the base tree: {options.install}")
-                    wt.run_install(options.install, base_root, env, options.install_timeout)
-            side_env = dict(env)
-            paths = wt.import_paths(tree, options.pythonpath)
-            _check_no_other_perfgate(side, paths)
-            side_env["PYTHONPATH"] = wt.pythonpath(paths, env)
-            side_env[ENV_FOREIGN] = str(trees[BASE if side == CURRENT else CURRENT])
-            workers[side] = start_worker(
-                side, tree / relative, options.pytest_args, side_env, cpu, scratch / f"{side}.log",
-                scratch / f"{side}.json",
-            )
-            hello = workers[side].expect("hello")
-            if hello.get("protocol") != PROTOCOL_VERSION:
-                raise AbError(
-                    f"the {side} worker speaks protocol {hello.get('protocol')!r}, not {PROTOCOL_VERSION}: it imported "
-                    "another pytest-perfgate (is the project under test perfgate itself? set --pythonpath)"
-                )
-            if cpu is not None and hello.get("affinity") != [cpu]:
-                run.notices.append(f"the {side} worker runs on CPUs {hello.get('affinity')}, not only CPU {cpu}")
-            collected[side] = workers[side].expect("collected")
+        pair = _Pair(options, run, {CURRENT: root, BASE: base_root}, cwd.relative_to(root), env, scratch, workers)
+        collected = {CURRENT: pair.start(CURRENT, 1)}
+        files = [*collected[CURRENT]["files"], *options.overlay]  # the current tests go over the base tree
+        config = _perfgate_config(cwd, root)
+        copied = wt.overlay([*files, *([config] if config else [])], root, base_root)
+        say(f"perfgate ab: {len(copied)} current test file(s) laid over the base revision")
+        if options.install:
+            say(f"perfgate ab: install step in the base tree: {options.install}")
+            wt.run_install(options.install, base_root, env, options.install_timeout)
+        collected[BASE] = pair.start(BASE, 1)
         order = _plan(run, collected)
         for side in SIDES:
             workers[side].send("run", nodeids=order)
         say(f"perfgate ab: {len(order)} test(s) on both sides")
-        _drive(run, workers, order, options, deadline, say, live)
+        run.tests += _drive(run, workers, order, options, deadline, say, live)
         if not run.incomplete:
-            for side in SIDES:
-                try:
-                    finished = workers[side].expect("finished", STARTUP_TIMEOUT)
-                    workers[side].process.wait(timeout=60)
-                except (AbError, subprocess.TimeoutExpired) as exc:
-                    run.notices.append(f"the {side} worker did not finish cleanly: {exc}")
-                    continue
-                if finished.get("foreign"):
-                    other = "current" if side == BASE else "base"
-                    run.notices.append(
-                        f"the {side} side imported code from the {other} tree, so part of this comparison may "
-                        f"measure the same code twice: {', '.join(finished['foreign'][:5])}; check --pythonpath"
-                    )
-            run.current_run = _load(scratch / f"{CURRENT}.json", run, CURRENT)
-            run.base_run = _load(scratch / f"{BASE}.json", run, BASE)
+            pair.finish(1)
+            run.current_run = _load(scratch / f"{CURRENT}-1.json", run, CURRENT)
+            run.base_run = _load(scratch / f"{BASE}-1.json", run, BASE)
+        for number in range(2, 2 + options.confirm_pairs):
+            flagged = [t.nodeid for t in run.tests if _needs_confirming(t, options.confirm_above)]
+            if run.incomplete or not flagged:
+                break
+            say(f"perfgate ab: {len(flagged)} test(s) changed by {options.confirm_above:.0%} or more: measured again "
+                f"in a fresh pair of workers ({number} of {1 + options.confirm_pairs})")
+            _kill_all(workers)
+            for side in (CURRENT, BASE):
+                pair.start(side, number)
+                workers[side].send("run", nodeids=flagged)
+            again = {t.nodeid: t for t in _drive(run, workers, flagged, options, deadline, say, live, first=False)}
+            if not run.incomplete:
+                pair.finish(number)
+            run.tests = [_confirmed(t, again.get(t.nodeid), run) for t in run.tests]
     run.elapsed = time.monotonic() - started
     return run
+
+
+def _needs_confirming(test: PairedTest, above: float) -> bool:
+    """A test measured in one pair only whose change is at least ``above`` either way."""
+    if test.problem or test.only or not test.log_ratios:
+        return False
+    return abs(math.expm1(percentile(test.log_ratios, 50))) >= above
+
+
+def _confirmed(test: PairedTest, again: PairedTest | None, run: AbRun) -> PairedTest:
+    if again is None:
+        return test
+    if again.problem or not again.log_ratios:
+        run.notices.append(f"{test.nodeid}: not confirmed in a fresh pair of workers: {again.problem or 'no rounds'}")
+        return test
+    return replace(test, extra_pairs=(*test.extra_pairs, again.log_ratios), disturbed=test.disturbed + again.disturbed)
+
+
+class _Pair:
+    """Starts the two workers of one pair (and checks what they say), and finishes them."""
+
+    def __init__(
+        self, options: AbOptions, run: AbRun, trees: dict[str, Path], relative: Path, env: dict[str, str],
+        scratch: Path, workers: dict[str, Worker],
+    ) -> None:
+        self.options, self.run, self.trees, self.relative = options, run, trees, relative
+        self.env, self.scratch, self.workers = env, scratch, workers
+        self.padding = random.Random()
+
+    def start(self, side: str, number: int) -> dict[str, Any]:
+        """Start ``side``'s worker of pair ``number``; what it collected."""
+        tree = self.trees[side]
+        side_env = dict(self.env)
+        paths = wt.import_paths(tree, self.options.pythonpath)
+        _check_no_other_perfgate(side, paths)
+        side_env["PYTHONPATH"] = wt.pythonpath(paths, self.env)
+        side_env[ENV_FOREIGN] = str(self.trees[BASE if side == CURRENT else CURRENT])
+        # the environment's size moves the initial stack, and with it the alignment of what the process
+        # does: a random size per worker turns that fixed offset of a pair into noise between pairs
+        side_env[ENV_PAD] = "x" * self.padding.randrange(4096)
+        worker = start_worker(
+            side, tree / self.relative, self.options.pytest_args, side_env, self.run.cpu,
+            self.scratch / f"{side}-{number}.log", self.scratch / f"{side}-{number}.json",
+        )
+        self.workers[side] = worker
+        hello = worker.expect("hello")
+        if hello.get("protocol") != PROTOCOL_VERSION:
+            raise AbError(
+                f"the {side} worker speaks protocol {hello.get('protocol')!r}, not {PROTOCOL_VERSION}: it imported "
+                "another pytest-perfgate (is the project under test perfgate itself? set --pythonpath)"
+            )
+        if number == 1 and self.run.cpu is not None and hello.get("affinity") != [self.run.cpu]:
+            self.run.notices.append(
+                f"the {side} worker runs on CPUs {hello.get('affinity')}, not only CPU {self.run.cpu}"
+            )
+        return worker.expect("collected")
+
+    def finish(self, number: int) -> None:
+        for side in SIDES:
+            try:
+                finished = self.workers[side].expect("finished", STARTUP_TIMEOUT)
+                self.workers[side].process.wait(timeout=60)
+            except (AbError, subprocess.TimeoutExpired) as exc:
+                self.run.notices.append(f"the {side} worker did not finish cleanly: {exc}")
+                continue
+            if finished.get("foreign") and number == 1:
+                other = "current" if side == BASE else "base"
+                self.run.notices.append(
+                    f"the {side} side imported code from the {other} tree, so part of this comparison may "
+                    f"measure the same code twice: {', '.join(finished['foreign'][:5])}; check --pythonpath"
+                )
 
 
 def _check_no_other_perfgate(side: str, paths: Sequence[str]) -> None:
@@ -336,15 +391,19 @@ def _drive(
     deadline: float | None,
     say: Progress,
     live: Progress | None,
-) -> None:
+    *,
+    first: bool = True,
+) -> list[PairedTest]:
+    """Every test of ``order`` on both workers; a crash or hang stops here with ``run.incomplete``."""
     width = len(str(len(order)))
     unmeasured = 0
+    tests: list[PairedTest] = []
     for index, nodeid in enumerate(order):
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             run.incomplete = f"the whole-run time limit ({options.timeout:g}s) was reached"
-            run.tests += [PairedTest(n, problem="not run: " + run.incomplete) for n in order[index:]]
-            return
+            tests += [PairedTest(n, problem="not run: " + run.incomplete) for n in order[index:]]
+            break
         limit = options.test_timeout if deadline is None else min(options.test_timeout, deadline - now)
         for worker in workers.values():
             worker.timeout = limit
@@ -355,19 +414,20 @@ def _drive(
             if deadline is not None and time.monotonic() >= deadline - 0.5:
                 message = f"the whole-run time limit ({options.timeout:g}s) was reached during {nodeid}"
             run.incomplete = message
-            run.tests.append(PairedTest(nodeid, problem=f"the run broke here: {message}".split("\n")[0]))
-            run.tests += [PairedTest(n, problem="not run: a worker crashed or hung earlier") for n in order[index + 1:]]
-            return
+            tests.append(PairedTest(nodeid, problem=f"the run broke here: {message}".split("\n")[0]))
+            tests += [PairedTest(n, problem="not run: a worker crashed or hung earlier") for n in order[index + 1:]]
+            break
         say(f"[{index + 1:>{width}}/{len(order)}] {nodeid}: {_summary(test)}")
         if test.problem == NO_PERF:
             unmeasured += 1
         else:
-            run.tests.append(test)
-    if unmeasured:
+            tests.append(test)
+    if unmeasured and first:
         run.notices.append(
             f"{unmeasured} test{'s' if unmeasured != 1 else ''} passed on both sides without a perf call: "
             "not compared (the paired mode times perf rounds)"
         )
+    return tests
 
 
 def _summary(test: PairedTest) -> str:

@@ -23,6 +23,7 @@ PROTOCOL_VERSION = 1
 ENV_FDS = "PERFGATE_AB_FDS"  # "<read fd>,<write fd>"
 ENV_SIDE = "PERFGATE_AB_SIDE"
 ENV_FOREIGN = "PERFGATE_AB_FOREIGN"  # a directory whose modules this side must not import
+ENV_PAD = "PERFGATE_AB_PAD"  # padding of random length: each worker's environment has its own size
 
 
 class ChannelClosed(AbError):

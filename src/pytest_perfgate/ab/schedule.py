@@ -20,7 +20,7 @@ from ..errors import MeasurementError
 BASE, CURRENT = "base", "current"
 
 #: measuring goes on up to this many times ``max_time`` to collect undisturbed blocks
-PATIENCE = 4
+PATIENCE = 2
 #: with fewer undisturbed blocks than this (or than min_blocks), the disturbed ones are judged too
 MIN_CLEAN = 8
 SIDES = (BASE, CURRENT)
@@ -80,6 +80,8 @@ class PairedTest:
     disturbed: int = 0
     #: too few undisturbed blocks: the disturbed ones are judged too (less reliable)
     disturbed_judged: bool = False
+    #: the block log ratios of the same test measured again in fresh pairs of workers
+    extra_pairs: tuple[tuple[float, ...], ...] = ()
     stopped: str = ""  # why the rounds stopped ("time", "blocks", "time limit")
     #: set when the test is not judged: failed on a side, no perf call, one side only, ...
     problem: str = ""
