@@ -190,6 +190,11 @@ def test_project_pipeline_structure() -> None:
     for nodeid in ci["variables"]["PERFGATE_PYTEST_ARGS"].split()[1::2]:
         file, _, name = nodeid.partition("::")
         assert f"def {name}(" in (ROOT / "examples" / "catalog" / file).read_text(encoding="utf-8")
+    # the paired A/B gate is on; src/ is pytest_perfgate itself, so the code under test is put first on
+    # each side's import path by hand (perfgate ab refuses a side with another pytest_perfgate)
+    assert ci["variables"]["PERFGATE_AB"] == "true" and (ROOT / "src" / "pytest_perfgate").is_dir()
+    ab_args = ci["variables"]["PERFGATE_AB_ARGS"].split()
+    assert ab_args[ab_args.index("--pythonpath") + 1] == ci["variables"]["PERFGATE_WORKDIR"] == "examples/catalog"
 
 
 # ----------------------------------------------------------------- the template's jobs, in a shell
@@ -209,14 +214,15 @@ SMALL_PROJECT = {
 }
 
 
-def _run_job(job: str, project: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _run_job(job: str, project: Path, *, path_first: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     """One job's ``script`` as a GitLab shell runner runs it: bash, in CI_PROJECT_DIR, stop at the
-    first failing line; the template's and the job's variables, then the CI variables given."""
+    first failing line; the template's and the job's variables, then the CI variables given.
+    ``path_first``: a directory of commands found before this venv's (stand-ins)."""
     ci = _load(TEMPLATE)
     spec = ci[job]
     variables = {**ci["variables"], **spec.get("variables", {}), **env}
     full_env = {**os.environ, **{k: str(v) for k, v in variables.items()}, "CI_PROJECT_DIR": str(project)}
-    full_env["PATH"] = f"{BIN}{os.pathsep}{full_env['PATH']}"
+    full_env["PATH"] = os.pathsep.join([*([str(path_first)] if path_first else []), str(BIN), full_env["PATH"]])
     script = 'set -eo pipefail\nmkdir -p "$CI_PROJECT_DIR/.perfgate"\n' + "\n".join(spec["script"])
     return subprocess.run(
         ["bash", "-c", script], cwd=project, env=full_env, capture_output=True, text=True, timeout=240
@@ -319,9 +325,65 @@ def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
         assert both.returncode == 0 and "updated on merge request !4" in both.stdout, both.stdout + both.stderr
         body = state.notes[4][0]["body"]
         assert len(state.notes[4]) == 1 and body.index("perfgate ab: PASSED") < body.index("perfgate: FAILED")
+        # a blank line between the two: a heading right after the first report's closing </details>
+        # would be part of that HTML block in GitLab's Markdown (CommonMark), shown as plain text
+        assert "(paired A/B)\n\n### " in body, body[:300]
 
     for done in (*baselines, first, gate, *comments, dry, both):
         assert TOKEN not in done.stdout and TOKEN not in done.stderr
+
+
+def test_the_ab_job_picks_its_base_and_survives_a_failed_fetch(tmp_path: Path) -> None:
+    """The perfgate-ab job's script, ``perfgate`` replaced by a stand-in that records its arguments:
+    the base is the merge base in a merge request pipeline and the target branch's head in a merged
+    results pipeline (whose checkout is the merge request merged into that head); a target branch
+    that cannot be fetched does not stop the job. (The paired run itself: the gitlab-ci-local test.)"""
+    origin, project, stand_in = tmp_path / "origin.git", tmp_path / "project", tmp_path / "bin"
+    _git(tmp_path, "init", "-q", "--bare", str(origin))
+    project.mkdir()
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "remote", "add", "origin", str(origin))
+
+    def commit(file: str, name: str) -> None:
+        (project / file).write_text(f"{name}\n", encoding="utf-8")
+        _git(project, "add", file)
+        _git(project, "commit", "-q", "-m", name)
+
+    commit("lib.py", "base")
+    _git(project, "checkout", "-q", "-b", "feature")
+    commit("lib.py", "the merge request")
+    _git(project, "checkout", "-q", "main")
+    commit("NEWS", "the target moved on")
+    merge_base = _git(project, "merge-base", "main", "feature")
+    target_head = _git(project, "rev-parse", "main")
+    _git(project, "push", "-q", "origin", "main")
+    stand_in.mkdir()
+    (stand_in / "perfgate").write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$CI_PROJECT_DIR/.perfgate/ab-args.txt"\n', encoding="utf-8"
+    )
+    (stand_in / "perfgate").chmod(0o755)
+    mr = {"CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main", "CI_MERGE_REQUEST_DIFF_BASE_SHA": merge_base}
+
+    def base_given(checkout: str, **env: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+        _git(project, "checkout", "-q", "--detach", checkout)
+        done = _run_job("perfgate-ab", project, path_first=stand_in, PERFGATE_TESTS="tests", **env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        args = (project / ".perfgate" / "ab-args.txt").read_text(encoding="utf-8").splitlines()
+        assert args[:2] == ["ab", "--base"] and args[-2:] == ["--", "tests"], args
+        subprocess.run(["git", "cat-file", "-e", f"{args[2]}^{{commit}}"], cwd=project, check=True, timeout=60)
+        return args[2], done
+
+    # a merge request pipeline: the merge request's head checked out, compared with the merge base
+    assert base_given("feature", **mr)[0] == merge_base != target_head
+    # a merged results pipeline: the merge request merged into the target's head, compared with that head
+    _git(project, "checkout", "-q", "--detach", "main")
+    _git(project, "merge", "-q", "--no-ff", "-m", "merged results", "feature")
+    merged = _git(project, "rev-parse", "HEAD")
+    assert base_given(merged, **mr, CI_MERGE_REQUEST_TARGET_BRANCH_SHA=target_head)[0] == target_head
+    # a target branch origin does not have (a fork's pipeline): said, and the job goes on
+    base, done = base_given("feature", **{**mr, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "release"})
+    assert base == merge_base
+    assert f"perfgate: cannot fetch release from origin; comparing with {merge_base}" in done.stdout
 
 
 # ----------------------------------------------------------------- gitlab-ci-local, shell mode
@@ -351,14 +413,15 @@ def _gitlab_ci_local() -> str:
     return found
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
         ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", *args],
         cwd=repo,
         check=True,
         capture_output=True,
+        text=True,
         timeout=60,
-    )
+    ).stdout.strip()
 
 
 def _safe_job_name(name: str) -> str:
@@ -378,8 +441,9 @@ def _jobs(listing: str) -> set[str]:
 
 class _Pipeline:
     """gitlab-ci-local on a copy of this project's pipeline: shell executor, each job in its own
-    checkout (``--shell-isolation``: a job sees the committed files plus its needs' artifacts only,
-    as on GitLab), nothing copied back to the work tree."""
+    checkout (``--shell-isolation``: rsync of the repository's tracked files, .git with its whole
+    history and remotes included, GIT_DEPTH not applied; then its needs' artifacts), nothing copied
+    back to the work tree."""
 
     def __init__(self, tool: str, repo: Path, variables: dict[str, str]) -> None:
         self.tool, self.repo, self.variables = tool, repo, variables
@@ -417,16 +481,28 @@ class _Pipeline:
         """Run one stage (the jobs its rules select). gitlab-ci-local gives a job with an ``image:``
         CI_PROJECT_DIR=/builds/..., even with the shell executor, so it is set to the checkout of
         ``job``, the stage's job whose scripts use it."""
-        project_dir = self.repo / ".gitlab-ci-local" / "builds" / _safe_job_name(job)
-        args = self._args({**variables, "CI_PROJECT_DIR": str(project_dir)}, unset)
+        return self._run(["--stage", stage], job, variables, unset)
+
+    def run_jobs(
+        self, names: list[str], job: str, variables: dict[str, str], unset: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess[str]:
+        """Run these jobs by name, in the order their ``needs:`` give, with their needs' artifacts
+        from earlier runs. For a stage whose jobs need different CI_PROJECT_DIRs (gitlab-ci-local sets
+        one for all, see :meth:`stage`), run in parts. Named jobs run whatever their rules say: check
+        the rules with :meth:`jobs`."""
+        return self._run(names, job, variables, unset)
+
+    def _run(
+        self, what: list[str], job: str, variables: dict[str, str], unset: tuple[str, ...]
+    ) -> subprocess.CompletedProcess[str]:
+        args = self._args({**variables, "CI_PROJECT_DIR": str(self.checkout(job))}, unset)
         return subprocess.run(
-            [self.tool, *args, "--stage", stage],
-            cwd=self.repo,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
+            [self.tool, *args, *what], cwd=self.repo, env=self.env, capture_output=True, text=True, timeout=300
         )
+
+    def checkout(self, job: str) -> Path:
+        """``job``'s checkout (``--shell-isolation``): the repository's tracked files, .git included."""
+        return self.repo / ".gitlab-ci-local" / "builds" / _safe_job_name(job)
 
     def artifact(self, job: str, path: str) -> Path:
         """A file of ``job``'s exported artifacts (what GitLab would keep and serve)."""
@@ -443,26 +519,91 @@ def _summary(log: str) -> dict[str, str]:
     return summary
 
 
+# The paired A/B gate's part of the gitlab-ci-local project, next to SMALL_PROJECT's tests: a library
+# in a src layout and its perf tests. The merge request makes checksum 50% slower; render is untouched.
+SHOP_LIBRARY = """\
+def checksum(n=2000):
+    total = 0
+    for i in range({loops}):
+        total = (total + i * i) % 1000003
+    return total
+
+
+def render(items=200):
+    return ",".join(str(i) for i in range(items))
+"""
+
+SHOP_TESTS = """\
+import pytest
+
+import shop
+
+
+@pytest.mark.perf_budget(p95=("1s", "2s"))
+def test_checksum(perf):
+    assert perf(shop.checksum) > 0
+
+
+@pytest.mark.perf_budget(p95=("1s", "2s"))
+def test_render(perf):
+    assert perf(shop.render).startswith("0,1")
+"""
+SMALL_TESTS = 7  # SMALL_PROJECT's 5 and SHOP_TESTS' 2
+
+
+def _processes_in(root: Path) -> list[str]:
+    """Command lines of the live processes whose working directory is ``root`` or under it (read in
+    /proc: Linux, where gitlab-ci-local's shell mode runs here; elsewhere none are found)."""
+    found: list[str] = []
+    if not Path("/proc/self/cwd").exists():
+        return found
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(proc / "cwd"))
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:  # gone, a zombie, or not ours to read
+            continue
+        if cwd == root or root in cwd.parents:
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace").strip())
+    return found
+
+
 def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> None:
     """This project's .gitlab-ci.yml (with the included template) run by gitlab-ci-local with the
-    shell executor, stage by stage, the rules choosing the jobs: the default-branch path
-    (performance, baseline) twice, the second baseline job extending the run history the first
-    exported, then the merge-request path (performance, gate) twice against the loopback stub
-    serving that two-run history (made ten times faster). The perf suite is a small project
-    (PERFGATE_WORKDIR); the pip install is a no-op (this venv); the Mongo and load jobs are switched
-    off by their variables (their rules are checked in the job lists)."""
+    shell executor, the rules choosing the jobs: the default-branch path (performance, baseline)
+    twice, the second baseline job extending the run history the first exported; then a merge
+    request whose commit makes a library function 50% slower, against the loopback stub serving that
+    two-run history (made ten times faster): a first pipeline with the template's default (the
+    stored-baseline gate judges regressions), a second with this project's PERFGATE_AB "true" (the
+    paired A/B gate measures the merge base and the merge request side by side and judges them; the
+    stored-baseline gate keeps the budgets). The perf suite is a small project (PERFGATE_WORKDIR);
+    the pip install is a no-op (this venv); the Mongo and load jobs are switched off by their
+    variables (their rules are checked in the job lists)."""
     tool = _gitlab_ci_local()
     repo = tmp_path / "repo"
     (repo / "ci").mkdir(parents=True)
     shutil.copy(PROJECT_CI, repo / ".gitlab-ci.yml")
     shutil.copy(TEMPLATE, repo / "ci" / TEMPLATE.name)
-    (repo / "small").mkdir()
+    small = repo / "small"
+    (small / "src" / "shop").mkdir(parents=True)
     for name, text in SMALL_PROJECT.items():
-        (repo / "small" / name).write_text(text, encoding="utf-8")
+        (small / name).write_text(text, encoding="utf-8")
+    library = small / "src" / "shop" / "__init__.py"
+    library.write_text(SHOP_LIBRARY.format(loops="n"), encoding="utf-8")
+    (small / "test_shop.py").write_text(SHOP_TESTS, encoding="utf-8")
+    # origin is a bare repository on disk: each job's checkout is a copy of this repository, .git and
+    # its remotes included, so the perfgate-ab job can fetch from it as from GitLab. gitlab-ci-local
+    # takes the project's path (CI_PROJECT_PATH...) from the remote gcl-origin when there is one
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", str(origin))
     _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "remote", "add", "origin", "https://gitlab.example.com/group/app.git")
+    _git(repo, "remote", "add", "origin", str(origin))
+    _git(repo, "remote", "add", "gcl-origin", "https://gitlab.example.com/group/app.git")
     _git(repo, "add", ".")
     _git(repo, "commit", "-q", "-m", "pipeline")
+    _git(repo, "push", "-q", "origin", "main")
     pipeline = _Pipeline(tool, repo, {"CI_DEFAULT_BRANCH": "main"})
     # a merge-request pipeline has no CI_COMMIT_BRANCH on GitLab (gitlab-ci-local sets it from git)
     mr_vars = {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_IID": "9"}
@@ -471,21 +612,27 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     # the rules, with this project's own variables: which jobs each kind of pipeline gets
     project_jobs = {"lint", "test", "race", "perfgate-tests: [1/1]", "perfgate-mongo", "perfgate-load"}
     assert pipeline.jobs({}) == project_jobs | {FETCH_JOB}
-    assert pipeline.jobs(mr_vars, mr_unset) == project_jobs | {"perfgate-gate", "perfgate-comment"}
+    mr_jobs = pipeline.jobs(mr_vars, mr_unset)  # this project turns the paired A/B gate on
+    assert mr_jobs == project_jobs | {"perfgate-gate", "perfgate-ab", "perfgate-comment"}, mr_jobs
     feature = pipeline.jobs({"CI_COMMIT_BRANCH": "feature"})  # a branch pipeline (no merge request yet)
     assert feature == {"lint", "test", "race"}, feature
-    with_ab = pipeline.jobs({**mr_vars, "PERFGATE_AB": "true"}, mr_unset)  # the opt-in paired A/B gate
-    assert with_ab == project_jobs | {"perfgate-gate", "perfgate-ab", "perfgate-comment"}, with_ab
+    without_ab = pipeline.jobs({**mr_vars, "PERFGATE_AB": "false"}, mr_unset)  # the template's default
+    assert without_ab == project_jobs | {"perfgate-gate", "perfgate-comment"}, without_ab
 
-    small = {
+    small_vars = {
         "PERFGATE_INSTALL": "--no-index --no-deps pytest-perfgate",
         "PERFGATE_WORKDIR": "small",
         "PERFGATE_TESTS": ".",
         "PERFGATE_PYTEST_ARGS": "",
         "PERFGATE_MONGO_TESTS": "",
         "PERFGATE_LOAD_COMMAND": "",
+        # the job's own checkout of the library importable, as `pip install -e .` in PERFGATE_INSTALL
+        # would make it (this test cannot install into its environment); perfgate ab puts each side's
+        # small/src before it. A short measuring time keeps the paired run quick
+        "PYTHONPATH": "$CI_PROJECT_DIR/small/src",
+        "PERFGATE_AB_ARGS": "--pythonpath small/src --max-time 0.1s --min-blocks 12",
     }
-    pipeline.variables.update(small)
+    pipeline.variables.update(small_vars)
     assert "perfgate-mongo" not in pipeline.jobs({}) and "perfgate-load" not in pipeline.jobs({})
 
     # default branch, two pipelines: the performance stage, then the baseline job merges the shard
@@ -500,11 +647,11 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
         for _ in range(2):
             perf = pipeline.stage("performance", "perfgate-tests: [1/1]", ci)
             assert perf.returncode == 0, perf.stdout[-3000:] + perf.stderr[-2000:]
-            assert "shard 1 of 1: 5 tests" in perf.stdout
+            assert f"shard 1 of 1: {SMALL_TESTS} tests" in perf.stdout
             base = pipeline.stage("baseline", FETCH_JOB, ci)
             logs += [perf.stdout + perf.stderr, base.stdout + base.stderr]
             assert base.returncode == 0, base.stdout[-3000:] + base.stderr[-2000:]
-            assert ".perfgate/results.json: 5 tests from 1 files" in base.stdout
+            assert f".perfgate/results.json: {SMALL_TESTS} tests from 1 files" in base.stdout
             assert _summary(base.stdout) == {FETCH_JOB: "PASS"}
             bases.append(base.stdout)
             state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(pipeline.artifact(FETCH_JOB, ""), served)
@@ -512,10 +659,10 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     assert "fetched 1 run from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in bases[1]
     assert "(2 runs stored, keeping 10)" in bases[1]
     history = open_store(pipeline.artifact(FETCH_JOB, FETCH_PATH)).load()  # what perfgate baseline fetch downloads
-    assert history is not None and len(history.runs) == 2 and all(len(r.tests) == 5 for r in history.runs)
+    assert history is not None and len(history.runs) == 2 and all(len(r.tests) == SMALL_TESTS for r in history.runs)
     index = json.loads(pipeline.artifact(FETCH_JOB, FETCH_PATH + "index.json").read_text(encoding="utf-8"))
     assert index["runs"] == ["run-000001.json", "run-000002.json"]  # the index lists both, oldest first
-    assert len(load_results(pipeline.artifact(FETCH_JOB, ".perfgate/results.json")).tests) == 5
+    assert len(load_results(pipeline.artifact(FETCH_JOB, ".perfgate/results.json")).tests) == SMALL_TESTS
     fetched = [path.split("/raw/")[1] for method, path, _ in state.requests]
     assert fetched == [  # first pipeline: neither the history nor an older job's results; second: the history
         ".perfgate/baseline/index.json?job=perfgate-baseline",
@@ -524,28 +671,98 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
         ".perfgate/baseline/run-000001.json?job=perfgate-baseline",
     ]
 
-    # merge request: the stub serves that history, made ten times faster: the same code "regressed" 10x
+    # the merge request: a branch whose commit makes checksum 50% slower (render untouched); main
+    # moved on after the branch left it, so the merge base is no longer main's head
+    merge_base = _git(repo, "rev-parse", "HEAD")
     _git(repo, "checkout", "-q", "-b", "feature")
+    library.write_text(SHOP_LIBRARY.format(loops="n * 3 // 2"), encoding="utf-8")
+    _git(repo, "commit", "-q", "-am", "checksum: 50% more work")
+    _git(repo, "checkout", "-q", "main")
+    (repo / "NEWS").write_text("main moved on\n", encoding="utf-8")
+    _git(repo, "add", "NEWS")
+    _git(repo, "commit", "-q", "-m", "news")
+    _git(repo, "push", "-q", "origin", "main", "feature")
+    _git(repo, "checkout", "-q", "feature")
+    assert _git(repo, "merge-base", "main", "feature") == merge_base != _git(repo, "rev-parse", "main")
+    mr = {  # as GitLab sets them in a merge request pipeline (not a merged results one)
+        **mr_vars,
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature",
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+        "CI_MERGE_REQUEST_DIFF_BASE_SHA": merge_base,
+    }
+    # the stub serves the default branch's history made ten times faster: the merge request's every test "regressed"
     state = StubState(token=TOKEN)
     state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(served, tmp_path / "served-fast", faster=True)
+    job_tmp = tmp_path / "job-tmp"  # TMPDIR of the perfgate-ab job: where perfgate ab makes the base's worktree
+    job_tmp.mkdir()
     with GitLabStub(state) as api_url:
-        ci = {**mr_vars, "CI_API_V4_URL": api_url, "CI_PROJECT_ID": "group/app", "CI_JOB_TOKEN": TOKEN}
+        ci = {**mr, "CI_API_V4_URL": api_url, "CI_PROJECT_ID": "group/app", "CI_JOB_TOKEN": TOKEN}
         ci["PERFGATE_GITLAB_TOKEN"] = TOKEN
         perf = pipeline.stage("performance", "perfgate-tests: [1/1]", ci, mr_unset)
         assert perf.returncode == 0, perf.stdout[-3000:] + perf.stderr[-2000:]
-        gates = [pipeline.stage("gate", "perfgate-gate", ci, mr_unset) for _ in range(2)]  # two pipelines
-    logs += [perf.stdout + perf.stderr, *(g.stdout + g.stderr for g in gates)]
-    for gate in gates:
-        log = gate.stdout + gate.stderr
-        assert gate.returncode == 1, log[-3000:]  # the gate failed the pipeline: a 10x regression
-        assert "fetched 2 runs from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in log
-        assert "perfgate: FAILED: 5 regressions" in log and "baseline of 2 runs" in log
-        # the note is posted although the gate failed (when: always), and the failure stays the gate's
-        assert _summary(gate.stdout) == {"perfgate-gate": "FAIL", "perfgate-comment": "PASS"}, gate.stdout[-2000:]
-    assert "perfgate note 101 created on merge request !9" in gates[0].stdout
-    assert "perfgate note 101 updated on merge request !9" in gates[1].stdout
-    assert len(state.notes[9]) == 1 and "regress" in state.notes[9][0]["body"].lower()
-    assert "baseline of 2 runs" in state.notes[9][0]["body"]
+        # first pipeline, the template's default (PERFGATE_AB "false"): the stored-baseline gate judges regressions
+        stored = pipeline.stage("gate", "perfgate-gate", {**ci, "PERFGATE_AB": "false"}, mr_unset)
+        note_before = [dict(note) for note in state.notes.get(9, [])]
+        # second pipeline, this project's PERFGATE_AB "true": the gate stage in two parts, as each job's
+        # scripts need their own CI_PROJECT_DIR (the jobs it holds were checked in the lists above):
+        # perfgate-ab, then perfgate-gate and perfgate-comment, which takes both gates' reports
+        paired = pipeline.run_jobs(["perfgate-ab"], "perfgate-ab", {**ci, "TMPDIR": str(job_tmp)}, mr_unset)
+        left_running = _processes_in(tmp_path)
+        gate = pipeline.run_jobs(["perfgate-gate", "perfgate-comment"], "perfgate-gate", ci, mr_unset)
+    logs += [perf.stdout + perf.stderr, stored.stdout + stored.stderr, paired.stdout + paired.stderr]
+    logs.append(gate.stdout + gate.stderr)
+
+    log = stored.stdout + stored.stderr
+    assert stored.returncode == 1, log[-3000:]  # the gate failed the pipeline: a 10x regression
+    assert "fetched 2 runs from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in log
+    assert f"perfgate: FAILED: {SMALL_TESTS} regressions" in log and "baseline of 2 runs" in log
+    # the note is posted although the gate failed (when: always), and the failure stays the gate's
+    assert _summary(stored.stdout) == {"perfgate-gate": "FAIL", "perfgate-comment": "PASS"}, stored.stdout[-2000:]
+    assert "perfgate note 101 created on merge request !9" in stored.stdout
+    assert len(note_before) == 1 and "regress" in note_before[0]["body"].lower()
+    assert "baseline of 2 runs" in note_before[0]["body"] and "paired A/B" not in note_before[0]["body"]
+
+    # the paired A/B gate: the merge base against the merge request, in the job's own checkout; it fails
+    # the pipeline (exit 1: a regression, not a run that could not finish) on the slower function only
+    log = paired.stdout + paired.stderr
+    assert paired.returncode == 1, log[-4000:]
+    assert _summary(paired.stdout) == {"perfgate-ab": "FAIL"}, paired.stdout[-2000:]
+    assert re.search(r"perfgate-ab .*FAIL 1\s*$", paired.stderr, re.M), paired.stderr[-2000:]
+    assert "perfgate: cannot fetch main from origin" not in log  # the job's checkout fetched it from origin
+    assert f"perfgate ab: base {merge_base} ({merge_base[:10]}), current working tree" in log
+    assert "perfgate: FAILED: 1 regression (" in log and f"paired A/B against {merge_base}" in log
+    report = json.loads(pipeline.artifact("perfgate-ab", ".perfgate/ab.json").read_text(encoding="utf-8"))
+    verdicts = {c["nodeid"]: c for c in report["comparisons"] if c["metric"] == "time"}
+    assert len(verdicts) == SMALL_TESTS, sorted(verdicts)
+    checksum = verdicts.pop("test_shop.py::test_checksum")
+    assert checksum["verdict"] == "regression" and 0.25 < checksum["change"] < 0.8, checksum
+    # render, and SMALL_PROJECT's tests, run untouched code: none of them regressed
+    assert {n: c["verdict"] for n, c in verdicts.items() if c["verdict"] == "regression"} == {}
+    assert verdicts["test_shop.py::test_render"]["verdict"] in ("unchanged", "improvement", "unstable"), verdicts
+    ab_md = pipeline.artifact("perfgate-ab", ".perfgate/ab.md").read_text(encoding="utf-8")
+    assert "Paired A/B: the base and the current code ran in alternating rounds" in ab_md
+    # a report (artifacts:reports): gitlab-ci-local does not export those, so it is read in the job's checkout
+    junit = (pipeline.checkout("perfgate-ab") / ".perfgate" / "ab-junit.xml").read_text(encoding="utf-8")
+    assert 'type="regression"' in junit and "test_shop.py::test_checksum" in junit
+    # nothing left behind: no worktree registered in the job's checkout, none on disk, no worker running
+    worktrees = _git(pipeline.checkout("perfgate-ab"), "worktree", "list", "--porcelain")
+    assert worktrees.count("worktree ") == 1, worktrees
+    assert list(job_tmp.iterdir()) == []
+    assert left_running == []
+
+    # with the paired gate on, the stored-baseline gate lists the regressions but does not fail on them
+    log = gate.stdout + gate.stderr
+    assert gate.returncode == 0, log[-3000:]
+    assert _summary(gate.stdout) == {"perfgate-gate": "PASS", "perfgate-comment": "PASS"}, gate.stdout[-2000:]
+    judged = f"perfgate: PASSED ({SMALL_TESTS} regressions not failing here: the paired A/B gate judges them"
+    assert judged in log and "baseline of 2 runs" in log
+    # one note, updated: the paired A/B report above the stored-baseline gate's
+    assert "perfgate note 101 updated on merge request !9" in gate.stdout
+    assert len(state.notes[9]) == 1
+    body = state.notes[9][0]["body"]
+    assert body.index("FAILED: 1 regression") < body.index(f"paired A/B against {merge_base}") < body.index(judged)
+    assert f"\n\n### :white_check_mark: {judged}" in body  # a heading of its own, not inside the first's </details>
+
     for name in ("report.md", "report.html", "gate.json", "results.json"):
         assert pipeline.artifact("perfgate-gate", f".perfgate/{name}").is_file(), name
     assert not (repo / ".perfgate").exists()  # every file a job saw came to it as an artifact
