@@ -25,6 +25,7 @@ from pytest_perfgate.cli import FETCH_JOB, FETCH_PATH
 from pytest_perfgate.model import RunResult, load_results, run_to_dict, save_results
 from pytest_perfgate.store import open_store
 from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
+from test_ab import LIBRARY
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CI = ROOT / ".gitlab-ci.yml"
@@ -521,17 +522,7 @@ def _summary(log: str) -> dict[str, str]:
 
 # The paired A/B gate's part of the gitlab-ci-local project, next to SMALL_PROJECT's tests: a library
 # in a src layout and its perf tests. The merge request makes checksum 50% slower; render is untouched.
-SHOP_LIBRARY = """\
-def checksum(n=2000):
-    total = 0
-    for i in range({loops}):
-        total = (total + i * i) % 1000003
-    return total
-
-
-def render(items=200):
-    return ",".join(str(i) for i in range(items))
-"""
+SHOP_LIBRARY = LIBRARY  # tests/test_ab.py's library: checksum (the one slowed) and render
 
 SHOP_TESTS = """\
 import pytest
