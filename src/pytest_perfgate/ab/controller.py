@@ -422,6 +422,11 @@ def _drive(
             unmeasured += 1
         else:
             tests.append(test)
+        if test.stopped == "time limit" and deadline is not None and limit < options.test_timeout:
+            # the whole-run limit, not the test's own, cut this test short: the run is not complete
+            run.incomplete = f"the whole-run time limit ({options.timeout:g}s) was reached during {nodeid}"
+            tests += [PairedTest(n, problem="not run: " + run.incomplete) for n in order[index + 1:]]
+            break
     if unmeasured and first:
         run.notices.append(
             f"{unmeasured} test{'s' if unmeasured != 1 else ''} passed on both sides without a perf call: "
