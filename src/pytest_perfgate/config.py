@@ -18,9 +18,11 @@ from . import metrics as metric_registry
 from .budgets import BudgetSpec, MetricBudget, parse_level
 from .errors import BudgetError, ConfigError, UnitError
 from .metrics import MetricDef
+from .options import CONFIG_NAMES
+from .options import find_config as find_config  # lives with the options: the plugin runs it in every session
 from .units import Kind, parse
 
-DEFAULT_NAMES = ("perfgate.yml", "perfgate.yaml")
+DEFAULT_NAMES = CONFIG_NAMES
 GATE_STATISTICS = ("min", "mean", "median", "p90", "p95", "p99", "max")
 
 
@@ -96,22 +98,6 @@ class PerfgateConfig:
                 ) from None
             known = ", ".join(sorted(self.kpis)) or "none defined"
             raise BudgetError(f"{prefix}unknown KPI '{name}'; KPIs in {self.path}: {known}") from None
-
-
-def find_config(start: str | os.PathLike[str], rootdir: str | os.PathLike[str] | None = None) -> Path | None:
-    """The first ``perfgate.yml`` (or ``.yaml``) from ``start`` up to ``rootdir`` (inclusive);
-    only ``start`` itself when it is not inside ``rootdir``."""
-    here = Path(start).resolve()
-    top = Path(rootdir).resolve() if rootdir is not None else here
-    folders = [here, *here.parents] if here == top or top in here.parents else [here, top]
-    for folder in folders:
-        for name in DEFAULT_NAMES:
-            candidate = folder / name
-            if candidate.is_file():
-                return candidate
-        if folder == top:
-            break
-    return None
 
 
 def load_config(path: str | os.PathLike[str] | None) -> PerfgateConfig:

@@ -1,20 +1,26 @@
-"""Option values: small parsers (argparse ``type=``) and one resolver for CLI + ini.
+"""Option values: small parsers (argparse ``type=``) and one resolver for CLI + ini; where the
+session's ``perfgate.yml`` is; the session header line.
 
 An option left unset on the command line is ``None`` (told apart from ``False``/``0``); the
 ini value is used then, and the default after that.
+
+Loaded in every pytest session (the plugin declares its options from here): it imports nothing
+of perfgate's beyond itself until a value needs parsing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import UnitError
-from .units import Kind, parse
-
 T = TypeVar("T")
+
+#: the names ``perfgate.yml`` is looked for under
+CONFIG_NAMES = ("perfgate.yml", "perfgate.yaml")
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -54,6 +60,9 @@ def text(value: str) -> str:
 
 
 def duration(text: str) -> float:
+    from .errors import UnitError
+    from .units import Kind, parse
+
     try:
         return parse(str(text).strip(), Kind.TIME)
     except UnitError as exc:
@@ -146,3 +155,36 @@ OPTION_TABLE: OptionTable = (
     ),
     ("disable", boolean, False, "", "run tests without measuring or judging budgets (e.g. under coverage)"),
 )
+
+
+def find_config(start: str | os.PathLike[str], rootdir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The first ``perfgate.yml`` (or ``.yaml``) from ``start`` up to ``rootdir`` (inclusive);
+    only ``start`` itself when it is not inside ``rootdir``."""
+    here = Path(start).resolve()
+    top = Path(rootdir).resolve() if rootdir is not None else here
+    folders = [here, *here.parents] if here == top or top in here.parents else [here, top]
+    for folder in folders:
+        for name in CONFIG_NAMES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
+        if folder == top:
+            break
+    return None
+
+
+def header_line(options: Options, config_path: str | None, kpis: int, rootdir: str) -> str:
+    """The session header: where the KPIs come from and the settings that decide measurements."""
+    from .units import Kind, format_value
+
+    source = f"{os.path.relpath(config_path, rootdir)} ({kpis} KPIs)" if config_path else "no perfgate.yml"
+    if options.disable:
+        return f"perfgate: disabled (--perfgate-disable); {source}"
+    parts = [
+        source,
+        f"rounds >= {options.min_rounds}",
+        f"max-time {format_value(options.max_time, Kind.TIME)}",
+        "strict" if options.strict else "",
+        f"results -> {options.save}" if options.save else "",
+    ]
+    return "perfgate: " + ", ".join(p for p in parts if p)

@@ -1,45 +1,56 @@
 """pytest wiring: options, markers, fixtures and hooks. No logic lives here: every decision is
-made by the pure modules (budgets, recorder, measure, model, reports)."""
+made by the pure modules (budgets, recorder, measure, model, reports).
+
+This module loads in every pytest session, and most sessions use no perfgate feature: there it
+costs next to nothing. The core (``session`` and with it budgets, model, config, recorder,
+reports) is imported only when a test has a budget, a perfgate fixture is used, results are
+saved or gated, or a ``perfgate.yml`` exists (it is validated at start-up). Markers are checked
+once per collected module or class, not per test; and the per-test hooks that judge budgets and
+carry results (:mod:`pytest_perfgate._tracking`) are registered only from the moment something
+needs them (:func:`track`).
+"""
 
 from __future__ import annotations
 
-import json
+import importlib
 import os
-import time
-import warnings
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
-from dataclasses import replace
-from typing import Any
+import sys
+from collections.abc import Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import session as perf_session
-from .budgets import BudgetSpec, Verdict
-from .config import find_config, load_config
-from .errors import BudgetError, MeasurementError, PerfBudgetWarning, PerfgateError
+from ._lazy import forget_unloaded
+from .errors import PerfgateError
 from .markers import MARKERS
-from .measure import memory
-from .model import TestResult, test_from_json, test_to_dict
-from .options import OPTION_TABLE, Options, OptionTable, resolve
-from .recorder import Measure, Perf, Recorder
+from .options import OPTION_TABLE, Options, OptionTable, find_config, header_line, resolve
 
-#: area plugins (fixtures and hooks of the MongoDB, race and load subsystems), loaded with this one
-pytest_plugins: list[str] = [
-    "pytest_perfgate.race.plugin",
-    "pytest_perfgate.mongo.plugin",
-    "pytest_perfgate.load.plugin",
-]
+if TYPE_CHECKING:
+    from .budgets import BudgetSpec
+    from .config import PerfgateConfig
+    from .model import TestResult
+    from .recorder import Measure, Perf, Recorder
+    from .session import PerfgateSession
 
-STATE = pytest.StashKey["perf_session.PerfgateSession"]()
-SPEC = pytest.StashKey["BudgetSpec | None"]()
-RECORDER = pytest.StashKey[Recorder]()
-PERF = pytest.StashKey[Perf]()
-RESULT = pytest.StashKey[TestResult]()
-BENCHMARK = pytest.StashKey[Any]()
-MARKER_ARGS = pytest.StashKey[dict[str, dict[str, Any]]]()
+#: area plugins (fixtures and hooks of the MongoDB, race and load subsystems), registered right after
+#: this one (see :func:`pytest_plugin_registered`)
+SUBSYSTEMS = ("pytest_perfgate.race.plugin", "pytest_perfgate.mongo.plugin", "pytest_perfgate.load.plugin")
+
+#: the session's state (:class:`~pytest_perfgate.session.PerfgateSession`), made on first use
+STATE: pytest.StashKey[PerfgateSession] = pytest.StashKey()
+#: the resolved options, and the loaded ``perfgate.yml`` if there is one
+SETTINGS: pytest.StashKey[Options] = pytest.StashKey()
+CONFIG: pytest.StashKey[PerfgateConfig] = pytest.StashKey()
+SPEC: pytest.StashKey[BudgetSpec | None] = pytest.StashKey()
+RECORDER: pytest.StashKey[Recorder] = pytest.StashKey()
+PERF: pytest.StashKey[Perf] = pytest.StashKey()
+RESULT: pytest.StashKey[TestResult] = pytest.StashKey()
+BENCHMARK: pytest.StashKey[Any] = pytest.StashKey()
+MARKER_ARGS: pytest.StashKey[dict[str, dict[str, Any]]] = pytest.StashKey()
 #: set by the paired A/B worker (``perfgate ab``): times ``perf`` calls as its controller says
-MEASURE = pytest.StashKey[Callable[[str], Measure]]()
+MEASURE: pytest.StashKey[Callable[[str], Measure]] = pytest.StashKey()
+#: the per-test hooks are registered (see :func:`track`)
+TRACKING: pytest.StashKey[bool] = pytest.StashKey()
 
 
 # --------------------------------------------------------------------------- options
@@ -74,6 +85,16 @@ def resolve_option_table(config: pytest.Config, table: OptionTable) -> dict[str,
     return values
 
 
+def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager) -> None:
+    """Register the subsystems once this module is, as ``pytest_plugins`` would (same order, same
+    names, ``-p no:<name>`` respected) but without making pytest read the entry points of every
+    installed distribution once per name (~10 ms a session)."""
+    if plugin is sys.modules[__name__]:
+        for name in SUBSYSTEMS:
+            if not manager.is_blocked(name) and manager.get_plugin(name) is None:
+                manager.register(importlib.import_module(name), name)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_option_table(parser, "perfgate", "performance budgets and gate (pytest-perfgate)", OPTION_TABLE)
 
@@ -82,64 +103,141 @@ def _options(config: pytest.Config) -> Options:
     return Options(**resolve_option_table(config, OPTION_TABLE))
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    forget_unloaded(__package__)  # after pytester's in-process runs: the core is imported lazily
     for doc in MARKERS.values():
         config.addinivalue_line("markers", doc.ini_line)
-    options = _options(config)
+    options = config.stash[SETTINGS] = _options(config)
     path = options.config
     if path is not None and not os.path.isabs(path):
         path = os.path.join(str(config.invocation_params.dir), path)
     if path is None:
         found = find_config(config.invocation_params.dir, config.rootpath)
         path = str(found) if found else None
-    try:
-        perf_config = load_config(path)
-    except PerfgateError as exc:
-        raise pytest.UsageError(f"perfgate: {exc}") from None
-    is_worker = hasattr(config, "workerinput")
-    config.stash[STATE] = perf_session.PerfgateSession(
-        options=options, config=perf_config, rootdir=str(config.rootpath), is_worker=is_worker
-    )
-    if not is_worker:
+    if path is not None:  # loaded (and validated) now: a bad one is a usage error before any test runs
+        from .config import load_config
+
+        try:
+            config.stash[CONFIG] = load_config(path)
+        except PerfgateError as exc:
+            raise pytest.UsageError(f"perfgate: {exc}") from None
+    if not _is_worker(config):
         config.pluginmanager.register(_Controller(config), "perfgate-controller")
+    if any(value is not None for value in (options.save, options.html, options.compare, options.pushgateway)):
+        track(config)  # every measuring test's results are wanted, also those that measure late
 
 
-def _state(config: pytest.Config) -> perf_session.PerfgateSession:
-    return config.stash[STATE]
+def _state(config: pytest.Config) -> PerfgateSession:
+    """The session's state, made (and the core imported) on first use."""
+    state = config.stash.get(STATE, None)
+    if state is None:
+        from .config import PerfgateConfig
+        from .session import PerfgateSession
+
+        perf_config = config.stash.get(CONFIG, None)
+        state = config.stash[STATE] = PerfgateSession(
+            options=config.stash[SETTINGS],
+            config=perf_config if perf_config is not None else PerfgateConfig(),
+            rootdir=str(config.rootpath),
+            is_worker=_is_worker(config),
+        )
+    return state
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    return _state(config).header()
+    perf_config = config.stash.get(CONFIG, None)
+    path = perf_config.path if perf_config is not None else None
+    kpis = len(perf_config.kpis) if perf_config is not None else 0
+    return header_line(config.stash[SETTINGS], path, kpis, str(config.rootpath))
+
+
+def track(config: pytest.Config) -> None:
+    """Register the per-test hooks (judging budgets, carrying results on reports) for the rest of
+    the session. Called as the session starts when results are to be saved, reported or gated;
+    when a collected test has a budget; and when a perfgate fixture (also of the race, MongoDB or
+    load subsystems) is first set up. Until then no test pays for them: a test that measures
+    without a budget in a session that writes no results has nothing to judge or to show."""
+    if TRACKING in config.stash:
+        return
+    from ._tracking import BenchmarkWatch, Tracker
+
+    config.stash[TRACKING] = True
+    manager = config.pluginmanager
+    manager.register(Tracker(), "perfgate-tracker")
+    if any(getattr(plugin, "__name__", "") == "pytest_benchmark.plugin" for plugin in manager.get_plugins()):
+        manager.register(BenchmarkWatch(), "perfgate-benchmark")
+    if not _is_worker(config):
+        _collect_results(config)
+
+
+def tracking(config: pytest.Config) -> bool:
+    """Whether the per-test hooks are registered (see :func:`track`)."""
+    return TRACKING in config.stash
+
+
+def _collect_results(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("perfgate-results"):
+        from ._tracking import Results
+
+        config.pluginmanager.register(Results(config), "perfgate-results")
+
+
+def xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process distributes the tests to pytest-xdist workers (their reports, with
+    what perfgate attached, arrive here); known from ``pytest_sessionstart`` on."""
+    return config.pluginmanager.has_plugin("dsession")
 
 
 # --------------------------------------------------------------------------- collection
 
-
-@pytest.hookimpl(wrapper=True)
-def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Generator[None, Any, Any]:
-    """Validate perf_budget markers as items are made, so a bad one is a collection error for
-    its module (like an unknown marker under --strict-markers), never an INTERNALERROR."""
-    result = yield
-    items = result if isinstance(result, list) else [result]
-    state = _state(collector.config)
-    for item in items:
-        if isinstance(item, pytest.Function):
-            _validate_markers(collector, item)
-            if item.get_closest_marker("perf_budget") is None:  # the common case: nothing to resolve
-                continue
-            levels = [
-                (node.nodeid, [(m.args, m.kwargs) for m in node.own_markers if m.name == "perf_budget"])
-                for node in item.listchain()
-            ]
-            try:
-                item.stash[SPEC] = state.resolve_spec(item.nodeid, levels, fixtures=item.fixturenames)
-            except PerfgateError as exc:
-                raise collector.CollectError(f"perf_budget: {exc}") from None
-    return result
-
-
+#: the markers whose presence makes collection look closer at a test (most tests carry none)
+_NAMES = frozenset(MARKERS)
 #: markers of the registry that carry a validator (e.g. race), checked as items are made
 _VALIDATED = tuple(doc for doc in MARKERS.values() if doc.validator)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """Validate the perfgate markers of the tests a module or class collected, so a bad one is a
+    collection error for it (like an unknown marker under --strict-markers), never an
+    INTERNALERROR. Runs once per collector, not per test."""
+    report = yield
+    if report.passed and report.result:
+        try:
+            _check_collected(collector, report.result)
+        except collector.CollectError as exc:
+            return pytest.CollectReport(collector.nodeid, "failed", str(exc.args[0]), None)
+    return report
+
+
+def _check_collected(collector: pytest.Collector, nodes: Iterable[pytest.Item | pytest.Collector]) -> None:
+    inherited: bool | None = None  # a perfgate marker on the module, a class, ...: computed once
+    for item in nodes:
+        if not isinstance(item, pytest.Function) or item.parent is not collector:
+            continue
+        if not any(mark.name in _NAMES for mark in item.own_markers):
+            if inherited is None:
+                inherited = any(mark.name in _NAMES for node in collector.listchain() for mark in node.own_markers)
+            if not inherited:
+                continue  # the common case: nothing of perfgate's on this test
+        _validate_markers(collector, item)
+        if item.get_closest_marker("perf_budget") is None:
+            continue
+        levels = [
+            (node.nodeid, [(m.args, m.kwargs) for m in node.own_markers if m.name == "perf_budget"])
+            for node in item.listchain()
+        ]
+        try:
+            item.stash[SPEC] = _state(item.config).resolve_spec(item.nodeid, levels, fixtures=item.fixturenames)
+        except PerfgateError as exc:
+            raise collector.CollectError(f"perf_budget: {exc}") from None
+        track(item.config)
 
 
 def _validate_markers(collector: pytest.Collector, item: pytest.Function) -> None:
@@ -163,15 +261,22 @@ def _validate_markers(collector: pytest.Collector, item: pytest.Function) -> Non
 
 
 def _recorder(item: pytest.Item) -> Recorder:
-    if RECORDER not in item.stash:
-        item.stash[RECORDER] = Recorder(dict(_state(item.config).config.metrics))
-    return item.stash[RECORDER]
+    """The test's recorder of measured series, made on first use (which starts :func:`track`)."""
+    recorder = item.stash.get(RECORDER, None)
+    if recorder is None:
+        from .recorder import Recorder
+
+        recorder = item.stash[RECORDER] = Recorder(dict(_state(item.config).config.metrics))
+        track(item.config)
+    return recorder
 
 
 @pytest.fixture
 def perf(request: pytest.FixtureRequest) -> Perf:
     """Time a call: ``perf(fn, *args, **kwargs)`` (calibrated loop, warm-up, rounds; returns
     ``fn``'s result). Record your own figures with ``perf.record(name, value, unit=...)``."""
+    from .recorder import Perf
+
     state = _state(request.config)
     spec = request.node.stash.get(SPEC, None)
     fixture = Perf(
@@ -185,155 +290,38 @@ def perf(request: pytest.FixtureRequest) -> Perf:
     return fixture
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
-) -> Generator[None, Any, Any]:
-    """Note pytest-benchmark's fixture however it was requested (also getfixturevalue)."""
-    value = yield
-    if fixturedef.argname == "benchmark" and fixturedef.scope == "function":
-        request.node.stash[BENCHMARK] = value
-    return value
-
-
-# --------------------------------------------------------------------------- running
-
-
-@contextmanager
-def _whole_call(item: pytest.Item, spec: BudgetSpec) -> Iterator[None]:
-    """Time (and, with a memory budget, trace) the whole test call as one sample."""
-    state = _state(item.config)
-    if state.options.disable:
-        yield
-        return
-    recorder = _recorder(item)
-    reading: list[memory.PeakReading] = []
-    trace = bool(spec and spec.get("mem_peak")) or state.options.memory
-    start = time.perf_counter_ns()
-    try:
-        if trace:
-            with memory.traced_peak(frames=10, sites_above=state.memory_sites_above(spec)) as reading:
-                yield
-        else:
-            yield
-    finally:
-        elapsed = (time.perf_counter_ns() - start) * 1e-9
-        recorder.add_whole_call(elapsed, reading[0] if reading else None)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    spec = item.stash.get(SPEC, None)
-    fixtures = set(getattr(item, "fixturenames", ()))
-    if spec is None and not fixtures & {"perf", "benchmark"}:
-        # the common case, kept cheap: no budget and no measuring fixture (one may still be
-        # requested at run time with request.getfixturevalue, or perf.record'ed through another)
-        outcome = yield
-        if RECORDER not in item.stash and BENCHMARK not in item.stash:
-            return outcome
-    elif spec is not None and spec.budgets and not fixtures & {"perf", "benchmark", "load_test"}:
-        with _whole_call(item, spec):
-            outcome = yield
-    else:
-        outcome = yield
-    _judge(item, spec)  # reached only when the test body passed
-    return outcome
-
-
-def _judge(item: pytest.Item, spec: BudgetSpec | None) -> None:
-    """Judge the budgets of a test whose body passed; fail it on a critical breach."""
-    state = _state(item.config)
-    recorder = item.stash.get(RECORDER, None) or Recorder()
-    # series that could not be measured here, and why (e.g. explain-based metrics on mongomock)
-    unmeasured = dict(recorder.not_checked)
-    benchmark = item.stash.get(BENCHMARK, None)
-    if benchmark is not None and not state.options.disable:
-        why = state.take_benchmark(recorder, benchmark)
-        if why:
-            unmeasured["time"] = why
-    perf_fixture = item.stash.get(PERF, None)
-    try:
-        result = state.finish_test(
-            item.nodeid,
-            spec,
-            recorder,
-            rerun=perf_fixture.measured_callable if perf_fixture else None,
-            unmeasured=unmeasured,
-        )
-    except (BudgetError, MeasurementError) as exc:
-        item.stash[RESULT] = state.partial_result(item.nodeid, spec, recorder, error=str(exc))
-        pytest.fail(f"perfgate: {exc}", pytrace=False)
-    if result is None:
-        return
-    item.stash[RESULT] = result
-    path, lineno, _ = item.location
-    for verdict in result.verdicts:
-        if verdict.verdict in (Verdict.WARN, Verdict.NOT_CHECKED):
-            # attributed to the test itself, so pytest's warning summary points at it
-            warnings.warn_explicit(
-                PerfBudgetWarning(f"perf budget: {verdict.message()}"),
-                PerfBudgetWarning,
-                filename=str(item.config.rootpath / path),
-                lineno=(lineno or 0) + 1,
-            )
-    failure = perf_session.failure_text(result)
-    if failure:
-        pytest.fail(failure, pytrace=False)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-    report = yield
-    if SPEC not in item.stash and RECORDER not in item.stash and RESULT not in item.stash and not item.user_properties:
-        return report  # nothing of perfgate's to attach (the common case)
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        state = _state(item.config)
-        result = item.stash.get(RESULT, None)
-        spec = item.stash.get(SPEC, None)
-        recorder = item.stash.get(RECORDER, None)
-        # subsystems (race, ...) attach their report as a JSON user property "perfgate_<name>"
-        attached = {
-            key[len("perfgate_") :]: json.loads(value)
-            for key, value in item.user_properties
-            if isinstance(key, str) and key.startswith("perfgate_") and isinstance(value, str)
-        }
-        if result is None and (spec is not None or attached or (recorder is not None and recorder.series)):
-            result = state.partial_result(item.nodeid, spec, recorder or Recorder())
-        if result is not None and attached:
-            result = replace(result, evidence={**result.evidence, **attached})
-        if result is not None:
-            # a plain attribute: serialised with the report, so results cross pytest-xdist
-            report.perfgate = test_to_dict(state.with_outcome(result, report.outcome, report.duration))
-    return report
-
-
 class _Controller:
-    """Collects results from reports (its own, or those of xdist workers) and reports them."""
+    """Saves, gates and reports the session's results at its end (not in xdist workers)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.state = _state(config)
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, "perfgate", None)
-        if data is not None:
-            self.state.add(test_from_json(data, report.nodeid))
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if xdist_controller(self.config):
+            _collect_results(self.config)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        o = self.config.stash[SETTINGS]
+        if STATE not in self.config.stash and all(v is None for v in (o.save, o.html, o.compare, o.pushgateway)):
+            return  # nothing was measured, and nothing is to be written or gated
+        state = _state(self.config)
         try:
-            self.state.finish()
+            state.finish()
         except (OSError, PerfgateError) as exc:
-            where = self.state.options.save or self.state.options.html
-            self.state.save_error = f"could not write results to {where}: {exc}"
+            where = state.options.save or state.options.html
+            state.save_error = f"could not write results to {where}: {exc}"
             if session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-        gate = self.state.gate
+        gate = state.gate
         if gate is not None and gate.code and session.exitstatus == 0:
             # the gate failed (1) or could not read its baseline (2): the session fails with it
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if gate.code == 1 else pytest.ExitCode.USAGE_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        lines = self.state.summary_lines(verbose=self.config.getoption("verbose") > 0)
+        state = self.config.stash.get(STATE, None)
+        if state is None:
+            return
+        lines = state.summary_lines(verbose=self.config.getoption("verbose") > 0)
         if not lines:
             return
         terminalreporter.section("perfgate", sep="=")

@@ -2,11 +2,12 @@
 
 The plugin calls these methods with plain values; everything that decides (which budgets a
 test has, what it measured, whether it passes, what the summary says) is here and unit-testable.
+The plugin imports this module (and with it budgets, model, config, recorder, reports) only when
+a session needs it: a test with a budget, a measuring fixture used, results to save or to gate.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from .config import PerfgateConfig
 from .errors import BudgetError, MarkerError, PerfgateError
 from .measure import metadata, timing
 from .model import RunResult, TestResult, save_results, write_text_atomic
-from .options import Options
+from .options import Options, header_line
 from .recorder import Recorder
 from .reports.terminal import format_budget_table
 from .units import Kind, format_value
@@ -46,19 +47,7 @@ class PerfgateSession:
     # ------------------------------------------------------------------ set-up
 
     def header(self) -> str:
-        cfg = self.config
-        source = f"{os.path.relpath(cfg.path, self.rootdir)} ({len(cfg.kpis)} KPIs)" if cfg.path else "no perfgate.yml"
-        if self.options.disable:
-            return f"perfgate: disabled (--perfgate-disable); {source}"
-        o = self.options
-        parts = [
-            source,
-            f"rounds >= {o.min_rounds}",
-            f"max-time {format_value(o.max_time, Kind.TIME)}",
-            "strict" if o.strict else "",
-            f"results -> {o.save}" if o.save else "",
-        ]
-        return "perfgate: " + ", ".join(p for p in parts if p)
+        return header_line(self.options, self.config.path, len(self.config.kpis), self.rootdir)
 
     def timing_settings(self) -> timing.TimingSettings:
         o = self.options

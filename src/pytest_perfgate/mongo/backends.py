@@ -26,10 +26,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MongoBackendError
-from .capture import CaptureHub, MongomockCapture, command_listener
+
+if TYPE_CHECKING:  # imported where a backend starts: choosing one (the session header) needs none of it
+    from .capture import CaptureHub
 
 BACKENDS = ("auto", "uri", "docker", "mongod", "mongomock")
 INSTALL_HINT = "pip install 'pytest-perfgate[mongo]'"
@@ -238,6 +240,8 @@ def _first_line(exc: BaseException, limit: int = 300) -> str:
 
 def connect(kind: str, uri: str, hub: CaptureHub, timeout: float, *, hint: str | None = None) -> Backend:
     """A client on ``uri`` with command monitoring, checked with ``hello`` within ``timeout``."""
+    from .capture import command_listener
+
     pymongo = _pymongo()
     listener = command_listener(hub)
     ms = max(1, int(timeout * 1000))
@@ -500,6 +504,8 @@ def start_mongomock(hub: CaptureHub) -> Backend:
         import mongomock
     except ImportError:
         raise MongoBackendError("mongomock", f"mongomock is not installed ({INSTALL_HINT})") from None
+    from .capture import MongomockCapture
+
     capture = MongomockCapture(hub)
     capture.install()
     client: Any = mongomock.MongoClient()

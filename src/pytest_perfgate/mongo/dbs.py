@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capture import user_location
-
 MAX_NAME = 63  # MongoDB database names are at most 64 bytes
 
 
@@ -38,6 +36,8 @@ class SessionTracker:
     _previous: Any = None
 
     def __enter__(self) -> SessionTracker:
+        from .capture import user_location
+
         original: Callable[..., Any] = self.client.start_session
         self._previous = self.client.__dict__.get("start_session")
 

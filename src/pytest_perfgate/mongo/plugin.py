@@ -1,6 +1,11 @@
 """pytest wiring of the MongoDB subsystem: options, fixtures, the session header line, and the
-per-test capture window. Loaded by :mod:`pytest_perfgate.plugin` (``pytest_plugins``). No logic:
-decisions live in the pytest-free modules of this package."""
+per-test capture window. Registered with :mod:`pytest_perfgate.plugin` (its ``SUBSYSTEMS``). No logic:
+decisions live in the pytest-free modules of this package.
+
+It loads in every pytest session: the rest of the package is imported where it is used, the
+backend is chosen when first needed (at start-up only when one is forced, so that an unavailable
+one is a usage error then), and the capture window (a per-test hook) is registered only once a
+MongoDB fixture is used or a test has a query budget."""
 
 from __future__ import annotations
 
@@ -16,27 +21,27 @@ import pytest
 
 from .. import plugin as core
 from ..errors import MongoBackendError, MongoQueryWarning
-from ..model import Series
 from ..options import OptionTable, boolean, choice, duration, text, whole_number
-from ..units import Kind
-from . import backends as backend_mod
-from . import dbs
 
 if TYPE_CHECKING:  # the rest of the package is imported where it is used: this module loads in every session
+    from . import backends as backend_mod
     from .capture import CaptureHub, QueryLog, QueryRecord
     from .profile import Profile
     from .queries import Queries
 
-LOG = pytest.StashKey["QueryLog"]()
+LOG: pytest.StashKey[QueryLog] = pytest.StashKey()
 MONGO_METRICS = ("queries", "docs_examined", "collscan")
 REPEAT_MODES = ("warn", "fail", "off")
+#: the backends :func:`pytest_perfgate.mongo.backends.choose` accepts (``backends.BACKENDS``; named
+#: here too so that declaring the option does not import the backends)
+BACKENDS = ("auto", "uri", "docker", "mongod", "mongomock")
 
 
 #: (name, parser, default, metavar, help): flags --perfgate-<name> and ini keys perfgate_<name>
 OPTIONS: OptionTable = (
     (
         "mongo",
-        choice(*backend_mod.BACKENDS, what="backend"),
+        choice(*BACKENDS, what="backend"),
         "auto",
         "BACKEND",
         "MongoDB backend: auto (URI, else Docker, else local mongod, else mongomock), uri, docker, mongod, mongomock",
@@ -72,6 +77,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def read_settings(config: pytest.Config) -> tuple[backend_mod.MongoSettings, str]:
+    from . import backends as backend_mod
+
     values = core.resolve_option_table(config, OPTIONS)
     uri, source = config.getoption("perfgate_mongo_uri"), "--perfgate-mongo-uri"
     if not uri and os.environ.get("PERFGATE_MONGO_URI", "").strip():
@@ -100,13 +107,23 @@ class MongoState:
     repeats: str
     selection: backend_mod.Selection
     rootdir: str
-    prefix: str
+    worker: str | None
     backend: backend_mod.Backend | None = None
     error: MongoBackendError | None = None
     counter: int = 0
     problems: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _hub: CaptureHub | None = None
+    _prefix: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        """``pg_<worker>_<random>_``, which every database of this session starts with."""
+        if self._prefix is None:
+            from .dbs import session_prefix
+
+            self._prefix = session_prefix(self.worker)
+        return self._prefix
 
     @property
     def hub(self) -> CaptureHub:
@@ -119,6 +136,8 @@ class MongoState:
 
     def get_backend(self) -> backend_mod.Backend:
         """Start the backend on first use; a failure is remembered (not retried per test)."""
+        from . import backends as backend_mod
+
         with self.lock:
             if self.backend is None and self.error is None:
                 try:
@@ -134,26 +153,37 @@ class MongoState:
         return self.hub.paused()
 
 
-STATE = pytest.StashKey[MongoState]()
+STATE: pytest.StashKey[MongoState] = pytest.StashKey()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    settings, repeats = read_settings(config)
-    try:
-        selection = backend_mod.choose(settings)
-    except MongoBackendError as exc:
-        raise pytest.UsageError(f"perfgate: {exc}") from None
-    worker = getattr(config, "workerinput", {}).get("workerid")
-    config.stash[STATE] = MongoState(settings, repeats, selection, str(config.rootpath), dbs.session_prefix(worker))
+    values = core.resolve_option_table(config, OPTIONS)  # a bad value is a usage error now
+    if values["mongo"] != "auto":
+        _state(config)  # a forced backend that is not available is a usage error now
 
 
 def _state(config: pytest.Config) -> MongoState:
-    return config.stash[STATE]
+    """The session's MongoDB state; the backend is chosen (nothing is started) on first use."""
+    state = config.stash.get(STATE, None)
+    if state is None:
+        from . import backends as backend_mod
+
+        settings, repeats = read_settings(config)
+        try:
+            selection = backend_mod.choose(settings)
+        except MongoBackendError as exc:
+            raise pytest.UsageError(f"perfgate: {exc}") from None
+        worker = getattr(config, "workerinput", {}).get("workerid")
+        state = MongoState(settings, repeats, selection, str(config.rootpath), worker)
+        config.stash[STATE] = state
+    return state
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    from .backends import expected_capabilities
+
     sel = _state(config).selection
-    return f"perfgate mongo: {sel.kind} ({sel.reason}); {backend_mod.expected_capabilities(sel.kind)}" + (
+    return f"perfgate mongo: {sel.kind} ({sel.reason}); {expected_capabilities(sel.kind)}" + (
         "" if sel.kind == "mongomock" else "; started on first use"
     )
 
@@ -173,6 +203,7 @@ def _backend_or_fail(config: pytest.Config) -> backend_mod.Backend:
 def mongo_backend(request: pytest.FixtureRequest) -> backend_mod.Backend:
     """The session's MongoDB backend: ``kind``, ``description``, ``capabilities``, ``client``,
     ``new_client(**options)`` (another client whose commands are captured too)."""
+    _capture(request.config)
     return _backend_or_fail(request.config)
 
 
@@ -186,6 +217,7 @@ def mongo_client(mongo_backend: backend_mod.Backend) -> Any:
 def _perfgate_mongo_log(request: pytest.FixtureRequest, mongo_backend: backend_mod.Backend) -> QueryLog:
     from .capture import QueryLog
 
+    core.track(request.config)
     if LOG not in request.node.stash:
         request.node.stash[LOG] = QueryLog()
     log: QueryLog = request.node.stash[LOG]
@@ -197,6 +229,8 @@ def mongo_db(
     request: pytest.FixtureRequest, mongo_backend: backend_mod.Backend, _perfgate_mongo_log: QueryLog
 ) -> Generator[Any, None, None]:
     """A fresh database with a unique name, dropped after the test (safe under pytest-xdist)."""
+    from . import dbs
+
     state = _state(request.config)
     with state.lock:
         state.counter += 1
@@ -269,31 +303,57 @@ def _needs_capture(item: pytest.Item) -> bool:
     return spec is not None and any(spec.get(m) for m in MONGO_METRICS)
 
 
-@pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    """Capture the test body's commands, then record the query series *before* the core's
-    ``pytest_runtest_call`` wrapper (outer to this one: ``trylast`` wrappers run innermost)
-    judges the budgets."""
-    if not _needs_capture(item):
-        return (yield)
-    state = _state(item.config)
-    backend = _backend_or_fail(item.config)
-    if LOG not in item.stash:
-        from .capture import QueryLog
+_CAPTURE = "perfgate-mongo-capture"
 
-        item.stash[LOG] = QueryLog()
-    log = item.stash[LOG]
-    state.hub.arm(log)
-    try:
-        return (yield)
-    finally:
-        state.hub.disarm()
-        _after_body(item, state, backend, log.records)
+
+def _capture(config: pytest.Config) -> None:
+    """Register the capture window for the rest of the session (with the core's per-test hooks)."""
+    if not config.pluginmanager.has_plugin(_CAPTURE):
+        core.track(config)
+        config.pluginmanager.register(_Capture(), _CAPTURE)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A query budget on a test that uses no MongoDB fixture still opens the capture window."""
+    config = session.config
+    if core.tracking(config) and not config.pluginmanager.has_plugin(_CAPTURE):
+        for item in session.items:
+            spec = item.stash.get(core.SPEC, None)
+            if spec is not None and any(spec.get(m) for m in MONGO_METRICS):
+                _capture(config)
+                return
+
+
+class _Capture:
+    """The capture window around each test's call (registered by :func:`_capture`)."""
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        """Capture the test body's commands, then record the query series *before* the core's
+        ``pytest_runtest_call`` wrapper judges the budgets (both are ``trylast``; this one is
+        registered after the core's, by :func:`_capture`, so it runs inside it)."""
+        if not _needs_capture(item):
+            return (yield)
+        state = _state(item.config)
+        backend = _backend_or_fail(item.config)
+        if LOG not in item.stash:
+            from .capture import QueryLog
+
+            item.stash[LOG] = QueryLog()
+        log = item.stash[LOG]
+        state.hub.arm(log)
+        try:
+            return (yield)
+        finally:
+            state.hub.disarm()
+            _after_body(item, state, backend, log.records)
 
 
 def _after_body(
     item: pytest.Item, state: MongoState, backend: backend_mod.Backend, records: tuple[QueryRecord, ...]
 ) -> None:
+    from ..model import Series
+    from ..units import Kind
     from . import analysis as analysis_mod
     from .advisor import index_keys
     from .explain import explain_command
@@ -364,6 +424,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None or state.backend is None:
         return
+    from . import dbs
+
     backend = state.backend
     try:
         stray = dbs.leftovers(backend.client, state.prefix)

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RaceError
 from ..options import OptionTable, choice, duration, positive_int, whole_number
-from .strategies import STRATEGIES
-from .token import ReplayToken, decode
+
+if TYPE_CHECKING:
+    from .token import ReplayToken
+
+#: the strategies' names (those of :mod:`.strategies`, which is imported on use only: the plugin
+#: declares these options in every pytest session)
+STRATEGIES = ("random", "pct", "exhaustive")
 
 
 def replay_token(text: str) -> ReplayToken:
+    from .token import decode  # on use: the plugin declares this option in every session
+
     try:
         return decode(text)
     except RaceError as exc:

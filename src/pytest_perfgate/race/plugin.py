@@ -1,5 +1,9 @@
 """pytest wiring for race testing: options, the ``race`` marker's defaults, the ``race`` fixture
-and its report. The only race module that imports pytest; every decision is made in ``race``."""
+and its report. The only race module that imports pytest; every decision is made in ``race``.
+
+It loads in every pytest session: its per-test hooks (the race reports, the summary lines) are
+registered only once a ``race`` fixture is used (or, for the summary, when pytest-xdist workers
+may send race reports)."""
 
 from __future__ import annotations
 
@@ -36,8 +40,19 @@ def pytest_configure(config: pytest.Config) -> None:
     # only what was set (command line or ini); the race package itself is imported on first use
     values = core.resolve_option_table(config, RACE_OPTIONS)
     config.stash[BASE] = {name[len("race_") :]: value for name, value in values.items() if value is not None}
-    if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(_RaceSummary(), "perfgate-race-summary")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if core.xdist_controller(session.config):  # workers' race reports arrive here
+        _summarise(session.config)
+
+
+_SUMMARY = "perfgate-race-summary"
+
+
+def _summarise(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and not config.pluginmanager.has_plugin(_SUMMARY):
+        config.pluginmanager.register(_RaceSummary(), _SUMMARY)
 
 
 def _replay_command(item: pytest.Item) -> Any:
@@ -70,7 +85,9 @@ def race(request: pytest.FixtureRequest) -> Race:
     )
     item.stash[RACE] = fixture
     if not config.pluginmanager.has_plugin(_REPORTS):  # per-test hooks only in sessions that race
+        core.track(config)  # the core's per-test hooks put the race reports into the results
         config.pluginmanager.register(_RaceReports(), _REPORTS)
+        _summarise(config)
     return fixture
 
 

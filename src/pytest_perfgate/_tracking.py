@@ -1,0 +1,175 @@
+"""The per-test hooks, for every subsystem: time a budgeted test's whole call, judge its budgets,
+put its result on its report, collect the results. Wiring only, like :mod:`pytest_perfgate.plugin`,
+which imports this module (and with it the core) and registers these hooks only once a session
+needs them (:func:`pytest_perfgate.plugin.track`): a session without budgets, perfgate fixtures
+or results to write never loads it."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from . import plugin as core
+from .budgets import BudgetSpec, Verdict
+from .errors import BudgetError, MeasurementError, PerfBudgetWarning
+from .measure import memory
+from .model import test_from_json, test_to_dict
+from .recorder import Recorder
+from .session import failure_text
+
+
+class BenchmarkWatch:
+    """Notes pytest-benchmark's fixture however it was requested (also getfixturevalue);
+    registered with the per-test hooks where pytest-benchmark is loaded."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, Any, Any]:
+        value = yield
+        if fixturedef.argname == "benchmark" and fixturedef.scope == "function":
+            request.node.stash[core.BENCHMARK] = value
+        return value
+
+
+@contextmanager
+def whole_call(item: pytest.Item, spec: BudgetSpec) -> Iterator[None]:
+    """Time (and, with a memory budget, trace) the whole test call as one sample."""
+    state = core._state(item.config)
+    if state.options.disable:
+        yield
+        return
+    recorder = core._recorder(item)
+    reading: list[memory.PeakReading] = []
+    trace = bool(spec and spec.get("mem_peak")) or state.options.memory
+    start = time.perf_counter_ns()
+    try:
+        if trace:
+            with memory.traced_peak(frames=10, sites_above=state.memory_sites_above(spec)) as reading:
+                yield
+        else:
+            yield
+    finally:
+        elapsed = (time.perf_counter_ns() - start) * 1e-9
+        recorder.add_whole_call(elapsed, reading[0] if reading else None)
+
+
+class Tracker:
+    """The per-test hooks, for every subsystem: time a budgeted test's whole call, judge its
+    budgets, put its result on its report (registered by :func:`~pytest_perfgate.plugin.track`)."""
+
+    # trylast: inside pytest's output and log capture (registered before this), as a plugin
+    # registered at start-up would be; the MongoDB capture window is registered after this, so
+    # it runs inside this one and records its series before the budgets are judged
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        spec = item.stash.get(core.SPEC, None)
+        if spec is not None and spec.budgets and not set(getattr(item, "fixturenames", ())) & TIMING_FIXTURES:
+            with whole_call(item, spec):
+                outcome = yield
+        else:
+            # also the common case, kept cheap: no budget and no measuring fixture (one may still be
+            # requested at run time with request.getfixturevalue, or perf.record'ed through another)
+            outcome = yield
+        if spec is not None or core.RECORDER in item.stash or core.BENCHMARK in item.stash:
+            judge(item, spec)  # reached only when the test body passed
+        return outcome
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        stash = item.stash
+        untouched = core.SPEC not in stash and core.RECORDER not in stash and core.RESULT not in stash
+        if untouched and not item.user_properties:
+            return report  # nothing of perfgate's to attach
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            attach(item, report)
+        return report
+
+
+#: fixtures that measure the test themselves: its whole call is then not timed as one sample
+TIMING_FIXTURES = frozenset({"perf", "benchmark", "load_test"})
+
+
+def judge(item: pytest.Item, spec: BudgetSpec | None) -> None:
+    """Judge the budgets of a test whose body passed; fail it on a critical breach."""
+    state = core._state(item.config)
+    recorder = item.stash.get(core.RECORDER, None) or Recorder()
+    # series that could not be measured here, and why (e.g. explain-based metrics on mongomock)
+    unmeasured = dict(recorder.not_checked)
+    benchmark = item.stash.get(core.BENCHMARK, None)
+    if benchmark is not None and not state.options.disable:
+        why = state.take_benchmark(recorder, benchmark)
+        if why:
+            unmeasured["time"] = why
+    perf_fixture = item.stash.get(core.PERF, None)
+    try:
+        result = state.finish_test(
+            item.nodeid,
+            spec,
+            recorder,
+            rerun=perf_fixture.measured_callable if perf_fixture else None,
+            unmeasured=unmeasured,
+        )
+    except (BudgetError, MeasurementError) as exc:
+        item.stash[core.RESULT] = state.partial_result(item.nodeid, spec, recorder, error=str(exc))
+        pytest.fail(f"perfgate: {exc}", pytrace=False)
+    if result is None:
+        return
+    item.stash[core.RESULT] = result
+    path, lineno, _ = item.location
+    for verdict in result.verdicts:
+        if verdict.verdict in (Verdict.WARN, Verdict.NOT_CHECKED):
+            # attributed to the test itself, so pytest's warning summary points at it
+            warnings.warn_explicit(
+                PerfBudgetWarning(f"perf budget: {verdict.message()}"),
+                PerfBudgetWarning,
+                filename=str(item.config.rootpath / path),
+                lineno=(lineno or 0) + 1,
+            )
+    failure = failure_text(result)
+    if failure:
+        pytest.fail(failure, pytrace=False)
+
+
+def attach(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Put the test's result (judged, or partial: it failed, errored or was skipped) on its report."""
+    state = core._state(item.config)
+    result = item.stash.get(core.RESULT, None)
+    spec = item.stash.get(core.SPEC, None)
+    recorder = item.stash.get(core.RECORDER, None)
+    # subsystems (race, ...) attach their report as a JSON user property "perfgate_<name>"
+    attached = {
+        key[len("perfgate_") :]: json.loads(value)
+        for key, value in item.user_properties
+        if isinstance(key, str) and key.startswith("perfgate_") and isinstance(value, str)
+    }
+    if result is None and (spec is not None or attached or (recorder is not None and recorder.series)):
+        result = state.partial_result(item.nodeid, spec, recorder or Recorder())
+    if result is not None and attached:
+        result = replace(result, evidence={**result.evidence, **attached})
+    if result is not None:
+        # a plain attribute: serialised with the report, so results cross pytest-xdist
+        report.perfgate = test_to_dict(state.with_outcome(result, report.outcome, report.duration))  # type: ignore[attr-defined]
+
+
+class Results:
+    """Collects results from reports (its own, or those of xdist workers): registered with the
+    per-test hooks, or at session start when pytest-xdist distributes the tests."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "perfgate", None)
+        if data is not None:
+            core._state(self.config).add(test_from_json(data, report.nodeid))
