@@ -12,13 +12,23 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_perfgate import stats
-from pytest_perfgate.ab.schedule import BASE, CURRENT, PairedSettings, PairedTest, block_order, measure_paired
+from pytest_perfgate.ab.controller import _needs_confirming
+from pytest_perfgate.ab.schedule import (
+    BASE,
+    CURRENT,
+    PairedSettings,
+    PairedTest,
+    Round,
+    block_order,
+    measure_paired,
+)
 from pytest_perfgate.config import GateSettings
 from pytest_perfgate.gate import GateVerdict, compare_paired
 
@@ -63,36 +73,39 @@ def test_paired_comparison_of_a_clear_slowdown_and_of_noise() -> None:
 
 
 class FakeSide:
-    """A side whose rounds take ``per_call`` ns per loop, logging every order it gets."""
+    """A side whose rounds take ``per_call`` ns per loop (``off_cpu`` of them waiting, the rest
+    computing), logging every order it gets."""
 
     def __init__(
-        self, name: str, per_call: int, log: list[tuple[str, str, int]], clock: list[float], preempt_every: int = 0
+        self, name: str, per_call: int, log: list[tuple[str, str, int]], clock: list[float], preempt_every: int = 0,
+        off_cpu: int = 0, cpu_known: bool = True,
     ) -> None:
         self.name, self.per_call, self.log, self.clock = name, per_call, log, clock
-        self.preempt_every = preempt_every
+        self.preempt_every, self.off_cpu, self.cpu_known = preempt_every, off_cpu, cpu_known
 
     def calibrate(self, min_round_time: float) -> int:
         self.log.append((self.name, "calibrate", 0))
         return 1 << max(0, math.ceil(math.log2(min_round_time * 1e9 / self.per_call)))
 
-    def round(self, loops: int, keep: bool) -> tuple[int, int]:
+    def round(self, loops: int, keep: bool) -> Round:
         self.log.append((self.name, "keep" if keep else "warm", loops))
         elapsed = self.per_call * loops
+        cpu = (self.per_call - self.off_cpu) * loops if self.cpu_known else -1
         preempted = bool(self.preempt_every and len(self.log) % self.preempt_every == 0)
         if preempted:  # another process's time slice lands in this round
             elapsed += 4_000_000
         self.clock[0] += elapsed * 1e-9
-        return elapsed, int(preempted)
+        return Round(elapsed, int(preempted), cpu)
 
 
 def _measure(
-    base_ns: int, current_ns: int, settings: PairedSettings, preempt_every: int = 0
+    base_ns: int, current_ns: int, settings: PairedSettings, preempt_every: int = 0, **current: Any
 ) -> tuple[PairedTest, list]:
     log: list[tuple[str, str, int]] = []
     clock = [0.0]
     sides = {
         BASE: FakeSide(BASE, base_ns, log, clock),
-        CURRENT: FakeSide(CURRENT, current_ns, log, clock, preempt_every),
+        CURRENT: FakeSide(CURRENT, current_ns, log, clock, preempt_every, **current),
     }
     test = measure_paired("t", sides, settings, clock=lambda: clock[0])
     return test, log
@@ -134,9 +147,29 @@ def test_blocks_with_a_preempted_round_are_left_out_when_enough_are_clean() -> N
     assert all(r == pytest.approx(math.log(1.1)) for r in test.log_ratios)  # the 4ms slices are gone
     crowded, _ = _measure(1000, 1100, PairedSettings(min_blocks=10, max_time=0.001, warmup_time=0), preempt_every=2)
     assert crowded.disturbed_judged and crowded.stopped == "disturbed"  # every block hit: judged anyway, said so
+    assert crowded.blocks == crowded.disturbed >= 10
     report = compare_paired([crowded, test], GateSettings())
-    assert any("had too few undisturbed blocks" in n for n in report.notices)
+    assert any(n.startswith("1 test had too few undisturbed blocks, so disturbed ones were judged too, their "
+                            "preempted rounds counted as CPU time") for n in report.notices)
     assert any(n.endswith("were disturbed (another process preempted a worker on the shared CPU) and left out")
+               for n in report.notices)
+
+
+def test_judged_disturbed_blocks_count_preempted_rounds_as_cpu_plus_the_usual_wait() -> None:
+    """Every block preempted (a long call on a busy machine): the 4 ms slices of the other process
+    would swing each ratio by up to +-40%; counted as CPU time plus the side's usual off-CPU time,
+    the ratios are exact again, and a change in off-CPU time (a slower server call) is still seen."""
+    settings = PairedSettings(min_blocks=10, max_time=0.001, warmup_time=0)
+    crowded, _ = _measure(10_000, 11_000, settings, preempt_every=2)
+    assert crowded.disturbed_corrected and crowded.blocks >= 10
+    assert all(r == pytest.approx(math.log(1.1)) for r in crowded.log_ratios)
+    waiting, _ = _measure(10_000, 11_000, settings, preempt_every=2, off_cpu=1_000)  # the 10% is all waiting
+    assert all(r == pytest.approx(math.log(1.1)) for r in waiting.log_ratios)
+    unknown, _ = _measure(10_000, 11_000, settings, preempt_every=2, cpu_known=False)
+    assert unknown.disturbed_judged and not unknown.disturbed_corrected
+    assert max(unknown.log_ratios) > math.log(1.3)  # the slices, as measured
+    report = compare_paired([unknown], GateSettings())
+    assert any("judged too, as measured (less reliable: the platform gives no thread CPU time)" in n
                for n in report.notices)
 
 
@@ -462,7 +495,7 @@ def test_ab_on_this_projects_catalog_example(tmp_path: Path) -> None:
     _no_worktrees_left(clone)
 
 
-def test_a_test_measured_in_several_pairs_is_judged_on_the_mean_change_over_the_pairs() -> None:
+def test_a_test_measured_in_several_pairs_is_judged_on_the_median_change_over_the_pairs() -> None:
     one_pair = _test("t::x", 1.12)  # +12%: a regression if this one pair of processes decided
     offset_pair = (math.log(1.02),) * 20  # a fresh pair of workers sees +2%: the first pair's offset
     report = compare_paired([replace(one_pair, extra_pairs=(offset_pair,))], GateSettings())
@@ -470,6 +503,29 @@ def test_a_test_measured_in_several_pairs_is_judged_on_the_mean_change_over_the_
     assert comparison.change == pytest.approx(math.sqrt(1.12 * 1.02) - 1, abs=0.005)  # the geometric mean
     assert comparison.verdict is GateVerdict.WARNING  # +6.9%: past the warning, short of the 10% regression
     assert any("measured again in fresh pairs of workers" in n and "+12.0%, +2.0%" in n for n in report.notices)
+    # three pairs: the median, so one pair's +21% offset does not decide an unchanged test
+    three = replace(_test("t::x", 1.21), extra_pairs=((math.log(0.99),) * 20, (math.log(1.01),) * 20))
+    (judged,) = compare_paired([three], GateSettings()).comparisons
+    assert judged.change == pytest.approx(0.01, abs=0.001) and judged.verdict is not GateVerdict.REGRESSION
+
+
+@pytest.mark.parametrize(
+    ("changes", "again"),
+    [
+        ((1.06,), True),  # one pair past the 5% threshold: confirm
+        ((1.03,), False),
+        ((0.94,), True),  # either way
+        ((1.06, 1.08), False),  # two pairs agree: done
+        ((1.03, 1.01), False),
+        ((1.21, 0.99), True),  # they disagree: a third breaks the tie
+        ((1.21, 0.99, 1.01), False),  # three: the median decides
+        ((1.21, 0.99, 1.01, 1.3), True),  # (with --confirm-pairs 3 or more)
+    ],
+)
+def test_a_test_is_measured_again_while_its_pairs_disagree(changes: tuple[float, ...], again: bool) -> None:
+    first, *others = changes
+    test = replace(_test("t::x", first), extra_pairs=tuple((math.log(c),) * 20 for c in others))
+    assert _needs_confirming(test, 0.05) is again
 
 
 def test_the_disturbed_notice_counts_only_the_blocks_left_out() -> None:

@@ -554,15 +554,19 @@ def compare_paired(
         shown = "; ".join(f"{t.nodeid} {pair_changes(t)}" for t in confirmed[:5])
         all_notices.append(
             f"{len(confirmed)} test{'s' if len(confirmed) != 1 else ''} with a large change were measured again in "
-            f"fresh pairs of workers and judged on the mean change over the pairs (each pair of processes has "
+            f"fresh pairs of workers and judged on the median change over the pairs (each pair of processes has "
             f"its own small offset): {shown}"
         )
-    crowded = sorted(t.nodeid for t in tests if t.disturbed_judged)
-    if crowded:
-        all_notices.append(
-            f"{len(crowded)} test{'s' if len(crowded) != 1 else ''} had too few undisturbed blocks, so "
-            f"disturbed ones were judged too (less reliable): {', '.join(crowded[:5])}"
-        )
+    for corrected, how in (
+        (True, "their preempted rounds counted as CPU time plus the side's usual off-CPU time"),
+        (False, "as measured (less reliable: the platform gives no thread CPU time)"),
+    ):
+        crowded = sorted(t.nodeid for t in tests if t.disturbed_judged and t.disturbed_corrected == corrected)
+        if crowded:
+            all_notices.append(
+                f"{len(crowded)} test{'s' if len(crowded) != 1 else ''} had too few undisturbed blocks, so "
+                f"disturbed ones were judged too, {how}: {', '.join(crowded[:5])}"
+            )
     if base_run is not None and current_run is not None and set(base_run.by_nodeid()) & set(current_run.by_nodeid()):
         others = [c for c in compare([_without(base_run, TIME)], _without(current_run, TIME), settings).comparisons
                   if c.metric != TIME]
@@ -581,13 +585,13 @@ def compare_paired(
 
 def _paired_result(test: PairedTest) -> stats.PairedComparison:
     """One test's paired comparison: the blocks of every pair of workers pooled for the sign test
-    and the interval; the change is the mean of the pairs' median changes, so that no single pair's
-    process offset decides it."""
+    and the interval; the change is the median of the pairs' median changes (of two, their mean),
+    so that no single pair's process offset decides it."""
     pairs = (test.log_ratios, *test.extra_pairs)
     result = stats.compare_paired([r for pair in pairs for r in pair])
     if len(pairs) == 1:
         return result
-    return replace(result, shift=stats.mean([stats.percentile(pair, 50) for pair in pairs]))
+    return replace(result, shift=stats.percentile([stats.percentile(pair, 50) for pair in pairs], 50))
 
 
 def _without(run: RunResult, metric: str) -> RunResult:

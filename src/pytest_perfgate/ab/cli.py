@@ -40,9 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-timeout", type=duration, default=300.0, metavar="DURATION",
                         help="a test whose worker does not answer within this is killed (default 5min)")
     parser.add_argument("--timeout", type=duration, metavar="DURATION", help="limit of the whole run (default none)")
-    parser.add_argument("--confirm-pairs", type=whole_number(0), default=1, metavar="N",
-                        help="measure a test whose change reaches the warning threshold again in N fresh pairs "
-                        "of workers and judge the mean change (default 1; 0: never)")
+    parser.add_argument("--confirm-pairs", type=whole_number(0), default=2, metavar="N",
+                        help="measure a test whose change reaches the warning threshold again in a fresh pair of "
+                        "workers, and in another while the pairs disagree, up to N; judge the median change over "
+                        "the pairs (default 2; 0: never)")
     parser.add_argument("--hashseed", default="0", metavar="SEED", help="PYTHONHASHSEED of both workers (default 0)")
     parser.add_argument("--keep-worktree", action="store_true", help="keep the base worktree (for debugging)")
     parser.add_argument("--save-current", metavar="FILE", help="write the current side's results file to FILE")

@@ -23,7 +23,7 @@ from ..model import RunResult, load_results
 from ..stats import percentile
 from . import worktree as wt
 from .protocol import ENV_FDS, ENV_FOREIGN, ENV_PAD, ENV_SIDE, PROTOCOL_VERSION, Channel, ChannelClosed, ChannelTimeout
-from .schedule import BASE, CURRENT, SIDES, PairedSettings, PairedTest, measure_paired
+from .schedule import BASE, CURRENT, SIDES, PairedSettings, PairedTest, Round, measure_paired
 
 #: the problem of a test that passed on both sides without calling perf: it is not compared
 NO_PERF = "no perf call: the paired mode compares perf rounds only"
@@ -49,10 +49,10 @@ class AbOptions:
     hashseed: str = "0"
     keep_worktree: bool = False
     cwd: str = "."
-    #: tests whose change is at least this (either way) are measured again in fresh pairs of
-    #: workers, this many times, and judged on the mean over the pairs
+    #: tests whose change is at least this (either way) are measured again in a fresh pair of
+    #: workers, and in another while the pairs disagree, up to ``confirm_pairs`` extra pairs
     confirm_above: float = 0.05
-    confirm_pairs: int = 1
+    confirm_pairs: int = 2
 
 
 @dataclass
@@ -128,10 +128,10 @@ class Worker:
         self.send("calibrate", min_round_time=min_round_time)
         return int(self.expect("calibrated")["loops"])
 
-    def round(self, loops: int, keep: bool) -> tuple[int, int]:
+    def round(self, loops: int, keep: bool) -> Round:
         self.send("round", loops=loops, keep=keep)
         reply = self.expect("round")
-        return int(reply["ns"]), int(reply.get("switches", 0))
+        return Round(int(reply["ns"]), int(reply.get("switches", 0)), int(reply.get("cpu_ns", -1)))
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -271,10 +271,13 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
 
 
 def _needs_confirming(test: PairedTest, above: float) -> bool:
-    """A test measured in one pair only whose change is at least ``above`` either way."""
+    """Measured in one pair of workers, a test whose change is at least ``above`` either way; in
+    several, one whose pairs are split evenly on that (another pair breaks the tie: the test is
+    judged on the median over the pairs)."""
     if test.problem or test.only or not test.log_ratios:
         return False
-    return abs(math.expm1(percentile(test.log_ratios, 50))) >= above
+    large = [abs(math.expm1(percentile(pair, 50))) >= above for pair in (test.log_ratios, *test.extra_pairs)]
+    return large[0] if len(large) == 1 else 2 * sum(large) == len(large)
 
 
 def _confirmed(test: PairedTest, again: PairedTest | None, run: AbRun) -> PairedTest:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import AbError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 #: environment variables the controller sets for a worker
 ENV_FDS = "PERFGATE_AB_FDS"  # "<read fd>,<write fd>"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from statistics import median
 from typing import Protocol
 
 from ..errors import MeasurementError
@@ -33,14 +34,24 @@ def block_order(index: int) -> tuple[str, str, str, str]:
     return _ORDERS[index % 2]
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round as a worker measured it."""
+
+    ns: int  #: elapsed (wall-clock) nanoseconds
+    #: involuntary context switches the worker suffered meanwhile (0 when the platform cannot tell)
+    switches: int = 0
+    #: the worker thread's CPU nanoseconds (-1 when the platform cannot tell)
+    cpu_ns: int = -1
+
+
 class RoundRunner(Protocol):
     def calibrate(self, min_round_time: float) -> int:
         """The loop count whose round lasts at least ``min_round_time`` seconds."""
         ...
 
-    def round(self, loops: int, keep: bool) -> tuple[int, int]:
-        """Run ``loops`` calls: the elapsed nanoseconds, and the involuntary context switches the
-        worker suffered meanwhile (0 when the platform cannot tell)."""
+    def round(self, loops: int, keep: bool) -> Round:
+        """Run ``loops`` calls."""
         ...
 
 
@@ -78,8 +89,11 @@ class PairedTest:
     log_ratios: tuple[float, ...] = ()
     #: blocks in which a worker was preempted (left out when enough others are undisturbed)
     disturbed: int = 0
-    #: too few undisturbed blocks: the disturbed ones are judged too (less reliable)
+    #: too few undisturbed blocks: the disturbed ones are judged too
     disturbed_judged: bool = False
+    #: ... with each preempted round counted as its CPU time plus its side's usual off-CPU time
+    #: (:func:`corrected_rounds`), not as the wall time that holds the other process's time slice
+    disturbed_corrected: bool = False
     #: the block log ratios of the same test measured again in fresh pairs of workers
     extra_pairs: tuple[tuple[float, ...], ...] = ()
     stopped: str = ""  # why the rounds stopped ("time", "blocks", "time limit")
@@ -120,12 +134,13 @@ def measure_paired(
     warm = dict.fromkeys(SIDES, 0)
     while min(warm.values()) < settings.warmup_time * 1e9 or not all(warm.values()):
         for side in SIDES:
-            warm[side] += max(1, sides[side].round(loops, False)[0])
+            warm[side] += max(1, sides[side].round(loops, False).ns)
         if clock() - started > settings.time_limit:
             break
     kept: dict[str, list[float]] = {side: [] for side in SIDES}
     clean: list[float] = []
-    disturbed: list[float] = []
+    clean_rounds: list[tuple[str, Round]] = []
+    disturbed: list[list[tuple[str, Round]]] = []  # the rounds of each, to correct them if judged
     stopped = "blocks"
     last_block = 0.0
     while len(clean) + len(disturbed) < settings.max_blocks:
@@ -141,28 +156,68 @@ def measure_paired(
             if total >= 2 * PATIENCE * settings.max_time * 1e9 and len(clean) + len(disturbed) >= settings.min_blocks:
                 stopped = "disturbed"
                 break
-        block: dict[str, int] = dict.fromkeys(SIDES, 0)
-        switches = 0
+        rounds = []
         for side in block_order(len(clean) + len(disturbed)):
-            elapsed, preempted = sides[side].round(loops, True)
-            block[side] += elapsed
-            spent[side] += elapsed
-            switches += preempted
-            kept[side].append(elapsed * 1e-9 / loops)
-        ratio = math.log(max(block[CURRENT], 1) / max(block[BASE], 1))
-        (disturbed if switches else clean).append(ratio)
+            measured = sides[side].round(loops, True)
+            rounds.append((side, measured))
+            spent[side] += measured.ns
+            kept[side].append(measured.ns * 1e-9 / loops)
+        if any(measured.switches for _, measured in rounds):
+            disturbed.append(rounds)
+        else:
+            clean.append(block_ratio(rounds))
+            clean_rounds += rounds
         last_block = clock() - now
         if progress is not None:
             progress(len(clean))
-    use_all = len(clean) < min(settings.min_blocks, MIN_CLEAN)
+    use_all = len(clean) < min(settings.min_blocks, MIN_CLEAN) and bool(disturbed)
+    judged = clean
+    corrected = False
+    if use_all:
+        every_round = [r for block in disturbed for r in block]
+        corrected = all(measured.cpu_ns >= 0 for _, measured in every_round)
+        fixed = corrected_rounds(every_round, clean_rounds) if corrected else every_round
+        judged = clean + [block_ratio(fixed[i : i + 4]) for i in range(0, len(fixed), 4)]
     return PairedTest(
         nodeid=nodeid,
         loops=loops,
         base=tuple(kept[BASE]),
         current=tuple(kept[CURRENT]),
-        log_ratios=tuple(clean + disturbed if use_all else clean),
+        log_ratios=tuple(judged),
         disturbed=len(disturbed),
-        disturbed_judged=use_all and bool(disturbed),
+        disturbed_judged=use_all,
+        disturbed_corrected=corrected,
         stopped=stopped,
         elapsed=clock() - started,
     )
+
+
+def block_ratio(rounds: list[tuple[str, Round]]) -> float:
+    """``log((B1 + B2) / (A1 + A2))`` of one block: positive when the current side is slower."""
+    total = dict.fromkeys(SIDES, 0)
+    for side, measured in rounds:
+        total[side] += measured.ns
+    return math.log(max(total[CURRENT], 1) / max(total[BASE], 1))
+
+
+def corrected_rounds(
+    rounds: list[tuple[str, Round]], clean_rounds: list[tuple[str, Round]]
+) -> list[tuple[str, Round]]:
+    """``rounds`` with each preempted one's time replaced by its CPU time plus its side's usual
+    off-CPU time (never more than it measured).
+
+    A preempted round's wall time holds another process's time slice (milliseconds, landing on
+    either side at random); its CPU time does not. The side's usual off-CPU time (waiting on I/O,
+    on a server, on a sleep: what the code under test does besides computing) is the median of
+    ``wall - CPU`` over its rounds that were not preempted, or, where there are none, the smallest
+    over all its rounds (preemption only adds to it). So a change in off-CPU time between the
+    sides is still seen."""
+    usual: dict[str, int] = {}
+    for side in SIDES:
+        idle = [m.ns - m.cpu_ns for s, m in (*rounds, *clean_rounds) if s == side and not m.switches]
+        every = [m.ns - m.cpu_ns for s, m in rounds if s == side]
+        usual[side] = max(0, int(median(idle)) if idle else min(every, default=0))
+    return [
+        (side, replace(m, ns=min(m.ns, m.cpu_ns + usual[side]), switches=0) if m.switches else m)
+        for side, m in rounds
+    ]

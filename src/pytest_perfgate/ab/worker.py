@@ -165,12 +165,12 @@ def _remote_measure(channel: Channel, nodeid: str) -> Measure:
             kind = order["type"]
             if kind == "round":
                 loops = int(order["loops"])
-                elapsed, switches = _round(fn, loops, settings.disable_gc)
+                elapsed, switches, cpu = _round(fn, loops, settings.disable_gc)
                 if order.get("keep"):
                     samples.append(elapsed * 1e-9 / loops)
                 else:
                     warmup += 1
-                channel.send("round", ns=elapsed, switches=switches)
+                channel.send("round", ns=elapsed, switches=switches, cpu_ns=cpu)
             elif kind == "calibrate":
                 channel.send("calibrated", loops=timing.calibrate(fn, float(order["min_round_time"])))
             elif kind in ("done", "release"):
@@ -193,17 +193,28 @@ def _involuntary_switches() -> int:
     return resource.getrusage(_RUSAGE).ru_nivcsw if resource is not None else 0
 
 
-def _round(fn: Callable[[], Any], loops: int, disable_gc: bool) -> tuple[int, int]:
+def _thread_cpu_ns() -> int:
+    """This thread's CPU time in nanoseconds (-1 where the platform has no such clock)."""
+    try:
+        return time.thread_time_ns()
+    except (AttributeError, OSError):
+        return -1
+
+
+def _round(fn: Callable[[], Any], loops: int, disable_gc: bool) -> tuple[int, int, int]:
+    """Wall nanoseconds, involuntary context switches and CPU nanoseconds (-1: unknown) of one round."""
     enabled = gc.isenabled()
     if disable_gc:
         gc.disable()
     try:
         switches = _involuntary_switches()
+        cpu = _thread_cpu_ns()
         start = time.perf_counter_ns()
         for _ in range(loops):
             fn()
         elapsed = time.perf_counter_ns() - start
-        return elapsed, _involuntary_switches() - switches
+        cpu_after = _thread_cpu_ns()
+        return elapsed, _involuntary_switches() - switches, cpu_after - cpu if cpu >= 0 and cpu_after >= 0 else -1
     finally:
         if disable_gc and enabled:
             gc.enable()
