@@ -294,22 +294,34 @@ def ab(repo: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProc
     )
 
 
+#: what an unchanged test may be judged: its two pairs of processes can be a few % apart
+NOT_A_REGRESSION = ("unchanged", "improvement", "unstable", "warning")
+
+
+def _not_a_regression(line: str) -> bool:
+    """A report table line judges its test anything but a regression (and judges it)."""
+    return "REGRESSION" not in line and any(f"  {verdict}  " in line for verdict in NOT_A_REGRESSION)
+
+
 def _no_worktrees_left(repo: Path) -> None:
     listed = _git(repo, "worktree", "list", "--porcelain")
     assert listed.count("worktree ") == 1, listed
 
 
 def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_path: Path) -> None:
+    cpu = min(os.sched_getaffinity(0))  # one this process may use (a runner may be limited to some)
     unchanged = ab(
-        repo, "--base", "main", "--cpu", "0", "--min-blocks", "12", "--json", str(tmp_path / "same.json"), "--", "tests"
+        repo, "--base", "main", "--cpu", str(cpu), "--min-blocks", "12", "--json", str(tmp_path / "same.json"),
+        "--", "tests",
     )
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
-    assert "current working tree; workers pinned to CPU 0" in unchanged.stderr
+    assert f"current working tree; workers pinned to CPU {cpu}" in unchanged.stderr
     assert unchanged.stdout.startswith("perfgate: PASSED (") and "; paired A/B against main (" in unchanged.stdout
     same = {c["nodeid"]: c for c in json.loads((tmp_path / "same.json").read_text())["comparisons"]}
     for nodeid in ("tests/test_shop.py::test_checksum", "tests/test_shop.py::test_render"):
-        # unchanged code: no regression or warning; a few % either way is the two processes' layout
-        assert same[nodeid]["verdict"] in ("unchanged", "improvement"), same[nodeid]
+        # unchanged code: no regression; a few % either way is the two processes' layout (past 5%,
+        # rarely, a warning: bench/RESULTS-ab.md)
+        assert same[nodeid]["verdict"] in NOT_A_REGRESSION, same[nodeid]
         assert abs(same[nodeid]["change"]) < 0.1, same[nodeid]
     assert "1 test passed on both sides without a perf call: not compared" in unchanged.stdout
 
@@ -356,7 +368,7 @@ def test_new_missing_and_failing_tests_are_reported_not_judged(repo: Path) -> No
     assert lines["tests/test_new.py::test_discount"].split()[2:3] == ["-"]
     assert " new " in lines["tests/test_new.py::test_discount"]
     assert " missing " in lines["tests/test_sizes.py::test_size[30]"]
-    assert " unchanged " in lines["tests/test_sizes.py::test_size[10]"]
+    assert _not_a_regression(lines["tests/test_sizes.py::test_size[10]"])
     failing = lines["tests/test_sizes.py::test_fails_here"]
     assert "insufficient data" in failing and "failed on the current side: in call: AssertionError" in failing
     assert "notice: collection error on the base side in tests/test_new.py: ImportError: cannot import name 'discount'" in (
@@ -391,8 +403,15 @@ def _alive(pid: int) -> bool:
     try:  # a zombie is dead for our purpose
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:  # reaped meanwhile
+        return False
     except OSError:
         return True
+
+
+def _written(pids: Path) -> list[int]:
+    """The worker pids the test of :func:`_pid_tests` wrote."""
+    return [int(p.read_text()) for p in pids.iterdir() if p.suffix != ".tmp"]
 
 
 def _pid_tests(repo: Path, body: str) -> Path:
@@ -402,7 +421,9 @@ def _pid_tests(repo: Path, body: str) -> Path:
     (repo / "tests" / "test_fault.py").write_text(
         "import os, time\nimport shop\n\n\ndef test_fault(perf):\n"
         f"    side = os.environ['PERFGATE_AB_SIDE']\n"
-        f"    open(os.path.join({str(pids)!r}, side), 'w').write(str(os.getpid()))\n"
+        f"    path = os.path.join({str(pids)!r}, side)\n"
+        "    open(path + '.tmp', 'w').write(str(os.getpid()))\n"
+        "    os.replace(path + '.tmp', path)  # whole, or not there\n"
         f"{body}\n    perf(shop.render)\n"
     )
     return pids
@@ -415,7 +436,7 @@ def test_a_crashing_worker_is_reported_with_its_output(repo: Path) -> None:
     assert "error: the paired run did not finish: the base worker exited (code 3)" in result.stderr
     assert "about to crash" in result.stderr
     assert "the run broke here" in result.stdout
-    assert not any(_alive(int(p.read_text())) for p in pids.iterdir())
+    assert not any(_alive(pid) for pid in _written(pids))
     _no_worktrees_left(repo)
 
 
@@ -426,7 +447,7 @@ def test_a_hanging_worker_is_killed_at_the_test_timeout(repo: Path) -> None:
     assert time.monotonic() - started < 60
     assert result.returncode == 2, result.stdout + result.stderr
     assert "the current worker did not answer within 3s (it hangs: killed)" in result.stderr
-    assert not any(_alive(int(p.read_text())) for p in pids.iterdir())
+    assert not any(_alive(pid) for pid in _written(pids))
     _no_worktrees_left(repo)
 
 
@@ -451,16 +472,15 @@ def test_an_interrupted_run_leaves_no_worktree_or_processes(repo: Path, signum: 
         cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
-    while len(list(pids.iterdir())) < 1 and time.monotonic() < deadline:
+    while not _written(pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert list(pids.iterdir()), "no worker reached the test"
+    assert _written(pids), "no worker reached the test"
     assert _git(repo, "worktree", "list").count("\n") == 2  # the base worktree exists now
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "error: interrupted" in err
-    time.sleep(0.2)
-    assert not any(_alive(int(p.read_text())) for p in pids.iterdir())
+    assert not any(_alive(pid) for pid in _written(pids))
     _no_worktrees_left(repo)
 
 
@@ -491,7 +511,7 @@ def test_ab_on_this_projects_catalog_example(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("test_catalog.py::")}
     assert "REGRESSION" in lines["test_catalog.py::test_search_by_category"]
-    assert " unchanged " in lines["test_catalog.py::test_details_with_cache"]
+    assert _not_a_regression(lines["test_catalog.py::test_details_with_cache"])
     _no_worktrees_left(clone)
 
 

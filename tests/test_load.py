@@ -324,13 +324,39 @@ def test_progress_is_quiet_in_ci_logs_unless_asked() -> None:
 # --------------------------------------------------------------------------- process group
 
 
+def _live_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that still run. A zombie is dead: the shell's orphaned child is
+    reaped by init in its own time (here PID 1 reaps every ~2 s), so "the group is gone" would depend
+    on init's schedule, not on what stop_group did."""
+    live = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, _ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except OSError:  # gone meanwhile
+            continue
+        if int(pgrp) == pgid and state != "Z":
+            live.append(int(entry.name))
+    return live
+
+
 def test_stop_group_leaves_no_stray_child() -> None:
-    proc = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60"], start_new_session=True, stdout=subprocess.DEVNULL)
-    time.sleep(0.2)
+    # the shell prints its background child's pid once it has started it: no sleep to wait for that
+    proc = subprocess.Popen(
+        ["sh", "-c", "sleep 60 & echo $!; sleep 60"], start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    child = int(proc.stdout.readline())
+    assert os.getpgid(child) == proc.pid  # the stray-to-be runs, in the group
     runner.stop_group(proc, grace=2)
+    proc.stdout.close()
     assert proc.returncode is not None
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.pid, 0)
+    if Path("/proc/self/stat").exists():
+        assert _live_members(proc.pid) == []
+    else:  # no /proc: whether the group is gone is all that can be asked
+        with pytest.raises(ProcessLookupError):
+            os.killpg(proc.pid, 0)
 
 
 # --------------------------------------------------------------------------- bad input (CLI)

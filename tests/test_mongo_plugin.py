@@ -416,8 +416,11 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # a zombie is gone for our purposes only once reaped; mongod is our child, so check state
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().split()[2] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:  # reaped between the two looks
+        return False
 
 
 def test_mongod_that_exits_at_start_shows_its_log_tail(pytester, tmp_path, monkeypatch):

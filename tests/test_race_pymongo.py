@@ -59,7 +59,10 @@ def test_a_call_held_by_a_server_side_lock_is_left_in_flight(server: FakeMongoSe
         execution = Schedule(
             [("place_order", place_order), ("release_lock", release_lock)],
             Guided([Choice(0), Choice(0)]),  # the blocked insert goes first
-            timing=Timing(hang_timeout=3, in_flight_after=0.05),
+            # release_lock's find must return before in_flight_after, or it too is left in flight and
+            # the steps differ: 0.5 s, not the 50 ms of a quick round trip, outlasts a busy runner's
+            # scheduling delays and a full garbage collection in a big test process
+            timing=Timing(hang_timeout=3, in_flight_after=0.5),
         ).run()
     assert execution.hang is None
     assert [o.error for o in execution.outcomes] == [None, None]
