@@ -27,6 +27,7 @@ from pytest_perfgate.ab.schedule import (
     PairedTest,
     Round,
     block_order,
+    corrected_rounds,
     measure_paired,
 )
 from pytest_perfgate.config import GateSettings
@@ -153,6 +154,22 @@ def test_blocks_with_a_preempted_round_are_left_out_when_enough_are_clean() -> N
                             "preempted rounds counted as CPU time") for n in report.notices)
     assert any(n.endswith("were disturbed (another process preempted a worker on the shared CPU) and left out")
                for n in report.notices)
+
+
+def test_the_usual_off_cpu_time_of_a_side_comes_from_its_rounds_that_were_not_preempted() -> None:
+    ms = 1_000_000
+    clean_base = [(BASE, Round(11 * ms, 0, 10 * ms))] * 4  # 1 ms of waiting per round
+    clean_current = [(CURRENT, Round(12 * ms, 0, 10 * ms))] * 4  # 2 ms: a slower server call
+    hit = [(BASE, Round(30 * ms, 1, 10 * ms)), (CURRENT, Round(30 * ms, 1, 10 * ms))]
+    assert [m.ns for _, m in corrected_rounds(hit, clean_base + clean_current)] == [11 * ms, 12 * ms]
+    # the current side preempted in every round: its own smallest gap (8 ms) would be preemption;
+    # it gets both sides' figure (the base's 1 ms) instead of looking 8 ms slower
+    every = [(CURRENT, Round(18 * ms, 1, 10 * ms)), (CURRENT, Round(19 * ms, 2, 10 * ms))]
+    assert [m.ns for _, m in corrected_rounds(every, clean_base)] == [11 * ms, 11 * ms]
+    # no side has a clean round: the smallest gap of all, for both sides alike
+    none = [(BASE, Round(20 * ms, 1, 10 * ms)), (BASE, Round(19 * ms, 1, 10 * ms)), (CURRENT, Round(25 * ms, 1, 10 * ms))]
+    assert [m.ns for _, m in corrected_rounds(none, [])] == [19 * ms, 19 * ms, 19 * ms]
+    assert all(m.switches == 0 for _, m in corrected_rounds(none, []))
 
 
 def test_judged_disturbed_blocks_count_preempted_rounds_as_cpu_plus_the_usual_wait() -> None:
@@ -538,7 +555,9 @@ def test_a_test_measured_in_several_pairs_is_judged_on_the_median_change_over_th
         ((1.06, 1.08), False),  # two pairs agree: done
         ((1.03, 1.01), False),
         ((1.21, 0.99), True),  # they disagree: a third breaks the tie
-        ((1.21, 0.99, 1.01), False),  # three: the median decides
+        ((1.21, 0.99, 1.01), False),  # three with a majority: the median decides
+        ((0.87, 1.43), True),  # both large, but opposite ways
+        ((1.2, 0.8, 1.0), True),  # no majority (--confirm-pairs bounds the pairs)
         ((1.21, 0.99, 1.01, 1.3), True),  # (with --confirm-pairs 3 or more)
     ],
 )

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a test whose worker does not answer within this is killed (default 5min)")
     parser.add_argument("--timeout", type=duration, metavar="DURATION", help="limit of the whole run (default none)")
     parser.add_argument("--confirm-pairs", type=whole_number(0), default=2, metavar="N",
-                        help="measure a test whose change reaches the warning threshold again in a fresh pair of "
+                        help="measure a test whose change reaches half the warning threshold again in a fresh pair of "
                         "workers, and in another while the pairs disagree, up to N; judge the median change over "
                         "the pairs (default 2; 0: never)")
     parser.add_argument("--hashseed", default="0", metavar="SEED", help="PYTHONHASHSEED of both workers (default 0)")
@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         hashseed=args.hashseed,
         keep_worktree=args.keep_worktree,
         confirm_pairs=args.confirm_pairs,
-        confirm_above=max(min(settings.warn_regression, settings.min_improvement), settings.min_effect),
+        # half the warning threshold (no less than the smallest change judged at all): a pair whose offset
+        # hides half of a real change is measured again too
+        confirm_above=max(min(settings.warn_regression, settings.min_improvement) / 2, settings.min_effect),
     )
     live = _live_line() if sys.stderr.isatty() else None
     result = run_ab(options, progress=lambda line: print(line, file=sys.stderr, flush=True), live=live)

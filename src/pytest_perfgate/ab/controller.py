@@ -272,12 +272,18 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
 
 def _needs_confirming(test: PairedTest, above: float) -> bool:
     """Measured in one pair of workers, a test whose change is at least ``above`` either way; in
-    several, one whose pairs are split evenly on that (another pair breaks the tie: the test is
-    judged on the median over the pairs)."""
+    several, one whose pairs have no majority among "worse by ``above``", "better by ``above``"
+    and "within" (another pair breaks the tie: the test is judged on the median over the pairs)."""
     if test.problem or test.only or not test.log_ratios:
         return False
-    large = [abs(math.expm1(percentile(pair, 50))) >= above for pair in (test.log_ratios, *test.extra_pairs)]
-    return large[0] if len(large) == 1 else 2 * sum(large) == len(large)
+    votes = [_direction(math.expm1(percentile(pair, 50)), above) for pair in (test.log_ratios, *test.extra_pairs)]
+    if len(votes) == 1:
+        return votes[0] != 0
+    return 2 * max(votes.count(vote) for vote in set(votes)) <= len(votes)
+
+
+def _direction(change: float, above: float) -> int:
+    return 1 if change >= above else -1 if change <= -above else 0
 
 
 def _confirmed(test: PairedTest, again: PairedTest | None, run: AbRun) -> PairedTest:

@@ -24,6 +24,8 @@ BASE, CURRENT = "base", "current"
 PATIENCE = 2
 #: with fewer undisturbed blocks than this (or than min_blocks), the disturbed ones are judged too
 MIN_CLEAN = 8
+#: rounds not preempted that a side needs for its own figure of usual off-CPU time
+MIN_GAPS = 3
 SIDES = (BASE, CURRENT)
 
 #: the order of the four rounds of block ``i``: ABBA, then BAAB, alternating
@@ -207,16 +209,21 @@ def corrected_rounds(
     off-CPU time (never more than it measured).
 
     A preempted round's wall time holds another process's time slice (milliseconds, landing on
-    either side at random); its CPU time does not. The side's usual off-CPU time (waiting on I/O,
-    on a server, on a sleep: what the code under test does besides computing) is the median of
-    ``wall - CPU`` over its rounds that were not preempted, or, where there are none, the smallest
-    over all its rounds (preemption only adds to it). So a change in off-CPU time between the
-    sides is still seen."""
-    usual: dict[str, int] = {}
-    for side in SIDES:
-        idle = [m.ns - m.cpu_ns for s, m in (*rounds, *clean_rounds) if s == side and not m.switches]
-        every = [m.ns - m.cpu_ns for s, m in rounds if s == side]
-        usual[side] = max(0, int(median(idle)) if idle else min(every, default=0))
+    either side at random); its CPU time does not. A side's usual off-CPU time (waiting on I/O, on
+    a server, on a sleep: what the code under test does besides computing) is the median of
+    ``wall - CPU`` over its rounds that were not preempted, so that a change in it between the
+    sides is still seen. A side with too few such rounds gets the figure of both sides' together;
+    with too few on both, the smallest ``wall - CPU`` of any round, for both sides alike: a
+    side's own smallest holds its own preemptions, and one side preempted in every round would
+    otherwise look slower by them."""
+    gaps: dict[str, list[int]] = {side: [] for side in SIDES}
+    for side, m in (*rounds, *clean_rounds):
+        if not m.switches:
+            gaps[side].append(m.ns - m.cpu_ns)
+    pooled = [gap for side in SIDES for gap in gaps[side]]
+    least = min((m.ns - m.cpu_ns for _, m in rounds), default=0)
+    shared = median(pooled) if len(pooled) >= MIN_GAPS else least
+    usual = {side: max(0, int(median(gaps[side]) if len(gaps[side]) >= MIN_GAPS else shared)) for side in SIDES}
     return [
         (side, replace(m, ns=min(m.ns, m.cpu_ns + usual[side]), switches=0) if m.switches else m)
         for side, m in rounds
