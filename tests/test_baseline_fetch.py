@@ -332,10 +332,39 @@ def test_a_run_listed_but_missing_from_the_artifact_exits_2_naming_it(
     assert out == ""
     assert err == (
         "error: artifact .perfgate/baseline/run-000003.json of job 'perfgate-baseline' on main: listed in "
-        ".perfgate/baseline/index.json but not in the artifact (404): the artifact is incomplete\n"
+        ".perfgate/baseline/index.json but not in the artifact (404), twice: the artifact is incomplete\n"
     )
-    assert _artifact_gets(gitlab)[-1] == ".perfgate/baseline/run-000003.json"
+    runs = [f".perfgate/baseline/run-00000{i}.json" for i in (1, 2, 3)]
+    assert _artifact_gets(gitlab) == [INDEX, *runs, INDEX, *runs]  # read again once: it was not a newer job
     assert not target.exists()
+
+
+class _NewerJobMidFetch(dict):  # type: ignore[type-arg]
+    """The stub's artifact directories, where a newer baseline job finishes right after the first
+    index was read: from then on the raw endpoint serves the newer job's artifact."""
+
+    def __init__(self, key: tuple[str, str], older: Path, newer: Path) -> None:
+        super().__init__({key: older})
+        self.key, self.newer = key, newer
+
+    def get(self, key, default=None):  # type: ignore[no-untyped-def]
+        found = super().get(key, default)
+        if key == self.key:
+            self[key] = self.newer
+        return found
+
+
+def test_a_newer_baseline_job_finishing_mid_fetch_gives_its_history_whole(
+    gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    older = _history(tmp_path / "older", 1.0, 2.0, 3.0, keep=3)
+    newer = _history(tmp_path / "newer", 1.0, 2.0, 3.0, 4.0, keep=3)  # run 1 dropped, run 4 added
+    gitlab.artifact_dirs = _NewerJobMidFetch(("main", FETCH_JOB), older, newer)
+    target = tmp_path / "b"
+    assert main(["baseline", "fetch", "--to", str(target)]) == 0
+    _outputs(capsys)
+    assert _levels(target) == [2.0, 3.0, 4.0]  # the newer job's history, not a mixture
+    assert _artifact_gets(gitlab)[:2] == [INDEX, ".perfgate/baseline/run-000001.json"]  # 404: read again
 
 
 def test_an_index_listing_no_runs_is_no_baseline_yet(

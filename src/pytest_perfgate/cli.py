@@ -398,19 +398,22 @@ def _artifact_runs(ref: str, job: str, path: str, keep: int) -> tuple[str, list[
             content = client.artifact(ref, path, job)
             return None if content is None else (where(path), [parse(content, path, tmp)])
         directory = path if path.endswith("/") else path + "/"
-        index = client.artifact(ref, directory + INDEX_NAME, job)
-        if index is None:
-            return None
-        runs = []
-        for name in parse_index(index, where(directory + INDEX_NAME))[-keep:]:
-            content = client.artifact(ref, directory + name, job)
-            if content is None:
-                raise ResultsFileError(
-                    where(directory + name),
-                    f"listed in {directory}{INDEX_NAME} but not in the artifact (404): the artifact is incomplete",
-                )
-            runs.append(parse(content, directory + name, tmp))
-        return where(directory), runs
+        # a newer baseline job may finish while the files are read: the raw endpoint then serves its
+        # artifact, which may have dropped the oldest run the first index listed; read it all again
+        missing = ""
+        for _ in range(2):
+            index = client.artifact(ref, directory + INDEX_NAME, job)
+            if index is None:
+                return None
+            names = parse_index(index, where(directory + INDEX_NAME))[-keep:]
+            contents = [(name, client.artifact(ref, directory + name, job)) for name in names]
+            missing = next((name for name, content in contents if content is None), "")
+            if not missing:
+                return where(directory), [parse(c, directory + name, tmp) for name, c in contents if c is not None]
+        raise ResultsFileError(
+            where(directory + missing),
+            f"listed in {directory}{INDEX_NAME} but not in the artifact (404), twice: the artifact is incomplete",
+        )
 
 
 def _fetch_baseline(args: argparse.Namespace) -> int:
