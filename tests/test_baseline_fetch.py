@@ -69,6 +69,11 @@ def gitlab(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubState]:
         yield state
 
 
+def fetch(to: str | Path, *args: str) -> int:
+    """``perfgate baseline fetch --to TO ARGS``; its exit code."""
+    return main(["baseline", "fetch", "--to", str(to), *args])
+
+
 def _outputs(capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
     out, err = capsys.readouterr()
     assert TOKEN not in out and TOKEN not in err  # never, whatever happened
@@ -80,7 +85,7 @@ def test_the_run_history_is_fetched_through_its_index_oldest_first(
 ) -> None:
     gitlab.artifact_dirs[("main", FETCH_JOB)] = _history(tmp_path / "artifacts", 1.0, 2.0, 3.0)
     target = tmp_path / "baseline"
-    assert main(["baseline", "fetch", "--to", str(target)]) == 0
+    assert fetch(target) == 0
     out, _ = _outputs(capsys)
     assert out == (
         f"fetched 3 runs from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main into {target} "
@@ -109,14 +114,14 @@ def test_keep_drops_the_oldest_fetched_runs(
 ) -> None:
     gitlab.artifact_dirs[("main", FETCH_JOB)] = _history(tmp_path / "artifacts", 1.0, 2.0, 3.0, 4.0)
     target = tmp_path / "baseline"
-    assert main(["baseline", "fetch", "--to", str(target), "--keep", "2"]) == 0
+    assert fetch(target, "--keep", "2") == 0
     assert _outputs(capsys)[0].startswith("fetched 2 runs from artifact .perfgate/baseline/")
     assert _levels(target) == [3.0, 4.0]
     # the runs the keep count would drop are not downloaded at all
     assert _artifact_gets(gitlab) == [INDEX, ".perfgate/baseline/run-000003.json", ".perfgate/baseline/run-000004.json"]
     assert parse_index((target / INDEX_NAME).read_bytes(), "index") == ("run-000001.json", "run-000002.json")
     # fetched again into the same directory: the newest 2 of all it then holds are kept
-    assert main(["baseline", "fetch", "--to", str(target), "--keep", "2"]) == 0
+    assert fetch(target, "--keep", "2") == 0
     assert _outputs(capsys)[0].endswith("(2 runs stored, keeping 2)\n")
     assert parse_index((target / INDEX_NAME).read_bytes(), "index") == ("run-000003.json", "run-000004.json")
 
@@ -128,7 +133,7 @@ def test_a_results_file_artifact_of_an_older_baseline_job_is_still_fetched(
     only: with the default --path, that one run is the baseline until the job keeps a history."""
     gitlab.artifacts[("main", FETCH_JOB, LEGACY_FETCH_PATH)] = RESULTS
     target = tmp_path / "baseline"
-    assert main(["baseline", "fetch", "--to", str(target)]) == 0
+    assert fetch(target) == 0
     out, _ = _outputs(capsys)
     assert out == (
         f"fetched 1 run from artifact .perfgate/results.json of job 'perfgate-baseline' on main into {target} "
@@ -141,7 +146,7 @@ def test_a_results_file_artifact_of_an_older_baseline_job_is_still_fetched(
     # with both there, the history wins and the single file is not asked for
     gitlab.requests.clear()
     gitlab.artifact_dirs[("main", FETCH_JOB)] = _history(tmp_path / "artifacts", 5.0, 6.0)
-    assert main(["baseline", "fetch", "--to", str(tmp_path / "b2")]) == 0
+    assert fetch(tmp_path / "b2") == 0
     assert "fetched 2 runs from artifact .perfgate/baseline/" in _outputs(capsys)[0]
     assert _artifact_gets(gitlab) == [INDEX, ".perfgate/baseline/run-000001.json", ".perfgate/baseline/run-000002.json"]
     assert _levels(tmp_path / "b2") == [5.0, 6.0]
@@ -156,17 +161,17 @@ def test_an_explicit_path_is_a_directory_or_a_file_by_its_shape(
     gitlab.artifacts[("main", FETCH_JOB, LEGACY_FETCH_PATH)] = RESULTS
     for path in ("perf/history", "perf/history/"):  # without a .json suffix: a directory, like open_store
         target = tmp_path / path.replace("/", "-")
-        assert main(["baseline", "fetch", "--to", str(target), "--path", path]) == 0
+        assert fetch(target, "--path", path) == 0
         assert "fetched 1 run from artifact perf/history/ of job" in _outputs(capsys)[0]
         assert _levels(target) == [7.0]
     # an explicit path has no fallback: its index missing is "no baseline yet"
-    assert main(["baseline", "fetch", "--to", str(tmp_path / "none"), "--path", "perf/other/"]) == 0
+    assert fetch(tmp_path / "none", "--path", "perf/other/") == 0
     assert _outputs(capsys)[0] == (
         "perfgate: NOTICE: no baseline yet (first run on main): no artifact perf/other/index.json of job "
         "'perfgate-baseline' on main; the gate will pass without a comparison\n"
     )
     assert not (tmp_path / "none").exists()
-    assert main(["baseline", "fetch", "--to", str(tmp_path / "none"), "--path", " "]) == 2
+    assert fetch(tmp_path / "none", "--path", " ") == 2
     assert "error: --path is empty" in _outputs(capsys)[1]
 
 
@@ -185,7 +190,7 @@ def test_several_fetches_merge_into_one_baseline_and_keep_is_honoured(
         "run-000003.json",
     ]
     # a committed directory of stored runs adds its runs to the same baseline
-    assert main(["baseline", "fetch", "--to", target, "--from-dir", str(EXAMPLE_BASELINE)]) == 0
+    assert fetch(target, "--from-dir", str(EXAMPLE_BASELINE)) == 0
     stored = open_store(target).load()
     assert stored is not None and len(stored.runs) == 5
 
@@ -194,7 +199,7 @@ def test_no_baseline_yet_is_a_visible_notice_and_the_gate_passes(
     gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "baseline"
-    assert main(["baseline", "fetch", "--to", str(target)]) == 0
+    assert fetch(target) == 0
     out, err = _outputs(capsys)
     assert out == (
         "perfgate: NOTICE: no baseline yet (first run on main): no artifact .perfgate/baseline/index.json "
@@ -207,7 +212,7 @@ def test_no_baseline_yet_is_a_visible_notice_and_the_gate_passes(
     current.write_bytes(RESULTS)
     assert main(["compare", str(target), str(current)]) == 0
     # --require-baseline turns the notice into an error
-    assert main(["baseline", "fetch", "--to", str(target), "--require-baseline"]) == 2
+    assert fetch(target, "--require-baseline") == 2
     _, err = _outputs(capsys)
     assert err.startswith("error: no baseline yet (first run on main)")
 
@@ -224,7 +229,7 @@ def test_api_errors_exit_2_with_the_reason_and_no_token(
     gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str], status: int, fragment: str
 ) -> None:
     gitlab.fail_with = status
-    assert main(["baseline", "fetch", "--to", str(tmp_path / "b")]) == 2
+    assert fetch(tmp_path / "b") == 2
     out, err = _outputs(capsys)
     assert out == ""
     assert err.startswith("error: GitLab API GET http://127.0.0.1:")
@@ -238,7 +243,7 @@ def test_a_wrong_job_token_is_refused_and_not_shown(
 ) -> None:
     gitlab.artifacts[("main", FETCH_JOB, FETCH_PATH)] = RESULTS
     monkeypatch.setenv("CI_JOB_TOKEN", "wrong-" + TOKEN)
-    assert main(["baseline", "fetch", "--to", str(tmp_path / "b")]) == 2
+    assert fetch(tmp_path / "b") == 2
     _, err = _outputs(capsys)
     assert "answered 401: the token was refused" in err
     assert "wrong-" not in err
@@ -258,7 +263,7 @@ def test_a_corrupt_results_artifact_exits_2_naming_it_and_stores_nothing(
 ) -> None:
     gitlab.artifacts[("main", FETCH_JOB, LEGACY_FETCH_PATH)] = content
     target = tmp_path / "b"
-    assert main(["baseline", "fetch", "--to", str(target)]) == 2
+    assert fetch(target) == 2
     out, err = _outputs(capsys)
     assert out == ""
     assert err.startswith(f"error: artifact {LEGACY_FETCH_PATH} of job 'perfgate-baseline' on main: {reason}")
@@ -293,7 +298,7 @@ def test_a_corrupt_index_exits_2_naming_it_and_stores_nothing(
     gitlab.artifact_dirs[("main", FETCH_JOB)] = root
     gitlab.artifacts[("main", FETCH_JOB, LEGACY_FETCH_PATH)] = RESULTS  # there, but a corrupt index is no "missing"
     target = tmp_path / "b"
-    assert main(["baseline", "fetch", "--to", str(target)]) == 2
+    assert fetch(target) == 2
     out, err = _outputs(capsys)
     assert out == ""
     assert err.startswith(f"error: artifact {INDEX} of job 'perfgate-baseline' on main: {reason}"), err
@@ -310,7 +315,7 @@ def test_a_corrupt_run_in_the_history_exits_2_naming_it_and_stores_nothing(
     run.write_bytes(run.read_bytes()[:200])  # a truncated file
     gitlab.artifact_dirs[("main", FETCH_JOB)] = root
     target = tmp_path / "b"
-    assert main(["baseline", "fetch", "--to", str(target)]) == 2
+    assert fetch(target) == 2
     out, err = _outputs(capsys)
     assert out == ""
     assert err.startswith(
@@ -327,7 +332,7 @@ def test_a_run_listed_but_missing_from_the_artifact_exits_2_naming_it(
     (root / FETCH_PATH / "run-000003.json").unlink()
     gitlab.artifact_dirs[("main", FETCH_JOB)] = root
     target = tmp_path / "b"
-    assert main(["baseline", "fetch", "--to", str(target), "--require-baseline"]) == 2
+    assert fetch(target, "--require-baseline") == 2
     out, err = _outputs(capsys)
     assert out == ""
     assert err == (
@@ -361,7 +366,7 @@ def test_a_newer_baseline_job_finishing_mid_fetch_gives_its_history_whole(
     newer = _history(tmp_path / "newer", 1.0, 2.0, 3.0, 4.0, keep=3)  # run 1 dropped, run 4 added
     gitlab.artifact_dirs = _NewerJobMidFetch(("main", FETCH_JOB), older, newer)
     target = tmp_path / "b"
-    assert main(["baseline", "fetch", "--to", str(target)]) == 0
+    assert fetch(target) == 0
     _outputs(capsys)
     assert _levels(target) == [2.0, 3.0, 4.0]  # the newer job's history, not a mixture
     assert _artifact_gets(gitlab)[:2] == [INDEX, ".perfgate/baseline/run-000001.json"]  # 404: read again
@@ -374,7 +379,7 @@ def test_an_index_listing_no_runs_is_no_baseline_yet(
     (root / FETCH_PATH).mkdir(parents=True)
     (root / INDEX).write_bytes(_index([]))
     gitlab.artifact_dirs[("main", FETCH_JOB)] = root
-    assert main(["baseline", "fetch", "--to", str(tmp_path / "b")]) == 0
+    assert fetch(tmp_path / "b") == 0
     assert _outputs(capsys)[0] == (
         "perfgate: NOTICE: no baseline yet: artifact .perfgate/baseline/ of job 'perfgate-baseline' on main "
         "lists no runs; the gate will pass without a comparison\n"
@@ -405,15 +410,15 @@ def test_outside_ci_the_missing_variables_are_named(
 ) -> None:
     for name in ("CI_API_V4_URL", "CI_PROJECT_ID", "CI_JOB_TOKEN", "CI_DEFAULT_BRANCH"):
         monkeypatch.delenv(name, raising=False)
-    assert main(["baseline", "fetch", "--to", str(tmp_path / "b")]) == 2
+    assert fetch(tmp_path / "b") == 2
     assert _outputs(capsys)[1] == (
         "error: no ref to fetch the baseline from: pass --ref REF or run in GitLab CI (CI_DEFAULT_BRANCH)\n"
     )
-    assert main(["baseline", "fetch", "--to", str(tmp_path / "b"), "--ref", "main"]) == 2
+    assert fetch(tmp_path / "b", "--ref", "main") == 2
     assert "CI_API_V4_URL and CI_PROJECT_ID not set" in _outputs(capsys)[1]
     monkeypatch.setenv("CI_API_V4_URL", "http://127.0.0.1:9/api/v4")
     monkeypatch.setenv("CI_PROJECT_ID", "1")
-    assert main(["baseline", "fetch", "--to", str(tmp_path / "b"), "--ref", "main"]) == 2
+    assert fetch(tmp_path / "b", "--ref", "main") == 2
     assert _outputs(capsys)[1] == "error: CI_JOB_TOKEN is not set (it exists only inside a GitLab CI job)\n"
 
 
@@ -421,7 +426,7 @@ def test_from_a_committed_directory_and_file(tmp_path: Path, capsys: pytest.Capt
     committed = tmp_path / "committed"
     shutil.copytree(EXAMPLE_BASELINE, committed)
     target = tmp_path / "b"
-    assert main(["baseline", "fetch", "--to", str(target), "--from-dir", str(committed)]) == 0
+    assert fetch(target, "--from-dir", str(committed)) == 0
     assert _outputs(capsys)[0] == f"fetched 3 runs from {committed} into {target} (3 runs stored, keeping 10)\n"
     original, copied = open_store(committed).load(), open_store(target).load()
     assert original is not None and copied is not None
@@ -431,20 +436,20 @@ def test_from_a_committed_directory_and_file(tmp_path: Path, capsys: pytest.Capt
     assert all(any(s.values for t in r.tests for s in t.series.values()) for r in full)
     single = tmp_path / "one.json"
     save_results(single, make_run({"t::a": [1.0] * 5}))
-    assert main(["baseline", "fetch", "--to", str(target), "--from-file", str(single), "--keep", "2"]) == 0
+    assert fetch(target, "--from-file", str(single), "--keep", "2") == 0
     assert _outputs(capsys)[0].endswith("(2 runs stored, keeping 2)\n")
 
 
 def test_local_sources_missing_or_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "b"
-    assert main(["baseline", "fetch", "--to", str(target), "--from-dir", str(tmp_path / "none")]) == 0
+    assert fetch(target, "--from-dir", str(tmp_path / "none")) == 0
     assert "NOTICE: " + str(tmp_path / "none") + ": no baseline yet" in _outputs(capsys)[0]
-    assert main(["baseline", "fetch", "--to", str(target), "--from-file", str(tmp_path)]) == 2
+    assert fetch(target, "--from-file", str(tmp_path)) == 2
     assert "is a directory: use --from-dir" in _outputs(capsys)[1]
     bad = tmp_path / "bad.json"
     bad.write_text("{", encoding="utf-8")
-    assert main(["baseline", "fetch", "--to", str(target), "--from-file", str(bad)]) == 2
+    assert fetch(target, "--from-file", str(bad)) == 2
     assert _outputs(capsys)[1].startswith(f"error: {bad}: is not valid JSON")
     assert not target.exists()
     with pytest.raises(SystemExit):
-        main(["baseline", "fetch", "--to", str(target), "--from-dir", "a", "--from-file", "b"])
+        fetch(target, "--from-dir", "a", "--from-file", "b")

@@ -27,6 +27,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from pytest_perfgate.stats import percentile
+
 FACTORS = (1.05, 1.10, 1.25)
 FAIL = "regression"
 WARN = "warning"
@@ -251,7 +253,7 @@ def describe(runs: list[dict[str, Any]], title: str) -> tuple[str, dict[str, Any
             if not changes:
                 cells.append("-")
                 continue
-            lo, hi = _pct(changes, 5), _pct(changes, 95)
+            lo, hi = percentile(changes, 5), percentile(changes, 95)
             result["changes"][w][str(factor)] = {"median": statistics.median(changes), "p5": lo, "p95": hi}
             cells.append(f"{statistics.median(changes):+.1%} [{lo:+.1%}, {hi:+.1%}]")
         blocks = statistics.median(r["tests"][w]["blocks"] for r in ok)
@@ -261,13 +263,6 @@ def describe(runs: list[dict[str, Any]], title: str) -> tuple[str, dict[str, Any
         lines += [f"- {r['name']} ({r['condition']}): exit {r['returncode']}: {' / '.join(r['stderr_tail'])}"
                   for r in bad]
     return "\n".join(lines) + "\n", result
-
-
-def _pct(ordered: list[float], q: float) -> float:
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def main() -> int:

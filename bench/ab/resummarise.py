@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 
 
 def main() -> int:
@@ -29,12 +27,11 @@ def main() -> int:
     commit = json.loads((folder / "meta.jsonl").read_text().splitlines()[0])["perfgate_commit"]
     work = Path(tempfile.mkdtemp(prefix="perfgate-ab-resummarise-"))
     try:
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", "--format=tar", commit, "src/pytest_perfgate"],
-            check=True, capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
-        sys.path[:0] = [str(work / "src"), str(HERE)]
+        sys.path.insert(0, str(HERE))
+        from run import snapshot_perfgate
+
+        snapshot_perfgate(work, commit)
+        sys.path.insert(0, str(work / "src"))
         import summarise
 
         records = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines() if line.strip()]

@@ -46,10 +46,10 @@ FACTORS = (1.0, 1.0, 1.0, 1.05, 1.10, 1.25)
 CONDITIONS = ("idle", "busy-other", "busy-same")
 
 
-def snapshot_perfgate(dest: Path) -> str:
-    """Extract ``src/pytest_perfgate`` of HEAD into ``dest``; the commit id."""
+def snapshot_perfgate(dest: Path, revision: str = "HEAD") -> str:
+    """Extract ``src/pytest_perfgate`` of ``revision`` of this repository into ``dest``; the commit id."""
     commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+        ["git", "-C", str(ROOT), "rev-parse", revision], check=True, capture_output=True, text=True
     ).stdout.strip()
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", "--format=tar", commit, "src/pytest_perfgate"],

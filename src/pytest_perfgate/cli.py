@@ -356,12 +356,6 @@ LEGACY_FETCH_PATH = ".perfgate/results.json"
 INDEX_NAME = "index.json"
 
 
-def _artifact_is_directory(path: str) -> bool:
-    """An artifact path names a directory of stored runs when it ends in ``/`` or has no ``.json``
-    suffix (the rule ``open_store`` applies to a path that does not exist yet)."""
-    return path.endswith("/") or not path.lower().endswith(".json")
-
-
 def _artifact_runs(ref: str, job: str, path: str, keep: int) -> tuple[str, list[RunResult]] | None:
     """``(where, runs)`` from ``path`` in the artifacts of ``job`` in the latest successful pipeline
     on ``ref``, or ``None`` when it is not there (404: no such pipeline or job yet, or no such file
@@ -378,6 +372,7 @@ def _artifact_runs(ref: str, job: str, path: str, keep: int) -> tuple[str, list[
     from .errors import ResultsFileError
     from .gitlab import from_environment
     from .importers import load_run
+    from .store import names_a_directory
     from .store.files import parse_index
 
     client = from_environment(job_token=True)
@@ -394,7 +389,7 @@ def _artifact_runs(ref: str, job: str, path: str, keep: int) -> tuple[str, list[
             raise ResultsFileError(where(file), exc.reason) from None
 
     with tempfile.TemporaryDirectory(prefix="perfgate-fetch-") as tmp:
-        if not _artifact_is_directory(path):
+        if not names_a_directory(path):
             content = client.artifact(ref, path, job)
             return None if content is None else (where(path), [parse(content, path, tmp)])
         directory = path if path.endswith("/") else path + "/"
@@ -425,7 +420,7 @@ def _fetch_baseline(args: argparse.Namespace) -> int:
 
     from .errors import GateError, ResultsFileError
     from .importers import load_run
-    from .store import DEFAULT_KEEP, open_store
+    from .store import DEFAULT_KEEP, names_a_directory, open_store
 
     runs: list[RunResult] = []
     note = ""
@@ -444,7 +439,7 @@ def _fetch_baseline(args: argparse.Namespace) -> int:
         if args.path is not None and not args.path.strip():
             raise GateError("--path is empty: pass the directory of stored runs or the results file in the artifact")
         paths = [args.path] if args.path is not None else [FETCH_PATH, LEGACY_FETCH_PATH]
-        shown = [p.rstrip("/") + "/" + INDEX_NAME if _artifact_is_directory(p) else p for p in paths]
+        shown = [p.rstrip("/") + "/" + INDEX_NAME if names_a_directory(p) else p for p in paths]
         missing = f"no baseline yet (first run on {ref}): no artifact {shown[0]}"
         missing += "".join(f" (nor {p})" for p in shown[1:]) + f" of job {args.job!r} on {ref}"
         for path in paths:

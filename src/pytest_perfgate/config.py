@@ -18,11 +18,9 @@ from . import metrics as metric_registry
 from .budgets import BudgetSpec, MetricBudget, parse_level
 from .errors import BudgetError, ConfigError, UnitError
 from .metrics import MetricDef
-from .options import CONFIG_NAMES
 from .options import find_config as find_config  # lives with the options: the plugin runs it in every session
 from .units import Kind, parse
 
-DEFAULT_NAMES = CONFIG_NAMES
 GATE_STATISTICS = ("min", "mean", "median", "p90", "p95", "p99", "max")
 
 

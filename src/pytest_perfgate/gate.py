@@ -548,10 +548,9 @@ def compare_paired(
         )
     confirmed = [t for t in tests if t.extra_pairs]
     if confirmed:
-        def pair_changes(t: PairedTest) -> str:
-            return ", ".join(f"{math.expm1(stats.percentile(r, 50)):+.1%}" for r in (t.log_ratios, *t.extra_pairs))
-
-        shown = "; ".join(f"{t.nodeid} {pair_changes(t)}" for t in confirmed[:5])
+        shown = "; ".join(
+            f"{t.nodeid} " + ", ".join(f"{math.expm1(shift):+.1%}" for shift in t.pair_shifts) for t in confirmed[:5]
+        )
         all_notices.append(
             f"{len(confirmed)} test{'s' if len(confirmed) != 1 else ''} with a large change were measured again in "
             f"fresh pairs of workers and judged on the median change over the pairs (each pair of processes has "
@@ -587,11 +586,10 @@ def _paired_result(test: PairedTest) -> stats.PairedComparison:
     """One test's paired comparison: the blocks of every pair of workers pooled for the sign test
     and the interval; the change is the median of the pairs' median changes (of two, their mean),
     so that no single pair's process offset decides it."""
-    pairs = (test.log_ratios, *test.extra_pairs)
-    result = stats.compare_paired([r for pair in pairs for r in pair])
-    if len(pairs) == 1:
+    result = stats.compare_paired([r for pair in (test.log_ratios, *test.extra_pairs) for r in pair])
+    if not test.extra_pairs:
         return result
-    return replace(result, shift=stats.percentile([stats.percentile(pair, 50) for pair in pairs], 50))
+    return replace(result, shift=stats.percentile(test.pair_shifts, 50))
 
 
 def _without(run: RunResult, metric: str) -> RunResult:

@@ -179,11 +179,23 @@ def tracking(config: pytest.Config) -> bool:
     return TRACKING in config.stash
 
 
+def register_once(config: pytest.Config, name: str, make: Callable[[], object]) -> bool:
+    """Register ``make()`` as the plugin ``name`` for the rest of the session unless it is
+    registered already (plugins of hooks that a session needs only once something uses them);
+    whether it was registered now."""
+    if config.pluginmanager.has_plugin(name):
+        return False
+    config.pluginmanager.register(make(), name)
+    return True
+
+
 def _collect_results(config: pytest.Config) -> None:
-    if not config.pluginmanager.has_plugin("perfgate-results"):
+    def results() -> object:
         from ._tracking import Results
 
-        config.pluginmanager.register(Results(config), "perfgate-results")
+        return Results(config)
+
+    register_once(config, "perfgate-results", results)
 
 
 def xdist_controller(config: pytest.Config) -> bool:

@@ -20,7 +20,6 @@ from typing import Any
 
 from ..errors import AbError, PerfgateError
 from ..model import RunResult, load_results
-from ..stats import percentile
 from . import worktree as wt
 from .protocol import ENV_FDS, ENV_FOREIGN, ENV_PAD, ENV_SIDE, PROTOCOL_VERSION, Channel, ChannelClosed, ChannelTimeout
 from .schedule import BASE, CURRENT, SIDES, PairedSettings, PairedTest, Round, measure_paired
@@ -276,7 +275,7 @@ def _needs_confirming(test: PairedTest, above: float) -> bool:
     and "within" (another pair breaks the tie: the test is judged on the median over the pairs)."""
     if test.problem or test.only or not test.log_ratios:
         return False
-    votes = [_direction(math.expm1(percentile(pair, 50)), above) for pair in (test.log_ratios, *test.extra_pairs)]
+    votes = [_direction(math.expm1(shift), above) for shift in test.pair_shifts]
     if len(votes) == 1:
         return votes[0] != 0
     return 2 * max(votes.count(vote) for vote in set(votes)) <= len(votes)
@@ -410,8 +409,8 @@ def _drive(
     for index, nodeid in enumerate(order):
         now = time.monotonic()
         if deadline is not None and now >= deadline:
-            run.incomplete = f"the whole-run time limit ({options.timeout:g}s) was reached"
-            tests += [PairedTest(n, problem="not run: " + run.incomplete) for n in order[index:]]
+            run.incomplete = _limit_reached(options)
+            tests += _not_run(order[index:], run.incomplete)
             break
         limit = options.test_timeout if deadline is None else min(options.test_timeout, deadline - now)
         for worker in workers.values():
@@ -421,10 +420,10 @@ def _drive(
         except AbError as exc:
             message = str(exc)
             if deadline is not None and time.monotonic() >= deadline - 0.5:
-                message = f"the whole-run time limit ({options.timeout:g}s) was reached during {nodeid}"
+                message = _limit_reached(options, nodeid)
             run.incomplete = message
             tests.append(PairedTest(nodeid, problem=f"the run broke here: {message}".split("\n")[0]))
-            tests += [PairedTest(n, problem="not run: a worker crashed or hung earlier") for n in order[index + 1:]]
+            tests += _not_run(order[index + 1:], "a worker crashed or hung earlier")
             break
         say(f"[{index + 1:>{width}}/{len(order)}] {nodeid}: {_summary(test)}")
         if test.problem == NO_PERF:
@@ -433,8 +432,8 @@ def _drive(
             tests.append(test)
         if test.stopped == "time limit" and deadline is not None and limit < options.test_timeout:
             # the whole-run limit, not the test's own, cut this test short: the run is not complete
-            run.incomplete = f"the whole-run time limit ({options.timeout:g}s) was reached during {nodeid}"
-            tests += [PairedTest(n, problem="not run: " + run.incomplete) for n in order[index + 1:]]
+            run.incomplete = _limit_reached(options, nodeid)
+            tests += _not_run(order[index + 1:], run.incomplete)
             break
     if unmeasured and first:
         run.notices.append(
@@ -444,12 +443,20 @@ def _drive(
     return tests
 
 
+def _limit_reached(options: AbOptions, nodeid: str = "") -> str:
+    return f"the whole-run time limit ({options.timeout:g}s) was reached" + (f" during {nodeid}" if nodeid else "")
+
+
+def _not_run(nodeids: Sequence[str], why: str) -> list[PairedTest]:
+    return [PairedTest(n, problem="not run: " + why) for n in nodeids]
+
+
 def _summary(test: PairedTest) -> str:
     if test.problem:
         return test.problem.split("\n")[0]
     if not test.log_ratios:
         return "no paired rounds"
-    ratio = math.expm1(percentile(test.log_ratios, 50))
+    ratio = math.expm1(test.pair_shifts[0])
     left_out = f", {test.disturbed} disturbed left out" if test.disturbed and not test.disturbed_judged else ""
     return (f"{ratio:+.1%} over {test.blocks} blocks of 4 rounds x {test.loops} loop(s){left_out} "
             f"({test.elapsed:.1f}s, stopped: {test.stopped})")

@@ -17,6 +17,7 @@ from statistics import median
 from typing import Protocol
 
 from ..errors import MeasurementError
+from ..stats import percentile
 
 BASE, CURRENT = "base", "current"
 
@@ -109,6 +110,10 @@ class PairedTest:
     def blocks(self) -> int:
         return len(self.log_ratios)
 
+    @property
+    def pair_shifts(self) -> tuple[float, ...]:
+        """The median block log ratio of each pair of workers that measured the test, first pair first."""
+        return tuple(percentile(pair, 50) for pair in (self.log_ratios, *self.extra_pairs) if pair)
 
 
 def measure_paired(

@@ -308,9 +308,8 @@ _CAPTURE = "perfgate-mongo-capture"
 
 def _capture(config: pytest.Config) -> None:
     """Register the capture window for the rest of the session (with the core's per-test hooks)."""
-    if not config.pluginmanager.has_plugin(_CAPTURE):
-        core.track(config)
-        config.pluginmanager.register(_Capture(), _CAPTURE)
+    core.track(config)  # first: the capture window runs inside the core's per-test hooks
+    core.register_once(config, _CAPTURE, _Capture)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

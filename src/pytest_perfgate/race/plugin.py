@@ -51,8 +51,8 @@ _SUMMARY = "perfgate-race-summary"
 
 
 def _summarise(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput") and not config.pluginmanager.has_plugin(_SUMMARY):
-        config.pluginmanager.register(_RaceSummary(), _SUMMARY)
+    if not hasattr(config, "workerinput"):
+        core.register_once(config, _SUMMARY, _RaceSummary)
 
 
 def _replay_command(item: pytest.Item) -> Any:
@@ -84,9 +84,8 @@ def race(request: pytest.FixtureRequest) -> Race:
         replay_command=_replay_command(item),
     )
     item.stash[RACE] = fixture
-    if not config.pluginmanager.has_plugin(_REPORTS):  # per-test hooks only in sessions that race
-        core.track(config)  # the core's per-test hooks put the race reports into the results
-        config.pluginmanager.register(_RaceReports(), _REPORTS)
+    core.track(config)  # the core's per-test hooks put the race reports into the results
+    if core.register_once(config, _REPORTS, _RaceReports):  # per-test hooks only in sessions that race
         _summarise(config)
     return fixture
 

@@ -39,6 +39,12 @@ class BaselineStore(Protocol):
         """Store ``run`` as the newest baseline run (atomically); returns where it went."""
 
 
+def names_a_directory(path: str) -> bool:
+    """Whether a path that cannot be looked at (not there yet, or in a GitLab artifact) names a
+    directory of stored runs: it ends in a separator or has no ``.json`` suffix."""
+    return path.endswith(("/", os.sep)) or Path(path).suffix.lower() != ".json"
+
+
 def open_store(location: str | os.PathLike[str]) -> BaselineStore:
     """A directory (existing, or a path ending in ``/`` or without a ``.json`` suffix) is a
     :class:`DirectoryStore`; anything else is a :class:`FileStore`."""
@@ -46,7 +52,7 @@ def open_store(location: str | os.PathLike[str]) -> BaselineStore:
 
     text = os.fspath(location)
     path = Path(text)
-    if path.is_dir() or text.endswith(("/", os.sep)) or (not path.exists() and path.suffix.lower() != ".json"):
+    if path.is_dir() or text.endswith(("/", os.sep)) or (not path.exists() and names_a_directory(text)):
         return DirectoryStore(text)
     return FileStore(text)
 
