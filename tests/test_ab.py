@@ -484,6 +484,7 @@ def test_the_whole_run_limit_reports_what_was_not_run(repo: Path, tmp_path: Path
 def test_an_interrupted_run_leaves_no_worktree_or_processes(repo: Path, signum: int) -> None:
     pids = _pid_tests(repo, "    time.sleep(120)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PERFGATE_"))}
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps its stacks, should it not end (below)
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest_perfgate.cli", "ab", "--base", "main", "--", "tests/test_fault.py"],
         cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -494,7 +495,12 @@ def test_an_interrupted_run_leaves_no_worktree_or_processes(repo: Path, signum: 
     assert _written(pids), "no worker reached the test"
     assert _git(repo, "worktree", "list").count("\n") == 2  # the base worktree exists now
     process.send_signal(signum)
-    _, err = process.communicate(timeout=60)
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, err = process.communicate(timeout=60)
+        pytest.fail(f"perfgate ab did not end within 120 s of the signal; where it was:\n{err[-6000:]}")
     assert process.returncode == 130, err
     assert "error: interrupted" in err
     assert not any(_alive(pid) for pid in _written(pids))
@@ -544,6 +550,18 @@ def test_a_test_measured_in_several_pairs_is_judged_on_the_median_change_over_th
     three = replace(_test("t::x", 1.21), extra_pairs=((math.log(0.99),) * 20, (math.log(1.01),) * 20))
     (judged,) = compare_paired([three], GateSettings()).comparisons
     assert judged.change == pytest.approx(0.01, abs=0.001) and judged.verdict is not GateVerdict.REGRESSION
+
+
+def test_the_interval_of_a_test_measured_in_several_pairs_holds_every_pairs_change() -> None:
+    """The blocks of two pairs, pooled, give a narrow interval around neither pair's change; the
+    change is the pairs' mean: the interval shown spans both pairs, so it holds the change."""
+    two = replace(_test("t::x", 11.0, jitter=0.001), extra_pairs=((math.log(9.0),) * 20,))
+    (comparison,) = compare_paired([two], GateSettings()).comparisons
+    low, high = comparison.ci
+    assert low == pytest.approx(8.0, abs=0.01) and high >= 10.0 - 0.01
+    assert low <= comparison.change <= high
+    (single,) = compare_paired([_test("t::x", 11.0, jitter=0.001)], GateSettings()).comparisons
+    assert single.ci[0] > 9.9  # one pair: the blocks' own interval
 
 
 @pytest.mark.parametrize(

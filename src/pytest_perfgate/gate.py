@@ -552,7 +552,8 @@ def compare_paired(
             f"{t.nodeid} " + ", ".join(f"{math.expm1(shift):+.1%}" for shift in t.pair_shifts) for t in confirmed[:5]
         )
         all_notices.append(
-            f"{len(confirmed)} test{'s' if len(confirmed) != 1 else ''} with a large change were measured again in "
+            f"{len(confirmed)} test{'s' if len(confirmed) != 1 else ''} with a large change "
+            f"{'was' if len(confirmed) == 1 else 'were'} measured again in "
             f"fresh pairs of workers and judged on the median change over the pairs (each pair of processes has "
             f"its own small offset): {shown}"
         )
@@ -589,7 +590,7 @@ def _paired_result(test: PairedTest) -> stats.PairedComparison:
     result = stats.compare_paired([r for pair in (test.log_ratios, *test.extra_pairs) for r in pair])
     if not test.extra_pairs:
         return result
-    return replace(result, shift=stats.percentile(test.pair_shifts, 50))
+    return replace(result, shift=stats.percentile(test.pair_shifts, 50), pair_shifts=test.pair_shifts)
 
 
 def _without(run: RunResult, metric: str) -> RunResult:

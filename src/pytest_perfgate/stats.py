@@ -308,6 +308,8 @@ class PairedComparison:
     spread: float
     p_worse: float
     p_better: float
+    #: measured in several pairs of processes: each pair's median log ratio (``shift`` is then theirs)
+    pair_shifts: tuple[float, ...] = ()
 
     @property
     def runs(self) -> int:
@@ -319,7 +321,10 @@ class PairedComparison:
         return 0.5 ** len(self.ratios)
 
     def interval(self, confidence: float) -> tuple[float, float]:
-        return median_interval(self.ratios, confidence)
+        """The median's interval over the blocks, widened to every pair's own change: pairs of
+        processes differ by more than blocks within one pair show, and the change is theirs."""
+        low, high = median_interval(self.ratios, confidence)
+        return min((low, *self.pair_shifts)), max((high, *self.pair_shifts))
 
 
 def compare_paired(log_ratios: Sequence[float]) -> PairedComparison:

@@ -256,7 +256,7 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
             if run.incomplete or not flagged:
                 break
             say(f"perfgate ab: {len(flagged)} test(s) changed by {options.confirm_above:.0%} or more: measured again "
-                f"in a fresh pair of workers ({number} of {1 + options.confirm_pairs})")
+                f"in a fresh pair of workers (pair {number} of at most {1 + options.confirm_pairs})")
             _kill_all(workers)
             for side in (CURRENT, BASE):
                 pair.start(side, number)
