@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from pytest_perfgate import stats
 from pytest_perfgate.ab.controller import _needs_confirming
+from pytest_perfgate.ab.judge import compare_paired
 from pytest_perfgate.ab.schedule import (
     BASE,
     CURRENT,
@@ -31,7 +32,7 @@ from pytest_perfgate.ab.schedule import (
     measure_paired,
 )
 from pytest_perfgate.config import GateSettings
-from pytest_perfgate.gate import GateVerdict, compare_paired
+from pytest_perfgate.gate import GateVerdict
 
 # --------------------------------------------------------------------------- statistics
 

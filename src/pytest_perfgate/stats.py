@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _PERCENTILE_STATS = {"median": 50.0, "p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 
@@ -344,3 +344,16 @@ def compare_paired(log_ratios: Sequence[float]) -> PairedComparison:
         p_worse=binom_half_sf(above, n) if n else 1.0,
         p_better=binom_half_sf(below, n) if n else 1.0,
     )
+
+
+def compare_pairs(pairs: Sequence[Sequence[float]]) -> PairedComparison:
+    """One test measured in one or more pairs of worker processes (each pair's block log ratios,
+    first pair first): the blocks of every pair pooled for the sign test and the interval; the
+    change is the median of the pairs' median changes (of two, their mean), so that no single
+    pair's process offset decides it."""
+    kept = [tuple(pair) for pair in pairs if pair]
+    result = compare_paired([r for pair in kept for r in pair])
+    if len(kept) < 2:
+        return result
+    shifts = tuple(percentile(pair, 50) for pair in kept)
+    return replace(result, shift=percentile(shifts, 50), pair_shifts=shifts)

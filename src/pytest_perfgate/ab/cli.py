@@ -54,9 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import _gate_settings, _write_reports
-    from ..gate import compare_paired
     from ..model import save_results
     from .controller import AbOptions, run_ab
+    from .judge import compare_paired
 
     settings = _gate_settings(args)
     pytest_args = list(args.pytest_args)
