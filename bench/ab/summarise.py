@@ -11,7 +11,7 @@ A cross-check, for perfgate versions that judge every block (before 4c33d83, whi
 blocks in which a worker was preempted): the two sides' results files (``--save-base``,
 ``--save-current``) hold the kept rounds of each side in the order they ran, which give back the
 per-block ratios exactly (block ``i`` holds base rounds ``2i, 2i+1`` and current rounds ``2i,
-2i+1``, all of the same loop count); :func:`pytest_perfgate.gate.compare_paired` on them must give
+2i+1``, all of the same loop count); :func:`pytest_perfgate.ab.judge.compare_paired` on them must give
 the same verdicts (``check_rounds``).
 """
 
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_perfgate import stats
+from pytest_perfgate.ab.judge import compare_paired
 from pytest_perfgate.ab.schedule import PairedTest
 from pytest_perfgate.config import GateSettings
-from pytest_perfgate.gate import compare_paired
 from pytest_perfgate.model import load_results
 
 #: (max_regression, warn_regression) the verdicts are recomputed with; ``max5`` = ``perfgate ab

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..options import duration, positive_int, whole_number
+
+if TYPE_CHECKING:
+    from .schedule import PairedTest
 
 EXIT_INCOMPLETE = 2
 
@@ -48,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-worktree", action="store_true", help="keep the base worktree (for debugging)")
     parser.add_argument("--save-current", metavar="FILE", help="write the current side's results file to FILE")
     parser.add_argument("--save-base", metavar="FILE", help="write the base side's results file to FILE")
+    parser.add_argument("--save-blocks", metavar="FILE",
+                        help="write every test's paired block ratios (per pair of workers) to FILE as JSON")
     _gate_args(parser)
     parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST ARGS", help="what pytest runs on both sides")
 
@@ -86,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     for path, side_run in ((args.save_current, result.current_run), (args.save_base, result.base_run)):
         if path and side_run is not None:
             save_results(path, side_run)
+    if args.save_blocks:
+        save_blocks(args.save_blocks, result.tests)
     notices = list(result.notices)
     if result.incomplete:
         notices.insert(0, f"the paired run did not finish: {result.incomplete}")
@@ -99,6 +108,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: the paired run did not finish: {result.incomplete}", file=sys.stderr)
         return EXIT_INCOMPLETE
     return report.exit_code
+
+
+BLOCKS_SCHEMA = "perfgate-ab-blocks"
+
+
+def save_blocks(path: str, tests: Sequence[PairedTest]) -> None:
+    """Each test's block log ratios, pair by pair (``--save-blocks``; schema ``perfgate-ab-blocks`` 1)."""
+    import json
+    from dataclasses import asdict
+
+    data = {"schema": BLOCKS_SCHEMA, "schema_version": 1, "tests": [asdict(t) for t in tests]}
+    Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
 def _live_line() -> Callable[[str], None]:
