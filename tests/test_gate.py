@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pytest_perfgate.budgets import BudgetResult, BudgetSpec, Verdict
 from pytest_perfgate.config import GateOverride, GateSettings
 from pytest_perfgate.errors import GateError
-from pytest_perfgate.gate import GateVerdict, compare
+from pytest_perfgate.gate import GateStatus, GateVerdict, compare, format_detectable
 from pytest_perfgate.model import RunResult, Series, TestResult
 from pytest_perfgate.units import Kind
 
@@ -96,7 +96,14 @@ def test_change_within_the_run_to_run_spread_is_unstable_not_a_failure() -> None
     (c,) = report.comparisons
     assert c.verdict is GateVerdict.UNSTABLE and not report.failed
     assert c.spread is not None and c.spread > 0.2
-    assert "run-to-run spread" in c.reason
+    # what the test compared, not "within the spread" (a 44% change "within" a 30% spread reads as a contradiction)
+    assert c.reason == "worse by 44%, not significant: the baseline's 5 runs vary by 30% (t test, Holm-adjusted p = 0.14)"
+    assert report.exit_code == 3
+    assert report.headline() == (
+        "perfgate: NOT JUDGED: the one time comparison could not be judged (1 too noisy to judge on this runner: "
+        "run-to-run spread 30%); the paired gate (perfgate ab) would judge it (more stored runs would not: the "
+        "spread is too large); baseline of 5 runs"
+    )
 
 
 def test_noisy_metric_that_cannot_detect_its_threshold_is_flagged() -> None:
@@ -104,7 +111,17 @@ def test_noisy_metric_that_cannot_detect_its_threshold_is_flagged() -> None:
     (c,) = compare(base, make_run({"a": [1.0] * 5})).comparisons
     assert c.verdict is GateVerdict.UNSTABLE
     assert c.detectable is not None and c.detectable > 0.10
-    assert "too noisy" in c.reason
+    # the figure in the words is the JSON's detectable (a fraction, as change is), with its factor past +100%
+    assert c.reason == (
+        f"too noisy to judge: the baseline's 5 runs vary by 8%; only a worsening of at least "
+        f"+{c.detectable:.0%} could be significant here"
+    )
+    assert c.reason.endswith("at least +38% could be significant here")
+
+
+def test_detectable_reads_as_a_percentage_and_past_100_percent_as_a_factor_too() -> None:
+    assert [format_detectable(d) for d in (0.38, 3.23, 98.0, 99.0, 150.0)] == [
+        "+38%", "+323% (4.2x)", "+9800% (99.0x)", "more than 100x", "more than 100x"]
 
 
 def test_min_effect_floors_the_thresholds() -> None:
@@ -181,7 +198,7 @@ def test_critical_budget_breach_fails_the_gate_even_without_a_baseline() -> None
     report = compare([], current)
     assert report.failed and report.exit_code == 1
     assert [b.critical for b in report.breaches] == [True, False]
-    assert "1 critical budget breach" in report.headline()
+    assert report.headline() == "perfgate: FAILED: 1 critical budget breach (1 new); no baseline yet"
     assert report.notices and "no baseline" in report.notices[0]
     assert verdicts_of(report) == {"a": GateVerdict.NEW}
 
@@ -189,6 +206,8 @@ def test_critical_budget_breach_fails_the_gate_even_without_a_baseline() -> None
 def test_missing_baseline_passes_with_a_notice() -> None:
     report = compare([], make_run({"a": [1.0] * 5}))
     assert report.exit_code == 0 and "no baseline" in report.notices[0]
+    assert report.status is GateStatus.NOTHING_COMPARED and not report.status.clean  # passes, not a green check
+    assert report.headline() == "perfgate: PASSED without a comparison (1 new); no baseline yet"
 
 
 def test_no_overlap_is_an_error_naming_both_sides() -> None:

@@ -695,8 +695,10 @@ def test_in_pytest_gate_fails_the_session_on_a_regression(
         result.assert_outcomes(passed=1)
         assert main(["baseline", "promote", str(pytester.path / f"run{i}.json"), "--to", str(store)]) == 0
     unchanged = pytester.runpytest("-p", "no:cacheprovider", f"--perfgate-compare={store}", "--perfgate-max-time=20ms")
-    assert unchanged.ret == pytest.ExitCode.OK
-    unchanged.stdout.fnmatch_lines(["perfgate: PASSED*baseline of 5 runs*"])
+    assert unchanged.ret == pytest.ExitCode.OK  # also when this runner's five runs vary too much to judge
+    (headline,) = [line for line in unchanged.outlines if line.startswith("perfgate: ") and "baseline of" in line]
+    assert headline.startswith(("perfgate: PASSED (1 unchanged)", "perfgate: NOT JUDGED: the one time comparison"))
+    assert headline.endswith("; baseline of 5 runs")
     monkeypatch.setenv("WORK_SECONDS", "0.1")  # 100x
     slow = pytester.runpytest(
         "-p", "no:cacheprovider", f"--perfgate-compare={store}", "--perfgate-max-time=50ms", "--perfgate-html=gate.html"

@@ -1,8 +1,10 @@
 """The ``perfgate`` command: a thin dispatcher. Each subcommand is a function; heavy imports
 happen inside it; domain errors become ``error: ...`` on stderr with a documented exit code.
 
-Exit codes: 0 success / gate passed; 1 a regression or a critical budget breach;
-2 bad input or configuration.
+Exit codes (docs/gate.md): 0 success / gate passed (also partly judged, or no baseline yet);
+1 a regression or a critical budget breach; 2 bad input or configuration, or an incomplete gate
+(a selected test or the run not compared); 3 the stored-baseline gate could judge nothing
+(``allow_failure: exit_codes: [3]`` in GitLab CI shows it as a warning).
 """
 
 from __future__ import annotations
@@ -261,7 +263,10 @@ def _write_text(path: str, text: str) -> None:
         raise ResultsFileError(path, f"cannot be written: {exc.strerror or exc}") from None
 
 
-@command("compare", "compare a run with a stored baseline: the CI gate (exit 1 on a regression)")(_compare_args)
+@command(
+    "compare",
+    "compare a run with a stored baseline: the CI gate (exit 1 on a regression, 3 when nothing could be judged)",
+)(_compare_args)
 def cmd_compare(args: argparse.Namespace) -> int:
     from dataclasses import replace
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,10 @@ from .units import Kind, format_value
 if TYPE_CHECKING:
     from .store import Baseline
 
-EXIT_OK, EXIT_FAIL = 0, 1
+#: the gate's exit codes (``perfgate compare`` and ``perfgate ab``; docs/gate.md): passed; a regression
+#: or a critical budget breach; incomplete (a selected test or the run was not compared: fails closed);
+#: nothing judged (the stored-baseline gate could judge none of its comparisons on this runner)
+EXIT_OK, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_NOT_JUDGED = 0, 1, 2, 3
 
 #: TestResult.evidence key holding summary statistics of series imported without samples
 SUMMARY_KEY = "summary"
@@ -65,6 +68,45 @@ class GateVerdict(str, Enum):
 
 
 _RANK = {verdict: i for i, verdict in enumerate(GateVerdict)}
+
+#: verdicts of comparisons that had a baseline but could not be judged either way
+UNJUDGED = (GateVerdict.UNSTABLE, GateVerdict.INSUFFICIENT)
+
+
+class GateStatus(str, Enum):
+    """What a whole report says, in one word; it decides the exit code and each format's mark."""
+
+    FAILED = "failed"  # a regression or a critical budget breach (exit 1)
+    INCOMPLETE = "incomplete"  # a selected test, or the run, was not compared (exit 2)
+    NOT_JUDGED = "not judged"  # stored baseline: no comparison could be judged on this runner (exit 3)
+    NOTHING_COMPARED = "nothing compared"  # e.g. no baseline yet: passes, says so (exit 0)
+    PARTLY_JUDGED = "partly judged"  # passed, but some comparisons could not be judged (exit 0)
+    PASSED = "passed"  # passed, every comparison with a baseline judged (exit 0)
+
+    @property
+    def exit_code(self) -> int:
+        return _EXIT[self]
+
+    @property
+    def clean(self) -> bool:
+        """Only this status earns a green check."""
+        return self is GateStatus.PASSED
+
+
+_EXIT = {
+    GateStatus.FAILED: EXIT_FAIL,
+    GateStatus.INCOMPLETE: EXIT_INCOMPLETE,
+    GateStatus.NOT_JUDGED: EXIT_NOT_JUDGED,
+    GateStatus.NOTHING_COMPARED: EXIT_OK,
+    GateStatus.PARTLY_JUDGED: EXIT_OK,
+    GateStatus.PASSED: EXIT_OK,
+}
+
+
+def names_test(line: str) -> bool:
+    """Whether a line of :attr:`GateReport.incomplete` is about one test (``"<node id>: why"``)
+    rather than the whole run."""
+    return "::" in line.split(": ", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -131,6 +173,11 @@ class GateReport:
     #: False when regressions are reported but judged elsewhere (``compare --budgets-only``, with the
     #: paired A/B gate judging them): then only critical budget breaches fail
     regressions_fail: bool = True
+    #: what was selected but not compared, one human line each: ``"<node id>: why"`` for a test
+    #: (e.g. ``"tests/b.py::test_x: failed on the base side: AssertionError ..."``), or a
+    #: run-level reason (``"the paired run did not finish: ..."``). Not empty: the gate is
+    #: incomplete (exit 2) unless it failed (exit 1): it never passes what it did not measure
+    incomplete: tuple[str, ...] = ()
 
     def by_verdict(self, *verdicts: GateVerdict) -> list[Comparison]:
         return [c for c in self.comparisons if c.verdict in verdicts]
@@ -148,8 +195,38 @@ class GateReport:
         return bool((self.regressions and self.regressions_fail) or self.critical_breaches)
 
     @property
+    def judges(self) -> bool:
+        """Whether this report's own comparisons decide (not ``--budgets-only``)."""
+        return self.regressions_fail
+
+    @property
+    def compared(self) -> list[Comparison]:
+        """Comparisons that had something to compare with (not new, not missing)."""
+        return [c for c in self.comparisons if c.verdict not in (GateVerdict.NEW, GateVerdict.MISSING)]
+
+    @property
+    def unjudged(self) -> list[Comparison]:
+        """Comparisons with a baseline that could not be judged (unstable, insufficient data)."""
+        return self.by_verdict(*UNJUDGED)
+
+    @property
+    def status(self) -> GateStatus:
+        if self.failed:
+            return GateStatus.FAILED
+        if self.incomplete:
+            return GateStatus.INCOMPLETE
+        compared = len(self.compared)
+        if not compared or (self.mode == "baseline" and self.baseline_runs == 0):
+            return GateStatus.NOTHING_COMPARED
+        unjudged = len(self.unjudged) if self.judges else 0
+        if unjudged and unjudged == compared and self.mode == "baseline":
+            return GateStatus.NOT_JUDGED
+        return GateStatus.PARTLY_JUDGED if unjudged else GateStatus.PASSED
+
+    @property
     def exit_code(self) -> int:
-        return EXIT_FAIL if self.failed else EXIT_OK
+        """0 passed (also partly judged, or no baseline yet), 1 failed, 2 incomplete, 3 nothing judged."""
+        return self.status.exit_code
 
     def counts(self) -> dict[GateVerdict, int]:
         counts = dict.fromkeys(GateVerdict, 0)
@@ -158,24 +235,121 @@ class GateReport:
         return counts
 
     def headline(self) -> str:
-        """The one-line verdict."""
+        """The one-line verdict, the same in every report format."""
+        status = self.status
         regressions, breaches = len(self.regressions), len(self.critical_breaches)
-        parts = []
+        failures = []
         if regressions and self.regressions_fail:
-            parts.append(f"{regressions} regression{'s' if regressions != 1 else ''}")
+            failures.append(f"{regressions} regression{'s' if regressions != 1 else ''}")
         if breaches:
-            parts.append(f"{breaches} critical budget breach{'es' if breaches != 1 else ''}")
-        head = ("FAILED: " + " and ".join(parts)) if parts else "PASSED"
+            failures.append(f"{breaches} critical budget breach{'es' if breaches != 1 else ''}")
+        heads = ["FAILED: " + " and ".join(failures)] if failures else []
+        if self.incomplete:
+            heads.append("INCOMPLETE: " + self._not_compared())
         counts = self.counts()
-        rest = [v.counted(n) for v, n in counts.items() if n and v is not GateVerdict.REGRESSION]
-        if regressions and not self.regressions_fail:
-            judged_elsewhere = "not failing here: the paired A/B gate judges them"
-            rest.insert(0, f"{GateVerdict.REGRESSION.counted(regressions)} {judged_elsewhere}")
+        unjudged_words = {
+            GateVerdict.UNSTABLE: "too noisy to judge on this runner" if self.mode == "baseline" else "unstable",
+            GateVerdict.INSUFFICIENT: "with insufficient data",
+        }
+        compared, unjudged = self.compared, (self.unjudged if self.judges else [])
+        advice = ""
+        if status is GateStatus.NOT_JUDGED:
+            what = "time comparisons" if all(c.metric == "time" for c in compared) else "comparisons"
+            one = len(compared) == 1
+            none = f"the one {what[:-1]} could not" if one else f"none of the {len(compared)} {what} could"
+            heads.append(f"NOT JUDGED: {none} be judged")
+            advice = self._what_would_judge().replace(" them", " it" if one else " them")
+        elif not heads:
+            heads.append("PASSED without a comparison" if status is GateStatus.NOTHING_COMPARED else "PASSED")
+        rest = self._counted(counts, unjudged, status, unjudged_words)
         if self.mode == "paired":
             against = f"paired A/B against {self.subject or 'the base'}"
+        elif self.baseline_runs == 0:
+            against = "no baseline yet"
         else:
             against = f"baseline of {self.baseline_runs} run{'s' if self.baseline_runs != 1 else ''}"
-        return f"perfgate: {head}" + (f" ({', '.join(rest)})" if rest else "") + f"; {against}"
+        return (
+            f"perfgate: {'; '.join(heads)}" + (f" ({rest})" if rest else "") + (f"; {advice}" if advice else "")
+            + f"; {against}"
+        )
+
+    def _counted(
+        self,
+        counts: dict[GateVerdict, int],
+        unjudged: list[Comparison],
+        status: GateStatus,
+        unjudged_words: dict[GateVerdict, str],
+    ) -> str:
+        """The parenthesis of the headline: the verdicts counted; with comparisons that could not
+        be judged, how many of those with a baseline were judged, and why the others were not."""
+        first = []
+        regressions = counts[GateVerdict.REGRESSION]
+        if regressions and not self.regressions_fail:
+            elsewhere = "not failing here: the paired A/B gate judges them"
+            first.append(f"{GateVerdict.REGRESSION.counted(regressions)} {elsewhere}")
+        listed = [v for v, n in counts.items() if n and v is not GateVerdict.REGRESSION]
+        if not unjudged:
+            return ", ".join(first + [v.counted(counts[v]) for v in listed])
+        listing = (GateVerdict.NEW, GateVerdict.MISSING)
+        judged = [v.counted(counts[v]) for v in listed if v not in UNJUDGED and v not in listing]
+        compared = len(self.compared)
+        groups = [first]
+        if status is not GateStatus.NOT_JUDGED:
+            share = f"{compared - len(unjudged)} of {compared} judged"
+            groups.append([share + (f": {', '.join(judged)}" if judged else "")])
+        words = []
+        for verdict in UNJUDGED:
+            if counts[verdict]:
+                spread = self._spread_range() if verdict is GateVerdict.UNSTABLE and self.mode == "baseline" else ""
+                words.append(f"{counts[verdict]} {unjudged_words[verdict]}" + (
+                    f": run-to-run spread {spread}" if spread else ""))
+        groups.append(words)
+        groups.append([v.counted(counts[v]) for v in listed if v in listing])
+        return "; ".join(", ".join(g) for g in groups if g)
+
+    def _not_compared(self) -> str:
+        """``2 tests not compared``; a run-level reason first, by its first clause."""
+        tests = sum(1 for line in self.incomplete if names_test(line))
+        run_level = [line for line in self.incomplete if not names_test(line)]
+        parts = []
+        if run_level:
+            more = len(run_level) - 1
+            parts.append(run_level[0].split(": ", 1)[0] + (f" (and {more} more problem{'s' if more != 1 else ''})"
+                                                          if more else ""))
+        if tests:
+            parts.append(f"{tests} test{'s' if tests != 1 else ''} not compared")
+        return ", ".join(parts)
+
+    def _spread_range(self) -> str:
+        """The measured run-to-run spread of the unstable comparisons: ``"12-32%"``, ``"13%"``."""
+        spreads = [c.spread for c in self.by_verdict(GateVerdict.UNSTABLE)
+                   if c.spread is not None and not c.spread_assumed and math.isfinite(c.spread)]
+        if not spreads:
+            return ""
+        low, high = f"{min(spreads):.0%}", f"{max(spreads):.0%}"
+        return high if low == high else f"{low[:-1]}-{high}"
+
+    def _what_would_judge(self) -> str:
+        """What would judge comparisons this gate could not: the paired gate, and more stored runs
+        when the spread measured here would let them (as many runs as you like, the detectable
+        worsening tends to ``z * spread``: above ``max_regression`` no number of runs helps)."""
+        from statistics import NormalDist
+
+        family = max(1, sum(1 for c in self.comparisons if c.p_value is not None))
+        z = NormalDist().inv_cdf(1 - self.settings.alpha / family)
+        helps_paired = helps_runs = False
+        for c in self.unjudged:
+            if c.verdict is GateVerdict.UNSTABLE or c.spread_assumed:
+                helps_paired = True
+                if c.spread_assumed or (
+                    c.spread is not None and math.expm1(z * math.log1p(c.spread)) <= c.max_threshold
+                ):
+                    helps_runs = True
+        if not helps_paired:
+            return ""
+        if helps_runs:
+            return "the paired gate (perfgate ab) or more stored runs would judge them"
+        return "the paired gate (perfgate ab) would judge them (more stored runs would not: the spread is too large)"
 
 
 # --------------------------------------------------------------------------- run statistics
@@ -356,6 +530,16 @@ def compare(
             f"runs (fewest: {fewest}): their run-to-run spread is unknown, so a spread of "
             f"{settings.assumed_spread:.0%} is assumed and only large changes can fail; promote more runs"
         )
+    noisy = [c for c in done if c.verdict is GateVerdict.UNSTABLE and c.spread is not None and not c.spread_assumed]
+    if noisy:
+        spreads = sorted(c.spread for c in noisy if c.spread is not None)
+        low, high = f"{spreads[0]:.0%}", f"{spreads[-1]:.0%}"
+        notices.append(
+            f"{len(noisy)} comparison{'s' if len(noisy) != 1 else ''} could not be judged: the baseline's runs "
+            f"vary by {high if low == high else low[:-1] + '-' + high} on this runner, too much for a change of "
+            f"{settings.max_regression:.0%} to be told from noise; the paired gate (perfgate ab) measures both "
+            "versions in the same time window and judges such tests"
+        )
     missing_tests = sorted(baseline_ids - set(current_tests))
     if missing_tests:
         notices.append(f"{len(missing_tests)} baseline test{'s' if len(missing_tests) != 1 else ''} not in this run")
@@ -423,17 +607,35 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
             reason = f"worse by {math.expm1(worse):.0%}, not significant with {r.runs} baseline run(s)"
         else:
             verdict = GateVerdict.UNSTABLE
-            reason = f"worse by {math.expm1(worse):.0%}, within the run-to-run spread ({math.expm1(r.spread):.0%})"
+            reason = (
+                f"worse by {math.expm1(worse):.0%}, not significant: {_runs_vary(r)} "
+                f"(t test, {label} p = {adj_bad:.2g})"
+            )
     elif detectable is not None and not assumed and detectable > max_t:
         verdict = GateVerdict.UNSTABLE
-        factor = 1 + detectable  # as a slowdown factor once it is past +100%: "3.2x", not "+220%"
-        smallest = f"{detectable:.0%}" if detectable < 1 else f"{factor:.1f}x" if factor < 100 else "100x"
-        reason = f"too noisy to judge: spread {math.expm1(r.spread):.0%} between runs, detects only >= {smallest}"
+        reason = (
+            f"too noisy to judge: {_runs_vary(r)}; only a worsening of at least "
+            f"{format_detectable(detectable)} could be significant here"
+        )
     else:
         verdict, reason = GateVerdict.UNCHANGED, "within thresholds"
     if verdict is GateVerdict.IMPROVEMENT:  # its p-values are those of the "better" direction
         base.update(p_value=p.p_good, p_adjusted=adj_good)
     return Comparison(verdict=verdict, reason=reason, **base)  # type: ignore[arg-type]
+
+
+def _runs_vary(r: stats.RunComparison | stats.PairedComparison) -> str:
+    return f"the baseline's {r.runs} runs vary by {math.expm1(r.spread):.0%}"
+
+
+def format_detectable(detectable: float) -> str:
+    """:attr:`Comparison.detectable` (a fraction, like ``change``: 3.23 is +323%) in words: the
+    percentage, and past +100% the factor too: ``"+45%"``, ``"+323% (4.2x)"``; ``"+9900% (100x)"``
+    and above reads ``"more than 100x"``."""
+    if detectable < 1:
+        return f"+{detectable:.0%}"
+    factor = 1 + detectable
+    return f"+{detectable:.0%} ({factor:.1f}x)" if factor < 100 else "more than 100x"
 
 
 def ordered(comparisons: Iterable[Comparison]) -> list[Comparison]:
@@ -465,7 +667,7 @@ def compare_baseline(
             if where
             else (report.notices)
         )
-        return GateReport(report.comparisons, report.breaches, notices, 0, (), report.settings)
+        return replace(report, notices=notices, baseline_runs=0, baseline_sources=())
     return compare(baseline.runs, current, settings, sources=baseline.sources)
 
 
@@ -473,7 +675,9 @@ def compare_baseline(
 class SessionGate:
     """The gate as the plugin runs it at the end of a session (``--perfgate-compare``)."""
 
-    code: int  # 0 pass, 1 regression or critical budget breach, 2 bad input
+    #: 0 pass (also when nothing could be judged: the headline says so, the tests decide the
+    #: session), 1 regression or critical budget breach, 2 bad input
+    code: int
     lines: tuple[str, ...]  # for the terminal
     report: GateReport | None = None  # None when the baseline could not be read
     baseline_runs: tuple[RunResult, ...] = ()
@@ -489,4 +693,5 @@ def compare_for_session(current: RunResult, baseline_path: str, settings: GateSe
         report = compare_baseline(baseline, current, settings, location=baseline_path)
     except PerfgateError as exc:
         return SessionGate(exc.exit_code, (f"error: {exc}",))
-    return SessionGate(report.exit_code, tuple(format_terminal(report)), report, baseline.runs if baseline else ())
+    code = EXIT_OK if report.exit_code == EXIT_NOT_JUDGED else report.exit_code
+    return SessionGate(code, tuple(format_terminal(report)), report, baseline.runs if baseline else ())

@@ -21,6 +21,12 @@ def fmt_p(value: float | None) -> str:
     return "<0.0001" if value < 1e-4 else f"{value:.4f}" if value < 0.01 else f"{value:.2f}"
 
 
+def runs_word(report: GateReport, n: int) -> str:
+    """``n`` baseline runs, or in the paired mode ``n`` paired blocks (what ``baseline_runs`` counts there)."""
+    word = "block" if report.mode == "paired" else "run"
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 def correction_label(report: GateReport) -> str:
     return {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no correction"}[report.settings.correction]
 
@@ -49,6 +55,7 @@ def format_terminal(report: GateReport, *, max_unchanged: int = 0, max_listed: i
         report.headline(),
         gate_rule(report),
     ]
+    lines += [f"not compared: {line}" for line in report.incomplete]
     listed = (GateVerdict.UNCHANGED, GateVerdict.NEW, GateVerdict.MISSING)
     shown = [c for c in report.comparisons if c.verdict not in listed]
     folded = []

@@ -351,7 +351,15 @@ def render_html(
         f'<div class="meta">{head_meta}</div></header><main>',
     ]
     if gate is not None:
-        out.append(f'<p id="gate-headline"><b>{escape(gate.headline())}</b></p>')
+        status = gate.status
+        out.append(
+            f'<p id="gate-headline" class="{escape(status.value.replace(" ", "-"))}" data-exit-code="{gate.exit_code}">'
+            f"<b>{escape(gate.headline())}</b></p>"
+        )
+        if gate.incomplete:
+            items = "".join(f"<li>{escape(line)}</li>" for line in gate.incomplete)
+            out.append(f'<h2>Not compared ({len(gate.incomplete)}): the gate is incomplete</h2><ul id="not-compared">'
+                       f"{items}</ul>")
         out.extend(f'<p class="muted">{escape(n)}</p>' for n in gate.notices)
     out.append(f'<p id="budget-summary">{len(tests)} tests; budgets: {escape(budget_summary or "none")}</p>')
     out.append('<ul class="toc">')

@@ -1,7 +1,10 @@
-"""The gate as JUnit XML: one testcase per gated (test, metric) and per critical budget breach.
+"""The gate as JUnit XML: one testcase per gated (test, metric), per critical budget breach and per
+line of :attr:`~pytest_perfgate.gate.GateReport.incomplete`.
 
-Regressions and critical budget breaches are failures; tests the gate could not judge (new,
-missing, unstable, insufficient data) are skipped with the reason; the rest pass.
+Regressions and critical budget breaches are failures; what was selected but not compared (a test,
+or the whole run) is an error, so an incomplete gate never looks green; tests the gate could not
+judge (new, missing, unstable, insufficient data) are skipped with the reason; the rest pass. The
+suite's ``system-out`` holds the headline, the same as every other format's.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from ..gate import GateReport, GateVerdict
-from .gate_terminal import fmt_change, fmt_p
+from ..gate import GateReport, GateVerdict, names_test
+from .gate_terminal import fmt_change, fmt_p, runs_word
 
 _SKIPPED = (GateVerdict.NEW, GateVerdict.MISSING, GateVerdict.UNSTABLE, GateVerdict.INSUFFICIENT)
 
@@ -25,12 +28,21 @@ def _clean(text: str) -> str:
 
 def format_junit(report: GateReport, *, suite_name: str = "perfgate") -> str:
     suite = ET.Element("testsuite", name=suite_name)
-    failures = skipped = tests = 0
+    failures = skipped = tests = errors = 0
+    for line in report.incomplete:
+        tests += 1
+        errors += 1
+        nodeid, _, why = line.partition(": ") if names_test(line) else ("the run", "", line)
+        case = ET.SubElement(suite, "testcase", classname="perfgate.not_compared",
+                             name=_clean(f"{nodeid} [not compared]"), time="0")
+        error = ET.SubElement(case, "error", message=_clean(f"not compared: {why}"), type="not compared")
+        error.text = _clean(line)
     for c in report.comparisons:
         tests += 1
         case = ET.SubElement(suite, "testcase", classname=_clean(f"perfgate.{c.metric}"),
                              name=_clean(f"{c.nodeid} [{c.metric}]"), time="0")
-        detail = (f"{c.metric} ({c.statistic}): baseline {c.fmt(c.baseline)} ({c.baseline_runs} runs) -> current "
+        over = runs_word(report, c.baseline_runs)
+        detail = (f"{c.metric} ({c.statistic}): baseline {c.fmt(c.baseline)} ({over}) -> current "
                   f"{c.fmt(c.current)}, change {fmt_change(c)}, adjusted p {fmt_p(c.p_adjusted)}: {c.reason}")
         if c.verdict is GateVerdict.REGRESSION:
             failures += 1
@@ -50,12 +62,13 @@ def format_junit(report: GateReport, *, suite_name: str = "perfgate") -> str:
                              name=_clean(f"{breach.nodeid} [budget {breach.result.metric}]"), time="0")
         failure = ET.SubElement(case, "failure", message=_clean(breach.result.message()), type="budget")
         failure.text = _clean(breach.result.message())
+    ET.SubElement(suite, "system-out").text = _clean(report.headline())
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
-    suite.set("errors", "0")
+    suite.set("errors", str(errors))
     suite.set("skipped", str(skipped))
     suite.set("time", "0")
-    root = ET.Element("testsuites", name=suite_name, tests=str(tests), failures=str(failures), errors="0",
+    root = ET.Element("testsuites", name=suite_name, tests=str(tests), failures=str(failures), errors=str(errors),
                       time="0")
     root.append(suite)
     ET.indent(root)

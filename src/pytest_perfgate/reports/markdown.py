@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..gate import Comparison, GateReport, GateVerdict
+from ..gate import Comparison, GateReport, GateStatus, GateVerdict
 from ..measure.cpuprofile import hot_path
 from ..model import RunResult
 from ..units import Kind, format_value
 from .gate_terminal import fmt_change, fmt_p, gate_rule
 
-_ICON = {True: ":x:", False: ":white_check_mark:"}
+#: a green check only for a gate that passed with everything judged; a warning sign for one that
+#: passed without judging everything (or anything: no baseline yet, exit 0) or judged nothing (exit 3)
+_ICON = {
+    GateStatus.FAILED: ":x:",
+    GateStatus.INCOMPLETE: ":x:",
+    GateStatus.NOT_JUDGED: ":warning:",
+    GateStatus.NOTHING_COMPARED: ":warning:",
+    GateStatus.PARTLY_JUDGED: ":warning:",
+    GateStatus.PASSED: ":white_check_mark:",
+}
 
 
 #: characters that can start or end Markdown (GFM) syntax inside a table cell
@@ -66,8 +75,12 @@ def format_markdown(report: GateReport, *, max_rows: int = 200, current: RunResu
     """The merge-request comment. With ``current`` (the run's results), tests that regressed or
     breached a critical budget also show the top offenders from their evidence."""
     s = report.settings
-    lines = [f"### {_ICON[report.failed]} {escape(report.headline())}", ""]
+    lines = [f"### {_ICON[report.status]} {escape(report.headline())}", ""]
     lines.append(gate_rule(report))  # our own words: nothing to escape
+    if report.incomplete:
+        lines += ["", f"#### Not compared ({len(report.incomplete)}): the gate is incomplete", ""]
+        lines += [f"- {escape(line)}" for line in report.incomplete[:max_rows]]
+        lines += _more(len(report.incomplete), max_rows)
     for notice in report.notices:
         lines += ["", f"> **Notice:** {escape(notice)}"]
     changed = report.by_verdict(GateVerdict.REGRESSION, GateVerdict.WARNING, GateVerdict.IMPROVEMENT)
@@ -99,7 +112,7 @@ def format_markdown(report: GateReport, *, max_rows: int = 200, current: RunResu
         lines += _more(len(report.breaches), max_rows)
     unjudged = report.by_verdict(GateVerdict.UNSTABLE, GateVerdict.INSUFFICIENT)
     if unjudged:
-        lines += ["", "#### Flagged, not failed (too noisy or too little data)", ""]
+        lines += ["", f"#### Not judged ({len(unjudged)}): too noisy or too little data", ""]
         lines += _table(
             ("Test", "Metric", "Baseline", "Current", "Change", "Verdict", "Why"),
             "llrrrll",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from ..gate import Comparison, GateReport, GateVerdict
+from ..gate import Comparison, GateReport, GateStatus, GateVerdict
 
 
 def _label(value: str) -> str:
@@ -36,6 +36,13 @@ def format_openmetrics(report: GateReport) -> str:
     counts = report.counts()
     lines = _family("perfgate_gate_failed", "1 when the gate failed (regression or critical budget breach)",
                     [("", float(report.failed))])
+    lines += _family("perfgate_gate_exit_code",
+                     "the gate's exit code: 0 passed, 1 failed, 2 incomplete, 3 nothing judged",
+                     [("", float(report.exit_code))])
+    lines += _family("perfgate_gate_status", "1 for the gate's status (the headline's word), 0 for the others",
+                     [(f'status="{_label(s.value)}"', float(s is report.status)) for s in GateStatus])
+    lines += _family("perfgate_gate_not_compared", "tests (or the run) selected but not compared",
+                     [("", float(len(report.incomplete)))])
     lines += _family("perfgate_gate_comparisons", "comparisons by verdict",
                      [(f'verdict="{_label(v.value)}"', float(n)) for v, n in counts.items()])
     lines += _family("perfgate_gate_budget_breaches", "budget breaches of the current run",
