@@ -151,10 +151,11 @@ def test_blocks_with_a_preempted_round_are_left_out_when_enough_are_clean() -> N
     assert crowded.disturbed_judged and crowded.stopped == "disturbed"  # every block hit: judged anyway, said so
     assert crowded.blocks == crowded.disturbed >= 10
     report = compare_paired([crowded, test], GateSettings())
-    assert any(n.startswith("1 test had too few undisturbed blocks, so disturbed ones were judged too, their "
-                            "preempted rounds counted as CPU time") for n in report.notices)
-    assert any(n.endswith("were disturbed (another process preempted a worker on the shared CPU) and left out")
-               for n in report.notices)
+    (notice,) = [n for n in report.notices if "disturbed" in n]
+    left_out = test.disturbed
+    assert f"the shared CPU during one of their rounds): {left_out} of them were left out; {crowded.disturbed} were " \
+        "judged, each preempted round counted as its CPU time plus its side's usual off-CPU time, in 1 test that " \
+        "had too few undisturbed blocks: t" in notice
 
 
 def test_the_usual_off_cpu_time_of_a_side_comes_from_its_rounds_that_were_not_preempted() -> None:
@@ -187,8 +188,8 @@ def test_judged_disturbed_blocks_count_preempted_rounds_as_cpu_plus_the_usual_wa
     assert unknown.disturbed_judged and not unknown.disturbed_corrected
     assert max(unknown.log_ratios) > math.log(1.3)  # the slices, as measured
     report = compare_paired([unknown], GateSettings())
-    assert any("judged too, as measured (less reliable: the platform gives no thread CPU time)" in n
-               for n in report.notices)
+    assert any("were judged, as measured: the platform gives no thread CPU time, so these are less reliable, in 1 "
+               "test that had too few undisturbed blocks: t" in n for n in report.notices)
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -341,7 +342,9 @@ def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_p
         # rarely, a warning: bench/RESULTS-ab.md)
         assert same[nodeid]["verdict"] in NOT_A_REGRESSION, same[nodeid]
         assert abs(same[nodeid]["change"]) < 0.1, same[nodeid]
-    assert "1 test passed on both sides without a perf call: not compared" in unchanged.stdout
+    # a test without perf or benchmark is timed as a whole call, and compared like the others
+    assert same["tests/test_shop.py::test_no_perf_call"]["verdict"] in NOT_A_REGRESSION
+    assert "[3/3] tests/test_shop.py::test_no_perf_call: " in unchanged.stderr
 
     _slow_down(repo)
     slow = ab(
@@ -383,7 +386,11 @@ def test_new_missing_and_failing_tests_are_reported_not_judged(repo: Path) -> No
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "the base: sizes up to 30, no discount")
     library.write_text(LIBRARY.format(loops="n") + "\n\nSIZES = (10, 20)\n\n\ndef discount(p):\n    return p * 0.9\n")
     result = ab(repo, "--base", "HEAD", "--min-blocks", "12", "--all", "--", "tests")
-    assert result.returncode == 0, result.stdout + result.stderr
+    # a test that failed on one side was not compared: the run is incomplete, and says which and why
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout.startswith("perfgate: INCOMPLETE: 1 test not compared")
+    assert "error: the paired run is incomplete: tests/test_sizes.py::test_fails_here: failed on the current side" \
+        in result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("tests/")}
     assert lines["tests/test_new.py::test_discount"].split()[2:3] == ["-"]
     assert " new " in lines["tests/test_new.py::test_discount"]
@@ -391,6 +398,10 @@ def test_new_missing_and_failing_tests_are_reported_not_judged(repo: Path) -> No
     assert _not_a_regression(lines["tests/test_sizes.py::test_size[10]"])
     failing = lines["tests/test_sizes.py::test_fails_here"]
     assert "insufficient data" in failing and "failed on the current side: in call: AssertionError" in failing
+    allowed = ab(repo, "--base", "HEAD", "--min-blocks", "12", "--allow-incomplete", "--", "tests/test_sizes.py")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "1 test not compared (allowed by --allow-incomplete): tests/test_sizes.py::test_fails_here: failed on " \
+        "the current side: in call: AssertionError" in allowed.stdout
     assert "notice: collection error on the base side in tests/test_new.py: ImportError: cannot import name 'discount'" in (
         result.stdout
     )
@@ -588,12 +599,14 @@ def test_a_test_is_measured_again_while_its_pairs_disagree(changes: tuple[float,
     assert _needs_confirming(test, 0.05) is again
 
 
-def test_the_disturbed_notice_counts_only_the_blocks_left_out() -> None:
+def test_one_disturbed_notice_says_what_was_left_out_and_what_was_judged() -> None:
     clean = PairedTest("t::clean", loops=1, base=(1e-3,) * 60, current=(1e-3,) * 60,
                        log_ratios=(0.01, -0.01) * 10, disturbed=5)
     crowded = PairedTest("t::crowded", loops=1, base=(1e-3,) * 24, current=(1e-3,) * 24,
-                         log_ratios=(0.01, -0.01) * 6, disturbed=12, disturbed_judged=True)
-    notices = compare_paired([clean, crowded]).notices
-    assert "5 of 37 blocks were disturbed (another process preempted a worker on the shared CPU) and left out" in (
-        notices
-    )
+                         log_ratios=(0.01, -0.01) * 6, disturbed=12, disturbed_kept=12, disturbed_corrected=True)
+    notices = [n for n in compare_paired([clean, crowded]).notices if "disturbed" in n]
+    assert notices == [
+        "17 of 37 blocks were disturbed (a worker was preempted by another process on the shared CPU during one of "
+        "their rounds): 5 of them were left out; 12 were judged, each preempted round counted as its CPU time plus "
+        "its side's usual off-CPU time, in 1 test that had too few undisturbed blocks: t::crowded"
+    ]

@@ -43,8 +43,11 @@ _RECORD_UNITS: dict[str, tuple[Kind, float]] = {
 #: A/B worker's rounds driven by its controller
 Measure = Callable[[Callable[[], Any], timing.TimingSettings], timing.Timing]
 
-#: modes in which a fixture measured the test (the whole call is then not timed over it)
-FIXTURE_MODES = ("perf", "benchmark", "load")
+#: the paired A/B worker timed the test's body in rounds (no timing fixture)
+CALL_ROUNDS = "call-rounds"
+#: modes in which a fixture (or the paired worker) measured the test: the whole call is then not
+#: timed over it
+FIXTURE_MODES = ("perf", "benchmark", "load", CALL_ROUNDS)
 
 
 class Recorder:

@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import AbError
 from ..options import duration, positive_int, whole_number
 
 if TYPE_CHECKING:
     from .schedule import PairedTest
 
-EXIT_INCOMPLETE = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measure a test whose change reaches half the warning threshold again in a fresh pair of "
                         "workers, and in another while the pairs disagree, up to N; judge the median change over "
                         "the pairs (default 2; 0: never)")
+    parser.add_argument("--no-whole-calls", dest="whole_calls", action="store_false",
+                        help="do not time tests that use neither perf nor benchmark as whole calls (they are listed as "
+                        "not compared, and do not make the run incomplete)")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="tests selected on both sides but not compared (failed, timed nothing, ...) are listed in "
+                        "a notice instead of making the run incomplete (exit 2); a run that broke off stays exit 2")
     parser.add_argument("--hashseed", default="0", metavar="SEED", help="PYTHONHASHSEED of both workers (default 0)")
     parser.add_argument("--keep-worktree", action="store_true", help="keep the base worktree (for debugging)")
     parser.add_argument("--save-current", metavar="FILE", help="write the current side's results file to FILE")
@@ -84,29 +90,36 @@ def run(args: argparse.Namespace) -> int:
         hashseed=args.hashseed,
         keep_worktree=args.keep_worktree,
         confirm_pairs=args.confirm_pairs,
+        whole_calls=args.whole_calls,
         # half the warning threshold (no less than the smallest change judged at all): a pair whose offset
         # hides half of a real change is measured again too
         confirm_above=max(min(settings.warn_regression, settings.min_improvement) / 2, settings.min_effect),
     )
     live = _live_line() if sys.stderr.isatty() else None
-    result = run_ab(options, progress=lambda line: print(line, file=sys.stderr, flush=True), live=live)
+    try:
+        result = run_ab(options, progress=lambda line: print(line, file=sys.stderr, flush=True), live=live)
+    except AbError as exc:
+        # the run could not start (no such revision, nothing selected, a failing install, ...):
+        # the reports asked for still say so, with the same exit code
+        _write_reports(args, compare_paired((), settings, subject=args.base, broken=f"{exc}", started=False), None)
+        raise
     for path, side_run in ((args.save_current, result.current_run), (args.save_base, result.base_run)):
         if path and side_run is not None:
             save_results(path, side_run)
     if args.save_blocks:
         save_blocks(args.save_blocks, result.tests)
-    notices = list(result.notices)
-    if result.incomplete:
-        notices.insert(0, f"the paired run did not finish: {result.incomplete}")
     report = compare_paired(
         result.tests, settings, base_run=result.base_run, current_run=result.current_run,
-        subject=result.subject, notices=notices,
+        subject=result.subject, notices=result.notices, broken=result.incomplete,
+        allow_incomplete=args.allow_incomplete,
     )
     _write_reports(args, report, result.current_run)
     print(f"perfgate ab: {len(result.tests)} test(s) in {result.elapsed:.1f}s", file=sys.stderr)
     if result.incomplete:
         print(f"error: the paired run did not finish: {result.incomplete}", file=sys.stderr)
-        return EXIT_INCOMPLETE
+    elif report.incomplete:
+        print(f"error: the paired run is incomplete: {'; '.join(report.incomplete)[:2000]} (--allow-incomplete "
+              "lists tests not compared without failing)", file=sys.stderr)
     return report.exit_code
 
 

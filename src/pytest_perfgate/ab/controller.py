@@ -1,5 +1,6 @@
-"""Starts the two pytest workers (base and current), pins them to one CPU, drives every ``perf``
-call of every test through :func:`~.schedule.measure_paired`, and cleans up whatever happens:
+"""Starts the two pytest workers (base and current), pins them to one CPU, drives every timed
+call of every test (``perf``, pytest-benchmark, a whole test body) through
+:func:`~.schedule.measure_paired`, and cleans up whatever happens:
 workers are started in their own process group and killed with it; the worktree is removed."""
 
 from __future__ import annotations
@@ -21,11 +22,21 @@ from typing import Any
 from ..errors import AbError, PerfgateError
 from ..model import RunResult, load_results
 from . import worktree as wt
-from .protocol import ENV_FDS, ENV_FOREIGN, ENV_PAD, ENV_SIDE, PROTOCOL_VERSION, Channel, ChannelClosed, ChannelTimeout
+from .protocol import (
+    ENV_FDS,
+    ENV_FOREIGN,
+    ENV_PAD,
+    ENV_SIDE,
+    ENV_WHOLE_CALLS,
+    PROTOCOL_VERSION,
+    Channel,
+    ChannelClosed,
+    ChannelTimeout,
+)
 from .schedule import BASE, CURRENT, SIDES, PairedSettings, PairedTest, Round, measure_paired
 
-#: the problem of a test that passed on both sides without calling perf: it is not compared
-NO_PERF = "no perf call: the paired mode compares perf rounds only"
+#: the problem of a test that requested perf or benchmark and passed on both sides without calling it
+NOT_CALLED = "passed without calling perf or benchmark: nothing was timed"
 #: time a worker has to start, collect, or finish its session
 STARTUP_TIMEOUT = 120.0
 
@@ -52,6 +63,16 @@ class AbOptions:
     #: workers, and in another while the pairs disagree, up to ``confirm_pairs`` extra pairs
     confirm_above: float = 0.05
     confirm_pairs: int = 2
+    #: tests without perf or benchmark are timed as whole calls (their body, round after round)
+    whole_calls: bool = True
+
+
+class RoundFailed(AbError):
+    """The timed call raised on one side in a measured round (or in calibration)."""
+
+    def __init__(self, side: str, message: str, where: str) -> None:
+        super().__init__(f"{message} (in {where}, after a first call that passed)")
+        self.side = side
 
 
 @dataclass
@@ -111,9 +132,20 @@ class Worker:
 
     def expect(self, kind: str, timeout: float | None = None) -> dict[str, Any]:
         message = self.receive(timeout)
+        if message["type"] == "failed":
+            raise RoundFailed(self.side, str(message.get("message", "")), str(message.get("where", "a round")))
         if message["type"] != kind:
-            raise AbError(f"the {self.side} worker sent {message['type']!r} where {kind!r} was expected")
+            raise AbError(f"the {self.side} worker broke off the measurement: {self._what(message)}{self.log_tail()}")
         return message
+
+    @staticmethod
+    def _what(message: dict[str, Any]) -> str:
+        kind = message["type"]
+        if kind == "end":
+            return f"its test {message.get('nodeid')} ended ({message.get('outcome')}: {message.get('message')})"
+        if kind == "finished":
+            return "its pytest session ended"
+        return f"it sent {kind!r}"
 
     def send(self, kind: str, **fields: Any) -> None:
         try:
@@ -234,6 +266,8 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
         stack.callback(_kill_all, workers)
         pair = _Pair(options, run, {CURRENT: root, BASE: base_root}, cwd.relative_to(root), env, scratch, workers)
         collected = {CURRENT: pair.start(CURRENT, 1)}
+        if not collected[CURRENT]["nodeids"]:
+            pair.stop_empty(CURRENT)
         files = [*collected[CURRENT]["files"], *options.overlay]  # the current tests go over the base tree
         config = _perfgate_config(cwd, root)
         copied = wt.overlay([*files, *([config] if config else [])], root, base_root)
@@ -261,7 +295,7 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
             for side in (CURRENT, BASE):
                 pair.start(side, number)
                 workers[side].send("run", nodeids=flagged)
-            again = {t.nodeid: t for t in _drive(run, workers, flagged, options, deadline, say, live, first=False)}
+            again = {t.nodeid: t for t in _drive(run, workers, flagged, options, deadline, say, live)}
             if not run.incomplete:
                 pair.finish(number)
             run.tests = [_confirmed(t, again.get(t.nodeid), run) for t in run.tests]
@@ -291,7 +325,13 @@ def _confirmed(test: PairedTest, again: PairedTest | None, run: AbRun) -> Paired
     if again.problem or not again.log_ratios:
         run.notices.append(f"{test.nodeid}: not confirmed in a fresh pair of workers: {again.problem or 'no rounds'}")
         return test
-    return replace(test, extra_pairs=(*test.extra_pairs, again.log_ratios), disturbed=test.disturbed + again.disturbed)
+    return replace(
+        test,
+        extra_pairs=(*test.extra_pairs, again.log_ratios),
+        disturbed=test.disturbed + again.disturbed,
+        disturbed_kept=test.disturbed_kept + again.disturbed_kept,
+        disturbed_corrected=test.disturbed_corrected or again.disturbed_corrected,
+    )
 
 
 class _Pair:
@@ -316,6 +356,7 @@ class _Pair:
         # the environment's size moves the initial stack, and with it the alignment of what the process
         # does: a random size per worker turns that fixed offset of a pair into noise between pairs
         side_env[ENV_PAD] = "x" * self.padding.randrange(4096)
+        side_env[ENV_WHOLE_CALLS] = "1" if self.options.whole_calls else "0"
         worker = start_worker(
             side, tree / self.relative, self.options.pytest_args, side_env, self.run.cpu,
             self.scratch / f"{side}-{number}.log", self.scratch / f"{side}-{number}.json",
@@ -331,7 +372,32 @@ class _Pair:
             self.run.notices.append(
                 f"the {side} worker runs on CPUs {hello.get('affinity')}, not only CPU {self.run.cpu}"
             )
-        return worker.expect("collected")
+        collected = worker.receive()
+        if collected["type"] == "finished":
+            raise AbError(f"pytest on the {side} side stopped before running any test: {self.pytest_said(side)}")
+        if collected["type"] != "collected":
+            raise AbError(f"the {side} worker sent {collected['type']!r} before its collection")
+        if number == 1 and side == CURRENT:
+            for lifted in collected.get("lifted", ()):
+                self.run.notices.append(
+                    f"{lifted} is lifted in the paired workers: a test's rounds would be killed midway; "
+                    f"perfgate ab's --test-timeout ({self.options.test_timeout:g}s) bounds each test instead"
+                )
+        return collected
+
+    def pytest_said(self, side: str) -> str:
+        """pytest's own last words on ``side`` (its worker has ended or is ending)."""
+        worker = self.workers[side]
+        with suppress(subprocess.TimeoutExpired):
+            worker.process.wait(timeout=STARTUP_TIMEOUT)
+        return pytest_words(worker.log, worker.process.returncode)
+
+    def stop_empty(self, side: str) -> None:
+        """``side`` collected no test: let its session end, and stop with pytest's words."""
+        self.workers[side].send("run", nodeids=[])
+        with suppress(AbError):
+            self.workers[side].expect("finished", STARTUP_TIMEOUT)
+        raise AbError(f"no test to compare: pytest on the {side} side selected none: {self.pytest_said(side)}")
 
     def finish(self, number: int) -> None:
         for side in SIDES:
@@ -347,6 +413,20 @@ class _Pair:
                     f"the {side} side imported code from the {other} tree, so part of this comparison may "
                     f"measure the same code twice: {', '.join(finished['foreign'][:5])}; check --pythonpath"
                 )
+
+
+def pytest_words(log: Path, code: int | None) -> str:
+    """The lines of a pytest output that say why it ran nothing: errors and its closing line."""
+    try:
+        lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines()]
+    except OSError:
+        lines = []
+    errors = [line for line in lines if line.startswith(("ERROR", "E ", "error:"))]
+    closing = [line.strip("= ") for line in lines
+               if "no tests ran" in line or "deselected" in line or (line.startswith("=") and " in " in line)]
+    said = list(dict.fromkeys(errors[-3:] + [line for line in closing[-1:] if line]))
+    text = "; ".join(said) or (lines[-1] if lines else "no output")
+    return f"{text} (exit code {code})" if code is not None else text
 
 
 def _check_no_other_perfgate(side: str, paths: Sequence[str]) -> None:
@@ -399,12 +479,9 @@ def _drive(
     deadline: float | None,
     say: Progress,
     live: Progress | None,
-    *,
-    first: bool = True,
 ) -> list[PairedTest]:
     """Every test of ``order`` on both workers; a crash or hang stops here with ``run.incomplete``."""
     width = len(str(len(order)))
-    unmeasured = 0
     tests: list[PairedTest] = []
     for index, nodeid in enumerate(order):
         now = time.monotonic()
@@ -426,20 +503,12 @@ def _drive(
             tests += _not_run(order[index + 1:], "a worker crashed or hung earlier")
             break
         say(f"[{index + 1:>{width}}/{len(order)}] {nodeid}: {_summary(test)}")
-        if test.problem == NO_PERF:
-            unmeasured += 1
-        else:
-            tests.append(test)
+        tests.append(test)
         if test.stopped == "time limit" and deadline is not None and limit < options.test_timeout:
             # the whole-run limit, not the test's own, cut this test short: the run is not complete
             run.incomplete = _limit_reached(options, nodeid)
             tests += _not_run(order[index + 1:], run.incomplete)
             break
-    if unmeasured and first:
-        run.notices.append(
-            f"{unmeasured} test{'s' if unmeasured != 1 else ''} passed on both sides without a perf call: "
-            "not compared (the paired mode times perf rounds)"
-        )
     return tests
 
 
@@ -451,15 +520,32 @@ def _not_run(nodeids: Sequence[str], why: str) -> list[PairedTest]:
     return [PairedTest(n, problem="not run: " + why) for n in nodeids]
 
 
+#: why a test's rounds stopped, as the progress line says it
+STOPPED = {
+    "time": "",
+    "blocks": "the most blocks",
+    "disturbed": "twice the time: too few undisturbed blocks",
+    "wall time": "the wall-clock cap: the untimed part of each round (setup, messages) dominates",
+    "time limit": "cut short at the test's time limit",
+}
+
+
 def _summary(test: PairedTest) -> str:
     if test.problem:
-        return test.problem.split("\n")[0]
+        return "not compared: " + test.problem.split("\n")[0]
     if not test.log_ratios:
         return "no paired rounds"
     ratio = math.expm1(test.pair_shifts[0])
-    left_out = f", {test.disturbed} disturbed left out" if test.disturbed and not test.disturbed_judged else ""
-    return (f"{ratio:+.1%} over {test.blocks} blocks of 4 rounds x {test.loops} loop(s){left_out} "
-            f"({test.elapsed:.1f}s, stopped: {test.stopped})")
+    notes = []
+    left_out = test.disturbed - test.disturbed_kept
+    if left_out:
+        notes.append(f"{left_out} disturbed left out")
+    if test.disturbed_kept:
+        notes.append(f"{test.disturbed_kept} disturbed judged{' (corrected)' if test.disturbed_corrected else ''}")
+    if STOPPED.get(test.stopped):
+        notes.append(f"stopped at {STOPPED[test.stopped]}")
+    extra = f"; {'; '.join(notes)}" if notes else ""
+    return f"{ratio:+.1%} over {test.blocks} blocks of 4 rounds x {test.loops} loop(s) ({test.elapsed:.1f}s{extra})"
 
 
 def _one_test(
@@ -470,6 +556,7 @@ def _one_test(
         state[side] = _until(workers[side], nodeid, ("ready", "end"))
     ready = [side for side in SIDES if state[side]["type"] == "ready"]
     test = PairedTest(nodeid)
+    broke = ""
     if len(ready) == 2:
         settings = state[CURRENT]["settings"]
         paired = PairedSettings(
@@ -480,24 +567,37 @@ def _one_test(
             time_limit=max(limit * 0.8, 1e-3),
         )
         show = (lambda blocks: live(f"{prefix} {nodeid}: {blocks} blocks")) if live else None
-        test = measure_paired(
-            nodeid, {side: workers[side] for side in SIDES}, paired, progress=show,
-        )
-        for side in SIDES:
-            workers[side].send("done", loops=test.loops)
+        try:
+            test = measure_paired(nodeid, {side: workers[side] for side in SIDES}, paired, progress=show)
+        except RoundFailed as exc:
+            # that side's test fails with the exception; the other is released unmeasured
+            broke = f"failed on the {exc.side} side when called again: {exc}"
+            for side in SIDES:
+                if side != exc.side:
+                    workers[side].send("release")
+        else:
+            for side in SIDES:
+                workers[side].send("done", loops=test.loops)
     else:
         for side in ready:
             workers[side].send("release")
     ends = {side: state[side] if state[side]["type"] == "end" else _until(workers[side], nodeid, ("end",))
             for side in SIDES}
+    outcomes = {side: end["outcome"] for side, end in ends.items()}
+    if broke:
+        return replace(test, problem=broke)
+    if set(outcomes.values()) == {"skipped"}:
+        reasons = dict.fromkeys(end["message"] for end in ends.values())
+        return replace(test, problem=f"skipped on both sides: {'; '.join(reasons)}", optional=True)
     problems = [f"{end['outcome']} on the {side} side: {end['message']}".rstrip(": ")
                 for side, end in ends.items() if end["outcome"] != "passed"]
     if problems:
         return replace(test, problem="; ".join(problems))
     if not ready:
-        return replace(test, problem=NO_PERF)
+        untimed = ends[CURRENT].get("untimed") or ends[BASE].get("untimed")
+        return replace(test, problem=untimed or NOT_CALLED, optional="whole calls are off" in (untimed or ""))
     if len(ready) == 1:
-        return replace(test, problem=f"perf was called on the {ready[0]} side only")
+        return replace(test, problem=f"timed on the {ready[0]} side only (the other passed without a timed call)")
     return test
 
 

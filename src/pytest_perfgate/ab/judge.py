@@ -28,11 +28,19 @@ def compare_paired(
     current_run: RunResult | None = None,
     subject: str = "",
     notices: Sequence[str] = (),
+    broken: str = "",
+    allow_incomplete: bool = False,
+    started: bool = True,
 ) -> GateReport:
     """The paired A/B gate: each test's ``time`` judged on its per-block ratios (sign test, the
     suite-level correction, the same thresholds and verdicts as :func:`compare`); the other
     metrics the two sides recorded (memory, queries, custom figures) compared as one base run
-    against the current run; budget breaches from the current side."""
+    against the current run; budget breaches from the current side.
+
+    The run is *incomplete* (exit 2) when it broke off (``broken``: a worker crashed or hung, the
+    whole-run limit) or a test selected on both sides was not compared (it failed, was killed,
+    timed nothing, ...), unless ``allow_incomplete``: then those tests are listed in a notice. A run
+    that could not start at all (``started`` false) is reported with ``broken`` as its reason."""
     settings = settings or GateSettings()
     specs = {t.nodeid: t.spec for t in current_run.tests} if current_run else {}
     done: list[Comparison] = []
@@ -47,26 +55,25 @@ def compare_paired(
             warn_threshold=max(warn_r, settings.min_effect),
             max_threshold=max(max_r, settings.min_effect),
             baseline=stats.percentile(test.base, 50) if test.base else None,
-            current=stats.percentile(test.current, 50) if test.current else None,
-            baseline_runs=test.blocks,
+            baseline_runs=test.blocks + sum(map(len, test.extra_pairs)),
         )
         if test.only:
             verdict = GateVerdict.MISSING if test.only == BASE else GateVerdict.NEW
             done.append(Comparison(verdict=verdict, reason=test.problem or f"on the {test.only} side only", **base))
         elif test.problem or not test.log_ratios:
-            done.append(Comparison(verdict=GateVerdict.INSUFFICIENT, reason=test.problem or "no paired rounds", **base))
+            reason = f"not compared: {test.problem or 'no paired rounds'}"
+            done.append(Comparison(verdict=GateVerdict.INSUFFICIENT, reason=reason, **base))
         else:
             result = stats.compare_pairs((test.log_ratios, *test.extra_pairs))
             pending.append(_Pending((test.nodeid, TIME), base, result, result.p_worse, result.p_better, 1.0))
-    done += _decide_all(pending, settings)
+    done += [_estimated(c) for c in _decide_all(pending, settings)]
     all_notices = list(notices)
-    left_out = sum(t.disturbed for t in tests if not t.disturbed_judged)
-    if left_out:
-        total = sum(t.blocks + sum(map(len, t.extra_pairs)) for t in tests) + left_out
+    if pending:
         all_notices.append(
-            f"{left_out} of {total} blocks were disturbed (another process preempted a worker on the shared CPU) "
-            "and left out"
+            "Baseline is the base side's median time per call; Current is Baseline times the paired change "
+            "(the median ratio of blocks measured side by side), not the current side's own median"
         )
+    all_notices += _disturbed_notices(tests)
     confirmed = [t for t in tests if t.extra_pairs]
     if confirmed:
         shown = "; ".join(
@@ -78,16 +85,6 @@ def compare_paired(
             f"fresh pairs of workers and judged on the median change over the pairs (each pair of processes has "
             f"its own small offset): {shown}"
         )
-    for corrected, how in (
-        (True, "their preempted rounds counted as CPU time plus the side's usual off-CPU time"),
-        (False, "as measured (less reliable: the platform gives no thread CPU time)"),
-    ):
-        crowded = sorted(t.nodeid for t in tests if t.disturbed_judged and t.disturbed_corrected == corrected)
-        if crowded:
-            all_notices.append(
-                f"{len(crowded)} test{'s' if len(crowded) != 1 else ''} had too few undisturbed blocks, so "
-                f"disturbed ones were judged too, {how}: {', '.join(crowded[:5])}"
-            )
     if base_run is not None and current_run is not None and set(base_run.by_nodeid()) & set(current_run.by_nodeid()):
         others = [c for c in compare([_without(base_run, TIME)], _without(current_run, TIME), settings).comparisons
                   if c.metric != TIME]
@@ -97,11 +94,65 @@ def compare_paired(
                 "metrics other than time (memory, queries, custom figures) are compared as one base run "
                 "against the current run, with an assumed run-to-run spread: only large changes fail"
             )
+    skipped = [t for t in tests if t.optional]
+    if skipped:
+        all_notices.append(
+            f"{len(skipped)} test{'s' if len(skipped) != 1 else ''} not compared, as expected: "
+            + "; ".join(f"{t.nodeid}: {t.problem}" for t in skipped[:5])
+        )
+    incomplete = [f"the paired run {'did not finish' if started else 'could not start'}: {broken}"] if broken else []
+    not_compared = [f"{t.nodeid}: {t.problem or 'no paired rounds'}" for t in sorted(tests, key=lambda t: t.nodeid)
+                    if t.not_compared]
+    if not broken and not pending and not not_compared and any(not t.only for t in tests):
+        # e.g. every selected test skipped on both sides (pytest-benchmark's --benchmark-skip in addopts)
+        incomplete.append("no test was compared: every test selected on both sides was skipped or not timed")
+    if allow_incomplete and not_compared:
+        all_notices.append(
+            f"{len(not_compared)} test{'s' if len(not_compared) != 1 else ''} not compared (allowed by "
+            "--allow-incomplete): " + "; ".join(not_compared)
+        )
+    else:
+        incomplete += not_compared
     breaches = budget_breaches(current_run) if current_run is not None else ()
     return GateReport(
         tuple(ordered(done)), breaches, tuple(all_notices), 1, (subject,) if subject else (), settings,
-        mode="paired", subject=subject,
+        mode="paired", subject=subject, incomplete=tuple(incomplete),
     )
+
+
+def _estimated(comparison: Comparison) -> Comparison:
+    """Current = Baseline x the paired change, so that the three columns agree."""
+    if comparison.baseline is None or comparison.change is None:
+        return comparison
+    return replace(comparison, current=comparison.baseline * (1 + comparison.change))
+
+
+def _disturbed_notices(tests: Sequence[PairedTest]) -> list[str]:
+    """One notice on disturbed blocks: how many were left out, and which tests judged theirs."""
+    disturbed = sum(t.disturbed for t in tests)
+    if not disturbed:
+        return []
+    total = sum(t.blocks + sum(map(len, t.extra_pairs)) for t in tests) + sum(
+        t.disturbed - t.disturbed_kept for t in tests
+    )
+    left_out = disturbed - sum(t.disturbed_kept for t in tests)
+    text = (
+        f"{disturbed} of {total} blocks were disturbed (a worker was preempted by another process on the shared "
+        f"CPU during one of their rounds)"
+    )
+    parts = [f"{left_out} of them were left out" if left_out else ""]
+    for corrected, how in (
+        (True, "each preempted round counted as its CPU time plus its side's usual off-CPU time"),
+        (False, "as measured: the platform gives no thread CPU time, so these are less reliable"),
+    ):
+        crowded = sorted(t.nodeid for t in tests if t.disturbed_kept and t.disturbed_corrected == corrected)
+        if crowded:
+            kept = sum(t.disturbed_kept for t in tests if t.disturbed_kept and t.disturbed_corrected == corrected)
+            parts.append(
+                f"{kept} were judged, {how}, in {len(crowded)} test{'s' if len(crowded) != 1 else ''} that had too "
+                f"few undisturbed blocks: {', '.join(crowded[:5])}"
+            )
+    return [text + ": " + "; ".join(p for p in parts if p)]
 
 
 def _without(run: RunResult, metric: str) -> RunResult:

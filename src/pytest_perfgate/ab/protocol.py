@@ -1,8 +1,9 @@
 """JSON lines between the ``perfgate ab`` controller and its two pytest workers, over a pair of
 pipes per worker (the workers' stdout and stderr go to log files, never into the protocol).
 
-Worker to controller: ``hello``, ``collected``, ``ready`` (a ``perf`` call waits for orders),
-``calibrated``, ``round``, ``end`` (a test finished), ``finished``. Controller to worker: ``run``
+Worker to controller: ``hello``, ``collected``, ``ready`` (a timed call waits for orders),
+``calibrated``, ``round``, ``failed`` (the call raised in a measured round or in calibration),
+``end`` (a test finished), ``finished``. Controller to worker: ``run``
 (the tests to run, in order), ``calibrate``, ``round``, ``done``, ``release``.
 """
 
@@ -17,12 +18,13 @@ from typing import Any
 
 from ..errors import AbError
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 #: environment variables the controller sets for a worker
 ENV_FDS = "PERFGATE_AB_FDS"  # "<read fd>,<write fd>"
 ENV_SIDE = "PERFGATE_AB_SIDE"
 ENV_FOREIGN = "PERFGATE_AB_FOREIGN"  # a directory whose modules this side must not import
+ENV_WHOLE_CALLS = "PERFGATE_AB_WHOLE_CALLS"  # "0": tests without perf or benchmark are not timed
 ENV_PAD = "PERFGATE_AB_PAD"  # padding of random length: each worker's environment has its own size
 
 

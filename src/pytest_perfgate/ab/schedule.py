@@ -92,16 +92,19 @@ class PairedTest:
     log_ratios: tuple[float, ...] = ()
     #: blocks in which a worker was preempted (left out when enough others are undisturbed)
     disturbed: int = 0
-    #: too few undisturbed blocks: the disturbed ones are judged too
-    disturbed_judged: bool = False
+    #: how many of them were judged all the same (too few undisturbed blocks), over all pairs
+    disturbed_kept: int = 0
     #: ... with each preempted round counted as its CPU time plus its side's usual off-CPU time
     #: (:func:`corrected_rounds`), not as the wall time that holds the other process's time slice
     disturbed_corrected: bool = False
     #: the block log ratios of the same test measured again in fresh pairs of workers
     extra_pairs: tuple[tuple[float, ...], ...] = ()
-    stopped: str = ""  # why the rounds stopped ("time", "blocks", "time limit")
-    #: set when the test is not judged: failed on a side, no perf call, one side only, ...
+    stopped: str = ""  # why the rounds stopped ("time", "blocks", "disturbed", "wall time", "time limit")
+    #: set when the test is not judged: failed on a side, nothing timed, one side only, ...
     problem: str = ""
+    #: not comparing it is expected (skipped on both sides, whole calls turned off): it does not
+    #: make the run incomplete
+    optional: bool = False
     #: BASE or CURRENT when the test exists on that side only
     only: str = ""
     elapsed: float = 0.0
@@ -109,6 +112,16 @@ class PairedTest:
     @property
     def blocks(self) -> int:
         return len(self.log_ratios)
+
+    @property
+    def disturbed_judged(self) -> bool:
+        """Too few undisturbed blocks (in some pair): disturbed ones were judged too."""
+        return self.disturbed_kept > 0
+
+    @property
+    def not_compared(self) -> bool:
+        """Selected on both sides, but not judged: the run is incomplete without it."""
+        return (bool(self.problem) or not self.log_ratios) and not self.only and not self.optional
 
     @property
     def pair_shifts(self) -> tuple[float, ...]:
@@ -163,6 +176,10 @@ def measure_paired(
             if total >= 2 * PATIENCE * settings.max_time * 1e9 and len(clean) + len(disturbed) >= settings.min_blocks:
                 stopped = "disturbed"
                 break
+            if now - started >= 4 * PATIENCE * settings.max_time and len(clean) + len(disturbed) >= settings.min_blocks:
+                # rounds whose untimed part (pytest-benchmark's setup, the messages) dwarfs the timed one
+                stopped = "wall time"
+                break
         rounds = []
         for side in block_order(len(clean) + len(disturbed)):
             measured = sides[side].round(loops, True)
@@ -192,7 +209,7 @@ def measure_paired(
         current=tuple(kept[CURRENT]),
         log_ratios=tuple(judged),
         disturbed=len(disturbed),
-        disturbed_judged=use_all,
+        disturbed_kept=len(disturbed) if use_all else 0,
         disturbed_corrected=corrected,
         stopped=stopped,
         elapsed=clock() - started,

@@ -1,8 +1,19 @@
 """The pytest plugin inside each ``perfgate ab`` worker (loaded with ``-p``): wiring only.
 
-It reports what it collected and runs the tests its controller asks for, in its order; every
-``perf`` call does its first call, then times rounds only when the controller says so (the other
+It reports what it collected and runs the tests its controller asks for, in its order. Every
+timed call makes its first call, then times rounds only when the controller says so (the other
 side runs its rounds in between), and records the kept rounds as the test's ``time`` series.
+Three kinds of test are timed that way:
+
+* a ``perf(fn, ...)`` call;
+* pytest-benchmark's ``benchmark(fn, ...)`` and ``benchmark.pedantic(...)``: the fixture keeps its
+  checks and return value, but its rounds are the controller's (``setup`` and ``teardown`` run
+  around every round, untimed, one call per round);
+* any other test: its body (``item.runtest()``, with the function-scoped fixtures set up once)
+  is called again round after round, like a ``perf`` call.
+
+A call that raises in a measured round is reported (``failed``) before the test fails with it.
+pytest-timeout's limits are lifted in the workers: the controller's ``--test-timeout`` bounds a test.
 """
 
 from __future__ import annotations
@@ -11,17 +22,20 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .. import plugin as core
+from .._tracking import TIMING_FIXTURES
 from ..measure import timing
 from ..plugin import MEASURE
-from ..recorder import Measure
+from ..recorder import CALL_ROUNDS, Measure
 from ..session import BUDGET_FAILURE
-from .protocol import ENV_FOREIGN, ENV_SIDE, PROTOCOL_VERSION, Channel
+from .protocol import ENV_FOREIGN, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel
 
 try:
     import resource
@@ -40,7 +54,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "perfgate: pytest_perfgate.ab.worker is the paired A/B worker; it runs under `perfgate ab`, not alone"
         )
     config.stash[MEASURE] = lambda nodeid: _remote_measure(channel, nodeid)
-    config.pluginmanager.register(_Worker(channel), "perfgate-ab-worker")
+    config.pluginmanager.register(_Worker(channel, whole_calls=os.environ.get(ENV_WHOLE_CALLS) != "0"),
+                                  "perfgate-ab-worker")
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     channel.send(
         "hello",
@@ -69,11 +84,20 @@ def _crash_line(report: pytest.TestReport) -> str:
     return lines[0][:300] if lines else "no details"
 
 
+#: why a test using one of these fixtures is not timed in rounds
+UNTIMED_FIXTURES = {
+    "load_test": "a load test (locust in a subprocess, its own duration) cannot be timed in paired rounds",
+}
+
+
 class _Worker:
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, *, whole_calls: bool = True) -> None:
         self.channel = channel
+        self.whole_calls = whole_calls
         self.collect_errors: list[dict[str, str]] = []
         self.outcomes: dict[str, dict[str, str]] = {}
+        #: nodeid -> why the test is not timed in rounds (sent with its ``end``)
+        self.untimed: dict[str, str] = {}
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -94,6 +118,7 @@ class _Worker:
             files=sorted(files),
             rootdir=str(config.rootpath),
             errors=self.collect_errors,
+            lifted=_lifted_timeouts(config, items),
         )
         order = self.channel.receive()
         if order.get("type") != "run":
@@ -103,6 +128,37 @@ class _Worker:
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         items[:] = sorted((item for item in items if item.nodeid in position), key=lambda item: position[item.nodeid])
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool:
+        """pytest-timeout would kill a test in the middle of its rounds: its timer is not set (the
+        controller's --test-timeout bounds every test instead; the report says so)."""
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, Any, Any]:
+        value = yield
+        if fixturedef.argname == "benchmark" and _is_pytest_benchmark(value):
+            _pair_benchmark(value, request.node)
+        return value
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        untimed = [why for name, why in UNTIMED_FIXTURES.items() if name in fixtures]
+        if untimed:
+            self.untimed[item.nodeid] = untimed[0]
+        elif not fixtures & TIMING_FIXTURES:
+            if self.whole_calls:
+                _time_whole_call(item)
+            else:
+                self.untimed[item.nodeid] = "a test without perf or benchmark (whole calls are off: --no-whole-calls)"
+        try:
+            return (yield)
+        finally:
+            item.__dict__.pop("runtest", None)  # the instance's own runtest (see _time_whole_call), if set
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         entry = self.outcomes.setdefault(report.nodeid, {"outcome": "passed", "message": ""})
@@ -115,13 +171,130 @@ class _Worker:
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         entry = self.outcomes.pop(nodeid, {"outcome": "passed", "message": ""})
-        self.channel.send("end", nodeid=nodeid, **entry)
+        self.channel.send("end", nodeid=nodeid, untimed=self.untimed.pop(nodeid, ""), **entry)
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self) -> None:
         foreign = os.environ.get(ENV_FOREIGN)
         self.channel.send("finished", foreign=_foreign_modules(foreign) if foreign else [])
         self.channel.close()
+
+
+def _lifted_timeouts(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """The project's own time limits this worker lifts (said once in the report)."""
+    lifted = []
+    if config.pluginmanager.has_plugin("timeout"):
+        where = []
+        option = config.getoption("timeout", None)
+        if option:
+            where.append(f"{option:g}s from --timeout" if isinstance(option, (int, float)) else f"--timeout {option}")
+        try:
+            ini = config.getini("timeout")
+        except ValueError:
+            ini = None
+        if ini and not option:
+            where.append(f"timeout = {ini} in {config.inipath.name if config.inipath else 'the ini file'}")
+        marked = sum(1 for item in items if item.get_closest_marker("timeout") is not None)
+        if marked:
+            where.append(f"@pytest.mark.timeout on {marked} test{'s' if marked != 1 else ''}")
+        if where:
+            lifted.append(f"pytest-timeout ({'; '.join(where)})")
+    return lifted
+
+
+def _is_pytest_benchmark(value: object) -> bool:
+    return type(value).__module__.startswith("pytest_benchmark") and hasattr(value, "_raw_pedantic")
+
+
+def _crash_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text.splitlines()[0][:300] if text.strip() else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the rounds of one test call. ``prepare`` (untimed, before each round) gives the round's
+    call and what to run after it (pytest-benchmark's ``setup`` / ``teardown``): such a round is
+    one call. ``loops``: a fixed loop count instead of calibration."""
+
+    call: Callable[[], Any]
+    prepare: Callable[[], tuple[Callable[[], Any], Callable[[], None]]] | None = None
+    loops: int | None = None
+
+    def first(self) -> Any:
+        if self.prepare is None:
+            return self.call()
+        call, after = self.prepare()
+        try:
+            return call()
+        finally:
+            after()
+
+    def calibrate(self, min_round_time: float) -> int:
+        if self.prepare is not None:
+            return 1
+        if self.loops is not None:
+            return self.loops
+        return timing.calibrate(self.call, min_round_time)
+
+
+def _measure(item: pytest.Item, workload: Workload, source: str) -> timing.Timing:
+    """Time ``workload`` under the controller's rounds and record it as the test's ``time``."""
+    config = item.config
+    measure = config.stash[MEASURE](item.nodeid)
+    result = measure(workload, core._state(config).timing_settings())  # type: ignore[arg-type]
+    if result.samples:
+        core._recorder(item).add_timing(result, source)
+    return result
+
+
+def _pair_benchmark(fixture: Any, item: pytest.Item) -> None:
+    """pytest-benchmark's fixture keeps its own checks (used once, ``pedantic``'s arguments), but
+    its rounds are the controller's: its ``_raw`` / ``_raw_pedantic`` are replaced on this instance."""
+
+    def raw(function_to_benchmark: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        call = (lambda: function_to_benchmark(*args, **kwargs)) if (args or kwargs) else function_to_benchmark
+        return _measure(item, Workload(call), "benchmark").result
+
+    def raw_pedantic(
+        target: Callable[..., Any], args: Any = (), kwargs: Any = None, setup: Any = None, teardown: Any = None,
+        rounds: int = 1, warmup_rounds: int = 0, iterations: int = 1,
+    ) -> Any:
+        kwargs = {} if kwargs is None else kwargs
+        for name, value, least in (("iterations", iterations, 1), ("rounds", rounds, 1),
+                                   ("warmup_rounds", warmup_rounds, 0)):
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"Must have positive int for `{name}`.")
+        if iterations > 1 and setup:
+            raise ValueError("Can't use more than 1 `iterations` with a `setup` function.")
+        if setup is None:
+            return _measure(item, Workload(lambda: target(*args, **kwargs)), "benchmark").result
+
+        def prepare() -> tuple[Callable[[], Any], Callable[[], None]]:
+            call_args, call_kwargs = args, kwargs
+            made = setup()
+            if made:
+                if args or kwargs:
+                    raise TypeError("Can't use `args` or `kwargs` if `setup` returns the arguments.")
+                call_args, call_kwargs = made
+            after = (lambda: teardown(*call_args, **call_kwargs)) if teardown is not None else (lambda: None)
+            return (lambda: target(*call_args, **call_kwargs)), after
+
+        return _measure(item, Workload(target, prepare=prepare), "benchmark").result
+
+    fixture._raw = raw
+    fixture._raw_pedantic = raw_pedantic
+
+
+def _time_whole_call(item: pytest.Item) -> None:
+    """The test's body is its workload: ``item.runtest`` times it in the controller's rounds (the
+    function-scoped fixtures are set up once, for all rounds)."""
+    body = item.runtest
+
+    def runtest() -> None:
+        _measure(item, Workload(body), CALL_ROUNDS)
+
+    item.runtest = runtest  # type: ignore[method-assign]
 
 
 def _foreign_modules(directory: str) -> list[str]:
@@ -143,9 +316,10 @@ def _foreign_modules(directory: str) -> list[str]:
 
 
 def _remote_measure(channel: Channel, nodeid: str) -> Measure:
-    def measure(fn: Callable[[], Any], settings: timing.TimingSettings) -> timing.Timing:
+    def measure(fn: Callable[[], Any] | Workload, settings: timing.TimingSettings) -> timing.Timing:
+        workload = fn if isinstance(fn, Workload) else Workload(fn)
         started = time.perf_counter_ns()
-        result = fn()
+        result = workload.first()
         first_ns = time.perf_counter_ns() - started
         channel.send(
             "ready",
@@ -160,30 +334,38 @@ def _remote_measure(channel: Channel, nodeid: str) -> Measure:
         )
         samples: list[float] = []
         warmup = 0
+        rounds = 0
         while True:
             order = channel.receive()
             kind = order["type"]
-            if kind == "round":
-                loops = int(order["loops"])
-                elapsed, switches, cpu = _round(fn, loops, settings.disable_gc)
-                if order.get("keep"):
-                    samples.append(elapsed * 1e-9 / loops)
+            try:
+                if kind == "round":
+                    loops = int(order["loops"])
+                    rounds += 1
+                    elapsed, switches, cpu = _round(workload, loops, settings.disable_gc)
+                    if order.get("keep"):
+                        samples.append(elapsed * 1e-9 / loops)
+                    else:
+                        warmup += 1
+                    channel.send("round", ns=elapsed, switches=switches, cpu_ns=cpu)
+                elif kind == "calibrate":
+                    channel.send("calibrated", loops=workload.calibrate(float(order["min_round_time"])))
+                elif kind in ("done", "release"):
+                    loops = int(order.get("loops") or 1)
+                    return timing.Timing(
+                        samples=tuple(samples) if kind == "done" else (),
+                        loops=loops,
+                        warmup_rounds=warmup,
+                        total_time=(time.perf_counter_ns() - started) * 1e-9,
+                        result=result,
+                    )
                 else:
-                    warmup += 1
-                channel.send("round", ns=elapsed, switches=switches, cpu_ns=cpu)
-            elif kind == "calibrate":
-                channel.send("calibrated", loops=timing.calibrate(fn, float(order["min_round_time"])))
-            elif kind in ("done", "release"):
-                loops = int(order.get("loops") or 1)
-                return timing.Timing(
-                    samples=tuple(samples) if kind == "done" else (),
-                    loops=loops,
-                    warmup_rounds=warmup,
-                    total_time=(time.perf_counter_ns() - started) * 1e-9,
-                    result=result,
-                )
-            else:
-                raise RuntimeError(f"perfgate ab worker: unexpected order {order!r}")
+                    raise RuntimeError(f"perfgate ab worker: unexpected order {order!r}")
+            except BaseException as exc:
+                # the controller hears why before the test fails with it
+                where = f"round {rounds}" if kind == "round" else "calibration"
+                channel.send("failed", nodeid=nodeid, message=_crash_text(exc), where=where)
+                raise
 
     return measure
 
@@ -201,8 +383,9 @@ def _thread_cpu_ns() -> int:
         return -1
 
 
-def _round(fn: Callable[[], Any], loops: int, disable_gc: bool) -> tuple[int, int, int]:
+def _round(workload: Workload, loops: int, disable_gc: bool) -> tuple[int, int, int]:
     """Wall nanoseconds, involuntary context switches and CPU nanoseconds (-1: unknown) of one round."""
+    call, after = workload.prepare() if workload.prepare is not None else (workload.call, None)
     enabled = gc.isenabled()
     if disable_gc:
         gc.disable()
@@ -211,10 +394,12 @@ def _round(fn: Callable[[], Any], loops: int, disable_gc: bool) -> tuple[int, in
         cpu = _thread_cpu_ns()
         start = time.perf_counter_ns()
         for _ in range(loops):
-            fn()
+            call()
         elapsed = time.perf_counter_ns() - start
         cpu_after = _thread_cpu_ns()
         return elapsed, _involuntary_switches() - switches, cpu_after - cpu if cpu >= 0 and cpu_after >= 0 else -1
     finally:
         if disable_gc and enabled:
             gc.enable()
+        if after is not None:
+            after()
