@@ -279,3 +279,24 @@ def test_a_closed_output_pipe_is_exit_141_without_a_traceback() -> None:
     error = process.stderr.read()
     assert process.wait(timeout=60) == 141
     assert "Traceback" not in error and "BrokenPipe" not in error, error
+
+
+def test_report_prints_every_recorded_tests_timings_budgeted_or_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import replace
+
+    from pytest_perfgate.model import Series
+    from pytest_perfgate.units import Kind
+
+    run = make_run({"tests/test_md.py::test_render": [0.0981] * 32, "tests/test_md.py::test_parse": [0.0025] * 20})
+    bench = replace(run.tests[0], series={"time": Series("time", Kind.TIME, (0.0981,) * 32, source="benchmark")})
+    run = replace(run, tests=(bench, run.tests[1]))
+    path = _save(tmp_path / "r.json", run)
+    assert main(["report", path]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "timings: median time per call of 2 tests",
+        "tests/test_md.py::test_parse   median 2.5ms   (20 rounds, perf)",
+        "tests/test_md.py::test_render  median 98.1ms  (32 rounds, pytest-benchmark)",
+        f"{path}: no budgets (2 tests recorded)",
+    ]

@@ -718,3 +718,44 @@ def test_in_pytest_gate_with_a_bad_baseline_is_a_usage_error(pytester: pytest.Py
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["error: *broken.json: is not valid JSON*"])
+
+
+TIMED = """
+import time
+
+def test_bench(benchmark):
+    benchmark(time.sleep, 0.0001)
+
+def test_pedantic(benchmark):
+    benchmark.pedantic(sum, args=(range(10),), rounds=7, iterations=3)
+
+def test_perf(perf):
+    perf(sum, range(100))
+
+def test_plain():
+    pass
+"""
+
+
+@pytest.mark.parametrize("how", [("--perfgate-save=out.json",), ("-v",)], ids=["save", "verbose"])
+def test_session_summary_shows_every_timed_tests_median_without_budgets(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: tuple[str, ...]
+) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # else pytest-benchmark disables itself in here
+    pytester.makepyfile(test_timed=TIMED)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--benchmark-max-time=0.05", *how)
+    result.assert_outcomes(passed=4)
+    result.stdout.re_match_lines([
+        r"timings: median time per call of 3 tests$",
+        r"test_timed\.py::test_bench     median \d+(\.\d+)?[um]s +\(\d+ rounds, pytest-benchmark\)$",
+        r"test_timed\.py::test_pedantic  median \d+(\.\d+)?[nu]s +\(7 rounds x 3 calls, pytest-benchmark\)$",
+        r"test_timed\.py::test_perf      median \d+(\.\d+)?[nu]s +\(\d+ rounds x \d+ calls, perf\)$",
+    ])
+    assert "test_plain  median" not in result.stdout.str()  # not timed: no budget, no timing fixture
+
+
+def test_session_summary_shows_no_timings_without_save_or_verbose(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_timed=TIMED)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--benchmark-max-time=0.05")
+    result.assert_outcomes(passed=4)
+    assert "timings:" not in result.stdout.str()

@@ -53,14 +53,21 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@command("report", "print the budget table of a results file (and write its HTML report)")(_report_args)
+@command("report", "print the budget table and every test's timings of a results file (and its HTML report)")(
+    _report_args
+)
 def cmd_report(args: argparse.Namespace) -> int:
     from .model import load_results, write_text_atomic
-    from .reports.terminal import format_budget_table
+    from .reports.terminal import format_budget_table, format_timings
 
     run = load_results(args.results)
-    lines = format_budget_table(run.tests, max_rows=None if args.all else 30)
-    print("\n".join(lines) if lines else f"{args.results}: no budgeted tests ({len(run.tests)} tests recorded)")
+    budgets = format_budget_table(run.tests, max_rows=None if args.all else 30)
+    timings = format_timings(run.tests, max_rows=None if args.all else 30, every="--all shows every one")
+    lines = budgets + ([""] if budgets and timings else []) + timings
+    if not budgets:
+        n = len(run.tests)
+        lines.append(f"{args.results}: no budgets ({n} test{'s' if n != 1 else ''} recorded)")
+    print("\n".join(lines))
     if args.html:
         from .config import find_config, load_config
         from .gate import compare_for_session

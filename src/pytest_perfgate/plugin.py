@@ -131,6 +131,15 @@ def pytest_configure(config: pytest.Config) -> None:
         track(config)  # every measuring test's results are wanted, also those that measure late
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With -v the summary shows every timed test's median: pytest-benchmark's tests too, which
+    are recorded only while the per-test hooks are on."""
+    config = session.config
+    wanted = config.getoption("verbose") > 0 and not tracking(config) and config.pluginmanager.has_plugin("benchmark")
+    if wanted and any("benchmark" in getattr(item, "fixturenames", ()) for item in session.items):
+        track(config)
+
+
 def _state(config: pytest.Config) -> PerfgateSession:
     """The session's state, made (and the core imported) on first use."""
     state = config.stash.get(STATE, None)

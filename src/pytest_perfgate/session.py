@@ -21,7 +21,7 @@ from .measure import metadata, timing
 from .model import RunResult, TestResult, save_results, write_text_atomic
 from .options import Options, header_line
 from .recorder import Recorder
-from .reports.terminal import format_budget_table
+from .reports.terminal import format_budget_table, format_timings
 from .units import Kind, format_value
 
 if TYPE_CHECKING:
@@ -242,6 +242,8 @@ class PerfgateSession:
     def summary_lines(self, *, verbose: bool = False) -> list[str]:
         tests = list(self.results.values())
         lines = format_budget_table(tests, max_rows=None if verbose else 30)
+        if verbose or self.options.save is not None:  # timings are visible without budgets
+            lines += format_timings(tests, max_rows=None if verbose else 50)
         warned = sorted(t.nodeid for t in tests if t.verdict is Verdict.WARN)
         if warned:
             lines.append(

@@ -51,3 +51,36 @@ def format_budget_table(tests: Iterable[TestResult], *, max_rows: int | None = N
     summary = ", ".join(f"{n} {_MARK[k].lower()}" for k, n in counts.items() if n)
     lines.append(f"budgets: {summary} ({len({t.nodeid for t, _ in pairs})} tests)")
     return lines
+
+
+#: what measured a test's time series (``Series.source``), in the timings table
+_SOURCES = {"perf": "perf", "benchmark": "pytest-benchmark", "call": "whole call", "load": "load test"}
+
+
+def format_timings(
+    tests: Iterable[TestResult], *, max_rows: int | None = None, every: str = "-v shows every one"
+) -> list[str]:
+    """Every test that recorded a time per call, budgeted or not, by name: its median and what it
+    is based on (``tests/test_x.py::test_render  median 98.1ms  (32 rounds, pytest-benchmark)``)."""
+    from ..metrics import TIME_SERIES
+    from ..stats import statistic
+
+    timed = sorted(
+        (t for t in tests if TIME_SERIES in t.series and t.series[TIME_SERIES].values), key=lambda t: t.nodeid
+    )
+    if not timed:
+        return []
+    shown = timed if max_rows is None else timed[:max_rows]
+    rows = []
+    for t in shown:
+        series = t.series[TIME_SERIES]
+        source = "" if series.source == "call" else _SOURCES.get(series.source, series.source)  # said by detail
+        basis = ", ".join(part for part in (series.detail, source) if part)
+        rows.append((t.nodeid, f"median {series.fmt(statistic(series.values, 'median'))}", f"({basis})"))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    lines = [f"timings: median time per call of {len(timed)} test{'s' if len(timed) != 1 else ''}"]
+    lines += [f"{name.ljust(widths[0])}  {median.ljust(widths[1])}  {basis}" for name, median, basis in rows]
+    if len(shown) < len(timed):
+        more = len(timed) - len(shown)
+        lines.append(f"... {more} more test{'s' if more != 1 else ''} ({every}; all are in the results file)")
+    return lines
