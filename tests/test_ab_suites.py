@@ -119,17 +119,23 @@ def test_benchmark_and_whole_call_tests_are_paired_a_slowdown_fails_and_the_unch
     _no_worktrees_left(suite)
 
 
-def test_a_test_that_fails_when_called_again_makes_the_run_incomplete(suite: Path, tmp_path: Path) -> None:
+def test_tests_that_cannot_be_called_again_or_timed_in_rounds_make_the_run_incomplete(
+    suite: Path, tmp_path: Path
+) -> None:
     (suite / "benchmarks" / "test_state.py").write_text(
-        "calls = []\n\n\ndef test_leaks_state():\n    calls.append(1)\n"
-        "    assert len(calls) < 3, 'state leaks between calls'\n"
+        "import pytest\n\ncalls = []\n\n\n@pytest.fixture\ndef load_test():\n    return None  # stands in for perfgate's\n\n\n"
+        "def test_leaks_state():\n    calls.append(1)\n    assert len(calls) < 3, 'state leaks between calls'\n\n\n"
+        "def test_load(load_test):\n    pass\n"
     )
     result = ab(suite, "--base", "main", *_reports(tmp_path, "leak"), "--", "benchmarks/test_state.py")
     assert result.returncode == 2, result.stdout + result.stderr
-    _agree(tmp_path, "leak", result.stdout, 2)
-    assert result.stdout.startswith("perfgate: INCOMPLETE: 1 test not compared")
-    assert "benchmarks/test_state.py::test_leaks_state: failed on the " in result.stdout
-    assert "side when called again: AssertionError: state leaks between calls" in result.stdout
+    data = _agree(tmp_path, "leak", result.stdout, 2)
+    assert result.stdout.startswith("perfgate: INCOMPLETE: 2 tests not compared")
+    leak, load = data["incomplete"]  # type: ignore[misc]
+    assert leak.startswith("benchmarks/test_state.py::test_leaks_state: failed on the ")
+    assert "side when called again: AssertionError: state leaks between calls (in " in leak
+    assert load == ("benchmarks/test_state.py::test_load: a load test (locust in a subprocess, its own duration) "
+                    "cannot be timed in paired rounds")
     _no_worktrees_left(suite)
 
 
