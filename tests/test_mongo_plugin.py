@@ -734,3 +734,62 @@ def test_race_schedules_are_captured_but_not_reported_as_n_plus_one(pytester):
     """, "--perfgate-mongo-repeat-threshold=2")
     result.assert_outcomes(passed=1)
     assert "MongoQueryWarning" not in result.stdout.str()
+
+
+# --------------------------------------------------------------------------- the backend line: only where MongoDB is used
+
+MONGOMOCK_LINE = (
+    "perfgate mongo: mongomock (no URI set; no Docker engine: DOCKER_HOST is unset and there is no "
+    "/nonexistent/docker.sock; no mongod on PATH); no transactions, no explain, no command monitoring, no profiler"
+)
+
+
+def test_a_session_that_never_uses_mongodb_says_nothing_about_it(pytester):
+    result = run(pytester, """
+        def test_plain():
+            pass
+    """)
+    result.assert_outcomes(passed=1)
+    assert "perfgate mongo" not in result.stdout.str() and "MongoDB" not in result.stdout.str()
+    xdist = pytester.runpytest(*FAST, "-n", "2")
+    xdist.assert_outcomes(passed=1)
+    assert "perfgate mongo" not in xdist.stdout.str() and "MongoDB" not in xdist.stdout.str()
+
+
+def test_the_line_follows_collection_when_a_selected_test_uses_a_mongodb_fixture(pytester):
+    result = run(pytester, """
+        def test_db(mongo_db):
+            mongo_db.c.insert_one({"a": 1})
+
+        def test_plain():
+            pass
+    """)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["collected 2 items", MONGOMOCK_LINE])
+    assert result.stdout.str().count("perfgate mongo:") == 1
+    deselected = pytester.runpytest(*FAST, "-k", "plain")
+    deselected.assert_outcomes(passed=1)
+    assert "perfgate mongo:" not in deselected.stdout.str()
+
+
+def test_under_xdist_the_workers_line_is_in_the_summary(pytester):
+    result = run(pytester, """
+        def test_db(mongo_db):
+            pass
+    """, "-n", "2")
+    result.assert_outcomes(passed=1)
+    # the workers are other processes: this test's stand-in for a missing Docker socket is not theirs
+    result.stdout.fnmatch_lines(["perfgate mongo: mongomock (no URI set; no Docker engine*); no transactions, no "
+                                 "explain, no command monitoring, no profiler", "*1 passed*"])
+    assert result.stdout.str().count("perfgate mongo:") == 1
+
+
+def test_a_mongodb_option_puts_the_line_in_the_header_even_without_mongodb_tests(pytester):
+    result = run(pytester, """
+        def test_plain():
+            pass
+    """, "--perfgate-mongo-timeout=2s")
+    result.assert_outcomes(passed=1)
+    lines = result.stdout.lines
+    header = next(i for i, line in enumerate(lines) if line.startswith("perfgate mongo: mongomock (no URI set"))
+    assert header < next(i for i, line in enumerate(lines) if line.startswith("collected"))

@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +154,7 @@ class MongoState:
 
 
 STATE: pytest.StashKey[MongoState] = pytest.StashKey()
+_WORKER_LINES: pytest.StashKey[str] = pytest.StashKey()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -179,13 +180,61 @@ def _state(config: pytest.Config) -> MongoState:
     return state
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+#: the MongoDB line was printed already (in the header, or after collection)
+_SHOWN: pytest.StashKey[bool] = pytest.StashKey()
+#: where an xdist worker tells the controller the line (its tests use MongoDB)
+_WORKER_LINE = "perfgate_mongo_line"
+
+
+def backend_line(config: pytest.Config) -> str:
+    """``perfgate mongo: <backend> (<why>); <what it can do>``: chooses the backend (starts nothing)."""
     from .backends import expected_capabilities
 
     sel = _state(config).selection
     return f"perfgate mongo: {sel.kind} ({sel.reason}); {expected_capabilities(sel.kind)}" + (
         "" if sel.kind == "mongomock" else "; started on first use"
     )
+
+
+def configured(config: pytest.Config) -> bool:
+    """Whether the session sets a MongoDB option: a ``--perfgate-mongo*`` flag, a
+    ``perfgate_mongo*`` ini key, or ``PERFGATE_MONGO_URI``."""
+    if os.environ.get("PERFGATE_MONGO_URI", "").strip():
+        return True
+    return any(
+        config.getoption(f"perfgate_{name}", None) is not None or config.getini(f"perfgate_{name}") not in (None, "")
+        for name, *_ in OPTIONS
+    )
+
+
+def uses_mongo(item: pytest.Item) -> bool:
+    """Whether a collected test uses a MongoDB fixture or has a query budget."""
+    return "mongo_backend" in getattr(item, "fixturenames", ()) or _needs_capture(item)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """The backend line, before collection, when the session sets a MongoDB option; otherwise it
+    comes after collection, and only when a collected test uses MongoDB (a project that never does
+    reads nothing about it)."""
+    if not configured(config):
+        return None
+    config.stash[_SHOWN] = True
+    return backend_line(config)
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: Sequence[pytest.Item]) -> list[str]:
+    if config.stash.get(_SHOWN, False) or not any(uses_mongo(item) for item in items):
+        return []
+    config.stash[_SHOWN] = True
+    return [backend_line(config)]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller collects nothing: a worker whose tests use MongoDB sends the line."""
+    line = getattr(node, "workeroutput", {}).get(_WORKER_LINE)
+    if line:
+        node.config.stash[_WORKER_LINES] = line
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -313,8 +362,12 @@ def _capture(config: pytest.Config) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """A query budget on a test that uses no MongoDB fixture still opens the capture window."""
+    """A query budget on a test that uses no MongoDB fixture still opens the capture window; an
+    xdist worker whose tests use MongoDB tells the controller the backend line."""
     config = session.config
+    output = getattr(config, "workeroutput", None)
+    if output is not None and not configured(config) and any(uses_mongo(item) for item in session.items):
+        output[_WORKER_LINE] = backend_line(config)
     if core.tracking(config) and not config.pluginmanager.has_plugin(_CAPTURE):
         for item in session.items:
             spec = item.stash.get(core.SPEC, None)
@@ -439,6 +492,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    line = config.stash.get(_WORKER_LINES, None)
+    if line and not config.stash.get(_SHOWN, False):
+        terminalreporter.write_line(line)
     state = config.stash.get(STATE, None)
     if state is None:
         return
