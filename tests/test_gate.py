@@ -121,7 +121,7 @@ def test_noisy_metric_that_cannot_detect_its_threshold_is_flagged() -> None:
 
 def test_detectable_reads_as_a_percentage_and_past_100_percent_as_a_factor_too() -> None:
     assert [format_detectable(d) for d in (0.38, 3.23, 98.0, 99.0, 150.0)] == [
-        "+38%", "+323% (4.2x)", "+9800% (99.0x)", "more than 100x", "more than 100x"]
+        "at least +38%", "at least +323% (4.2x)", "at least +9800% (99.0x)", "more than 100x", "more than 100x"]
 
 
 def test_min_effect_floors_the_thresholds() -> None:

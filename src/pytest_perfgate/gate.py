@@ -614,8 +614,8 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
     elif detectable is not None and not assumed and detectable > max_t:
         verdict = GateVerdict.UNSTABLE
         reason = (
-            f"too noisy to judge: {_runs_vary(r)}; only a worsening of at least "
-            f"{format_detectable(detectable)} could be significant here"
+            f"too noisy to judge: {_runs_vary(r)}; only a worsening of {format_detectable(detectable)} "
+            "could be significant here"
         )
     else:
         verdict, reason = GateVerdict.UNCHANGED, "within thresholds"
@@ -630,12 +630,12 @@ def _runs_vary(r: stats.RunComparison | stats.PairedComparison) -> str:
 
 def format_detectable(detectable: float) -> str:
     """:attr:`Comparison.detectable` (a fraction, like ``change``: 3.23 is +323%) in words: the
-    percentage, and past +100% the factor too: ``"+45%"``, ``"+323% (4.2x)"``; ``"+9900% (100x)"``
-    and above reads ``"more than 100x"``."""
+    percentage, and past +100% the factor too: ``"at least +45%"``, ``"at least +323% (4.2x)"``;
+    ``"+9900% (100x)"`` and above reads ``"more than 100x"``."""
     if detectable < 1:
-        return f"+{detectable:.0%}"
+        return f"at least +{detectable:.0%}"
     factor = 1 + detectable
-    return f"+{detectable:.0%} ({factor:.1f}x)" if factor < 100 else "more than 100x"
+    return f"at least +{detectable:.0%} ({factor:.1f}x)" if factor < 100 else "more than 100x"
 
 
 def ordered(comparisons: Iterable[Comparison]) -> list[Comparison]:
