@@ -10,35 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from test_ab import _git, _no_worktrees_left, ab
+from test_ab import LIBRARY, _git, _no_worktrees_left, ab
 
 pytest.importorskip("pytest_benchmark")
 pytest.importorskip("pytest_timeout")
 
-LIBRARY = '''\
-def work(n=3000):
-    total = 0
-    for i in range({loops}):
-        total = (total + i * i) % 1000003
-    return total
-
-
-def control(n=3000):
-    return sum(range(n))
-'''
-
 BENCHMARKS = '''\
-import lib
+import shop
 
 prepared, torn_down = [], []
 
 
 def test_work(benchmark):
-    assert benchmark(lib.work) > 0
+    assert benchmark(shop.checksum) > 0
 
 
 def test_control(benchmark):
-    assert benchmark(lib.control, 3000) == sum(range(3000))
+    assert benchmark(shop.render, 200).startswith("0,1,2")
 
 
 def test_pedantic(benchmark):
@@ -49,12 +37,12 @@ def test_pedantic(benchmark):
     def teardown(n):
         torn_down.append(n)
 
-    assert benchmark.pedantic(lib.work, setup=setup, teardown=teardown, rounds=3) > 0
+    assert benchmark.pedantic(shop.checksum, setup=setup, teardown=teardown, rounds=3) > 0
     assert len(prepared) == len(torn_down) > 3  # every round was set up and torn down, untimed
 
 
 def test_whole_call():
-    assert lib.work(3000) > 0
+    assert shop.checksum(3000) > 0
 '''
 
 TESTS = ("test_work", "test_control", "test_pedantic", "test_whole_call")
@@ -66,7 +54,7 @@ def suite(tmp_path: Path) -> Path:
     shorter than one test's measuring (so the workers must lift it)."""
     root = tmp_path / "project"
     (root / "benchmarks").mkdir(parents=True)
-    (root / "lib.py").write_text(LIBRARY.format(loops="n"))
+    (root / "shop.py").write_text(LIBRARY.format(loops="n"))
     (root / "benchmarks" / "test_bench.py").write_text(BENCHMARKS)
     (root / "pytest.ini").write_text("[pytest]\ntimeout = 0.5\nperfgate_max_time = 0.3s\nperfgate_warmup = 0.01s\n")
     _git(root, "init", "-q", "-b", "main")
@@ -106,7 +94,7 @@ def test_benchmark_and_whole_call_tests_are_paired_a_slowdown_fails_and_the_unch
         assert rows[name]["verdict"] in ("unchanged", "improvement", "unstable", "warning"), rows[name]
     assert "notice: pytest-timeout (timeout = 0.5 in pytest.ini) is lifted in the paired workers" in same.stdout
 
-    (suite / "lib.py").write_text(LIBRARY.format(loops="n * 7 // 5"))  # 40% more iterations in work()
+    (suite / "shop.py").write_text(LIBRARY.format(loops="n * 7 // 5"))  # 40% more iterations in checksum()
     slow = ab(suite, "--base", "main", "--min-blocks", "12", *_reports(tmp_path, "slow"), "--", "benchmarks")
     assert slow.returncode == 1, slow.stdout + slow.stderr
     data = _agree(tmp_path, "slow", slow.stdout, 1)
@@ -144,7 +132,7 @@ def test_tests_that_cannot_be_called_again_or_timed_in_rounds_make_the_run_incom
     [
         (("benchmarks", "-k", "nomatch"), "pytest on the current side selected none: 4 deselected in "),
         (("benchmarks/nothere.py",), "ERROR: file or directory not found: benchmarks/nothere.py"),
-        (("lib.py",), "pytest on the current side selected none: no tests ran in "),
+        (("shop.py",), "pytest on the current side selected none: no tests ran in "),
     ],
     ids=["all-deselected", "missing-file", "no-tests"],
 )
