@@ -288,12 +288,18 @@ def _git(repo: Path, *args: str) -> str:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A src-layout project whose base commit has ``checksum`` at its normal speed."""
-    root = tmp_path / "project"
-    (root / "src" / "shop").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "src" / "shop" / "__init__.py").write_text(LIBRARY.format(loops="n"))
-    (root / "tests" / "test_shop.py").write_text(TESTS)
-    (root / "pytest.ini").write_text("[pytest]\nperfgate_max_time = 0.1s\nperfgate_warmup = 0.01s\n")
+    return make_repository(tmp_path / "project", {
+        "src/shop/__init__.py": LIBRARY.format(loops="n"),
+        "tests/test_shop.py": TESTS,
+        "pytest.ini": "[pytest]\nperfgate_max_time = 0.1s\nperfgate_warmup = 0.01s\n",
+    })
+
+
+def make_repository(root: Path, files: dict[str, str]) -> Path:
+    """A git repository at ``root`` on branch main, whose one commit holds ``files`` (path: text)."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
     _git(root, "init", "-q", "-b", "main")
     _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
     _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_ab import LIBRARY, _git, _no_worktrees_left, ab
+from test_ab import LIBRARY, _no_worktrees_left, ab, make_repository
 
 pytest.importorskip("pytest_benchmark")
 pytest.importorskip("pytest_timeout")
@@ -52,15 +52,11 @@ TESTS = ("test_work", "test_control", "test_pedantic", "test_whole_call")
 def suite(tmp_path: Path) -> Path:
     """A flat-layout project with a pytest-benchmark suite and pytest-timeout's ``timeout = 0.5``,
     shorter than one test's measuring (so the workers must lift it)."""
-    root = tmp_path / "project"
-    (root / "benchmarks").mkdir(parents=True)
-    (root / "shop.py").write_text(LIBRARY.format(loops="n"))
-    (root / "benchmarks" / "test_bench.py").write_text(BENCHMARKS)
-    (root / "pytest.ini").write_text("[pytest]\ntimeout = 0.5\nperfgate_max_time = 0.3s\nperfgate_warmup = 0.01s\n")
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
-    return root
+    return make_repository(tmp_path / "project", {
+        "shop.py": LIBRARY.format(loops="n"),
+        "benchmarks/test_bench.py": BENCHMARKS,
+        "pytest.ini": "[pytest]\ntimeout = 0.5\nperfgate_max_time = 0.3s\nperfgate_warmup = 0.01s\n",
+    })
 
 
 def _reports(tmp_path: Path, name: str) -> tuple[str, ...]:
