@@ -303,7 +303,8 @@ def test_no_serial_order_when_real_time_forbids_it() -> None:
 def test_patching_is_active_only_during_a_run_and_restored_after() -> None:
     original = mongomock.collection.Collection.find_one
     seen: list[bool] = []
-    Race().run(lambda: seen.append(mongomock.collection.Collection.find_one is not original), schedules=1)
+    check = Race.op("check", lambda: seen.append(mongomock.collection.Collection.find_one is not original), atomic=True)
+    Race().run(check, schedules=1)
     assert seen == [True]
     assert mongomock.collection.Collection.find_one is original
     assert not INTERCEPTOR.installed
@@ -392,7 +393,9 @@ def test_any_token_round_trips(choices: list[tuple[int, bool]], run: int) -> Non
     assert decode(token.encode()) == token
 
 
-def _steppers(points: tuple[int, ...], log: list[str]) -> list[Callable[[], None]]:
+def _steppers(points: tuple[int, ...], log: list[str]) -> list[OpCall]:
+    """Operations making ``points[i]`` scheduling points each (one with none is atomic, said so)."""
+
     def make(index: int, count: int) -> Callable[[], None]:
         def op() -> None:
             for i in range(count):
@@ -402,7 +405,7 @@ def _steppers(points: tuple[int, ...], log: list[str]) -> list[Callable[[], None
 
         return op
 
-    return [make(i, n) for i, n in enumerate(points)]
+    return [Race.op(f"op{i}", make(i, n), atomic=not n) for i, n in enumerate(points)]
 
 
 @settings(max_examples=12, deadline=None)

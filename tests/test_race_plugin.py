@@ -265,7 +265,7 @@ def test_history_without_a_serial_explanation_fails_with_the_history(pytester: p
         @pytest.mark.race(strategy="exhaustive")
         def test_atomic_write(race):
             pair = PairModel()
-            report = race.run(race.op("write", pair.write, 1), race.op("read", pair.read),
+            report = race.run(race.op("write", pair.write, 1, atomic=True), race.op("read", pair.read, atomic=True),
                               setup=lambda: pair.write(0), model=PairModel)
             assert report.complete
         """
@@ -320,7 +320,7 @@ def test_deadlock_fails_with_every_threads_stack_and_release_lets_waits_finish(p
                 with race.blocking("wait for producer"):
                     assert ready.wait(5)
 
-            report = race.run(consumer, ready.set, setup=ready.clear)
+            report = race.run(consumer, race.op("set", ready.set, atomic=True), setup=ready.clear)
             assert report.failure is None
         """
     )

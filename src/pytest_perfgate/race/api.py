@@ -80,15 +80,18 @@ class Race:
         fn: Callable[..., object],
         *args: object,
         expected: type[BaseException] | tuple[type[BaseException], ...] = (),
+        atomic: bool = False,
         **kwargs: object,
     ) -> OpCall:
         """An operation with a name and arguments (needed for a sequential ``model``);
-        ``expected`` exceptions are a legitimate result of this operation, not a failure."""
+        ``expected`` exceptions are a legitimate result of this operation, not a failure;
+        ``atomic``: it is meant to make no scheduling point (otherwise an operation that never
+        reaches one fails the run: its database calls were not seen)."""
         if not isinstance(name, str) or not name:
             raise RaceError(f"race.op name {name!r}: accepted a non-empty string (the operation's name)")
         if not callable(fn):
             raise RaceError(f"race.op({name!r}, {fn!r}): accepted a callable as the second argument")
-        return OpCall(name, fn, tuple(args), dict(kwargs), _check_expected(expected))
+        return OpCall(name, fn, tuple(args), dict(kwargs), _check_expected(expected), atomic=bool(atomic))
 
     @staticmethod
     def point(label: str) -> None:

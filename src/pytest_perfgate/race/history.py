@@ -29,6 +29,8 @@ class OpCall:
     kwargs: Mapping[str, object] | None = None
     #: exceptions that are a legitimate result of this operation (a 404 under concurrency)
     expected: tuple[type[BaseException], ...] = ()
+    #: meant to run as one atomic step (no scheduling point besides its start): not an error
+    atomic: bool = False
 
     def __call__(self) -> object:
         return self.fn(*self.args, **dict(self.kwargs or {}))

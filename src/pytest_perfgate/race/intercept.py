@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from . import scheduler
 from .scheduler import current
 from .trace import PointInfo, call_shape, shape_of
 
@@ -87,6 +88,9 @@ def _wrap(original: Callable[..., Any], operation: str, target: Target) -> Calla
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         active = current()
         if active is None:
+            if scheduler._RUNNING and (needs_point is None or needs_point(self)):
+                # a schedule runs, but this call carries no operation: it is not scheduled (say so)
+                scheduler.escaped(describe(self, operation, args, kwargs))
             return original(self, *args, **kwargs)
         schedule, worker = active
         if worker.depth or (needs_point is not None and not needs_point(self)):

@@ -16,7 +16,7 @@ from .history import OpCall, format_history, serial_order
 from .scheduler import Execution, Schedule, Timing
 from .strategies import STRATEGIES, Chooser, Exhaustive, Guided, Replay, make_strategy
 from .token import Choice, ReplayToken, check_of
-from .trace import StepKind
+from .trace import START, StepKind
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ KINDS = {
     "invariant": "an invariant violation",
     "history": "a history no serial order explains",
     "hang": "a hang",
+    "escaped": "a database call outside the scheduler's control",
+    "unscheduled": "an operation the scheduler never interleaved",
 }
 
 
@@ -192,6 +194,17 @@ class Problem:
     def judge(self, execution: Execution) -> _Verdict | None:
         if execution.hang is not None:
             return _Verdict("hang", execution.hang.reason, execution.hang.format(), ("hang",))
+        if execution.escapes:
+            first = execution.escapes[0]
+            more = len(execution.escapes) - 1
+            summary = f"a database call escaped the scheduler: {first.describe()}" + (
+                f" (and {more} more)" if more else ""
+            )
+            detail = "\n".join(
+                [f"escaped: {e.describe()}" for e in execution.escapes[:10]]
+                + [ESCAPE_HELP]
+            )
+            return _Verdict("escaped", summary, detail, ("escaped",))
         errors = [o for o in execution.outcomes if o.error is not None]
         tracebacks = "\n".join(
             f"--- T{o.thread} {o.name}\n{_error_text(o.error)}" for o in errors if o.error is not None
@@ -225,6 +238,29 @@ class Problem:
         return ReplayToken(run, len(self.calls), execution.choices, _check(execution)).encode()
 
 
+#: what to do about a call that escaped the scheduler
+ESCAPE_HELP = (
+    "a race run cannot interleave a call it does not see: the call was made in a thread or task that does not "
+    "carry the race operation (its context); start that work with contextvars.copy_context().run(...), "
+    "asyncio.to_thread or anyio.to_thread.run_sync (they carry it), or call it from the operation itself "
+    "(docs/race.md: races through an API)"
+)
+
+
+def _unscheduled(problem: Problem, reached: set[int], count: int) -> str:
+    """Why an operation never reached a scheduling point in any schedule ("" when all did)."""
+    missed = [f"T{i} {call.name}" for i, call in enumerate(problem.calls) if i not in reached and not call.atomic]
+    if not missed:
+        return ""
+    return (
+        f"{', '.join(missed)} never reached a scheduling point in {count} schedule{'s' if count != 1 else ''}: "
+        f"{'it' if len(missed) == 1 else 'each'} ran as one atomic step, so no interleaving of "
+        f"{'its' if len(missed) == 1 else 'their'} database calls was tried (no intercepted pymongo or "
+        "mongomock call, no race.point, seen on its behalf); an operation meant as one step: "
+        "race.op(name, fn, atomic=True)"
+    )
+
+
 def _check(execution: Execution) -> str:
     return check_of(s.point.describe() for s in execution.trace.steps if s.kind is not StepKind.RELEASE)
 
@@ -245,9 +281,11 @@ def explore(problem: Problem, config: RaceConfig, *, run: int = 0, replay: Repla
         preemption_bound=config.preemption_bound,
     )
     seen: set[tuple[Choice, ...]] = set()
+    reached: set[int] = set()  # operations that reached a scheduling point besides their start
     count = 0
     stopped = "schedule budget"
     failure: Failure | None = None
+    execution: Execution | None = None
     while True:
         if count >= config.schedules:
             break
@@ -262,11 +300,19 @@ def explore(problem: Problem, config: RaceConfig, *, run: int = 0, replay: Repla
         strategy.finished(chooser, len(execution.choices))
         count += 1
         seen.add(execution.choices)
+        reached.update(s.thread for s in execution.trace.steps if s.point is not START)
         verdict = problem.judge(execution)
         if verdict is not None:
             failure = _evidence(problem, config, run, count, execution, verdict)
             stopped = "failure"
             break
+    unscheduled = _unscheduled(problem, reached, count) if failure is None and execution is not None else ""
+    if unscheduled and execution is not None:
+        failure = Failure(
+            "unscheduled", unscheduled, "", count, execution, format_history(problem.calls, execution.outcomes),
+            problem.token_for(run, execution), execution.trace.preemptions, False, 0, False,
+        )  # fmt: skip
+        stopped = "failure"
     return RaceReport(
         strategy=strategy.describe(),
         seed=config.seed,
@@ -407,6 +453,13 @@ def format_failure(report: RaceReport, replay_command: str | None = None) -> str
     failure = report.failure
     assert failure is not None
     lines = [f"race: {failure.summary}"]
+    if failure.kind == "unscheduled":
+        lines.append(
+            f"  {report.distinct} distinct schedule(s) of {report.schedules} tried ({report.strategy}); the race "
+            "cannot pass what it did not interleave"
+        )
+        lines.append(ESCAPE_HELP)
+        return "\n".join(lines)
     if report.replayed is not None:
         lines.append(f"  replayed from token {report.replayed}")
     else:

@@ -1,4 +1,10 @@
-"""Run one schedule: each operation in its own thread, exactly one thread running at a time.
+"""Run one schedule: each operation in its own thread, exactly one operation running at a time.
+
+An operation is known by a context variable, not by its thread: a database call made on its
+behalf in another thread or task (a web framework's thread pool or event loop, which copy the
+caller's context) is a scheduling point of that operation. A call the interception sees while a
+schedule runs, from a context that carries no operation, *escaped* the scheduler: the schedule
+records it (and the race fails with it) instead of letting an uncontrolled call pass silently.
 
 Threads stop at *scheduling points* (an intercepted database call, ``race.point``, the start
 of an operation); the chooser decides which waiting thread continues. A thread inside a
@@ -11,6 +17,7 @@ When no thread can make progress within ``hang_timeout``, or the schedule outliv
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import queue
 import sys
@@ -85,6 +92,21 @@ class Execution:
     choices: tuple[Choice, ...]
     outcomes: tuple[Outcome, ...]
     hang: Hang | None
+    #: database calls no operation made while the schedule ran (they were not scheduled)
+    escapes: tuple[Escape, ...] = ()
+
+
+@dataclass(frozen=True)
+class Escape:
+    """A database call made while a schedule ran, in a context that carries no race operation."""
+
+    point: PointInfo
+    thread: str  # the name of the thread that made it
+    during: str  # the operation that had control then ("T1 delete_node"), or "" between operations
+
+    def describe(self) -> str:
+        during = f" while {self.during} ran" if self.during else ""
+        return f"{self.point.describe()} in thread {self.thread!r}{during}"
 
 
 class _Worker:
@@ -103,10 +125,21 @@ class _Worker:
         self.invoke: int | None = None
         self.response: int | None = None
         self.thread: threading.Thread | None = None
+        #: the thread that last waited at a point for this operation (a web server's worker thread,
+        #: an event loop's): shown in a hang's stacks next to the operation's own thread
+        self.last_thread: threading.Thread | None = None
         self.wake: threading.Condition | None = None  # shares the schedule's lock
 
 
-_local = threading.local()
+#: the schedule and operation on whose behalf the code running in this context works; copied into
+#: the threads and tasks the operation's code hands work to (anyio / starlette thread pools,
+#: ``asyncio`` tasks, ``contextvars.copy_context().run``)
+_ACTIVE: contextvars.ContextVar[tuple[Schedule, _Worker] | None] = contextvars.ContextVar(
+    "perfgate_race_operation", default=None
+)
+#: the schedules running now (one per race.run in progress): where an escaped call is recorded
+_RUNNING: list[Schedule] = []
+_RUNNING_LOCK = threading.Lock()
 
 
 class _PoolThread:
@@ -155,12 +188,21 @@ POOL = _Pool()
 
 
 def current() -> tuple[Schedule, _Worker] | None:
-    """The schedule and worker of the calling thread, when it is an active race operation."""
-    schedule: Schedule | None = getattr(_local, "schedule", None)
-    worker: _Worker | None = getattr(_local, "worker", None)
-    if schedule is None or worker is None or schedule.aborted:
+    """The schedule and operation the calling code works for, when a race operation runs it
+    (in the operation's own thread, or in a thread or task that copied its context)."""
+    active = _ACTIVE.get()
+    if active is None or active[0].aborted or active[1].state is _State.DONE:
         return None
-    return schedule, worker
+    return active
+
+
+def escaped(point: PointInfo) -> None:
+    """Record a database call that no race operation made while a schedule runs (see :class:`Escape`)."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    thread = threading.current_thread().name
+    for schedule in running:
+        schedule.escape(point, thread)
 
 
 class Schedule:
@@ -183,12 +225,19 @@ class Schedule:
         self.aborted = False
         self.steps: list[Step] = []
         self.choices: list[Choice] = []
+        self.escapes: list[Escape] = []
+        self._running: _Worker | None = None
 
     # ------------------------------------------------------------------ operation threads
 
+    def escape(self, point: PointInfo, thread: str) -> None:
+        running = self._running
+        during = f"T{running.index} {running.name}" if running is not None else ""
+        with self.cond:
+            self.escapes.append(Escape(point, thread, during))
+
     def _body(self, worker: _Worker) -> None:
-        _local.schedule = self
-        _local.worker = worker
+        token = _ACTIVE.set((self, worker))
         try:
             self._wait_turn(worker, START)
             worker.value = worker.fn()
@@ -197,8 +246,7 @@ class Schedule:
         except BaseException as exc:  # recorded: the history and the failure show it
             worker.error = exc
         finally:
-            _local.schedule = None
-            _local.worker = None
+            _ACTIVE.reset(token)
             with self.cond:
                 if not self.aborted:
                     worker.state = _State.DONE
@@ -207,6 +255,7 @@ class Schedule:
 
     def _wait_turn(self, worker: _Worker, point: PointInfo, *, returning: bool = False) -> Fault | None:
         with self.cond:
+            worker.last_thread = threading.current_thread()
             worker.pending = point
             worker.returning = returning
             worker.state = _State.WAITING
@@ -275,6 +324,15 @@ class Schedule:
     # ------------------------------------------------------------------ the scheduler
 
     def run(self) -> Execution:
+        with _RUNNING_LOCK:
+            _RUNNING.append(self)
+        try:
+            return self._run()
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.remove(self)
+
+    def _run(self) -> Execution:
         timing = self.timing
         start = time.monotonic()
         deadline = start + timing.schedule_timeout
@@ -352,7 +410,7 @@ class Schedule:
                 if worker.invoke is None:
                     worker.invoke = len(self.steps) - 1
                 worker.state = _State.RUNNING
-                running = worker
+                running = self._running = worker
                 last = chosen
                 progress = time.monotonic()
                 assert worker.wake is not None
@@ -367,7 +425,7 @@ class Schedule:
             Outcome(w.index, w.name, w.invoke, w.response if hang is None else None, w.value, w.error)
             for w in self.workers
         )
-        return Execution(trace, tuple(self.choices), outcomes, hang)
+        return Execution(trace, tuple(self.choices), outcomes, hang, tuple(self.escapes))
 
     def _fault_for(self, point: PointInfo, step: int) -> Fault | None:
         """One decision per point (fire or not), so a token's flag replays it: the first matching
@@ -382,9 +440,13 @@ class Schedule:
         frames = sys._current_frames()
         stacks = []
         for worker in self.workers:
-            thread = worker.thread
             title = f"T{worker.index} {worker.name} ({worker.state.value})"
-            frame = frames.get(thread.ident) if thread is not None and thread.ident is not None else None
-            text = "".join(traceback.format_stack(frame)) if frame is not None else "(finished)\n"
-            stacks.append((title, text))
+            threads = [worker.thread]
+            if worker.last_thread is not None and worker.last_thread is not worker.thread:
+                threads.append(worker.last_thread)  # where its last point was (a server's worker thread)
+            for n, thread in enumerate(threads):
+                frame = frames.get(thread.ident) if thread is not None and thread.ident is not None else None
+                text = "".join(traceback.format_stack(frame)) if frame is not None else "(finished)\n"
+                name = title if n == 0 else f"{title}, in thread {thread.name!r}"  # type: ignore[union-attr]
+                stacks.append((name, text))
         return Hang(reason, tuple(stacks))
