@@ -102,3 +102,52 @@ def test_pymongo_lost_update_is_found_through_the_wire(server: FakeMongoServer) 
     assert raised.value.report.failure.summary == "invariant violated: AssertionError: order numbers [1, 1]"
     assert "orders.find {}" in raised.value.report.failure.execution.trace.format()
     client.close()
+
+
+def test_async_endpoints_on_one_event_loop_are_interleaved_at_the_async_drivers_calls(server: FakeMongoServer) -> None:
+    """An ASGI app whose async endpoints await pymongo's AsyncMongoClient, served by one
+    TestClient (one event loop for every request, as in production): each request waits for its
+    turn in its coroutine, so the loop runs the other request meanwhile, and the lost update of
+    "count, then insert" is found through the wire."""
+    pytest.importorskip("httpx")
+    from contextlib import asynccontextmanager
+
+    from pymongo import AsyncMongoClient
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    server.store.released.set()
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        state["client"] = AsyncMongoClient(server.uri, serverSelectionTimeoutMS=3000)
+        yield
+        await state["client"].close()
+
+    async def place(request: Request) -> JSONResponse:
+        orders = state["client"].shop.orders
+        number = len(await orders.find({}).to_list()) + 1
+        await orders.insert_one({"_id": request.path_params["oid"], "number": number})
+        return JSONResponse({"number": number}, status_code=201)
+
+    app = Starlette(routes=[Route("/orders/{oid}", place, methods=["POST"])], lifespan=lifespan)
+    sync = pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=3000).shop.orders
+
+    def check() -> None:
+        numbers = sorted(doc["number"] for doc in sync.find({}))
+        assert numbers == [1, 2], f"order numbers {numbers}"
+
+    with TestClient(app) as client:
+        ops = [Race.op(f"place_{n}", lambda n=n: client.post(f"/orders/o{n}")) for n in (1, 2)]
+        with pytest.raises(RaceFailure) as raised:
+            Race().run(*ops, setup=server.store.dbs.clear, invariant=check, seed=1)
+    failure = raised.value.report.failure
+    assert failure is not None
+    assert failure.summary == "invariant violated: AssertionError: order numbers [1, 1]"
+    trace = failure.execution.trace.format()
+    assert "orders.find {}" in trace and "orders.insert_one" in trace
+    assert failure.replay_verified

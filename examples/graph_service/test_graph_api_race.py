@@ -5,74 +5,17 @@ the direct tests (``scenarios.py``), run over HTTP by ``HttpGraph``."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from api import HttpGraph, Send, asgi_app, fastapi_app, wsgi_app
-from graphstore import FixedGraph, Graph, NaiveGraph
+from api import CLIENTS, HttpGraph, asgi_app
+from graphstore import FixedGraph, NaiveGraph
 from scenarios import EDGES, NODES, SCENARIOS
 from test_graph_race import NAIVE_FAILURES
 
 from pytest_perfgate.race import RaceFailure
 
 pytest.importorskip("httpx")
-
-
-def _test_client(client: Any) -> Send:
-    def send(method: str, path: str, body: dict[str, str] | None) -> tuple[int, Any]:
-        response = client.request(method, path, json=body)
-        return response.status_code, response.json() if response.content else None
-
-    return send
-
-
-def starlette(graph: Graph, *, asynchronous: bool = False) -> Send:
-    from starlette.testclient import TestClient
-
-    return _test_client(TestClient(asgi_app(graph, asynchronous=asynchronous)))
-
-
-def fastapi(graph: Graph) -> Send:
-    pytest.importorskip("fastapi")
-    from fastapi.testclient import TestClient
-
-    return _test_client(TestClient(fastapi_app(graph)))
-
-
-def httpx_asgi(graph: Graph) -> Send:
-    """httpx's AsyncClient on ASGITransport: each request runs in its operation's own event loop."""
-    import httpx
-
-    app = asgi_app(graph)
-
-    async def request(method: str, path: str, body: dict[str, str] | None) -> tuple[int, Any]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://graph") as client:
-            response = await client.request(method, path, json=body)
-        return response.status_code, response.json() if response.content else None
-
-    return lambda method, path, body: asyncio.run(request(method, path, body))
-
-
-def flask(graph: Graph) -> Send:
-    client = wsgi_app(graph).test_client()
-
-    def send(method: str, path: str, body: dict[str, str] | None) -> tuple[int, Any]:
-        response = client.open(path, method=method, json=body)
-        return response.status_code, response.get_json(silent=True)
-
-    return send
-
-
-CLIENTS: dict[str, Callable[[Graph], Send]] = {
-    "starlette-sync-endpoints": starlette,
-    "starlette-async-endpoints": lambda graph: starlette(graph, asynchronous=True),
-    "fastapi": fastapi,
-    "httpx-asgi-transport": httpx_asgi,
-    "flask-wsgi": flask,
-}
 
 
 @pytest.mark.parametrize("client", list(CLIENTS))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,10 +77,23 @@ TARGETS: tuple[Target, ...] = (
         label="cursor.getMore",
     ),
     Target("pymongo.synchronous.client_session", "ClientSession", SESSION_METHODS, _session_point, releasable=True),
+    # pymongo's async driver (AsyncMongoClient): awaited calls, the operation waits for its turn in
+    # its coroutine, so the event loop runs other operations' coroutines meanwhile
+    Target("pymongo.asynchronous.collection", "AsyncCollection", COLLECTION_METHODS, _collection_point,
+           releasable=True),
+    Target("pymongo.asynchronous.cursor", "AsyncCursor", ("_refresh",), _cursor_point, releasable=True, label="find"),
+    Target(
+        "pymongo.asynchronous.command_cursor", "AsyncCommandCursor", ("_refresh",), _cursor_point, releasable=True,
+        label="cursor.getMore",
+    ),
+    Target("pymongo.asynchronous.client_session", "AsyncClientSession", SESSION_METHODS, _session_point,
+           releasable=True),
 )  # fmt: skip
 
 
 def _wrap(original: Callable[..., Any], operation: str, target: Target) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(original):
+        return _wrap_async(original, operation, target)
     describe = target.describe
     needs_point = target.needs_point
     releasable = target.releasable
@@ -97,6 +111,28 @@ def _wrap(original: Callable[..., Any], operation: str, target: Target) -> Calla
             return original(self, *args, **kwargs)
         point = describe(self, operation, args, kwargs)
         return schedule.call(worker, point, lambda: original(self, *args, **kwargs), releasable=releasable)
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+def _wrap_async(original: Callable[..., Any], operation: str, target: Target) -> Callable[..., Any]:
+    describe = target.describe
+    needs_point = target.needs_point
+    releasable = target.releasable
+
+    @functools.wraps(original)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        active = current()
+        if active is None:
+            if scheduler._RUNNING and (needs_point is None or needs_point(self)):
+                scheduler.escaped(describe(self, operation, args, kwargs))
+            return await original(self, *args, **kwargs)
+        schedule, worker = active
+        if worker.depth or (needs_point is not None and not needs_point(self)):
+            return await original(self, *args, **kwargs)
+        point = describe(self, operation, args, kwargs)
+        return await schedule.acall(worker, point, lambda: original(self, *args, **kwargs), releasable=releasable)
 
     setattr(wrapper, _MARK, True)
     return wrapper

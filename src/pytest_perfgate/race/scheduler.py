@@ -17,6 +17,7 @@ When no thread can make progress within ``hang_timeout``, or the schedule outliv
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import queue
@@ -24,8 +25,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
@@ -129,6 +130,23 @@ class _Worker:
         #: an event loop's): shown in a hang's stacks next to the operation's own thread
         self.last_thread: threading.Thread | None = None
         self.wake: threading.Condition | None = None  # shares the schedule's lock
+        #: set while the operation waits for its turn in a coroutine (an async driver's call): the
+        #: future its event loop awaits, so the loop runs other operations' coroutines meanwhile
+        self.async_wake: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+    def notify(self) -> None:
+        """Wake the operation wherever it waits (called with the schedule's lock held)."""
+        assert self.wake is not None
+        self.wake.notify()
+        if self.async_wake is not None:
+            loop, future = self.async_wake
+            with suppress(RuntimeError):  # its loop closed: nothing waits there any more
+                loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 #: the schedule and operation on whose behalf the code running in this context works; copied into
@@ -296,6 +314,67 @@ class Schedule:
             raise fault.error()
         return result
 
+    async def _await_turn(self, worker: _Worker, point: PointInfo, *, returning: bool = False) -> Fault | None:
+        """:meth:`_wait_turn` for a coroutine: its event loop is not blocked meanwhile (other
+        operations' coroutines on the same loop reach their own points)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self.cond:
+            worker.last_thread = threading.current_thread()
+            worker.pending = point
+            worker.returning = returning
+            worker.state = _State.WAITING
+            worker.async_wake = (loop, future)
+            self.cond.notify()
+        try:
+            while True:
+                await future
+                with self.cond:
+                    if worker.state is _State.RUNNING or self.aborted:
+                        break
+                    future = loop.create_future()
+                    worker.async_wake = (loop, future)
+        finally:
+            with self.cond:
+                worker.async_wake = None
+        if self.aborted:
+            raise _Aborted
+        fault, worker.fault = worker.fault, None
+        return fault
+
+    async def acall(
+        self, worker: _Worker, point: PointInfo, make: Callable[[], Awaitable[T]], *, releasable: bool
+    ) -> T:
+        """:meth:`call` for an awaited call (an async driver's): the same point, fault and release."""
+        if worker.depth:
+            return await make()
+        fault = await self._await_turn(worker, point)
+        if fault is not None and not fault.after:
+            raise fault.error()
+        worker.depth += 1
+        released = False
+        try:
+            if releasable:
+                with self.cond:
+                    worker.releasable_since = time.monotonic()
+                    self.cond.notify()
+                try:
+                    result = await make()
+                finally:
+                    with self.cond:
+                        worker.releasable_since = None
+                        released = worker.state is _State.IN_FLIGHT
+                        self.cond.notify()
+            else:
+                result = await make()
+        finally:
+            worker.depth -= 1
+        if released:
+            await self._await_turn(worker, point, returning=True)
+        if fault is not None:
+            raise fault.error()
+        return result
+
     @contextmanager
     def _releasable(self, worker: _Worker, point: PointInfo) -> Iterator[None]:
         with self.cond:
@@ -413,13 +492,11 @@ class Schedule:
                 running = self._running = worker
                 last = chosen
                 progress = time.monotonic()
-                assert worker.wake is not None
-                worker.wake.notify()
+                worker.notify()
             if hang is not None:
                 self.aborted = True
                 for worker in self.workers:
-                    assert worker.wake is not None
-                    worker.wake.notify()
+                    worker.notify()
         trace = Trace(tuple(w.name for w in self.workers), tuple(self.steps))
         outcomes = tuple(
             Outcome(w.index, w.name, w.invoke, w.response if hang is None else None, w.value, w.error)
