@@ -523,3 +523,68 @@ def test_a_token_from_another_test_is_refused_clearly(pytester: pytest.Pytester)
     result.stdout.fnmatch_lines(
         ["*RaceError: replay token does not fit: at step 3 it chooses T0, but only T1 can run*"]
     )
+
+
+def test_a_token_for_a_race_run_the_test_never_makes_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(helpers=COUNTER, test_counter=COUNTER_TEST)
+    result = run(pytester, "test_counter.py::test_counter", "--perfgate-race-replay=v1-4-2-0000000-abcd")
+    result.assert_outcomes(failed=1, errors=1)  # the test's own race fails; the token was never used: an error
+    result.stdout.fnmatch_lines([
+        "*perfgate: --perfgate-race-replay: the replay token v1-4-2-0000000-abcd is for race.run call #5 of its test, "
+        "but this test made 1 race.run call: was it printed by another test*"
+    ])
+
+
+@pytest.mark.parametrize(
+    ("check", "summary"),
+    [
+        ("pytest.skip('not today')", "race: the invariant raised Skipped: not today (not an AssertionError*"),
+        ("pytest.fail('counter broken')", "race: invariant violated: Failed: counter broken"),
+        ("{}['n']", "race: the invariant raised KeyError: 'n' (not an AssertionError: an error in the check itself, "
+                    "or a state it did not expect)"),
+    ],
+    ids=["skip", "fail", "key-error"],
+)
+def test_an_invariant_that_skips_fails_or_errs_keeps_the_interleaving_and_the_token(
+    pytester: pytest.Pytester, check: str, summary: str
+) -> None:
+    pytester.makepyfile(
+        helpers=COUNTER,
+        test_checks=f"""
+        import pytest
+        from helpers import counter_ops
+
+        def test_counter(race):
+            ops, reset, _check = counter_ops(race)
+            race.run(*ops, setup=reset, invariant=lambda: {check}, schedules=3)
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)  # never a skip: a found interleaving is a failure with its evidence
+    result.stdout.fnmatch_lines([summary, "interleaving*", "replay token (reproduced on re-run): v1-*"])
+
+
+def test_a_race_time_budget_of_0_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = run(pytester, "--perfgate-race-seconds=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--perfgate-race-seconds: '0' must be longer than 0 (a time budget, e.g. 30s)"])
+
+
+def test_the_mongo_captures_own_bookkeeping_is_not_a_scheduling_point(pytester: pytest.Pytester) -> None:
+    """A find that matches nothing, with the query capture on: one point (the capture counts the
+    cursor's documents again on its own behalf), so two operations of two steps each: 6 interleavings."""
+    pytest.importorskip("mongomock")
+    pytester.makepyfile(
+        test_capture="""
+        def test_find(race, mongo_db):
+            def reader():
+                list(mongo_db.items.find({"_id": 99}))
+
+            report = race.run(reader, lambda: mongo_db.items.insert_one({"_id": 2}),
+                              setup=lambda: mongo_db.items.delete_many({}), strategy="exhaustive",
+                              preemption_bound=None)
+            assert report.distinct == 6, report.summary()
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)

@@ -69,6 +69,14 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def positive_duration(text: str) -> float:
+    """A duration longer than 0 (a time budget: 0 would run nothing)."""
+    value = duration(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than 0 (a time budget, e.g. 30s)")
+    return value
+
+
 def evidence(text: str) -> tuple[str, ...]:
     from .budgets import parse_evidence
     from .errors import BudgetError

@@ -71,6 +71,18 @@ class Race:
         self.replay_command = replay_command
         self.reports: list[RaceReport] = []
         self._setup: Callable[[], object] | None = None
+        self.replay_used = False
+
+    def unused_replay(self) -> str:
+        """Why the replay token given was never used by this test ("" when it was, or none was given)."""
+        if self.replay is None or self.replay_used:
+            return ""
+        made = len(self.reports)
+        return (
+            f"the replay token {self.replay.encode()} is for race.run call #{self.replay.run + 1} of its test, "
+            f"but this test made {made} race.run call{'s' if made != 1 else ''}: was it printed by another test "
+            "(run the replay command with its node id), or did the test change?"
+        )
 
     # ------------------------------------------------------------------ helpers for operations
 
@@ -171,6 +183,8 @@ class Race:
         problem = Problem(calls, invariant, setup or self._setup, model, _check_expected(expected), fault_list)
         index = len(self.reports)
         replay = self.replay if self.replay is not None and self.replay.run == index else None
+        if replay is not None:
+            self.replay_used = True
         with intercepting():
             report = explore(problem, config, run=index, replay=replay)
         self.reports.append(report)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..instrumented import in_own_call
 from . import scheduler
 from .scheduler import current
 from .trace import PointInfo, call_shape, shape_of
@@ -100,6 +101,8 @@ def _wrap(original: Callable[..., Any], operation: str, target: Target) -> Calla
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if in_own_call():
+            return original(self, *args, **kwargs)
         active = current()
         if active is None:
             if scheduler._RUNNING and (needs_point is None or needs_point(self)):
@@ -123,6 +126,8 @@ def _wrap_async(original: Callable[..., Any], operation: str, target: Target) ->
 
     @functools.wraps(original)
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if in_own_call():
+            return await original(self, *args, **kwargs)
         active = current()
         if active is None:
             if scheduler._RUNNING and (needs_point is None or needs_point(self)):

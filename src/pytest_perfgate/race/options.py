@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RaceError
-from ..options import OptionTable, choice, duration, positive_int, whole_number
+from ..options import OptionTable, choice, positive_duration, positive_int, whole_number
 
 if TYPE_CHECKING:
     from .token import ReplayToken
@@ -37,7 +37,7 @@ RACE_OPTIONS: OptionTable = (
         f"default race strategy ({', '.join(STRATEGIES)}; default random)",
     ),
     ("race_schedules", positive_int, None, "N", "default number of race schedules per race.run (default 300)"),
-    ("race_seconds", duration, None, "DURATION", "default time budget per race.run, e.g. 30s (default 60s)"),
+    ("race_seconds", positive_duration, None, "DURATION", "default time budget per race.run, e.g. 30s (default 60s)"),
     (
         "race_seed",
         whole_number(0),

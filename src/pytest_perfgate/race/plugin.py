@@ -11,7 +11,7 @@ import dataclasses
 import json
 import shlex
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -63,7 +63,7 @@ def _replay_command(item: pytest.Item) -> Any:
 
 
 @pytest.fixture
-def race(request: pytest.FixtureRequest) -> Race:
+def race(request: pytest.FixtureRequest) -> Iterator[Race]:
     """Run operations concurrently under a controlled, seeded scheduler:
     ``race.run(op1, op2, ..., invariant=..., setup=..., schedules=300)``. Defaults come from
     ``@pytest.mark.race(...)`` and ``--perfgate-race-*``; see docs/race.md."""
@@ -87,7 +87,10 @@ def race(request: pytest.FixtureRequest) -> Race:
     core.track(config)  # the core's per-test hooks put the race reports into the results
     if core.register_once(config, _REPORTS, _RaceReports):  # per-test hooks only in sessions that race
         _summarise(config)
-    return fixture
+    yield fixture
+    unused = fixture.unused_replay()
+    if unused:
+        pytest.fail(f"perfgate: --perfgate-race-replay: {unused}", pytrace=False)
 
 
 _REPORTS = "perfgate-race-reports"

@@ -220,9 +220,17 @@ class Problem:
         if self.invariant is not None:
             try:
                 held = self.invariant()
-            except Exception as exc:
-                return _Verdict("invariant", f"invariant violated: {_one_line(exc)}", _error_text(exc),
-                                ("invariant", type(exc).__name__))  # fmt: skip
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # pytest.fail / pytest.skip too: the interleaving is the evidence
+                if isinstance(exc, AssertionError) or type(exc).__name__ == "Failed":
+                    summary = f"invariant violated: {_one_line(exc)}"
+                else:
+                    summary = (
+                        f"the invariant raised {_one_line(exc)} (not an AssertionError: an error in the check "
+                        "itself, or a state it did not expect)"
+                    )
+                return _Verdict("invariant", summary, _error_text(exc), ("invariant", type(exc).__name__))
             if held is False:
                 return _Verdict("invariant", "invariant violated: it returned False", "", ("invariant", "False"))
         if self.model is not None and serial_order(self.calls, execution.outcomes, self.model) is None:
