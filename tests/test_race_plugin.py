@@ -32,7 +32,7 @@ def counter_ops(race, atomic=False):
 
 
 #: plugins an inner session does not need (hypothesis alone re-imports for ~1s per session)
-QUIET = ("-p", "no:hypothesispytest", "-p", "no:locust", "-p", "no:anyio", "-p", "no:benchmark")
+QUIET = ("-p", "no:hypothesispytest", "-p", "no:locust", "-p", "no:anyio", "-p", "no:benchmark", "-p", "no:asyncio")
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
