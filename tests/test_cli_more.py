@@ -74,9 +74,9 @@ def test_gitlab_comment_dry_run_and_missing_merge_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = tmp_path / "report.md"
-    report.write_text("hello")
+    report.write_text("perfgate: PASSED\n\nhello\n")
     assert main(["gitlab-comment", str(report), "--dry-run"]) == 0
-    assert capsys.readouterr().out == "<!-- perfgate-report -->\nhello\n"
+    assert capsys.readouterr().out == "<!-- perfgate-report -->\nperfgate: PASSED\n\nhello\n"
     monkeypatch.delenv("CI_MERGE_REQUEST_IID", raising=False)
     assert main(["gitlab-comment", str(report)]) == 2
     assert "no merge request: pass --mr IID" in capsys.readouterr().err

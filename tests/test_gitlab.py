@@ -4,17 +4,19 @@ import socket
 
 import pytest
 
-from pytest_perfgate.gitlab import NOTE_MARKER, GitLab, GitLabError, from_environment
+from pytest_perfgate.gitlab import NOTE_MARKER, GitLab, GitLabError, Limits, from_environment
 from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
 
 TOKEN = "glpat-SECRET-123"
+#: small waits, so that the retried statuses (502) fail fast
+FAST = Limits(timeout=5, deadline=10, backoff=0.01, budget=30)
 
 
 @pytest.fixture
 def stub():
     state = StubState(token=TOKEN)
     with GitLabStub(state) as api_url:
-        yield state, GitLab(api_url=api_url, project="group/proj", token=TOKEN, timeout=5)
+        yield state, GitLab(api_url=api_url, project="group/proj", token=TOKEN, limits=FAST)
 
 
 def test_note_is_created_once_then_updated_in_place(stub) -> None:
@@ -55,12 +57,13 @@ def test_errors_are_clear_and_never_show_the_token(stub, status: int, fragment: 
         api.upsert_note(7, "report")
     assert fragment in str(info.value)
     assert info.value.status == status
+    assert len(state.requests) == (FAST.attempts if status == 502 else 1)  # 502 is retried, the others are not
     assert TOKEN not in str(info.value) and TOKEN not in repr(api)
 
 
 def test_token_echoed_by_the_server_is_scrubbed() -> None:
     with GitLabStub(StubState(token="other")) as url:
-        api = GitLab(api_url=url, project="1", token=TOKEN)
+        api = GitLab(api_url=url, project="1", token=TOKEN, limits=FAST)
         with pytest.raises(GitLabError) as info:
             api.request("GET", f"{url}/projects/1/merge_requests/1/notes?private_token={TOKEN}")
     assert TOKEN not in str(info.value) and "***" in str(info.value)
@@ -70,7 +73,7 @@ def test_unreachable_api_fails_within_the_timeout() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    api = GitLab(api_url=f"http://127.0.0.1:{port}/api/v4", project="1", token=TOKEN, timeout=2)
+    api = GitLab(api_url=f"http://127.0.0.1:{port}/api/v4", project="1", token=TOKEN, limits=Limits(timeout=2))
     with pytest.raises(GitLabError, match=r"failed: .*Connection refused.* \(timeout 2s\)") as info:
         api.find_note(1)
     assert TOKEN not in str(info.value)

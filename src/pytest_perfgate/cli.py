@@ -112,20 +112,31 @@ def _comment_args(parser: argparse.ArgumentParser) -> None:
 @command("gitlab-comment", "create or update perfgate's note on the merge request")(_comment_args)
 def cmd_gitlab_comment(args: argparse.Namespace) -> int:
     import os
-    from pathlib import Path
 
-    from .gitlab import NOTE_MARKER, from_environment
+    from .gitlab import MAX_NOTE_CHARS, check_mr_iid, from_environment, note_body
 
     try:
-        body = Path(args.report).read_text(encoding="utf-8")
+        with open(args.report, "rb") as handle:
+            raw = handle.read(4 * MAX_NOTE_CHARS + 1)  # a UTF-8 character is at most 4 bytes
     except OSError as exc:
         raise PerfgateError(f"{args.report}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        report = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PerfgateError(
+            f"{args.report}: is not UTF-8 text (byte {exc.start}): expected the Markdown report perfgate compare "
+            "--markdown writes"
+        ) from None
+    body = note_body(report, args.report)  # a perfgate report, its quick-action lines neutralised
     if args.dry_run:
-        print(f"{NOTE_MARKER}\n{body}")
+        print(body)
         return EXIT_OK
-    mr = args.mr or os.environ.get("CI_MERGE_REQUEST_IID")
-    if not mr:
+    given, source = args.mr, "--mr"
+    if given is None:
+        given, source = os.environ.get("CI_MERGE_REQUEST_IID"), "CI_MERGE_REQUEST_IID"
+    if not given:
         raise PerfgateError("no merge request: pass --mr IID or run in a merge-request pipeline (CI_MERGE_REQUEST_IID)")
+    mr = check_mr_iid(given, source)
     action, note = from_environment(token_variable=args.token_variable).upsert_note(mr, body)
     print(f"perfgate note {note} {action} on merge request !{mr}")
     return EXIT_OK
@@ -450,6 +461,13 @@ def _fetch_baseline(args: argparse.Namespace) -> int:
             raise GateError("no ref to fetch the baseline from: pass --ref REF or run in GitLab CI (CI_DEFAULT_BRANCH)")
         if args.path is not None and not args.path.strip():
             raise GateError("--path is empty: pass the directory of stored runs or the results file in the artifact")
+        if args.path is not None and (args.path.startswith("/") or {".", ".."} & set(args.path.split("/"))):
+            raise GateError(
+                f"--path {args.path!r} leaves the job's artifacts: pass a path inside them, relative, without . or .. "
+                f"(e.g. {FETCH_PATH})"
+            )
+        if not args.job.strip():
+            raise GateError(f"--job is empty: pass the name of the job keeping the baseline artifact ({FETCH_JOB})")
         paths = [args.path] if args.path is not None else [FETCH_PATH, LEGACY_FETCH_PATH]
         shown = [p.rstrip("/") + "/" + INDEX_NAME if names_a_directory(p) else p for p in paths]
         missing = f"no baseline yet (first run on {ref}): no artifact {shown[0]}"

@@ -1,19 +1,36 @@
 """GitLab's API, the few endpoints the gate needs: download another ref's job artifact (the
 default branch's baseline) and create-or-update one merge-request note (the report).
 
-Plain ``urllib`` (no dependency); every request bounded by a timeout. A token is never printed,
-logged or put in an error: :class:`GitLabError` messages are scrubbed of it.
+Plain ``http.client`` (no dependency). The client does not trust the server (docs/gitlab.md,
+"What perfgate does not take from the server"):
+
+* it follows **no redirect**: a 3xx answer is an error naming where it points, so the token is
+  never sent to another address;
+* every answer must arrive **whole within a deadline** (not only each read), and no larger than
+  ``max_bytes``; the notes listing is read for at most ``max_pages`` pages;
+* 429 (honouring ``Retry-After`` up to ``max_wait``), 502, 503, 504 and timeouts are **retried**
+  with exponential backoff, at most ``attempts`` times and within ``budget`` seconds per call; a
+  note is never created twice (a create that may have reached GitLab is retried by looking for
+  the note again first);
+* an answer of the wrong shape is a :class:`GitLabError`, never a traceback;
+* the token is never printed, logged or put in an error: every message is scrubbed of it, and of
+  any fragment of it, before it is cut.
 """
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
+import http.client
 import json
 import os
-import urllib.error
+import re
+import socket
+import threading
+import time
 import urllib.parse
-import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import PerfgateError
@@ -21,19 +38,200 @@ from .errors import PerfgateError
 #: the hidden marker that identifies perfgate's note on a merge request
 NOTE_MARKER = "<!-- perfgate-report -->"
 
+#: GitLab keeps a note body of at most this many characters
+MAX_NOTE_CHARS = 1_000_000
+
 _STATUS_HINTS = {
     401: "the token was refused (expired, revoked or mistyped)",
     403: "the token may not do this (posting notes needs a token with the 'api' scope; CI_JOB_TOKEN cannot post notes)",
     404: "not found (wrong project, merge request, ref, job name or path, or no access)",
+    429: "GitLab's rate limit; try again later",
 }
+#: answers worth asking again: rate limited, or a proxy in front of GitLab that could not reach it
+RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+#: a fragment of the token this long or longer is scrubbed wherever it appears in a message
+TOKEN_FRAGMENT = 8
+#: what of a server's error answer is read, and shown (after scrubbing)
+_ERROR_READ, _ERROR_SHOWN = 4096, 300
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long and how much the client waits for and reads from GitLab."""
+
+    timeout: float = 10.0  # to connect, and for each read
+    deadline: float = 60.0  # one whole answer, headers and body
+    max_bytes: int = 64 * 2**20  # one answer's body
+    max_pages: int = 50  # of the notes listing, 100 notes each
+    attempts: int = 3  # per call, the first included
+    backoff: float = 1.0  # the first wait before asking again; doubled each time
+    max_wait: float = 60.0  # the longest Retry-After honoured
+    budget: float = 180.0  # one call: all its attempts and waits
+
+    def wait(self, attempt: int) -> float:
+        """The backoff before attempt ``attempt + 1``."""
+        return min(self.max_wait, self.backoff * 2.0 ** (attempt - 1))
+
+
+#: the limits a client gets unless given others (tests make the backoff small here)
+LIMITS = Limits()
+
+
+def _default_limits() -> Limits:
+    return LIMITS
 
 
 class GitLabError(PerfgateError):
-    """A GitLab API call failed; the message never contains the token."""
+    """A GitLab API call failed, or its answer was not what GitLab answers; the message never
+    contains the token. ``transient`` marks a failure worth retrying later (429, 502-504, a
+    timeout)."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, transient: bool = False) -> None:
         self.status = status
+        self.transient = transient
         super().__init__(message)
+
+
+def scrub(text: str, secret: str | None, *, fragment: int = TOKEN_FRAGMENT) -> str:
+    """``text`` with ``secret`` (also URL-encoded) and every piece of it of ``fragment`` or more
+    characters replaced by ``***``. Scrub a message before cutting it, so that no cut leaves a
+    piece of the secret behind."""
+    if not secret:
+        return text
+    variants = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+    for variant in sorted(variants, key=len, reverse=True):
+        text = text.replace(variant, "***")
+    if len(secret) < fragment:
+        return text
+    pieces = {v[i : i + fragment] for v in variants for i in range(len(v) - fragment + 1)}
+    covered = [False] * len(text)
+    for i in range(len(text) - fragment + 1):
+        if text[i : i + fragment] in pieces:
+            covered[i : i + fragment] = [True] * fragment
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if not covered[i]:
+            out.append(ch)
+        elif i == 0 or not covered[i - 1]:
+            out.append("***")
+    return "".join(out)
+
+
+def _excerpt(text: str, limit: int = _ERROR_SHOWN) -> str:
+    """A server's text fit for one line of a message: control characters (terminal escapes, line
+    breaks) as spaces, runs of spaces as one, at most ``limit`` characters. Scrub first."""
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+
+
+def check_api_url(url: str, source: str = "the API address") -> str:
+    """``url`` if it is an http(s) URL with a host (and no user name, password, query or
+    fragment), else a :class:`GitLabError` naming ``source``."""
+    accepted = "expected an http:// or https:// URL such as https://gitlab.example.com/api/v4"
+    text = url.strip() if isinstance(url, str) else ""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        parts = urllib.parse.urlsplit("")
+    if parts.username is not None or parts.password is not None:
+        raise GitLabError(f"{source} carries a user name or password: {accepted}, and the token in its own variable")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or any(ch.isspace() or not ch.isprintable() for ch in text)
+    ):
+        raise GitLabError(f"{source} {_excerpt(str(url), 100)!r} is not a GitLab API address: {accepted}")
+    return text.rstrip("/")
+
+
+def check_mr_iid(value: object, source: str = "--mr") -> int:
+    """A merge request's IID (the N of !N) from ``value``, else a :class:`GitLabError`."""
+    text = str(value).strip()
+    if not re.fullmatch(r"[1-9][0-9]{0,17}", text):
+        raise GitLabError(
+            f"{source} {_excerpt(str(value), 60)!r} is not a merge request IID: expected a positive whole number "
+            "(the N of !N in the merge request's title)"
+        )
+    return int(text)
+
+
+def _check_token(token: str, variable: str) -> None:
+    if any(not (ch.isascii() and ch.isprintable()) or ch.isspace() for ch in token):
+        raise GitLabError(
+            f"{variable} holds a character no GitLab token has (a space, a line break or a control character; "
+            "was it pasted with a trailing newline?)"
+        )
+
+
+_HEADLINE = re.compile(r"[ ]{0,3}(?:#{1,6}[ \t]+)?(?::[a-z0-9_+-]+:[ \t]+)?perfgate: \S")
+_QUICK_ACTION = re.compile(r"^([^\S\n]*)/", re.MULTILINE)
+
+
+def neutralise_quick_actions(text: str) -> str:
+    """Every line GitLab could run as a quick action (``/approve``, ``/merge``: a ``/`` at the
+    start of a line, after optional spaces) with that ``/`` backslash-escaped: GitLab Markdown
+    shows ``\\/approve`` as ``/approve`` and runs nothing (in a code block the backslash shows)."""
+    return _QUICK_ACTION.sub(lambda m: m[1] + "\\/", text)
+
+
+def note_body(report: str, source: str) -> str:
+    """The note to post for the Markdown ``report`` read from ``source``: perfgate's marker, then
+    the report with its quick-action lines neutralised. A :class:`GitLabError` unless the report
+    is a perfgate report: not empty, its first line a headline ``perfgate: ...`` (``perfgate
+    compare --markdown`` and ``perfgate ab --markdown`` write one), within GitLab's note size."""
+    lines = [line for line in report.splitlines() if line.strip() and line.strip() != NOTE_MARKER]
+    if not lines:
+        raise GitLabError(
+            f"{source}: is empty: nothing to post (perfgate's note on the merge request is left as it was)"
+        )
+    if not _HEADLINE.match(lines[0]):
+        raise GitLabError(
+            f"{source}: is not a perfgate report: its first line is {_excerpt(lines[0], 80)!r}, expected the "
+            "headline 'perfgate: ...' that perfgate compare --markdown (or perfgate ab --markdown) writes first"
+        )
+    body = neutralise_quick_actions(report.rstrip())
+    text = body if NOTE_MARKER in body else f"{NOTE_MARKER}\n{body}"
+    if len(text) > MAX_NOTE_CHARS:
+        raise GitLabError(
+            f"{source}: the note would have {len(text):,} characters, more than GitLab keeps in one note "
+            f"({MAX_NOTE_CHARS:,}): post a shorter report"
+        )
+    return text
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number of seconds or an HTTP date), or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"[0-9]{1,9}(?:\.[0-9]+)?", value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]  # names in lower case
+    body: bytes
+
+
+class _Failed(Exception):
+    """One attempt got no usable answer: ``reason`` (scrubbed), ``transient`` if worth retrying."""
+
+    def __init__(self, reason: str, *, transient: bool) -> None:
+        self.reason = reason
+        self.transient = transient
+        super().__init__(reason)
 
 
 @dataclass(frozen=True)
@@ -45,45 +243,174 @@ class GitLab:
     project: str  # numeric id or "group/project"
     token: str | None = None
     token_header: str = "PRIVATE-TOKEN"
-    timeout: float = 10.0
+    limits: Limits = field(default_factory=_default_limits)
+    #: how to wait between attempts (tests record the waits instead)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "api_url", check_api_url(self.api_url))
+        if self.token:
+            _check_token(self.token, "the token")
 
     def __repr__(self) -> str:  # never show the token, even in a debugger or a traceback
         return f"GitLab(api_url={self.api_url!r}, project={self.project!r}, token={'***' if self.token else None})"
 
     @property
     def project_path(self) -> str:
-        return f"{self.api_url.rstrip('/')}/projects/{urllib.parse.quote(str(self.project), safe='')}"
+        return f"{self.api_url}/projects/{urllib.parse.quote(str(self.project), safe='')}"
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self.token, "***") if self.token else text
+        return scrub(text, self.token)
 
-    def request(self, method: str, url: str, body: Mapping[str, Any] | None = None) -> tuple[bytes, Mapping[str, str]]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(url, data=data, method=method)
-        if self.token:
-            req.add_header(self.token_header, self.token)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        where = self._scrub(f"{method} {url}")
+    # ------------------------------------------------------------------ one request
+
+    def _once(self, method: str, url: str, data: bytes | None, budget_end: float) -> _Answer:
+        """One attempt, bounded as a whole by the deadline: a timer shuts the connection down
+        when it passes, whatever the server is doing (dripping a byte at a time, say)."""
+        limits = self.limits
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _Failed(f"{self._scrub(url)!r} is not an http(s) URL", transient=False)
+        start = time.monotonic()
+        end = min(start + limits.deadline, budget_end)
+        allowed = max(0.001, end - start)
+        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = kind(parts.hostname, parts.port, timeout=min(limits.timeout, allowed))
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):  # the plain socket's shutdown, also under TLS: wakes a read
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+        timer = threading.Timer(allowed, expire)
+        timer.daemon = True
+        timer.start()
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as response:
-                return response.read(), dict(response.headers)
-        except urllib.error.HTTPError as exc:
-            detail = self._scrub(exc.read(300).decode("utf-8", "replace").strip())
-            hint = _STATUS_HINTS.get(exc.code, "GitLab had a server error; try again later" if exc.code >= 500 else "")
-            message = f"GitLab API {where} answered {exc.code}" + (f": {hint}" if hint else "")
-            raise GitLabError(message + (f" ({detail})" if detail else ""), status=exc.code) from None
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise GitLabError(
-                f"GitLab API {where} failed: {self._scrub(str(reason))} (timeout {self.timeout:g}s)"
-            ) from None
+            headers = {"Accept": "application/json", "User-Agent": "perfgate"}
+            if self.token:
+                headers[self.token_header.title()] = self.token  # Private-Token, Job-Token
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            conn.connect()
+            if expired.is_set():
+                raise TimeoutError
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            conn.request(method, target, body=data, headers=headers)
+            response = conn.getresponse()
+            answer_headers = {name.lower(): value for name, value in response.getheaders()}
+            if 200 <= response.status < 300:
+                body = self._read(response, answer_headers)
+            else:
+                body = response.read(_ERROR_READ) if response.status >= 400 else b""
+            return _Answer(response.status, answer_headers, body)
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set():
+                raise _Failed(
+                    f"no whole answer within {allowed:g}s (the deadline for one answer)", transient=True
+                ) from None
+            if isinstance(exc, TimeoutError):
+                raise _Failed(f"no answer within {limits.timeout:g}s (timeout)", transient=True) from None
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise _Failed(f"{self._scrub(str(reason))} (timeout {limits.timeout:g}s)", transient=False) from None
+        finally:
+            timer.cancel()
+            conn.close()
 
-    def json(self, method: str, url: str, body: Mapping[str, Any] | None = None) -> tuple[Any, Mapping[str, str]]:
-        raw, headers = self.request(method, url, body)
+    def _read(self, response: http.client.HTTPResponse, headers: Mapping[str, str]) -> bytes:
+        """The body, at most ``max_bytes`` of it; a body cut short is an error."""
+        most = self.limits.max_bytes
+        declared = headers.get("content-length", "").strip()
+        expected = int(declared) if declared.isdigit() else None
+        if expected is not None and expected > most:
+            raise _Failed(
+                f"the answer is {expected:,} bytes, more than perfgate reads ({most:,} bytes)", transient=False
+            )
+        chunks, size = [], 0
+        while True:
+            chunk = response.read1(64 * 1024)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > most:
+                raise _Failed(f"the answer is more than perfgate reads ({most:,} bytes)", transient=False)
+            chunks.append(chunk)
+        if expected is not None and size != expected:
+            raise _Failed(f"the answer was cut short ({size:,} of {expected:,} bytes)", transient=True)
+        return b"".join(chunks)
+
+    def _status_error(self, where: str, answer: _Answer) -> GitLabError:
+        status = answer.status
+        if 300 <= status < 400:
+            location = _excerpt(self._scrub(answer.headers.get("location", "")), 200) or "(no Location)"
+            return GitLabError(
+                f"GitLab API {where} answered {status}, a redirect to {location}: perfgate follows no redirect "
+                "(the token would go with it); set CI_API_V4_URL to the address GitLab's API answers at",
+                status=status,
+            )
+        detail = _excerpt(self._scrub(answer.body.decode("utf-8", "replace")))
+        hint = _STATUS_HINTS.get(status, "GitLab had a server error; try again later" if status >= 500 else "")
+        message = f"GitLab API {where} answered {status}" + (f": {hint}" if hint else "")
+        return GitLabError(
+            message + (f" ({detail})" if detail else ""), status=status, transient=status in RETRIED_STATUSES
+        )
+
+    def request(
+        self, method: str, url: str, body: Mapping[str, Any] | None = None, *, idempotent: bool = True
+    ) -> tuple[bytes, Mapping[str, str]]:
+        """The body and headers (names in lower case) of a 2xx answer, else a :class:`GitLabError`.
+        Retries 429, 502-504 and timeouts; a request that is not ``idempotent`` (creating a note)
+        only 429 (GitLab did not act on it), the rest is left to the caller."""
+        limits = self.limits
+        data = json.dumps(body).encode() if body is not None else None
+        where = self._scrub(f"{method} {url}")
+        start = time.monotonic()
+        end = start + limits.budget
+        attempt = 0
+        while True:
+            attempt += 1
+            wait_hint: float | None = None
+            try:
+                answer = self._once(method, url, data, end)
+            except _Failed as failed:
+                error = GitLabError(f"GitLab API {where} failed: {failed.reason}", transient=failed.transient)
+            else:
+                if 200 <= answer.status < 300:
+                    return answer.body, answer.headers
+                error = self._status_error(where, answer)
+                wait_hint = _retry_after(answer.headers.get("retry-after"))
+            retried = error.transient and (idempotent or error.status == 429)
+            if not retried or attempt >= limits.attempts:
+                raise self._tried(error, attempt, start)
+            wait = limits.wait(attempt) if wait_hint is None else wait_hint
+            if wait_hint is not None and wait_hint > limits.max_wait:
+                raise GitLabError(
+                    f"{error}; GitLab asks to wait {wait_hint:.0f}s (Retry-After), longer than perfgate waits "
+                    f"({limits.max_wait:g}s)",
+                    status=error.status,
+                    transient=True,
+                )
+            if time.monotonic() + wait >= end:
+                raise self._tried(error, attempt, start)
+            self.sleep(wait)
+
+    def _tried(self, error: GitLabError, attempts: int, start: float) -> GitLabError:
+        if attempts == 1:
+            return error
+        took = time.monotonic() - start
+        return GitLabError(
+            f"{error} (after {attempts} attempts in {took:.0f}s)", status=error.status, transient=error.transient
+        )
+
+    def json(
+        self, method: str, url: str, body: Mapping[str, Any] | None = None, *, idempotent: bool = True
+    ) -> tuple[Any, Mapping[str, str]]:
+        raw, headers = self.request(method, url, body, idempotent=idempotent)
         try:
             return json.loads(raw or b"null"), headers
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
             raise GitLabError(f"GitLab API {self._scrub(method + ' ' + url)} did not answer JSON") from None
 
     # ------------------------------------------------------------------ artifacts
@@ -105,28 +432,87 @@ class GitLab:
     # ------------------------------------------------------------------ notes
 
     def _notes_url(self, mr_iid: str | int) -> str:
-        return f"{self.project_path}/merge_requests/{mr_iid}/notes"
+        return f"{self.project_path}/merge_requests/{check_mr_iid(mr_iid, 'merge request')}/notes"
+
+    def _note_id(self, note: Any, where: str) -> int:
+        """The id of a note GitLab answered with; a :class:`GitLabError` for anything else."""
+        if not isinstance(note, Mapping):
+            raise GitLabError(f"GitLab API {where} answered {_shape(note)} where a note (a JSON object) was expected")
+        value = note.get("id")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            found = "no id" if "id" not in note else f"the id {_excerpt(self._scrub(repr(value)), 40)}"
+            raise GitLabError(
+                f"GitLab API {where} answered a note with {found}: expected a positive whole number"
+            )
+        return value
 
     def find_note(self, mr_iid: str | int, marker: str = NOTE_MARKER) -> int | None:
-        """The id of the first note on the merge request carrying ``marker``."""
-        page: str | None = "1"
-        while page:
-            notes, headers = self.json("GET", f"{self._notes_url(mr_iid)}?per_page=100&sort=asc&page={page}")
-            for note in notes or []:
-                if isinstance(note, Mapping) and marker in str(note.get("body", "")):
-                    return int(note["id"])
-            page = {k.lower(): v for k, v in headers.items()}.get("x-next-page") or None
-        return None
+        """The id of the first note on the merge request carrying ``marker`` (pages of 100 notes,
+        at most ``limits.max_pages`` of them)."""
+        base, page = self._notes_url(mr_iid), 1
+        for _ in range(self.limits.max_pages):
+            url = f"{base}?per_page=100&sort=asc&page={page}"
+            where = self._scrub(f"GET {url}")
+            notes, headers = self.json("GET", url)
+            if not isinstance(notes, list):
+                raise GitLabError(f"GitLab API {where} answered {_shape(notes)} where a list of notes was expected")
+            for note in notes:
+                if not isinstance(note, Mapping):
+                    raise GitLabError(
+                        f"GitLab API {where} answered a list holding {_shape(note)} where notes (JSON objects) "
+                        "were expected"
+                    )
+                text = note.get("body")
+                if isinstance(text, str) and marker in text:
+                    return self._note_id(note, where)
+            following = headers.get("x-next-page", "").strip()
+            if not following:
+                return None
+            if not re.fullmatch(r"[0-9]{1,9}", following) or int(following) <= page:
+                raise GitLabError(
+                    f"GitLab API {where} answered X-Next-Page {_excerpt(self._scrub(following), 40)!r} after page "
+                    f"{page}: expected a later page number"
+                )
+            page = int(following)
+        raise GitLabError(
+            f"GitLab API GET {self._scrub(base)}: still more notes after {self.limits.max_pages} pages (perfgate "
+            f"looks through at most {self.limits.max_pages * 100:,} notes for its own)"
+        )
 
     def upsert_note(self, mr_iid: str | int, body: str, marker: str = NOTE_MARKER) -> tuple[str, int]:
-        """Create perfgate's note, or update it in place; returns ("created"|"updated", note id)."""
+        """Create perfgate's note, or update it in place; returns ("created"|"updated", note id).
+        A create that failed in a way that may have reached GitLab (502-504, a timeout) is retried
+        by looking for the note again first, so that the merge request never gets two."""
         text = body if marker in body else f"{marker}\n{body}"
-        existing = self.find_note(mr_iid, marker)
-        if existing is None:
-            note, _ = self.json("POST", self._notes_url(mr_iid), {"body": text})
-            return "created", int(note["id"])
-        self.json("PUT", f"{self._notes_url(mr_iid)}/{existing}", {"body": text})
-        return "updated", existing
+        url = self._notes_url(mr_iid)
+        attempt = 0
+        while True:
+            attempt += 1
+            existing = self.find_note(mr_iid, marker)
+            if existing is not None:
+                where = self._scrub(f"PUT {url}/{existing}")
+                note, _ = self.json("PUT", f"{url}/{existing}", {"body": text})
+                if not isinstance(note, Mapping):
+                    raise GitLabError(f"GitLab API {where} answered {_shape(note)} where the note was expected")
+                return "updated", existing
+            try:
+                note, _ = self.json("POST", url, {"body": text}, idempotent=False)
+            except GitLabError as exc:
+                if not exc.transient or exc.status == 429 or attempt >= self.limits.attempts:
+                    raise  # 429 was retried already
+                self.sleep(self.limits.wait(attempt))
+                continue
+            return "created", self._note_id(note, self._scrub(f"POST {url}"))
+
+
+def _shape(value: Any) -> str:
+    """What a JSON value is, in words: 'a JSON object', 'a list', 'a string', 'null'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = {dict: "a JSON object", list: "a list", str: "a string", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def from_environment(
@@ -135,11 +521,13 @@ def from_environment(
     """A client from GitLab CI's variables (CI_API_V4_URL, CI_PROJECT_ID) and a token variable;
     ``job_token`` uses CI_JOB_TOKEN (enough for artifacts, not for notes)."""
     env = os.environ if env is None else env
-    missing = [name for name in ("CI_API_V4_URL", "CI_PROJECT_ID") if not env.get(name)]
+    missing = [name for name in ("CI_API_V4_URL", "CI_PROJECT_ID") if not env.get(name, "").strip()]
     if missing:
         raise GitLabError(
             f"{' and '.join(missing)} not set: run inside a GitLab CI job or pass --api-url and --project"
         )
+    api_url = check_api_url(env["CI_API_V4_URL"], "CI_API_V4_URL")
+    variable = "CI_JOB_TOKEN" if job_token else token_variable
     if job_token:
         token, header = env.get("CI_JOB_TOKEN"), "JOB-TOKEN"
         if not token:
@@ -151,4 +539,5 @@ def from_environment(
                 f"{token_variable} is not set: add a project access token with the 'api' scope as a masked "
                 "CI/CD variable of that name"
             )
-    return GitLab(api_url=env["CI_API_V4_URL"], project=env["CI_PROJECT_ID"], token=token, token_header=header)
+    _check_token(token, variable)
+    return GitLab(api_url=api_url, project=env["CI_PROJECT_ID"].strip(), token=token, token_header=header)

@@ -8,6 +8,13 @@ Records every request.
 prints ``listening on http://127.0.0.1:PORT/api/v4`` and serves until killed. ``--artifact
 REF/JOB/PATH=FILE`` serves one file; ``--artifact-dir REF/JOB=DIR`` serves every file under DIR by
 its path relative to DIR, as GitLab serves the files of a job's artifacts archive.
+
+Fault modes (:class:`StubState` fields, and options of the command), for the client's tests and
+demos: ``fail_with`` a status (for the first ``fail_count`` requests only, with ``retry_after``),
+``fail_body`` (an error answer's body), ``redirect_to`` (a 302 to another address), ``endless_pages``
+(the notes listing always has a next page), ``drip`` (a body one byte every so many seconds),
+``huge_body`` (a body of that many bytes, streamed), ``answers`` (a method's JSON answer on the
+notes endpoints replaced: a malformed answer).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +51,18 @@ class StubState:
     # (ref, job) -> a local directory: its files are that job's artifacts (read when asked for, after `artifacts`)
     artifact_dirs: dict[tuple[str, str], Path] = field(default_factory=dict)
     fail_with: int | None = None  # answer every request with this status (fault injection)
+    fail_count: int | None = None  # ... only the first this many requests (then answer normally)
+    fail_methods: frozenset[str] | None = None  # ... only requests of these methods (None: all)
+    act_then_fail: bool = False  # ... after doing what was asked (a proxy's 502 after GitLab created the note)
+    retry_after: str | None = None  # the Retry-After header of those answers
+    fail_body: bytes | None = None  # their body (default: GitLab's {"message": "503 Service Unavailable"})
+    redirect_to: str | None = None  # answer every request with a redirect to this address + the request's path
+    redirect_status: int = 302
+    endless_pages: bool = False  # the notes listing always names a next page
+    drip: float | None = None  # answer with a body sent one byte every this many seconds
+    huge_body: int | None = None  # answer GETs with a body of this many bytes
+    huge_length: bool = True  # ... declaring its length (False: no Content-Length, read until closed)
+    answers: dict[str, Any] = field(default_factory=dict)  # method -> JSON (or bytes) answered on the notes endpoints
     page_size: int = 2  # small, so that pagination is exercised
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     next_id: int = 100
@@ -65,7 +85,11 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
+        failure: tuple[int, Any, dict[str, str]] | None = None  # answered instead (act_then_fail)
+
         def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+            if self.failure is not None:
+                status, payload, headers = self.failure
             body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             for key, value in (headers or {}).items():
@@ -73,6 +97,29 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _stream(self, size: int, pause: float = 0.0, declare: bool = True) -> None:
+            """A 200 answer of ``size`` bytes, in chunks (one byte each ``pause`` seconds when set),
+            until the client goes away."""
+            self.send_response(200)
+            if declare:
+                self.send_header("Content-Length", str(size))
+            else:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            chunk = b"x" * (1 if pause else 64 * 1024)
+            sent = 0
+            try:
+                while sent < size:
+                    part = chunk[: size - sent]
+                    self.wfile.write(part)
+                    self.wfile.flush()
+                    sent += len(part)
+                    if pause:
+                        time.sleep(pause)
+            except OSError:
+                pass  # the client gave up: what it should do
 
         def _authorised(self) -> bool:
             given = self.headers.get("PRIVATE-TOKEN") or self.headers.get("JOB-TOKEN")
@@ -83,8 +130,26 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}") if length else {}
             state.requests.append((self.command, self.path, dict(self.headers)))
-            if state.fail_with is not None:
-                return self._send(state.fail_with, {"message": _status_line(state.fail_with)})
+            self.failure = None
+            if state.redirect_to is not None:
+                location = {"Location": state.redirect_to + self.path}
+                return self._send(state.redirect_status, {"message": _status_line(state.redirect_status)}, location)
+            if (
+                state.fail_with is not None
+                and (state.fail_count is None or state.fail_count > 0)
+                and (state.fail_methods is None or self.command in state.fail_methods)
+            ):
+                if state.fail_count is not None:
+                    state.fail_count -= 1
+                headers = {"Retry-After": state.retry_after} if state.retry_after is not None else {}
+                failure = (state.fail_with, state.fail_body or {"message": _status_line(state.fail_with)}, headers)
+                if not state.act_then_fail:
+                    return self._send(*failure)
+                self.failure = failure
+            if state.drip is not None:
+                return self._stream(1000, state.drip)
+            if state.huge_body is not None and self.command == "GET":
+                return self._stream(state.huge_body, declare=state.huge_length)
             if not self._authorised():
                 return self._send(401, {"message": "401 Unauthorized"})
             match = _ARTIFACT.match(url.path)
@@ -95,12 +160,14 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                     return self._send(200, content)
                 return self._send(404, {"message": "404 Not found"})
             match = _NOTES.match(url.path)
+            if match is not None and self.command in state.answers:
+                return self._send(201 if self.command == "POST" else 200, state.answers[self.command])
             if match is not None:
                 notes = state.notes.setdefault(int(match["mr"]), [])
                 if self.command == "GET" and not match["note"]:
                     page = int(parse_qs(url.query).get("page", ["1"])[0])
                     chunk = notes[(page - 1) * state.page_size : page * state.page_size]
-                    more = page * state.page_size < len(notes)
+                    more = page * state.page_size < len(notes) or state.endless_pages
                     return self._send(200, chunk, {"X-Next-Page": str(page + 1) if more else ""})
                 if self.command == "POST" and not match["note"]:
                     state.next_id += 1
@@ -147,8 +214,24 @@ def main() -> None:
     parser.add_argument("--token")
     parser.add_argument("--artifact", action="append", default=[], help="REF/JOB/PATH=FILE")
     parser.add_argument("--artifact-dir", action="append", default=[], help="REF/JOB=DIR")
+    parser.add_argument("--fail-with", type=int, metavar="STATUS", help="answer with this status (a fault)")
+    parser.add_argument("--fail-count", type=int, metavar="N", help="... the first N requests only")
+    parser.add_argument("--retry-after", metavar="SECONDS", help="... with this Retry-After header")
+    parser.add_argument("--redirect-to", metavar="URL", help="answer 302 to URL + the request's path")
+    parser.add_argument("--endless-pages", action="store_true", help="the notes listing never ends")
+    parser.add_argument("--drip", type=float, metavar="SECONDS", help="send bodies one byte every SECONDS")
+    parser.add_argument("--huge-body", type=int, metavar="BYTES", help="answer GETs with a body of BYTES bytes")
     args = parser.parse_args()
-    state = StubState(token=args.token)
+    state = StubState(
+        token=args.token,
+        fail_with=args.fail_with,
+        fail_count=args.fail_count,
+        retry_after=args.retry_after,
+        redirect_to=args.redirect_to,
+        endless_pages=args.endless_pages,
+        drip=args.drip,
+        huge_body=args.huge_body,
+    )
     for spec in args.artifact:
         key, _, filename = spec.partition("=")
         ref, job, path = key.split("/", 2)
