@@ -41,13 +41,20 @@ class Series:
     unit: str = ""
     loops: int = 1
     source: str = "perf"
+    #: awaited calls: the loop that awaited them ("one asyncio loop", "the test's asyncio loop"),
+    #: and what awaiting adds per call in seconds (measured, not subtracted); "" for plain calls
+    awaited: str = ""
+    await_overhead: float = 0.0
 
     @property
     def detail(self) -> str:
         n = len(self.values)
         if self.kind is Kind.TIME and self.source in ("perf", "benchmark"):
             calls = f" x {self.loops} calls" if self.loops > 1 else ""
-            return f"{n} round{'s' if n != 1 else ''}{calls}"
+            awaited = (
+                f", awaited in {self.awaited} (+{self.fmt(self.await_overhead)}/call)" if self.awaited else ""
+            )
+            return f"{n} round{'s' if n != 1 else ''}{calls}{awaited}"
         if self.kind is Kind.TIME and self.source == "call":
             return "1 sample: the whole test call"
         return f"{n} sample{'s' if n != 1 else ''}" if n > 1 else ""
@@ -104,6 +111,7 @@ def series_to_dict(series: Series) -> dict[str, Any]:
         "higher_is_better": series.higher_is_better,
         "loops": series.loops,
         "source": series.source,
+        **({"awaited": series.awaited, "await_overhead": series.await_overhead} if series.awaited else {}),
         "values": [_num(v) for v in series.values],
     }
 
@@ -256,6 +264,8 @@ def series_from_dict(r: _Reader, name: str, raw: Any, where: str) -> Series:
         unit=str(d.get("unit") or ""),
         loops=int(d.get("loops") or 1),
         source=str(d.get("source") or "perf"),
+        awaited=str(d.get("awaited") or ""),
+        await_overhead=float(r.number(d.get("await_overhead", 0.0), f"{where}.await_overhead") or 0.0),
     )
 
 

@@ -293,9 +293,11 @@ def _recorder(item: pytest.Item) -> Recorder:
 
 
 @pytest.fixture
-def perf(request: pytest.FixtureRequest) -> Perf:
+def perf(request: pytest.FixtureRequest) -> Generator[Perf, None, None]:
     """Time a call: ``perf(fn, *args, **kwargs)`` (calibrated loop, warm-up, rounds; returns
-    ``fn``'s result). Record your own figures with ``perf.record(name, value, unit=...)``."""
+    ``fn``'s result; a coroutine function is awaited, on one event loop), in an async test
+    ``await perf.aio(fn, *args, **kwargs)`` (awaited in the test's loop). Record your own figures
+    with ``perf.record(name, value, unit=...)``."""
     from .recorder import Perf
 
     state = _state(request.config)
@@ -308,7 +310,8 @@ def perf(request: pytest.FixtureRequest) -> Perf:
         measure=request.config.stash[MEASURE](request.node.nodeid) if MEASURE in request.config.stash else None,
     )
     request.node.stash[PERF] = fixture
-    return fixture
+    yield fixture
+    fixture.close()  # the loop of awaited calls; a perf.aio(...) never awaited is an error here
 
 
 class _Controller:

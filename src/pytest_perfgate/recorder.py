@@ -6,9 +6,12 @@ the test a :class:`Perf`, and turns the recorder into a :class:`~pytest_perfgate
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable
-from typing import Any
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from . import metrics as metric_registry
 from .errors import MeasurementError
@@ -16,6 +19,9 @@ from .measure import memory, timing
 from .metrics import MEMORY_SERIES, TIME_SERIES, MetricDef
 from .model import Series
 from .units import Kind
+
+if TYPE_CHECKING:
+    from .measure.aio import LoopBasis, OwnLoop
 
 # units a test may give perf.record(); anything else is kept as a free-form label
 _RECORD_UNITS: dict[str, tuple[Kind, float]] = {
@@ -40,8 +46,11 @@ _RECORD_UNITS: dict[str, tuple[Kind, float]] = {
 
 
 #: how ``perf`` times a callable: :func:`~pytest_perfgate.measure.timing.measure`, or the paired
-#: A/B worker's rounds driven by its controller
+#: A/B worker's rounds driven by its controller. A measure that also has an ``aio`` attribute (an
+#: :data:`AsyncMeasure`) times awaited calls with it; otherwise :func:`~.measure.aio.measure` does
 Measure = Callable[[Callable[[], Any], timing.TimingSettings], timing.Timing]
+#: how ``perf`` times an awaited call, inside the loop that runs it
+AsyncMeasure = Callable[[Callable[[], Awaitable[Any]], timing.TimingSettings], Awaitable[timing.Timing]]
 
 #: the paired A/B worker timed the test's body in rounds (no timing fixture)
 CALL_ROUNDS = "call-rounds"
@@ -65,9 +74,22 @@ class Recorder:
     def set_series(self, series: Series) -> None:
         self.series[series.name] = series
 
-    def add_timing(self, result: timing.Timing, source: str) -> None:
+    def add_timing(self, result: timing.Timing, source: str, basis: LoopBasis | None = None) -> None:
+        """The time series of ``result``; ``basis``: the calls were awaited, in that loop."""
         self.mode = source
-        self.set_series(Series(TIME_SERIES, Kind.TIME, result.samples, loops=result.loops, source=source))
+        self.set_series(
+            Series(
+                TIME_SERIES,
+                Kind.TIME,
+                result.samples,
+                loops=result.loops,
+                source=source,
+                awaited=basis.label if basis is not None else "",
+                await_overhead=basis.overhead if basis is not None else 0.0,
+            )
+        )
+        if basis is not None:
+            self.evidence["awaited"] = basis.to_dict()
 
     def add_memory(self, reading: memory.PeakReading, source: str) -> None:
         self.set_series(Series(MEMORY_SERIES, Kind.SIZE, (float(reading.peak),), source=source))
@@ -123,8 +145,11 @@ class Perf:
     """The object behind the ``perf`` fixture.
 
     ``perf(fn, *args, **kwargs)`` times ``fn`` (calibrated loop, warm-up, rounds) and returns
-    the result of its first call. ``perf.record(name, value, unit=..., higher_is_better=...)``
-    records a figure of the test's own (page weight, hit ratio, ...).
+    the result of its first call. A coroutine function, or a callable that returns an awaitable,
+    is awaited: in a sync test on one event loop made for it; in an async test (a loop is running)
+    with ``await perf.aio(fn, *args, **kwargs)``, in the test's loop.
+    ``perf.record(name, value, unit=..., higher_is_better=...)`` records a figure of the test's own
+    (page weight, hit ratio, ...).
     """
 
     def __init__(
@@ -141,26 +166,138 @@ class Perf:
         self._measure_memory = measure_memory
         self._enabled = enabled
         self._measure: Measure = measure or timing.measure
+        self._measure_async: AsyncMeasure | None = getattr(measure, "aio", None)
         self._fn: Callable[[], Any] | None = None
+        self._loop: OwnLoop | None = None
+        #: ``perf.aio(fn)`` was called and its measurement has not finished (see :meth:`close`)
+        self._pending: str | None = None
 
-    def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    def _start(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], form: str) -> Callable[[], Any]:
         if not callable(fn):
-            raise MeasurementError(f"perf(...) needs a callable as first argument, got {type(fn).__name__}")
+            raise MeasurementError(f"{form}(...) needs a callable as first argument, got {type(fn).__name__}")
         if self._fn is not None:
             raise MeasurementError(
-                "perf(...) was already called in this test; time one operation per test "
+                f"{form}(...) was already called in this test; time one operation per test "
                 "(split the test, or record other figures with perf.record)"
             )
         call: Callable[[], Any] = (lambda: fn(*args, **kwargs)) if (args or kwargs) else fn
         self._fn = call
+        return call
+
+    def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        call = self._start(fn, args, kwargs, "perf")
+        from .measure import aio
+
+        what = aio.name_of(fn)
+        library = aio.running_library()
+        if aio.is_async_callable(fn):
+            if library is not None:
+                raise MeasurementError(
+                    f"perf({what}): {what} is a coroutine function and this test's {library} loop is running, "
+                    f"so perf cannot await it from a plain call; write `await perf.aio({what}, ...)`"
+                )
+            return self._on_own_loop(call, what, None)
+        # a callable may return an awaitable: its first call says (and is checked for coroutines it
+        # created and dropped)
+        first = _checked(call, what)
+        if inspect.isawaitable(first):
+            if library is not None:
+                aio.close(first)
+                raise MeasurementError(
+                    f"perf({what}): {what} returned {type(first).__name__} '{aio.name_of(first)}', an awaitable "
+                    f"perf was not told to await, and this test's {library} loop is running; write "
+                    f"`await perf.aio({what}, ...)`"
+                )
+            return self._on_own_loop(call, what, first)
         if not self._enabled:
-            return call()
+            return first
         result = self._measure(call, self._settings)
         if result.samples:  # none: the paired mode released this call unmeasured
             self._recorder.add_timing(result, "perf")
         if self._measure_memory:
             self._recorder.add_memory(memory.measure_peak(call), "perf")
         return result.result
+
+    def _on_own_loop(self, call: Callable[[], Any], what: str, first: Awaitable[Any] | None) -> Any:
+        """A sync test's awaited call: every call runs on one asyncio loop, closed with the test."""
+        from .measure import aio
+
+        loop = self._loop = aio.OwnLoop()
+        self._fn = lambda: loop.call(call)  # what an evidence re-run runs
+        if first is not None:
+            result = _checked(lambda: loop.run(first), what)
+        else:
+            result = _checked(lambda: loop.call(call), what)
+        if not self._enabled:
+            return result
+        measure = self._measure_async or aio.measure
+        timed = loop.run(measure(call, self._settings))
+        basis = loop.run(aio.basis("asyncio", "own loop"))
+        if timed.samples:
+            self._recorder.add_timing(timed, "perf", basis)
+        if self._measure_memory:
+            self._recorder.add_memory(memory.measure_peak(lambda: loop.call(call)), "perf")
+        return timed.result
+
+    def aio(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """``await perf.aio(fn, *args, **kwargs)`` in an async test: ``perf`` with every call of
+        ``fn`` awaited in the test's running loop (asyncio, or trio under anyio). Returns what the
+        first awaited call returned."""
+        call = self._start(fn, args, kwargs, "perf.aio")
+        from .measure import aio
+
+        what = aio.name_of(fn)
+        self._pending = what
+        return self._aio(call, what)
+
+    async def _aio(self, call: Callable[[], Any], what: str) -> Any:
+        from .measure import aio
+
+        library = aio.running_library() or "unknown"
+        measured = self._measure_async or aio.measure
+
+        async def first_call() -> Any:
+            value = call()
+            if not inspect.isawaitable(value):
+                raise MeasurementError(
+                    f"perf.aio({what}): {what} returned {type(value).__name__}, not an awaitable; "
+                    f"time a plain call with perf({what}, ...)"
+                )
+            return await value
+
+        try:
+            with _watch() as caught:
+                result = await first_call()
+            coroutine = aio.never_awaited(caught)
+            if coroutine:
+                raise aio.unawaited_error(f"perf.aio({what})", coroutine)
+            self._fn = _rerun_in(library, call)
+            if not self._enabled:
+                return result
+            timed = await measured(call, self._settings)
+            basis = await aio.basis(library, "test loop")
+            if timed.samples:
+                self._recorder.add_timing(timed, "perf", basis)
+            if self._measure_memory:
+                with memory.traced_peak() as reading:
+                    await call()
+                self._recorder.add_memory(reading[0], "perf")
+            return timed.result
+        finally:
+            self._pending = None  # awaited to its end (or it raised: the test fails with that)
+
+    def close(self) -> None:
+        """The end of the test: close the loop of awaited calls; a ``perf.aio(...)`` never awaited
+        (or interrupted) is an error (its call was not measured)."""
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.close()
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            raise MeasurementError(
+                f"perf.aio({pending}) was not awaited to its end, so {pending} was not measured; "
+                f"write `await perf.aio({pending}, ...)`"
+            )
 
     def record(self, name: str, value: float, *, unit: str | None = None, higher_is_better: bool | None = None) -> None:
         self._recorder.record(name, value, unit=unit, higher_is_better=higher_is_better)
@@ -169,3 +306,52 @@ class Perf:
     def measured_callable(self) -> Callable[[], Any] | None:
         """What ``perf`` timed (for evidence collection on failure), or None."""
         return self._fn
+
+
+@contextmanager
+def _watch() -> Iterator[list[warnings.WarningMessage]]:
+    """Record warnings, with "coroutine ... was never awaited" always recorded (also under
+    ``-W error``, where it would only be printed as unraisable)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("always", message=".*was never awaited", category=RuntimeWarning)
+        assert caught is not None
+        yield caught
+
+
+def _checked(call: Callable[[], Any], what: str) -> Any:
+    """``call()``, failing when a coroutine was created in it and dropped without being awaited."""
+    from .measure import aio
+
+    with _watch() as caught:
+        result = call()
+    coroutine = aio.never_awaited(caught)
+    if coroutine:
+        aio.close(result)
+        raise aio.unawaited_error(f"perf({what})", coroutine)
+    return result
+
+
+def _rerun_in(library: str, call: Callable[[], Any]) -> Callable[[], Any] | None:
+    """One more awaited call for an evidence re-run after an async test's body: on the test's
+    asyncio loop while it is open and idle, else on a fresh one; None under trio (no re-run)."""
+    if library != "asyncio":
+        return None
+    import asyncio
+
+    test_loop = asyncio.get_running_loop()
+
+    async def once() -> Any:
+        return await call()
+
+    def rerun() -> Any:
+        if not test_loop.is_closed() and not test_loop.is_running():
+            return test_loop.run_until_complete(once())
+        from .measure.aio import OwnLoop
+
+        loop = OwnLoop()
+        try:
+            return loop.run(once())
+        finally:
+            loop.close()
+
+    return rerun

@@ -22,7 +22,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -316,58 +316,119 @@ def _foreign_modules(directory: str) -> list[str]:
 
 
 def _remote_measure(channel: Channel, nodeid: str) -> Measure:
-    def measure(fn: Callable[[], Any] | Workload, settings: timing.TimingSettings) -> timing.Timing:
+    return _RemoteMeasure(channel, nodeid)
+
+
+#: what the protocol asks of the call between two orders: ("round", loops) -> (ns, switches, cpu ns);
+#: ("calibrate", min_round_time) -> loops
+_Request = tuple[str, Any]
+_Orders = Generator[_Request, Any, "tuple[tuple[float, ...], int, int]"]
+
+
+class _RemoteMeasure:
+    """The controller's rounds for one ``perf`` call. ``__call__`` times a plain call (or a
+    :class:`Workload`); ``aio`` an awaited one, inside the loop that awaits it: in a sync test the
+    one loop ``perf`` made, in an async test the test's own loop, whose thread then blocks on the
+    controller's orders between rounds (nothing else should run in it then: the other side is
+    measuring). Both speak the same protocol (:func:`_orders`)."""
+
+    def __init__(self, channel: Channel, nodeid: str) -> None:
+        self.channel = channel
+        self.nodeid = nodeid
+
+    def __call__(self, fn: Callable[[], Any] | Workload, settings: timing.TimingSettings) -> timing.Timing:
         workload = fn if isinstance(fn, Workload) else Workload(fn)
         started = time.perf_counter_ns()
         result = workload.first()
-        first_ns = time.perf_counter_ns() - started
-        channel.send(
-            "ready",
-            nodeid=nodeid,
-            first_ns=first_ns,
-            settings={
-                "max_time": settings.max_time,
-                "warmup_time": settings.warmup_time,
-                "min_round_time": settings.min_round_time,
-                "min_rounds": settings.min_rounds,
-            },
-        )
-        samples: list[float] = []
-        warmup = 0
-        rounds = 0
+        orders = _orders(self.channel, self.nodeid, settings, time.perf_counter_ns() - started)
+        reply: Any = None
         while True:
-            order = channel.receive()
-            kind = order["type"]
             try:
-                if kind == "round":
-                    loops = int(order["loops"])
-                    rounds += 1
-                    elapsed, switches, cpu = _round(workload, loops, settings.disable_gc)
-                    if order.get("keep"):
-                        samples.append(elapsed * 1e-9 / loops)
-                    else:
-                        warmup += 1
-                    channel.send("round", ns=elapsed, switches=switches, cpu_ns=cpu)
-                elif kind == "calibrate":
-                    channel.send("calibrated", loops=workload.calibrate(float(order["min_round_time"])))
-                elif kind in ("done", "release"):
-                    loops = int(order.get("loops") or 1)
-                    return timing.Timing(
-                        samples=tuple(samples) if kind == "done" else (),
-                        loops=loops,
-                        warmup_rounds=warmup,
-                        total_time=(time.perf_counter_ns() - started) * 1e-9,
-                        result=result,
-                    )
-                else:
-                    raise RuntimeError(f"perfgate ab worker: unexpected order {order!r}")
+                kind, value = orders.send(reply)
+            except StopIteration as stop:
+                return _timing(stop.value, started, result)
+            try:
+                reply = _round(workload, value, settings.disable_gc) if kind == "round" else workload.calibrate(value)
             except BaseException as exc:
-                # the controller hears why before the test fails with it
-                where = f"round {rounds}" if kind == "round" else "calibration"
-                channel.send("failed", nodeid=nodeid, message=_crash_text(exc), where=where)
+                orders.throw(exc)  # the controller hears why; raises it again
                 raise
 
-    return measure
+    async def aio(self, call: Callable[[], Awaitable[Any]], settings: timing.TimingSettings) -> timing.Timing:
+        from ..measure import aio
+
+        started = time.perf_counter_ns()
+        result = await call()
+        orders = _orders(self.channel, self.nodeid, settings, time.perf_counter_ns() - started)
+        reply: Any = None
+        while True:
+            try:
+                kind, value = orders.send(reply)  # blocks this thread (and its loop) until the next order
+            except StopIteration as stop:
+                return _timing(stop.value, started, result)
+            try:
+                if kind == "round":
+                    reply = await _round_awaited(call, value, settings.disable_gc)
+                else:
+                    reply = await aio.calibrate(call, value)
+            except BaseException as exc:
+                orders.throw(exc)
+                raise
+
+
+def _timing(kept: tuple[tuple[float, ...], int, int], started: int, result: Any) -> timing.Timing:
+    samples, loops, warmup = kept
+    return timing.Timing(
+        samples=samples,
+        loops=loops,
+        warmup_rounds=warmup,
+        total_time=(time.perf_counter_ns() - started) * 1e-9,
+        result=result,
+    )
+
+
+def _orders(channel: Channel, nodeid: str, settings: timing.TimingSettings, first_ns: int) -> _Orders:
+    """The worker's side of one timed call: says it is ready, then yields what each order asks of
+    the call and receives its answer, until ``done`` (the kept rounds) or ``release`` (none).
+    An exception thrown in is reported to the controller (``failed``) and raised again."""
+    channel.send(
+        "ready",
+        nodeid=nodeid,
+        first_ns=first_ns,
+        settings={
+            "max_time": settings.max_time,
+            "warmup_time": settings.warmup_time,
+            "min_round_time": settings.min_round_time,
+            "min_rounds": settings.min_rounds,
+        },
+    )
+    samples: list[float] = []
+    warmup = 0
+    rounds = 0
+    while True:
+        order = channel.receive()
+        kind = order["type"]
+        try:
+            if kind == "round":
+                loops = int(order["loops"])
+                rounds += 1
+                elapsed, switches, cpu = yield ("round", loops)
+                if order.get("keep"):
+                    samples.append(elapsed * 1e-9 / loops)
+                else:
+                    warmup += 1
+                channel.send("round", ns=elapsed, switches=switches, cpu_ns=cpu)
+            elif kind == "calibrate":
+                calibrated = yield ("calibrate", float(order["min_round_time"]))
+                channel.send("calibrated", loops=calibrated)
+            elif kind in ("done", "release"):
+                return (tuple(samples) if kind == "done" else ()), int(order.get("loops") or 1), warmup
+            else:
+                raise RuntimeError(f"perfgate ab worker: unexpected order {order!r}")
+        except BaseException as exc:
+            # the controller hears why before the test fails with it
+            where = f"round {rounds}" if kind == "round" else "calibration"
+            channel.send("failed", nodeid=nodeid, message=_crash_text(exc), where=where)
+            raise
 
 
 def _involuntary_switches() -> int:
@@ -381,6 +442,27 @@ def _thread_cpu_ns() -> int:
         return time.thread_time_ns()
     except (AttributeError, OSError):
         return -1
+
+
+async def _round_awaited(
+    call: Callable[[], Awaitable[Any]], loops: int, disable_gc: bool
+) -> tuple[int, int, int]:
+    """:func:`_round` with every call awaited in the running loop."""
+    enabled = gc.isenabled()
+    if disable_gc:
+        gc.disable()
+    try:
+        switches = _involuntary_switches()
+        cpu = _thread_cpu_ns()
+        start = time.perf_counter_ns()
+        for _ in range(loops):
+            await call()
+        elapsed = time.perf_counter_ns() - start
+        cpu_after = _thread_cpu_ns()
+        return elapsed, _involuntary_switches() - switches, cpu_after - cpu if cpu >= 0 and cpu_after >= 0 else -1
+    finally:
+        if disable_gc and enabled:
+            gc.enable()
 
 
 def _round(workload: Workload, loops: int, disable_gc: bool) -> tuple[int, int, int]:

@@ -73,18 +73,29 @@ def _round(fn: Callable[[], Any], loops: int, timer: Timer) -> int:
 
 def calibrate(fn: Callable[[], Any], min_round_time: float, timer: Timer = time.perf_counter_ns) -> int:
     """The smallest power-of-two loop count whose round lasts at least ``min_round_time``."""
-    threshold_ns = max(min_round_time, 1000 * timer_resolution(timer)) * 1e9
-    loops = 1
-    while True:
-        elapsed = _round(fn, loops, timer)
-        if elapsed >= threshold_ns or loops >= 2**30:
-            return loops
-        # jump close to the goal, then let the next round confirm it
-        if elapsed > 0:
-            factor = max(2, min(1024, int(threshold_ns / elapsed) + 1))
-            loops *= 1 << (factor - 1).bit_length()
-        else:
-            loops *= 1024
+    threshold_ns = calibration_threshold_ns(min_round_time, timer)
+    loops: int | None = 1
+    while loops is not None:
+        calibrated = loops
+        loops = next_loops(loops, _round(fn, loops, timer), threshold_ns)
+    return calibrated
+
+
+def calibration_threshold_ns(min_round_time: float, timer: Timer = time.perf_counter_ns) -> float:
+    """How long a calibrated round lasts at least, in nanoseconds."""
+    return max(min_round_time, 1000 * timer_resolution(timer)) * 1e9
+
+
+def next_loops(loops: int, elapsed_ns: int, threshold_ns: float) -> int | None:
+    """The loop count to try after a round of ``loops`` calls lasted ``elapsed_ns``; None when
+    ``loops`` is the calibrated count (shared by the plain and the awaited calibration)."""
+    if elapsed_ns >= threshold_ns or loops >= 2**30:
+        return None
+    # jump close to the goal, then let the next round confirm it
+    if elapsed_ns > 0:
+        factor = max(2, min(1024, int(threshold_ns / elapsed_ns) + 1))
+        return loops * (1 << (factor - 1).bit_length())
+    return loops * 1024
 
 
 def measure(
