@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Sequence
@@ -282,3 +283,35 @@ def test_counts_that_stay_zero_are_unchanged_and_a_new_query_is_a_regression() -
     # deterministic counts: no spread, so any change past the thresholds is certain
     assert verdicts_of(compare([run(3), run(3), run(3)], run(4)))["t"] is GateVerdict.REGRESSION
     assert verdicts_of(compare([run(3), run(3), run(3)], run(3)))["t"] is GateVerdict.UNCHANGED
+
+
+@pytest.mark.parametrize(
+    ("base", "current", "verdict"),
+    [
+        (1e-3, 0.0, GateVerdict.INSUFFICIENT),  # a count that dropped to 0: not a ratio, said so
+        (1e-3, -1e-3, GateVerdict.INSUFFICIENT),
+        (5e-324, 5e-324, GateVerdict.UNCHANGED),
+        (1e308, 1e308, GateVerdict.UNCHANGED),
+        (1e-3, 1e308, GateVerdict.REGRESSION),  # a change past the float range: infinite, not a crash
+        (1e308, 1e-3, GateVerdict.IMPROVEMENT),
+    ],
+    ids=["zero", "negative", "tiny", "huge", "huge-current", "huge-baseline"],
+)
+def test_every_finite_figure_is_compared_or_refused_in_words_and_every_format_renders_it(
+    base: float, current: float, verdict: GateVerdict
+) -> None:
+    from pytest_perfgate.reports.gate_terminal import format_terminal
+    from pytest_perfgate.reports.json_report import gate_to_dict
+    from pytest_perfgate.reports.junit import format_junit
+    from pytest_perfgate.reports.markdown import format_markdown
+    from pytest_perfgate.reports.openmetrics import format_openmetrics
+
+    report = compare([make_run({"t::a": [base] * 5}) for _ in range(3)], make_run({"t::a": [current] * 5}))
+    (comparison,) = report.comparisons
+    assert comparison.verdict is verdict, comparison.reason
+    if verdict is GateVerdict.INSUFFICIENT:
+        assert comparison.reason.endswith("a ratio needs positive values")
+    text = "\n".join(format_terminal(report))
+    assert max(len(line) for line in text.splitlines()) < 400  # no 300-digit figures
+    format_markdown(report), format_junit(report), format_openmetrics(report)
+    json.dumps(gate_to_dict(report), allow_nan=False)

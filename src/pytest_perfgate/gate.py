@@ -33,6 +33,11 @@ from .units import Kind, format_value
 if TYPE_CHECKING:
     from .store import Baseline
 
+def _expm1(x: float) -> float:
+    """``exp(x) - 1`` of a log change, infinite past the float range (a figure from 1e-3 to 1e308)."""
+    return math.expm1(x) if x < 709.0 else math.inf
+
+
 #: the gate's exit codes (``perfgate compare`` and ``perfgate ab``; docs/gate.md): passed; a regression
 #: or a critical budget breach; incomplete (a selected test or the run was not compared: fails closed);
 #: nothing judged (the stored-baseline gate could judge none of its comparisons on this runner)
@@ -142,7 +147,8 @@ class Comparison:
         """Log change in the "worse" direction (positive = worse); 0 when there is no change."""
         if self.change is None:
             return 0.0
-        shift = math.log1p(self.change)
+        # a current of 0 (or below) against a positive baseline: infinitely better / worse, not a crash
+        shift = math.log1p(self.change) if self.change > -1 else -math.inf
         return -shift if self.higher_is_better else shift
 
 
@@ -342,7 +348,7 @@ class GateReport:
             if c.verdict is GateVerdict.UNSTABLE or c.spread_assumed:
                 helps_paired = True
                 if c.spread_assumed or (
-                    c.spread is not None and math.expm1(z * math.log1p(c.spread)) <= c.max_threshold
+                    c.spread is not None and _expm1(z * math.log1p(c.spread)) <= c.max_threshold
                 ):
                     helps_runs = True
         if not helps_paired:
@@ -371,7 +377,7 @@ def run_statistic(test: TestResult, metric: str, statistic: str) -> tuple[float 
     if series is None:
         return None, f"no '{metric}' recorded"
     values: Sequence[float] = series.values
-    if not math.isfinite(math.fsum(values)):  # rare: drop NaN / inf samples (one C pass otherwise)
+    if not all(map(math.isfinite, values)):  # rare: drop NaN / inf samples (fsum would overflow near 1e308)
         values = [v for v in values if math.isfinite(v)]
     if values:
         return stats.statistic(values, statistic), ""
@@ -568,12 +574,12 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
     if isinstance(r, stats.PairedComparison):
         detectable, assumed = None, False
     else:
-        detectable, assumed = (math.expm1(r.detectable(suite_alpha)) if r.scale > 0 else 0.0), r.assumed
+        detectable, assumed = (_expm1(r.detectable(suite_alpha)) if r.scale > 0 else 0.0), r.assumed
     base.update(
-        spread=math.expm1(r.spread),
+        spread=_expm1(r.spread),
         spread_assumed=assumed,
-        change=math.expm1(r.shift),
-        ci=(math.expm1(low), math.expm1(high)),
+        change=_expm1(r.shift),
+        ci=(_expm1(low), _expm1(high)),
         p_value=p.p_bad,
         p_adjusted=adj_bad,
         detectable=detectable,
@@ -601,14 +607,14 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
     elif worse > math.log1p(warn_t):
         if paired:
             verdict = GateVerdict.UNSTABLE
-            reason = f"worse by {math.expm1(worse):.0%}, not significant over {r.runs} paired blocks"
+            reason = f"worse by {_expm1(worse):.0%}, not significant over {r.runs} paired blocks"
         elif assumed:
             verdict = GateVerdict.INSUFFICIENT
-            reason = f"worse by {math.expm1(worse):.0%}, not significant with {r.runs} baseline run(s)"
+            reason = f"worse by {_expm1(worse):.0%}, not significant with {r.runs} baseline run(s)"
         else:
             verdict = GateVerdict.UNSTABLE
             reason = (
-                f"worse by {math.expm1(worse):.0%}, not significant: {_runs_vary(r)} "
+                f"worse by {_expm1(worse):.0%}, not significant: {_runs_vary(r)} "
                 f"(t test, {label} p = {adj_bad:.2g})"
             )
     elif detectable is not None and not assumed and detectable > max_t:
@@ -625,7 +631,7 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
 
 
 def _runs_vary(r: stats.RunComparison | stats.PairedComparison) -> str:
-    return f"the baseline's {r.runs} runs vary by {math.expm1(r.spread):.0%}"
+    return f"the baseline's {r.runs} runs vary by {_expm1(r.spread):.0%}"
 
 
 def format_detectable(detectable: float) -> str:

@@ -147,7 +147,7 @@ def format_value(value: float, kind: Kind, unit: str = "") -> str:
     if kind is Kind.RATIO:
         return f"{_sig(value * 100)}%"
     if kind is Kind.COUNT:
-        return f"{value:.0f}" if float(value).is_integer() else _sig(value)
+        return f"{value:.0f}" if float(value).is_integer() and abs(value) < 1e15 else _sig(value)
     return f"{_sig(value)}{unit}" if not unit else f"{_sig(value)} {unit}"
 
 
@@ -155,7 +155,11 @@ def _sig(value: float, digits: int = 3) -> str:
     """Three significant digits, no exponent for everyday magnitudes."""
     if value == 0:
         return "0"
+    if not math.isfinite(value):
+        return "inf" if value > 0 else "-inf" if value < 0 else "-"
     magnitude = math.floor(math.log10(abs(value)))
+    if magnitude >= 9 or magnitude <= -9:  # beyond everyday magnitudes: an exponent, not 300 digits
+        return f"{value:.{digits - 1}e}"
     decimals = max(0, digits - 1 - magnitude)
     text = f"{value:.{decimals}f}"
     if "." in text:
