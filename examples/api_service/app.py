@@ -7,6 +7,9 @@ Endpoints (JSON):
 * ``GET /products/search?category=health``  -> products of a category (``limit`` as above)
 * ``GET /products/{id}``                    -> one product, 404 when unknown; each view is
   written to the ``audit`` collection (who viewed what, when), as the team's services audit reads
+* ``GET /categories/{category}/stats``      -> ``{"category", "products", "share", "in_stock", "average_price"}``
+  (an async handler that awaits two store calls concurrently; its perf test is
+  ``test_api_async.py``: ``await perf.aio(client.get, ...)`` through the ASGI app)
 
 Data lives in MongoDB: a real server when ``API_SERVICE_MONGO_URI`` is set (e.g.
 ``mongodb://localhost:27017``), otherwise mongomock (in memory, seeded at start). pymongo calls
@@ -19,6 +22,7 @@ and Python overhead plus that scan, not MongoDB's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -86,6 +90,21 @@ class Store:
 
     def search(self, category: str, limit: int) -> list[dict[str, Any]]:
         return list(self.db.products.find({"category": category}, SUMMARY).limit(limit))
+
+    def category(self, category: str) -> list[dict[str, Any]]:
+        return list(self.db.products.find({"category": category}, {"_id": 1, "price": 1, "stock": 1}))
+
+    async def category_stats(self, category: str) -> dict[str, Any]:
+        """Figures of one category: the products and the store's count, awaited together."""
+        products, total = await asyncio.gather(self.call(self.category, category), self.call(self.count))
+        prices = [doc["price"] for doc in products]
+        return {
+            "category": category,
+            "products": len(products),
+            "share": round(len(products) / total, 4) if total else 0.0,
+            "in_stock": sum(1 for doc in products if doc["stock"] > 0),
+            "average_price": round(sum(prices) / len(prices), 2) if prices else None,
+        }
 
     def details(self, product_id: int, viewer: str) -> dict[str, Any] | None:
         doc: dict[str, Any] | None = self.db.products.find_one({"_id": product_id})
@@ -170,6 +189,13 @@ def create_app(store: Store | None = None) -> Starlette:
             return JSONResponse({"error": f"no product {product_id}"}, status_code=404)
         return JSONResponse(doc)
 
+    async def category_stats(request: Request) -> JSONResponse:
+        category = request.path_params["category"]
+        if category not in CATEGORIES:
+            accepted = ", ".join(CATEGORIES)
+            return JSONResponse({"error": f"unknown category {category!r}; accepted: {accepted}"}, status_code=404)
+        return JSONResponse(await get_store().category_stats(category))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         get_store()  # seed before the first request, not during it
@@ -181,6 +207,7 @@ def create_app(store: Store | None = None) -> Starlette:
             Route("/products", products),
             Route("/products/search", search),
             Route("/products/{product_id}", details),
+            Route("/categories/{category}/stats", category_stats),
         ],
         lifespan=lifespan,
     )
