@@ -277,11 +277,13 @@ class GitLab:
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = kind(parts.hostname, parts.port, timeout=min(limits.timeout, allowed))
         expired = threading.Event()
+        # the connection's socket, kept here: http.client drops its own reference to it once it
+        # knows the server closes after this answer, while the answer is still being read from it
+        sockets: list[socket.socket] = []
 
         def expire() -> None:
             expired.set()
-            sock = conn.sock
-            if sock is not None:
+            for sock in sockets:
                 with contextlib.suppress(OSError):  # the plain socket's shutdown, also under TLS: wakes a read
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
@@ -295,6 +297,8 @@ class GitLab:
             if data is not None:
                 headers["Content-Type"] = "application/json"
             conn.connect()
+            if conn.sock is not None:
+                sockets.append(conn.sock)
             if expired.is_set():
                 raise TimeoutError
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -305,12 +309,16 @@ class GitLab:
                 body = self._read(response, answer_headers)
             else:
                 body = response.read(_ERROR_READ) if response.status >= 400 else b""
+            if expired.is_set():  # cut off by the deadline: what was read may look whole, and is not
+                raise TimeoutError
             return _Answer(response.status, answer_headers, body)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, _Failed) as exc:
             if expired.is_set():
                 raise _Failed(
                     f"no whole answer within {allowed:g}s (the deadline for one answer)", transient=True
                 ) from None
+            if isinstance(exc, _Failed):
+                raise
             if isinstance(exc, TimeoutError):
                 raise _Failed(f"no answer within {limits.timeout:g}s (timeout)", transient=True) from None
             reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
