@@ -36,6 +36,7 @@ from scenarios import SCENARIOS, Scenario  # noqa: E402
 
 from pytest_perfgate.race import Race, RaceFailure, decode  # noqa: E402
 
+
 #: the operations' side: the graph itself (direct calls), or a client of its API
 def _through(make: Callable[[Graph], Any]) -> Callable[[Graph], Any]:
     return lambda graph: HttpGraph(make(graph))
