@@ -87,30 +87,52 @@ def old_method(pairs: Sequence[Sequence[float]]) -> Judged:
     return Judged(shift, low, high, stats.binom_half_sf(above, above + below))
 
 
-def model(pair_spread: float, prior_df: float, p: str = "model", own_floor: bool = False) -> Method:
-    """:func:`stats.compare_pairs` at this prior. ``p="sign"``: the pooled blocks' sign test as the
-    p-value (as before) instead of the model's; ``own_floor``: the standard error never below the
-    one the test's own pairs give alone (``stdev(pair changes) / sqrt(k)``)."""
+def model(pair_spread: float, prior_df: float, p: str = "sign", own_floor: bool = True) -> Method:
+    """:func:`stats.compare_pairs` at this prior. ``p``: the gate's p-value, ``"sign"`` (the pooled
+    blocks' sign test, ``p_worse``) or ``"model"`` (``model_p_worse``, the interval's own);
+    ``own_floor=False``: without its rule that the variance is never below the test's own pairs'
+    sample variance (the conjugate pooling alone)."""
 
     def judge(pairs: Sequence[Sequence[float]]) -> Judged:
         c = stats.compare_pairs(pairs, pair_spread=pair_spread, prior_df=prior_df)
         low, high = c.interval(0.95)
-        if own_floor and len(c.pair_shifts) > 1:
-            own = stats.stdev(c.pair_shifts) / math.sqrt(len(c.pair_shifts))
-            if own > c.scale:
-                half = stats.t_isf(0.025, c.df) * own
-                low, high = min(low, c.shift - half), max(high, c.shift + half)
-        if p == "sign":
-            above = sum(v > 0 for v in c.ratios)
-            below = sum(v < 0 for v in c.ratios)
-            return Judged(c.shift, low, high, stats.binom_half_sf(above, above + below))
-        return Judged(c.shift, low, high, c.p_worse)
+        p_worse = c.model_p_worse if p == "model" else c.p_worse
+        if not own_floor and len(c.pair_shifts) > 1:
+            k = len(c.pair_shifts)
+            pooled = (prior_df * (pair_spread**2 + c.within**2) + (k - 1) * stats.stdev(c.pair_shifts) ** 2) / c.df
+            scale = math.sqrt(pooled * stats._MEDIAN_EFFICIENCY.get(k, math.pi / 2) / k)
+            half = stats.t_isf(0.025, c.df) * scale
+            low, high = c.shift - half, c.shift + half
+            if p == "model" and scale > 0:
+                p_worse = max(c.p_worse, stats.t_sf(c.shift / scale, c.df))
+        return Judged(c.shift, low, high, p_worse)
 
     return judge
 
 
+#: ``--pooled-truth``: each A/B case's truth is the mean change the *other* runs of the same
+#: workload and factor measured (leave one out), keyed by (run, workload)
+POOLED: dict[tuple[int, str], float] = {}
+
+
 def truth_of(case: Case, truth: dict[str, dict[str, float]]) -> float:
-    return 0.0 if case.factor == 1.0 else truth[case.workload][f"{case.factor:.2f}"]
+    if case.factor == 1.0:
+        return 0.0
+    if POOLED:
+        return POOLED[(case.run, case.workload)]
+    return truth[case.workload][f"{case.factor:.2f}"]
+
+
+def pool_truth(cases: list[Case]) -> None:
+    shifts: dict[tuple[str, float], list[tuple[int, float]]] = defaultdict(list)
+    for c in cases:
+        if c.kind == "ab":
+            shifts[(c.workload, c.factor)].append((c.run, stats.compare_pairs(c.pairs).shift))
+    for (workload, _), runs in shifts.items():
+        for run, _ in runs:
+            others = [s for r, s in runs if r != run]
+            if others:
+                POOLED[(run, workload)] = statistics.fmean(others)
 
 
 def calibrate(cases: list[Case]) -> None:
@@ -143,7 +165,11 @@ def calibrate(cases: list[Case]) -> None:
     print(f"| all | {len(all_rows)} | {total:.2%} | {within:.2%} | {math.sqrt(max(0, total**2 - within**2)):.2%} | |")
     spread, df = fit_prior(all_rows)
     print(f"\nMaximum-likelihood fit of one pair's change = truth + sqrt(pair_spread^2 + within^2) * t(df) over "
-          f"these {len(all_rows)} pairs: pair_spread {spread:.2%}, df {df:g}.\n")
+          f"these {len(all_rows)} pairs: pair_spread {spread:.2%}, df {df:g}.")
+    tests = [[(stats.percentile(p, 50), stats.median_se(p)) for p in c.pairs] for c in cases if c.kind == "cal"]
+    spread, df = fit_joint(tests)
+    print(f"Joint fit over {len(tests)} tests (the pairs of one test share their variance, drawn from a scaled "
+          f"inverse chi-square: the model of compare_pairs): pair_spread {spread:.2%}, df {df:g}.\n")
 
 
 def t_logpdf(x: float, df: float) -> float:
@@ -151,17 +177,60 @@ def t_logpdf(x: float, df: float) -> float:
             - (df + 1) / 2 * math.log1p(x * x / df))
 
 
+SPREADS = [i / 2000 for i in range(1, 101)]  # 0.05% .. 5%
+DFS = (1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 1000)
+
+
+def fit_joint(tests: Sequence[Sequence[tuple[float, float]]]) -> tuple[float, float]:
+    """(pair_spread, df) maximising the marginal likelihood of each test's pair changes (truth 0)
+    when the pairs of one test share a variance drawn from ``df * s0^2 / chi2(df)``, ``s0^2 =
+    pair_spread^2 + the test's mean within^2``: a multivariate t. The confirmation rule (a second
+    pair only after a large first change) depends on observed changes only, so it leaves the
+    likelihood as it is."""
+    best = (-math.inf, 0.0, 0.0)
+    for spread in SPREADS:
+        for df in DFS:
+            ll = 0.0
+            for pairs in tests:
+                k = len(pairs)
+                s0 = spread**2 + statistics.fmean(se * se for _, se in pairs)
+                ll += (math.lgamma((df + k) / 2) - math.lgamma(df / 2) - k / 2 * math.log(df * math.pi * s0)
+                       - (df + k) / 2 * math.log1p(sum(m * m for m, _ in pairs) / (df * s0)))
+            best = max(best, (ll, spread, float(df)))
+    return best[1], best[2]
+
+
 def fit_prior(rows: Sequence[tuple[float, float]]) -> tuple[float, float]:
     """(pair_spread, df) maximising the likelihood of the pairs' changes (truth 0) with their ``within``."""
     best = (-math.inf, 0.0, 0.0)
-    for spread in [i / 2000 for i in range(1, 101)]:  # 0.05% .. 5%
-        for df in (1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 1000):
+    for spread in SPREADS:
+        for df in DFS:
             ll = 0.0
             for m, se in rows:
                 scale = math.sqrt(spread**2 + se**2)
                 ll += t_logpdf(m / scale, df) - math.log(scale)
             best = max(best, (ll, spread, float(df)))
     return best[1], best[2]
+
+
+def calibration_coverage(cases: list[Case], methods: dict[str, Method]) -> None:
+    """Coverage of 0 on the calibration runs themselves (where the method is chosen, not reported)."""
+    cal = [c for c in cases if c.kind == "cal"]
+    print(f"## Coverage on the calibration runs ({len(cal)} A/A comparisons, {sum(len(c.pairs) > 1 for c in cal)} "
+          "of them in 2-3 pairs): for choosing, not for reporting\n")
+    print("| method | all | 1 pair | 2+ pairs | median width |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, method in methods.items():
+        judged = [(c, method(c.pairs)) for c in cal]
+        hits = [(len(c.pairs), j.low <= 0 <= j.high) for c, j in judged]
+
+        def share(sel: list[bool]) -> str:
+            return f"{sum(sel) / len(sel):.1%} ({len(sel)})" if sel else "-"
+
+        width = statistics.median(j.high - j.low for _, j in judged)
+        print(f"| {name} | {share([h for _, h in hits])} | {share([h for k, h in hits if k == 1])} |"
+              f" {share([h for k, h in hits if k > 1])} | {width:.1%} |")
+    print()
 
 
 def evaluate(cases: list[Case], truth: dict[str, dict[str, float]], methods: dict[str, Method]) -> None:
@@ -214,7 +283,12 @@ def per_workload(cases: list[Case], truth: dict[str, dict[str, float]], method: 
         widths = [j.high - j.low for _, j in judged]
         worst_error = max(worst_error, (max(errors), f"{w} x{sel[errors.index(max(errors))].factor:.2f}"))
         shares = [f"{sum(v) / len(v):.1%} ({len(v)})" if v else "-" for v in cover.values()]
-        truths = " / ".join(f"{math.expm1(truth[w][f]):+.1%}" for f in ("1.05", "1.10", "1.25")) if w in truth else "-"
+        if POOLED:  # the mean over the runs of each factor
+            by_f = {f: [truth_of(c, truth) for c in sel if c.factor == f] for f in (1.05, 1.10, 1.25)}
+            truths = " / ".join(f"{math.expm1(statistics.fmean(v)):+.1%}" if v else "-" for v in by_f.values())
+        else:
+            factors = ("1.05", "1.10", "1.25")
+            truths = " / ".join(f"{math.expm1(truth[w][f]):+.1%}" for f in factors) if w in truth else "-"
         print(f"| {w} | {shares[0]} | {shares[1]} | {max(errors):.1%} | {statistics.median(widths):.1%} | {truths} |")
     print(f"\nLargest error of the estimate against the truth: {worst_error[0]:.1%} ({worst_error[1]}).\n")
 
@@ -223,25 +297,36 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("raw", type=Path, nargs="+", help="collect.py output directories")
     parser.add_argument("--truth", type=Path, required=True, help="truth.py output")
+    parser.add_argument("--ab-half", choices=("odd", "even"),
+                        help="only the A/B runs of odd / even run index (tune on one half, report the other)")
+    parser.add_argument("--pooled-truth", action="store_true",
+                        help="A/B truth: the mean change of the other runs of the same workload and factor")
     parser.add_argument("--prior", type=float, nargs=2, metavar=("SPREAD", "DF"), help="also judge this prior")
     args = parser.parse_args()
     truth = json.loads(args.truth.read_text())["truth"]
     cases = [c for raw in args.raw for c in load(raw)]
+    if args.pooled_truth:
+        pool_truth(cases)  # from every A/B run: the truth does not depend on the half judged
+    if args.ab_half:
+        cases = [c for c in cases if c.kind != "ab" or c.run % 2 == (args.ab_half == "odd")]
+    if args.pooled_truth:
+        cases = [c for c in cases if c.factor == 1.0 or (c.run, c.workload) in POOLED]
     calibrate(cases)
     methods: dict[str, Method] = {"old": old_method, "blocks": model(0.0, 0.0)}
-    for spread in (0.01, 0.015, 0.02):
-        for df in (3.0, 6.0, 20.0):
-            methods[f"model {spread:.1%} df {df:g}"] = model(spread, df)
+    for spread in (0.0075, 0.01, 0.0125, 0.015, 0.02):
+        for df in (2.0, 3.0, 6.0, 20.0):
+            methods[f"model {spread:.2%} df {df:g}"] = model(spread, df)
     if args.prior:
         spread, df = args.prior
         methods[f"fitted {spread:.2%} df {df:g}"] = model(spread, df)
-        methods[f"fitted {spread:.2%} df {df:g}, own floor"] = model(spread, df, own_floor=True)
-        methods[f"fitted {spread:.2%} df {df:g}, sign p"] = model(spread, df, p="sign")
+        methods[f"fitted {spread:.2%} df {df:g}, no own floor"] = model(spread, df, own_floor=False)
+        methods[f"fitted {spread:.2%} df {df:g}, model p"] = model(spread, df, p="model")
     methods["default"] = model(stats.PAIR_SPREAD, stats.PAIR_PRIOR_DF)
-    methods["default, own floor"] = model(stats.PAIR_SPREAD, stats.PAIR_PRIOR_DF, own_floor=True)
-    methods["default, sign p"] = model(stats.PAIR_SPREAD, stats.PAIR_PRIOR_DF, p="sign")
+    methods["default, no own floor"] = model(stats.PAIR_SPREAD, stats.PAIR_PRIOR_DF, own_floor=False)
+    methods["default, model p"] = model(stats.PAIR_SPREAD, stats.PAIR_PRIOR_DF, p="model")
+    calibration_coverage(cases, methods)
     evaluate(cases, truth, methods)
-    per_workload(cases, truth, methods["default"], f"default ({stats.PAIR_SPREAD:.1%}, df {stats.PAIR_PRIOR_DF:g})")
+    per_workload(cases, truth, methods["default"], f"default ({stats.PAIR_SPREAD:.2%}, df {stats.PAIR_PRIOR_DF:g})")
     per_workload(cases, truth, methods["old"], "old")
     return 0
 

@@ -6,7 +6,8 @@ In one process (pinned to ``--cpu``), the unchanged (20 units) and the slowed wo
 25 units: factors 1.05, 1.10, 1.25) of ``bench/gate_accuracy/workloads.py`` are timed in rounds
 of ``loops`` calls (calibrated to >= 1 ms, as ``perf`` does), alternated ``A B B A`` / ``B A A B``
 for ``--seconds`` per workload and factor; the change is the median over the blocks of
-``log((B1 + B2) / (A1 + A2))``. Each of ``--processes`` fresh processes (each with an environment
+``log((B1 + B2) / (A1 + A2))``, in thread CPU time (the sleeping workload: wall time over the
+blocks in which the thread was not preempted). Each of ``--processes`` fresh processes (each with an environment
 of a different size, which moves its stack) measures every workload; the truth is the mean of
 their log changes, and their spread is printed too. This is not how ``perfgate ab`` measures
 (two processes, two trees): one process holds both versions, so no pair of processes adds its
@@ -19,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,12 +32,21 @@ FACTORS = (1.05, 1.10, 1.25)
 
 
 def measure(seconds: float) -> dict[str, dict[str, float]]:
+    """Each workload's log change per factor in this process. A block in which this thread was
+    preempted (an involuntary context switch: ``getrusage(RUSAGE_THREAD)``) holds another process's
+    time slice and is left out, as ``perfgate ab`` does; on a loaded machine few blocks are clean,
+    so CPU-bound workloads are timed in thread CPU time (``time.thread_time``), which a preemption
+    does not inflate, and only the sleeping one in wall time over its undisturbed blocks."""
     sys.path.insert(0, str(HERE.parent / "gate_accuracy"))
     from workloads import UNITS, make
+
+    def switches() -> int:
+        return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
 
     out: dict[str, dict[str, float]] = {}
     for name in sorted(UNITS):
         out[name] = {}
+        clock = time.perf_counter if name.startswith("sleep") else time.thread_time
         for factor in FACTORS:
             a, b = make(name, 1.0), make(name, factor)
             loops = 1
@@ -47,11 +58,11 @@ def measure(seconds: float) -> dict[str, dict[str, float]]:
                     break
                 loops *= 2
 
-            def batch(fn, loops=loops):  # type: ignore[no-untyped-def]
-                start = time.perf_counter()
+            def batch(fn, loops=loops, clock=clock):  # type: ignore[no-untyped-def]
+                start = clock()
                 for _ in range(loops):
                     fn()
-                return time.perf_counter() - start
+                return clock() - start
 
             for _ in range(5):
                 batch(a)
@@ -60,12 +71,16 @@ def measure(seconds: float) -> dict[str, dict[str, float]]:
             end = time.monotonic() + seconds
             flip = False
             while time.monotonic() < end:
+                before = switches()
                 if flip:
                     b1, a1, a2, b2 = batch(b), batch(a), batch(a), batch(b)
                 else:
                     a1, b1, b2, a2 = batch(a), batch(b), batch(b), batch(a)
                 flip = not flip
-                ratios.append(math.log((b1 + b2) / (a1 + a2)))
+                if clock is time.perf_counter and switches() != before:
+                    continue
+                if a1 + a2 > 0 and b1 + b2 > 0:
+                    ratios.append(math.log((b1 + b2) / (a1 + a2)))
             out[name][f"{factor:.2f}"] = statistics.median(ratios)
     return out
 

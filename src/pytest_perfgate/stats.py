@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 _PERCENTILE_STATS = {"median": 50.0, "p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 
@@ -287,33 +287,91 @@ def median_interval(values: Sequence[float], confidence: float) -> tuple[float, 
     n = len(ordered)
     if n == 0:
         raise ValueError("interval of no values")
+    j = _median_rank(n, confidence)
+    return ordered[j], ordered[n - 1 - j]
+
+
+@functools.lru_cache(maxsize=1024)
+def _median_rank(n: int, confidence: float) -> int:
+    """How many order statistics :func:`median_interval` cuts from each end of ``n`` values."""
     tail = (1.0 - confidence) / 2.0
-    j = 0  # number of order statistics cut from each end
+    j = 0
     while j + 1 <= (n - 1) // 2 and 1.0 - binom_half_sf(j + 2, n) <= tail:  # P(X <= j + 1) <= tail
         j += 1
-    return ordered[j], ordered[n - 1 - j]
+    return j
+
+
+#: The spread (standard deviation, log scale) of the offset each pair of worker processes adds to a
+#: test's change: memory layout, alignment, the loop count each pair calibrates, what the two
+#: processes' start-ups left behind. No number of blocks inside one pair averages it out, and one
+#: pair cannot show it. Measured on this project's 2-vCPU machine (bench/ab_intervals/RESULTS.md,
+#: perfgate ab at 8b94d7d, 8 workloads of 2 us to 15 ms per call, load average 1.5-8.6): the
+#: standard deviation of one pair's change is 0.2-3.9% by workload in A/A (1.9% over all), up to
+#: 4.6% at a 25% slowdown. 2% with PAIR_PRIOR_DF 20 was chosen on half of the A/B runs (95%
+#: coverage there) and gives 96.2% coverage over all 184 A/B and 99.5% over 368 A/A comparisons.
+PAIR_SPREAD = 0.02
+#: How many pairs' worth of evidence :data:`PAIR_SPREAD` counts as, next to a test's own pairs
+#: (the degrees of freedom of the prior in a conjugate normal model): a test measured in k pairs
+#: has a t interval with ``PAIR_PRIOR_DF + k - 1`` degrees of freedom.
+PAIR_PRIOR_DF = 20.0
+#: var(median of k standard normals) * k: the median of k pairs' changes is less efficient than the mean
+_MEDIAN_EFFICIENCY = {1: 1.0, 2: 1.0, 3: 1.3461, 4: 1.1951, 5: 1.4384}
+
+
+def median_se(values: Sequence[float]) -> float:
+    """Standard error of the median of ``values``, from the distribution-free 95% interval
+    (order statistics; half its width over 1.96): no assumption about the blocks' distribution."""
+    if len(values) < 3:
+        return abs(max(values) - min(values)) if values else 0.0
+    low, high = median_interval(values, 0.95)
+    return (high - low) / (2 * 1.959964)
 
 
 @dataclass(frozen=True)
 class PairedComparison:
-    """Per-block log ratios (current over base, measured in the same window) summarised.
+    """A test's per-block log ratios (current over base, measured in the same window), from one
+    or more pairs of worker processes, summarised.
 
-    ``shift`` is the median log ratio; ``p_worse`` / ``p_better`` are one-sided sign tests (ties
-    dropped), which assume only that blocks are independent and, under "no change", as likely
-    to favour either side; ``spread`` is the robust (MAD) spread of the block log ratios.
+    ``shift`` is the change: the median block log ratio of one pair; over several pairs the
+    median of the pairs' medians (of two, their mean). Its uncertainty has two parts: the blocks'
+    noise inside each pair (``within``: the standard error of a pair's median) and the offset each
+    pair of processes adds (``pair_spread``, between pairs), which one pair cannot show: a prior
+    (:data:`PAIR_SPREAD`, measured) pooled with the spread of the test's own pairs. ``scale`` is
+    the standard error of ``shift`` and ``df`` the degrees of freedom of its t interval.
+    ``p_worse`` / ``p_better`` are one-sided sign tests over the pooled blocks (ties dropped): they
+    assume only that blocks are independent and, under "no change", as likely to favour either
+    side, so they ask whether *these pairs'* blocks favour one side, not where the true change is;
+    the pair offset is left to the gate's confirmation pairs and thresholds. ``model_p_worse`` /
+    ``model_p_better`` are the one-sided p-values of the interval's model (a t test of ``shift /
+    scale``, never below the sign test's): the 95% interval lies above 0 exactly when
+    ``model_p_worse < 0.025``. ``spread`` is the robust (MAD) spread of the blocks.
     """
 
-    ratios: tuple[float, ...]  # log ratios, one per block
+    ratios: tuple[float, ...]  # log ratios, one per block, every pair's pooled
     shift: float
     spread: float
     p_worse: float
     p_better: float
     #: measured in several pairs of processes: each pair's median log ratio (``shift`` is then theirs)
     pair_shifts: tuple[float, ...] = ()
+    #: standard error of ``shift`` (log scale) and the degrees of freedom of its t interval
+    scale: float = 0.0
+    df: float = math.inf
+    #: the spread of one pair's change around the true change (between pairs, within included)
+    pair_spread: float = 0.0
+    #: the typical standard error of one pair's median from its own blocks
+    within: float = 0.0
+    #: one-sided p-values of the interval's model (pair offsets included)
+    model_p_worse: float = 1.0
+    model_p_better: float = 1.0
 
     @property
     def runs(self) -> int:
         return len(self.ratios)
+
+    @property
+    def pairs(self) -> int:
+        return max(1, len(self.pair_shifts))
 
     @property
     def smallest_p(self) -> float:
@@ -321,39 +379,88 @@ class PairedComparison:
         return 0.5 ** len(self.ratios)
 
     def interval(self, confidence: float) -> tuple[float, float]:
-        """The median's interval over the blocks, widened to every pair's own change: pairs of
-        processes differ by more than blocks within one pair show, and the change is theirs."""
-        low, high = median_interval(self.ratios, confidence)
-        return min((low, *self.pair_shifts)), max((high, *self.pair_shifts))
+        """``shift`` +- the t quantile times ``scale``: it holds the true change (the one an endless
+        number of fresh pairs would show) with about ``confidence``."""
+        if self.scale <= 0:
+            return self.shift, self.shift
+        half = t_isf((1.0 - confidence) / 2.0, self.df) * self.scale
+        return self.shift - half, self.shift + half
 
 
-def compare_paired(log_ratios: Sequence[float]) -> PairedComparison:
-    """Summarise per-block log ratios (positive: the current side took longer)."""
-    if not log_ratios:
-        raise ValueError("no paired blocks")
-    values = tuple(float(v) for v in log_ratios)
-    centre = percentile(values, 50)
-    mad = percentile([abs(v - centre) for v in values], 50) * 1.4826
+def _sign_tests(values: Sequence[float]) -> tuple[float, float]:
     above = sum(1 for v in values if v > 0)
     below = sum(1 for v in values if v < 0)
     n = above + below
-    return PairedComparison(
-        ratios=values,
-        shift=centre,
-        spread=mad,
-        p_worse=binom_half_sf(above, n) if n else 1.0,
-        p_better=binom_half_sf(below, n) if n else 1.0,
-    )
+    return (binom_half_sf(above, n), binom_half_sf(below, n)) if n else (1.0, 1.0)
 
 
-def compare_pairs(pairs: Sequence[Sequence[float]]) -> PairedComparison:
+def compare_paired(
+    log_ratios: Sequence[float], *, pair_spread: float = PAIR_SPREAD, prior_df: float = PAIR_PRIOR_DF
+) -> PairedComparison:
+    """Summarise the per-block log ratios of one pair of worker processes (positive: the current
+    side took longer): :func:`compare_pairs` of that one pair."""
+    if not log_ratios:
+        raise ValueError("no paired blocks")
+    return compare_pairs([log_ratios], pair_spread=pair_spread, prior_df=prior_df)
+
+
+def compare_pairs(
+    pairs: Sequence[Sequence[float]], *, pair_spread: float = PAIR_SPREAD, prior_df: float = PAIR_PRIOR_DF
+) -> PairedComparison:
     """One test measured in one or more pairs of worker processes (each pair's block log ratios,
-    first pair first): the blocks of every pair pooled for the sign test and the interval; the
-    change is the median of the pairs' median changes (of two, their mean), so that no single
-    pair's process offset decides it."""
-    kept = [tuple(pair) for pair in pairs if pair]
-    result = compare_paired([r for pair in kept for r in pair])
-    if len(kept) < 2:
-        return result
+    first pair first).
+
+    The change is the median of the pairs' median changes (of two, their mean; of one, its
+    median), so that no single pair's process offset decides it. Each pair's change is the true
+    change plus the pair's offset plus its blocks' noise: its variance ``sigma^2`` is the prior
+    ``pair_spread^2`` plus the pairs' mean squared ``within`` (the standard error of their medians),
+    held as ``prior_df`` pseudo-observations and pooled with the test's own pairs' sample variance
+    (``k - 1`` degrees of freedom). The change's standard error is ``sigma / sqrt(k)`` (the
+    median's efficiency for ``k >= 3``), and the interval and the p-values are Student t with
+    ``prior_df + k - 1`` degrees of freedom; the variance is never below the test's own pairs'
+    sample variance. ``p_worse`` / ``p_better`` are sign tests over the pooled blocks (as the gate
+    has always judged); ``model_p_worse`` / ``model_p_better`` are the interval's own (see
+    :class:`PairedComparison`). ``pair_spread=0`` with ``prior_df=0`` and one pair gives the
+    blocks' own interval (it under-covers: bench/ab_intervals/RESULTS.md)."""
+    kept = [tuple(float(v) for v in pair) for pair in pairs if pair]
+    if not kept:
+        raise ValueError("no paired blocks")
+    pooled = tuple(v for pair in kept for v in pair)
+    centre = percentile(pooled, 50)
+    mad = percentile([abs(v - centre) for v in pooled], 50) * 1.4826
     shifts = tuple(percentile(pair, 50) for pair in kept)
-    return replace(result, shift=percentile(shifts, 50), pair_shifts=shifts)
+    k = len(kept)
+    shift = shifts[0] if k == 1 else percentile(shifts, 50)
+    within = math.sqrt(mean([median_se(pair) ** 2 for pair in kept]))
+    prior_var = pair_spread**2 + within**2
+    own_df = k - 1
+    df = prior_df + own_df
+    if df <= 0:  # no prior and one pair: the blocks alone
+        variance, df = within**2, math.inf
+    else:
+        own_var = stdev(shifts) ** 2 if k > 1 else 0.0
+        variance = (prior_df * prior_var + own_df * own_var) / df
+    efficiency = _MEDIAN_EFFICIENCY.get(k, math.pi / 2)
+    # never narrower than the test's own pairs alone say: pairs that disagree by far more than the
+    # prior allows are a test whose pairs differ that much
+    variance = max(variance, stdev(shifts) ** 2 if k > 1 else 0.0)
+    scale = math.sqrt(variance * efficiency / k)
+    sign_worse, sign_better = _sign_tests(pooled)
+    if scale > 0:
+        model_worse, model_better = t_sf(shift / scale, df), t_sf(-shift / scale, df)
+    else:
+        model_worse, model_better = (0.0, 1.0) if shift > 0 else (1.0, 0.0) if shift < 0 else (1.0, 1.0)
+    return PairedComparison(
+        ratios=pooled,
+        shift=shift,
+        spread=mad,
+        p_worse=sign_worse,
+        p_better=sign_better,
+        pair_shifts=shifts if k > 1 else (),
+        scale=scale,
+        df=df,
+        pair_spread=math.sqrt(variance),
+        within=within,
+        model_p_worse=max(sign_worse, model_worse),
+        model_p_better=max(sign_better, model_better),
+    )
