@@ -574,14 +574,14 @@ def test_a_test_measured_in_several_pairs_is_judged_on_the_median_change_over_th
 
 def test_the_interval_of_a_test_measured_in_several_pairs_holds_every_pairs_change() -> None:
     """The blocks of two pairs, pooled, give a narrow interval around neither pair's change; the
-    change is the pairs' mean: the interval shown spans both pairs, so it holds the change."""
+    change is the pairs' mean, and its interval counts the offset between pairs of processes (a
+    2% prior, bench/ab_intervals/RESULTS.md): it holds both pairs' changes."""
     two = replace(_test("t::x", 11.0, jitter=0.001), extra_pairs=((math.log(9.0),) * 20,))
     (comparison,) = compare_paired([two], GateSettings()).comparisons
     low, high = comparison.ci
-    assert low == pytest.approx(8.0, abs=0.01) and high >= 10.0 - 0.01
-    assert low <= comparison.change <= high
+    assert low < 8.0 and high > 10.0 and low <= comparison.change <= high
     (single,) = compare_paired([_test("t::x", 11.0, jitter=0.001)], GateSettings()).comparisons
-    assert single.ci[0] > 9.9  # one pair: the blocks' own interval
+    assert 9.4 < single.ci[0] < 9.7 and 10.3 < single.ci[1] < 10.6  # its change +- ~2.1 x the 2% pair spread
 
 
 @pytest.mark.parametrize(
