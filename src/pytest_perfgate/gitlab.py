@@ -29,6 +29,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,7 +167,7 @@ def _check_token(token: str, variable: str) -> None:
         )
 
 
-_HEADLINE = re.compile(r"[ ]{0,3}(?:#{1,6}[ \t]+)?(?::[a-z0-9_+-]+:[ \t]+)?perfgate: \S")
+_HEADLINE = re.compile(r"[ ]{0,3}(?:#{1,6}[ \t]+)?(?::[a-z0-9_+-]+:[ \t]+)?perfgate(?: ab)?: \S")
 _QUICK_ACTION = re.compile(r"^([^\S\n]*)/", re.MULTILINE)
 
 
@@ -181,7 +182,8 @@ def note_body(report: str, source: str) -> str:
     """The note to post for the Markdown ``report`` read from ``source``: perfgate's marker, then
     the report with its quick-action lines neutralised. A :class:`GitLabError` unless the report
     is a perfgate report: not empty, its first line a headline ``perfgate: ...`` (``perfgate
-    compare --markdown`` and ``perfgate ab --markdown`` write one), within GitLab's note size."""
+    compare --markdown`` and ``perfgate ab --markdown`` write one; ``perfgate ab: ...`` is
+    accepted too), within GitLab's note size."""
     lines = [line for line in report.splitlines() if line.strip() and line.strip() != NOTE_MARKER]
     if not lines:
         raise GitLabError(
@@ -200,6 +202,24 @@ def note_body(report: str, source: str) -> str:
             f"({MAX_NOTE_CHARS:,}): post a shorter report"
         )
     return text
+
+
+def _proxy_for(parts: urllib.parse.SplitResult) -> tuple[urllib.parse.SplitResult | None, dict[str, str]]:
+    """The proxy the environment names for this URL (``https_proxy`` / ``http_proxy``, unless
+    ``no_proxy`` covers its host), as urllib chooses it, and the headers the proxy wants."""
+    found = urllib.request.getproxies_environment().get(parts.scheme)
+    if not found or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None, {}
+    proxy = urllib.parse.urlsplit(found if "://" in found else f"http://{found}")
+    if proxy.scheme != "http" or not proxy.hostname:
+        return None, {}
+    headers = {}
+    if proxy.username is not None:
+        import base64
+
+        user = f"{urllib.parse.unquote(proxy.username)}:{urllib.parse.unquote(proxy.password or '')}"
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
+    return proxy, headers
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -275,7 +295,16 @@ class GitLab:
         end = min(start + limits.deadline, budget_end)
         allowed = max(0.001, end - start)
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        conn = kind(parts.hostname, parts.port, timeout=min(limits.timeout, allowed))
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        proxy, proxy_headers = _proxy_for(parts)
+        if proxy is None:
+            conn = kind(parts.hostname, parts.port, timeout=min(limits.timeout, allowed))
+        elif parts.scheme == "https":  # through a CONNECT tunnel: the proxy never sees the token
+            conn = kind(proxy.hostname or "", proxy.port or 80, timeout=min(limits.timeout, allowed))
+            conn.set_tunnel(parts.hostname, parts.port, headers=proxy_headers)
+        else:  # plain http through a proxy, as urllib does it
+            conn = kind(proxy.hostname or "", proxy.port or 80, timeout=min(limits.timeout, allowed))
+            target = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
         expired = threading.Event()
         # the connection's socket, kept here: http.client drops its own reference to it once it
         # knows the server closes after this answer, while the answer is still being read from it
@@ -301,7 +330,8 @@ class GitLab:
                 sockets.append(conn.sock)
             if expired.is_set():
                 raise TimeoutError
-            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            if proxy is not None and parts.scheme == "http":
+                headers.update(proxy_headers)
             conn.request(method, target, body=data, headers=headers)
             response = conn.getresponse()
             answer_headers = {name.lower(): value for name, value in response.getheaders()}
@@ -391,7 +421,7 @@ class GitLab:
                 wait_hint = _retry_after(answer.headers.get("retry-after"))
             retried = error.transient and (idempotent or error.status == 429)
             if not retried or attempt >= limits.attempts:
-                raise self._tried(error, attempt, start)
+                raise self._tried(error, attempt)
             wait = limits.wait(attempt) if wait_hint is None else wait_hint
             if wait_hint is not None and wait_hint > limits.max_wait:
                 raise GitLabError(
@@ -401,16 +431,13 @@ class GitLab:
                     transient=True,
                 )
             if time.monotonic() + wait >= end:
-                raise self._tried(error, attempt, start)
+                raise self._tried(error, attempt)
             self.sleep(wait)
 
-    def _tried(self, error: GitLabError, attempts: int, start: float) -> GitLabError:
+    def _tried(self, error: GitLabError, attempts: int) -> GitLabError:
         if attempts == 1:
             return error
-        took = time.monotonic() - start
-        return GitLabError(
-            f"{error} (after {attempts} attempts in {took:.0f}s)", status=error.status, transient=error.transient
-        )
+        return GitLabError(f"{error} (after {attempts} attempts)", status=error.status, transient=error.transient)
 
     def json(
         self, method: str, url: str, body: Mapping[str, Any] | None = None, *, idempotent: bool = True
