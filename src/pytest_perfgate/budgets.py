@@ -192,6 +192,10 @@ def parse_level(
         target_raw, critical_raw = _false_as_zero(target_raw, metric), _false_as_zero(critical_raw, metric)
     kind_target, target = _parse_value(target_raw, kind)
     kind_critical, critical = _parse_value(critical_raw, kind)
+    if target is None and critical is None:  # p95=None, (None, None): a row "pass" with no level
+        raise BudgetError(
+            f"no level given ({raw!r}); accepted: {LEVEL_FORMS}; to set no budget on '{metric}', leave it out"
+        )
     resolved = kind or kind_target or kind_critical
     if kind_target and kind_critical and kind_target is not kind_critical:
         raise BudgetError(f"target and critical have different units ({kind_target.value} vs {kind_critical.value})")
@@ -317,11 +321,19 @@ def parse_marker(
     kpi = options.get("kpi")
     if kpi is not None and not isinstance(kpi, str):
         raise BudgetError(f"kpi= must be the name of a KPI in perfgate.yml, got {kpi!r}")
+    max_regression = _option_ratio(options, "max_regression")
+    warn_regression = _option_ratio(options, "warn_regression")
+    if max_regression is not None and warn_regression is not None and warn_regression > max_regression:
+        # the rule of perfgate.yml's gate (top level and overrides) and of the CLI
+        raise BudgetError(
+            f"warn_regression ({warn_regression:.0%}) is above max_regression ({max_regression:.0%}); "
+            "the warning threshold must be at most the failure threshold"
+        )
     return BudgetSpec(
         budgets=tuple(budgets),
         kpi=kpi,
-        max_regression=_option_ratio(options, "max_regression"),
-        warn_regression=_option_ratio(options, "warn_regression"),
+        max_regression=max_regression,
+        warn_regression=warn_regression,
         evidence=parse_evidence(options.get("evidence", ()), "evidence="),
     )
 

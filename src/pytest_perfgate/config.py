@@ -112,16 +112,60 @@ def load_config(path: str | os.PathLike[str] | None) -> PerfgateConfig:
     return parse_config(text, name)
 
 
+def _strict_loader() -> type:
+    """A ``yaml.SafeLoader`` that refuses anchors and aliases (a 520-byte alias bomb expands to
+    gigabytes) and duplicate keys (YAML keeps the last one silently), each with its line."""
+    import yaml
+    from yaml.constructor import ConstructorError
+    from yaml.events import AliasEvent, NodeEvent
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, AliasEvent) or (isinstance(event, NodeEvent) and event.anchor is not None):
+                sign = "*" if isinstance(event, AliasEvent) else "&"
+                raise ConstructorError(
+                    None,
+                    None,
+                    f"YAML anchors and aliases ({sign}{event.anchor}) are not accepted in perfgate.yml; "
+                    "write each value out",
+                    event.start_mark,  # type: ignore[arg-type]
+                )
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # an unhashable key: SafeConstructor refuses it with its line
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (lines {seen[key]} and {line}); each key may appear once "
+                        "in a mapping",
+                        key_node.start_mark,
+                    )
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def parse_config(text: str, path: str = "perfgate.yml") -> PerfgateConfig:
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"invalid YAML ({where}{problem})", path=path) from None
+    except RecursionError:
+        raise ConfigError("invalid YAML (nested too deeply)", path=path) from None
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -266,6 +310,14 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
             name: _ratio(item[name], path, f"{key}.{name}") if name in item else None
             for name in ("max_regression", "warn_regression")
         }
+        # the same rule as at the top of gate: (a level the override leaves out is the top one's)
+        warn_o = levels["warn_regression"] if levels["warn_regression"] is not None else warn_r
+        max_o = levels["max_regression"] if levels["max_regression"] is not None else max_r
+        if levels["warn_regression"] is not None and warn_o > max_o:
+            whose = "" if levels["max_regression"] is not None else " (gate.max_regression)"
+            raise ConfigError(
+                f"warn_regression ({warn_o:.0%}) is above max_regression{whose} ({max_o:.0%})", path=path, key=key
+            )
         overrides.append(GateOverride(match=item["match"], **levels))
     correction = str(body.get("correction", defaults.correction)).lower()
     if correction not in GATE_CORRECTIONS:

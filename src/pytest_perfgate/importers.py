@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ResultsFileError
-from .model import RunResult, Series, TestResult, load_results
+from .model import RunResult, Series, TestResult, _short, load_results, parse_json
 from .units import Kind
 
 _SUMMARY = ("min", "max", "mean", "median", "stddev", "q1", "q3", "iqr", "rounds")
@@ -66,13 +66,38 @@ def from_benchmark_json(data: Any, path: str = "<data>") -> RunResult:
         "machine_info": data.get("machine_info") or {},
         "commit_info": data.get("commit_info") or {},
     }
+    for key, origin in (
+        ("created", "datetime"),
+        ("pytest_benchmark_version", "version"),
+        ("machine_info", "machine_info"),
+        ("commit_info", "commit_info"),
+    ):
+        try:  # carried into the results file as is: it must be writable as strict JSON
+            json.dumps(metadata[key], allow_nan=False)
+        except (ValueError, TypeError, RecursionError):
+            raise ResultsFileError(
+                path, f"{origin}: holds a value a results file cannot carry (NaN, Infinity or a number past 1.8e308)"
+            ) from None
     return RunResult(metadata=metadata, tests=tuple(tests.values()))
 
 
 def _number(path: str, where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ResultsFileError(path, f"{where}: expected a finite number, got {value!r}")
-    return float(value)
+    """A timing (or round count) of pytest-benchmark: a finite number, 0 or above."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResultsFileError(path, f"{where}: expected a finite number of 0 or above, got {_short(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past the float range (JSON numbers are unbounded)
+        number = math.inf
+    if not math.isfinite(number):
+        raise ResultsFileError(
+            path, f"{where}: {_short(value)} is not a finite number; accepted: seconds within 0..1.8e308"
+        )
+    if number < 0:
+        raise ResultsFileError(
+            path, f"{where}: {_short(value)} is negative; a pytest-benchmark timing is 0 or above (seconds)"
+        )
+    return number
 
 
 def load_run(path: str | os.PathLike[str]) -> RunResult:
@@ -83,7 +108,7 @@ def load_run(path: str | os.PathLike[str]) -> RunResult:
         if "not a perfgate results file" not in exc.reason:
             raise
         name = os.fspath(path)
-        data = json.loads(Path(name).read_text(encoding="utf-8"))
+        data = parse_json(Path(name).read_text(encoding="utf-8"), name)
         if not is_benchmark_json(data):
             raise
         return from_benchmark_json(data, name)

@@ -24,7 +24,7 @@ from typing import Any
 
 from .budgets import BudgetResult, BudgetSpec, MetricBudget, Verdict
 from .errors import ResultsFileError
-from .units import Kind, format_value
+from .units import Kind, format_value, shown
 
 SCHEMA = "perfgate-results"
 SCHEMA_VERSION = 1
@@ -236,35 +236,78 @@ class _Reader:
         if value is None and optional:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(where, f"expected a number, got {value!r}")
-        return float(value)
+            raise self.fail(where, f"expected a number, got {_short(value)}")
+        return self.finite(value, where)
+
+    def finite(self, value: int | float, where: str) -> float:
+        """``value`` as a float: any finite figure (0, 5e-324, 1.7e308, negative) is accepted;
+        NaN, Infinity, 1e400 and integers past the float range are refused (JSON numbers are
+        unbounded, a float is not)."""
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.fail(
+                where,
+                f"{_short(value)} is not a finite number; accepted: numbers within +-1.8e308 "
+                "(null for a sample that was not finite)",
+            )
+        return number
+
+    def integer(self, value: Any, where: str, *, default: int, minimum: int) -> int:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(where, f"expected a whole number of at least {minimum}, got {_short(value)}")
+        return value
+
+    def flag(self, value: Any, where: str) -> bool:
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise self.fail(where, f"expected true or false, got {_short(value)}")
+        return value
+
+    def text(self, value: Any, where: str, *, default: str = "") -> str:
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise self.fail(where, f"expected a string, got {_short(value)}")
+        return value
 
     def kind(self, value: Any, where: str) -> Kind:
         try:
             return Kind(value)
-        except ValueError:
-            raise self.fail(where, f"unknown kind {value!r}; accepted: {', '.join(k.value for k in Kind)}") from None
+        except (ValueError, TypeError):
+            accepted = ", ".join(k.value for k in Kind)
+            raise self.fail(where, f"unknown kind {_short(value)}; accepted: {accepted}") from None
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to a readable length (a 400-digit integer, a huge list)."""
+    return shown(value)
 
 
 def series_from_dict(r: _Reader, name: str, raw: Any, where: str) -> Series:
     d = r.mapping(raw, where)
     raw_values = r.seq(d.get("values"), f"{where}.values")
-    if all(type(v) is float or type(v) is int for v in raw_values):  # the usual case, fast
-        values = tuple(map(float, raw_values))
+    if all(type(v) is float and math.isfinite(v) for v in raw_values):  # the usual case, fast
+        values = tuple(raw_values)
     else:  # null stands for a non-finite value (JSON has no NaN); anything else is named
         values = tuple(
-            float("nan") if v is None else float(r.number(v, f"{where}.values[{i}]") or 0.0)
+            math.nan if v is None else float(r.number(v, f"{where}.values[{i}]") or 0.0)
             for i, v in enumerate(raw_values)
         )
     return Series(
         name=name,
         kind=r.kind(d.get("kind"), f"{where}.kind"),
         values=values,
-        higher_is_better=bool(d.get("higher_is_better", False)),
-        unit=str(d.get("unit") or ""),
-        loops=int(d.get("loops") or 1),
-        source=str(d.get("source") or "perf"),
-        awaited=str(d.get("awaited") or ""),
+        higher_is_better=r.flag(d.get("higher_is_better"), f"{where}.higher_is_better"),
+        unit=r.text(d.get("unit"), f"{where}.unit"),
+        loops=r.integer(d.get("loops"), f"{where}.loops", default=1, minimum=1),
+        source=r.text(d.get("source"), f"{where}.source", default="perf") or "perf",
+        awaited=r.text(d.get("awaited"), f"{where}.awaited"),
         await_overhead=float(r.number(d.get("await_overhead", 0.0), f"{where}.await_overhead") or 0.0),
     )
 
@@ -275,22 +318,35 @@ def spec_from_dict(r: _Reader, raw: Any, where: str) -> BudgetSpec:
     for i, b in enumerate(r.seq(d.get("budgets", []), f"{where}.budgets")):
         bw = f"{where}.budgets[{i}]"
         b = r.mapping(b, bw)
-        budgets.append(
-            MetricBudget(
-                metric=str(b.get("metric")),
-                target=r.number(b.get("target"), f"{bw}.target", optional=True),
-                critical=r.number(b.get("critical"), f"{bw}.critical", optional=True),
-                kind=r.kind(b["kind"], f"{bw}.kind") if b.get("kind") else None,
-                higher_is_better=bool(b.get("higher_is_better", False)),
-                source=str(b.get("source") or "marker"),
-            )
+        budget = MetricBudget(
+            metric=r.text(b.get("metric"), f"{bw}.metric"),
+            target=r.number(b.get("target"), f"{bw}.target", optional=True),
+            critical=r.number(b.get("critical"), f"{bw}.critical", optional=True),
+            kind=r.kind(b["kind"], f"{bw}.kind") if b.get("kind") else None,
+            higher_is_better=r.flag(b.get("higher_is_better"), f"{bw}.higher_is_better"),
+            source=r.text(b.get("source"), f"{bw}.source", default="marker") or "marker",
         )
+        if not budget.metric:
+            raise r.fail(f"{bw}.metric", "missing or empty")
+        budgets.append(budget)
+    max_r = r.number(d.get("max_regression"), f"{where}.max_regression", optional=True)
+    warn_r = r.number(d.get("warn_regression"), f"{where}.warn_regression", optional=True)
+    for key, level in (("max_regression", max_r), ("warn_regression", warn_r)):
+        if level is not None and level <= 0:
+            raise r.fail(f"{where}.{key}", f"{level!r} must be above 0 (a fraction: 0.1 is 10%)")
+    if max_r is not None and warn_r is not None and warn_r > max_r:
+        raise r.fail(where, f"warn_regression ({warn_r:.0%}) is above max_regression ({max_r:.0%})")
+    kpi = d.get("kpi")
+    if kpi is not None and not isinstance(kpi, str):
+        raise r.fail(f"{where}.kpi", f"expected a KPI name or null, got {_short(kpi)}")
     return BudgetSpec(
         budgets=tuple(budgets),
-        kpi=d.get("kpi"),
-        max_regression=r.number(d.get("max_regression"), f"{where}.max_regression", optional=True),
-        warn_regression=r.number(d.get("warn_regression"), f"{where}.warn_regression", optional=True),
-        evidence=tuple(str(e) for e in r.seq(d.get("evidence", []), f"{where}.evidence")),
+        kpi=kpi,
+        max_regression=max_r,
+        warn_regression=warn_r,
+        evidence=tuple(
+            r.text(e, f"{where}.evidence[{i}]") for i, e in enumerate(r.seq(d.get("evidence", []), f"{where}.evidence"))
+        ),
     )
 
 
@@ -298,7 +354,7 @@ def verdict_from_dict(r: _Reader, raw: Any, where: str) -> BudgetResult:
     d = r.mapping(raw, where)
     try:
         verdict = Verdict(d.get("verdict"))
-    except ValueError:
+    except (ValueError, TypeError):
         raise r.fail(f"{where}.verdict", f"unknown verdict {d.get('verdict')!r}") from None
     return BudgetResult(
         metric=str(d.get("metric")),
@@ -307,11 +363,11 @@ def verdict_from_dict(r: _Reader, raw: Any, where: str) -> BudgetResult:
         target=r.number(d.get("target"), f"{where}.target", optional=True),
         critical=r.number(d.get("critical"), f"{where}.critical", optional=True),
         verdict=verdict,
-        samples=int(d.get("samples") or 0),
-        higher_is_better=bool(d.get("higher_is_better", False)),
-        unit=str(d.get("unit") or ""),
-        detail=str(d.get("detail") or ""),
-        source=str(d.get("source") or "marker"),
+        samples=r.integer(d.get("samples"), f"{where}.samples", default=0, minimum=0),
+        higher_is_better=r.flag(d.get("higher_is_better"), f"{where}.higher_is_better"),
+        unit=r.text(d.get("unit"), f"{where}.unit"),
+        detail=r.text(d.get("detail"), f"{where}.detail"),
+        source=r.text(d.get("source"), f"{where}.source", default="marker") or "marker",
     )
 
 
@@ -321,10 +377,13 @@ def test_from_dict(r: _Reader, raw: Any, where: str) -> TestResult:
     if not isinstance(nodeid, str) or not nodeid:
         raise r.fail(f"{where}.nodeid", "missing or not a string")
     series = r.mapping(d.get("series", {}), f"{where}.series")
+    mode = d.get("mode")
+    if mode is not None and not isinstance(mode, str):
+        raise r.fail(f"{where}.mode", f"expected a string or null, got {_short(mode)}")
     return TestResult(
         nodeid=nodeid,
-        outcome=str(d.get("outcome") or "passed"),
-        mode=d.get("mode"),
+        outcome=r.text(d.get("outcome"), f"{where}.outcome", default="passed") or "passed",
+        mode=mode,
         duration=r.number(d.get("duration", 0.0), f"{where}.duration") or 0.0,
         series={str(k): series_from_dict(r, str(k), v, f"{where}.series.{k}") for k, v in series.items()},
         spec=spec_from_dict(r, d.get("spec"), f"{where}.spec"),
@@ -367,6 +426,9 @@ def run_from_dict(data: Any, path: str = "<data>") -> RunResult:
 def load_results(path: str | os.PathLike[str]) -> RunResult:
     """Read a results file; :class:`ResultsFileError` for anything missing, corrupt or unknown."""
     name = os.fspath(path)
+    from .paths import check_input
+
+    check_input(name, "a results file")  # a FIFO would block the read forever: refused at once
     try:
         text = Path(name).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -377,10 +439,18 @@ def load_results(path: str | os.PathLike[str]) -> RunResult:
         raise ResultsFileError(name, f"cannot be read: {exc}") from None
     if not text.strip():
         raise ResultsFileError(name, "is empty")
+    return run_from_dict(parse_json(text, name), name)
+
+
+def parse_json(text: str, name: str) -> Any:
+    """``json.loads`` with every way it can fail as a :class:`ResultsFileError` naming the file."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultsFileError(
             name, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); the file may be truncated"
         ) from None
-    return run_from_dict(data, name)
+    except ValueError as exc:  # an integer of more digits than Python converts (sys.set_int_max_str_digits)
+        raise ResultsFileError(name, f"is not usable JSON: {exc}") from None
+    except RecursionError:
+        raise ResultsFileError(name, "is not usable JSON: nested too deeply") from None

@@ -118,8 +118,17 @@ class Recorder:
             raise MeasurementError(
                 f"perf.record: '{name}' is a built-in metric measured by perfgate; choose another name"
             )
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MeasurementError(f"perf.record('{name}'): value must be a finite number, got {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int past the float range
+            number = math.inf
+        if not math.isfinite(number):
+            shown = f"an integer of {value.bit_length()} bits" if isinstance(value, int) else repr(value)
+            raise MeasurementError(
+                f"perf.record('{name}'): value must be a finite number (within +-1.8e308), got {shown}"
+            )
         declared = self._declared.get(name)
         kind, factor, label = Kind.NUMBER, 1.0, unit or ""
         if unit in _RECORD_UNITS:
@@ -137,8 +146,22 @@ class Recorder:
         previous = self.series.get(name)
         if previous is not None and previous.higher_is_better != hib:
             raise MeasurementError(f"perf.record('{name}'): higher_is_better changed between calls")
-        values = (previous.values if previous else ()) + (float(value) * factor,)
+        scaled = number * factor
+        if not math.isfinite(scaled):
+            raise MeasurementError(
+                f"perf.record('{name}'): {number!r} {unit} is past the float range in base units; "
+                "record it in a larger unit"
+            )
+        if scaled < 0 and kind in _NON_NEGATIVE:
+            raise MeasurementError(
+                f"perf.record('{name}'): {number!r}{' ' + unit if unit else ''} is negative; a {kind.value} "
+                "is 0 or above (record a signed figure without a unit, or with a custom unit)"
+            )
+        values = (previous.values if previous else ()) + (scaled,)
         self.set_series(Series(name, kind, values, higher_is_better=hib, unit=label, source="record"))
+
+#: kinds that cannot be below 0: a negative figure is a bug in the test, not a measurement
+_NON_NEGATIVE = (Kind.TIME, Kind.SIZE, Kind.RATE, Kind.COUNT)
 
 
 class Perf:

@@ -21,21 +21,64 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     fraction = position - low
-    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+    if fraction == 0:
+        return ordered[low]
+    step = ordered[high] - ordered[low]
+    if not math.isfinite(step) and math.isfinite(ordered[low]) and math.isfinite(ordered[high]):
+        # values of opposite sign near the float range: the difference overflows, the mix does not
+        return ordered[low] * (1.0 - fraction) + ordered[high] * fraction
+    return ordered[low] + step * fraction
+
+
+#: below 2**_SAFE_EXPONENT (about 1e150) squares and sums of a sample cannot overflow: the plain
+#: formulas are used, unchanged
+_SAFE_EXPONENT = 498
+
+
+def _scale_of(values: Sequence[float]) -> int:
+    """The binary exponent of the largest finite magnitude in ``values`` (0 when all are 0)."""
+    largest = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
+    return math.frexp(largest)[1] if largest else 0
 
 
 def mean(values: Sequence[float]) -> float:
+    """The arithmetic mean, exact (fsum) for ordinary values and overflow-safe near the float
+    range: values beyond it are summed scaled down by a power of two (exact for normal floats)."""
     if not values:
         raise ValueError("mean of no values")
-    return math.fsum(values) / len(values)
+    try:
+        total = math.fsum(values)
+    except OverflowError:  # "intermediate overflow": finite values whose sum passes 1.8e308
+        total = math.inf
+    if math.isfinite(total) or not all(map(math.isfinite, values)):
+        return total / len(values)
+    shift = _scale_of(values)
+    scaled = math.fsum(math.ldexp(v, -shift) for v in values) / len(values)
+    try:
+        return math.ldexp(scaled, shift)
+    except OverflowError:  # cannot happen for a mean of finite values; kept for rounding at the edge
+        return math.copysign(math.inf, scaled)
 
 
 def stdev(values: Sequence[float]) -> float:
-    """Sample standard deviation (n - 1); 0 for fewer than two values."""
+    """Sample standard deviation (n - 1); 0 for fewer than two values. Overflow-safe: samples
+    whose squares would pass the float range are scaled by a power of two first; a spread that is
+    itself beyond the float range is ``inf``."""
     if len(values) < 2:
         return 0.0
-    centre = mean(values)
-    return math.sqrt(math.fsum((v - centre) ** 2 for v in values) / (len(values) - 1))
+    if not all(map(math.isfinite, values)):
+        return math.nan
+    shift = _scale_of(values)
+    if shift < _SAFE_EXPONENT:
+        centre = mean(values)
+        return math.sqrt(math.fsum((v - centre) ** 2 for v in values) / (len(values) - 1))
+    scaled = [math.ldexp(v, -shift) for v in values]
+    centre = math.fsum(scaled) / len(scaled)
+    spread = math.sqrt(math.fsum((v - centre) ** 2 for v in scaled) / (len(scaled) - 1))
+    try:
+        return math.ldexp(spread, shift)
+    except OverflowError:
+        return math.inf
 
 
 def cv(values: Sequence[float]) -> float:

@@ -79,9 +79,17 @@ ACCEPTED = {
 }
 
 
+def shown(raw: object) -> str:
+    """``repr(raw)``, cut to a readable length (a 400-digit integer, a long list)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 200:
+        return f"an integer of {len(str(abs(raw))) if raw.bit_length() < 13000 else 'thousands of'} digits"
+    text = repr(raw)
+    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
+
+
 def _fail(raw: object, kind: Kind, why: str = "") -> UnitError:
     detail = f" ({why})" if why else ""
-    return UnitError(f"{raw!r} is not a valid {kind.value}{detail}; accepted: {ACCEPTED[kind]}")
+    return UnitError(f"{shown(raw)} is not a valid {kind.value}{detail}; accepted: {ACCEPTED[kind]}")
 
 
 def parse(raw: object, kind: Kind, *, allow_negative: bool = False) -> float:
@@ -89,15 +97,18 @@ def parse(raw: object, kind: Kind, *, allow_negative: bool = False) -> float:
     if isinstance(raw, bool):
         raise _fail(raw, kind, "a boolean is not a quantity")
     if isinstance(raw, (int, float)):
-        value = float(raw)
-        if kind is Kind.COUNT and not float(raw).is_integer():
+        try:
+            value = float(raw)
+        except OverflowError:  # an integer past the float range (YAML and JSON integers are unbounded)
+            raise _fail(raw, kind, "past the float range, about 1.8e308") from None
+        if kind is Kind.COUNT and not value.is_integer():
             raise _fail(raw, kind, "not a whole number")
     elif isinstance(raw, str):
         value = _parse_string(raw, kind)
     else:
         raise _fail(raw, kind, f"expected a number or a string, got {type(raw).__name__}")
     if not math.isfinite(value):
-        raise _fail(raw, kind, "not a finite number")
+        raise _fail(raw, kind, "not a finite number within +-1.8e308")
     if value < 0 and not allow_negative:
         raise _fail(raw, kind, "negative")
     return value
