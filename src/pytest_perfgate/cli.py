@@ -10,6 +10,7 @@ Exit codes (docs/gate.md): 0 success / gate passed (also partly judged, or no ba
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -58,8 +59,10 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
 )
 def cmd_report(args: argparse.Namespace) -> int:
     from .model import load_results, write_text_atomic
+    from .paths import check_output, writing
     from .reports.terminal import format_budget_table, format_timings
 
+    html = check_output(args.html, "the HTML report") if args.html else None  # before any work
     run = load_results(args.results)
     budgets = format_budget_table(run.tests, max_rows=None if args.all else 30)
     timings = format_timings(run.tests, max_rows=None if args.all else 30, every="--all shows every one")
@@ -78,7 +81,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(gate.lines[0], file=sys.stderr)
             return gate.code
         page = render_html(run, baseline=gate.baseline_runs if gate else (), gate=gate.report if gate else None)
-        print(f"html report: {write_text_atomic(args.html, page)}")
+        with writing(args.html, "the HTML report"):
+            write_text_atomic(html or args.html, page)
+        print(f"html report: {args.html}")
     return EXIT_FAIL if any(t.verdict.value == "fail" for t in run.tests) else EXIT_OK
 
 
@@ -91,9 +96,13 @@ def _merge_args(parser: argparse.ArgumentParser) -> None:
 def cmd_merge(args: argparse.Namespace) -> int:
     from .merge import merge_files
     from .model import save_results
+    from .paths import check_output, writing
 
+    target = check_output(args.output, "the merged results file", perfgate_only=True)
     merged = merge_files(args.results)
-    print(f"{save_results(args.output, merged)}: {len(merged.tests)} tests from {len(args.results)} files")
+    with writing(args.output, "the merged results file"):
+        save_results(target, merged)
+    print(f"{args.output}: {len(merged.tests)} tests from {len(args.results)} files")
     return EXIT_OK
 
 
@@ -175,8 +184,10 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 @command("check-config", "validate a perfgate.yml and list its KPIs")(_config_args)
 def cmd_check_config(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .paths import check_input
     from .units import format_value
 
+    check_input(args.path, "a perfgate.yml (YAML file)")  # a FIFO would block the read
     config = load_config(args.path)
     print(f"{args.path}: valid; {len(config.kpis)} KPIs, {len(config.metrics)} custom metrics")
     for kpi in config.kpis.values():
@@ -242,8 +253,11 @@ def _gate_settings(args: argparse.Namespace) -> GateSettings:
 
     from .config import find_config, load_config
     from .errors import ConfigError
+    from .paths import check_input
 
     path = args.config if args.config is not None else find_config(".")
+    if path is not None:
+        check_input(path, "a perfgate.yml (YAML file)")
     settings = load_config(path).gate
     overrides = {
         name: getattr(args, name)
@@ -260,7 +274,7 @@ def _gate_settings(args: argparse.Namespace) -> GateSettings:
     return settings
 
 
-def _write_text(path: str, text: str) -> None:
+def _write_text(path: str | os.PathLike[str], text: str) -> None:
     import os
     import tempfile
     from pathlib import Path
@@ -278,7 +292,7 @@ def _write_text(path: str, text: str) -> None:
     except OSError as exc:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise ResultsFileError(path, f"cannot be written: {exc.strerror or exc}") from None
+        raise ResultsFileError(os.fspath(path), f"cannot be written: {exc.strerror or exc}") from None
 
 
 @command(
@@ -294,6 +308,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .store import open_store
 
     settings = _gate_settings(args)
+    _check_report_outputs(args)
     current = load_run(args.current)
     baseline = open_store(args.baseline).load()
     if baseline is None and args.require_baseline:
@@ -303,6 +318,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
         report = replace(report, regressions_fail=False)
     _write_reports(args, report, current)
     return report.exit_code
+
+
+#: the report files of the gate's options: (option, attribute, what)
+REPORT_OUTPUTS = (
+    ("--markdown", "markdown", "the Markdown report"),
+    ("--junit", "junit", "the JUnit XML report"),
+    ("--metrics", "metrics", "the OpenMetrics report"),
+    ("--json", "json", "the JSON report"),
+)
+
+
+def _check_report_outputs(args: argparse.Namespace) -> None:
+    """Every report file asked for can be written: checked before any work (paths.check_output);
+    two options naming the same file are refused (one would silently replace the other)."""
+    from .errors import ResultsFileError
+    from .paths import check_output
+
+    seen: dict[str, str] = {}
+    for option, name, what in REPORT_OUTPUTS:
+        path = getattr(args, name, None)
+        if path:
+            target = str(check_output(path, what))
+            if target in seen:
+                raise ResultsFileError(path, f"given to both {seen[target]} and {option}: pass a file for each report")
+            seen[target] = option
 
 
 def _write_reports(args: argparse.Namespace, report: GateReport, current: RunResult | None) -> None:
@@ -317,9 +357,11 @@ def _write_reports(args: argparse.Namespace, report: GateReport, current: RunRes
         (args.metrics, lambda: _lazy("openmetrics", "format_openmetrics")(report)),
         (args.json, lambda: json.dumps(_lazy("json_report", "gate_to_dict")(report), allow_nan=False) + "\n"),
     ]
+    from .paths import check_output
+
     for path, render in outputs:
-        if path:
-            _write_text(path, render())
+        if path:  # a symlink is written through: its target is replaced, the link stays
+            _write_text(check_output(path, "the report"), render())
     every = len(report.comparisons) if args.all else None
     print("\n".join(format_terminal(report, max_unchanged=every or 0, max_listed=every or 10)))
 
@@ -447,11 +489,28 @@ def _fetch_baseline(args: argparse.Namespace) -> int:
 
     runs: list[RunResult] = []
     note = ""
+    from .paths import check_input, check_output, same_place
+
+    check_output(args.to, "the baseline directory", directory=True)  # before anything is fetched
     if args.from_file or args.from_dir:
         where = args.from_file or args.from_dir
         if args.from_file and Path(where).is_dir():
             raise ResultsFileError(where, "is a directory: use --from-dir for a directory of stored runs")
-        stored = open_store(where).load() if Path(where).exists() else None
+        # a file named by --from-file must be there (a typo is not "no baseline yet"); a directory
+        # of stored runs that does not exist yet is
+        kind = check_input(
+            where,
+            "a results file" if args.from_file else "a directory of stored runs",
+            directory_ok=bool(args.from_dir),
+            missing_ok=bool(args.from_dir),
+        )
+        if args.from_dir and kind == "file":
+            raise ResultsFileError(where, "is a file: use --from-file for one results file, --from-dir for a directory")
+        if args.from_dir and kind is not None and same_place(where, args.to):
+            raise ResultsFileError(
+                where, f"is the same directory as --to {args.to}: every run would be stored twice; fetch into another"
+            )
+        stored = open_store(where).load() if kind is not None else None
         if stored is not None:
             runs = [load_run(source) for source in stored.sources]  # full files, not the summaries
         missing = f"{where}: no baseline yet (no results file or stored runs there)"
@@ -511,9 +570,17 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from .store import DEFAULT_KEEP, open_store
 
     if args.action == "promote":
+        from .paths import check_input, check_output
+        from .store.files import FileStore
+
+        check_input(args.current, "the results file to promote")
+        store = open_store(args.to)
+        if isinstance(store, FileStore):  # never overwrite a file that is not perfgate's
+            check_output(args.to, "the baseline file", perfgate_only=True)
+        else:
+            check_output(args.to, "the baseline directory", directory=True)
         run = load_run(args.current)
         keep = args.keep or DEFAULT_KEEP
-        store = open_store(args.to)
         where = store.promote(run, keep=keep)
         stored = store.load()
         count = len(stored.runs) if stored else 0
@@ -544,7 +611,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .errors import ResultsFileError
     from .importers import from_benchmark_json
     from .model import run_to_dict
+    from .paths import check_input, check_output
 
+    check_input(args.source, "a pytest-benchmark JSON file")
+    target = check_output(args.output, "the perfgate results file", perfgate_only=True)
     try:
         text = Path(args.source).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -558,7 +628,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         raise ResultsFileError(args.source, f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
     run = from_benchmark_json(data, args.source)
-    _write_text(args.output, json.dumps(run_to_dict(run), indent=1, allow_nan=False) + "\n")
+    _write_text(target, json.dumps(run_to_dict(run), indent=1, allow_nan=False) + "\n")
     summary_only = sum(1 for t in run.tests if "summary" in t.evidence)
     note = f" ({summary_only} without raw rounds: summary statistics only)" if summary_only else ""
     print(f"imported {len(run.tests)} benchmarks from {args.source} into {args.output}{note}")
@@ -587,9 +657,10 @@ def guarded(run: Callable[[], int], *, interrupted: str = "interrupted") -> int:
     except PerfgateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"error: {interrupted}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = int(getattr(exc, "signum", 2))  # SIGTERM during perfgate load: 143 (load.runner.Terminated)
+        print(f"error: {interrupted}" + (f" (signal {exc})" if signum != 2 else ""), file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:
         # the reader went away (`perfgate compare ... | head`): no traceback, and no second
         # BrokenPipeError when the interpreter flushes stdout at exit

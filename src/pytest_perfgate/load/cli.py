@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -123,10 +124,41 @@ def _config_path(args: argparse.Namespace) -> str | None:
     return str(found) if found else None
 
 
+def _check_outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """Every output path checked before the run (paths.check_output): where to write each. The
+    results file overwrites only a perfgate file; two options naming one file are refused."""
+    from ..errors import LoadError
+    from ..paths import check_input, check_output
+
+    if args.locustfile and os.path.exists(args.locustfile):
+        check_input(args.locustfile, "a locustfile (a Python file)")  # a FIFO would hang locust
+    if args.config:
+        check_input(args.config, "a perfgate.yml (YAML file)")
+    targets: dict[str, Path] = {}
+    if args.save:
+        targets["save"] = check_output(args.save, "the results file (--save)", perfgate_only=True)
+    if args.gitlab_report:
+        targets["gitlab_report"] = check_output(args.gitlab_report, "the load_performance report (--gitlab-report)")
+    if args.html:
+        targets["html"] = check_output(args.html, "locust's HTML report (--html)")
+    if args.workdir:
+        check_output(args.workdir, "locust's work folder (--workdir)", directory=True)
+    named = [(option, target) for option, target in targets.items()]
+    for i, (option, target) in enumerate(named):
+        for other, again in named[i + 1 :]:
+            if target == again:
+                raise LoadError(
+                    f"--{option.replace('_', '-')} and --{other.replace('_', '-')} name the same file {target}: "
+                    "pass a file for each"
+                )
+    return targets
+
+
 def _execute(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..errors import LoadError
     from ..model import save_results, write_json_atomic
+    from ..paths import writing
     from .gitlab import k6_summary
     from .kpi import build_spec
     from .report import ProgressLine, format_notes, format_stats, format_verdicts
@@ -140,6 +172,7 @@ def _execute(args: argparse.Namespace) -> int:
         raise LoadError("a locustfile is required, e.g. perfgate load locustfile.py --host http://127.0.0.1:8000")
     if not args.host:
         raise LoadError("--host is required: the URL of the service under load, e.g. http://127.0.0.1:8000")
+    outputs = _check_outputs(args)  # before any load: a long run never loses its figures at the end
     run_time = parse_run_time(args.run_time)
     settings = LoadSettings(
         locustfile=args.locustfile,
@@ -186,12 +219,15 @@ def _execute(args: argparse.Namespace) -> int:
         if args.workdir:
             print(f"locust log and raw data: {args.workdir}")
     if args.save:
-        print(f"results: {save_results(args.save, run.run_result(total))} ({len(run.stats.endpoints) + 1} entries)")
+        with writing(args.save, "the results file (--save)"):
+            save_results(outputs["save"], run.run_result(total))
+        print(f"results: {args.save} ({len(run.stats.endpoints) + 1} entries)")
     if args.gitlab_report:
-        path = write_json_atomic(
-            args.gitlab_report, k6_summary(run.stats, max_users=run.raw.max_users or settings.users)
-        )
-        print(f"GitLab load_performance report: {path}")
+        with writing(args.gitlab_report, "the load_performance report (--gitlab-report)"):
+            write_json_atomic(
+                outputs["gitlab_report"], k6_summary(run.stats, max_users=run.raw.max_users or settings.users)
+            )
+        print(f"GitLab load_performance report: {args.gitlab_report}")
     if args.html:
         print(f"locust HTML report: {args.html}")
     return EXIT_FAIL if total.outcome == "failed" else EXIT_OK

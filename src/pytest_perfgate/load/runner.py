@@ -306,6 +306,59 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None
         proc.wait(timeout=grace)
 
 
+class Terminated(KeyboardInterrupt):
+    """perfgate itself was told to stop (SIGTERM, SIGHUP) during a load run: raised in the main
+    thread, so the run's ``finally`` stops locust's process group, like Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """While locust runs: SIGTERM and SIGHUP raise :class:`Terminated` (SIGINT already raises
+    KeyboardInterrupt), so locust's group is stopped before perfgate exits. Main thread only
+    (Python delivers signals there); elsewhere nothing changes."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` (Linux): locust gets SIGTERM when perfgate dies, however it dies (SIGKILL
+    included): PR_SET_PDEATHSIG. Locust's SIGTERM handler stops the run and its own worker
+    processes (--processes). ``None`` where prctl is not there."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return None
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # perfgate died before the line above: do not start at all
+            os._exit(1)
+
+    return preexec
+
+
 def _tail(path: Path, lines: int = 25) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -379,7 +432,7 @@ def run_locust(
         command = settings.command()
         reader = _ProgressReader(progress_path, progress)
         started = time.monotonic()
-        with open(log_path, "wb") as log:
+        with open(log_path, "wb") as log, _stop_on_signals():
             try:
                 proc = subprocess.Popen(
                     command,
@@ -389,6 +442,7 @@ def run_locust(
                     env=env,
                     cwd=os.path.dirname(os.path.abspath(settings.locustfile)),
                     start_new_session=True,  # its own process group: --processes children included
+                    preexec_fn=_die_with_parent(os.getpid()),  # prctl only: no locks taken after fork
                 )
             except OSError as exc:
                 raise LoadError(f"cannot start locust with {settings.python}: {exc}") from None
@@ -421,6 +475,7 @@ __all__: Sequence[str] = (
     "LoadSettings",
     "LocustOutcome",
     "RawRun",
+    "Terminated",
     "check_locust",
     "check_target",
     "listener_path",

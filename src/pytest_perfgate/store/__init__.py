@@ -48,11 +48,16 @@ def names_a_directory(path: str) -> bool:
 def open_store(location: str | os.PathLike[str]) -> BaselineStore:
     """A directory (existing, or a path ending in ``/`` or without a ``.json`` suffix) is a
     :class:`DirectoryStore`; anything else is a :class:`FileStore`."""
+    from ..errors import ResultsFileError
+    from ..paths import check_input
     from .files import DirectoryStore, FileStore
 
     text = os.fspath(location)
-    path = Path(text)
-    if path.is_dir() or text.endswith(("/", os.sep)) or (not path.exists() and names_a_directory(text)):
+    try:
+        kind = check_input(text, "a results file or a directory of stored runs", directory_ok=True, missing_ok=True)
+    except ResultsFileError:
+        kind = "other"  # a FIFO, a loop, ...: the store's load or promote names the problem
+    if kind == "dir" or text.endswith(("/", os.sep)) or (kind in (None, "other") and names_a_directory(text)):
         return DirectoryStore(text)
     return FileStore(text)
 

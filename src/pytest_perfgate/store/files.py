@@ -15,6 +15,7 @@ from ..config import GATE_STATISTICS
 from ..errors import ResultsFileError
 from ..importers import load_run
 from ..model import RunResult, Series, TestResult, run_to_dict, write_json_atomic
+from ..paths import check_input, check_output, writing
 from ..units import Kind
 from . import DEFAULT_KEEP, Baseline
 
@@ -77,9 +78,11 @@ def parse_index(data: bytes, where: str) -> tuple[str, ...]:
     return tuple(runs)
 
 
-def summarise(run: RunResult) -> dict[str, Any]:
+def summarise(run: RunResult, run_file: Path | None = None) -> dict[str, Any]:
     """A stored run reduced to what a baseline needs: per test and series the gate statistics
-    (no samples). Loading it takes a fraction of the time of the full results file."""
+    (no samples). Loading it takes a fraction of the time of the full results file. With
+    ``run_file`` (the stored run's file) its size is recorded: a run file that no longer has it
+    (truncated, or replaced) is noticed when the summary is read (:func:`load_summary`)."""
     tests = []
     for test in run.tests:
         old = test.evidence.get("summary")
@@ -95,16 +98,24 @@ def summarise(run: RunResult) -> dict[str, Any]:
             series[name] = {"kind": s.kind.value, "unit": s.unit, "higher_is_better": s.higher_is_better,
                             "samples": len(values), "stats": figures}
         tests.append({"nodeid": test.nodeid, "outcome": test.outcome, "mode": test.mode, "series": series})
-    return {"schema": SUMMARY_SCHEMA, "schema_version": SUMMARY_VERSION, "metadata": dict(run.metadata),
-            "tests": tests}
+    summary: dict[str, Any] = {"schema": SUMMARY_SCHEMA, "schema_version": SUMMARY_VERSION,
+                               "metadata": dict(run.metadata), "tests": tests}
+    if run_file is not None:
+        summary["run_file"] = {"name": run_file.name, "size": run_file.stat().st_size}
+    return summary
 
 
-def load_summary(path: Path) -> RunResult:
+def load_summary(path: Path, run_file: Path | None = None) -> RunResult | None:
     """Read a summary written by :func:`summarise` back as a run whose series carry no samples and
-    whose statistics are in each test's ``evidence["summary"]`` (where the gate looks for them)."""
+    whose statistics are in each test's ``evidence["summary"]`` (where the gate looks for them).
+
+    With ``run_file``: :class:`ResultsFileError` when the summary recorded that file's size and it
+    has another size now (a truncated run file is never hidden behind its surviving summary);
+    ``None`` when the summary recorded no size (written by an older perfgate): read the run file."""
     import json
 
     name = str(path)
+    check_input(name, "a run summary")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -125,6 +136,18 @@ def load_summary(path: Path) -> RunResult:
                                     series=series, evidence={"summary": summary}))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ResultsFileError(name, f"malformed run summary ({type(exc).__name__}: {exc})") from None
+    if run_file is not None:
+        recorded = data.get("run_file")
+        size = recorded.get("size") if isinstance(recorded, dict) else None
+        if not isinstance(size, int) or isinstance(size, bool):
+            return None
+        actual = run_file.stat().st_size
+        if actual != size:
+            raise ResultsFileError(
+                str(run_file),
+                f"is {actual} bytes but its summary {path.name} recorded {size}: the stored run was truncated or "
+                "changed after it was stored; restore it, or remove it and its summary",
+            )
     metadata = data.get("metadata")
     return RunResult(metadata={**(metadata if isinstance(metadata, dict) else {}), "summarised": True},
                      tests=tuple(tests))
@@ -137,12 +160,16 @@ class FileStore:
         self.location = location
 
     def load(self) -> Baseline | None:
-        if not Path(self.location).exists():
+        # only a path that does not exist is "no baseline yet"; a FIFO, a loop, an unreadable
+        # file is an error (check_input)
+        if check_input(self.location, "a results file", missing_ok=True) is None:
             return None
         return Baseline(self.location, (load_run(self.location),), (self.location,))
 
     def promote(self, run: RunResult, *, keep: int = DEFAULT_KEEP) -> str:
-        write_json_atomic(self.location, run_to_dict(run))
+        target = check_output(self.location, "the baseline file", perfgate_only=True)
+        with writing(self.location, "the baseline file"):
+            write_json_atomic(target, run_to_dict(run))
         return self.location
 
 
@@ -168,15 +195,22 @@ class DirectoryStore:
         if not root.is_dir():
             return []
         found = []
-        for entry in root.iterdir():
+        try:
+            entries = list(root.iterdir())
+        except OSError as exc:
+            raise ResultsFileError(self.location, f"cannot be listed ({exc.strerror or exc})") from None
+        for entry in entries:
             match = _RUN_NAME.match(entry.name)
-            if match and entry.is_file():
+            if match:
+                # a FIFO or loop is named, never skipped; one removed meanwhile (a concurrent prune) is gone
+                if check_input(entry, "a stored run (a regular file)", missing_ok=True) is None:
+                    continue
                 found.append((int(match.group(1)), entry))
         return sorted(found)
 
     def load(self) -> Baseline | None:
-        root = Path(self.location)
-        if root.exists() and not root.is_dir():
+        kind = check_input(self.location, "a directory of stored runs", directory_ok=True, missing_ok=True)
+        if kind == "file":
             raise ResultsFileError(self.location, "is not a directory of stored runs")
         stored = self._stored()
         if not stored:
@@ -191,17 +225,22 @@ class DirectoryStore:
     def _load_one(self, path: Path) -> RunResult:
         summary = self._summary_path(path)
         if summary.is_file() and summary.stat().st_mtime >= path.stat().st_mtime:
-            return load_summary(summary)
+            run = load_summary(summary, run_file=path)
+            if run is not None:
+                return run
         return load_run(path)
 
     def promote(self, run: RunResult, *, keep: int = DEFAULT_KEEP) -> str:
         if keep < 1:
             raise ValueError("keep must be at least 1")
         root = Path(self.location)
-        if root.exists() and not root.is_dir():
-            raise ResultsFileError(self.location, "is not a directory of stored runs")
-        root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".promote.", suffix=".json", dir=root)
+        check_output(root, "the baseline directory", directory=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResultsFileError(self.location, f"cannot be made ({exc.strerror or exc})") from None
+        with writing(root, "the baseline directory"):
+            fd, tmp = tempfile.mkstemp(prefix=".promote.", suffix=".json", dir=root)
         os.close(fd)
         try:
             write_json_atomic(tmp, run_to_dict(run))
@@ -215,7 +254,7 @@ class DirectoryStore:
                     number += 1
         finally:
             os.unlink(tmp)
-        write_json_atomic(self._summary_path(target), summarise(run))
+        write_json_atomic(self._summary_path(target), summarise(run, run_file=target))
         for _, old in self._stored()[:-keep]:
             old.unlink(missing_ok=True)
             self._summary_path(old).unlink(missing_ok=True)
