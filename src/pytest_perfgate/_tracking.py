@@ -20,7 +20,7 @@ from . import plugin as core
 from .budgets import BudgetSpec, Verdict
 from .errors import BudgetError, MeasurementError, PerfBudgetWarning
 from .measure import memory
-from .model import test_from_json, test_to_dict
+from .model import TestResult, test_from_json, test_to_dict
 from .recorder import Recorder
 from .session import failure_text
 
@@ -91,8 +91,8 @@ class Tracker:
         untouched = core.SPEC not in stash and core.RECORDER not in stash and core.RESULT not in stash
         if untouched and not item.user_properties:
             return report  # nothing of perfgate's to attach
-        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-            attach(item, report)
+        if report.when == "call" or (report.when in ("setup", "teardown") and report.outcome != "passed"):
+            attach(item, report)  # a teardown error comes after the call's result: it replaces it as an error
         return report
 
 
@@ -158,8 +158,23 @@ def attach(item: pytest.Item, report: pytest.TestReport) -> None:
     if result is not None and attached:
         result = replace(result, evidence={**result.evidence, **attached})
     if result is not None:
+        # an error in setup or teardown is an error (as pytest counts it), not a failed or passed test
+        outcome = "error" if report.when in ("setup", "teardown") and report.failed else report.outcome
+        if report.when == "call":
+            item.stash[CALL_DURATION] = report.duration
+        duration = item.stash.get(CALL_DURATION, report.duration)
         # a plain attribute: serialised with the report, so results cross pytest-xdist
-        report.perfgate = test_to_dict(state.with_outcome(result, report.outcome, report.duration))  # type: ignore[attr-defined]
+        report.perfgate = test_to_dict(state.with_outcome(result, outcome, duration))  # type: ignore[attr-defined]
+
+
+#: the call's duration, kept for a result re-attached to a teardown error's report
+CALL_DURATION = pytest.StashKey[float]()
+
+
+def crashed(report: pytest.TestReport) -> bool:
+    """Whether ``report`` is pytest-xdist's report of a test whose worker died running it
+    ("worker 'gw0' crashed while running 'test_x.py::test_y'"): it carries no result of ours."""
+    return report.failed and "crashed while running" in str(report.longrepr or "") and hasattr(report, "node")
 
 
 class Results:
@@ -173,3 +188,13 @@ class Results:
         data = getattr(report, "perfgate", None)
         if data is not None:
             core._state(self.config).add(test_from_json(data, report.nodeid))
+        elif crashed(report):
+            # the worker died: whatever it measured is lost, but the test is in the results, as crashed
+            state = core._state(self.config)
+            known = state.results.get(report.nodeid)
+            evidence = {"crash": str(report.longrepr)}
+            state.add(
+                replace(known, outcome="crashed", evidence={**known.evidence, **evidence})
+                if known is not None
+                else TestResult(nodeid=report.nodeid, outcome="crashed", evidence=evidence)
+            )

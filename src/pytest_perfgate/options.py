@@ -55,6 +55,32 @@ def choice(*accepted: str, what: str | None = None) -> Callable[[str], str]:
     return parse
 
 
+def pushgateway_url(value: str) -> str:
+    """A Pushgateway address: ``http(s)://HOST[:PORT][/PATH]``, or ``HOST:PORT`` (http, as
+    prometheus-client reads it). Anything else is refused when the option is read, not at the end
+    of the session as a traceback."""
+    from urllib.parse import urlsplit
+
+    raw = str(value).strip()
+    accepted = "expected http://HOST[:PORT] or https://HOST[:PORT] (e.g. http://pushgateway:9091)"
+    if not raw or any(ch.isspace() or ord(ch) < 32 for ch in raw):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Pushgateway URL: {accepted}")
+    try:
+        parts = urlsplit(raw if "://" in raw else "http://" + raw)
+        port = parts.port
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Pushgateway URL ({exc}): {accepted}") from None
+    if parts.scheme not in ("http", "https"):
+        raise argparse.ArgumentTypeError(f"{value!r}: scheme {parts.scheme!r} is not accepted: {accepted}")
+    if not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{value!r} has no host: {accepted}")
+    if port == 0 or parts.query or parts.fragment or parts.username or parts.password:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a Pushgateway URL (port 0, query, fragment or user): {accepted}"
+        )
+    return raw
+
+
 def text(value: str) -> str:
     return str(value).strip()
 
@@ -145,7 +171,13 @@ OPTION_TABLE: OptionTable = (
         "gate this run against the stored baseline at PATH (results file or directory of runs); "
         "a regression or critical budget breach fails the session",
     ),
-    ("pushgateway", str, None, "URL", "push the run's figures to a Prometheus Pushgateway (job and branch labels)"),
+    (
+        "pushgateway",
+        pushgateway_url,
+        None,
+        "URL",
+        "push the run's figures to a Prometheus Pushgateway (job and branch labels)",
+    ),
     ("pushgateway_job", str, "perfgate", "NAME", "the job label for --perfgate-pushgateway (default perfgate)"),
     ("config", str, None, "PATH", "KPI file (default: perfgate.yml at the rootdir)"),
     ("strict", boolean, False, "", "treat a value past its target (warn) level as a failure"),
