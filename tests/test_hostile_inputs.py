@@ -135,6 +135,24 @@ def test_other_numbers_and_shapes_are_refused_with_their_json_path(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        (', "evidence": {"memory_profile": {"peak": Infinity}}', "tests[0].evidence.memory_profile.peak: inf"),
+        (', "evidence": {"x": [1, ' + "1" + "0" * 400 + "]}", "tests[0].evidence.x[1]: an integer of 401 digits"),
+    ],
+)
+def test_evidence_and_metadata_numbers_must_be_finite(tmp_path: Path, extra: str, where: str) -> None:
+    """Found by the fuzz layer: evidence holding Infinity loaded, then merge and promote failed
+    to save the run (ValueError: Out of range float values are not JSON compliant)."""
+    with pytest.raises(ResultsFileError) as info:
+        load_results(write(tmp_path, "r.json", results_text("[1.0]", extra=extra)))
+    assert where in str(info.value)
+    text = results_text("[1.0]").replace('"metadata": {}', '"metadata": {"ci": {"load": NaN}}')
+    with pytest.raises(ResultsFileError, match=r"metadata\.ci\.load: nan is not a finite number"):
+        load_results(write(tmp_path, "m.json", text))
+
+
+@pytest.mark.parametrize(
     ("field", "value"),
     [("loops", '"abc"'), ("loops", "1e400"), ("loops", "0"), ("higher_is_better", '"yes"'), ("unit", "[1]")],
 )

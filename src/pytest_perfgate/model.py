@@ -276,6 +276,21 @@ class _Reader:
             raise self.fail(where, f"expected a string, got {_short(value)}")
         return value
 
+    def plain(self, value: Any, where: str) -> Mapping[str, Any]:
+        """A free-form object (metadata, evidence): any JSON, but every number in it finite, so
+        that the run can be saved again (strict JSON) and its figures printed."""
+        found = self.mapping(value, where)
+        stack: list[tuple[Any, str]] = [(found, where)]
+        while stack:
+            node, at = stack.pop()
+            if isinstance(node, Mapping):
+                stack.extend((v, f"{at}.{k}") for k, v in node.items())
+            elif isinstance(node, list):
+                stack.extend((v, f"{at}[{i}]") for i, v in enumerate(node))
+            elif isinstance(node, (int, float)) and not isinstance(node, bool):
+                self.finite(node, at)
+        return found
+
     def kind(self, value: Any, where: str) -> Kind:
         try:
             return Kind(value)
@@ -391,7 +406,7 @@ def test_from_dict(r: _Reader, raw: Any, where: str) -> TestResult:
             verdict_from_dict(r, v, f"{where}.verdicts[{i}]")
             for i, v in enumerate(r.seq(d.get("verdicts", []), f"{where}.verdicts"))
         ),
-        evidence=r.mapping(d.get("evidence", {}), f"{where}.evidence"),
+        evidence=r.plain(d.get("evidence", {}), f"{where}.evidence"),
     )
 
 
@@ -420,7 +435,7 @@ def run_from_dict(data: Any, path: str = "<data>") -> RunResult:
         if t.nodeid in seen:
             raise ResultsFileError(path, f"test {t.nodeid!r} appears twice")
         seen.add(t.nodeid)
-    return RunResult(metadata=r.mapping(d.get("metadata", {}), "metadata"), tests=tests)
+    return RunResult(metadata=r.plain(d.get("metadata", {}), "metadata"), tests=tests)
 
 
 def load_results(path: str | os.PathLike[str]) -> RunResult:
