@@ -306,3 +306,54 @@ def test_check_input_and_output_kinds(tmp_path: Path, fifo: str) -> None:
     assert check_output(tmp_path, directory=True) == tmp_path
     with pytest.raises(Exception, match="is a FIFO"):
         check_output(fifo, directory=True)
+
+
+# --------------------------------------------------------------------------- the plugin's paths
+
+SUITE = """
+import pytest
+
+@pytest.mark.perf_budget(median=("1ns", "10"))
+def test_a(perf):
+    perf(sum, range(3))
+"""
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--perfgate-save=out", "ERROR: perfgate: out: is a directory: expected a file path for the results file "
+                                "(--perfgate-save) (e.g. out/out.json)"),
+        ("--perfgate-html=out", "ERROR: perfgate: out: is a directory: expected a file path for the HTML report "
+                                "(--perfgate-html) (e.g. out/out.json)"),
+        ("--perfgate-save=pipe", "ERROR: perfgate: pipe: is a FIFO (named pipe), not a regular file: the results "
+                                 "file (--perfgate-save) is written as a regular file"),
+        ("--perfgate-compare=pipe", "ERROR: perfgate: pipe: is a FIFO (named pipe), not a regular file or a "
+                                    "directory: expected a results file or a directory of stored runs"),
+        ("--perfgate-save=test_paths.py", "ERROR: perfgate: test_paths.py: exists and is not a perfgate file: not "
+                                          "overwritten; pass a new path (or a perfgate file) for the results file "
+                                          "(--perfgate-save)"),
+        ("--perfgate-compare=loop", "ERROR: perfgate: loop: is a symlink loop (too many levels of symbolic links): "
+                                    "expected a results file or a directory of stored runs"),
+    ],
+)
+def test_plugin_paths_are_usage_errors_before_any_test(pytester: pytest.Pytester, option: str, message: str) -> None:
+    pytester.makepyfile(test_paths=SUITE)
+    (pytester.path / "out").mkdir()
+    os.mkfifo(pytester.path / "pipe")
+    (pytester.path / "loop").symlink_to(pytester.path / "loop")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", option, timeout=120)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == message
+    assert (pytester.path / "pipe").is_fifo()  # the FIFO was not replaced by a file
+
+
+def test_plugin_config_fifo_is_refused_not_read(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_paths=SUITE)
+    os.mkfifo(pytester.path / "perfgate.yml")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == (
+        f"ERROR: perfgate: {pytester.path / 'perfgate.yml'}: is a FIFO (named pipe), not a regular file: expected a "
+        "perfgate.yml (YAML file)"
+    )

@@ -513,8 +513,9 @@ def test_results_file_that_cannot_be_written(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_t(perf):\n    perf(int)\n")
     (pytester.path / "taken").mkdir()
     result = pytester.runpytest("-p", "no:cacheprovider", "--perfgate-save=taken", "--perfgate-max-time=10ms")
-    result.stdout.re_match_lines([r"error: could not write results to taken: .*Is a directory.*"])
-    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    # checked before any test runs (issue 16): no figure is measured only to be lost at the end
+    result.stderr.re_match_lines([r"ERROR: perfgate: taken: is a directory: expected a file path for the results file"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
 # --------------------------------------------------------------------------- bad input

@@ -206,7 +206,8 @@ def find_config(start: str | os.PathLike[str], rootdir: str | os.PathLike[str] |
     for folder in folders:
         for name in CONFIG_NAMES:
             candidate = folder / name
-            if candidate.is_file():
+            # a FIFO or a dangling link is found too, and refused when read (never skipped silently)
+            if os.path.lexists(candidate) and not candidate.is_dir():
                 return candidate
         if folder == top:
             break

@@ -118,6 +118,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if path is None:
         found = find_config(config.invocation_params.dir, config.rootpath)
         path = str(found) if found else None
+    _check_paths(config, options, path)  # before any test runs: a FIFO never blocks, no figure is lost at the end
     if path is not None:  # loaded (and validated) now: a bad one is a usage error before any test runs
         from .config import load_config
 
@@ -129,6 +130,28 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_Controller(config), "perfgate-controller")
     if any(value is not None for value in (options.save, options.html, options.compare, options.pushgateway)):
         track(config)  # every measuring test's results are wanted, also those that measure late
+
+
+def _check_paths(config: pytest.Config, options: Options, config_path: str | None) -> None:
+    """The session's paths (pytest_perfgate.paths): the KPI file and the baseline can be read
+    (a FIFO is refused, a symlink loop is not "no baseline yet"), the results and HTML files can
+    be written (the results file overwrites only a perfgate file). A usage error otherwise."""
+    from .paths import check_input, check_output
+
+    try:
+        if config_path is not None and os.path.exists(config_path):
+            check_input(config_path, "a perfgate.yml (YAML file)")
+        if _is_worker(config):
+            return
+        if options.compare is not None:
+            check_input(options.compare, "a results file or a directory of stored runs", directory_ok=True,
+                        missing_ok=True)  # fmt: skip
+        if options.save is not None:
+            check_output(options.save, "the results file (--perfgate-save)", perfgate_only=True)
+        if options.html is not None:
+            check_output(options.html, "the HTML report (--perfgate-html)")
+    except PerfgateError as exc:
+        raise pytest.UsageError(f"perfgate: {exc}") from None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -158,7 +158,7 @@ def _execute(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..errors import LoadError
     from ..model import save_results, write_json_atomic
-    from ..paths import writing
+    from ..paths import check_input, writing
     from .gitlab import k6_summary
     from .kpi import build_spec
     from .report import ProgressLine, format_notes, format_stats, format_verdicts
@@ -190,7 +190,10 @@ def _execute(args: argparse.Namespace) -> int:
     )
     settings.validate()
     # every level is checked before any load is generated
-    config = load_config(_config_path(args))
+    config_path = _config_path(args)
+    if config_path is not None:
+        check_input(config_path, "a perfgate.yml (YAML file)")  # a FIFO would block the read
+    config = load_config(config_path)
     error_rate = None if str(args.error_rate).lower() == "none" else args.error_rate
     spec = build_spec(config, args.kpi, args.budget, error_rate=error_rate)
 
