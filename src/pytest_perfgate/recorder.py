@@ -154,7 +154,7 @@ class Recorder:
             )
         if scaled < 0 and kind in _NON_NEGATIVE:
             raise MeasurementError(
-                f"perf.record('{name}'): {number!r}{' ' + unit if unit else ''} is negative; a {kind.value} "
+                f"perf.record('{name}'): {value!r}{' ' + unit if unit else ''} is negative; a {kind.value} "
                 "is 0 or above (record a signed figure without a unit, or with a custom unit)"
             )
         values = (previous.values if previous else ()) + (scaled,)
