@@ -3,6 +3,8 @@
     python bench/ab_public/run.py prepare                     # fetch, unpack, git init, calibrate, truth
     python bench/ab_public/run.py probe --label head          # what a new user sees (and empty selections)
     python bench/ab_public/run.py series --label v1 --cycles 10 --perfgate-rev <rev>
+    python bench/ab_public/run.py truth --when after                # the true changes again
+    python bench/ab_public/run.py perfcost --label perfcost --perfgate-rev <rev>   # perf tests, same settings
 
 Everything downloaded or built lives outside the repository, under ``--work``
 (``/tmp/perfgate-ab-public``): the sdists (``sdists/``), a venv with the suites' test dependencies
@@ -72,8 +74,8 @@ TARGETS = {"p10": 0.10, "p25": 0.25}
 #: the two sizes of the slowdown measured to calibrate it (a line through both, then verified)
 CALIBRATION_N = (8, 64)
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
-PROGRESS = re.compile(r"^\[\s*\d+/\d+\] (\S+): (.*)$")
-ELAPSED = re.compile(r"\(([0-9.]+)s[,)]")
+PROGRESS = re.compile(r"^\[\s*\d+/\d+\] (.+?): (.*)$")  # node ids may hold spaces, not ': '
+ELAPSED = re.compile(r"\(([0-9.]+)s[,;)]")
 
 
 def sh(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -234,6 +236,19 @@ def perfgate_env(work: Path, revision: str) -> tuple[dict[str, str], str]:
     return env, commit
 
 
+def progress_of(stderr: str) -> dict[str, dict[str, Any]]:
+    """Per test: its progress lines (one per pair of workers) and the seconds they sum to."""
+    progress: dict[str, dict[str, Any]] = {}
+    for line in stderr.splitlines():
+        m = PROGRESS.match(line.strip())
+        if m:
+            entry = progress.setdefault(m.group(1), {"lines": [], "elapsed": 0.0})
+            entry["lines"].append(m.group(2))
+            elapsed = ELAPSED.search(m.group(2))
+            entry["elapsed"] += float(elapsed.group(1)) if elapsed else 0.0
+    return progress
+
+
 def one_run(cmd: list[str], repo: Path, env: dict[str, str], raw: Path, name: str, files: dict[str, Path],
             wall_limit: float) -> dict[str, Any]:
     load_before = os.getloadavg()
@@ -254,13 +269,7 @@ def one_run(cmd: list[str], repo: Path, env: dict[str, str], raw: Path, name: st
         "stdout_head": stdout.splitlines()[:1], "stderr_tail": stderr.splitlines()[-3:],
         "files": {k: str(v) for k, v in files.items()}, "tests": {}, "notices": [],
     }
-    progress = {}
-    for line in stderr.splitlines():
-        m = PROGRESS.match(line.strip())
-        if m:
-            elapsed = ELAPSED.search(m.group(2))
-            progress[m.group(1)] = {"line": m.group(2), "elapsed": float(elapsed.group(1)) if elapsed else None}
-    record["progress"] = progress
+    record["progress"] = progress_of(stderr)
     if files["json"].exists():
         gate = json.loads(files["json"].read_text())
         record["headline"] = gate.get("headline")
@@ -380,6 +389,41 @@ def cmd_series(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_perfcost(args: argparse.Namespace) -> int:
+    """The cost of ``perf`` tests under the same settings: ``bench/ab``'s fixture repository (8 workloads
+    timed with ``perf``, ~2 us to ~15 ms), 3 unchanged runs and one at factor 1.25, same perfgate."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_ab_fixture", HERE.parent / "ab" / "fixture.py")
+    assert spec is not None and spec.loader is not None
+    fixture = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixture)
+    work: Path = args.work
+    python = ensure_venv(work)
+    env, commit = perfgate_env(work, args.perfgate_rev)
+    repo = work / "perf-fixture"
+    shutil.rmtree(repo, ignore_errors=True)
+    base = fixture.make_repo(repo)
+    raw = work / "raw" / args.label
+    raw.mkdir(parents=True, exist_ok=True)
+    out = HERE / "runs" / args.label
+    out.mkdir(parents=True, exist_ok=True)
+    perf = Project(name="perf-fixture", requirement="", unpacked="", package="benchlib", test_files=(),
+                   pytest_args=("tests",), pythonpath="src", injections=())
+    for i, factor in enumerate((1.0, 1.25, 1.0, 1.0)):
+        fixture.set_factor(repo, factor)
+        name = f"perfcost-{i}-f{factor:.2f}"
+        files = {k: raw / f"{name}.{k}" for k in ("json", "blocks", "md")}
+        record = one_run(gate_cmd(perf, python, base, files, args), repo, env, raw, name, files, args.wall_limit)
+        record.update(factor=factor, perfgate_commit=commit)
+        with open(out / "perfcost.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        print(f"{name}: rc={record['returncode']} wall={record['wall']:.1f}s tests={len(record['tests'])} "
+              f"{record.get('headline')}", flush=True)
+    fixture.set_factor(repo, 1.0)
+    return 0
+
+
 def cmd_truth(args: argparse.Namespace) -> int:
     """Measure the true changes again (e.g. after a series), for the stored variants."""
     variants = json.loads((HERE / "runs" / args.variants / "variants.json").read_text())
@@ -396,7 +440,7 @@ def cmd_truth(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("prepare", "probe", "series", "truth"))
+    parser.add_argument("command", choices=("prepare", "probe", "series", "truth", "perfcost"))
     parser.add_argument("--work", type=Path, default=WORK, help="downloads, venv, repositories, raw outputs")
     parser.add_argument("--project", action="append", choices=sorted(PROJECTS))
     parser.add_argument("--label", default="main", help="output sub-folder of bench/ab_public/runs")
@@ -416,7 +460,9 @@ def main() -> int:
     args = parser.parse_args()
     args.project = args.project or sorted(PROJECTS)
     args.work.mkdir(parents=True, exist_ok=True)
-    return {"prepare": cmd_prepare, "probe": cmd_probe, "series": cmd_series, "truth": cmd_truth}[args.command](args)
+    commands = {"prepare": cmd_prepare, "probe": cmd_probe, "series": cmd_series, "truth": cmd_truth,
+                "perfcost": cmd_perfcost}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -47,6 +48,35 @@ def load_truth(folder: Path, project: str, variant: str) -> dict[str, float]:
     return {name: statistics.mean(v) for name, v in values.items()}
 
 
+def truth_table(folder: Path) -> str:
+    """Per project and benchmark: the true change of each variant, before / after the series."""
+    out = []
+    for project in sorted({p.name.split("-")[1] for p in folder.glob("truth-*.json")}):
+        files = {(p.name.split("-")[2], p.stem.split("-")[3]): json.loads(p.read_text())
+                 for p in folder.glob(f"truth-{project}-*.json")}
+        columns = sorted(files)
+        out.append(f"{project} (N: " + ", ".join(f"{v} {files[(v, w)]['n']}" for v, w in columns if w == "before")
+                   + ")\n")
+        out.append("| benchmark | us per call | " + " | ".join(f"{v} {w}" for v, w in columns) + " |")
+        out.append("|---|---|" + "---|" * len(columns))
+        first = files[columns[0]]["tests"]
+        for name in sorted(first):
+            cells = [pct(files[c]["tests"][name]["change"]) if name in files[c]["tests"] else "-" for c in columns]
+            out.append(f"| `{name}` | {first[name]['base_seconds_per_call'] * 1e6:.1f} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def progress(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The run's per-test progress (all pairs), read again from its raw log when it is at hand."""
+    from run import progress_of
+
+    log = Path(record["files"]["json"]).with_suffix(".log")
+    if log.exists():
+        return progress_of(log.read_text().split("--- stderr", 1)[-1])
+    return dict(record.get("progress", {}))
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:+.1f}%"
 
@@ -70,9 +100,13 @@ def summarise(folder: Path, variants_folder: Path) -> str:
         lo, hi = clopper_pearson(failed, len(aa)) if aa else (0.0, 1.0)
         out.append(f"- A/A suites failing (exit 1): **{failed} of {len(aa)}** (95% CI {100 * lo:.1f}-{100 * hi:.1f}%); "
                    f"with a warning: {warned}; incomplete or other exit code: {incomplete}")
-        notices = sorted({n for r in mine for n in r.get("notices", [])})
-        if notices:
-            out.append(f"- notices seen ({len(notices)} distinct): " + "; ".join(f"`{n}`" for n in notices[:6]))
+        kinds: dict[str, int] = defaultdict(int)
+        for r in mine:
+            for n in {re.sub(r"[-+]?\d[\d.,%]*", "N", " ".join(n.split()[:8])) for n in r.get("notices", [])}:
+                kinds[n] += 1
+        if kinds:
+            out.append("- notices (runs showing each kind): "
+                       + "; ".join(f"`{k} ...` {v}" for k, v in sorted(kinds.items())))
         for r in mine:
             if r["returncode"] not in (0, 1):
                 out.append(f"- run {r['name']}: exit {r['returncode']}: `{' / '.join(r['stderr_tail'])}`")
@@ -122,13 +156,13 @@ def summarise(folder: Path, variants_folder: Path) -> str:
             out.append(f"- largest error of the estimate against the truth: {pct(worst[0])} points "
                        f"(`{worst[1]}`, {worst[2]})")
         walls = [r["wall"] for r in mine]
-        n_tests = statistics.median([len(r["progress"]) or len(r["tests"]) for r in mine])
-        per_test = [p["elapsed"] for r in mine for p in r["progress"].values() if p.get("elapsed") is not None]
+        n_tests = statistics.median([len(r.get("progress", {})) or len(r["tests"]) for r in mine])
+        per_test = [p["elapsed"] for r in mine for p in progress(r).values()]
         out.append(f"- cost: wall per run median {statistics.median(walls):.1f} s (min {min(walls):.1f}, max "
                    f"{max(walls):.1f}) for {n_tests:g} tests = {statistics.median(walls) / max(n_tests, 1):.1f} s "
                    f"per test including the fixed part"
-                   + (f"; per-test seconds in the progress lines: median {statistics.median(per_test):.1f} "
-                      f"(max {max(per_test):.1f})" if per_test else ""))
+                   + (f"; seconds per test in the progress lines (all pairs of workers): "
+                      f"median {statistics.median(per_test):.1f}, max {max(per_test):.1f}" if per_test else ""))
         out.append("")
     return "\n".join(out)
 
@@ -137,8 +171,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
     parser.add_argument("--variants", type=Path, default=HERE / "runs" / "prepare")
+    parser.add_argument("--truth", action="store_true", help="print only the table of true changes")
     args = parser.parse_args()
-    print(summarise(args.folder, args.variants))
+    print(truth_table(args.variants) if args.truth else summarise(args.folder, args.variants))
     return 0
 
 
