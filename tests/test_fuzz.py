@@ -140,6 +140,28 @@ def consume(run: RunResult) -> None:
 metric_names = st.sampled_from(["p95", "median", "mean", "mem_peak", "queries", "hits"])
 
 
+#: evidence as perfgate writes it for a failing test (memory and cpu profiles): damaged, it must be
+#: refused at load, not crash the Markdown and HTML reports that read it
+EVIDENCE = {
+    "memory_profile": {
+        "peak": 2048,
+        "functions": [{"function": "f", "location": "a.py:1", "calls": 1, "inclusive_peak": 2048, "self_net": 1024}],
+        "peak_stack": ["f (a.py:1)"],
+        "peak_sites": [{"size": 1024, "count": 2, "stack": ["a.py:2"]}],
+        "retained": 0,
+        "leaks": [],
+        "tree": {"function": "f", "location": "a.py:1", "peak": 2048, "self_net": 1024, "calls": 1, "children": []},
+    },
+    "cpu_profile": {
+        "calls": 3,
+        "total": 0.01,
+        "tree": [{"function": "f", "location": "a.py:1", "calls": 3, "cumulative": 0.01, "own": 0.005,
+                  "children": []}],
+        "top": [{"function": "f", "location": "a.py:1", "calls": 3, "own": 0.005, "cumulative": 0.01}],
+    },
+}
+
+
 @st.composite
 def results_docs(draw: st.DrawFn) -> dict[str, Any]:
     tests = []
@@ -175,7 +197,7 @@ def results_docs(draw: st.DrawFn) -> dict[str, Any]:
                 "spec": {"kpi": None, "max_regression": 0.2, "warn_regression": 0.1, "evidence": [],
                          "budgets": budgets},
                 "verdicts": verdicts,
-                "evidence": {},
+                "evidence": copy.deepcopy(EVIDENCE) if draw(st.booleans()) else {},
             }
         )
     return {"schema": "perfgate-results", "schema_version": 1, "metadata": {"perfgate": "0"}, "tests": tests}

@@ -387,3 +387,46 @@ def test_a_marker_without_a_level_fails_the_test_at_collection(pytester: pytest.
 def test_yaml_numbers_past_the_float_range_are_refused(value: str) -> None:
     with pytest.raises(ConfigError, match=r"perfgate.yml: kpis.api.p95: .*not a valid time"):
         parse_config(f"kpis:\n  api:\n    p95: {value}\n", "perfgate.yml")
+
+
+# --------------------------------------------------------------------------- found by the fuzz layer
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[-1.6e308] * 3, [-1.7e308, 1.7e308, 0.0], [1.7e308, 1.6e308], [5e-324, 0.0], [-2.0, -1.0], [0.0] * 4],
+)
+def test_html_plots_take_any_finite_figure(values: list[float]) -> None:
+    """Before: 'cannot convert float NaN to integer' in the distribution plot for -1.6e308 (its
+    axis assumed positive values and a width within the float range)."""
+    from pytest_perfgate.reports.html import distribution_svg, trend_svg
+    from pytest_perfgate.units import Kind
+
+    svg = distribution_svg(values, values[::-1], [("critical", 1.0)], Kind.TIME)
+    trend = trend_svg([(f"run {i}", v) for i, v in enumerate(values)], Kind.TIME)
+    for text in (svg, trend):
+        assert "nan" not in text and "inf" not in text
+
+
+def test_malformed_evidence_is_refused_at_load_not_in_the_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a memory_profile with a string peak or functions not a list was a ValueError /
+    TypeError traceback in report --html and compare --markdown."""
+    failing = (
+        ', "spec": {"budgets": [{"metric": "p95", "kind": "time", "critical": 0.5}]}, "verdicts": [{"metric": "p95", '
+        '"kind": "time", "measured": 1.0, "critical": 0.5, "verdict": "fail"}], "evidence": '
+    )
+    cases = {
+        '{"memory_profile": {"peak": "x", "functions": [], "peak_stack": [], "peak_sites": [], "retained": 0, '
+        '"leaks": [], "tree": {}}}': "tests[0].evidence.memory_profile.peak: expected a number",
+        '{"memory_profile": {"peak": 1, "functions": 3}}': "tests[0].evidence.memory_profile: missing",
+        '{"cpu_profile": {"calls": 1, "total": 1, "tree": [{"function": 1}], "top": []}}':
+            "tests[0].evidence.cpu_profile.tree[0]: missing",
+    }
+    for evidence, where in cases.items():
+        path = write(tmp_path, "ev.json", results_text("[1.0, 1.0]", extra=failing + evidence))
+        assert cli.main(["report", "--html", str(tmp_path / "r.html"), path]) == 2
+        assert cli.main(["compare", "--markdown", str(tmp_path / "r.md"), path, path]) == 2
+        err = capsys.readouterr().err
+        assert err.count(where) == 2 and "Traceback" not in err

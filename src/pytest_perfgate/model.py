@@ -386,6 +386,73 @@ def verdict_from_dict(r: _Reader, raw: Any, where: str) -> BudgetResult:
     )
 
 
+#: the shape of the evidence the reports read (perfgate writes it: measure/memprofile.py and
+#: cpuprofile.py): "num" a finite number, "int" a whole number >= 0, "str" a string, a list of one
+#: shape a list of it, a dict an object with those keys (all present, but in a memory call-tree
+#: node), "node"/"cpu_node" a call tree. Anything else in the evidence is kept as written (finite numbers only).
+_FUNCTION = {"function": "str", "location": "str", "calls": "int", "inclusive_peak": "num", "self_net": "num"}
+_SITE = {"size": "num", "count": "int", "stack": ["str"]}
+_EVIDENCE_SHAPES: dict[str, Any] = {
+    "memory_profile": {
+        "peak": "num",
+        "functions": [_FUNCTION],
+        "peak_stack": ["str"],
+        "peak_sites": [_SITE],
+        "retained": "num",
+        "leaks": [_SITE],
+        "tree": "node",
+    },
+    "cpu_profile": {
+        "calls": "int",
+        "total": "num",
+        "tree": ["cpu_node"],
+        "top": [{"function": "str", "location": "str", "calls": "int", "own": "num", "cumulative": "num"}],
+    },
+}
+_NODE = {"function": "str", "location": "str", "peak": "num", "self_net": "num", "calls": "int", "children": ["node"]}
+_CPU_NODE = {
+    "function": "str",
+    "location": "str",
+    "calls": "int",
+    "cumulative": "num",
+    "own": "num",
+    "children": ["cpu_node"],
+}
+
+
+def _evidence(r: _Reader, raw: Any, where: str) -> Mapping[str, Any]:
+    evidence = r.plain(raw, where)
+    for key, shape in _EVIDENCE_SHAPES.items():
+        if key in evidence:
+            _check_shape(r, evidence[key], shape, f"{where}.{key}")
+    return evidence
+
+
+def _check_shape(r: _Reader, value: Any, shape: Any, where: str) -> None:
+    stack: list[tuple[Any, Any, str]] = [(value, shape, where)]
+    while stack:
+        value, shape, at = stack.pop()
+        if shape == "node" or shape == "cpu_node":
+            if shape == "node" and isinstance(value, Mapping) and not value:
+                continue  # an empty tree: no call path recorded
+            shape = _NODE if shape == "node" else _CPU_NODE
+        if isinstance(shape, dict):
+            r.mapping(value, at)
+            missing = [k for k in shape if k not in value]
+            if missing and shape is not _NODE:  # the reports read these keys; the icicle tolerates gaps
+                raise r.fail(at, f"missing {', '.join(map(repr, missing))} (evidence perfgate writes has them)")
+            stack.extend((value[k], sub, f"{at}.{k}") for k, sub in shape.items() if k in value)
+        elif isinstance(shape, list):
+            stack.extend((item, shape[0], f"{at}[{i}]") for i, item in enumerate(r.seq(value, at)))
+        elif shape == "str":
+            if not isinstance(value, str):
+                raise r.fail(at, f"expected a string, got {_short(value)}")
+        elif shape == "int":
+            r.integer(value, at, default=0, minimum=0)
+        else:
+            r.number(value, at)
+
+
 def test_from_dict(r: _Reader, raw: Any, where: str) -> TestResult:
     d = r.mapping(raw, where)
     nodeid = d.get("nodeid")
@@ -406,7 +473,7 @@ def test_from_dict(r: _Reader, raw: Any, where: str) -> TestResult:
             verdict_from_dict(r, v, f"{where}.verdicts[{i}]")
             for i, v in enumerate(r.seq(d.get("verdicts", []), f"{where}.verdicts"))
         ),
-        evidence=r.plain(d.get("evidence", {}), f"{where}.evidence"),
+        evidence=_evidence(r, d.get("evidence", {}), f"{where}.evidence"),
     )
 
 

@@ -62,6 +62,30 @@ def _fmt(value: float | None, kind: Kind, unit: str = "") -> str:
 # --------------------------------------------------------------------------- SVG plots
 
 
+_FLOAT_MAX = 1.7976931348623157e308
+
+
+def _axis(low: float, high: float, *, nonnegative: bool) -> tuple[float, float]:
+    """A plot axis around [low, high] with an 8% margin, valid for any finite figures: 0,
+    negative, 5e-324 or 1.7e308 (its ends and width never pass the float range)."""
+    if not high > low:
+        spread = abs(low) * 0.1 or 1e-12
+        low, high = low - spread, high + spread
+    pad = high * 0.08 - low * 0.08  # (high - low) * 0.08 without the overflow of high - low
+    low, high = max(-_FLOAT_MAX, low - pad), min(_FLOAT_MAX, high + pad)
+    if nonnegative:
+        low = max(0.0, low)
+    return low, high
+
+
+def _fraction(value: float, low: float, high: float) -> float:
+    """Where ``value`` falls between ``low`` and ``high``, 0..1 (halved: no overflow near 1e308)."""
+    span = high / 2 - low / 2
+    if not span > 0:
+        return 0.0
+    return min(1.0, max(0.0, (value / 2 - low / 2) / span))
+
+
 def distribution_svg(
     current: Sequence[float],
     baseline: Sequence[float],
@@ -75,18 +99,14 @@ def distribution_svg(
     values = [v for v in (*current, *baseline) if math.isfinite(v)]
     if not values:
         return ""
-    low, high = stats.percentile(values, 0.5), stats.percentile(values, 99.5)
-    if high <= low:
-        low, high = low * 0.9, high * 1.1 + 1e-12
-    pad = (high - low) * 0.08
-    low, high = max(0.0, low - pad), high + pad
+    low, high = _axis(stats.percentile(values, 0.5), stats.percentile(values, 99.5), nonnegative=min(values) >= 0)
     left, right, row_h = 70, width - 20, 46
     rows = [("baseline", baseline, "#6c8ebf"), ("current", current, "#d9485f")]
     rows = [r for r in rows if r[1]]
     height = 28 + row_h * len(rows) + 22
 
     def x(value: float) -> float:
-        return left + (right - left) * (min(max(value, low), high) - low) / (high - low)
+        return left + (right - left) * _fraction(value, low, high)
 
     parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="distribution of samples">']
     bins = 40
@@ -95,8 +115,7 @@ def distribution_svg(
         counts = [0] * bins
         for v in data:
             if math.isfinite(v):
-                b = int((min(max(v, low), high) - low) / (high - low) * (bins - 1e-9))
-                counts[b] += 1
+                counts[min(bins - 1, int(_fraction(v, low, high) * bins))] += 1
         peak = max(counts) or 1
         bar_w = (right - left) / bins
         for b, count in enumerate(counts):
@@ -119,7 +138,7 @@ def distribution_svg(
     bottom = 20 + row_h * len(rows)
     parts.append(f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="#8a94a6"/>')
     for tick in range(5):
-        value = low + (high - low) * tick / 4
+        value = low * (1 - tick / 4) + high * (tick / 4)  # no high - low: it can pass the float range
         anchor = "start" if tick == 0 else "end" if tick == 4 else "middle"
         label = escape(format_value(value, kind))
         parts.append(f'<text x="{x(value):.1f}" y="{bottom + 14}" text-anchor="{anchor}">{label}</text>')
@@ -144,14 +163,15 @@ def trend_svg(points: Sequence[tuple[str, float]], kind: Kind, *, width: int = 7
         return ""
     values = [v for _, v in points]
     low, high = min(values), max(values)
-    if high <= low:
-        low, high = low * 0.95, high * 1.05 + 1e-12
+    if not high > low:
+        spread = abs(low) * 0.05 or 1e-12
+        low, high = max(-_FLOAT_MAX, low - spread), min(_FLOAT_MAX, high + spread)
     left, right, top, bottom = 70, width - 20, 12, height - 22
 
     def xy(i: int, v: float) -> tuple[float, float]:
         return (
             left + (right - left) * i / (len(points) - 1),
-            bottom - (bottom - top) * (v - low) / (high - low),
+            bottom - (bottom - top) * _fraction(v, low, high),
         )
 
     coords = [xy(i, v) for i, (_, v) in enumerate(points)]
