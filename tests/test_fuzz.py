@@ -27,6 +27,7 @@ from pytest_perfgate.config import GATE_STATISTICS, GateSettings, parse_config
 from pytest_perfgate.errors import PerfgateError
 from pytest_perfgate.gate import compare
 from pytest_perfgate.importers import from_benchmark_json
+from pytest_perfgate.merge import merge_runs
 from pytest_perfgate.model import RunResult, load_results, run_to_dict
 from pytest_perfgate.reports.gate_terminal import format_terminal
 from pytest_perfgate.reports.html import render_html
@@ -34,6 +35,7 @@ from pytest_perfgate.reports.json_report import gate_to_dict
 from pytest_perfgate.reports.junit import format_junit
 from pytest_perfgate.reports.markdown import format_markdown
 from pytest_perfgate.reports.openmetrics import format_openmetrics
+from pytest_perfgate.reports.prometheus import branch_of
 from pytest_perfgate.reports.terminal import format_budget_table, format_timings
 
 #: PERFGATE_FUZZ_EXAMPLES=2000 for a deeper run by hand; the suite's default stays small
@@ -133,6 +135,8 @@ def consume(run: RunResult) -> None:
     json.dumps(gate_to_dict(report), allow_nan=False)
     format_markdown(report, current=run)
     render_html(run, baseline=[run], gate=report)
+    merge_runs([("a.json", run), ("b.json", RunResult(metadata=run.metadata, tests=()))])
+    branch_of(run)
 
 
 # --------------------------------------------------------------------------- results files
@@ -200,7 +204,14 @@ def results_docs(draw: st.DrawFn) -> dict[str, Any]:
                 "evidence": copy.deepcopy(EVIDENCE) if draw(st.booleans()) else {},
             }
         )
-    return {"schema": "perfgate-results", "schema_version": 1, "metadata": {"perfgate": "0"}, "tests": tests}
+    metadata = {
+        "created": "2026-01-01T00:00:00",
+        "python": "3.11",
+        "git": {"commit": "abc", "branch": "main", "dirty": False},
+        "ci": {"CI_NODE_INDEX": "1", "CI_COMMIT_REF_NAME": "main"},
+        "settings": {"min_rounds": 5},
+    }
+    return {"schema": "perfgate-results", "schema_version": 1, "metadata": metadata, "tests": tests}
 
 
 @FUZZ

@@ -430,3 +430,10 @@ def test_malformed_evidence_is_refused_at_load_not_in_the_reports(
         assert cli.main(["compare", "--markdown", str(tmp_path / "r.md"), path, path]) == 2
         err = capsys.readouterr().err
         assert err.count(where) == 2 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("key", ["git", "ci", "settings"])
+def test_metadata_sections_the_reports_read_must_be_objects(tmp_path: Path, key: str) -> None:
+    text = results_text("[1.0]").replace('"metadata": {}', f'"metadata": {{"{key}": "main"}}')
+    with pytest.raises(ResultsFileError, match=rf"metadata\.{key}: expected an object, got str"):
+        load_results(write(tmp_path, "r.json", text))

@@ -176,6 +176,74 @@ for label, (extra, where) in FIELDS_BAD.items():
             {"r.json": results(extra=extra), "b.json": GOOD_B},
         )
 
+FAILING = (
+    ', "spec": {"budgets": [{"metric": "p95", "kind": "time", "critical": 0.0005}]}, "verdicts": [{"metric": "p95", '
+    '"kind": "time", "measured": 0.0012, "critical": 0.0005, "verdict": "fail"}], "evidence": '
+)
+MEMORY_OK = '{"peak": 1, "functions": [], "peak_stack": [], "peak_sites": [], "retained": 0, "leaks": [], "tree": {}}'
+EVIDENCE_BAD = {
+    "memory_profile peak 'x'": (
+        '{"memory_profile": ' + MEMORY_OK.replace('"peak": 1', '"peak": "x"') + "}",
+        "tests[0].evidence.memory_profile.peak",
+    ),
+    "memory_profile functions 3": (
+        '{"memory_profile": {"peak": 1, "functions": 3}}',
+        "tests[0].evidence.memory_profile",
+    ),
+    "memory_profile a list": ('{"memory_profile": []}', "tests[0].evidence.memory_profile"),
+    "cpu_profile tree node without keys": (
+        '{"cpu_profile": {"calls": 1, "total": 1, "tree": [{}], "top": []}}',
+        "tests[0].evidence.cpu_profile.tree[0]",
+    ),
+    "cpu_profile total 'fast'": (
+        '{"cpu_profile": {"calls": 1, "total": "fast", "tree": [], "top": []}}',
+        "tests[0].evidence.cpu_profile.total",
+    ),
+}
+for label, (evidence, where) in EVIDENCE_BAD.items():
+    add(
+        "results file",
+        f"evidence {label}: report --html",
+        "error",
+        where,
+        COMMANDS["report --html"],
+        {"r.json": results(extra=FAILING + evidence)},
+    )
+    add(
+        "results file",
+        f"evidence {label}: compare --markdown",
+        "error",
+        where,
+        ["perfgate", "compare", "--markdown", "{d}/r.md", "{d}/r.json", "{d}/r.json"],
+        {"r.json": results(extra=FAILING + evidence)},
+    )
+add(
+    "results file",
+    "evidence as written (memory profile): compare --markdown",
+    "ok",
+    "",
+    ["perfgate", "compare", "--markdown", "{d}/r.md", "{d}/r.json", "{d}/r.json"],
+    {"r.json": results(extra=FAILING + '{"memory_profile": ' + MEMORY_OK + "}")},
+)
+for key in ("git", "ci"):
+    add(
+        "results file",
+        f"metadata {key} a string: report --html",
+        "error",
+        f"metadata.{key}",
+        COMMANDS["report --html"],
+        {"r.json": results(metadata=f'{{"{key}": "main"}}')},
+    )
+for label, values in {"negative near the range": "[-1.6e308, -1.5e308]", "mixed signs": "[-2.0, 3.0, 0.0]"}.items():
+    add(
+        "results file",
+        f"values {label}: report --html --baseline",
+        "ok",
+        "",
+        ["perfgate", "report", "--html", "{d}/out.html", "--baseline", "{d}/r.json", "{d}/r.json"],
+        {"r.json": results(values)},
+    )
+
 SERIES_BAD = {
     "loops 'abc'": '"abc"',
     "loops 1e400": "1e400",

@@ -502,7 +502,11 @@ def run_from_dict(data: Any, path: str = "<data>") -> RunResult:
         if t.nodeid in seen:
             raise ResultsFileError(path, f"test {t.nodeid!r} appears twice")
         seen.add(t.nodeid)
-    return RunResult(metadata=r.plain(d.get("metadata", {}), "metadata"), tests=tests)
+    metadata = r.plain(d.get("metadata", {}), "metadata")
+    for key in ("git", "ci", "settings"):  # read as objects by the reports, merge and the pushgateway
+        if metadata.get(key) is not None:
+            r.mapping(metadata[key], f"metadata.{key}")
+    return RunResult(metadata=metadata, tests=tests)
 
 
 def load_results(path: str | os.PathLike[str]) -> RunResult:
