@@ -357,3 +357,18 @@ def test_plugin_config_fifo_is_refused_not_read(pytester: pytest.Pytester) -> No
         f"ERROR: perfgate: {pytester.path / 'perfgate.yml'}: is a FIFO (named pipe), not a regular file: expected a "
         "perfgate.yml (YAML file)"
     )
+
+
+def test_an_empty_report_path_is_refused_not_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _results(tmp_path / "good.json")
+    assert main(["compare", good, good, "--markdown", ""]) == 2
+    assert capsys.readouterr().err == "error: '': empty path: expected a path for the Markdown report\n"
+    assert main(["report", good, "--html", ""]) == 2
+    assert capsys.readouterr().err == "error: '': empty path: expected a path for the HTML report\n"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux)")
+def test_a_place_nothing_can_be_made_in_is_refused_even_for_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _results(tmp_path / "good.json")
+    assert main(["merge", good, "-o", "/proc/perfgate-test.json"]) == 2
+    assert capsys.readouterr().err == "error: /proc/perfgate-test.json: cannot be written: no permission to write in /proc\n"

@@ -62,7 +62,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .paths import check_output, writing
     from .reports.terminal import format_budget_table, format_timings
 
-    html = check_output(args.html, "the HTML report") if args.html else None  # before any work
+    html = check_output(args.html, "the HTML report") if args.html is not None else None  # before any work
     run = load_results(args.results)
     budgets = format_budget_table(run.tests, max_rows=None if args.all else 30)
     timings = format_timings(run.tests, max_rows=None if args.all else 30, every="--all shows every one")
@@ -71,7 +71,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         n = len(run.tests)
         lines.append(f"{args.results}: no budgets ({n} test{'s' if n != 1 else ''} recorded)")
     print("\n".join(lines))
-    if args.html:
+    if html is not None:
         from .config import find_config, load_config
         from .gate import compare_for_session
         from .reports.html import render_html
@@ -338,7 +338,7 @@ def _check_report_outputs(args: argparse.Namespace) -> None:
     seen: dict[str, str] = {}
     for option, name, what in REPORT_OUTPUTS:
         path = getattr(args, name, None)
-        if path:
+        if path is not None:  # an empty path is refused, not skipped (check_output)
             target = str(check_output(path, what))
             if target in seen:
                 raise ResultsFileError(path, f"given to both {seen[target]} and {option}: pass a file for each report")
@@ -360,7 +360,7 @@ def _write_reports(args: argparse.Namespace, report: GateReport, current: RunRes
     from .paths import check_output
 
     for path, render in outputs:
-        if path:  # a symlink is written through: its target is replaced, the link stays
+        if path is not None:  # a symlink is written through: its target is replaced, the link stays
             _write_text(check_output(path, "the report"), render())
     every = len(report.comparisons) if args.all else None
     print("\n".join(format_terminal(report, max_unchanged=every or 0, max_listed=every or 10)))

@@ -95,6 +95,20 @@ def check_input(
     raise ResultsFileError(name, f"is {_kind(info.st_mode)}, not {accepted}: expected {what}")
 
 
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in ``folder`` (tried: ``os.access`` says yes to root everywhere,
+    also on a read-only mount or in /proc)."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".perfgate-probe.", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
+
+
 def is_perfgate_file(path: str | os.PathLike[str]) -> bool:
     """Whether a regular file starts like a JSON file perfgate wrote (``{"schema": "perfgate..."``)."""
     try:
@@ -127,12 +141,16 @@ def check_output(
     except OSError as exc:
         raise _stat_error(name, exc, f"{expected} for {what}", writing=True) from None
     target = Path(os.path.realpath(name)) if os.path.islink(name) else Path(name)
+    if info is None and directory and os.path.islink(name):
+        raise ResultsFileError(
+            name, f"cannot be written: is a dangling symlink (to {os.readlink(name)}): expected a directory for {what}"
+        )
     if info is not None:
         if directory:
             if not stat.S_ISDIR(info.st_mode):
                 found = "a file" if stat.S_ISREG(info.st_mode) else _kind(info.st_mode)
                 raise ResultsFileError(name, f"is {found}, not a directory: expected a directory for {what}")
-            if not os.access(name, os.W_OK | os.X_OK):
+            if not os.access(name, os.W_OK | os.X_OK) or not _can_create_in(Path(name)):
                 raise ResultsFileError(
                     name, f"cannot be written (permission denied): expected a writable directory for {what}"
                 )
@@ -165,7 +183,7 @@ def check_output(
             raise ResultsFileError(
                 name, f"cannot be written: its folder {folder} is not a directory: expected {expected} for {what}"
             )
-        if not os.access(folder, os.W_OK | os.X_OK):
+        if not os.access(folder, os.W_OK | os.X_OK) or not _can_create_in(folder):
             raise ResultsFileError(name, f"cannot be written: no permission to write in {folder}")
         break
     return target

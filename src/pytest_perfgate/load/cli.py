@@ -135,13 +135,13 @@ def _check_outputs(args: argparse.Namespace) -> dict[str, Path]:
     if args.config:
         check_input(args.config, "a perfgate.yml (YAML file)")
     targets: dict[str, Path] = {}
-    if args.save:
+    if args.save is not None:  # an empty path is refused (check_output), not skipped
         targets["save"] = check_output(args.save, "the results file (--save)", perfgate_only=True)
-    if args.gitlab_report:
+    if args.gitlab_report is not None:
         targets["gitlab_report"] = check_output(args.gitlab_report, "the load_performance report (--gitlab-report)")
-    if args.html:
+    if args.html is not None:
         targets["html"] = check_output(args.html, "locust's HTML report (--html)")
-    if args.workdir:
+    if args.workdir is not None:
         check_output(args.workdir, "locust's work folder (--workdir)", directory=True)
     named = [(option, target) for option, target in targets.items()]
     for i, (option, target) in enumerate(named):
