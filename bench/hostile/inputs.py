@@ -455,6 +455,18 @@ for label in ("alias bomb (520 bytes)", "duplicate gate key", "warn above max in
         {"perfgate.yml": text, "r.json": GOOD},
     )
 
+for label in ("alias bomb (520 bytes)", "duplicate gate key", "warn above max in an override", "p95 null"):
+    expect, where, text = CONFIGS[label]
+    add(
+        "perfgate.yml",
+        f"{label}: pytest session",
+        expect,
+        where,
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "{d}"],
+        {"perfgate.yml": text, "test_case.py": "def test_case(perf):\n    perf(lambda: None)\n"},
+        pytest=True,
+    )
+
 # --------------------------------------------------------------------------- markers and perf.record (pytest)
 
 PYTEST = [
