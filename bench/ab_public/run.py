@@ -359,7 +359,7 @@ def cmd_series(args: argparse.Namespace) -> int:
     runs_file = out / "runs.jsonl"
     index = sum(1 for _ in runs_file.open()) if runs_file.exists() else 0
     for cycle in range(args.cycles):
-        plan = [(p, v) for p in args.project for v in ("aa", "aa", "aa", "p10", "p25")]
+        plan = [(p, v) for p in args.project for v in args.plan.split(",")]
         rng.shuffle(plan)
         for name, variant in plan:
             if args.stop_at is not None and time.time() > args.stop_at:
@@ -452,6 +452,7 @@ def main() -> int:
     parser.add_argument("--wall-limit", type=float, default=900.0, help="kill a run after this many seconds")
     parser.add_argument("--ab-arg", action="append", default=[], help="an extra argument for perfgate ab")
     parser.add_argument("--cycles", type=int, default=10)
+    parser.add_argument("--plan", default="aa,aa,aa,p10,p25", help="series: the variants of one cycle, per project")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stop-at", type=float, help="start no run after this Unix time")
     parser.add_argument("--truth-seconds", type=float, default=1.0)
