@@ -690,6 +690,9 @@ def write_results(done: list[Case], totals: Counter[str], by_group: dict[str, Co
     for group, counts in by_group.items():
         out.append(f"| {group} | " + " | ".join(str(counts[k]) for k in CLASSES) + f" | {sum(counts.values())} |")
     out.append("| **all** | " + " | ".join(f"**{totals[k]}**" for k in CLASSES) + f" | **{len(done)}** |")
+    left = [c for c in done if c.outcome not in ("clear error", "handled as documented")]
+    out += ["", "## Not yet a clear error or documented behaviour", ""]
+    out += [f"- {c.group} / {c.name}: {c.outcome} (exit {c.rc}): `{c.excerpt}`" for c in left] or ["- none"]
     out += [
         "",
         "## Every case",
