@@ -372,3 +372,13 @@ def test_a_place_nothing_can_be_made_in_is_refused_even_for_root(tmp_path: Path,
     good = _results(tmp_path / "good.json")
     assert main(["merge", good, "-o", "/proc/perfgate-test.json"]) == 2
     assert capsys.readouterr().err == "error: /proc/perfgate-test.json: cannot be written: no permission to write in /proc\n"
+
+
+def test_ab_report_files_are_checked_before_the_paired_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # not a git repository: the run would fail later, the check comes first
+    (tmp_path / "out").mkdir()
+    assert main(["ab", "--base", "HEAD", "--markdown", "out", "--", "tests"]) == 2
+    assert capsys.readouterr().err == (
+        "error: out: is a directory: expected a file path for the Markdown report (e.g. out/out.json)\n"
+    )

@@ -267,6 +267,9 @@ def _gate_settings(args: argparse.Namespace) -> GateSettings:
     if args.max_regression is not None and args.warn_regression is None:
         overrides["warn_regression"] = min(settings.warn_regression, args.max_regression)
     settings = replace(settings, **overrides)
+    # compare and ab read their settings first: the report files they will write are checked here,
+    # before any work (a long paired run never ends by failing to write its report)
+    _check_report_outputs(args)
     if settings.warn_regression > settings.max_regression:
         raise ConfigError(
             f"warn regression ({settings.warn_regression:.0%}) is above max regression ({settings.max_regression:.0%})"
@@ -307,8 +310,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .importers import load_run
     from .store import open_store
 
-    settings = _gate_settings(args)
-    _check_report_outputs(args)
+    settings = _gate_settings(args)  # the report files are checked there too
     current = load_run(args.current)
     baseline = open_store(args.baseline).load()
     if baseline is None and args.require_baseline:
