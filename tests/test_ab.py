@@ -616,3 +616,13 @@ def test_one_disturbed_notice_says_what_was_left_out_and_what_was_judged() -> No
         "their rounds): 5 of them were left out; 12 were judged, each preempted round counted as its CPU time plus "
         "its side's usual off-CPU time, in 1 test that had too few undisturbed blocks: t::crowded"
     ]
+
+
+def test_a_test_measured_in_too_few_blocks_to_be_judged_makes_the_run_incomplete() -> None:
+    report = compare_paired([_test("t::few", 1.0, blocks=5), _test("t::same", 1.0)], GateSettings())
+    assert report.exit_code == 2
+    assert report.incomplete == (
+        "t::few: 5 paired blocks cannot show p < 0.005 (alpha over the suite); give the test more time or blocks",
+    )
+    allowed = compare_paired([_test("t::few", 1.0, blocks=5)], GateSettings(), allow_incomplete=True)
+    assert allowed.exit_code == 0 and any("allowed by --allow-incomplete" in n for n in allowed.notices)

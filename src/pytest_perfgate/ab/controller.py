@@ -170,7 +170,13 @@ class Worker:
         except OSError:
             return ""
         tail = "\n".join(text.splitlines()[-lines:])
-        return f"; its output ends with:\n{tail}" if tail else ""
+        hint = ""
+        if "unrecognized arguments: --perfgate-save" in text:
+            hint = (
+                "\n(perfgate's pytest plugin is not registered in this environment: pytest-perfgate must be "
+                "installed (pip install pytest-perfgate), not only importable from PYTHONPATH)"
+            )
+        return f"; its output ends with:\n{tail}{hint}" if tail else hint
 
     def kill(self) -> None:
         """Kill the worker's whole process group (it and anything it started)."""

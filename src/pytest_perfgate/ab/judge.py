@@ -66,7 +66,10 @@ def compare_paired(
         else:
             result = stats.compare_pairs((test.log_ratios, *test.extra_pairs))
             pending.append(_Pending((test.nodeid, TIME), base, result, result.p_worse, result.p_better, 1.0))
-    done += [_estimated(c) for c in _decide_all(pending, settings)]
+    judged = [_estimated(c) for c in _decide_all(pending, settings)]
+    done += judged
+    # measured, but too few blocks to be judged either way: not a pass
+    short = [f"{c.nodeid}: {c.reason}" for c in judged if c.verdict is GateVerdict.INSUFFICIENT]
     all_notices = list(notices)
     if pending:
         all_notices.append(
@@ -102,7 +105,7 @@ def compare_paired(
         )
     incomplete = [f"the paired run {'did not finish' if started else 'could not start'}: {broken}"] if broken else []
     not_compared = [f"{t.nodeid}: {t.problem or 'no paired rounds'}" for t in sorted(tests, key=lambda t: t.nodeid)
-                    if t.not_compared]
+                    if t.not_compared] + short
     if not broken and not pending and not not_compared and any(not t.only for t in tests):
         # e.g. every selected test skipped on both sides (pytest-benchmark's --benchmark-skip in addopts)
         incomplete.append("no test was compared: every test selected on both sides was skipped or not timed")

@@ -193,13 +193,29 @@ def _lifted_timeouts(config: pytest.Config, items: list[pytest.Item]) -> list[st
         except ValueError:
             ini = None
         if ini and not option:
-            where.append(f"timeout = {ini} in {config.inipath.name if config.inipath else 'the ini file'}")
+            overridden = any(arg.replace(" ", "").startswith("timeout=") for arg in _overrides(config))
+            source = "-o" if overridden else config.inipath.name if config.inipath else "the ini file"
+            where.append(f"timeout = {ini} from {source}" if overridden else f"timeout = {ini} in {source}")
         marked = sum(1 for item in items if item.get_closest_marker("timeout") is not None)
         if marked:
             where.append(f"@pytest.mark.timeout on {marked} test{'s' if marked != 1 else ''}")
         if where:
             lifted.append(f"pytest-timeout ({'; '.join(where)})")
     return lifted
+
+
+def _overrides(config: pytest.Config) -> list[str]:
+    """The ``-o NAME=VALUE`` / ``--override-ini`` values of the command line."""
+    args = list(config.invocation_params.args)
+    found = []
+    for i, arg in enumerate(args):
+        if arg in ("-o", "--override-ini") and i + 1 < len(args):
+            found.append(str(args[i + 1]))
+        elif arg.startswith("--override-ini="):
+            found.append(arg.split("=", 1)[1])
+        elif arg.startswith("-o") and len(arg) > 2:
+            found.append(arg[2:])
+    return found
 
 
 def _is_pytest_benchmark(value: object) -> bool:
