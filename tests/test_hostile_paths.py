@@ -382,3 +382,47 @@ def test_ab_report_files_are_checked_before_the_paired_run(tmp_path: Path, capsy
     assert capsys.readouterr().err == (
         "error: out: is a directory: expected a file path for the Markdown report (e.g. out/out.json)\n"
     )
+
+
+@pytest.mark.skipif(not ROOT, reason="runs perfgate as the user nobody, which needs root")
+def test_an_unreadable_baseline_is_an_error_for_an_ordinary_user(tmp_path_factory: pytest.TempPathFactory) -> None:
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="perfgate-unreadable-", dir="/tmp"))
+    try:
+        folder.chmod(0o777)
+        DirectoryStore(str(folder / "bl")).promote(make_run({"t::a": [1.0] * 5}))
+        cur = _results(folder / "cur.json")
+        (folder / "cur.json").chmod(0o644)
+        (folder / "bl").chmod(0o000)  # root made it; nobody may not list it
+        (folder / "one.json").write_text((folder / "cur.json").read_text())
+        (folder / "one.json").chmod(0o000)
+
+        def as_nobody(*argv: str) -> tuple[int, str]:
+            # perfgate's modules are imported as root (the checkout may be closed to nobody), then
+            # the process becomes nobody and runs the command
+            code = (
+                "import os, sys; from pytest_perfgate.cli import build_parser, guarded; import pytest_perfgate.store.files, "
+                "pytest_perfgate.importers, pytest_perfgate.config, pytest_perfgate.gate, pytest_perfgate.paths, "
+                "pytest_perfgate.reports.gate_terminal, tempfile, dataclasses; args = build_parser().parse_args(sys.argv[1:]); "
+                "os.setgid(65534); os.setuid(65534); sys.exit(guarded(lambda: args.run(args)))"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60, check=False,
+                cwd=folder, env={**os.environ, "HOME": str(folder)},
+            )  # fmt: skip
+            return done.returncode, done.stderr
+
+        assert as_nobody("compare", str(folder / "bl"), cur) == (
+            2, f"error: {folder / 'bl'}: cannot be listed (permission denied): expected a directory of stored runs "
+               "that can be read\n")
+        assert as_nobody("compare", str(folder / "one.json"), cur) == (
+            2, f"error: {folder / 'one.json'}: cannot be read (permission denied): expected a results file that "
+               "can be read\n")
+        assert as_nobody("baseline", "fetch", "--to", str(folder / "new"), "--from-dir", str(folder / "bl")) == (
+            2, f"error: {folder / 'bl'}: cannot be listed (permission denied): expected a directory of stored runs "
+               "that can be read\n")
+    finally:
+        (folder / "bl").chmod(0o700)
+        shutil.rmtree(folder, ignore_errors=True)
