@@ -30,6 +30,11 @@ def test_fine(perf):
     perf(sum, range(10))
 
 @pytest.mark.perf_budget(median=("1ns", "10s"))
+def test_fails_and_teardown_errors(perf, broken_teardown):
+    perf(sum, range(10))
+    assert False
+
+@pytest.mark.perf_budget(median=("1ns", "10s"))
 def test_crashes_its_worker():
     os._exit(3)
 """
@@ -51,8 +56,11 @@ def test_under_xdist_a_crashed_test_is_saved_as_crashed_and_a_teardown_error_as_
     pytester.makepyfile(SUITE)
     out = pytester.path / "r.json"
     result = pytester.runpytest_subprocess(*ARGS, "-n", "2", f"--perfgate-save={out}", timeout=240)
-    result.assert_outcomes(passed=2, failed=1, errors=1)
-    assert _outcomes(out) == {"test_teardown_errors": "error", "test_fine": "passed", "test_crashes_its_worker": "crashed"}
+    result.assert_outcomes(passed=2, failed=2, errors=2)
+    assert _outcomes(out) == {
+        "test_teardown_errors": "error", "test_fine": "passed", "test_fails_and_teardown_errors": "failed",
+        "test_crashes_its_worker": "crashed",
+    }
     crashed = next(t for t in json.loads(out.read_text())["tests"] if t["outcome"] == "crashed")
     assert "crashed while running" in crashed["evidence"]["crash"]
 
@@ -61,8 +69,8 @@ def test_without_xdist_a_teardown_error_is_saved_as_error(pytester: pytest.Pytes
     pytester.makepyfile(SUITE.split("@pytest.mark.perf_budget(median=(\"1ns\", \"10s\"))\ndef test_crashes")[0])
     out = pytester.path / "r.json"
     result = pytester.runpytest(*ARGS, f"--perfgate-save={out}")
-    result.assert_outcomes(passed=2, errors=1)
-    assert _outcomes(out) == {"test_teardown_errors": "error", "test_fine": "passed"}
+    result.assert_outcomes(passed=2, failed=1, errors=2)
+    assert _outcomes(out) == {"test_teardown_errors": "error", "test_fine": "passed", "test_fails_and_teardown_errors": "failed"}
 
 
 @pytest.mark.parametrize(

@@ -91,8 +91,13 @@ class Tracker:
         untouched = core.SPEC not in stash and core.RECORDER not in stash and core.RESULT not in stash
         if untouched and not item.user_properties:
             return report  # nothing of perfgate's to attach
-        if report.when == "call" or (report.when in ("setup", "teardown") and report.outcome != "passed"):
-            attach(item, report)  # a teardown error comes after the call's result: it replaces it as an error
+        if report.when == "call":
+            item.stash[CALL_OUTCOME] = report.outcome
+        # a teardown error comes after the call's result: a passed test's result is replaced as an error
+        # (a failed one stays failed)
+        teardown_error = report.when == "teardown" and report.failed and item.stash.get(CALL_OUTCOME, None) != "failed"
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed") or teardown_error:
+            attach(item, report)
         return report
 
 
@@ -167,8 +172,9 @@ def attach(item: pytest.Item, report: pytest.TestReport) -> None:
         report.perfgate = test_to_dict(state.with_outcome(result, outcome, duration))  # type: ignore[attr-defined]
 
 
-#: the call's duration, kept for a result re-attached to a teardown error's report
+#: the call's duration and outcome, kept for a result re-attached to a teardown error's report
 CALL_DURATION = pytest.StashKey[float]()
+CALL_OUTCOME = pytest.StashKey[str]()
 
 
 def crashed(report: pytest.TestReport) -> bool:
