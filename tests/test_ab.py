@@ -605,6 +605,28 @@ def test_a_test_is_measured_again_while_its_pairs_disagree(changes: tuple[float,
     assert _needs_confirming(test, 0.05) is again
 
 
+@pytest.mark.parametrize(
+    ("changes", "again"),
+    [
+        ((1.10, 1.04), True),  # both worse, but on either side of a 5% regression threshold: a third pair
+        ((1.08, 1.12), False),  # both past it: the verdict does not hang on one pair
+        ((1.04, 1.045), False),  # both short of it
+        ((1.10, 1.04, 1.035), False),  # the third pair decides: two of three short of it (median +4%)
+        ((1.10, 1.04, 1.00), True),  # no majority even so (--confirm-pairs bounds the pairs)
+        ((1.10,), True),
+    ],
+)
+def test_pairs_on_either_side_of_the_regression_threshold_get_a_tie_breaker(
+    changes: tuple[float, ...], again: bool
+) -> None:
+    """An unchanged public suite failed on a pair offset common to all its tests: the first pair
+    saw +7% to +13% everywhere, the second +3% to +6%, and their mean was past the 5% threshold
+    (bench/ab_public/RESULTS.md, run-0020). Pairs that disagree on the verdict get another."""
+    first, *others = changes
+    test = replace(_test("t::x", first), extra_pairs=tuple((math.log(c),) * 20 for c in others))
+    assert _needs_confirming(test, 0.025, 0.05) is again
+
+
 def test_one_disturbed_notice_says_what_was_left_out_and_what_was_judged() -> None:
     clean = PairedTest("t::clean", loops=1, base=(1e-3,) * 60, current=(1e-3,) * 60,
                        log_ratios=(0.01, -0.01) * 10, disturbed=5)

@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         # half the warning threshold (no less than the smallest change judged at all): a pair whose offset
         # hides half of a real change is measured again too
         confirm_above=max(min(settings.warn_regression, settings.min_improvement) / 2, settings.min_effect),
+        confirm_verdict_at=max(settings.max_regression, settings.min_effect),
     )
     live = _live_line() if sys.stderr.isatty() else None
     try:

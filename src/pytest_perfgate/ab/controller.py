@@ -63,6 +63,9 @@ class AbOptions:
     #: workers, and in another while the pairs disagree, up to ``confirm_pairs`` extra pairs
     confirm_above: float = 0.05
     confirm_pairs: int = 2
+    #: the regression threshold: pairs on either side of it disagree on the verdict, and another
+    #: pair breaks the tie (None: only ``confirm_above`` counts)
+    confirm_verdict_at: float | None = None
     #: tests without perf or benchmark are timed as whole calls (their body, round after round)
     whole_calls: bool = True
 
@@ -292,7 +295,8 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
             run.current_run = _load(scratch / f"{CURRENT}-1.json", run, CURRENT)
             run.base_run = _load(scratch / f"{BASE}-1.json", run, BASE)
         for number in range(2, 2 + options.confirm_pairs):
-            flagged = [t.nodeid for t in run.tests if _needs_confirming(t, options.confirm_above)]
+            flagged = [t.nodeid for t in run.tests
+                       if _needs_confirming(t, options.confirm_above, options.confirm_verdict_at)]
             if run.incomplete or not flagged:
                 break
             say(f"perfgate ab: {len(flagged)} test(s) changed by {options.confirm_above:.0%} or more: measured again "
@@ -309,15 +313,19 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
     return run
 
 
-def _needs_confirming(test: PairedTest, above: float) -> bool:
+def _needs_confirming(test: PairedTest, above: float, verdict_at: float | None = None) -> bool:
     """Measured in one pair of workers, a test whose change is at least ``above`` either way; in
     several, one whose pairs have no majority among "worse by ``above``", "better by ``above``"
-    and "within" (another pair breaks the tie: the test is judged on the median over the pairs)."""
+    and "within", or (``verdict_at``, the regression threshold) no majority on whether it is past
+    that threshold: two pairs on either side of it would decide the verdict by their mean, and one
+    pair's offset (it can be common to every test of that pair) could tip it. Another pair breaks
+    the tie; the test is judged on the median over the pairs."""
     if test.problem or test.only or not test.log_ratios:
         return False
-    votes = [_direction(math.expm1(shift), above) for shift in test.pair_shifts]
+    changes = [math.expm1(shift) for shift in test.pair_shifts]
+    votes = [(_direction(c, above), _direction(c, verdict_at) if verdict_at is not None else 0) for c in changes]
     if len(votes) == 1:
-        return votes[0] != 0
+        return votes[0][0] != 0
     return 2 * max(votes.count(vote) for vote in set(votes)) <= len(votes)
 
 
