@@ -437,3 +437,22 @@ def test_metadata_sections_the_reports_read_must_be_objects(tmp_path: Path, key:
     text = results_text("[1.0]").replace('"metadata": {}', f'"metadata": {{"{key}": "main"}}')
     with pytest.raises(ResultsFileError, match=rf"metadata\.{key}: expected an object, got str"):
         load_results(write(tmp_path, "r.json", text))
+
+
+def test_min_rounds_past_the_most_rounds_a_test_makes_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    from pytest_perfgate.measure.timing import TimingSettings
+    from pytest_perfgate.options import MAX_ROUNDS
+
+    assert TimingSettings().max_rounds == MAX_ROUNDS
+    pytester.makepyfile(test_x="def test_x(perf):\n    perf(sum, [1])\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--perfgate-min-rounds={10**400}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--perfgate-min-rounds: '1000000000*' must be at most 100,000"])
+
+
+def test_import_of_an_integer_too_long_for_python_is_a_clear_error(tmp_path: Path) -> None:
+    from pytest_perfgate.cli import main
+
+    source = tmp_path / "bench.json"
+    source.write_text('{"benchmarks": [{"name": "x", "stats": {"data": [' + "9" * 5000 + "]}}]}")
+    assert main(["import", str(source), "-o", str(tmp_path / "out.json")]) == 2

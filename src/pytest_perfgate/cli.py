@@ -612,7 +612,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     from .errors import ResultsFileError
     from .importers import from_benchmark_json
-    from .model import run_to_dict
+    from .model import parse_json, run_to_dict
     from .paths import check_input, check_output
 
     check_input(args.source, "a pytest-benchmark JSON file")
@@ -625,11 +625,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise ResultsFileError(args.source, f"cannot be read: {exc}") from None
     if not text.strip():
         raise ResultsFileError(args.source, "is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ResultsFileError(args.source, f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    run = from_benchmark_json(data, args.source)
+    run = from_benchmark_json(parse_json(text, args.source), args.source)
     _write_text(target, json.dumps(run_to_dict(run), indent=1, allow_nan=False) + "\n")
     summary_only = sum(1 for t in run.tests if "summary" in t.evidence)
     note = f" ({summary_only} without raw rounds: summary statistics only)" if summary_only else ""

@@ -23,8 +23,8 @@ T = TypeVar("T")
 CONFIG_NAMES = ("perfgate.yml", "perfgate.yaml")
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """A parser of whole numbers at or above ``minimum``."""
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """A parser of whole numbers at or above ``minimum`` (and at most ``maximum``)."""
 
     def parse(text: str) -> int:
         try:
@@ -33,12 +33,17 @@ def whole_number(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected e.g. 5") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{str(text)[:40]!r} must be at most {maximum:,}")
         return value
 
     return parse
 
 
 positive_int = whole_number(1)
+#: the most timed rounds a test makes (:class:`~pytest_perfgate.measure.timing.TimingSettings`'s
+#: ``max_rounds``; not imported from there: this module loads in every pytest session)
+MAX_ROUNDS = 100_000
 
 
 def choice(*accepted: str, what: str | None = None) -> Callable[[str], str]:
@@ -181,7 +186,7 @@ OPTION_TABLE: OptionTable = (
     ("pushgateway_job", str, "perfgate", "NAME", "the job label for --perfgate-pushgateway (default perfgate)"),
     ("config", str, None, "PATH", "KPI file (default: perfgate.yml at the rootdir)"),
     ("strict", boolean, False, "", "treat a value past its target (warn) level as a failure"),
-    ("min_rounds", positive_int, 5, "N", "at least N timed rounds per test (default 5)"),
+    ("min_rounds", whole_number(1, MAX_ROUNDS), 5, "N", "at least N timed rounds per test (default 5)"),
     ("max_time", duration, 1.0, "DURATION", "time spent measuring each test, e.g. 1s (default 1s)"),
     ("warmup", duration, 0.05, "DURATION", "warm-up before the timed rounds (default 50ms)"),
     ("min_round_time", duration, 100e-6, "DURATION", "shortest timed round; fast calls are looped (default 100us)"),
