@@ -22,7 +22,8 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -460,44 +461,47 @@ def _thread_cpu_ns() -> int:
         return -1
 
 
-async def _round_awaited(
-    call: Callable[[], Awaitable[Any]], loops: int, disable_gc: bool
-) -> tuple[int, int, int]:
-    """:func:`_round` with every call awaited in the running loop."""
+@contextmanager
+def _round_clock(disable_gc: bool) -> Iterator[list[int]]:
+    """Measures the round run inside: the list it yields gets its wall nanoseconds, involuntary
+    context switches and CPU nanoseconds (-1: unknown)."""
     enabled = gc.isenabled()
     if disable_gc:
         gc.disable()
+    figures: list[int] = []
     try:
         switches = _involuntary_switches()
         cpu = _thread_cpu_ns()
         start = time.perf_counter_ns()
-        for _ in range(loops):
-            await call()
+        yield figures
         elapsed = time.perf_counter_ns() - start
         cpu_after = _thread_cpu_ns()
-        return elapsed, _involuntary_switches() - switches, cpu_after - cpu if cpu >= 0 and cpu_after >= 0 else -1
+        figures += [elapsed, _involuntary_switches() - switches, cpu_after - cpu if cpu >= 0 and cpu_after >= 0 else -1]
     finally:
         if disable_gc and enabled:
             gc.enable()
+
+
+async def _round_awaited(
+    call: Callable[[], Awaitable[Any]], loops: int, disable_gc: bool
+) -> tuple[int, int, int]:
+    """:func:`_round` with every call awaited in the running loop."""
+    with _round_clock(disable_gc) as figures:
+        for _ in range(loops):
+            await call()
+    elapsed, switches, cpu = figures
+    return elapsed, switches, cpu
 
 
 def _round(workload: Workload, loops: int, disable_gc: bool) -> tuple[int, int, int]:
     """Wall nanoseconds, involuntary context switches and CPU nanoseconds (-1: unknown) of one round."""
     call, after = workload.prepare() if workload.prepare is not None else (workload.call, None)
-    enabled = gc.isenabled()
-    if disable_gc:
-        gc.disable()
     try:
-        switches = _involuntary_switches()
-        cpu = _thread_cpu_ns()
-        start = time.perf_counter_ns()
-        for _ in range(loops):
-            call()
-        elapsed = time.perf_counter_ns() - start
-        cpu_after = _thread_cpu_ns()
-        return elapsed, _involuntary_switches() - switches, cpu_after - cpu if cpu >= 0 and cpu_after >= 0 else -1
+        with _round_clock(disable_gc) as figures:
+            for _ in range(loops):
+                call()
     finally:
-        if disable_gc and enabled:
-            gc.enable()
         if after is not None:
             after()
+    elapsed, switches, cpu = figures
+    return elapsed, switches, cpu
