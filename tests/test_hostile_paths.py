@@ -426,3 +426,19 @@ def test_an_unreadable_baseline_is_an_error_for_an_ordinary_user(tmp_path_factor
     finally:
         (folder / "bl").chmod(0o700)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_gitlab_comment_of_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "report.md"
+    os.mkfifo(fifo)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_perfgate.cli", "gitlab-comment", str(fifo), "--dry-run"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert result.returncode == 2
+    assert f"error: {fifo}: is a FIFO (named pipe), not a regular file: expected the Markdown report to post" in (
+        result.stderr
+    )

@@ -123,7 +123,9 @@ def cmd_gitlab_comment(args: argparse.Namespace) -> int:
     import os
 
     from .gitlab import MAX_NOTE_CHARS, check_mr_iid, from_environment, note_body
+    from .paths import check_input
 
+    check_input(args.report, "the Markdown report to post")  # a FIFO would block the read
     try:
         with open(args.report, "rb") as handle:
             raw = handle.read(4 * MAX_NOTE_CHARS + 1)  # a UTF-8 character is at most 4 bytes
