@@ -608,8 +608,8 @@ def _one_test(
     if problems:
         return replace(test, problem="; ".join(problems))
     if not ready:
-        untimed = ends[CURRENT].get("untimed") or ends[BASE].get("untimed")
-        return replace(test, problem=untimed or NOT_CALLED, optional="whole calls are off" in (untimed or ""))
+        end = ends[CURRENT] if ends[CURRENT].get("untimed") else ends[BASE]
+        return replace(test, problem=end.get("untimed") or NOT_CALLED, optional=bool(end.get("by_choice")))
     if len(ready) == 1:
         return replace(test, problem=f"timed on the {ready[0]} side only (the other passed without a timed call)")
     return test

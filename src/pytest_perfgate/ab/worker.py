@@ -97,8 +97,9 @@ class _Worker:
         self.whole_calls = whole_calls
         self.collect_errors: list[dict[str, str]] = []
         self.outcomes: dict[str, dict[str, str]] = {}
-        #: nodeid -> why the test is not timed in rounds (sent with its ``end``)
-        self.untimed: dict[str, str] = {}
+        #: nodeid -> why the test is not timed in rounds, and whether that is the user's choice
+        #: (sent with its ``end``: a choice does not make the run incomplete)
+        self.untimed: dict[str, tuple[str, bool]] = {}
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -150,12 +151,14 @@ class _Worker:
         fixtures = set(getattr(item, "fixturenames", ()))
         untimed = [why for name, why in UNTIMED_FIXTURES.items() if name in fixtures]
         if untimed:
-            self.untimed[item.nodeid] = untimed[0]
+            self.untimed[item.nodeid] = (untimed[0], False)
         elif not fixtures & TIMING_FIXTURES:
             if self.whole_calls:
                 _time_whole_call(item)
             else:
-                self.untimed[item.nodeid] = "a test without perf or benchmark (whole calls are off: --no-whole-calls)"
+                self.untimed[item.nodeid] = (
+                    "a test without perf or benchmark (whole calls are off: --no-whole-calls)", True
+                )
         try:
             return (yield)
         finally:
@@ -172,7 +175,8 @@ class _Worker:
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         entry = self.outcomes.pop(nodeid, {"outcome": "passed", "message": ""})
-        self.channel.send("end", nodeid=nodeid, untimed=self.untimed.pop(nodeid, ""), **entry)
+        untimed, by_choice = self.untimed.pop(nodeid, ("", False))
+        self.channel.send("end", nodeid=nodeid, untimed=untimed, by_choice=by_choice, **entry)
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self) -> None:

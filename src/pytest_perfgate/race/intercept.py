@@ -92,52 +92,52 @@ TARGETS: tuple[Target, ...] = (
 )  # fmt: skip
 
 
+def _scheduled(
+    target: Target, operation: str, self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, Any, PointInfo] | None:
+    """The schedule, operation and point an intercepted call waits at, or None: the call runs
+    straight through (perfgate's own, nested in another, not a fetch, or no race operation: then,
+    while a schedule runs, it escaped the scheduler and is recorded as such)."""
+    if in_own_call():
+        return None
+    needs_point = target.needs_point
+    active = current()
+    if active is None:
+        if scheduler._RUNNING and (needs_point is None or needs_point(self)):
+            scheduler.escaped(target.describe(self, operation, args, kwargs))
+        return None
+    schedule, worker = active
+    if worker.depth or (needs_point is not None and not needs_point(self)):
+        return None
+    return schedule, worker, target.describe(self, operation, args, kwargs)
+
+
 def _wrap(original: Callable[..., Any], operation: str, target: Target) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(original):
         return _wrap_async(original, operation, target)
-    describe = target.describe
-    needs_point = target.needs_point
-    releasable = target.releasable
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if in_own_call():
+        scheduled = _scheduled(target, operation, self, args, kwargs)
+        if scheduled is None:
             return original(self, *args, **kwargs)
-        active = current()
-        if active is None:
-            if scheduler._RUNNING and (needs_point is None or needs_point(self)):
-                # a schedule runs, but this call carries no operation: it is not scheduled (say so)
-                scheduler.escaped(describe(self, operation, args, kwargs))
-            return original(self, *args, **kwargs)
-        schedule, worker = active
-        if worker.depth or (needs_point is not None and not needs_point(self)):
-            return original(self, *args, **kwargs)
-        point = describe(self, operation, args, kwargs)
-        return schedule.call(worker, point, lambda: original(self, *args, **kwargs), releasable=releasable)
+        schedule, worker, point = scheduled
+        return schedule.call(worker, point, lambda: original(self, *args, **kwargs), releasable=target.releasable)
 
     setattr(wrapper, _MARK, True)
     return wrapper
 
 
 def _wrap_async(original: Callable[..., Any], operation: str, target: Target) -> Callable[..., Any]:
-    describe = target.describe
-    needs_point = target.needs_point
-    releasable = target.releasable
-
     @functools.wraps(original)
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if in_own_call():
+        scheduled = _scheduled(target, operation, self, args, kwargs)
+        if scheduled is None:
             return await original(self, *args, **kwargs)
-        active = current()
-        if active is None:
-            if scheduler._RUNNING and (needs_point is None or needs_point(self)):
-                scheduler.escaped(describe(self, operation, args, kwargs))
-            return await original(self, *args, **kwargs)
-        schedule, worker = active
-        if worker.depth or (needs_point is not None and not needs_point(self)):
-            return await original(self, *args, **kwargs)
-        point = describe(self, operation, args, kwargs)
-        return await schedule.acall(worker, point, lambda: original(self, *args, **kwargs), releasable=releasable)
+        schedule, worker, point = scheduled
+        return await schedule.acall(
+            worker, point, lambda: original(self, *args, **kwargs), releasable=target.releasable
+        )
 
     setattr(wrapper, _MARK, True)
     return wrapper
