@@ -58,8 +58,8 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
     _report_args
 )
 def cmd_report(args: argparse.Namespace) -> int:
-    from .model import load_results, write_text_atomic
-    from .paths import check_output, writing
+    from .model import load_results
+    from .paths import check_output, write_text_atomic, writing
     from .reports.terminal import format_budget_table, format_timings
 
     html = check_output(args.html, "the HTML report") if args.html is not None else None  # before any work
@@ -231,7 +231,8 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
     _gate_args(parser)
     parser.add_argument("--require-baseline", action="store_true", help="a missing baseline is an error (exit 2)")
     parser.add_argument(
-        "--budgets-only", action="store_true",
+        "--budgets-only",
+        action="store_true",
         help="report regressions but fail only on critical budget breaches (when perfgate ab judges regressions)",
     )
 

@@ -144,8 +144,7 @@ def _strict_loader() -> type:
                     raise ConstructorError(
                         None,
                         None,
-                        f"duplicate key {key!r} (lines {seen[key]} and {line}); each key may appear once "
-                        "in a mapping",
+                        f"duplicate key {key!r} (lines {seen[key]} and {line}); each key may appear once in a mapping",
                         key_node.start_mark,
                     )
                 seen[key] = line
@@ -264,8 +263,17 @@ def _ratio(value: Any, path: str, key: str, *, upper: float | None = None) -> fl
 
 
 _GATE_KEYS = (
-    "metric", "max_regression", "warn_regression", "alpha", "overrides", "min_effect", "min_improvement",
-    "correction", "min_baseline_runs", "assumed_spread", "confidence",
+    "metric",
+    "max_regression",
+    "warn_regression",
+    "alpha",
+    "overrides",
+    "min_effect",
+    "min_improvement",
+    "correction",
+    "min_baseline_runs",
+    "assumed_spread",
+    "confidence",
 )
 GATE_CORRECTIONS = ("holm", "bh", "none")
 

@@ -33,6 +33,7 @@ from .units import Kind, format_value
 if TYPE_CHECKING:
     from .store import Baseline
 
+
 def _expm1(x: float) -> float:
     """``exp(x) - 1`` of a log change, infinite past the float range (a figure from 1e-3 to 1e308)."""
     return math.expm1(x) if x < 709.0 else math.inf
@@ -275,7 +276,9 @@ class GateReport:
         else:
             against = f"baseline of {self.baseline_runs} run{'s' if self.baseline_runs != 1 else ''}"
         return (
-            f"perfgate: {'; '.join(heads)}" + (f" ({rest})" if rest else "") + (f"; {advice}" if advice else "")
+            f"perfgate: {'; '.join(heads)}"
+            + (f" ({rest})" if rest else "")
+            + (f"; {advice}" if advice else "")
             + f"; {against}"
         )
 
@@ -307,8 +310,9 @@ class GateReport:
         for verdict in UNJUDGED:
             if counts[verdict]:
                 spread = self._spread_range() if verdict is GateVerdict.UNSTABLE and self.mode == "baseline" else ""
-                words.append(f"{counts[verdict]} {unjudged_words[verdict]}" + (
-                    f": run-to-run spread {spread}" if spread else ""))
+                words.append(
+                    f"{counts[verdict]} {unjudged_words[verdict]}" + (f": run-to-run spread {spread}" if spread else "")
+                )
         groups.append(words)
         groups.append([v.counted(counts[v]) for v in listed if v in listing])
         return "; ".join(", ".join(g) for g in groups if g)
@@ -320,16 +324,21 @@ class GateReport:
         parts = []
         if run_level:
             more = len(run_level) - 1
-            parts.append(run_level[0].split(": ", 1)[0] + (f" (and {more} more problem{'s' if more != 1 else ''})"
-                                                          if more else ""))
+            parts.append(
+                run_level[0].split(": ", 1)[0]
+                + (f" (and {more} more problem{'s' if more != 1 else ''})" if more else "")
+            )
         if tests:
             parts.append(f"{tests} test{'s' if tests != 1 else ''} not compared")
         return ", ".join(parts)
 
     def _spread_range(self) -> str:
         """The measured run-to-run spread of the unstable comparisons: ``"12-32%"``, ``"13%"``."""
-        spreads = [c.spread for c in self.by_verdict(GateVerdict.UNSTABLE)
-                   if c.spread is not None and not c.spread_assumed and math.isfinite(c.spread)]
+        spreads = [
+            c.spread
+            for c in self.by_verdict(GateVerdict.UNSTABLE)
+            if c.spread is not None and not c.spread_assumed and math.isfinite(c.spread)
+        ]
         if not spreads:
             return ""
         low, high = f"{min(spreads):.0%}", f"{max(spreads):.0%}"
@@ -347,9 +356,7 @@ class GateReport:
         for c in self.unjudged:
             if c.verdict is GateVerdict.UNSTABLE or c.spread_assumed:
                 helps_paired = True
-                if c.spread_assumed or (
-                    c.spread is not None and _expm1(z * math.log1p(c.spread)) <= c.max_threshold
-                ):
+                if c.spread_assumed or (c.spread is not None and _expm1(z * math.log1p(c.spread)) <= c.max_threshold):
                     helps_runs = True
         if not helps_paired:
             return ""
@@ -614,8 +621,7 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
         else:
             verdict = GateVerdict.UNSTABLE
             reason = (
-                f"worse by {_expm1(worse):.0%}, not significant: {_runs_vary(r)} "
-                f"(t test, {label} p = {adj_bad:.2g})"
+                f"worse by {_expm1(worse):.0%}, not significant: {_runs_vary(r)} (t test, {label} p = {adj_bad:.2g})"
             )
     elif detectable is not None and not assumed and detectable > max_t:
         verdict = GateVerdict.UNSTABLE

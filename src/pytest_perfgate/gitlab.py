@@ -476,9 +476,7 @@ class GitLab:
         value = note.get("id")
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             found = "no id" if "id" not in note else f"the id {_excerpt(self._scrub(repr(value)), 40)}"
-            raise GitLabError(
-                f"GitLab API {where} answered a note with {found}: expected a positive whole number"
-            )
+            raise GitLabError(f"GitLab API {where} answered a note with {found}: expected a positive whole number")
         return value
 
     def find_note(self, mr_iid: str | int, marker: str = NOTE_MARKER) -> int | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 from .budgets import BudgetResult, BudgetSpec, MetricBudget, Verdict
 from .errors import ResultsFileError
+from .paths import write_json_atomic
 from .units import Kind, format_value, shown
 
 SCHEMA = "perfgate-results"
@@ -51,9 +51,7 @@ class Series:
         n = len(self.values)
         if self.kind is Kind.TIME and self.source in ("perf", "benchmark"):
             calls = f" x {self.loops} calls" if self.loops > 1 else ""
-            awaited = (
-                f", awaited in {self.awaited} (+{self.fmt(self.await_overhead)}/call)" if self.awaited else ""
-            )
+            awaited = f", awaited in {self.awaited} (+{self.fmt(self.await_overhead)}/call)" if self.awaited else ""
             return f"{n} round{'s' if n != 1 else ''}{calls}{awaited}"
         if self.kind is Kind.TIME and self.source == "call":
             return "1 sample: the whole test call"
@@ -173,37 +171,6 @@ def run_to_dict(run: RunResult) -> dict[str, Any]:
         "metadata": dict(run.metadata),
         "tests": [test_to_dict(t) for t in sorted(run.tests, key=lambda t: t.nodeid)],
     }
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename):
-    a reader never sees a half-written file, and a crash leaves the old one in place."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is an ordinary file
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
-
-
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write JSON to ``path`` atomically (see :func:`write_text_atomic`)."""
-    return write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
 def save_results(path: str | os.PathLike[str], run: RunResult) -> Path:

@@ -160,6 +160,7 @@ class Recorder:
         values = (previous.values if previous else ()) + (scaled,)
         self.set_series(Series(name, kind, values, higher_is_better=hib, unit=label, source="record"))
 
+
 #: kinds that cannot be below 0: a negative figure is a bug in the test, not a measurement
 _NON_NEGATIVE = (Kind.TIME, Kind.SIZE, Kind.RATE, Kind.COUNT)
 

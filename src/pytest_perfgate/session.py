@@ -18,8 +18,9 @@ from .budgets import BudgetSpec, Verdict
 from .config import PerfgateConfig
 from .errors import BudgetError, MarkerError, PerfgateError
 from .measure import metadata, timing
-from .model import RunResult, TestResult, save_results, write_text_atomic
+from .model import RunResult, TestResult, save_results
 from .options import Options, header_line
+from .paths import write_text_atomic
 from .recorder import Recorder
 from .reports.terminal import format_budget_table, format_timings
 from .units import Kind, format_value

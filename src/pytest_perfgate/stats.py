@@ -305,8 +305,16 @@ def compare_runs(
         p_worse = 0.0 if shift > 0 else 1.0
         p_better = 0.0 if shift < 0 else 1.0
     return RunComparison(
-        centre=math.exp(centre_log), runs=k, spread=spread, measured_spread=measured, df=df, shift=shift,
-        scale=scale, p_worse=p_worse, p_better=p_better, assumed=assumed,
+        centre=math.exp(centre_log),
+        runs=k,
+        spread=spread,
+        measured_spread=measured,
+        df=df,
+        shift=shift,
+        scale=scale,
+        p_worse=p_worse,
+        p_better=p_better,
+        assumed=assumed,
     )
 
 

@@ -178,9 +178,12 @@ def _sig(value: float, digits: int = 3) -> str:
     return text
 
 
-def parse_percent(raw: object, *, what: str = "value") -> float:
-    """Parse a percentage/fraction threshold (``"10%"`` or ``0.1``) into a fraction."""
-    return parse(raw, Kind.RATIO)
+def parse_ratio(raw: object, *, upper: float | None = None) -> float:
+    """A fraction from ``"10%"`` or ``0.1``; above ``upper`` (when given) is an error."""
+    value = parse(raw, Kind.RATIO)
+    if upper is not None and value > upper:
+        raise _fail(raw, Kind.RATIO, f"at most {format_value(upper, Kind.RATIO)}")
+    return value
 
 
 def parse_duration(raw: object) -> float:

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from .schedule import PairedTest
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..cli import _gate_args
 
@@ -24,43 +23,83 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cpu", type=int, metavar="N", help="the CPU both workers share (default: the last CPU this process may use)"
     )
     parser.add_argument(
-        "--pythonpath", action="append", metavar="DIR",
+        "--pythonpath",
+        action="append",
+        metavar="DIR",
         help="a directory (relative to each side's tree) put first on PYTHONPATH; repeatable (default: src, when "
         "the tree has one)",
     )
     parser.add_argument(
-        "--install", metavar="CMD",
+        "--install",
+        metavar="CMD",
         help="a shell command run in the base tree before its worker starts (e.g. to build extensions)",
     )
     parser.add_argument(
-        "--overlay", action="append", default=[], metavar="PATH",
+        "--overlay",
+        action="append",
+        default=[],
+        metavar="PATH",
         help="a current file or directory also laid over the base tree (test helpers, data); repeatable",
     )
-    parser.add_argument("--min-blocks", type=positive_int, default=16, metavar="N",
-                        help="paired blocks (4 rounds each) per test at least (default 16)")
-    parser.add_argument("--max-time", type=duration, metavar="DURATION",
-                        help="measuring time per side and test (default: the tests' perfgate_max_time)")
-    parser.add_argument("--min-round-time", type=duration, default=1e-3, metavar="DURATION",
-                        help="calibrate fast calls into rounds at least this long (default 1ms)")
-    parser.add_argument("--test-timeout", type=duration, default=300.0, metavar="DURATION",
-                        help="a test whose worker does not answer within this is killed (default 5min)")
+    parser.add_argument(
+        "--min-blocks",
+        type=positive_int,
+        default=16,
+        metavar="N",
+        help="paired blocks (4 rounds each) per test at least (default 16)",
+    )
+    parser.add_argument(
+        "--max-time",
+        type=duration,
+        metavar="DURATION",
+        help="measuring time per side and test (default: the tests' perfgate_max_time)",
+    )
+    parser.add_argument(
+        "--min-round-time",
+        type=duration,
+        default=1e-3,
+        metavar="DURATION",
+        help="calibrate fast calls into rounds at least this long (default 1ms)",
+    )
+    parser.add_argument(
+        "--test-timeout",
+        type=duration,
+        default=300.0,
+        metavar="DURATION",
+        help="a test whose worker does not answer within this is killed (default 5min)",
+    )
     parser.add_argument("--timeout", type=duration, metavar="DURATION", help="limit of the whole run (default none)")
-    parser.add_argument("--confirm-pairs", type=whole_number(0), default=2, metavar="N",
-                        help="measure a test whose change reaches half the warning threshold again in a fresh pair of "
-                        "workers, and in another while the pairs disagree, up to N; judge the median change over "
-                        "the pairs (default 2; 0: never)")
-    parser.add_argument("--no-whole-calls", dest="whole_calls", action="store_false",
-                        help="do not time tests that use neither perf nor benchmark as whole calls (they are listed as "
-                        "not compared, and do not make the run incomplete)")
-    parser.add_argument("--allow-incomplete", action="store_true",
-                        help="tests selected on both sides but not compared (failed, timed nothing, ...) are listed in "
-                        "a notice instead of making the run incomplete (exit 2); a run that broke off stays exit 2")
+    parser.add_argument(
+        "--confirm-pairs",
+        type=whole_number(0),
+        default=2,
+        metavar="N",
+        help="measure a test whose change reaches half the warning threshold again in a fresh pair of "
+        "workers, and in another while the pairs disagree, up to N; judge the median change over "
+        "the pairs (default 2; 0: never)",
+    )
+    parser.add_argument(
+        "--no-whole-calls",
+        dest="whole_calls",
+        action="store_false",
+        help="do not time tests that use neither perf nor benchmark as whole calls (they are listed as "
+        "not compared, and do not make the run incomplete)",
+    )
+    parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="tests selected on both sides but not compared (failed, timed nothing, ...) are listed in "
+        "a notice instead of making the run incomplete (exit 2); a run that broke off stays exit 2",
+    )
     parser.add_argument("--hashseed", default="0", metavar="SEED", help="PYTHONHASHSEED of both workers (default 0)")
     parser.add_argument("--keep-worktree", action="store_true", help="keep the base worktree (for debugging)")
     parser.add_argument("--save-current", metavar="FILE", help="write the current side's results file to FILE")
     parser.add_argument("--save-base", metavar="FILE", help="write the base side's results file to FILE")
-    parser.add_argument("--save-blocks", metavar="FILE",
-                        help="write every test's paired block ratios (per pair of workers) to FILE as JSON")
+    parser.add_argument(
+        "--save-blocks",
+        metavar="FILE",
+        help="write every test's paired block ratios (per pair of workers) to FILE as JSON",
+    )
     _gate_args(parser)
     parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST ARGS", help="what pytest runs on both sides")
 
@@ -110,8 +149,13 @@ def run(args: argparse.Namespace) -> int:
     if args.save_blocks:
         save_blocks(args.save_blocks, result.tests)
     report = compare_paired(
-        result.tests, settings, base_run=result.base_run, current_run=result.current_run,
-        subject=result.subject, notices=result.notices, broken=result.incomplete,
+        result.tests,
+        settings,
+        base_run=result.base_run,
+        current_run=result.current_run,
+        subject=result.subject,
+        notices=result.notices,
+        broken=result.incomplete,
         allow_incomplete=args.allow_incomplete,
     )
     _write_reports(args, report, result.current_run)
@@ -119,8 +163,11 @@ def run(args: argparse.Namespace) -> int:
     if result.incomplete:
         print(f"error: the paired run did not finish: {result.incomplete}", file=sys.stderr)
     elif report.incomplete:
-        print(f"error: the paired run is incomplete: {'; '.join(report.incomplete)[:2000]} (--allow-incomplete "
-              "lists tests not compared without failing)", file=sys.stderr)
+        print(
+            f"error: the paired run is incomplete: {'; '.join(report.incomplete)[:2000]} (--allow-incomplete "
+            "lists tests not compared without failing)",
+            file=sys.stderr,
+        )
     return report.exit_code
 
 

@@ -101,8 +101,11 @@ class AbRun:
 def choose_cpu(requested: int | None) -> tuple[int | None, str]:
     """The CPU both workers share, and a notice when they cannot be pinned."""
     if not hasattr(os, "sched_setaffinity"):
-        return None, "CPU affinity is not available on this platform: the workers are not pinned to one CPU, " \
-            "so the two sides may be slowed unequally (the comparison is less robust)"
+        return (
+            None,
+            "CPU affinity is not available on this platform: the workers are not pinned to one CPU, "
+            "so the two sides may be slowed unequally (the comparison is less robust)",
+        )
     allowed = sorted(os.sched_getaffinity(0))
     if requested is None:
         return allowed[-1], ""
@@ -199,8 +202,16 @@ def start_worker(
     to_worker_r, to_worker_w = os.pipe()
     from_worker_r, from_worker_w = os.pipe()
     command = [
-        sys.executable, "-m", "pytest", "-p", "pytest_perfgate.ab.worker", "-p", "no:cacheprovider",
-        "--continue-on-collection-errors", "-q", *args,
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "pytest_perfgate.ab.worker",
+        "-p",
+        "no:cacheprovider",
+        "--continue-on-collection-errors",
+        "-q",
+        *args,
         # after the user's arguments, so that this results file wins over one they gave
         f"--perfgate-save={results}",
     ]
@@ -208,8 +219,14 @@ def start_worker(
     with open(log, "wb") as output:
         try:
             process = subprocess.Popen(
-                command, cwd=cwd, env=worker_env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                pass_fds=(to_worker_r, from_worker_w), start_new_session=True,
+                command,
+                cwd=cwd,
+                env=worker_env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                pass_fds=(to_worker_r, from_worker_w),
+                start_new_session=True,
             )
         finally:
             os.close(to_worker_r)
@@ -263,8 +280,11 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
     with ExitStack() as stack:
         stack.enter_context(_terminate_as_interrupt())
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="perfgate-ab-run-")))
-        say(f"perfgate ab: base {run.subject}, current working tree; workers pinned to CPU {cpu}"
-            if cpu is not None else f"perfgate ab: base {run.subject}, current working tree; workers not pinned")
+        say(
+            f"perfgate ab: base {run.subject}, current working tree; workers pinned to CPU {cpu}"
+            if cpu is not None
+            else f"perfgate ab: base {run.subject}, current working tree; workers not pinned"
+        )
         base_root = stack.enter_context(wt.worktree(root, commit, keep=options.keep_worktree))
         if options.keep_worktree:
             run.notices.append(f"the base worktree is kept at {base_root} (remove it with git worktree remove)")
@@ -295,12 +315,15 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
             run.current_run = _load(scratch / f"{CURRENT}-1.json", run, CURRENT)
             run.base_run = _load(scratch / f"{BASE}-1.json", run, BASE)
         for number in range(2, 2 + options.confirm_pairs):
-            flagged = [t.nodeid for t in run.tests
-                       if _needs_confirming(t, options.confirm_above, options.confirm_verdict_at)]
+            flagged = [
+                t.nodeid for t in run.tests if _needs_confirming(t, options.confirm_above, options.confirm_verdict_at)
+            ]
             if run.incomplete or not flagged:
                 break
-            say(f"perfgate ab: {len(flagged)} test(s) changed by {options.confirm_above:.0%} or more: measured again "
-                f"in a fresh pair of workers (pair {number} of at most {1 + options.confirm_pairs})")
+            say(
+                f"perfgate ab: {len(flagged)} test(s) changed by {options.confirm_above:.0%} or more: measured again "
+                f"in a fresh pair of workers (pair {number} of at most {1 + options.confirm_pairs})"
+            )
             _kill_all(workers)
             for side in (CURRENT, BASE):
                 pair.start(side, number)
@@ -352,8 +375,14 @@ class _Pair:
     """Starts the two workers of one pair (and checks what they say), and finishes them."""
 
     def __init__(
-        self, options: AbOptions, run: AbRun, trees: dict[str, Path], relative: Path, env: dict[str, str],
-        scratch: Path, workers: dict[str, Worker],
+        self,
+        options: AbOptions,
+        run: AbRun,
+        trees: dict[str, Path],
+        relative: Path,
+        env: dict[str, str],
+        scratch: Path,
+        workers: dict[str, Worker],
     ) -> None:
         self.options, self.run, self.trees, self.relative = options, run, trees, relative
         self.env, self.scratch, self.workers = env, scratch, workers
@@ -372,8 +401,13 @@ class _Pair:
         side_env[ENV_PAD] = "x" * self.padding.randrange(4096)
         side_env[ENV_WHOLE_CALLS] = "1" if self.options.whole_calls else "0"
         worker = start_worker(
-            side, tree / self.relative, self.options.pytest_args, side_env, self.run.cpu,
-            self.scratch / f"{side}-{number}.log", self.scratch / f"{side}-{number}.json",
+            side,
+            tree / self.relative,
+            self.options.pytest_args,
+            side_env,
+            self.run.cpu,
+            self.scratch / f"{side}-{number}.log",
+            self.scratch / f"{side}-{number}.json",
         )
         self.workers[side] = worker
         hello = worker.expect("hello")
@@ -436,8 +470,11 @@ def pytest_words(log: Path, code: int | None) -> str:
     except OSError:
         lines = []
     errors = [line for line in lines if line.startswith(("ERROR", "E ", "error:"))]
-    closing = [line.strip("= ") for line in lines
-               if "no tests ran" in line or "deselected" in line or (line.startswith("=") and " in " in line)]
+    closing = [
+        line.strip("= ")
+        for line in lines
+        if "no tests ran" in line or "deselected" in line or (line.startswith("=") and " in " in line)
+    ]
     said = list(dict.fromkeys(errors[-3:] + [line for line in closing[-1:] if line]))
     text = "; ".join(said) or (lines[-1] if lines else "no output")
     return f"{text} (exit code {code})" if code is not None else text
@@ -514,14 +551,14 @@ def _drive(
                 message = _limit_reached(options, nodeid)
             run.incomplete = message
             tests.append(PairedTest(nodeid, problem=f"the run broke here: {message}".split("\n")[0]))
-            tests += _not_run(order[index + 1:], "a worker crashed or hung earlier")
+            tests += _not_run(order[index + 1 :], "a worker crashed or hung earlier")
             break
         say(f"[{index + 1:>{width}}/{len(order)}] {nodeid}: {_summary(test)}")
         tests.append(test)
         if test.stopped == "time limit" and deadline is not None and limit < options.test_timeout:
             # the whole-run limit, not the test's own, cut this test short: the run is not complete
             run.incomplete = _limit_reached(options, nodeid)
-            tests += _not_run(order[index + 1:], run.incomplete)
+            tests += _not_run(order[index + 1 :], run.incomplete)
             break
     return tests
 
@@ -595,16 +632,20 @@ def _one_test(
     else:
         for side in ready:
             workers[side].send("release")
-    ends = {side: state[side] if state[side]["type"] == "end" else _until(workers[side], nodeid, ("end",))
-            for side in SIDES}
+    ends = {
+        side: state[side] if state[side]["type"] == "end" else _until(workers[side], nodeid, ("end",)) for side in SIDES
+    }
     outcomes = {side: end["outcome"] for side, end in ends.items()}
     if broke:
         return replace(test, problem=broke)
     if set(outcomes.values()) == {"skipped"}:
         reasons = dict.fromkeys(end["message"] for end in ends.values())
         return replace(test, problem=f"skipped on both sides: {'; '.join(reasons)}", optional=True)
-    problems = [f"{end['outcome']} on the {side} side: {end['message']}".rstrip(": ")
-                for side, end in ends.items() if end["outcome"] != "passed"]
+    problems = [
+        f"{end['outcome']} on the {side} side: {end['message']}".rstrip(": ")
+        for side, end in ends.items()
+        if end["outcome"] != "passed"
+    ]
     if problems:
         return replace(test, problem="; ".join(problems))
     if not ready:

@@ -89,8 +89,11 @@ def compare_paired(
             f"its own small offset): {shown}"
         )
     if base_run is not None and current_run is not None and set(base_run.by_nodeid()) & set(current_run.by_nodeid()):
-        others = [c for c in compare([_without(base_run, TIME)], _without(current_run, TIME), settings).comparisons
-                  if c.metric != TIME]
+        others = [
+            c
+            for c in compare([_without(base_run, TIME)], _without(current_run, TIME), settings).comparisons
+            if c.metric != TIME
+        ]
         if others:
             done += others
             all_notices.append(
@@ -104,8 +107,11 @@ def compare_paired(
             + "; ".join(f"{t.nodeid}: {t.problem}" for t in skipped[:5])
         )
     incomplete = [f"the paired run {'did not finish' if started else 'could not start'}: {broken}"] if broken else []
-    not_compared = [f"{t.nodeid}: {t.problem or 'no paired rounds'}" for t in sorted(tests, key=lambda t: t.nodeid)
-                    if t.not_compared] + short
+    not_compared = [
+        f"{t.nodeid}: {t.problem or 'no paired rounds'}"
+        for t in sorted(tests, key=lambda t: t.nodeid)
+        if t.not_compared
+    ] + short
     if not broken and not pending and not not_compared and any(not t.only for t in tests):
         # e.g. every selected test skipped on both sides (pytest-benchmark's --benchmark-skip in addopts)
         incomplete.append("no test was compared: every test selected on both sides was skipped or not timed")
@@ -118,8 +124,15 @@ def compare_paired(
         incomplete += not_compared
     breaches = budget_breaches(current_run) if current_run is not None else ()
     return GateReport(
-        tuple(ordered(done)), breaches, tuple(all_notices), 1, (subject,) if subject else (), settings,
-        mode="paired", subject=subject, incomplete=tuple(incomplete),
+        tuple(ordered(done)),
+        breaches,
+        tuple(all_notices),
+        1,
+        (subject,) if subject else (),
+        settings,
+        mode="paired",
+        subject=subject,
+        incomplete=tuple(incomplete),
     )
 
 

@@ -228,9 +228,7 @@ def block_ratio(rounds: list[tuple[str, Round]]) -> float:
     return math.log(max(total[CURRENT], 1) / max(total[BASE], 1))
 
 
-def corrected_rounds(
-    rounds: list[tuple[str, Round]], clean_rounds: list[tuple[str, Round]]
-) -> list[tuple[str, Round]]:
+def corrected_rounds(rounds: list[tuple[str, Round]], clean_rounds: list[tuple[str, Round]]) -> list[tuple[str, Round]]:
     """``rounds`` with each preempted one's time replaced by its CPU time plus its side's usual
     off-CPU time (never more than it measured).
 
@@ -251,6 +249,5 @@ def corrected_rounds(
     shared = median(pooled) if len(pooled) >= MIN_GAPS else least
     usual = {side: max(0, int(median(gaps[side]) if len(gaps[side]) >= MIN_GAPS else shared)) for side in SIDES}
     return [
-        (side, replace(m, ns=min(m.ns, m.cpu_ns + usual[side]), switches=0) if m.switches else m)
-        for side, m in rounds
+        (side, replace(m, ns=min(m.ns, m.cpu_ns + usual[side]), switches=0) if m.switches else m) for side, m in rounds
     ]

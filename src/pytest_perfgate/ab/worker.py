@@ -55,8 +55,9 @@ def pytest_configure(config: pytest.Config) -> None:
             "perfgate: pytest_perfgate.ab.worker is the paired A/B worker; it runs under `perfgate ab`, not alone"
         )
     config.stash[MEASURE] = lambda nodeid: _remote_measure(channel, nodeid)
-    config.pluginmanager.register(_Worker(channel, whole_calls=os.environ.get(ENV_WHOLE_CALLS) != "0"),
-                                  "perfgate-ab-worker")
+    config.pluginmanager.register(
+        _Worker(channel, whole_calls=os.environ.get(ENV_WHOLE_CALLS) != "0"), "perfgate-ab-worker"
+    )
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     channel.send(
         "hello",
@@ -157,7 +158,8 @@ class _Worker:
                 _time_whole_call(item)
             else:
                 self.untimed[item.nodeid] = (
-                    "a test without perf or benchmark (whole calls are off: --no-whole-calls)", True
+                    "a test without perf or benchmark (whole calls are off: --no-whole-calls)",
+                    True,
                 )
         try:
             return (yield)
@@ -278,12 +280,21 @@ def _pair_benchmark(fixture: Any, item: pytest.Item) -> None:
         return _measure(item, Workload(call), "benchmark").result
 
     def raw_pedantic(
-        target: Callable[..., Any], args: Any = (), kwargs: Any = None, setup: Any = None, teardown: Any = None,
-        rounds: int = 1, warmup_rounds: int = 0, iterations: int = 1,
+        target: Callable[..., Any],
+        args: Any = (),
+        kwargs: Any = None,
+        setup: Any = None,
+        teardown: Any = None,
+        rounds: int = 1,
+        warmup_rounds: int = 0,
+        iterations: int = 1,
     ) -> Any:
         kwargs = {} if kwargs is None else kwargs
-        for name, value, least in (("iterations", iterations, 1), ("rounds", rounds, 1),
-                                   ("warmup_rounds", warmup_rounds, 0)):
+        for name, value, least in (
+            ("iterations", iterations, 1),
+            ("rounds", rounds, 1),
+            ("warmup_rounds", warmup_rounds, 0),
+        ):
             if not isinstance(value, int) or value < least:
                 raise ValueError(f"Must have positive int for `{name}`.")
         if iterations > 1 and setup:
@@ -322,8 +333,11 @@ def _foreign_modules(directory: str) -> list[str]:
     """Modules loaded from ``directory`` (the other side's tree): a sign the import path is wrong."""
     root = Path(directory).resolve()
     # the interpreter, installed packages and perfgate itself may live anywhere: not code under test
-    tools = [Path(p).resolve() for p in {sys.prefix, sys.base_prefix, *sys.path} if "-packages" in p or p in (
-        sys.prefix, sys.base_prefix)]
+    tools = [
+        Path(p).resolve()
+        for p in {sys.prefix, sys.base_prefix, *sys.path}
+        if "-packages" in p or p in (sys.prefix, sys.base_prefix)
+    ]
     tools.append(Path(__file__).resolve().parents[1])
     found = []
     for name, module in list(sys.modules.items()):
@@ -486,9 +500,7 @@ def _round_clock(disable_gc: bool) -> Iterator[list[int]]:
             gc.enable()
 
 
-async def _round_awaited(
-    call: Callable[[], Awaitable[Any]], loops: int, disable_gc: bool
-) -> tuple[int, int, int]:
+async def _round_awaited(call: Callable[[], Awaitable[Any]], loops: int, disable_gc: bool) -> tuple[int, int, int]:
     """:func:`_round` with every call awaited in the running loop."""
     with _round_clock(disable_gc) as figures:
         for _ in range(loops):

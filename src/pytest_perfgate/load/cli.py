@@ -157,8 +157,8 @@ def _check_outputs(args: argparse.Namespace) -> dict[str, Path]:
 def _execute(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..errors import LoadError
-    from ..model import save_results, write_json_atomic
-    from ..paths import check_input, writing
+    from ..model import save_results
+    from ..paths import check_input, write_json_atomic, writing
     from .gitlab import k6_summary
     from .kpi import build_spec
     from .report import ProgressLine, format_notes, format_stats, format_verdicts

@@ -17,11 +17,13 @@ from .explain import ExplainSummary
 
 IndexKey = tuple[tuple[str, Any], ...]
 
-_RANGE_OPS = frozenset({"$gt", "$gte", "$lt", "$lte", "$ne", "$nin", "$exists", "$regex", "$not", "$type",
-                        "$mod", "$size", "$options"})
+_RANGE_OPS = frozenset(
+    {"$gt", "$gte", "$lt", "$lte", "$ne", "$nin", "$exists", "$regex", "$not", "$type", "$mod", "$size", "$options"}
+)
 _EQUALITY_OPS = frozenset({"$eq", "$in", "$elemMatch", "$all"})
-_UNANALYSED = frozenset({"$or", "$nor", "$expr", "$text", "$where", "$jsonSchema", "$near", "$nearSphere",
-                         "$geoWithin", "$geoIntersects"})
+_UNANALYSED = frozenset(
+    {"$or", "$nor", "$expr", "$text", "$where", "$jsonSchema", "$near", "$nearSphere", "$geoWithin", "$geoIntersects"}
+)
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,16 @@ class Advice:
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"collection": self.collection, "query": self.query, "status": self.status, "index": self.index,
-                "suggestion": [list(k) for k in self.suggestion] if self.suggestion else None,
-                "notes": list(self.notes), "basis": self.basis, "count": self.count}
+        return {
+            "collection": self.collection,
+            "query": self.query,
+            "status": self.status,
+            "index": self.index,
+            "suggestion": [list(k) for k in self.suggestion] if self.suggestion else None,
+            "notes": list(self.notes),
+            "basis": self.basis,
+            "count": self.count,
+        }
 
 
 def format_key(key: IndexKey) -> str:
@@ -204,8 +213,9 @@ def advise(
         if not best.esr and best.provides_sort and not best.missing:
             notes.append("key order is not equality-sort-range")
         return Advice(collection, query, "partial", best.name, suggestion, tuple(notes), count=count)
-    return Advice(collection, query, "unsupported", None, suggestion, ("no index serves it: COLLSCAN expected",),
-                  count=count)
+    return Advice(
+        collection, query, "unsupported", None, suggestion, ("no index serves it: COLLSCAN expected",), count=count
+    )
 
 
 def reconcile(advice: Advice, summary: ExplainSummary) -> Advice:
@@ -253,5 +263,13 @@ def advise_all(
     return out
 
 
-__all__: Sequence[str] = ["Advice", "QueryPattern", "advise", "fit", "format_key", "index_keys", "pattern_of",
-                          "reconcile"]
+__all__: Sequence[str] = [
+    "Advice",
+    "QueryPattern",
+    "advise",
+    "fit",
+    "format_key",
+    "index_keys",
+    "pattern_of",
+    "reconcile",
+]

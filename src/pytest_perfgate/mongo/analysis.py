@@ -17,9 +17,7 @@ from .explain import ExplainSummary, summarize
 ExplainFn = Callable[[QueryRecord], Mapping[str, Any]]
 IndexesFn = Callable[[str, str], Mapping[str, advisor.IndexKey]]
 
-MONGOMOCK_REASON = (
-    "on mongomock, which has no explain (run on a real server: --perfgate-mongo-uri, Docker or mongod)"
-)
+MONGOMOCK_REASON = "on mongomock, which has no explain (run on a real server: --perfgate-mongo-uri, Docker or mongod)"
 EXPLAIN_METRICS = ("docs_examined", "collscan")
 
 
@@ -69,8 +67,10 @@ def analyse(
                 firsts.setdefault(record.shape_key, record)
             targets = list(firsts.values())
         if explain_all and len(targets) > explain_limit:
-            reason = (f"{len(targets)} explainable commands, more than the limit of {explain_limit} "
-                      "explains per test (raise --perfgate-mongo-explain-limit)")
+            reason = (
+                f"{len(targets)} explainable commands, more than the limit of {explain_limit} "
+                "explains per test (raise --perfgate-mongo-explain-limit)"
+            )
             not_checked.update(dict.fromkeys(EXPLAIN_METRICS, reason))
             targets = targets[:explain_limit]
         failed = []
@@ -170,8 +170,10 @@ def format_report(analysis: Analysis, records: Sequence[QueryRecord], backend: s
             if record.shape_key in seen:
                 continue
             seen.add(record.shape_key)
-            lines.append(f"  {record.describe()}: {summary.plan}; {summary.docs_examined} docs / "
-                         f"{summary.keys_examined} keys examined, {summary.n_returned} returned ({summary.engine})")
+            lines.append(
+                f"  {record.describe()}: {summary.plan}; {summary.docs_examined} docs / "
+                f"{summary.keys_examined} keys examined, {summary.n_returned} returned ({summary.engine})"
+            )
     for repeat in analysis.repeats:
         lines.append(f"N+1: {repeat.message()}")
     if analysis.advice:

@@ -67,8 +67,12 @@ class Capabilities:
             return name if flag else f"no {name}"
 
         return ", ".join(
-            (word(self.transactions, "transactions"), word(self.explain, "explain"),
-             word(self.command_monitoring, "command monitoring"), word(self.profiler, "profiler"))
+            (
+                word(self.transactions, "transactions"),
+                word(self.explain, "explain"),
+                word(self.command_monitoring, "command monitoring"),
+                word(self.profiler, "profiler"),
+            )
         )
 
 
@@ -146,16 +150,18 @@ def choose(
     if choice == "uri":
         if not settings.uri:
             raise MongoBackendError(
-                "uri", "forced, but no URI is set",
+                "uri",
+                "forced, but no URI is set",
                 hint="give --perfgate-mongo-uri=mongodb://host:27017, set PERFGATE_MONGO_URI, or the "
-                     "perfgate_mongo_uri ini option",
+                "perfgate_mongo_uri ini option",
             )
         return Selection("uri", f"forced; URI from {settings.uri_source}")
     if choice == "docker":
         why = docker_probe(settings.timeout)
         if why:
             raise MongoBackendError(
-                "docker", f"forced, but {why}",
+                "docker",
+                f"forced, but {why}",
                 hint="start Docker (or set DOCKER_HOST), or choose --perfgate-mongo=uri|mongod|mongomock",
             )
         return Selection("docker", f"forced; image {settings.image}")
@@ -163,7 +169,8 @@ def choose(
         path, why = find_mongod(settings.mongod, which)
         if path is None:
             raise MongoBackendError(
-                "mongod", f"forced, but {why}",
+                "mongod",
+                f"forced, but {why}",
                 hint="install MongoDB server binaries, or give --perfgate-mongod=/path/to/mongod",
             )
         return Selection("mongod", f"forced; {path}", mongod_path=path)
@@ -255,8 +262,11 @@ def connect(kind: str, uri: str, hub: CaptureHub, timeout: float, *, hint: str |
     try:
         client = new_client()
     except pymongo.errors.PyMongoError as exc:
-        raise MongoBackendError(kind, f"invalid URI {mask_uri(uri)}: {_first_line(exc)}",
-                                hint="the form is mongodb://[user:password@]host[:port][/?options]") from None
+        raise MongoBackendError(
+            kind,
+            f"invalid URI {mask_uri(uri)}: {_first_line(exc)}",
+            hint="the form is mongodb://[user:password@]host[:port][/?options]",
+        ) from None
     try:
         hello = client.admin.command("hello")
         build = client.admin.command("buildInfo")
@@ -265,7 +275,8 @@ def connect(kind: str, uri: str, hub: CaptureHub, timeout: float, *, hint: str |
         raise MongoBackendError(
             kind,
             f"cannot reach {mask_uri(uri)} within {timeout:g}s: {_first_line(exc)}",
-            hint=hint or "is the server running and reachable from here? In GitLab CI add `services: [mongo:7]` "
+            hint=hint
+            or "is the server running and reachable from here? In GitLab CI add `services: [mongo:7]` "
             "and use mongodb://mongo:27017; or raise --perfgate-mongo-timeout, or choose another backend with "
             "--perfgate-mongo=docker|mongod|mongomock",
         ) from None
@@ -280,8 +291,15 @@ def connect(kind: str, uri: str, hub: CaptureHub, timeout: float, *, hint: str |
         profiler=not sharded,
     )
     topology = f"replica set {replset}" if replset else ("sharded (mongos)" if sharded else "standalone")
-    backend = Backend(kind, f"MongoDB {version} at {mask_uri(uri)} ({topology})", caps, client, uri=uri,
-                      version=version, new_client=new_client)
+    backend = Backend(
+        kind,
+        f"MongoDB {version} at {mask_uri(uri)} ({topology})",
+        caps,
+        client,
+        uri=uri,
+        version=version,
+        new_client=new_client,
+    )
     backend._stops.append(client.close)
     return backend
 
@@ -317,21 +335,25 @@ def start_docker(settings: MongoSettings, hub: CaptureHub) -> Backend:
     try:
         if settings.replset:
             # MongoDbContainer enables auth, and auth with a replica set needs a keyfile: run plain mongod
-            container = DockerContainer(settings.image).with_command(
-                f"--replSet {REPLSET_NAME} --bind_ip_all"
-            ).with_exposed_ports(27017)
+            container = (
+                DockerContainer(settings.image)
+                .with_command(f"--replSet {REPLSET_NAME} --bind_ip_all")
+                .with_exposed_ports(27017)
+            )
         else:
             container = MongoDbContainer(settings.image)  # its DockerClient asks the engine's version
     except Exception as exc:  # docker.errors.DockerException: no engine
-        raise MongoBackendError("docker", f"no Docker engine answered ({_first_line(exc)})",
-                                hint="start Docker (or set DOCKER_HOST)") from None
+        raise MongoBackendError(
+            "docker", f"no Docker engine answered ({_first_line(exc)})", hint="start Docker (or set DOCKER_HOST)"
+        ) from None
     try:
         container.start()
     except Exception as exc:  # docker.errors.ImageNotFound / APIError, requests errors, timeouts
         with contextlib.suppress(Exception):
             container.stop()
         raise MongoBackendError(
-            "docker", f"could not start image {settings.image!r}: {_first_line(exc)}",
+            "docker",
+            f"could not start image {settings.image!r}: {_first_line(exc)}",
             hint="check the image name and tag (--perfgate-mongo-image), or pull it first: "
             f"docker pull {settings.image}",
         ) from None
@@ -339,13 +361,27 @@ def start_docker(settings: MongoSettings, hub: CaptureHub) -> Backend:
         host, port = container.get_container_host_ip(), container.get_exposed_port(27017)
         if settings.replset:
             uri = f"mongodb://{host}:{port}/?directConnection=true"
-            backend = _wait_connect("docker", uri, hub, settings, deadline=time.monotonic() + settings.start_timeout,
-                                    alive=lambda: None, logs=lambda: _container_logs(container),
-                                    replset_host="localhost:27017")
+            backend = _wait_connect(
+                "docker",
+                uri,
+                hub,
+                settings,
+                deadline=time.monotonic() + settings.start_timeout,
+                alive=lambda: None,
+                logs=lambda: _container_logs(container),
+                replset_host="localhost:27017",
+            )
         else:
             uri = container.get_connection_url()
-            backend = _wait_connect("docker", uri, hub, settings, deadline=time.monotonic() + settings.start_timeout,
-                                    alive=lambda: None, logs=lambda: _container_logs(container))
+            backend = _wait_connect(
+                "docker",
+                uri,
+                hub,
+                settings,
+                deadline=time.monotonic() + settings.start_timeout,
+                alive=lambda: None,
+                logs=lambda: _container_logs(container),
+            )
     except BaseException:
         container.stop()
         raise
@@ -404,14 +440,27 @@ def start_mongod(path: str, settings: MongoSettings, hub: CaptureHub) -> Backend
     logpath = os.path.join(workdir, "mongod.log")
     outpath = os.path.join(workdir, "stdout.log")
     port = free_port()
-    args = [path, "--dbpath", dbpath, "--port", str(port), "--bind_ip", "127.0.0.1", "--logpath", logpath,
-            "--nounixsocket", "--setParameter", "diagnosticDataCollectionEnabled=false"]
+    args = [
+        path,
+        "--dbpath",
+        dbpath,
+        "--port",
+        str(port),
+        "--bind_ip",
+        "127.0.0.1",
+        "--logpath",
+        logpath,
+        "--nounixsocket",
+        "--setParameter",
+        "diagnosticDataCollectionEnabled=false",
+    ]
     if settings.replset:
         args += ["--replSet", REPLSET_NAME]
     with open(outpath, "wb") as out:
         try:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
             raise MongoBackendError("mongod", f"could not run {path}: {exc}") from None
@@ -431,14 +480,23 @@ def start_mongod(path: str, settings: MongoSettings, hub: CaptureHub) -> Backend
 
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     try:
-        backend = _wait_connect("mongod", uri, hub, settings, deadline=time.monotonic() + settings.start_timeout,
-                                alive=alive, logs=logs, port=port,
-                                replset_host=f"127.0.0.1:{port}" if settings.replset else None)
+        backend = _wait_connect(
+            "mongod",
+            uri,
+            hub,
+            settings,
+            deadline=time.monotonic() + settings.start_timeout,
+            alive=alive,
+            logs=logs,
+            port=port,
+            replset_host=f"127.0.0.1:{port}" if settings.replset else None,
+        )
     except BaseException:
         cleanup()
         atexit.unregister(cleanup)
         raise
     backend.description = f"{backend.description}, started from {path} (pid {proc.pid})"
+
     def stop() -> None:
         cleanup()
         atexit.unregister(cleanup)
@@ -464,11 +522,15 @@ def _wait_connect(
     while True:
         died = alive()
         if died:
-            raise MongoBackendError(kind, f"{died}; last lines of its log:\n{tail(logs())}",
-                                    hint="the log above says why (port in use, bad dbpath, wrong binary, ...)")
+            raise MongoBackendError(
+                kind,
+                f"{died}; last lines of its log:\n{tail(logs())}",
+                hint="the log above says why (port in use, bad dbpath, wrong binary, ...)",
+            )
         if time.monotonic() >= deadline:
             raise MongoBackendError(
-                kind, f"not ready within {settings.start_timeout:g}s ({last}); last lines of its log:\n{tail(logs())}",
+                kind,
+                f"not ready within {settings.start_timeout:g}s ({last}); last lines of its log:\n{tail(logs())}",
                 hint="raise --perfgate-mongo-start-timeout, or look at the log above",
             )
         if port is not None:
@@ -489,8 +551,9 @@ def _wait_connect(
                 _initiate_replset(backend.client, replset_host, deadline)
             except Exception as exc:
                 backend.close()
-                raise MongoBackendError(kind, f"replica set initiation failed: {_first_line(exc)}; log tail:\n"
-                                        f"{tail(logs())}") from None
+                raise MongoBackendError(
+                    kind, f"replica set initiation failed: {_first_line(exc)}; log tail:\n{tail(logs())}"
+                ) from None
             backend.close()
             backend = connect(kind, uri, hub, settings.timeout)
         return backend
@@ -513,8 +576,13 @@ def start_mongomock(hub: CaptureHub) -> Backend:
     def new_client(**kwargs: Any) -> Any:
         return mongomock.MongoClient(**kwargs)
 
-    backend = Backend("mongomock", f"mongomock {getattr(mongomock, '__version__', '?')} (embedded)",
-                      MONGOMOCK_CAPABILITIES, client, new_client=new_client)
+    backend = Backend(
+        "mongomock",
+        f"mongomock {getattr(mongomock, '__version__', '?')} (embedded)",
+        MONGOMOCK_CAPABILITIES,
+        client,
+        new_client=new_client,
+    )
     backend._stops.append(capture.uninstall)
     backend._stops.append(client.close)
     return backend

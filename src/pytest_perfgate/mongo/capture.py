@@ -28,14 +28,37 @@ from . import shapes
 
 #: commands that are connection housekeeping, not the test's queries
 IGNORED_COMMANDS = frozenset(
-    {"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart", "saslContinue", "authenticate",
-     "getnonce", "killCursors"}
+    {
+        "hello",
+        "ismaster",
+        "isMaster",
+        "ping",
+        "endSessions",
+        "saslStart",
+        "saslContinue",
+        "authenticate",
+        "getnonce",
+        "killCursors",
+    }
 )
 
 #: keys pymongo adds to a command that are not part of the query (dropped before ``explain``)
 _SESSION_KEYS = frozenset(
-    {"lsid", "$db", "$clusterTime", "txnNumber", "startTransaction", "autocommit", "$readPreference",
-     "readConcern", "writeConcern", "apiVersion", "apiStrict", "apiDeprecationErrors", "$audit"}
+    {
+        "lsid",
+        "$db",
+        "$clusterTime",
+        "txnNumber",
+        "startTransaction",
+        "autocommit",
+        "$readPreference",
+        "readConcern",
+        "writeConcern",
+        "apiVersion",
+        "apiStrict",
+        "apiDeprecationErrors",
+        "$audit",
+    }
 )
 
 
@@ -360,8 +383,14 @@ def _aggregate(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result:
     yield "aggregate", {"aggregate": coll.name, "pipeline": list(pipeline)}, docs
 
 
-_BULK_KIND = {"InsertOne": "insert", "UpdateOne": "update", "UpdateMany": "update", "ReplaceOne": "update",
-              "DeleteOne": "delete", "DeleteMany": "delete"}
+_BULK_KIND = {
+    "InsertOne": "insert",
+    "UpdateOne": "update",
+    "UpdateMany": "update",
+    "ReplaceOne": "update",
+    "DeleteOne": "delete",
+    "DeleteMany": "delete",
+}
 
 
 def _bulk_write(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
@@ -378,12 +407,15 @@ def _bulk_write(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result
         if kind == "insert":
             yield "insert", {"insert": coll.name, "documents": [getattr(r, "_doc", {}) for r in batch]}, None
         elif kind == "delete":
-            deletes = [{"q": getattr(r, "_filter", {}), "limit": 0 if type(r).__name__ == "DeleteMany" else 1}
-                       for r in batch]
+            deletes = [
+                {"q": getattr(r, "_filter", {}), "limit": 0 if type(r).__name__ == "DeleteMany" else 1} for r in batch
+            ]
             yield "delete", {"delete": coll.name, "deletes": deletes}, None
         else:
-            updates = [{"q": getattr(r, "_filter", {}), "u": getattr(r, "_doc", {}),
-                        "multi": type(r).__name__ == "UpdateMany"} for r in batch]
+            updates = [
+                {"q": getattr(r, "_filter", {}), "u": getattr(r, "_doc", {}), "multi": type(r).__name__ == "UpdateMany"}
+                for r in batch
+            ]
             yield "update", {"update": coll.name, "updates": updates}, None
 
 
@@ -439,13 +471,29 @@ class MongomockCapture:
         finally:
             self._local.depth -= 1
 
-    def _emit_all(self, coll: Any, built: Iterable[tuple[str, dict[str, Any], int | None]],
-                  elapsed: float, location: str | None, error: str | None = None) -> None:
+    def _emit_all(
+        self,
+        coll: Any,
+        built: Iterable[tuple[str, dict[str, Any], int | None]],
+        elapsed: float,
+        location: str | None,
+        error: str | None = None,
+    ) -> None:
         items = list(built)
         database = getattr(getattr(coll, "database", None), "name", "") or ""
         for name, body, docs in items:
-            self.hub.emit(make_record(name, body, database=database, duration=elapsed / len(items),
-                                      docs_returned=docs, location=location, source="mongomock", error=error))
+            self.hub.emit(
+                make_record(
+                    name,
+                    body,
+                    database=database,
+                    duration=elapsed / len(items),
+                    docs_returned=docs,
+                    location=location,
+                    source="mongomock",
+                    error=error,
+                )
+            )
 
     def _wrap_method(self, name: str, original: Any, builder: Builder) -> Any:
         capture = self
@@ -564,8 +612,11 @@ class Repeat:
         return f"same query shape issued {self.count} times (N+1?): {self.description}; issued at {where}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shape": self.description, "count": self.count,
-                "locations": [{"location": loc, "count": n} for loc, n in self.locations]}
+        return {
+            "shape": self.description,
+            "count": self.count,
+            "locations": [{"location": loc, "count": n} for loc, n in self.locations],
+        }
 
 
 #: commands that are a read of data (explainable, N+1 candidates)

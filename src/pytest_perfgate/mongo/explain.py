@@ -52,9 +52,15 @@ class ExplainSummary:
         return head + (" + in-memory SORT" if self.in_memory_sort else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"docs_examined": self.docs_examined, "keys_examined": self.keys_examined,
-                "n_returned": self.n_returned, "collscans": self.collscans, "plan": self.plan,
-                "engine": self.engine, "indexes": list(self.indexes)}
+        return {
+            "docs_examined": self.docs_examined,
+            "keys_examined": self.keys_examined,
+            "n_returned": self.n_returned,
+            "collscans": self.collscans,
+            "plan": self.plan,
+            "engine": self.engine,
+            "indexes": list(self.indexes),
+        }
 
 
 def _plan_nodes(node: Any) -> Iterator[Mapping[str, Any]]:

@@ -25,16 +25,30 @@ class ProfiledOp:
             value = doc.get(key)
             return int(value) if isinstance(value, (int, float)) else None
 
-        return cls(str(doc.get("op", "?")), str(doc.get("ns", "?")), int(doc.get("millis", 0) or 0),
-                   num("docsExamined"), num("keysExamined"), doc.get("planSummary"))
+        return cls(
+            str(doc.get("op", "?")),
+            str(doc.get("ns", "?")),
+            int(doc.get("millis", 0) or 0),
+            num("docsExamined"),
+            num("keysExamined"),
+            doc.get("planSummary"),
+        )
 
     def line(self) -> str:
-        return (f"{self.millis}ms {self.op} {self.ns} docsExamined={self.docs_examined} "
-                f"keysExamined={self.keys_examined} plan={self.plan_summary}")
+        return (
+            f"{self.millis}ms {self.op} {self.ns} docsExamined={self.docs_examined} "
+            f"keysExamined={self.keys_examined} plan={self.plan_summary}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"op": self.op, "ns": self.ns, "millis": self.millis, "docsExamined": self.docs_examined,
-                "keysExamined": self.keys_examined, "planSummary": self.plan_summary}
+        return {
+            "op": self.op,
+            "ns": self.ns,
+            "millis": self.millis,
+            "docsExamined": self.docs_examined,
+            "keysExamined": self.keys_examined,
+            "planSummary": self.plan_summary,
+        }
 
 
 class Profile:
@@ -54,9 +68,12 @@ class Profile:
 
     def slowest(self, n: int = 10) -> list[ProfiledOp]:
         with self._pause():
-            cursor = self.db[PROFILE_COLLECTION].find(
-                {"ns": {"$ne": f"{self.db.name}.{PROFILE_COLLECTION}"}, "command.profile": {"$exists": False}}
-            ).sort("millis", -1).limit(n)
+            cursor = (
+                self.db[PROFILE_COLLECTION]
+                .find({"ns": {"$ne": f"{self.db.name}.{PROFILE_COLLECTION}"}, "command.profile": {"$exists": False}})
+                .sort("millis", -1)
+                .limit(n)
+            )
             return [ProfiledOp.from_doc(doc) for doc in cursor]
 
     def report(self, n: int = 10) -> str:

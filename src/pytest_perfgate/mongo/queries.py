@@ -48,14 +48,16 @@ class Queries:
         """Records matching every criterion given; ``filter`` is compared by shape (values masked)."""
         wanted = mask_filter(filter) if filter is not None else None
         return [
-            r for r in self.records
+            r
+            for r in self.records
             if (command is None or r.command == command)
             and (collection is None or r.collection == collection)
             and (wanted is None or r.shape.get("filter") == wanted)
         ]
 
-    def count(self, command: str | None = None, collection: str | None = None,
-              filter: Mapping[str, Any] | None = None) -> int:
+    def count(
+        self, command: str | None = None, collection: str | None = None, filter: Mapping[str, Any] | None = None
+    ) -> int:
         return len(self.select(command, collection, filter))
 
     def by_command(self) -> Counter[str]:
@@ -78,12 +80,20 @@ class Queries:
         return "\n".join(lines) or "  (none)"
 
     def _what(self, command: str | None, collection: str | None, filter: Mapping[str, Any] | None) -> str:
-        parts = [f"command={command!r}" if command else "", f"collection={collection!r}" if collection else "",
-                 f"filter shape {mask_filter(filter)}" if filter is not None else ""]
+        parts = [
+            f"command={command!r}" if command else "",
+            f"collection={collection!r}" if collection else "",
+            f"filter shape {mask_filter(filter)}" if filter is not None else "",
+        ]
         return ", ".join(p for p in parts if p) or "any command"
 
-    def assert_count(self, expected: int, command: str | None = None, collection: str | None = None,
-                     filter: Mapping[str, Any] | None = None) -> None:
+    def assert_count(
+        self,
+        expected: int,
+        command: str | None = None,
+        collection: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> None:
         found = self.select(command, collection, filter)
         if len(found) != expected:
             raise AssertionError(
@@ -91,8 +101,13 @@ class Queries:
                 f"got {len(found)}:\n{self._listing(found)}"
             )
 
-    def assert_at_most(self, limit: int, command: str | None = None, collection: str | None = None,
-                       filter: Mapping[str, Any] | None = None) -> None:
+    def assert_at_most(
+        self,
+        limit: int,
+        command: str | None = None,
+        collection: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> None:
         found = self.select(command, collection, filter)
         if len(found) > limit:
             raise AssertionError(

@@ -13,8 +13,21 @@ from typing import Any
 MASK = "?"
 
 #: keys of a pipeline stage whose string values are names (collections, fields), not user data
-_NAME_KEYS = frozenset({"from", "localField", "foreignField", "as", "path", "coll", "connectFromField",
-                        "connectToField", "startWith", "into", "on"})
+_NAME_KEYS = frozenset(
+    {
+        "from",
+        "localField",
+        "foreignField",
+        "as",
+        "path",
+        "coll",
+        "connectFromField",
+        "connectToField",
+        "startWith",
+        "into",
+        "on",
+    }
+)
 
 
 def mask_filter(value: Any) -> Any:
@@ -56,7 +69,7 @@ def mask_pipeline(pipeline: Any) -> list[Any]:
         if not isinstance(stage, Mapping) or len(stage) != 1:
             stages.append(_mask_expression(stage))
             continue
-        (name, body), = stage.items()
+        ((name, body),) = stage.items()
         if name == "$match":
             stages.append({name: mask_filter(body)})
         elif name in ("$sort", "$project", "$group", "$unwind", "$count", "$sortByCount", "$replaceRoot"):

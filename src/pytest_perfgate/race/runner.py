@@ -200,10 +200,7 @@ class Problem:
             summary = f"a database call escaped the scheduler: {first.describe()}" + (
                 f" (and {more} more)" if more else ""
             )
-            detail = "\n".join(
-                [f"escaped: {e.describe()}" for e in execution.escapes[:10]]
-                + [ESCAPE_HELP]
-            )
+            detail = "\n".join([f"escaped: {e.describe()}" for e in execution.escapes[:10]] + [ESCAPE_HELP])
             return _Verdict("escaped", summary, detail, ("escaped",))
         errors = [o for o in execution.outcomes if o.error is not None]
         tracebacks = "\n".join(

@@ -68,8 +68,16 @@ def format_terminal(report: GateReport, *, max_unchanged: int = 0, max_listed: i
     shown += unchanged[:max_unchanged]
     if shown:
         rows = [
-            (c.nodeid, c.metric, c.fmt(c.baseline), c.fmt(c.current), fmt_change(c), fmt_p(c.p_adjusted),
-             c.verdict.value.upper() if c.verdict is GateVerdict.REGRESSION else c.verdict.value, c.reason)
+            (
+                c.nodeid,
+                c.metric,
+                c.fmt(c.baseline),
+                c.fmt(c.current),
+                fmt_change(c),
+                fmt_p(c.p_adjusted),
+                c.verdict.value.upper() if c.verdict is GateVerdict.REGRESSION else c.verdict.value,
+                c.reason,
+            )
             for c in shown
         ]
         lines += table(rows, ("test", "metric", "baseline", "current", "change [CI]", "p adj", "verdict", "why"))

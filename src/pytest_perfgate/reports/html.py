@@ -378,8 +378,10 @@ def render_html(
         )
         if gate.incomplete:
             items = "".join(f"<li>{escape(line)}</li>" for line in gate.incomplete)
-            out.append(f'<h2>Not compared ({len(gate.incomplete)}): the gate is incomplete</h2><ul id="not-compared">'
-                       f"{items}</ul>")
+            out.append(
+                f'<h2>Not compared ({len(gate.incomplete)}): the gate is incomplete</h2><ul id="not-compared">'
+                f"{items}</ul>"
+            )
         out.extend(f'<p class="muted">{escape(n)}</p>' for n in gate.notices)
     out.append(f'<p id="budget-summary">{len(tests)} tests; budgets: {escape(budget_summary or "none")}</p>')
     out.append('<ul class="toc">')

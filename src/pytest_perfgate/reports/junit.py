@@ -33,21 +33,30 @@ def format_junit(report: GateReport, *, suite_name: str = "perfgate") -> str:
         tests += 1
         errors += 1
         nodeid, _, why = line.partition(": ") if names_test(line) else ("the run", "", line)
-        case = ET.SubElement(suite, "testcase", classname="perfgate.not_compared",
-                             name=_clean(f"{nodeid} [not compared]"), time="0")
+        case = ET.SubElement(
+            suite, "testcase", classname="perfgate.not_compared", name=_clean(f"{nodeid} [not compared]"), time="0"
+        )
         error = ET.SubElement(case, "error", message=_clean(f"not compared: {why}"), type="not compared")
         error.text = _clean(line)
     for c in report.comparisons:
         tests += 1
-        case = ET.SubElement(suite, "testcase", classname=_clean(f"perfgate.{c.metric}"),
-                             name=_clean(f"{c.nodeid} [{c.metric}]"), time="0")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=_clean(f"perfgate.{c.metric}"),
+            name=_clean(f"{c.nodeid} [{c.metric}]"),
+            time="0",
+        )
         over = runs_word(report, c.baseline_runs)
-        detail = (f"{c.metric} ({c.statistic}): baseline {c.fmt(c.baseline)} ({over}) -> current "
-                  f"{c.fmt(c.current)}, change {fmt_change(c)}, adjusted p {fmt_p(c.p_adjusted)}: {c.reason}")
+        detail = (
+            f"{c.metric} ({c.statistic}): baseline {c.fmt(c.baseline)} ({over}) -> current "
+            f"{c.fmt(c.current)}, change {fmt_change(c)}, adjusted p {fmt_p(c.p_adjusted)}: {c.reason}"
+        )
         if c.verdict is GateVerdict.REGRESSION:
             failures += 1
-            failure = ET.SubElement(case, "failure", message=_clean(f"regression: {fmt_change(c, interval=False)}"),
-                                    type="regression")
+            failure = ET.SubElement(
+                case, "failure", message=_clean(f"regression: {fmt_change(c, interval=False)}"), type="regression"
+            )
             failure.text = _clean(detail)
         elif c.verdict in _SKIPPED:
             skipped += 1
@@ -58,8 +67,13 @@ def format_junit(report: GateReport, *, suite_name: str = "perfgate") -> str:
     for breach in report.critical_breaches:
         tests += 1
         failures += 1
-        case = ET.SubElement(suite, "testcase", classname="perfgate.budget",
-                             name=_clean(f"{breach.nodeid} [budget {breach.result.metric}]"), time="0")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="perfgate.budget",
+            name=_clean(f"{breach.nodeid} [budget {breach.result.metric}]"),
+            time="0",
+        )
         failure = ET.SubElement(case, "failure", message=_clean(breach.result.message()), type="budget")
         failure.text = _clean(breach.result.message())
     ET.SubElement(suite, "system-out").text = _clean(report.headline())
@@ -68,8 +82,9 @@ def format_junit(report: GateReport, *, suite_name: str = "perfgate") -> str:
     suite.set("errors", str(errors))
     suite.set("skipped", str(skipped))
     suite.set("time", "0")
-    root = ET.Element("testsuites", name=suite_name, tests=str(tests), failures=str(failures), errors=str(errors),
-                      time="0")
+    root = ET.Element(
+        "testsuites", name=suite_name, tests=str(tests), failures=str(failures), errors=str(errors), time="0"
+    )
     root.append(suite)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -34,26 +34,54 @@ def _family(name: str, help_text: str, samples: Iterable[tuple[str, float]]) -> 
 
 def format_openmetrics(report: GateReport) -> str:
     counts = report.counts()
-    lines = _family("perfgate_gate_failed", "1 when the gate failed (regression or critical budget breach)",
-                    [("", float(report.failed))])
-    lines += _family("perfgate_gate_exit_code",
-                     "the gate's exit code: 0 passed, 1 failed, 2 incomplete, 3 nothing judged",
-                     [("", float(report.exit_code))])
-    lines += _family("perfgate_gate_status", "1 for the gate's status (the headline's word), 0 for the others",
-                     [(f'status="{_label(s.value)}"', float(s is report.status)) for s in GateStatus])
-    lines += _family("perfgate_gate_not_compared", "tests (or the run) selected but not compared",
-                     [("", float(len(report.incomplete)))])
-    lines += _family("perfgate_gate_comparisons", "comparisons by verdict",
-                     [(f'verdict="{_label(v.value)}"', float(n)) for v, n in counts.items()])
-    lines += _family("perfgate_gate_budget_breaches", "budget breaches of the current run",
-                     [('level="critical"', float(len(report.critical_breaches))),
-                      ('level="target"', float(len(report.breaches) - len(report.critical_breaches)))])
+    lines = _family(
+        "perfgate_gate_failed",
+        "1 when the gate failed (regression or critical budget breach)",
+        [("", float(report.failed))],
+    )
+    lines += _family(
+        "perfgate_gate_exit_code",
+        "the gate's exit code: 0 passed, 1 failed, 2 incomplete, 3 nothing judged",
+        [("", float(report.exit_code))],
+    )
+    lines += _family(
+        "perfgate_gate_status",
+        "1 for the gate's status (the headline's word), 0 for the others",
+        [(f'status="{_label(s.value)}"', float(s is report.status)) for s in GateStatus],
+    )
+    lines += _family(
+        "perfgate_gate_not_compared",
+        "tests (or the run) selected but not compared",
+        [("", float(len(report.incomplete)))],
+    )
+    lines += _family(
+        "perfgate_gate_comparisons",
+        "comparisons by verdict",
+        [(f'verdict="{_label(v.value)}"', float(n)) for v, n in counts.items()],
+    )
+    lines += _family(
+        "perfgate_gate_budget_breaches",
+        "budget breaches of the current run",
+        [
+            ('level="critical"', float(len(report.critical_breaches))),
+            ('level="target"', float(len(report.breaches) - len(report.critical_breaches))),
+        ],
+    )
     judged = [c for c in report.comparisons if c.verdict not in (GateVerdict.NEW, GateVerdict.MISSING)]
-    lines += _family("perfgate_current", "current value of the gated statistic",
-                     [(_labels(c), c.current) for c in judged if c.current is not None])
-    lines += _family("perfgate_baseline", "baseline value of the gated statistic",
-                     [(_labels(c), c.baseline) for c in judged if c.baseline is not None])
-    lines += _family("perfgate_change_ratio", "relative change current / baseline - 1",
-                     [(_labels(c), c.change) for c in judged if c.change is not None])
+    lines += _family(
+        "perfgate_current",
+        "current value of the gated statistic",
+        [(_labels(c), c.current) for c in judged if c.current is not None],
+    )
+    lines += _family(
+        "perfgate_baseline",
+        "baseline value of the gated statistic",
+        [(_labels(c), c.baseline) for c in judged if c.baseline is not None],
+    )
+    lines += _family(
+        "perfgate_change_ratio",
+        "relative change current / baseline - 1",
+        [(_labels(c), c.change) for c in judged if c.change is not None],
+    )
     lines.append("# EOF")
     return "\n".join(lines) + "\n"

@@ -14,8 +14,8 @@ from .. import stats
 from ..config import GATE_STATISTICS
 from ..errors import ResultsFileError
 from ..importers import load_run
-from ..model import RunResult, Series, TestResult, run_to_dict, write_json_atomic
-from ..paths import check_input, check_output, writing
+from ..model import RunResult, Series, TestResult, run_to_dict
+from ..paths import check_input, check_output, write_json_atomic, writing
 from ..units import Kind
 from . import DEFAULT_KEEP, Baseline
 
@@ -56,9 +56,7 @@ def parse_index(data: bytes, where: str) -> tuple[str, ...]:
         ) from None
     if not isinstance(index, dict) or index.get("schema") != INDEX_SCHEMA:
         found = index.get("schema") if isinstance(index, dict) else type(index).__name__
-        raise ResultsFileError(
-            where, f"not a perfgate baseline index (schema is {found!r}, expected {INDEX_SCHEMA!r})"
-        )
+        raise ResultsFileError(where, f"not a perfgate baseline index (schema is {found!r}, expected {INDEX_SCHEMA!r})")
     if index.get("schema_version") != INDEX_VERSION:
         raise ResultsFileError(
             where,
@@ -95,11 +93,20 @@ def summarise(run: RunResult, run_file: Path | None = None) -> dict[str, Any]:
                 figures = dict(old[name])  # imported without samples: keep the imported summary
             else:
                 figures = {}
-            series[name] = {"kind": s.kind.value, "unit": s.unit, "higher_is_better": s.higher_is_better,
-                            "samples": len(values), "stats": figures}
+            series[name] = {
+                "kind": s.kind.value,
+                "unit": s.unit,
+                "higher_is_better": s.higher_is_better,
+                "samples": len(values),
+                "stats": figures,
+            }
         tests.append({"nodeid": test.nodeid, "outcome": test.outcome, "mode": test.mode, "series": series})
-    summary: dict[str, Any] = {"schema": SUMMARY_SCHEMA, "schema_version": SUMMARY_VERSION,
-                               "metadata": dict(run.metadata), "tests": tests}
+    summary: dict[str, Any] = {
+        "schema": SUMMARY_SCHEMA,
+        "schema_version": SUMMARY_VERSION,
+        "metadata": dict(run.metadata),
+        "tests": tests,
+    }
     if run_file is not None:
         summary["run_file"] = {"name": run_file.name, "size": run_file.stat().st_size}
     return summary
@@ -132,8 +139,15 @@ def load_summary(path: Path, run_file: Path | None = None) -> RunResult | None:
                 for key, s in t["series"].items()
             }
             summary = {key: s["stats"] for key, s in t["series"].items()}
-            tests.append(TestResult(nodeid=str(t["nodeid"]), outcome=str(t["outcome"]), mode=t.get("mode"),
-                                    series=series, evidence={"summary": summary}))
+            tests.append(
+                TestResult(
+                    nodeid=str(t["nodeid"]),
+                    outcome=str(t["outcome"]),
+                    mode=t.get("mode"),
+                    series=series,
+                    evidence={"summary": summary},
+                )
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ResultsFileError(name, f"malformed run summary ({type(exc).__name__}: {exc})") from None
     if run_file is not None:
@@ -149,8 +163,9 @@ def load_summary(path: Path, run_file: Path | None = None) -> RunResult | None:
                 "changed after it was stored; restore it, or remove it and its summary",
             )
     metadata = data.get("metadata")
-    return RunResult(metadata={**(metadata if isinstance(metadata, dict) else {}), "summarised": True},
-                     tests=tuple(tests))
+    return RunResult(
+        metadata={**(metadata if isinstance(metadata, dict) else {}), "summarised": True}, tests=tuple(tests)
+    )
 
 
 class FileStore:
