@@ -94,6 +94,7 @@ def _fail(raw: object, kind: Kind, why: str = "") -> UnitError:
 
 def parse(raw: object, kind: Kind, *, allow_negative: bool = False) -> float:
     """Parse ``raw`` (a number or a string with a unit) into the base unit of ``kind``."""
+    kind = Kind(kind)  # by value: a Kind of a module reloaded by an in-process pytester run still works
     if isinstance(raw, bool):
         raise _fail(raw, kind, "a boolean is not a quantity")
     if isinstance(raw, (int, float)):
