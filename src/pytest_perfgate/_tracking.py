@@ -1,12 +1,13 @@
-"""The per-test hooks, for every subsystem: time a budgeted test's whole call, judge its budgets,
-put its result on its report, collect the results. Wiring only, like :mod:`pytest_perfgate.plugin`,
-which imports this module (and with it the core) and registers these hooks only once a session
-needs them (:func:`pytest_perfgate.plugin.track`): a session without budgets, perfgate fixtures
-or results to write never loads it."""
+"""Recording, for every subsystem: a test's :class:`~pytest_perfgate.recorder.Recorder`, and the
+per-test hooks that time a budgeted test's whole call, ask the subsystems for what they measured
+(the ``pytest_perfgate_record`` hook), judge the budgets, put the result on the test's report and
+collect the results. Wiring only, like :mod:`pytest_perfgate.plugin`.
+
+It is imported (and with it the core) and its hooks registered only once a session needs them
+(:func:`track`): a session without budgets, perfgate fixtures or results to write never loads it."""
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Generator, Iterator
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from . import plugin as core
+from . import _state as core
 from .budgets import BudgetSpec, Verdict
 from .errors import BudgetError, MeasurementError, PerfBudgetWarning
 from .measure import memory
@@ -42,11 +43,11 @@ class BenchmarkWatch:
 @contextmanager
 def whole_call(item: pytest.Item, spec: BudgetSpec) -> Iterator[None]:
     """Time (and, with a memory budget, trace) the whole test call as one sample."""
-    state = core._state(item.config)
+    state = core.session_state(item.config)
     if state.options.disable:
         yield
         return
-    recorder = core._recorder(item)
+    recorder_ = recorder(item)
     reading: list[memory.PeakReading] = []
     trace = bool(spec and spec.get("mem_peak")) or state.options.memory
     start = time.perf_counter_ns()
@@ -58,7 +59,7 @@ def whole_call(item: pytest.Item, spec: BudgetSpec) -> Iterator[None]:
             yield
     finally:
         elapsed = (time.perf_counter_ns() - start) * 1e-9
-        recorder.add_whole_call(elapsed, reading[0] if reading else None)
+        recorder_.add_whole_call(elapsed, reading[0] if reading else None)
 
 
 class Tracker:
@@ -66,20 +67,23 @@ class Tracker:
     budgets, put its result on its report (registered by :func:`~pytest_perfgate.plugin.track`)."""
 
     # trylast: inside pytest's output and log capture (registered before this), as a plugin
-    # registered at start-up would be; the MongoDB capture window is registered after this, so
-    # it runs inside this one and records its series before the budgets are judged
+    # registered at start-up would be
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         spec = item.stash.get(core.SPEC, None)
-        if spec is not None and spec.budgets and not set(getattr(item, "fixturenames", ())) & TIMING_FIXTURES:
-            with whole_call(item, spec):
+        try:
+            if spec is not None and spec.budgets and not set(getattr(item, "fixturenames", ())) & TIMING_FIXTURES:
+                with whole_call(item, spec):
+                    outcome = yield
+            else:
+                # also the common case, kept cheap: no budget and no measuring fixture (one may still be
+                # requested at run time with request.getfixturevalue, or perf.record'ed through another)
                 outcome = yield
-        else:
-            # also the common case, kept cheap: no budget and no measuring fixture (one may still be
-            # requested at run time with request.getfixturevalue, or perf.record'ed through another)
-            outcome = yield
+        finally:
+            # the subsystems add what they measured (also of a failed body: its evidence is kept)
+            item.ihook.pytest_perfgate_record(item=item)
         if spec is not None or core.RECORDER in item.stash or core.BENCHMARK in item.stash:
-            judge(item, spec)  # reached only when the test body passed
+            judge_budgets(item, spec)  # reached only when the test body passed
         return outcome
 
     @pytest.hookimpl(wrapper=True)
@@ -88,8 +92,7 @@ class Tracker:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         stash = item.stash
-        untouched = core.SPEC not in stash and core.RECORDER not in stash and core.RESULT not in stash
-        if untouched and not item.user_properties:
+        if core.SPEC not in stash and core.RECORDER not in stash and core.RESULT not in stash:
             return report  # nothing of perfgate's to attach
         if report.when == "call":
             item.stash[CALL_OUTCOME] = report.outcome
@@ -101,13 +104,44 @@ class Tracker:
         return report
 
 
+def track(config: pytest.Config) -> None:
+    """Register the per-test hooks (judging budgets, carrying results on reports) for the rest of
+    the session. Called as the session starts when results are to be saved, reported or gated;
+    when a collected test has a budget; and when a perfgate fixture (also of the race, MongoDB or
+    load subsystems) is first set up. Until then no test pays for them: a test that measures
+    without a budget in a session that writes no results has nothing to judge or to show."""
+    if core.TRACKING in config.stash:
+        return
+    config.stash[core.TRACKING] = True
+    manager = config.pluginmanager
+    manager.register(Tracker(), "perfgate-tracker")
+    if any(getattr(plugin, "__name__", "") == "pytest_benchmark.plugin" for plugin in manager.get_plugins()):
+        manager.register(BenchmarkWatch(), "perfgate-benchmark")
+    if not core.is_worker(config):
+        collect_results(config)
+
+
+def collect_results(config: pytest.Config) -> None:
+    """Collect the results from the reports (this process's, or those of xdist workers)."""
+    core.register_once(config, "perfgate-results", lambda: Results(config))
+
+
+def recorder(item: pytest.Item) -> Recorder:
+    """The test's recorder of measured series, made on first use (which starts :func:`track`)."""
+    made = item.stash.get(core.RECORDER, None)
+    if made is None:
+        made = item.stash[core.RECORDER] = Recorder(dict(core.session_state(item.config).config.metrics))
+        track(item.config)
+    return made
+
+
 #: fixtures that measure the test themselves: its whole call is then not timed as one sample
 TIMING_FIXTURES = frozenset({"perf", "benchmark", "load_test"})
 
 
-def judge(item: pytest.Item, spec: BudgetSpec | None) -> None:
+def judge_budgets(item: pytest.Item, spec: BudgetSpec | None) -> None:
     """Judge the budgets of a test whose body passed; fail it on a critical breach."""
-    state = core._state(item.config)
+    state = core.session_state(item.config)
     recorder = item.stash.get(core.RECORDER, None) or Recorder()
     # series that could not be measured here, and why (e.g. explain-based metrics on mongomock)
     unmeasured = dict(recorder.not_checked)
@@ -148,20 +182,13 @@ def judge(item: pytest.Item, spec: BudgetSpec | None) -> None:
 
 def attach(item: pytest.Item, report: pytest.TestReport) -> None:
     """Put the test's result (judged, or partial: it failed, errored or was skipped) on its report."""
-    state = core._state(item.config)
+    state = core.session_state(item.config)
     result = item.stash.get(core.RESULT, None)
     spec = item.stash.get(core.SPEC, None)
     recorder = item.stash.get(core.RECORDER, None)
-    # subsystems (race, ...) attach their report as a JSON user property "perfgate_<name>"
-    attached = {
-        key[len("perfgate_") :]: json.loads(value)
-        for key, value in item.user_properties
-        if isinstance(key, str) and key.startswith("perfgate_") and isinstance(value, str)
-    }
-    if result is None and (spec is not None or attached or (recorder is not None and recorder.series)):
+    measured = recorder is not None and bool(recorder.series or recorder.evidence)
+    if result is None and (spec is not None or measured):
         result = state.partial_result(item.nodeid, spec, recorder or Recorder())
-    if result is not None and attached:
-        result = replace(result, evidence={**result.evidence, **attached})
     if result is not None:
         # an error in setup or teardown is an error (as pytest counts it), not a failed or passed test
         outcome = "error" if report.when in ("setup", "teardown") and report.failed else report.outcome
@@ -193,10 +220,10 @@ class Results:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "perfgate", None)
         if data is not None:
-            core._state(self.config).add(test_from_json(data, report.nodeid))
+            core.session_state(self.config).add(test_from_json(data, report.nodeid))
         elif crashed(report):
             # the worker died: whatever it measured is lost, but the test is in the results, as crashed
-            state = core._state(self.config)
+            state = core.session_state(self.config)
             known = state.results.get(report.nodeid)
             evidence = {"crash": str(report.longrepr)}
             state.add(

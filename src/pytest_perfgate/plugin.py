@@ -7,7 +7,7 @@ reports) is imported only when a test has a budget, a perfgate fixture is used, 
 saved or gated, or a ``perfgate.yml`` exists (it is validated at start-up). Markers are checked
 once per collected module or class, not per test; and the per-test hooks that judge budgets and
 carry results (:mod:`pytest_perfgate._tracking`) are registered only from the moment something
-needs them (:func:`track`).
+needs them (:func:`pytest_perfgate._tracking.track`).
 """
 
 from __future__ import annotations
@@ -15,74 +15,43 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ._lazy import forget_unloaded
+from ._state import (
+    CONFIG,
+    MARKER_ARGS,
+    MEASURE,
+    PERF,
+    SETTINGS,
+    SPEC,
+    STATE,
+    add_option_table,
+    is_worker,
+    resolve_option_table,
+    session_state,
+    tracking,
+    xdist_controller,
+)
 from .errors import PerfgateError
 from .markers import MARKERS
-from .options import OPTION_TABLE, Options, OptionTable, find_config, header_line, resolve
+from .options import OPTION_TABLE, Options, find_config, header_line
 
 if TYPE_CHECKING:
-    from .budgets import BudgetSpec
-    from .config import PerfgateConfig
-    from .model import TestResult
-    from .recorder import Measure, Perf, Recorder
-    from .session import PerfgateSession
+    from .recorder import Perf
 
 #: area plugins (fixtures and hooks of the MongoDB, race and load subsystems), registered right after
 #: this one (see :func:`pytest_plugin_registered`)
 SUBSYSTEMS = ("pytest_perfgate.race.plugin", "pytest_perfgate.mongo.plugin", "pytest_perfgate.load.plugin")
 
-#: the session's state (:class:`~pytest_perfgate.session.PerfgateSession`), made on first use
-STATE: pytest.StashKey[PerfgateSession] = pytest.StashKey()
-#: the resolved options, and the loaded ``perfgate.yml`` if there is one
-SETTINGS: pytest.StashKey[Options] = pytest.StashKey()
-CONFIG: pytest.StashKey[PerfgateConfig] = pytest.StashKey()
-SPEC: pytest.StashKey[BudgetSpec | None] = pytest.StashKey()
-RECORDER: pytest.StashKey[Recorder] = pytest.StashKey()
-PERF: pytest.StashKey[Perf] = pytest.StashKey()
-RESULT: pytest.StashKey[TestResult] = pytest.StashKey()
-BENCHMARK: pytest.StashKey[Any] = pytest.StashKey()
-MARKER_ARGS: pytest.StashKey[dict[str, dict[str, Any]]] = pytest.StashKey()
-#: set by the paired A/B worker (``perfgate ab``): times ``perf`` calls as its controller says
-MEASURE: pytest.StashKey[Callable[[str], Measure]] = pytest.StashKey()
-#: the per-test hooks are registered (see :func:`track`)
-TRACKING: pytest.StashKey[bool] = pytest.StashKey()
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
 
-# --------------------------------------------------------------------------- options
-
-
-def add_option_table(parser: pytest.Parser, group: str, description: str, table: OptionTable) -> None:
-    """Register ``--perfgate-<name>`` flags and ``perfgate_<name>`` ini keys for a table's rows."""
-    options = parser.getgroup(group, description)
-    for name, parse, _default, metavar, text in table:
-        flag = "--perfgate-" + name.replace("_", "-")
-        if metavar:
-            options.addoption(flag, dest=f"perfgate_{name}", type=parse, default=None, metavar=metavar, help=text)
-        else:
-            options.addoption(flag, dest=f"perfgate_{name}", action="store_const", const=True, default=None, help=text)
-        parser.addini(f"perfgate_{name}", text, type="string", default=None)
-
-
-def resolve_option_table(config: pytest.Config, table: OptionTable) -> dict[str, Any]:
-    """Each row's value: command line, else ini, else default; a bad ini value is a usage error."""
-    values = {}
-    for name, parse, default, _metavar, _text in table:
-        try:
-            values[name] = resolve(
-                f"perfgate_{name}",
-                config.getoption(f"perfgate_{name}"),
-                config.getini(f"perfgate_{name}"),
-                parse,
-                default,
-            )
-        except ValueError as exc:
-            raise pytest.UsageError(f"perfgate: {exc}") from None
-    return values
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager) -> None:
@@ -101,10 +70,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _options(config: pytest.Config) -> Options:
     return Options(**resolve_option_table(config, OPTION_TABLE))
-
-
-def _is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -126,9 +91,11 @@ def pytest_configure(config: pytest.Config) -> None:
             config.stash[CONFIG] = load_config(path)
         except PerfgateError as exc:
             raise pytest.UsageError(f"perfgate: {exc}") from None
-    if not _is_worker(config):
-        config.pluginmanager.register(_Controller(config), "perfgate-controller")
+    if not is_worker(config):
+        config.pluginmanager.register(_SessionEnd(config), "perfgate-session-end")
     if any(value is not None for value in (options.save, options.html, options.compare, options.pushgateway)):
+        from ._tracking import track
+
         track(config)  # every measuring test's results are wanted, also those that measure late
 
 
@@ -141,7 +108,7 @@ def _check_paths(config: pytest.Config, options: Options, config_path: str | Non
     try:
         if config_path is not None and os.path.exists(config_path):
             check_input(config_path, "a perfgate.yml (YAML file)")
-        if _is_worker(config):
+        if is_worker(config):
             return
         if options.compare is not None:
             check_input(options.compare, "a results file or a directory of stored runs", directory_ok=True,
@@ -160,24 +127,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     wanted = config.getoption("verbose") > 0 and not tracking(config) and config.pluginmanager.has_plugin("benchmark")
     if wanted and any("benchmark" in getattr(item, "fixturenames", ()) for item in session.items):
+        from ._tracking import track
+
         track(config)
-
-
-def _state(config: pytest.Config) -> PerfgateSession:
-    """The session's state, made (and the core imported) on first use."""
-    state = config.stash.get(STATE, None)
-    if state is None:
-        from .config import PerfgateConfig
-        from .session import PerfgateSession
-
-        perf_config = config.stash.get(CONFIG, None)
-        state = config.stash[STATE] = PerfgateSession(
-            options=config.stash[SETTINGS],
-            config=perf_config if perf_config is not None else PerfgateConfig(),
-            rootdir=str(config.rootpath),
-            is_worker=_is_worker(config),
-        )
-    return state
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -185,55 +137,6 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     path = perf_config.path if perf_config is not None else None
     kpis = len(perf_config.kpis) if perf_config is not None else 0
     return header_line(config.stash[SETTINGS], path, kpis, str(config.rootpath))
-
-
-def track(config: pytest.Config) -> None:
-    """Register the per-test hooks (judging budgets, carrying results on reports) for the rest of
-    the session. Called as the session starts when results are to be saved, reported or gated;
-    when a collected test has a budget; and when a perfgate fixture (also of the race, MongoDB or
-    load subsystems) is first set up. Until then no test pays for them: a test that measures
-    without a budget in a session that writes no results has nothing to judge or to show."""
-    if TRACKING in config.stash:
-        return
-    from ._tracking import BenchmarkWatch, Tracker
-
-    config.stash[TRACKING] = True
-    manager = config.pluginmanager
-    manager.register(Tracker(), "perfgate-tracker")
-    if any(getattr(plugin, "__name__", "") == "pytest_benchmark.plugin" for plugin in manager.get_plugins()):
-        manager.register(BenchmarkWatch(), "perfgate-benchmark")
-    if not _is_worker(config):
-        _collect_results(config)
-
-
-def tracking(config: pytest.Config) -> bool:
-    """Whether the per-test hooks are registered (see :func:`track`)."""
-    return TRACKING in config.stash
-
-
-def register_once(config: pytest.Config, name: str, make: Callable[[], object]) -> bool:
-    """Register ``make()`` as the plugin ``name`` for the rest of the session unless it is
-    registered already (plugins of hooks that a session needs only once something uses them);
-    whether it was registered now."""
-    if config.pluginmanager.has_plugin(name):
-        return False
-    config.pluginmanager.register(make(), name)
-    return True
-
-
-def _collect_results(config: pytest.Config) -> None:
-    def results() -> object:
-        from ._tracking import Results
-
-        return Results(config)
-
-    register_once(config, "perfgate-results", results)
-
-
-def xdist_controller(config: pytest.Config) -> bool:
-    """Whether this process distributes the tests to pytest-xdist workers (their reports, with
-    what perfgate attached, arrive here); known from ``pytest_sessionstart`` on."""
-    return config.pluginmanager.has_plugin("dsession")
 
 
 # --------------------------------------------------------------------------- collection
@@ -278,9 +181,11 @@ def _check_collected(collector: pytest.Collector, nodes: Iterable[pytest.Item | 
             for node in item.listchain()
         ]
         try:
-            item.stash[SPEC] = _state(item.config).resolve_spec(item.nodeid, levels, fixtures=item.fixturenames)
+            item.stash[SPEC] = session_state(item.config).resolve_spec(item.nodeid, levels, fixtures=item.fixturenames)
         except PerfgateError as exc:
             raise collector.CollectError(f"perf_budget: {exc}") from None
+        from ._tracking import track
+
         track(item.config)
 
 
@@ -304,29 +209,19 @@ def _validate_markers(collector: pytest.Collector, item: pytest.Function) -> Non
 # --------------------------------------------------------------------------- fixtures
 
 
-def _recorder(item: pytest.Item) -> Recorder:
-    """The test's recorder of measured series, made on first use (which starts :func:`track`)."""
-    recorder = item.stash.get(RECORDER, None)
-    if recorder is None:
-        from .recorder import Recorder
-
-        recorder = item.stash[RECORDER] = Recorder(dict(_state(item.config).config.metrics))
-        track(item.config)
-    return recorder
-
-
 @pytest.fixture
 def perf(request: pytest.FixtureRequest) -> Generator[Perf, None, None]:
     """Time a call: ``perf(fn, *args, **kwargs)`` (calibrated loop, warm-up, rounds; returns
     ``fn``'s result; a coroutine function is awaited, on one event loop), in an async test
     ``await perf.aio(fn, *args, **kwargs)`` (awaited in the test's loop). Record your own figures
     with ``perf.record(name, value, unit=...)``."""
+    from ._tracking import recorder
     from .recorder import Perf
 
-    state = _state(request.config)
+    state = session_state(request.config)
     spec = request.node.stash.get(SPEC, None)
     fixture = Perf(
-        _recorder(request.node),
+        recorder(request.node),
         state.timing_settings(),
         measure_memory=state.options.memory or bool(spec and spec.get("mem_peak")),
         enabled=not state.options.disable,
@@ -337,7 +232,7 @@ def perf(request: pytest.FixtureRequest) -> Generator[Perf, None, None]:
     fixture.close()  # the loop of awaited calls; a perf.aio(...) never awaited is an error here
 
 
-class _Controller:
+class _SessionEnd:
     """Saves, gates and reports the session's results at its end (not in xdist workers)."""
 
     def __init__(self, config: pytest.Config) -> None:
@@ -345,13 +240,15 @@ class _Controller:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if xdist_controller(self.config):
-            _collect_results(self.config)
+            from ._tracking import collect_results
+
+            collect_results(self.config)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         o = self.config.stash[SETTINGS]
         if STATE not in self.config.stash and all(v is None for v in (o.save, o.html, o.compare, o.pushgateway)):
             return  # nothing was measured, and nothing is to be written or gated
-        state = _state(self.config)
+        state = session_state(self.config)
         try:
             state.finish()
         except (OSError, PerfgateError) as exc:

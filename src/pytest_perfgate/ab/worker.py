@@ -30,10 +30,9 @@ from typing import Any
 
 import pytest
 
-from .. import plugin as core
-from .._tracking import TIMING_FIXTURES
+from .._state import MEASURE, session_state
+from .._tracking import TIMING_FIXTURES, recorder
 from ..measure import timing
-from ..plugin import MEASURE
 from ..recorder import CALL_ROUNDS, Measure
 from ..session import BUDGET_FAILURE
 from .protocol import ENV_FOREIGN, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel
@@ -265,9 +264,9 @@ def _measure(item: pytest.Item, workload: Workload, source: str) -> timing.Timin
     """Time ``workload`` under the controller's rounds and record it as the test's ``time``."""
     config = item.config
     measure = config.stash[MEASURE](item.nodeid)
-    result = measure(workload, core._state(config).timing_settings())  # type: ignore[arg-type]
+    result = measure(workload, session_state(config).timing_settings())  # type: ignore[arg-type]
     if result.samples:
-        core._recorder(item).add_timing(result, source)
+        recorder(item).add_timing(result, source)
     return result
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from .. import plugin as core
 from ..errors import PerfgateError
 
 
@@ -18,9 +17,10 @@ def load_test(request: pytest.FixtureRequest) -> Callable[..., Any]:
     ``load_test("locustfile.py", host=url, users=20, run_time="10s")``. The run's total is
     judged by the test's ``perf_budget`` (``kpi=``, ``p95=``, ``rps=``, ``error_rate=``, ...);
     the whole test call is not timed over the response times the run recorded."""
-    from .fixture import LoadTest  # imported on use: this module loads in every pytest session
+    from .._tracking import recorder  # imported on use: this module loads in every pytest session
+    from .fixture import LoadTest
 
-    run = LoadTest(core._recorder(request.node), str(request.path.parent))
+    run = LoadTest(recorder(request.node), str(request.path.parent))
 
     def load_test(*args: Any, **kwargs: Any) -> Any:
         # perfgate's errors (bad input, a target that does not answer) become a plain test

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .. import plugin as core
+from .. import _state as core
 from ..errors import MongoBackendError, MongoQueryWarning
 from ..options import OptionTable, boolean, choice, duration, text, whole_number
 
@@ -264,9 +264,10 @@ def mongo_client(mongo_backend: backend_mod.Backend) -> Any:
 
 @pytest.fixture
 def _perfgate_mongo_log(request: pytest.FixtureRequest, mongo_backend: backend_mod.Backend) -> QueryLog:
+    from .._tracking import track
     from .capture import QueryLog
 
-    core.track(request.config)
+    track(request.config)
     if LOG not in request.node.stash:
         request.node.stash[LOG] = QueryLog()
     log: QueryLog = request.node.stash[LOG]
@@ -339,7 +340,9 @@ def mongo_profile(
             profile.entries = tuple(profile.slowest(10))
             profile.stop()
         request.node.add_report_section("teardown", "perfgate mongo profile", profile.report())
-        core._recorder(request.node).evidence["mongo_profile"] = [op.to_dict() for op in profile.entries]
+        from .._tracking import recorder
+
+        recorder(request.node).evidence["mongo_profile"] = [op.to_dict() for op in profile.entries]
 
 
 # --------------------------------------------------------------------------- the capture window
@@ -356,8 +359,11 @@ _CAPTURE = "perfgate-mongo-capture"
 
 
 def _capture(config: pytest.Config) -> None:
-    """Register the capture window for the rest of the session (with the core's per-test hooks)."""
-    core.track(config)  # first: the capture window runs inside the core's per-test hooks
+    """Register the capture window for the rest of the session (with the core's per-test hooks,
+    which ask it for the test's query series: ``pytest_perfgate_record``)."""
+    from .._tracking import track
+
+    track(config)
     core.register_once(config, _CAPTURE, _Capture)
 
 
@@ -377,13 +383,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 class _Capture:
-    """The capture window around each test's call (registered by :func:`_capture`)."""
+    """The capture window around each test's call, and the query series it records (registered
+    by :func:`_capture`)."""
 
-    @pytest.hookimpl(wrapper=True, trylast=True)
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        """Capture the test body's commands, then record the query series *before* the core's
-        ``pytest_runtest_call`` wrapper judges the budgets (both are ``trylast``; this one is
-        registered after the core's, by :func:`_capture`, so it runs inside it)."""
+        """Capture the test body's commands (the window closes when the body ends)."""
         if not _needs_capture(item):
             return (yield)
         state = _state(item.config)
@@ -392,13 +397,27 @@ class _Capture:
             from .capture import QueryLog
 
             item.stash[LOG] = QueryLog()
-        log = item.stash[LOG]
-        state.hub.arm(log)
+        item.stash[_WINDOW] = backend
+        state.hub.arm(item.stash[LOG])
         try:
             return (yield)
         finally:
             state.hub.disarm()
-            _after_body(item, state, backend, log.records)
+
+    def pytest_perfgate_record(self, item: pytest.Item) -> None:
+        """The test's query series, evidence and report section, before its budgets are judged
+        (the core calls this once the body has run, inside or outside the window's wrapper)."""
+        backend = item.stash.get(_WINDOW, None)
+        if backend is None:
+            return
+        del item.stash[_WINDOW]
+        state = _state(item.config)
+        state.hub.disarm()  # explain and index reads are not the test's commands
+        _after_body(item, state, backend, item.stash[LOG].records)
+
+
+#: the backend of a test whose capture window opened (its series are recorded once)
+_WINDOW: pytest.StashKey[backend_mod.Backend] = pytest.StashKey()
 
 
 def _after_body(
@@ -432,7 +451,9 @@ def _after_body(
         repeat_threshold=_repeat_threshold(item, state),
         explain_limit=state.settings.explain_limit,
     )
-    recorder = core._recorder(item)
+    from .._tracking import recorder as recorder_of
+
+    recorder = recorder_of(item)
     recorder.set_series(Series("queries", Kind.COUNT, (float(result.queries),), source="mongo"))
     if result.docs_examined is not None:
         recorder.set_series(Series("docs_examined", Kind.COUNT, (float(result.docs_examined),), source="explain"))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .. import plugin as core
+from .. import _state as core
 from ..errors import RaceError
 from .options import RACE_OPTIONS, REPLAY_HELP, replay_token
 
@@ -84,7 +84,9 @@ def race(request: pytest.FixtureRequest) -> Iterator[Race]:
         replay_command=_replay_command(item),
     )
     item.stash[RACE] = fixture
-    core.track(config)  # the core's per-test hooks put the race reports into the results
+    from .._tracking import track
+
+    track(config)  # the core's per-test hooks ask for the race reports (pytest_perfgate_record)
     if core.register_once(config, _REPORTS, _RaceReports):  # per-test hooks only in sessions that race
         _summarise(config)
     yield fixture
@@ -97,19 +99,27 @@ _REPORTS = "perfgate-race-reports"
 
 
 class _RaceReports:
-    """Puts a test's race reports on its report (registered when a race fixture is first used)."""
+    """A test's race reports: in its record, on its report (registered when a race fixture is
+    first used)."""
+
+    def pytest_perfgate_record(self, item: pytest.Item) -> None:
+        fixture = item.stash.get(RACE, None)
+        if fixture is None or not fixture.reports:
+            return
+        from .._tracking import recorder
+
+        evidence = [report.evidence() for report in fixture.reports]
+        recorder(item).evidence["race"] = evidence
+        # also a user property: it reaches JUnit XML, and this plugin's summary across pytest-xdist
+        item.user_properties.append((PROPERTY, json.dumps(evidence, sort_keys=True)))
+        item.add_report_section("call", "perfgate race", "\n".join(r.summary() for r in fixture.reports))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        return (yield from _make_report(item, call))
+        return (yield from _make_report(call))
 
 
-def _make_report(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-    fixture = item.stash.get(RACE, None)
-    if call.when == "call" and fixture is not None and fixture.reports:
-        evidence = [report.evidence() for report in fixture.reports]
-        item.user_properties.append((PROPERTY, json.dumps(evidence, sort_keys=True)))
-        item.add_report_section("call", "perfgate race", "\n".join(r.summary() for r in fixture.reports))
+def _make_report(call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report: pytest.TestReport = yield
     runner = sys.modules.get("pytest_perfgate.race.runner")  # loaded if any race ran at all
     excinfo = call.excinfo
