@@ -245,6 +245,8 @@ def record_unit(label: str) -> tuple[Kind, float] | None:
     neither a unit nor clearly free-form and raises :class:`UnitError`; anything else
     (``"requests"``, ``"items"``, ``"MB/s"``) is a free-form label (None).
     """
+    if not isinstance(label, str):
+        raise UnitError(f"unit {shown(label)} is not a string; accepted: {_RECORD_UNITS_TEXT}, or a free-form label")
     unit = label.strip()
     for kind in (Kind.TIME, Kind.SIZE, Kind.RATE, Kind.RATIO):
         factor = _factor(unit, kind)
