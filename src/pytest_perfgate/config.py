@@ -11,6 +11,7 @@ import fnmatch
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,14 @@ from .units import Kind, parse_threshold
 GATE_STATISTICS = ("min", "mean", "median", "p90", "p95", "p99", "max")
 #: the top-level sections of ``perfgate.yml``
 SECTIONS = ("kpis", "metrics", "gate")
+
+
+class Correction(str, Enum):
+    """How the gate controls false alarms over a whole suite (see :func:`pytest_perfgate.stats.adjust`)."""
+
+    HOLM = "holm"  # the family-wise error rate
+    BH = "bh"  # the false discovery rate (Benjamini-Hochberg)
+    NONE = "none"  # each test on its own
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,8 @@ class GateSettings:
     min_effect: float = 0.03
     #: a significant drop of at least this much is reported as an improvement (0 < x < 1)
     min_improvement: float = 0.05
-    #: suite-level control of the false-positive rate: holm (family-wise), bh (false discovery), none
-    correction: str = "holm"
+    #: suite-level control of the false-positive rate
+    correction: Correction = Correction.HOLM
     #: with fewer baseline runs the run-to-run spread is not measured but assumed (conservative)
     min_baseline_runs: int = 3
     #: run-to-run spread assumed when the baseline has too few runs to measure it
@@ -271,7 +280,6 @@ _GATE_KEYS = (
     "assumed_spread",
     "confidence",
 )
-GATE_CORRECTIONS = ("holm", "bh", "none")
 
 
 def _parse_gate(raw: Any, path: str) -> GateSettings:
@@ -323,13 +331,14 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
                 f"warn_regression ({warn_o:.0%}) is above max_regression{whose} ({max_o:.0%})", path=path, key=key
             )
         overrides.append(GateOverride(match=item["match"], **levels))
-    correction = str(body.get("correction", defaults.correction)).lower()
-    if correction not in GATE_CORRECTIONS:
+    try:
+        correction = Correction(str(body["correction"]).lower()) if "correction" in body else defaults.correction
+    except ValueError:
         raise ConfigError(
-            f"unknown correction {body.get('correction')!r}; accepted: {', '.join(GATE_CORRECTIONS)}",
+            f"unknown correction {body.get('correction')!r}; accepted: {', '.join(c.value for c in Correction)}",
             path=path,
             key="gate.correction",
-        )
+        ) from None
     min_runs = body.get("min_baseline_runs", defaults.min_baseline_runs)
     if isinstance(min_runs, bool) or not isinstance(min_runs, int) or min_runs < 2:
         raise ConfigError(

@@ -213,10 +213,12 @@ def parse_ratio(raw: object, *, upper: float | None = None) -> float:
 
 
 def parse_duration(raw: object) -> float:
+    """Seconds from ``"250ms"``, ``"1h30m"`` or a number of seconds."""
     return parse(raw, Kind.TIME)
 
 
 def parse_size(raw: object) -> float:
+    """Bytes from ``"50MB"``, ``"1.5GiB"`` or a number of bytes."""
     return parse(raw, Kind.SIZE)
 
 
