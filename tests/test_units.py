@@ -246,3 +246,10 @@ def test_record_unit_agrees_with_parse(label: str) -> None:
         assert parsed == []
     else:
         assert parsed and parsed[0] == (known[0], pytest.approx(known[1]))
+
+
+@given(
+    hours=st.integers(0, 99), minutes=st.integers(0, 59), seconds=st.integers(0, 59), space=st.sampled_from(["", " "])
+)
+def test_durations_in_parts_add_up(hours: int, minutes: int, seconds: int, space: str) -> None:
+    assert parse(f"{hours}h{space}{minutes}m{space}{seconds}s", Kind.TIME) == 3600 * hours + 60 * minutes + seconds
