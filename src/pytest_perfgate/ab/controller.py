@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._procs import read_log, spawn, stop_group, tail
 from ..errors import AbError, PerfgateError
 from ..model import RunResult, load_results
 from . import worktree as wt
@@ -171,28 +172,21 @@ class Worker:
         return Round(int(reply["ns"]), int(reply.get("switches", 0)), int(reply.get("cpu_ns", -1)))
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace").rstrip()
-        except OSError:
+        text = read_log(self.log)
+        if text is None:
             return ""
-        tail = "\n".join(text.splitlines()[-lines:])
+        last = tail(text, lines)
         hint = ""
         if "unrecognized arguments: --perfgate-save" in text:
             hint = (
                 "\n(perfgate's pytest plugin is not registered in this environment: pytest-perfgate must be "
                 "installed (pip install pytest-perfgate), not only importable from PYTHONPATH)"
             )
-        return f"; its output ends with:\n{tail}{hint}" if tail else hint
+        return f"; its output ends with:\n{last}{hint}" if last else hint
 
     def kill(self) -> None:
         """Kill the worker's whole process group (it and anything it started)."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.process.kill()
-        with suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
+        stop_group(self.process, grace=0)
         self.channel.close()
 
 
@@ -218,15 +212,13 @@ def start_worker(
     worker_env = {**env, ENV_FDS: f"{to_worker_r},{from_worker_w}", ENV_SIDE: side}
     with open(log, "wb") as output:
         try:
-            process = subprocess.Popen(
+            process = spawn(
                 command,
+                feature="perfgate ab (its workers run in their own process groups)",
+                output=output,
                 cwd=cwd,
                 env=worker_env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
                 pass_fds=(to_worker_r, from_worker_w),
-                start_new_session=True,
             )
         finally:
             os.close(to_worker_r)
@@ -235,7 +227,7 @@ def start_worker(
         try:
             os.sched_setaffinity(process.pid, {cpu})
         except OSError as exc:
-            os.killpg(process.pid, signal.SIGKILL)
+            stop_group(process, grace=0)
             raise AbError(f"cannot pin the {side} worker to CPU {cpu}: {exc}") from None
     return Worker(side, process, Channel(from_worker_r, to_worker_w), log)
 
