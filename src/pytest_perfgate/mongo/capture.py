@@ -4,10 +4,11 @@ pymongo's ``CommandListener`` (real servers) or from wrapped mongomock methods.
 Pure (no pytest). pymongo and mongomock are imported lazily, only when capture is installed.
 
 Recording is *armed* only for a window (the test body); outside it every hook is a cheap
-pass-through. Patching of mongomock is composable and reversible: the wrappers call whatever
-was there before (another tool's wrapper included), and :meth:`MongomockCapture.uninstall`
-restores the previous attribute, or, when someone wrapped on top of ours since, turns ours into a
-pure pass-through instead of tearing their wrapper off.
+pass-through. Patching of mongomock (:mod:`pytest_perfgate._patch`, shared with the race interception) is
+composable and reversible: the wrappers call whatever was there before (another tool's wrapper
+included), and :meth:`MongomockCapture.uninstall` restores the previous attribute, or, when
+someone wrapped on top of ours since, turns ours into a pure pass-through instead of tearing
+their wrapper off.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._patch import Patches, method_wrapper
 from ..instrumented import own_calls
 from . import shapes
 
@@ -453,7 +455,7 @@ class MongomockCapture:
     def __init__(self, hub: CaptureHub) -> None:
         self.hub = hub
         self._local = threading.local()
-        self._patched: list[tuple[type, str, Any, Any]] = []
+        self._patches = Patches()
         self._enabled = False
 
     # a call made inside another captured call (find_one -> find -> next) is not a new command
@@ -496,35 +498,29 @@ class MongomockCapture:
             )
 
     def _wrap_method(self, name: str, original: Any, builder: Builder) -> Any:
-        capture = self
-
-        @functools.wraps(original)
-        def wrapper(coll: Any, *args: Any, **kwargs: Any) -> Any:
-            if not capture._outer():
+        def call(original: Callable[..., Any], coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if not self._outer():
                 return original(coll, *args, **kwargs)
-            location = capture.hub.location()
+            location = self.hub.location()
             if name == "insert_many" and args and not isinstance(args[0], list):
                 args = (list(args[0]), *args[1:])  # an iterator must survive being read twice
             try:
-                result, elapsed = capture._timed(lambda: original(coll, *args, **kwargs))
+                result, elapsed = self._timed(lambda: original(coll, *args, **kwargs))
             except Exception as exc:
-                capture._emit_all(coll, builder(coll, args, kwargs, None), 0.0, location, error=repr(exc))
+                self._emit_all(coll, builder(coll, args, kwargs, None), 0.0, location, error=repr(exc))
                 raise
-            capture._emit_all(coll, builder(coll, args, kwargs, result), elapsed, location)
+            self._emit_all(coll, builder(coll, args, kwargs, result), elapsed, location)
             return result
 
-        return wrapper
+        return method_wrapper(original, call)
 
     def _wrap_next(self, original: Any) -> Any:
-        capture = self
-
-        @functools.wraps(original)
-        def wrapper(cursor: Any) -> Any:
+        def call(original: Callable[..., Any], cursor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             # pymongo sends ``find`` when a cursor is first iterated; mongomock computes then too
-            if not capture._outer() or cursor.__dict__.get("_perfgate_sent"):
+            if not self._outer() or cursor.__dict__.get("_perfgate_sent"):
                 return original(cursor)
             cursor.__dict__["_perfgate_sent"] = True
-            location = capture.hub.location()
+            location = self.hub.location()
             exhausted = False
 
             def first() -> Any:
@@ -535,13 +531,13 @@ class MongomockCapture:
                     exhausted = True
                     return None
 
-            doc, elapsed = capture._timed(first)
-            capture._emit_all(cursor.collection, [_cursor_command(cursor)], elapsed, location)
+            doc, elapsed = self._timed(first)
+            self._emit_all(cursor.collection, [_cursor_command(cursor)], elapsed, location)
             if exhausted:
                 raise StopIteration
             return doc
 
-        return wrapper
+        return method_wrapper(original, call)
 
     def install(self) -> None:
         if self._enabled:
@@ -549,28 +545,17 @@ class MongomockCapture:
         import mongomock.collection as mc
 
         for name, builder in COLLECTION_BUILDERS.items():
-            original = mc.Collection.__dict__.get(name)
-            if original is not None:
-                self._patch(mc.Collection, name, self._wrap_method(name, original, builder))
+            self._patches.wrap(mc.Collection, name, functools.partial(self._wrap_method, name, builder=builder))
         next_original = mc.Cursor.__dict__.get("__next__")
-        if next_original is not None:
-            wrapped = self._wrap_next(next_original)
-            self._patch(mc.Cursor, "__next__", wrapped)
-            if mc.Cursor.__dict__.get("next") is next_original:
-                self._patch(mc.Cursor, "next", wrapped)
+        wrapped = self._patches.wrap(mc.Cursor, "__next__", self._wrap_next)
+        if wrapped is not None and mc.Cursor.__dict__.get("next") is next_original:
+            self._patches.put(mc.Cursor, "next", wrapped)
         self._enabled = True
-
-    def _patch(self, cls: type, name: str, wrapper: Any) -> None:
-        self._patched.append((cls, name, cls.__dict__[name], wrapper))
-        setattr(cls, name, wrapper)
 
     def uninstall(self) -> None:
         """Restore what was there; a wrapper someone put on top of ours stays and calls through."""
         self._enabled = False
-        for cls, name, original, wrapper in reversed(self._patched):
-            if cls.__dict__.get(name) is wrapper:
-                setattr(cls, name, original)
-        self._patched.clear()
+        self._patches.restore()
 
 
 def _cursor_command(cursor: Any) -> tuple[str, dict[str, Any], int | None]:
