@@ -361,29 +361,16 @@ def start_docker(settings: MongoSettings, hub: CaptureHub) -> Backend:
         ) from None
     try:
         host, port = container.get_container_host_ip(), container.get_exposed_port(27017)
-        if settings.replset:
-            uri = f"mongodb://{host}:{port}/?directConnection=true"
-            backend = _wait_connect(
-                "docker",
-                uri,
-                hub,
-                settings,
-                deadline=time.monotonic() + settings.start_timeout,
-                alive=lambda: None,
-                logs=lambda: _container_logs(container),
-                replset_host="localhost:27017",
-            )
-        else:
-            uri = container.get_connection_url()
-            backend = _wait_connect(
-                "docker",
-                uri,
-                hub,
-                settings,
-                deadline=time.monotonic() + settings.start_timeout,
-                alive=lambda: None,
-                logs=lambda: _container_logs(container),
-            )
+        uri = f"mongodb://{host}:{port}/?directConnection=true" if settings.replset else container.get_connection_url()
+        backend = _wait_connect(
+            "docker",
+            uri,
+            hub,
+            settings,
+            alive=lambda: None,
+            logs=lambda: _container_logs(container),
+            replset_host="localhost:27017" if settings.replset else None,
+        )
     except BaseException:
         container.stop()
         raise
@@ -468,7 +455,6 @@ def start_mongod(path: str, settings: MongoSettings, hub: CaptureHub) -> Backend
             uri,
             hub,
             settings,
-            deadline=time.monotonic() + settings.start_timeout,
             alive=alive,
             logs=logs,
             port=port,
@@ -494,13 +480,14 @@ def _wait_connect(
     hub: CaptureHub,
     settings: MongoSettings,
     *,
-    deadline: float,
     alive: Callable[[], str | None],
     logs: Callable[[], str],
     port: int | None = None,
     replset_host: str | None = None,
 ) -> Backend:
-    """Wait until the server at ``uri`` answers, failing early (with its log tail) if it died."""
+    """Wait until the server at ``uri`` answers (``settings.start_timeout`` at most), failing early
+    (with its log tail) if it died."""
+    deadline = time.monotonic() + settings.start_timeout
     last = "no answer yet"
     while True:
         died = alive()
