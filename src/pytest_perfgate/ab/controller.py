@@ -34,7 +34,7 @@ from .protocol import (
     ChannelClosed,
     ChannelTimeout,
 )
-from .schedule import BASE, CURRENT, SIDES, PairedSettings, PairedTest, Round, measure_paired
+from .schedule import SIDES, PairedSettings, PairedTest, Round, Side, Stopped, measure_paired
 
 #: the problem of a test that requested perf or benchmark and passed on both sides without calling it
 NOT_CALLED = "passed without calling perf or benchmark: nothing was timed"
@@ -44,7 +44,7 @@ STARTUP_TIMEOUT = 120.0
 
 @dataclass(frozen=True)
 class AbOptions:
-    base: str
+    base: str  # the base side's git revision
     pytest_args: tuple[str, ...] = ()
     cpu: int | None = None
     pythonpath: tuple[str, ...] | None = None  # None: "src" when the tree has one
@@ -74,7 +74,7 @@ class AbOptions:
 class RoundFailed(AbError):
     """The timed call raised on one side in a measured round (or in calibration)."""
 
-    def __init__(self, side: str, message: str, where: str) -> None:
+    def __init__(self, side: Side, message: str, where: str) -> None:
         super().__init__(f"{message} (in {where}, after a first call that passed)")
         self.side = side
 
@@ -83,8 +83,8 @@ class RoundFailed(AbError):
 class AbRun:
     """The outcome of ``perfgate ab``: every test's paired measurement (or why there is none)."""
 
-    base: str
-    base_commit: str
+    revision: str  # the base side's git revision, as given
+    commit: str  # ... resolved
     tests: list[PairedTest] = field(default_factory=list)
     base_run: RunResult | None = None
     current_run: RunResult | None = None
@@ -96,7 +96,7 @@ class AbRun:
 
     @property
     def subject(self) -> str:
-        return f"{self.base} ({self.base_commit[:10]})"
+        return f"{self.revision} ({self.commit[:10]})"
 
 
 def choose_cpu(requested: int | None) -> tuple[int | None, str]:
@@ -118,7 +118,7 @@ def choose_cpu(requested: int | None) -> tuple[int | None, str]:
 class Worker:
     """One pytest worker process and its channel."""
 
-    def __init__(self, side: str, process: subprocess.Popen[bytes], channel: Channel, log: Path) -> None:
+    def __init__(self, side: Side, process: subprocess.Popen[bytes], channel: Channel, log: Path) -> None:
         self.side = side
         self.process = process
         self.channel = channel
@@ -191,7 +191,7 @@ class Worker:
 
 
 def start_worker(
-    side: str, cwd: Path, args: Sequence[str], env: dict[str, str], cpu: int | None, log: Path, results: Path
+    side: Side, cwd: Path, args: Sequence[str], env: dict[str, str], cpu: int | None, log: Path, results: Path
 ) -> Worker:
     to_worker_r, to_worker_w = os.pipe()
     from_worker_r, from_worker_w = os.pipe()
@@ -209,7 +209,7 @@ def start_worker(
         # after the user's arguments, so that this results file wins over one they gave
         f"--perfgate-save={results}",
     ]
-    worker_env = {**env, ENV_FDS: f"{to_worker_r},{from_worker_w}", ENV_SIDE: side}
+    worker_env = {**env, ENV_FDS: f"{to_worker_r},{from_worker_w}", ENV_SIDE: side.value}
     with open(log, "wb") as output:
         try:
             process = spawn(
@@ -277,26 +277,28 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
             if cpu is not None
             else f"perfgate ab: base {run.subject}, current working tree; workers not pinned"
         )
-        base_root = stack.enter_context(wt.worktree(root, commit, keep=options.keep_worktree))
+        base_tree = stack.enter_context(wt.worktree(root, commit, keep=options.keep_worktree))
         if options.keep_worktree:
-            run.notices.append(f"the base worktree is kept at {base_root} (remove it with git worktree remove)")
+            run.notices.append(f"the base worktree is kept at {base_tree} (remove it with git worktree remove)")
         env = dict(os.environ)
         env["PYTHONHASHSEED"] = options.hashseed
         env.pop(ENV_FDS, None)
-        workers: dict[str, Worker] = {}
+        workers: dict[Side, Worker] = {}
         stack.callback(_kill_all, workers)
-        pair = _Pair(options, run, {CURRENT: root, BASE: base_root}, cwd.relative_to(root), env, scratch, workers)
-        collected = {CURRENT: pair.start(CURRENT, 1)}
-        if not collected[CURRENT]["nodeids"]:
-            pair.stop_empty(CURRENT)
-        files = [*collected[CURRENT]["files"], *options.overlay]  # the current tests go over the base tree
+        pair = _Pair(
+            options, run, {Side.CURRENT: root, Side.BASE: base_tree}, cwd.relative_to(root), env, scratch, workers
+        )
+        collected = {Side.CURRENT: pair.start(Side.CURRENT, 1)}
+        if not collected[Side.CURRENT]["nodeids"]:
+            pair.stop_empty(Side.CURRENT)
+        files = [*collected[Side.CURRENT]["files"], *options.overlay]  # the current tests go over the base tree
         config = _perfgate_config(cwd, root)
-        copied = wt.overlay([*files, *([config] if config else [])], root, base_root)
+        copied = wt.overlay([*files, *([config] if config else [])], root, base_tree)
         say(f"perfgate ab: {len(copied)} current test file(s) laid over the base revision")
         if options.install:
             say(f"perfgate ab: install step in the base tree: {options.install}")
-            wt.run_install(options.install, base_root, env, options.install_timeout)
-        collected[BASE] = pair.start(BASE, 1)
+            wt.run_install(options.install, base_tree, env, options.install_timeout)
+        collected[Side.BASE] = pair.start(Side.BASE, 1)
         order = _plan(run, collected)
         for side in SIDES:
             workers[side].send("run", nodeids=order)
@@ -304,8 +306,8 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
         run.tests += _drive(run, workers, order, options, deadline, say, live)
         if not run.incomplete:
             pair.finish(1)
-            run.current_run = _load(scratch / f"{CURRENT}-1.json", run, CURRENT)
-            run.base_run = _load(scratch / f"{BASE}-1.json", run, BASE)
+            run.current_run = _load(scratch / f"{Side.CURRENT}-1.json", run, Side.CURRENT)
+            run.base_run = _load(scratch / f"{Side.BASE}-1.json", run, Side.BASE)
         for number in range(2, 2 + options.confirm_pairs):
             flagged = [
                 t.nodeid for t in run.tests if _needs_confirming(t, options.confirm_above, options.confirm_verdict_at)
@@ -317,7 +319,7 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
                 f"in a fresh pair of workers (pair {number} of at most {1 + options.confirm_pairs})"
             )
             _kill_all(workers)
-            for side in (CURRENT, BASE):
+            for side in (Side.CURRENT, Side.BASE):
                 pair.start(side, number)
                 workers[side].send("run", nodeids=flagged)
             again = {t.nodeid: t for t in _drive(run, workers, flagged, options, deadline, say, live)}
@@ -370,24 +372,24 @@ class _Pair:
         self,
         options: AbOptions,
         run: AbRun,
-        trees: dict[str, Path],
+        trees: dict[Side, Path],
         relative: Path,
         env: dict[str, str],
         scratch: Path,
-        workers: dict[str, Worker],
+        workers: dict[Side, Worker],
     ) -> None:
         self.options, self.run, self.trees, self.relative = options, run, trees, relative
         self.env, self.scratch, self.workers = env, scratch, workers
         self.padding = random.Random()
 
-    def start(self, side: str, number: int) -> dict[str, Any]:
+    def start(self, side: Side, number: int) -> dict[str, Any]:
         """Start ``side``'s worker of pair ``number``; what it collected."""
         tree = self.trees[side]
         side_env = dict(self.env)
         paths = wt.import_paths(tree, self.options.pythonpath)
         _check_no_other_perfgate(side, paths)
         side_env["PYTHONPATH"] = wt.pythonpath(paths, self.env)
-        side_env[ENV_FOREIGN] = str(self.trees[BASE if side == CURRENT else CURRENT])
+        side_env[ENV_FOREIGN] = str(self.trees[side.other])
         # the environment's size moves the initial stack, and with it the alignment of what the process
         # does: a random size per worker turns that fixed offset of a pair into noise between pairs
         side_env[ENV_PAD] = "x" * self.padding.randrange(4096)
@@ -417,7 +419,7 @@ class _Pair:
             raise AbError(f"pytest on the {side} side stopped before running any test: {self.pytest_said(side)}")
         if collected["type"] != "collected":
             raise AbError(f"the {side} worker sent {collected['type']!r} before its collection")
-        if number == 1 and side == CURRENT:
+        if number == 1 and side == Side.CURRENT:
             for lifted in collected.get("lifted", ()):
                 self.run.notices.append(
                     f"{lifted} is lifted in the paired workers: a test's rounds would be killed midway; "
@@ -425,14 +427,14 @@ class _Pair:
                 )
         return collected
 
-    def pytest_said(self, side: str) -> str:
+    def pytest_said(self, side: Side) -> str:
         """pytest's own last words on ``side`` (its worker has ended or is ending)."""
         worker = self.workers[side]
         with suppress(subprocess.TimeoutExpired):
             worker.process.wait(timeout=STARTUP_TIMEOUT)
         return pytest_words(worker.log, worker.process.returncode)
 
-    def stop_empty(self, side: str) -> None:
+    def stop_empty(self, side: Side) -> None:
         """``side`` collected no test: let its session end, and stop with pytest's words."""
         self.workers[side].send("run", nodeids=[])
         with suppress(AbError):
@@ -448,9 +450,8 @@ class _Pair:
                 self.run.notices.append(f"the {side} worker did not finish cleanly: {exc}")
                 continue
             if finished.get("foreign") and number == 1:
-                other = "current" if side == BASE else "base"
                 self.run.notices.append(
-                    f"the {side} side imported code from the {other} tree, so part of this comparison may "
+                    f"the {side} side imported code from the {side.other} tree, so part of this comparison may "
                     f"measure the same code twice: {', '.join(finished['foreign'][:5])}; check --pythonpath"
                 )
 
@@ -472,7 +473,7 @@ def pytest_words(log: Path, code: int | None) -> str:
     return f"{text} (exit code {code})" if code is not None else text
 
 
-def _check_no_other_perfgate(side: str, paths: Sequence[str]) -> None:
+def _check_no_other_perfgate(side: Side, paths: Sequence[str]) -> None:
     """Both workers must run this perfgate (its worker plugin and protocol), not one on a path."""
     running = Path(__file__).resolve().parents[1]
     for path in paths:
@@ -484,7 +485,7 @@ def _check_no_other_perfgate(side: str, paths: Sequence[str]) -> None:
             )
 
 
-def _kill_all(workers: dict[str, Worker]) -> None:
+def _kill_all(workers: dict[Side, Worker]) -> None:
     for worker in workers.values():
         worker.kill()
 
@@ -496,27 +497,30 @@ def _perfgate_config(cwd: Path, root: Path) -> str | None:
     return str(found) if found else None
 
 
-def _plan(run: AbRun, collected: dict[str, dict[str, Any]]) -> list[str]:
+def _plan(run: AbRun, collected: dict[Side, dict[str, Any]]) -> list[str]:
     """Tests on both sides, in the current side's order; the others reported as new or missing."""
-    current, base = collected[CURRENT]["nodeids"], collected[BASE]["nodeids"]
+    current, base = collected[Side.CURRENT]["nodeids"], collected[Side.BASE]["nodeids"]
     on_base = set(base)
     on_current = set(current)
-    for side, errors in ((BASE, collected[BASE]["errors"]), (CURRENT, collected[CURRENT]["errors"])):
+    for side, errors in (
+        (Side.BASE, collected[Side.BASE]["errors"]),
+        (Side.CURRENT, collected[Side.CURRENT]["errors"]),
+    ):
         for error in errors:
             last = (error["message"].strip().splitlines() or ["?"])[-1].removeprefix("E").strip()
             run.notices.append(f"collection error on the {side} side in {error['nodeid']}: {last}")
     for nodeid in current:
         if nodeid not in on_base:
-            run.tests.append(PairedTest(nodeid, only=CURRENT, problem="not on the base side (a new test)"))
+            run.tests.append(PairedTest(nodeid, only=Side.CURRENT, problem="not on the base side (a new test)"))
     for nodeid in base:
         if nodeid not in on_current:
-            run.tests.append(PairedTest(nodeid, only=BASE, problem="not on the current side (removed or renamed)"))
+            run.tests.append(PairedTest(nodeid, only=Side.BASE, problem="not on the current side (removed or renamed)"))
     return [nodeid for nodeid in current if nodeid in on_base]
 
 
 def _drive(
     run: AbRun,
-    workers: dict[str, Worker],
+    workers: dict[Side, Worker],
     order: list[str],
     options: AbOptions,
     deadline: float | None,
@@ -547,7 +551,7 @@ def _drive(
             break
         say(f"[{index + 1:>{width}}/{len(order)}] {nodeid}: {_summary(test)}")
         tests.append(test)
-        if test.stopped == "time limit" and deadline is not None and limit < options.test_timeout:
+        if test.stopped is Stopped.TIME_LIMIT and deadline is not None and limit < options.test_timeout:
             # the whole-run limit, not the test's own, cut this test short: the run is not complete
             run.incomplete = _limit_reached(options, nodeid)
             tests += _not_run(order[index + 1 :], run.incomplete)
@@ -563,13 +567,12 @@ def _not_run(nodeids: Sequence[str], why: str) -> list[PairedTest]:
     return [PairedTest(n, problem="not run: " + why) for n in nodeids]
 
 
-#: why a test's rounds stopped, as the progress line says it
+#: why a test's rounds stopped, as the progress line says it (nothing when it had its time)
 STOPPED = {
-    "time": "",
-    "blocks": "the most blocks",
-    "disturbed": "twice the time: too few undisturbed blocks",
-    "wall time": "the wall-clock cap: the untimed part of each round (setup, messages) dominates",
-    "time limit": "cut short at the test's time limit",
+    Stopped.BLOCKS: "the most blocks",
+    Stopped.DISTURBED: "twice the time: too few undisturbed blocks",
+    Stopped.WALL_TIME: "the wall-clock cap: the untimed part of each round (setup, messages) dominates",
+    Stopped.TIME_LIMIT: "cut short at the test's time limit",
 }
 
 
@@ -585,23 +588,23 @@ def _summary(test: PairedTest) -> str:
         notes.append(f"{left_out} disturbed left out")
     if test.disturbed_kept:
         notes.append(f"{test.disturbed_kept} disturbed judged{' (corrected)' if test.disturbed_corrected else ''}")
-    if STOPPED.get(test.stopped):
+    if test.stopped in STOPPED:
         notes.append(f"stopped at {STOPPED[test.stopped]}")
     extra = f"; {'; '.join(notes)}" if notes else ""
     return f"{ratio:+.1%} over {test.blocks} blocks of 4 rounds x {test.loops} loop(s) ({test.elapsed:.1f}s{extra})"
 
 
 def _one_test(
-    nodeid: str, workers: dict[str, Worker], options: AbOptions, limit: float, live: Progress | None, prefix: str
+    nodeid: str, workers: dict[Side, Worker], options: AbOptions, limit: float, live: Progress | None, prefix: str
 ) -> PairedTest:
-    state: dict[str, dict[str, Any]] = {}
+    state: dict[Side, dict[str, Any]] = {}
     for side in SIDES:
         state[side] = _until(workers[side], nodeid, ("ready", "end"))
     ready = [side for side in SIDES if state[side]["type"] == "ready"]
     test = PairedTest(nodeid)
     broke = ""
     if len(ready) == 2:
-        settings = state[CURRENT]["settings"]
+        settings = state[Side.CURRENT]["settings"]
         paired = PairedSettings(
             min_blocks=options.min_blocks,
             max_time=options.max_time if options.max_time is not None else float(settings["max_time"]),
@@ -641,7 +644,7 @@ def _one_test(
     if problems:
         return replace(test, problem="; ".join(problems))
     if not ready:
-        end = ends[CURRENT] if ends[CURRENT].get("untimed") else ends[BASE]
+        end = ends[Side.CURRENT] if ends[Side.CURRENT].get("untimed") else ends[Side.BASE]
         return replace(test, problem=end.get("untimed") or NOT_CALLED, optional=bool(end.get("by_choice")))
     if len(ready) == 1:
         return replace(test, problem=f"timed on the {ready[0]} side only (the other passed without a timed call)")
@@ -660,7 +663,7 @@ def _until(worker: Worker, nodeid: str, kinds: tuple[str, ...]) -> dict[str, Any
             raise AbError(f"the {worker.side} worker is at {message.get('nodeid')} while {nodeid} was expected")
 
 
-def _load(path: Path, run: AbRun, side: str) -> RunResult | None:
+def _load(path: Path, run: AbRun, side: Side) -> RunResult | None:
     try:
         return load_results(path)
     except PerfgateError as exc:
