@@ -18,9 +18,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+#: the positional and keyword arguments of a wrapped call: the caller's, anything
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
 #: ``hook(original, self, args, kwargs)``: what a wrapper does in place of ``original(self, ...)``
-Hook = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
-AsyncHook = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+Hook = Callable[[Callable[..., Any], Any, Args, Kwargs], Any]
+AsyncHook = Callable[[Callable[..., Any], Any, Args, Kwargs], Awaitable[Any]]
 
 
 def method_wrapper(original: Callable[..., Any], hook: Hook, async_hook: AsyncHook | None = None) -> Callable[..., Any]:

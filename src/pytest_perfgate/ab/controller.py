@@ -33,6 +33,7 @@ from .protocol import (
     Channel,
     ChannelClosed,
     ChannelTimeout,
+    Message,
 )
 from .schedule import SIDES, PairedSettings, PairedTest, Round, Side, Stopped, measure_paired
 
@@ -125,7 +126,7 @@ class Worker:
         self.log = log
         self.timeout = STARTUP_TIMEOUT
 
-    def receive(self, timeout: float | None = None) -> dict[str, Any]:
+    def receive(self, timeout: float | None = None) -> Message:
         try:
             return self.channel.receive(self.timeout if timeout is None else timeout)
         except ChannelClosed:
@@ -137,7 +138,7 @@ class Worker:
                 f"(it hangs: killed){self.log_tail()}"
             ) from None
 
-    def expect(self, kind: str, timeout: float | None = None) -> dict[str, Any]:
+    def expect(self, kind: str, timeout: float | None = None) -> Message:
         message = self.receive(timeout)
         if message["type"] == "failed":
             raise RoundFailed(self.side, str(message.get("message", "")), str(message.get("where", "a round")))
@@ -146,7 +147,7 @@ class Worker:
         return message
 
     @staticmethod
-    def _what(message: dict[str, Any]) -> str:
+    def _what(message: Message) -> str:
         kind = message["type"]
         if kind == "end":
             return f"its test {message.get('nodeid')} ended ({message.get('outcome')}: {message.get('message')})"
@@ -382,7 +383,7 @@ class _Pair:
         self.env, self.scratch, self.workers = env, scratch, workers
         self.padding = random.Random()
 
-    def start(self, side: Side, number: int) -> dict[str, Any]:
+    def start(self, side: Side, number: int) -> Message:
         """Start ``side``'s worker of pair ``number``; what it collected."""
         tree = self.trees[side]
         side_env = dict(self.env)
@@ -497,7 +498,7 @@ def _perfgate_config(cwd: Path, root: Path) -> str | None:
     return str(found) if found else None
 
 
-def _plan(run: AbRun, collected: dict[Side, dict[str, Any]]) -> list[str]:
+def _plan(run: AbRun, collected: dict[Side, Message]) -> list[str]:
     """Tests on both sides, in the current side's order; the others reported as new or missing."""
     current, base = collected[Side.CURRENT]["nodeids"], collected[Side.BASE]["nodeids"]
     on_base = set(base)
@@ -597,7 +598,7 @@ def _summary(test: PairedTest) -> str:
 def _one_test(
     nodeid: str, workers: dict[Side, Worker], options: AbOptions, limit: float, live: Progress | None, prefix: str
 ) -> PairedTest:
-    state: dict[Side, dict[str, Any]] = {}
+    state: dict[Side, Message] = {}
     for side in SIDES:
         state[side] = _until(workers[side], nodeid, ("ready", "end"))
     ready = [side for side in SIDES if state[side]["type"] == "ready"]
@@ -651,7 +652,7 @@ def _one_test(
     return test
 
 
-def _until(worker: Worker, nodeid: str, kinds: tuple[str, ...]) -> dict[str, Any]:
+def _until(worker: Worker, nodeid: str, kinds: tuple[str, ...]) -> Message:
     """The next message of one of ``kinds`` about ``nodeid``."""
     while True:
         message = worker.receive()

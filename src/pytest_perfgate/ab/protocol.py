@@ -18,6 +18,9 @@ from typing import Any
 
 from ..errors import AbError
 
+#: one JSON line decoded: ``type`` says which message, the other keys are its fields
+Message = dict[str, Any]
+
 PROTOCOL_VERSION = 3
 
 #: environment variables the controller sets for a worker
@@ -53,7 +56,7 @@ class Channel:
         except (BrokenPipeError, ValueError, OSError) as exc:
             raise ChannelClosed(f"the other side closed the channel ({exc})") from None
 
-    def receive(self, timeout: float | None = None) -> dict[str, Any]:
+    def receive(self, timeout: float | None = None) -> Message:
         deadline = None if timeout is None else time.monotonic() + timeout
         while b"\n" not in self._buffer:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -220,6 +221,16 @@ def check_target(host: str, timeout: float) -> str:
 # --------------------------------------------------------------------------- raw results
 
 
+class LocustRole(str, Enum):
+    """How locust ran: one process (``local``), or a master with workers (``--processes``, external)."""
+
+    LOCAL = "local"
+    MASTER = "master"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class RawRun:
     """What the listener wrote: every request, plus the run's window and locust's own counts."""
@@ -228,7 +239,7 @@ class RawRun:
     stop: float
     rows: tuple[tuple[str, str, float, float, str | None], ...]
     locust_version: str = ""
-    runner: str = "local"
+    runner: LocustRole = LocustRole.LOCAL
     workers_reporting: int = 0
     max_users: int = 0
     locust_requests: int | None = None
@@ -252,7 +263,7 @@ def read_raw(path: str | os.PathLike[str]) -> RawRun:
             stop=float(data["stop"]),
             rows=rows,
             locust_version=str(data.get("locust_version", "")),
-            runner=str(data.get("runner", "local")),
+            runner=LocustRole(data.get("runner", "local")),
             workers_reporting=int(data.get("workers_reporting") or 0),
             max_users=int(data.get("max_users") or 0),
             locust_requests=_opt_int(data.get("locust_requests")),

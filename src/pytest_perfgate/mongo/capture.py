@@ -24,9 +24,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._patch import Patches, method_wrapper
+from .._patch import Args, Kwargs, Patches, method_wrapper
 from ..instrumented import own_calls
 from . import shapes
+
+#: a MongoDB command as pymongo would send it (BSON: anything the driver accepts)
+Command = dict[str, Any]
 
 #: commands that are connection housekeeping, not the test's queries
 IGNORED_COMMANDS = frozenset(
@@ -293,20 +296,20 @@ def command_listener(hub: CaptureHub) -> Any:
 
 # --------------------------------------------------------------------------- mongomock
 
-Builder = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], Iterable[tuple[str, dict[str, Any], int | None]]]
+Builder = Callable[[Any, Args, Kwargs, Any], Iterable[tuple[str, Command, int | None]]]
 
 
 def _filter_arg(args: tuple[Any, ...], kwargs: Mapping[str, Any], name: str = "filter") -> Any:
     return args[0] if args else kwargs.get(name, {})
 
 
-def _find_one(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _find_one(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
     flt = _filter_arg(args, kwargs)
     if flt is None:
         flt = {}
     if not isinstance(flt, Mapping):
         flt = {"_id": flt}
-    body: dict[str, Any] = {"find": coll.name, "filter": flt, "limit": 1, "singleBatch": True}
+    body: Command = {"find": coll.name, "filter": flt, "limit": 1, "singleBatch": True}
     for key in ("sort", "projection", "skip"):
         if kwargs.get(key):
             body[key] = shapes.sort_spec(kwargs[key]) if key == "sort" else kwargs[key]
@@ -314,7 +317,7 @@ def _find_one(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: 
 
 
 def _insert(many: bool) -> Builder:
-    def build(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+    def build(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
         docs: Any = args[0] if args else kwargs.get("documents" if many else "document")
         yield "insert", {"insert": coll.name, "documents": list(docs or []) if many else [docs]}, None
 
@@ -322,7 +325,7 @@ def _insert(many: bool) -> Builder:
 
 
 def _update(multi: bool, replace: bool = False) -> Builder:
-    def build(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+    def build(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
         flt = _filter_arg(args, kwargs)
         update = args[1] if len(args) > 1 else kwargs.get("replacement" if replace else "update")
         statement = {"q": flt, "u": update, "multi": multi, "upsert": bool(kwargs.get("upsert", False))}
@@ -332,7 +335,7 @@ def _update(multi: bool, replace: bool = False) -> Builder:
 
 
 def _delete(multi: bool) -> Builder:
-    def build(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+    def build(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
         statement = {"q": _filter_arg(args, kwargs), "limit": 0 if multi else 1}
         yield "delete", {"delete": coll.name, "deletes": [statement]}, None
 
@@ -340,8 +343,8 @@ def _delete(multi: bool) -> Builder:
 
 
 def _find_and_modify(kind: str) -> Builder:
-    def build(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
-        body: dict[str, Any] = {"findAndModify": coll.name, "query": _filter_arg(args, kwargs)}
+    def build(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
+        body: Command = {"findAndModify": coll.name, "query": _filter_arg(args, kwargs)}
         if kind == "delete":
             body["remove"] = True
         else:
@@ -353,28 +356,28 @@ def _find_and_modify(kind: str) -> Builder:
     return build
 
 
-def _count_documents(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _count_documents(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
     # pymongo sends count_documents as an aggregate; record it the same way
     pipeline = [{"$match": _filter_arg(args, kwargs)}, {"$group": {"_id": 1, "n": {"$sum": 1}}}]
     yield "aggregate", {"aggregate": coll.name, "pipeline": pipeline}, 1
 
 
-def _simple(command: str, extra: Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]] | None = None) -> Builder:
-    def build(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _simple(command: str, extra: Callable[[Args, Kwargs], Command] | None = None) -> Builder:
+    def build(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
         body = {command: coll.name, **(extra(args, kwargs) if extra else {})}
         yield command, body, None
 
     return build
 
 
-def _distinct(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _distinct(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
     key = args[0] if args else kwargs.get("key")
     flt = args[1] if len(args) > 1 else kwargs.get("filter") or {}
     docs = len(result) if isinstance(result, list) else None
     yield "distinct", {"distinct": coll.name, "key": key, "query": flt}, docs
 
 
-def _aggregate(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _aggregate(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
     pipeline = args[0] if args else kwargs.get("pipeline", [])
     docs = None
     inner = getattr(result, "_collection", None)
@@ -395,7 +398,7 @@ _BULK_KIND = {
 }
 
 
-def _bulk_write(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _bulk_write(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
     """pymongo sends one command per run of same-kind requests; so do we."""
     requests = list(args[0] if args else kwargs.get("requests", []))
     runs: list[tuple[str, list[Any]]] = []
@@ -476,7 +479,7 @@ class MongomockCapture:
     def _emit_all(
         self,
         coll: Any,
-        built: Iterable[tuple[str, dict[str, Any], int | None]],
+        built: Iterable[tuple[str, Command, int | None]],
         elapsed: float,
         location: str | None,
         error: str | None = None,
@@ -498,7 +501,7 @@ class MongomockCapture:
             )
 
     def _wrap_method(self, name: str, original: Any, builder: Builder) -> Any:
-        def call(original: Callable[..., Any], coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        def call(original: Callable[..., Any], coll: Any, args: Args, kwargs: Kwargs) -> Any:
             if not self._outer():
                 return original(coll, *args, **kwargs)
             location = self.hub.location()
@@ -515,7 +518,7 @@ class MongomockCapture:
         return method_wrapper(original, call)
 
     def _wrap_next(self, original: Any) -> Any:
-        def call(original: Callable[..., Any], cursor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        def call(original: Callable[..., Any], cursor: Any, args: Args, kwargs: Kwargs) -> Any:
             # pymongo sends ``find`` when a cursor is first iterated; mongomock computes then too
             if not self._outer() or cursor.__dict__.get("_perfgate_sent"):
                 return original(cursor)
@@ -558,8 +561,8 @@ class MongomockCapture:
         self._patches.restore()
 
 
-def _cursor_command(cursor: Any) -> tuple[str, dict[str, Any], int | None]:
-    body: dict[str, Any] = {"find": cursor.collection.name, "filter": getattr(cursor, "_spec", None) or {}}
+def _cursor_command(cursor: Any) -> tuple[str, Command, int | None]:
+    body: Command = {"find": cursor.collection.name, "filter": getattr(cursor, "_spec", None) or {}}
     sort = shapes.sort_spec(getattr(cursor, "_sort", None))
     if sort:
         body["sort"] = sort

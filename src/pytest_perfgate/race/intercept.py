@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .._patch import Patches, SharedPatches, method_wrapper
+from .._patch import Args, Kwargs, Patches, SharedPatches, method_wrapper
 from ..instrumented import in_own_call
 from . import scheduler
 from .scheduler import current
@@ -35,17 +35,17 @@ COLLECTION_METHODS = (
 SESSION_METHODS = ("start_transaction", "commit_transaction", "abort_transaction")
 
 
-def _collection_point(self: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PointInfo:
+def _collection_point(self: Any, operation: str, args: Args, kwargs: Kwargs) -> PointInfo:
     return PointInfo(operation, getattr(self, "name", None), call_shape(operation, args, kwargs))
 
 
-def _cursor_point(self: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PointInfo:
+def _cursor_point(self: Any, operation: str, args: Args, kwargs: Kwargs) -> PointInfo:
     collection = getattr(self, "collection", None)
     spec = getattr(self, "_spec", None)
     return PointInfo(operation, getattr(collection, "name", None), shape_of(spec) if spec is not None else None)
 
 
-def _session_point(self: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PointInfo:
+def _session_point(self: Any, operation: str, args: Args, kwargs: Kwargs) -> PointInfo:
     return PointInfo(f"session.{operation}")
 
 
@@ -59,7 +59,7 @@ class Target:
     module: str
     owner: str
     methods: tuple[str, ...]
-    describe: Callable[[Any, str, tuple[Any, ...], dict[str, Any]], PointInfo]
+    describe: Callable[[Any, str, Args, Kwargs], PointInfo]
     releasable: bool  # a real server round trip: may be left in flight
     label: str | None = None  # the operation shown, when not the method name
     needs_point: Callable[[Any], bool] | None = None
@@ -93,7 +93,7 @@ TARGETS: tuple[Target, ...] = (
 
 
 def _scheduled(
-    target: Target, operation: str, self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    target: Target, operation: str, self: Any, args: Args, kwargs: Kwargs
 ) -> tuple[Any, Any, PointInfo] | None:
     """The schedule, operation and point an intercepted call waits at, or None: the call runs
     straight through (perfgate's own, nested in another, not a fetch, or no race operation: then,
@@ -113,14 +113,14 @@ def _scheduled(
 
 
 def _wrapper(original: Callable[..., Any], operation: str, target: Target) -> Callable[..., Any]:
-    def call(original: Callable[..., Any], self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call(original: Callable[..., Any], self: Any, args: Args, kwargs: Kwargs) -> Any:
         scheduled = _scheduled(target, operation, self, args, kwargs)
         if scheduled is None:
             return original(self, *args, **kwargs)
         schedule, worker, point = scheduled
         return schedule.call(worker, point, lambda: original(self, *args, **kwargs), releasable=target.releasable)
 
-    async def acall(original: Callable[..., Any], self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def acall(original: Callable[..., Any], self: Any, args: Args, kwargs: Kwargs) -> Any:
         scheduled = _scheduled(target, operation, self, args, kwargs)
         if scheduled is None:
             return await original(self, *args, **kwargs)
