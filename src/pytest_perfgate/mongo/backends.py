@@ -79,10 +79,6 @@ class Capabilities:
 
 
 MONGOMOCK_CAPABILITIES = Capabilities(transactions=False, explain=False, command_monitoring=False, profiler=False)
-MONGOMOCK_NOTE = (
-    "mongomock: no sessions or transactions, no explain, no profiler, indexes ignored for execution, "
-    "commands captured by wrapping its methods"
-)
 
 
 @dataclass(frozen=True)

@@ -607,8 +607,7 @@ class Repeat:
         }
 
 
-#: commands that are a read of data (explainable, N+1 candidates)
-READ_COMMANDS = frozenset({"find", "aggregate", "count", "distinct"})
+#: commands that explain can describe
 EXPLAINABLE = frozenset({"find", "aggregate", "count", "distinct", "update", "delete", "findAndModify"})
 #: commands counted by N+1 detection: reads, writes (an insert per loop turn is the write-side N+1)
 REPEATABLE = EXPLAINABLE | {"insert"}
