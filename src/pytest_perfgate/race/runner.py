@@ -47,33 +47,25 @@ class RaceConfig:
 
 
 class FailureKind(str, Enum):
-    """What a failing schedule showed."""
+    """What a failing schedule showed; ``sentence`` says it in a sentence."""
 
-    EXCEPTION = "exception"
-    INVARIANT = "invariant"
-    HISTORY = "history"
-    HANG = "hang"
-    ESCAPED = "escaped"
-    UNSCHEDULED = "unscheduled"
+    sentence: str
+
+    def __new__(cls, value: str, sentence: str) -> FailureKind:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.sentence = sentence
+        return member
+
+    EXCEPTION = "exception", "an unexpected exception"
+    INVARIANT = "invariant", "an invariant violation"
+    HISTORY = "history", "a history no serial order explains"
+    HANG = "hang", "a hang"
+    ESCAPED = "escaped", "a database call outside the scheduler's control"
+    UNSCHEDULED = "unscheduled", "an operation the scheduler never interleaved"
 
     def __str__(self) -> str:
-        return self.value
-
-    @property
-    def sentence(self) -> str:
-        """The kind as said in a sentence."""
-        return KINDS[self]
-
-
-#: a failure kind as said in a sentence
-KINDS = {
-    FailureKind.EXCEPTION: "an unexpected exception",
-    FailureKind.INVARIANT: "an invariant violation",
-    FailureKind.HISTORY: "a history no serial order explains",
-    FailureKind.HANG: "a hang",
-    FailureKind.ESCAPED: "a database call outside the scheduler's control",
-    FailureKind.UNSCHEDULED: "an operation the scheduler never interleaved",
-}
+        return str(self._value_)
 
 
 class Stop(str, Enum):
