@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 from pytest_perfgate import _procs
-from pytest_perfgate.errors import PerfgateError
+from pytest_perfgate.ab.controller import start_worker
+from pytest_perfgate.ab.schedule import Side
+from pytest_perfgate.errors import AbError, PerfgateError
+from pytest_perfgate.load.run import run_load
+from pytest_perfgate.load.runner import LoadSettings
 
 
 def test_tail_keeps_the_last_lines_with_prefix_and_width() -> None:
@@ -28,10 +32,20 @@ def test_read_log_is_none_when_unreadable(tmp_path: Path) -> None:
     assert _procs.read_log(tmp_path / "x.log") == "ok \ufffd\n"
 
 
-def test_off_posix_the_error_names_the_feature(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_procs.os, "name", "nt")
+def test_off_posix_the_error_names_the_feature(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(_procs, "POSIX", False)
     with pytest.raises(PerfgateError, match=r"^perfgate load \(x\) needs a POSIX platform \(Linux or macOS"):
         _procs.spawn(["true"], feature="perfgate load (x)", output=subprocess.DEVNULL)  # type: ignore[arg-type]
+    # where each user of process groups says so
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text("")
+    settings = LoadSettings(locustfile=str(locustfile), host="http://127.0.0.1:9", run_time=1)
+    with pytest.raises(PerfgateError, match=r"^perfgate load \(locust runs in its own process group\) needs a POSIX"):
+        run_load(settings, check_target=False)
+    with pytest.raises(
+        AbError, match=r"^cannot start the base worker.*perfgate ab \(its workers run in their own process"
+    ):
+        start_worker(Side.BASE, tmp_path, [], {}, None, tmp_path / "w.log", tmp_path / "w.json")
 
 
 @pytest.mark.skipif(os.name != "posix", reason="process groups")

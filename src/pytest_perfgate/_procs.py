@@ -18,13 +18,15 @@ from typing import IO
 
 from .errors import PerfgateError
 
+#: process groups, setsid and the parent-death signal are there
+POSIX = os.name == "posix"
 #: seconds to wait for the child itself once its group was killed
 REAP_TIMEOUT = 10.0
 
 
 def require_posix(feature: str) -> None:
     """Raise a clear error when ``feature`` (it uses process groups) runs on a non-POSIX platform."""
-    if os.name != "posix":
+    if not POSIX:
         raise PerfgateError(
             f"{feature} needs a POSIX platform (Linux or macOS: process groups, setsid); this is {sys.platform}"
         )

@@ -221,6 +221,10 @@ def start_worker(
                 env=worker_env,
                 pass_fds=(to_worker_r, from_worker_w),
             )
+        except (OSError, PerfgateError) as exc:
+            os.close(to_worker_w)
+            os.close(from_worker_r)
+            raise AbError(f"cannot start the {side} worker: {exc}") from None
         finally:
             os.close(to_worker_r)
             os.close(from_worker_w)

@@ -314,7 +314,8 @@ def _stop_on_signals() -> Iterator[None]:
     def handler(signum: int, _frame: object) -> None:
         raise Terminated(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stops = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]  # no SIGHUP on Windows
+    previous = {sig: signal.signal(sig, handler) for sig in stops}
     try:
         yield
     finally:
