@@ -34,6 +34,7 @@ from .protocol import (
     ChannelClosed,
     ChannelTimeout,
     Message,
+    MessageType,
 )
 from .schedule import SIDES, PairedSettings, PairedTest, Round, Side, Stopped, measure_paired
 
@@ -138,9 +139,9 @@ class Worker:
                 f"(it hangs: killed){self.log_tail()}"
             ) from None
 
-    def expect(self, kind: str, timeout: float | None = None) -> Message:
+    def expect(self, kind: MessageType, timeout: float | None = None) -> Message:
         message = self.receive(timeout)
-        if message["type"] == "failed":
+        if message["type"] == MessageType.FAILED:
             raise RoundFailed(self.side, str(message.get("message", "")), str(message.get("where", "a round")))
         if message["type"] != kind:
             raise AbError(f"the {self.side} worker broke off the measurement: {self._what(message)}{self.log_tail()}")
@@ -149,13 +150,13 @@ class Worker:
     @staticmethod
     def _what(message: Message) -> str:
         kind = message["type"]
-        if kind == "end":
+        if kind == MessageType.END:
             return f"its test {message.get('nodeid')} ended ({message.get('outcome')}: {message.get('message')})"
-        if kind == "finished":
+        if kind == MessageType.FINISHED:
             return "its pytest session ended"
         return f"it sent {kind!r}"
 
-    def send(self, kind: str, **fields: Any) -> None:
+    def send(self, kind: MessageType, **fields: Any) -> None:
         try:
             self.channel.send(kind, **fields)
         except ChannelClosed:
@@ -164,12 +165,12 @@ class Worker:
 
     # the RoundRunner protocol of measure_paired
     def calibrate(self, min_round_time: float) -> int:
-        self.send("calibrate", min_round_time=min_round_time)
-        return int(self.expect("calibrated")["loops"])
+        self.send(MessageType.CALIBRATE, min_round_time=min_round_time)
+        return int(self.expect(MessageType.CALIBRATED)["loops"])
 
     def round(self, loops: int, keep: bool) -> Round:
-        self.send("round", loops=loops, keep=keep)
-        reply = self.expect("round")
+        self.send(MessageType.ROUND, loops=loops, keep=keep)
+        reply = self.expect(MessageType.ROUND)
         return Round(int(reply["ns"]), int(reply.get("switches", 0)), int(reply.get("cpu_ns", -1)))
 
     def log_tail(self, lines: int = 15) -> str:
@@ -306,7 +307,7 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
         collected[Side.BASE] = pair.start(Side.BASE, 1)
         order = _plan(run, collected)
         for side in SIDES:
-            workers[side].send("run", nodeids=order)
+            workers[side].send(MessageType.RUN, nodeids=order)
         say(f"perfgate ab: {len(order)} test(s) on both sides")
         run.tests += _drive(run, workers, order, options, deadline, say, live)
         if not run.incomplete:
@@ -326,7 +327,7 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
             _kill_all(workers)
             for side in (Side.CURRENT, Side.BASE):
                 pair.start(side, number)
-                workers[side].send("run", nodeids=flagged)
+                workers[side].send(MessageType.RUN, nodeids=flagged)
             again = {t.nodeid: t for t in _drive(run, workers, flagged, options, deadline, say, live)}
             if not run.incomplete:
                 pair.finish(number)
@@ -409,7 +410,7 @@ class _Pair:
             self.scratch / f"{side}-{number}.json",
         )
         self.workers[side] = worker
-        hello = worker.expect("hello")
+        hello = worker.expect(MessageType.HELLO)
         if hello.get("protocol") != PROTOCOL_VERSION:
             raise AbError(
                 f"the {side} worker speaks protocol {hello.get('protocol')!r}, not {PROTOCOL_VERSION}: it imported "
@@ -420,9 +421,9 @@ class _Pair:
                 f"the {side} worker runs on CPUs {hello.get('affinity')}, not only CPU {self.run.cpu}"
             )
         collected = worker.receive()
-        if collected["type"] == "finished":
+        if collected["type"] == MessageType.FINISHED:
             raise AbError(f"pytest on the {side} side stopped before running any test: {self.pytest_said(side)}")
-        if collected["type"] != "collected":
+        if collected["type"] != MessageType.COLLECTED:
             raise AbError(f"the {side} worker sent {collected['type']!r} before its collection")
         if number == 1 and side == Side.CURRENT:
             for lifted in collected.get("lifted", ()):
@@ -441,15 +442,15 @@ class _Pair:
 
     def stop_empty(self, side: Side) -> None:
         """``side`` collected no test: let its session end, and stop with pytest's words."""
-        self.workers[side].send("run", nodeids=[])
+        self.workers[side].send(MessageType.RUN, nodeids=[])
         with suppress(AbError):
-            self.workers[side].expect("finished", STARTUP_TIMEOUT)
+            self.workers[side].expect(MessageType.FINISHED, STARTUP_TIMEOUT)
         raise AbError(f"no test to compare: pytest on the {side} side selected none: {self.pytest_said(side)}")
 
     def finish(self, number: int) -> None:
         for side in SIDES:
             try:
-                finished = self.workers[side].expect("finished", STARTUP_TIMEOUT)
+                finished = self.workers[side].expect(MessageType.FINISHED, STARTUP_TIMEOUT)
                 self.workers[side].process.wait(timeout=60)
             except (AbError, subprocess.TimeoutExpired) as exc:
                 self.run.notices.append(f"the {side} worker did not finish cleanly: {exc}")
@@ -604,8 +605,8 @@ def _one_test(
 ) -> PairedTest:
     state: dict[Side, Message] = {}
     for side in SIDES:
-        state[side] = _until(workers[side], nodeid, ("ready", "end"))
-    ready = [side for side in SIDES if state[side]["type"] == "ready"]
+        state[side] = _until(workers[side], nodeid, (MessageType.READY, MessageType.END))
+    ready = [side for side in SIDES if state[side]["type"] == MessageType.READY]
     test = PairedTest(nodeid)
     broke = ""
     if len(ready) == 2:
@@ -625,15 +626,18 @@ def _one_test(
             broke = f"failed on the {exc.side} side when called again: {exc}"
             for side in SIDES:
                 if side != exc.side:
-                    workers[side].send("release")
+                    workers[side].send(MessageType.RELEASE)
         else:
             for side in SIDES:
-                workers[side].send("done", loops=test.loops)
+                workers[side].send(MessageType.DONE, loops=test.loops)
     else:
         for side in ready:
-            workers[side].send("release")
+            workers[side].send(MessageType.RELEASE)
     ends = {
-        side: state[side] if state[side]["type"] == "end" else _until(workers[side], nodeid, ("end",)) for side in SIDES
+        side: state[side]
+        if state[side]["type"] == MessageType.END
+        else _until(workers[side], nodeid, (MessageType.END,))
+        for side in SIDES
     }
     outcomes = {side: end["outcome"] for side, end in ends.items()}
     if broke:
@@ -656,15 +660,15 @@ def _one_test(
     return test
 
 
-def _until(worker: Worker, nodeid: str, kinds: tuple[str, ...]) -> Message:
+def _until(worker: Worker, nodeid: str, kinds: tuple[MessageType, ...]) -> Message:
     """The next message of one of ``kinds`` about ``nodeid``."""
     while True:
         message = worker.receive()
-        if message["type"] == "finished":
+        if message["type"] == MessageType.FINISHED:
             raise AbError(f"the {worker.side} worker's session ended before {nodeid} ran (pytest stopped early?)")
         if message["type"] in kinds and message.get("nodeid") == nodeid:
             return message
-        if message["type"] in ("ready", "end"):
+        if message["type"] in (MessageType.READY, MessageType.END):
             raise AbError(f"the {worker.side} worker is at {message.get('nodeid')} while {nodeid} was expected")
 
 

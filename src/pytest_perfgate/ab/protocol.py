@@ -14,12 +14,36 @@ import json
 import os
 import selectors
 import time
+from enum import Enum
 from typing import Any
 
 from ..errors import AbError
 
-#: one JSON line decoded: ``type`` says which message, the other keys are its fields
+#: one JSON line decoded: ``type`` (a :class:`MessageType`) says which message, the other keys are its fields
 Message = dict[str, Any]
+
+
+class MessageType(str, Enum):
+    """The ``type`` of a message."""
+
+    # worker to controller
+    HELLO = "hello"
+    COLLECTED = "collected"
+    READY = "ready"
+    CALIBRATED = "calibrated"
+    ROUND = "round"  # also controller to worker: run one
+    FAILED = "failed"
+    END = "end"
+    FINISHED = "finished"
+    # controller to worker
+    RUN = "run"
+    CALIBRATE = "calibrate"
+    DONE = "done"
+    RELEASE = "release"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 PROTOCOL_VERSION = 3
 
@@ -49,7 +73,7 @@ class Channel:
         self._selector = selectors.DefaultSelector()
         self._selector.register(read_fd, selectors.EVENT_READ)
 
-    def send(self, kind: str, **fields: Any) -> None:
+    def send(self, kind: MessageType | str, **fields: Any) -> None:
         try:
             self._write.write(json.dumps({"type": kind, **fields}, allow_nan=False) + "\n")
             self._write.flush()
