@@ -100,6 +100,24 @@ def _number(path: str, where: str, value: Any) -> float:
     return number
 
 
+def read_benchmark_json(path: str | os.PathLike[str]) -> RunResult:
+    """Read a pytest-benchmark JSON file (``perfgate import``); :class:`ResultsFileError` naming it
+    for anything that is not one."""
+    from .paths import check_input
+
+    name = os.fspath(path)
+    check_input(name, "a pytest-benchmark JSON file")  # a FIFO would block the read
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsFileError(name, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(name, f"cannot be read: {exc}") from None
+    if not text.strip():
+        raise ResultsFileError(name, "is empty")
+    return from_benchmark_json(parse_json(text, name), name)
+
+
 def load_run(path: str | os.PathLike[str]) -> RunResult:
     """A perfgate results file, or a pytest-benchmark JSON file (recognised by its shape)."""
     try:
