@@ -13,11 +13,11 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from .errors import ResultsFileError
 from .model import RunResult, Series, TestResult, _short, load_results, parse_json
+from .paths import read_text
 from .units import Kind
 
 _SUMMARY = ("min", "max", "mean", "median", "stddev", "q1", "q3", "iqr", "rounds")
@@ -103,19 +103,8 @@ def _number(path: str, where: str, value: Any) -> float:
 def read_benchmark_json(path: str | os.PathLike[str]) -> RunResult:
     """Read a pytest-benchmark JSON file (``perfgate import``); :class:`ResultsFileError` naming it
     for anything that is not one."""
-    from .paths import check_input
-
     name = os.fspath(path)
-    check_input(name, "a pytest-benchmark JSON file")  # a FIFO would block the read
-    try:
-        text = Path(name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ResultsFileError(name, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsFileError(name, f"cannot be read: {exc}") from None
-    if not text.strip():
-        raise ResultsFileError(name, "is empty")
-    return from_benchmark_json(parse_json(text, name), name)
+    return from_benchmark_json(parse_json(read_text(name, "a pytest-benchmark JSON file"), name), name)
 
 
 def load_run(path: str | os.PathLike[str]) -> RunResult:
@@ -126,7 +115,7 @@ def load_run(path: str | os.PathLike[str]) -> RunResult:
         if "not a perfgate results file" not in exc.reason:
             raise
         name = os.fspath(path)
-        data = parse_json(Path(name).read_text(encoding="utf-8"), name)
+        data = parse_json(read_text(name), name)
         if not is_benchmark_json(data):
             raise
         return from_benchmark_json(data, name)
