@@ -101,8 +101,6 @@ def check_input(
 def _can_create_in(folder: Path) -> bool:
     """Whether a file can be made in ``folder`` (tried: ``os.access`` says yes to root everywhere,
     also on a read-only mount or in /proc)."""
-    import tempfile
-
     try:
         fd, probe = tempfile.mkstemp(prefix=".perfgate-probe.", dir=folder)
     except OSError:

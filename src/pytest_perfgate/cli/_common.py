@@ -15,14 +15,17 @@ from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import PerfgateError
+from ..errors import PerfgateError, UnitError
+from ..units import parse_duration, parse_ratio
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from ..config import GateSettings
     from ..gate import GateReport
     from ..model import RunResult
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 class Exit(IntEnum):
@@ -69,9 +72,6 @@ _COMPOUND = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 def parse_timespan(text: str) -> float:
     """Seconds from a duration :func:`~pytest_perfgate.units.parse_duration` reads ('500ms', '5s',
     '2min', '90') or from locust's compound form ('1h30m'); the units error otherwise."""
-    from ..errors import UnitError
-    from ..units import parse_duration
-
     raw = str(text).strip()
     try:
         return parse_duration(raw)
@@ -84,8 +84,6 @@ def parse_timespan(text: str) -> float:
 
 def duration(text: str) -> float:
     """argparse type of every duration option: :func:`parse_timespan`."""
-    from ..errors import UnitError
-
     try:
         return parse_timespan(text)
     except UnitError as exc:
@@ -97,9 +95,6 @@ def ratio(upper: float | None = None) -> Callable[[str], float]:
     below ``upper``."""
 
     def parse(text: str) -> float:
-        from ..errors import UnitError
-        from ..units import parse_ratio
-
         try:
             value = parse_ratio(text)
         except UnitError as exc:
@@ -112,16 +107,9 @@ def ratio(upper: float | None = None) -> Callable[[str], float]:
     return parse
 
 
-def positive(text: str) -> int:
-    """argparse type of a count of 1 or more."""
-    from ..options import positive_int
-
-    return positive_int(text)
-
-
 def from_args(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
     """A dataclass ``cls`` (settings of a run) from the options named like its fields, and ``given``."""
-    named = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}  # type: ignore[arg-type]
+    named = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
     return cls(**{**named, **given})
 
 

@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..options import positive_int
 from ..store.base import DEFAULT_KEEP, INDEX_NAME
 from ..store.gitlab import FETCH_JOB, FETCH_PATH, LEGACY_FETCH_PATH
-from ._common import Exit, positive
+from ._common import Exit
 
 if TYPE_CHECKING:
     from ..store.base import Baseline, BaselineStore
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     promote = sub.add_parser("promote", help="store a run as the newest baseline run (keeps the last K)")
     promote.add_argument("current", help="the results file to promote")
     promote.add_argument("--to", required=True, metavar="DIR", help="the baseline directory (or a .json file)")
-    promote.add_argument("--keep", type=positive, default=None, metavar="K", help="runs to keep (default 10)")
+    promote.add_argument("--keep", type=positive_int, default=None, metavar="K", help="runs to keep (default 10)")
     show = sub.add_parser("show", help="list the runs a baseline holds")
     show.add_argument("location", help="a baseline directory or results file")
     fetch = sub.add_parser(
@@ -48,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = fetch.add_mutually_exclusive_group()
     source.add_argument("--from-dir", metavar="DIR", help="copy the stored runs of a local or committed directory")
     source.add_argument("--from-file", metavar="FILE", help="copy a local or committed results file")
-    fetch.add_argument("--keep", type=positive, default=None, metavar="K", help="runs to keep in DIR (default 10)")
+    fetch.add_argument("--keep", type=positive_int, default=None, metavar="K", help="runs to keep in DIR (default 10)")
     fetch.add_argument(
         "--require-baseline", action="store_true", help="no baseline to fetch is an error (exit 2), not a notice"
     )

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import Exit, duration, from_args, guarded
+from ._common import Exit, duration, from_args, guarded, parse_timespan
 
 if TYPE_CHECKING:
     from ..load.runner import LoadSettings
@@ -237,7 +237,6 @@ def _run_time(raw: str) -> int:
 
     from ..errors import LoadError, UnitError
     from ..load.runner import RUN_TIME_FORMS
-    from ._common import parse_timespan
 
     accepted = f"{RUN_TIME_FORMS}, or any duration such as '500ms' or '1.5min'"
     try:
