@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_perfgate import cli
-from pytest_perfgate.cli import FETCH_JOB, FETCH_PATH, LEGACY_FETCH_PATH, main
+from pytest_perfgate.cli import main
 from pytest_perfgate.model import RunResult, load_results, run_to_dict, save_results
 from pytest_perfgate.store import open_store
 from pytest_perfgate.store.files import INDEX_NAME, DirectoryStore, parse_index
+from pytest_perfgate.store.gitlab import FETCH_JOB, FETCH_PATH, LEGACY_FETCH_PATH
 from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
 from test_gate import make_run
 
@@ -389,8 +389,11 @@ def test_an_index_listing_no_runs_is_no_baseline_yet(
     assert not (tmp_path / "b").exists()
 
 
-def test_the_cli_names_the_index_the_store_writes() -> None:
-    assert cli.INDEX_NAME == INDEX_NAME and FETCH_PATH.endswith("/")
+def test_the_cli_names_the_index_the_store_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["baseline", "fetch", "--help"])
+    assert f"(its {INDEX_NAME} lists them;" in " ".join(capsys.readouterr().out.split())
+    assert FETCH_PATH.endswith("/")
 
 
 def test_the_stub_serves_an_artifact_directory_and_nothing_outside_it(tmp_path: Path) -> None:

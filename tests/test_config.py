@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_perfgate.config import find_config, load_config, parse_config
+from pytest_perfgate.config import Correction, GateSettings, find_config, load_config, parse_config
 from pytest_perfgate.errors import BudgetError, ConfigError
 
 GOOD = """
@@ -90,3 +90,17 @@ def test_find_config_walks_up_to_the_rootdir(tmp_path: Path) -> None:
     (sub / "perfgate.yaml").write_text("")
     assert find_config(sub, tmp_path) == sub / "perfgate.yaml"
     assert find_config(tmp_path / "a", tmp_path / "a") is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [("", Correction.HOLM), ("gate: {correction: BH}", Correction.BH),
+                                                ("gate: {correction: none}", Correction.NONE)])  # fmt: skip
+def test_the_correction_is_a_mode(text: str, expected: Correction) -> None:
+    correction = parse_config(text).gate.correction
+    assert correction is expected and correction == expected.value  # an enum that is still its string
+    assert GateSettings().correction is Correction.HOLM
+
+
+def test_unknown_section_lists_the_sections() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("mongo: {}\n")
+    assert str(info.value) == "perfgate.yml: unknown section(s) mongo; accepted: gate, kpis, metrics"

@@ -87,5 +87,11 @@ def test_client_from_ci_environment() -> None:
     assert (job.token, job.token_header) == ("job", "JOB-TOKEN")
     with pytest.raises(GitLabError, match="PERFGATE_GITLAB_TOKEN is not set: add a project access token"):
         from_environment({k: v for k, v in env.items() if k != "PERFGATE_GITLAB_TOKEN"})
-    with pytest.raises(GitLabError, match="CI_API_V4_URL and CI_PROJECT_ID not set"):
+    with pytest.raises(GitLabError, match="CI_API_V4_URL and CI_PROJECT_ID not set") as info:
         from_environment({})
+    # the message names what can be set: no flag does it (there is no --api-url or --project)
+    assert "--" not in str(info.value)
+    assert str(info.value).endswith(
+        "set CI_API_V4_URL (e.g. https://gitlab.example.com/api/v4) and CI_PROJECT_ID (the project's id or path) in "
+        "the environment"
+    )

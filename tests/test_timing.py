@@ -130,3 +130,19 @@ def test_cpu_profile_finds_the_hot_path() -> None:
     names = [n["function"] for n in hot_path(profile.to_dict()["tree"])]
     assert names[:2] == ["handler", "expensive"]
     assert any(row[0] == "<genexpr>" for row in profile.top)
+
+
+def test_a_round_that_raises_switches_the_garbage_collector_back_on() -> None:
+    import gc
+
+    calls = []
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("boom")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="boom"):
+        measure(flaky, TimingSettings(min_rounds=5, max_time=0, warmup_time=0, disable_gc=True), loops=1)
+    assert gc.isenabled()

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_perfgate.errors import UnitError
-from pytest_perfgate.units import Kind, format_value, parse
+from pytest_perfgate.units import Kind, format_value, parse, parse_threshold, record_unit
 
 
 @pytest.mark.parametrize(
@@ -110,3 +112,144 @@ def test_parse_never_raises_anything_but_unit_error(text: str) -> None:
 def test_time_units_scale_consistently(number: float, unit: str) -> None:
     factor = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
     assert parse(f"{number!r}{unit}", Kind.TIME) == pytest.approx(number * factor)
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [("1h30m", 5400.0), ("2m 30s", 150.0), ("1min30s", 90.0), ("1h30m15s", 5415.0), ("2s500ms", 2.5)],
+)
+def test_durations_in_parts_largest_first(raw: str, seconds: float) -> None:
+    """locust's run-time forms parse here too: units is the one parser of durations."""
+    assert parse(raw, Kind.TIME) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ("30s1h", "parts must go from the largest unit to the smallest, each once"),
+        ("1m1min", "parts must go from the largest unit to the smallest, each once"),
+        ("1h30", "unknown unit 'h30'"),
+        ("-1h30m", "unknown unit 'h30m'"),
+    ],
+)
+def test_durations_in_parts_refused(raw: str, fragment: str) -> None:
+    with pytest.raises(UnitError, match="accepted: ") as info:
+        parse(raw, Kind.TIME)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "below", "message"),
+    [
+        ("0", None, "'0' must be above 0"),
+        (0.7, 0.5, "0.7 must be above 0 and below 50%"),
+        ("100%", 1.0, "'100%' must be above 0 and below 100%"),
+    ],
+)
+def test_threshold_is_an_open_interval(raw: object, below: float | None, message: str) -> None:
+    with pytest.raises(UnitError) as info:
+        parse_threshold(raw, below=below)
+    assert str(info.value) == message
+
+
+def test_threshold_accepts_and_refuses_what_a_ratio_refuses() -> None:
+    assert parse_threshold("5%", below=0.5) == pytest.approx(0.05)
+    with pytest.raises(UnitError, match="'lots' is not a valid ratio"):
+        parse_threshold("lots")
+
+
+#: the units perf.record knew before units.record_unit (recorder's own table): unchanged
+_OLD_RECORD_UNITS = {
+    "ns": (Kind.TIME, 1e-9),
+    "us": (Kind.TIME, 1e-6),
+    "ms": (Kind.TIME, 1e-3),
+    "s": (Kind.TIME, 1.0),
+    "B": (Kind.SIZE, 1),
+    "kB": (Kind.SIZE, 1e3),
+    "KB": (Kind.SIZE, 1e3),
+    "MB": (Kind.SIZE, 1e6),
+    "GB": (Kind.SIZE, 1e9),
+    "KiB": (Kind.SIZE, 2**10),
+    "MiB": (Kind.SIZE, 2**20),
+    "GiB": (Kind.SIZE, 2**30),
+    "/s": (Kind.RATE, 1.0),
+    "rps": (Kind.RATE, 1.0),
+    "%": (Kind.RATIO, 0.01),
+    "ratio": (Kind.RATIO, 1.0),
+    "count": (Kind.COUNT, 1.0),
+}
+
+
+@pytest.mark.parametrize(("label", "expected"), sorted(_OLD_RECORD_UNITS.items()))
+def test_record_units_known_before_are_unchanged(label: str, expected: tuple[Kind, float]) -> None:
+    assert record_unit(label) == expected
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("mb", (Kind.SIZE, 1e6)),  # was a unitless number: the defect of issue 17
+        ("µs", (Kind.TIME, 1e-6)),  # MICRO SIGN
+        ("μs", (Kind.TIME, 1e-6)),  # GREEK SMALL LETTER MU
+        ("gib", (Kind.SIZE, 2**30)),
+        ("RPS", (Kind.RATE, 1.0)),
+        ("/ min", (Kind.RATE, 1 / 60)),
+        ("min", (Kind.TIME, 60.0)),
+        (" ms ", (Kind.TIME, 1e-3)),
+        ("Count", (Kind.COUNT, 1.0)),
+    ],
+)
+def test_record_unit_knows_every_unit_parse_knows(label: str, expected: tuple[Kind, float]) -> None:
+    kind, factor = expected
+    assert record_unit(label) == (kind, pytest.approx(factor))
+
+
+@pytest.mark.parametrize("label", ["requests", "items", "ops", "MB/s", "req/s", "", "queries per call"])
+def test_record_unit_free_form_labels(label: str) -> None:
+    assert record_unit(label) is None
+
+
+@pytest.mark.parametrize(("label", "unit"), [("MS", "ms"), ("Sec", "sec"), ("NS", "ns"), ("µS", "µs"), ("H", "h")])
+def test_record_unit_refuses_a_time_unit_in_another_case(label: str, unit: str) -> None:
+    with pytest.raises(UnitError) as info:
+        record_unit(label)
+    message = str(info.value)
+    assert message.startswith(
+        f"unit {label!r} is the time unit {unit!r} in another case (time units are case-sensitive)"
+    )
+    assert (
+        "accepted: time (ns, us, µs, μs, ms, s, sec, m, min, h), size (B, kB, MB, GB, KiB, MiB, GiB, any case)"
+        in message
+    )
+
+
+@given(st.text(max_size=8) | st.sampled_from(["ms", "mb", "/ MIN", "kib", "%", " s", "RATIO", "ms/op"]))
+def test_record_unit_agrees_with_parse(label: str) -> None:
+    """A label is a unit exactly when parse knows it (or it names a kind); a time unit in
+    another case is the only label refused; everything else is free-form."""
+    try:
+        known = record_unit(label)
+    except UnitError:
+        assert label.strip().lower() in {"ns", "us", "µs", "μs", "ms", "s", "sec", "m", "min", "h"}
+        return
+    if re.search(r"\d", label) or not label.strip():  # no unit has a digit: "1 h30m" would parse as one duration
+        assert known is None
+        return
+    if label.strip().lower() in ("ratio", "count"):
+        assert known is not None and known[1] == 1.0
+        return
+    parsed = []
+    for kind in (Kind.TIME, Kind.SIZE, Kind.RATE, Kind.RATIO):
+        with contextlib.suppress(UnitError):
+            parsed.append((kind, parse(f"1 {label}", kind)))
+    if known is None:
+        assert parsed == []
+    else:
+        assert parsed and parsed[0] == (known[0], pytest.approx(known[1]))
+
+
+@given(
+    hours=st.integers(0, 99), minutes=st.integers(0, 59), seconds=st.integers(0, 59), space=st.sampled_from(["", " "])
+)
+def test_durations_in_parts_add_up(hours: int, minutes: int, seconds: int, space: str) -> None:
+    assert parse(f"{hours}h{space}{minutes}m{space}{seconds}s", Kind.TIME) == 3600 * hours + 60 * minutes + seconds

@@ -10,8 +10,9 @@ from types import ModuleType
 from typing import Any
 
 
-def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` serving ``names`` (public name -> submodule) from ``package``."""
+def lazy_module(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A module's ``__getattr__`` and ``__dir__`` serving ``names`` (public name -> submodule)
+    from ``package``: ``__getattr__, __dir__ = lazy_module(__name__, EXPORTS)``."""
 
     def __getattr__(name: str) -> Any:
         module = names.get(name)
@@ -19,7 +20,15 @@ def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         return getattr(importlib.import_module(f"{package}.{module}"), name)
 
-    return __getattr__
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[package]), *names})
+
+    return __getattr__, __dir__
+
+
+def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """Only the ``__getattr__`` of :func:`lazy_module` (the subpackages' form until they move to it)."""
+    return lazy_module(package, names)[0]
 
 
 def forget_unloaded(package_name: str) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,19 @@ from .budgets import BudgetSpec, MetricBudget, parse_level
 from .errors import BudgetError, ConfigError, UnitError
 from .metrics import MetricDef
 from .options import find_config as find_config  # lives with the options: the plugin runs it in every session
-from .units import Kind, parse
+from .units import Kind, parse_threshold
 
 GATE_STATISTICS = ("min", "mean", "median", "p90", "p95", "p99", "max")
+#: the top-level sections of ``perfgate.yml``
+SECTIONS = ("kpis", "metrics", "gate")
+
+
+class Correction(str, Enum):
+    """How the gate controls false alarms over a whole suite (see :func:`pytest_perfgate.stats.adjust`)."""
+
+    HOLM = "holm"  # the family-wise error rate
+    BH = "bh"  # the false discovery rate (Benjamini-Hochberg)
+    NONE = "none"  # each test on its own
 
 
 @dataclass(frozen=True)
@@ -44,8 +55,8 @@ class GateSettings:
     min_effect: float = 0.03
     #: a significant drop of at least this much is reported as an improvement (0 < x < 1)
     min_improvement: float = 0.05
-    #: suite-level control of the false-positive rate: holm (family-wise), bh (false discovery), none
-    correction: str = "holm"
+    #: suite-level control of the false-positive rate
+    correction: Correction = Correction.HOLM
     #: with fewer baseline runs the run-to-run spread is not measured but assumed (conservative)
     min_baseline_runs: int = 3
     #: run-to-run spread assumed when the baseline has too few runs to measure it
@@ -82,7 +93,6 @@ class PerfgateConfig:
     kpis: Mapping[str, Kpi] = field(default_factory=dict)
     metrics: Mapping[str, MetricDef] = field(default_factory=dict)
     gate: GateSettings = field(default_factory=GateSettings)
-    sections: Mapping[str, Any] = field(default_factory=dict)  # raw sections owned by later subsystems
 
     def kpi(self, name: str, *, where: str = "") -> Kpi:
         try:
@@ -178,8 +188,7 @@ def parse_config(text: str, path: str = "perfgate.yml") -> PerfgateConfig:
     declared = _parse_metrics(data.get("metrics"), path)
     kpis = _parse_kpis(data.get("kpis"), path, declared)
     gate = _parse_gate(data.get("gate"), path)
-    others = {k: v for k, v in data.items() if k not in ("metrics", "kpis", "gate")}
-    return PerfgateConfig(path=path, kpis=kpis, metrics=declared, gate=gate, sections=others)
+    return PerfgateConfig(path=path, kpis=kpis, metrics=declared, gate=gate)
 
 
 def _mapping(value: Any, path: str, key: str, what: str) -> Mapping[str, Any]:
@@ -251,15 +260,11 @@ def _parse_kpis(raw: Any, path: str, declared: Mapping[str, MetricDef]) -> dict[
     return kpis
 
 
-def _ratio(value: Any, path: str, key: str, *, upper: float | None = None) -> float:
+def _threshold(value: Any, path: str, key: str, *, below: float | None = None) -> float:
     try:
-        ratio = parse(value, Kind.RATIO)
+        return parse_threshold(value, below=below)
     except UnitError as exc:
         raise ConfigError(str(exc), path=path, key=key) from None
-    if ratio <= 0 or (upper is not None and ratio >= upper):
-        bound = f" and below {upper:.0%}" if upper is not None else ""
-        raise ConfigError(f"{value!r} must be above 0{bound}", path=path, key=key)
-    return ratio
 
 
 _GATE_KEYS = (
@@ -275,7 +280,6 @@ _GATE_KEYS = (
     "assumed_spread",
     "confidence",
 )
-GATE_CORRECTIONS = ("holm", "bh", "none")
 
 
 def _parse_gate(raw: Any, path: str) -> GateSettings:
@@ -286,8 +290,8 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
         raise ConfigError(f"unknown key(s) {', '.join(unknown)}; accepted: {accepted}", path=path, key="gate")
     defaults = GateSettings()
 
-    def ratio(name: str, default: float, upper: float | None = None) -> float:
-        return _ratio(body[name], path, f"gate.{name}", upper=upper) if name in body else default
+    def ratio(name: str, default: float, below: float | None = None) -> float:
+        return _threshold(body[name], path, f"gate.{name}", below=below) if name in body else default
 
     metric = str(body.get("metric", defaults.metric))
     if metric not in GATE_STATISTICS:
@@ -315,7 +319,7 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
         if extra:
             raise ConfigError(f"unknown key(s) {', '.join(extra)}", path=path, key=key)
         levels = {
-            name: _ratio(item[name], path, f"{key}.{name}") if name in item else None
+            name: _threshold(item[name], path, f"{key}.{name}") if name in item else None
             for name in ("max_regression", "warn_regression")
         }
         # the same rule as at the top of gate: (a level the override leaves out is the top one's)
@@ -327,13 +331,14 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
                 f"warn_regression ({warn_o:.0%}) is above max_regression{whose} ({max_o:.0%})", path=path, key=key
             )
         overrides.append(GateOverride(match=item["match"], **levels))
-    correction = str(body.get("correction", defaults.correction)).lower()
-    if correction not in GATE_CORRECTIONS:
+    try:
+        correction = Correction(str(body["correction"]).lower()) if "correction" in body else defaults.correction
+    except ValueError:
         raise ConfigError(
-            f"unknown correction {body.get('correction')!r}; accepted: {', '.join(GATE_CORRECTIONS)}",
+            f"unknown correction {body.get('correction')!r}; accepted: {', '.join(c.value for c in Correction)}",
             path=path,
             key="gate.correction",
-        )
+        ) from None
     min_runs = body.get("min_baseline_runs", defaults.min_baseline_runs)
     if isinstance(min_runs, bool) or not isinstance(min_runs, int) or min_runs < 2:
         raise ConfigError(
@@ -343,20 +348,12 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
         metric=metric,
         max_regression=max_r,
         warn_regression=warn_r,
-        alpha=ratio("alpha", defaults.alpha, upper=0.5),
+        alpha=ratio("alpha", defaults.alpha, below=0.5),
         overrides=tuple(overrides),
-        min_effect=ratio("min_effect", defaults.min_effect, upper=1.0),
-        min_improvement=ratio("min_improvement", defaults.min_improvement, upper=1.0),
+        min_effect=ratio("min_effect", defaults.min_effect, below=1.0),
+        min_improvement=ratio("min_improvement", defaults.min_improvement, below=1.0),
         correction=correction,
         min_baseline_runs=min_runs,
-        assumed_spread=ratio("assumed_spread", defaults.assumed_spread, upper=1.0),
-        confidence=ratio("confidence", defaults.confidence, upper=1.0),
+        assumed_spread=ratio("assumed_spread", defaults.assumed_spread, below=1.0),
+        confidence=ratio("confidence", defaults.confidence, below=1.0),
     )
-
-
-#: top-level sections; later subsystems (mongo, race, load) add theirs here with a validator.
-SECTIONS: dict[str, Callable[[Any, str], Any] | None] = {
-    "kpis": None,
-    "metrics": None,
-    "gate": None,
-}

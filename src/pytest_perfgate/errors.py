@@ -1,10 +1,15 @@
 """One exception hierarchy for everything perfgate can reject.
 
 Every error names *what* was wrong, *where* (file, key path, test id) and *what is accepted*,
-so that the plugin and the CLI can show it as is: no traceback, no guessing.
+so that the plugin and the CLI can show it as is: no traceback, no guessing. Warnings are inside
+the hierarchy too (:class:`PerfgateWarning`), as hypothesis does it.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from typing import Any
 
 
 class PerfgateError(Exception):
@@ -53,7 +58,12 @@ class MeasurementError(PerfgateError):
     """The measurement itself was misused (e.g. ``perf`` called twice in one test)."""
 
 
-class PerfBudgetWarning(UserWarning):
+class PerfgateWarning(PerfgateError, Warning):
+    """Base class of perfgate's warnings: ``-W error::pytest_perfgate.PerfgateWarning`` turns
+    them all into errors, and ``except PerfgateError`` then catches them."""
+
+
+class PerfBudgetWarning(PerfgateWarning, UserWarning):
     """A measured value is past its target (warn) level but within its critical level."""
 
 
@@ -66,6 +76,15 @@ class RaceError(PerfgateError):
     not parse or does not fit the test, or operations that do not behave deterministically."""
 
 
+class RaceFailure(PerfgateError, AssertionError):
+    """A race test found a failing interleaving (an assertion failure: pytest shows a failed
+    test); ``report`` is the :class:`~pytest_perfgate.race.RaceReport` with the evidence."""
+
+    def __init__(self, message: str, report: Any) -> None:  # Any: errors imports nothing of perfgate's
+        super().__init__(message)
+        self.report = report
+
+
 class MongoBackendError(PerfgateError):
     """A MongoDB backend cannot be used: not available, failed to start, or unreachable."""
 
@@ -75,7 +94,7 @@ class MongoBackendError(PerfgateError):
         super().__init__(f"MongoDB backend '{backend}': {message}" + (f"\nhint: {hint}" if hint else ""))
 
 
-class MongoQueryWarning(UserWarning):
+class MongoQueryWarning(PerfgateWarning, UserWarning):
     """A test issued the same MongoDB query shape many times (a likely N+1)."""
 
 
@@ -98,3 +117,44 @@ class LoadRunError(LoadError):
 class AbError(PerfgateError):
     """``perfgate ab`` could not set up or finish the paired run (bad revision, worktree or
     install step failed, a worker crashed or hung)."""
+
+
+class RoundFailed(AbError):
+    """The timed call raised on one side in a measured round (or in calibration)."""
+
+    def __init__(self, side: str, message: str, where: str) -> None:
+        super().__init__(f"{message} (in {where}, after a first call that passed)")
+        self.side = side
+
+
+class ChannelClosed(AbError):
+    """The other end went away (a worker crashed or exited)."""
+
+
+class ChannelTimeout(AbError):
+    """Nothing arrived before the deadline (a worker hangs)."""
+
+
+class GitLabError(PerfgateError):
+    """A GitLab API call failed, or its answer was not what GitLab answers; the message never
+    contains the token. ``transient`` marks a failure worth retrying later (429, 502-504, a
+    timeout)."""
+
+    def __init__(self, message: str, *, status: int | None = None, transient: bool = False) -> None:
+        self.status = status
+        self.transient = transient
+        super().__init__(message)
+
+
+class PlatformError(PerfgateError):
+    """A feature needs what this platform does not have (process groups and signals: POSIX)."""
+
+
+def require_posix(feature: str) -> None:
+    """Raise :class:`PlatformError` unless this is a POSIX system (Linux, macOS): call it before
+    ``feature`` (e.g. ``"perfgate ab"``) starts process groups, sends signals or passes fds."""
+    if os.name != "posix":
+        raise PlatformError(
+            f"{feature} needs a POSIX system (Linux or macOS): it runs its processes in their own process "
+            f"group and stops them with signals; this is {sys.platform!r}"
+        )

@@ -557,7 +557,8 @@ def from_environment(
     missing = [name for name in ("CI_API_V4_URL", "CI_PROJECT_ID") if not env.get(name, "").strip()]
     if missing:
         raise GitLabError(
-            f"{' and '.join(missing)} not set: run inside a GitLab CI job or pass --api-url and --project"
+            f"{' and '.join(missing)} not set: run inside a GitLab CI job, or set CI_API_V4_URL (e.g. "
+            "https://gitlab.example.com/api/v4) and CI_PROJECT_ID (the project's id or path) in the environment"
         )
     api_url = check_api_url(env["CI_API_V4_URL"], "CI_API_V4_URL")
     variable = "CI_JOB_TOKEN" if job_token else token_variable

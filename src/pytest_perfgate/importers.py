@@ -13,11 +13,11 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from .errors import ResultsFileError
 from .model import RunResult, Series, TestResult, _short, load_results, parse_json
+from .paths import read_text
 from .units import Kind
 
 _SUMMARY = ("min", "max", "mean", "median", "stddev", "q1", "q3", "iqr", "rounds")
@@ -100,6 +100,13 @@ def _number(path: str, where: str, value: Any) -> float:
     return number
 
 
+def read_benchmark_json(path: str | os.PathLike[str]) -> RunResult:
+    """Read a pytest-benchmark JSON file (``perfgate import``); :class:`ResultsFileError` naming it
+    for anything that is not one."""
+    name = os.fspath(path)
+    return from_benchmark_json(parse_json(read_text(name, "a pytest-benchmark JSON file"), name), name)
+
+
 def load_run(path: str | os.PathLike[str]) -> RunResult:
     """A perfgate results file, or a pytest-benchmark JSON file (recognised by its shape)."""
     try:
@@ -108,7 +115,7 @@ def load_run(path: str | os.PathLike[str]) -> RunResult:
         if "not a perfgate results file" not in exc.reason:
             raise
         name = os.fspath(path)
-        data = parse_json(Path(name).read_text(encoding="utf-8"), name)
+        data = parse_json(read_text(name), name)
         if not is_benchmark_json(data):
             raise
         return from_benchmark_json(data, name)

@@ -90,14 +90,22 @@ def text(value: str) -> str:
     return str(value).strip()
 
 
-def duration(text: str) -> float:
+def _from_units(parse_value: Callable[[object], float], text: str) -> float:
+    """``parse_value`` (a :mod:`~pytest_perfgate.units` parser) as an argparse type: its
+    :class:`~pytest_perfgate.errors.UnitError` becomes the usage error, word for word."""
     from .errors import UnitError
-    from .units import Kind, parse
 
     try:
-        return parse(str(text).strip(), Kind.TIME)
+        return parse_value(str(text).strip())
     except UnitError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def duration(text: str) -> float:
+    """A duration in seconds: ``"500ms"``, ``"30s"``, ``"1h30m"``, a bare number of seconds."""
+    from .units import parse_duration
+
+    return _from_units(parse_duration, text)
 
 
 def positive_duration(text: str) -> float:
@@ -106,6 +114,17 @@ def positive_duration(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be longer than 0 (a time budget, e.g. 30s)")
     return value
+
+
+def threshold(below: float | None = None) -> Callable[[str], float]:
+    """A parser of ratios above 0 (and below ``below``): ``"10%"``, ``0.1``; a gate threshold."""
+
+    def parse(text: str) -> float:
+        from .units import parse_threshold
+
+        return _from_units(lambda raw: parse_threshold(raw, below=below), text)
+
+    return parse
 
 
 def evidence(text: str) -> tuple[str, ...]:

@@ -101,8 +101,6 @@ def check_input(
 def _can_create_in(folder: Path) -> bool:
     """Whether a file can be made in ``folder`` (tried: ``os.access`` says yes to root everywhere,
     also on a read-only mount or in /proc)."""
-    import tempfile
-
     try:
         fd, probe = tempfile.mkstemp(prefix=".perfgate-probe.", dir=folder)
     except OSError:
@@ -211,7 +209,34 @@ def same_place(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-__all__ = ["check_input", "check_output", "is_perfgate_file", "same_place", "writing"]
+def read_text(path: str | os.PathLike[str], what: str = "a results file") -> str:
+    """The UTF-8 text of an input file, checked first (:func:`check_input`); a
+    :class:`ResultsFileError` naming it when it cannot be read or is empty."""
+    name = os.fspath(path)
+    check_input(name, what)  # a FIFO would block the read forever: refused at once
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsFileError(name, "no such file") from None
+    except IsADirectoryError:
+        raise ResultsFileError(name, f"is a directory, expected {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(name, f"cannot be read: {exc}") from None
+    if not text.strip():
+        raise ResultsFileError(name, "is empty")
+    return text
+
+
+__all__ = [
+    "check_input",
+    "check_output",
+    "is_perfgate_file",
+    "read_text",
+    "same_place",
+    "write_json_atomic",
+    "write_text_atomic",
+    "writing",
+]
 
 
 # --------------------------------------------------------------------------- writing

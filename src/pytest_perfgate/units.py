@@ -8,10 +8,14 @@ Conventions (documented in docs/budgets.md):
 * rates are stored **per second**; ``"1000/s"``, ``"60/min"``, ``"1000 rps"``;
 * ratios are stored as fractions: ``"10%"`` is ``0.1``; a bare number is the fraction itself;
 * counts are non-negative whole numbers.
+
+The only parser of these forms: options, ``perfgate.yml``, markers, the commands and the unit
+labels of ``perf.record`` (:func:`record_unit`) all go through it.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from enum import Enum
@@ -56,21 +60,22 @@ _TIME_UNITS = {
     "h": 3600.0,
 }
 _SIZE_UNITS = {
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
+    "B": 1,
+    "kB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
 }
+_SIZE_UNITS_ANY_CASE = {unit.lower(): factor for unit, factor in _SIZE_UNITS.items()}
 _RATE_UNITS = {"/s": 1.0, "/sec": 1.0, "rps": 1.0, "/min": 1 / 60, "rpm": 1 / 60, "/h": 1 / 3600}
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _VALUE_RE = re.compile(rf"^\s*(?P<num>{_NUMBER})\s*(?P<unit>[^\d\s].*?)?\s*$")
 
 ACCEPTED = {
-    Kind.TIME: "a number of seconds or a string such as '250us', '2ms', '1.5s' (units: ns, us, ms, s, min, h)",
+    Kind.TIME: "a number of seconds or a string such as '250us', '2ms', '1.5s', '1h30m' (units: ns, us, ms, s, min, h)",
     Kind.SIZE: "a number of bytes or a string such as '512kB', '50MB', '1.5GiB' (units: B, kB, MB, GB, KiB, MiB, GiB)",
     Kind.RATE: "a number per second or a string such as '1000/s', '60/min', '500 rps'",
     Kind.RATIO: "a fraction such as 0.05 or a percentage such as '5%'",
@@ -125,19 +130,39 @@ def _parse_string(raw: str, kind: Kind) -> float:
         if kind is Kind.COUNT and not number.is_integer():
             raise _fail(raw, kind, "not a whole number")
         return number
-    if kind is Kind.TIME:
-        factor = _TIME_UNITS.get(unit)
-    elif kind is Kind.SIZE:
-        factor = _SIZE_UNITS.get(unit.lower())
-    elif kind is Kind.RATE:
-        factor = _RATE_UNITS.get(unit.replace(" ", "").lower())
-    elif kind is Kind.RATIO:
-        factor = 0.01 if unit == "%" else None
-    else:
-        factor = None
+    factor = _factor(unit, kind)
     if factor is None:
+        if kind is Kind.TIME and _COMPOUND_RE.match(raw):
+            return _parse_compound(raw)
         raise _fail(raw, kind, f"unknown unit {unit!r}")
     return number * factor
+
+
+def _factor(unit: str, kind: Kind) -> float | None:
+    """How many base units of ``kind`` one ``unit`` is; None for a unit ``kind`` does not know.
+    Time units are case-sensitive (``ms`` is not ``Ms``), sizes and rates are not."""
+    if kind is Kind.TIME:
+        return _TIME_UNITS.get(unit)
+    if kind is Kind.SIZE:
+        return _SIZE_UNITS_ANY_CASE.get(unit.lower())
+    if kind is Kind.RATE:
+        return _RATE_UNITS.get(unit.replace(" ", "").lower())
+    if kind is Kind.RATIO:
+        return 0.01 if unit == "%" else None
+    return None
+
+
+# a duration in parts, largest unit first: "1h30m", "2m 30s", "1min30s" (locust's run-time forms)
+_PART = r"(?:\d+(?:\.\d*)?|\.\d+)\s*(?:ns|us|µs|μs|ms|sec|min|s|m|h)"
+_COMPOUND_RE = re.compile(rf"^\s*(?:{_PART}\s*){{2,}}$")
+_PART_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|µs|μs|ms|sec|min|s|m|h)")
+
+
+def _parse_compound(raw: str) -> float:
+    factors = [(float(number), _TIME_UNITS[unit]) for number, unit in _PART_RE.findall(raw)]
+    if any(later >= earlier for (_, earlier), (_, later) in itertools.pairwise(factors)):
+        raise _fail(raw, Kind.TIME, "parts must go from the largest unit to the smallest, each once, e.g. '1h30m'")
+    return sum(number * factor for number, factor in factors)
 
 
 def format_value(value: float, kind: Kind, unit: str = "") -> str:
@@ -188,8 +213,60 @@ def parse_ratio(raw: object, *, upper: float | None = None) -> float:
 
 
 def parse_duration(raw: object) -> float:
+    """Seconds from ``"250ms"``, ``"1h30m"`` or a number of seconds."""
     return parse(raw, Kind.TIME)
 
 
 def parse_size(raw: object) -> float:
+    """Bytes from ``"50MB"``, ``"1.5GiB"`` or a number of bytes."""
     return parse(raw, Kind.SIZE)
+
+
+def parse_threshold(raw: object, *, below: float | None = None) -> float:
+    """A ratio above 0 (and below ``below`` when given): a gate threshold such as
+    ``max_regression`` (0 would flag every change) or ``alpha``."""
+    value = parse(raw, Kind.RATIO)
+    if value <= 0 or (below is not None and value >= below):
+        bound = f" and below {below:.0%}" if below is not None else ""
+        raise UnitError(f"{shown(raw)} must be above 0{bound}")
+    return value
+
+
+#: unit labels of ``perf.record`` that name a kind rather than a unit
+_KIND_LABELS = {"ratio": Kind.RATIO, "count": Kind.COUNT}
+
+
+def record_unit(label: str) -> tuple[Kind, float] | None:
+    """What the ``unit=`` label of ``perf.record(name, value, unit=label)`` means: ``(kind,
+    factor)`` (a value times ``factor`` is in the kind's base unit), or None for a free-form label.
+
+    The rule: a label is a unit when :func:`parse` knows it, with parse's case rules (time units
+    are case-sensitive and take ``µs``/``μs``; sizes and rates are not: ``"mb"`` is ``MB``,
+    ``"RPS"`` is ``rps``); ``"%"`` is a ratio in percent; ``"ratio"`` and ``"count"`` (any case)
+    name those kinds. A label that is a time unit in another case (``"MS"``, ``"Sec"``) is
+    neither a unit nor clearly free-form and raises :class:`UnitError`; anything else
+    (``"requests"``, ``"items"``, ``"MB/s"``) is a free-form label (None).
+    """
+    if not isinstance(label, str):
+        raise UnitError(f"unit {shown(label)} is not a string; accepted: {_RECORD_UNITS_TEXT}, or a free-form label")
+    unit = label.strip()
+    for kind in (Kind.TIME, Kind.SIZE, Kind.RATE, Kind.RATIO):
+        factor = _factor(unit, kind)
+        if factor is not None:
+            return kind, factor
+    named = _KIND_LABELS.get(unit.lower())
+    if named is not None:
+        return named, 1.0
+    spelled = [known for known in _TIME_UNITS if known.lower() == unit.lower()]
+    if spelled:
+        raise UnitError(
+            f"unit {label!r} is the time unit {spelled[0]!r} in another case (time units are case-sensitive); "
+            f"accepted: {_RECORD_UNITS_TEXT}, or a free-form label that spells no unit (e.g. 'requests')"
+        )
+    return None
+
+
+_RECORD_UNITS_TEXT = (
+    f"time ({', '.join(_TIME_UNITS)}), size ({', '.join(_SIZE_UNITS)}, any case), "
+    f"rate ({', '.join(_RATE_UNITS)}), ratio (%, ratio), count"
+)

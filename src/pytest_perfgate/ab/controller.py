@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._procs import read_log, spawn, stop_group, tail
 from ..errors import AbError, PerfgateError
 from ..model import RunResult, load_results
 from . import worktree as wt
@@ -32,8 +33,10 @@ from .protocol import (
     Channel,
     ChannelClosed,
     ChannelTimeout,
+    Message,
+    MessageType,
 )
-from .schedule import BASE, CURRENT, SIDES, PairedSettings, PairedTest, Round, measure_paired
+from .schedule import SIDES, PairedSettings, PairedTest, Round, Side, Stopped, measure_paired
 
 #: the problem of a test that requested perf or benchmark and passed on both sides without calling it
 NOT_CALLED = "passed without calling perf or benchmark: nothing was timed"
@@ -43,7 +46,7 @@ STARTUP_TIMEOUT = 120.0
 
 @dataclass(frozen=True)
 class AbOptions:
-    base: str
+    base: str  # the base side's git revision
     pytest_args: tuple[str, ...] = ()
     cpu: int | None = None
     pythonpath: tuple[str, ...] | None = None  # None: "src" when the tree has one
@@ -73,7 +76,7 @@ class AbOptions:
 class RoundFailed(AbError):
     """The timed call raised on one side in a measured round (or in calibration)."""
 
-    def __init__(self, side: str, message: str, where: str) -> None:
+    def __init__(self, side: Side, message: str, where: str) -> None:
         super().__init__(f"{message} (in {where}, after a first call that passed)")
         self.side = side
 
@@ -82,8 +85,8 @@ class RoundFailed(AbError):
 class AbRun:
     """The outcome of ``perfgate ab``: every test's paired measurement (or why there is none)."""
 
-    base: str
-    base_commit: str
+    revision: str  # the base side's git revision, as given
+    commit: str  # ... resolved
     tests: list[PairedTest] = field(default_factory=list)
     base_run: RunResult | None = None
     current_run: RunResult | None = None
@@ -95,7 +98,7 @@ class AbRun:
 
     @property
     def subject(self) -> str:
-        return f"{self.base} ({self.base_commit[:10]})"
+        return f"{self.revision} ({self.commit[:10]})"
 
 
 def choose_cpu(requested: int | None) -> tuple[int | None, str]:
@@ -117,14 +120,14 @@ def choose_cpu(requested: int | None) -> tuple[int | None, str]:
 class Worker:
     """One pytest worker process and its channel."""
 
-    def __init__(self, side: str, process: subprocess.Popen[bytes], channel: Channel, log: Path) -> None:
+    def __init__(self, side: Side, process: subprocess.Popen[bytes], channel: Channel, log: Path) -> None:
         self.side = side
         self.process = process
         self.channel = channel
         self.log = log
         self.timeout = STARTUP_TIMEOUT
 
-    def receive(self, timeout: float | None = None) -> dict[str, Any]:
+    def receive(self, timeout: float | None = None) -> Message:
         try:
             return self.channel.receive(self.timeout if timeout is None else timeout)
         except ChannelClosed:
@@ -136,24 +139,24 @@ class Worker:
                 f"(it hangs: killed){self.log_tail()}"
             ) from None
 
-    def expect(self, kind: str, timeout: float | None = None) -> dict[str, Any]:
+    def expect(self, kind: MessageType, timeout: float | None = None) -> Message:
         message = self.receive(timeout)
-        if message["type"] == "failed":
+        if message["type"] == MessageType.FAILED:
             raise RoundFailed(self.side, str(message.get("message", "")), str(message.get("where", "a round")))
         if message["type"] != kind:
             raise AbError(f"the {self.side} worker broke off the measurement: {self._what(message)}{self.log_tail()}")
         return message
 
     @staticmethod
-    def _what(message: dict[str, Any]) -> str:
+    def _what(message: Message) -> str:
         kind = message["type"]
-        if kind == "end":
+        if kind == MessageType.END:
             return f"its test {message.get('nodeid')} ended ({message.get('outcome')}: {message.get('message')})"
-        if kind == "finished":
+        if kind == MessageType.FINISHED:
             return "its pytest session ended"
         return f"it sent {kind!r}"
 
-    def send(self, kind: str, **fields: Any) -> None:
+    def send(self, kind: MessageType, **fields: Any) -> None:
         try:
             self.channel.send(kind, **fields)
         except ChannelClosed:
@@ -162,42 +165,35 @@ class Worker:
 
     # the RoundRunner protocol of measure_paired
     def calibrate(self, min_round_time: float) -> int:
-        self.send("calibrate", min_round_time=min_round_time)
-        return int(self.expect("calibrated")["loops"])
+        self.send(MessageType.CALIBRATE, min_round_time=min_round_time)
+        return int(self.expect(MessageType.CALIBRATED)["loops"])
 
     def round(self, loops: int, keep: bool) -> Round:
-        self.send("round", loops=loops, keep=keep)
-        reply = self.expect("round")
+        self.send(MessageType.ROUND, loops=loops, keep=keep)
+        reply = self.expect(MessageType.ROUND)
         return Round(int(reply["ns"]), int(reply.get("switches", 0)), int(reply.get("cpu_ns", -1)))
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace").rstrip()
-        except OSError:
+        text = read_log(self.log)
+        if text is None:
             return ""
-        tail = "\n".join(text.splitlines()[-lines:])
+        last = tail(text, lines)
         hint = ""
         if "unrecognized arguments: --perfgate-save" in text:
             hint = (
                 "\n(perfgate's pytest plugin is not registered in this environment: pytest-perfgate must be "
                 "installed (pip install pytest-perfgate), not only importable from PYTHONPATH)"
             )
-        return f"; its output ends with:\n{tail}{hint}" if tail else hint
+        return f"; its output ends with:\n{last}{hint}" if last else hint
 
     def kill(self) -> None:
         """Kill the worker's whole process group (it and anything it started)."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.process.kill()
-        with suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
+        stop_group(self.process, grace=0)
         self.channel.close()
 
 
 def start_worker(
-    side: str, cwd: Path, args: Sequence[str], env: dict[str, str], cpu: int | None, log: Path, results: Path
+    side: Side, cwd: Path, args: Sequence[str], env: dict[str, str], cpu: int | None, log: Path, results: Path
 ) -> Worker:
     to_worker_r, to_worker_w = os.pipe()
     from_worker_r, from_worker_w = os.pipe()
@@ -215,19 +211,21 @@ def start_worker(
         # after the user's arguments, so that this results file wins over one they gave
         f"--perfgate-save={results}",
     ]
-    worker_env = {**env, ENV_FDS: f"{to_worker_r},{from_worker_w}", ENV_SIDE: side}
+    worker_env = {**env, ENV_FDS: f"{to_worker_r},{from_worker_w}", ENV_SIDE: side.value}
     with open(log, "wb") as output:
         try:
-            process = subprocess.Popen(
+            process = spawn(
                 command,
+                feature="perfgate ab (its workers run in their own process groups)",
+                output=output,
                 cwd=cwd,
                 env=worker_env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
                 pass_fds=(to_worker_r, from_worker_w),
-                start_new_session=True,
             )
+        except (OSError, PerfgateError) as exc:
+            os.close(to_worker_w)
+            os.close(from_worker_r)
+            raise AbError(f"cannot start the {side} worker: {exc}") from None
         finally:
             os.close(to_worker_r)
             os.close(from_worker_w)
@@ -235,7 +233,7 @@ def start_worker(
         try:
             os.sched_setaffinity(process.pid, {cpu})
         except OSError as exc:
-            os.killpg(process.pid, signal.SIGKILL)
+            stop_group(process, grace=0)
             raise AbError(f"cannot pin the {side} worker to CPU {cpu}: {exc}") from None
     return Worker(side, process, Channel(from_worker_r, to_worker_w), log)
 
@@ -285,35 +283,37 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
             if cpu is not None
             else f"perfgate ab: base {run.subject}, current working tree; workers not pinned"
         )
-        base_root = stack.enter_context(wt.worktree(root, commit, keep=options.keep_worktree))
+        base_tree = stack.enter_context(wt.worktree(root, commit, keep=options.keep_worktree))
         if options.keep_worktree:
-            run.notices.append(f"the base worktree is kept at {base_root} (remove it with git worktree remove)")
+            run.notices.append(f"the base worktree is kept at {base_tree} (remove it with git worktree remove)")
         env = dict(os.environ)
         env["PYTHONHASHSEED"] = options.hashseed
         env.pop(ENV_FDS, None)
-        workers: dict[str, Worker] = {}
+        workers: dict[Side, Worker] = {}
         stack.callback(_kill_all, workers)
-        pair = _Pair(options, run, {CURRENT: root, BASE: base_root}, cwd.relative_to(root), env, scratch, workers)
-        collected = {CURRENT: pair.start(CURRENT, 1)}
-        if not collected[CURRENT]["nodeids"]:
-            pair.stop_empty(CURRENT)
-        files = [*collected[CURRENT]["files"], *options.overlay]  # the current tests go over the base tree
+        pair = _Pair(
+            options, run, {Side.CURRENT: root, Side.BASE: base_tree}, cwd.relative_to(root), env, scratch, workers
+        )
+        collected = {Side.CURRENT: pair.start(Side.CURRENT, 1)}
+        if not collected[Side.CURRENT]["nodeids"]:
+            pair.stop_empty(Side.CURRENT)
+        files = [*collected[Side.CURRENT]["files"], *options.overlay]  # the current tests go over the base tree
         config = _perfgate_config(cwd, root)
-        copied = wt.overlay([*files, *([config] if config else [])], root, base_root)
+        copied = wt.overlay([*files, *([config] if config else [])], root, base_tree)
         say(f"perfgate ab: {len(copied)} current test file(s) laid over the base revision")
         if options.install:
             say(f"perfgate ab: install step in the base tree: {options.install}")
-            wt.run_install(options.install, base_root, env, options.install_timeout)
-        collected[BASE] = pair.start(BASE, 1)
+            wt.run_install(options.install, base_tree, env, options.install_timeout)
+        collected[Side.BASE] = pair.start(Side.BASE, 1)
         order = _plan(run, collected)
         for side in SIDES:
-            workers[side].send("run", nodeids=order)
+            workers[side].send(MessageType.RUN, nodeids=order)
         say(f"perfgate ab: {len(order)} test(s) on both sides")
         run.tests += _drive(run, workers, order, options, deadline, say, live)
         if not run.incomplete:
             pair.finish(1)
-            run.current_run = _load(scratch / f"{CURRENT}-1.json", run, CURRENT)
-            run.base_run = _load(scratch / f"{BASE}-1.json", run, BASE)
+            run.current_run = _load(scratch / f"{Side.CURRENT}-1.json", run, Side.CURRENT)
+            run.base_run = _load(scratch / f"{Side.BASE}-1.json", run, Side.BASE)
         for number in range(2, 2 + options.confirm_pairs):
             flagged = [
                 t.nodeid for t in run.tests if _needs_confirming(t, options.confirm_above, options.confirm_verdict_at)
@@ -325,9 +325,9 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
                 f"in a fresh pair of workers (pair {number} of at most {1 + options.confirm_pairs})"
             )
             _kill_all(workers)
-            for side in (CURRENT, BASE):
+            for side in (Side.CURRENT, Side.BASE):
                 pair.start(side, number)
-                workers[side].send("run", nodeids=flagged)
+                workers[side].send(MessageType.RUN, nodeids=flagged)
             again = {t.nodeid: t for t in _drive(run, workers, flagged, options, deadline, say, live)}
             if not run.incomplete:
                 pair.finish(number)
@@ -378,24 +378,24 @@ class _Pair:
         self,
         options: AbOptions,
         run: AbRun,
-        trees: dict[str, Path],
+        trees: dict[Side, Path],
         relative: Path,
         env: dict[str, str],
         scratch: Path,
-        workers: dict[str, Worker],
+        workers: dict[Side, Worker],
     ) -> None:
         self.options, self.run, self.trees, self.relative = options, run, trees, relative
         self.env, self.scratch, self.workers = env, scratch, workers
         self.padding = random.Random()
 
-    def start(self, side: str, number: int) -> dict[str, Any]:
+    def start(self, side: Side, number: int) -> Message:
         """Start ``side``'s worker of pair ``number``; what it collected."""
         tree = self.trees[side]
         side_env = dict(self.env)
         paths = wt.import_paths(tree, self.options.pythonpath)
         _check_no_other_perfgate(side, paths)
         side_env["PYTHONPATH"] = wt.pythonpath(paths, self.env)
-        side_env[ENV_FOREIGN] = str(self.trees[BASE if side == CURRENT else CURRENT])
+        side_env[ENV_FOREIGN] = str(self.trees[side.other])
         # the environment's size moves the initial stack, and with it the alignment of what the process
         # does: a random size per worker turns that fixed offset of a pair into noise between pairs
         side_env[ENV_PAD] = "x" * self.padding.randrange(4096)
@@ -410,7 +410,7 @@ class _Pair:
             self.scratch / f"{side}-{number}.json",
         )
         self.workers[side] = worker
-        hello = worker.expect("hello")
+        hello = worker.expect(MessageType.HELLO)
         if hello.get("protocol") != PROTOCOL_VERSION:
             raise AbError(
                 f"the {side} worker speaks protocol {hello.get('protocol')!r}, not {PROTOCOL_VERSION}: it imported "
@@ -421,11 +421,11 @@ class _Pair:
                 f"the {side} worker runs on CPUs {hello.get('affinity')}, not only CPU {self.run.cpu}"
             )
         collected = worker.receive()
-        if collected["type"] == "finished":
+        if collected["type"] == MessageType.FINISHED:
             raise AbError(f"pytest on the {side} side stopped before running any test: {self.pytest_said(side)}")
-        if collected["type"] != "collected":
+        if collected["type"] != MessageType.COLLECTED:
             raise AbError(f"the {side} worker sent {collected['type']!r} before its collection")
-        if number == 1 and side == CURRENT:
+        if number == 1 and side == Side.CURRENT:
             for lifted in collected.get("lifted", ()):
                 self.run.notices.append(
                     f"{lifted} is lifted in the paired workers: a test's rounds would be killed midway; "
@@ -433,32 +433,31 @@ class _Pair:
                 )
         return collected
 
-    def pytest_said(self, side: str) -> str:
+    def pytest_said(self, side: Side) -> str:
         """pytest's own last words on ``side`` (its worker has ended or is ending)."""
         worker = self.workers[side]
         with suppress(subprocess.TimeoutExpired):
             worker.process.wait(timeout=STARTUP_TIMEOUT)
         return pytest_words(worker.log, worker.process.returncode)
 
-    def stop_empty(self, side: str) -> None:
+    def stop_empty(self, side: Side) -> None:
         """``side`` collected no test: let its session end, and stop with pytest's words."""
-        self.workers[side].send("run", nodeids=[])
+        self.workers[side].send(MessageType.RUN, nodeids=[])
         with suppress(AbError):
-            self.workers[side].expect("finished", STARTUP_TIMEOUT)
+            self.workers[side].expect(MessageType.FINISHED, STARTUP_TIMEOUT)
         raise AbError(f"no test to compare: pytest on the {side} side selected none: {self.pytest_said(side)}")
 
     def finish(self, number: int) -> None:
         for side in SIDES:
             try:
-                finished = self.workers[side].expect("finished", STARTUP_TIMEOUT)
+                finished = self.workers[side].expect(MessageType.FINISHED, STARTUP_TIMEOUT)
                 self.workers[side].process.wait(timeout=60)
             except (AbError, subprocess.TimeoutExpired) as exc:
                 self.run.notices.append(f"the {side} worker did not finish cleanly: {exc}")
                 continue
             if finished.get("foreign") and number == 1:
-                other = "current" if side == BASE else "base"
                 self.run.notices.append(
-                    f"the {side} side imported code from the {other} tree, so part of this comparison may "
+                    f"the {side} side imported code from the {side.other} tree, so part of this comparison may "
                     f"measure the same code twice: {', '.join(finished['foreign'][:5])}; check --pythonpath"
                 )
 
@@ -480,7 +479,7 @@ def pytest_words(log: Path, code: int | None) -> str:
     return f"{text} (exit code {code})" if code is not None else text
 
 
-def _check_no_other_perfgate(side: str, paths: Sequence[str]) -> None:
+def _check_no_other_perfgate(side: Side, paths: Sequence[str]) -> None:
     """Both workers must run this perfgate (its worker plugin and protocol), not one on a path."""
     running = Path(__file__).resolve().parents[1]
     for path in paths:
@@ -492,7 +491,7 @@ def _check_no_other_perfgate(side: str, paths: Sequence[str]) -> None:
             )
 
 
-def _kill_all(workers: dict[str, Worker]) -> None:
+def _kill_all(workers: dict[Side, Worker]) -> None:
     for worker in workers.values():
         worker.kill()
 
@@ -504,27 +503,30 @@ def _perfgate_config(cwd: Path, root: Path) -> str | None:
     return str(found) if found else None
 
 
-def _plan(run: AbRun, collected: dict[str, dict[str, Any]]) -> list[str]:
+def _plan(run: AbRun, collected: dict[Side, Message]) -> list[str]:
     """Tests on both sides, in the current side's order; the others reported as new or missing."""
-    current, base = collected[CURRENT]["nodeids"], collected[BASE]["nodeids"]
+    current, base = collected[Side.CURRENT]["nodeids"], collected[Side.BASE]["nodeids"]
     on_base = set(base)
     on_current = set(current)
-    for side, errors in ((BASE, collected[BASE]["errors"]), (CURRENT, collected[CURRENT]["errors"])):
+    for side, errors in (
+        (Side.BASE, collected[Side.BASE]["errors"]),
+        (Side.CURRENT, collected[Side.CURRENT]["errors"]),
+    ):
         for error in errors:
             last = (error["message"].strip().splitlines() or ["?"])[-1].removeprefix("E").strip()
             run.notices.append(f"collection error on the {side} side in {error['nodeid']}: {last}")
     for nodeid in current:
         if nodeid not in on_base:
-            run.tests.append(PairedTest(nodeid, only=CURRENT, problem="not on the base side (a new test)"))
+            run.tests.append(PairedTest(nodeid, only=Side.CURRENT, problem="not on the base side (a new test)"))
     for nodeid in base:
         if nodeid not in on_current:
-            run.tests.append(PairedTest(nodeid, only=BASE, problem="not on the current side (removed or renamed)"))
+            run.tests.append(PairedTest(nodeid, only=Side.BASE, problem="not on the current side (removed or renamed)"))
     return [nodeid for nodeid in current if nodeid in on_base]
 
 
 def _drive(
     run: AbRun,
-    workers: dict[str, Worker],
+    workers: dict[Side, Worker],
     order: list[str],
     options: AbOptions,
     deadline: float | None,
@@ -555,7 +557,7 @@ def _drive(
             break
         say(f"[{index + 1:>{width}}/{len(order)}] {nodeid}: {_summary(test)}")
         tests.append(test)
-        if test.stopped == "time limit" and deadline is not None and limit < options.test_timeout:
+        if test.stopped is Stopped.TIME_LIMIT and deadline is not None and limit < options.test_timeout:
             # the whole-run limit, not the test's own, cut this test short: the run is not complete
             run.incomplete = _limit_reached(options, nodeid)
             tests += _not_run(order[index + 1 :], run.incomplete)
@@ -571,13 +573,12 @@ def _not_run(nodeids: Sequence[str], why: str) -> list[PairedTest]:
     return [PairedTest(n, problem="not run: " + why) for n in nodeids]
 
 
-#: why a test's rounds stopped, as the progress line says it
+#: why a test's rounds stopped, as the progress line says it (nothing when it had its time)
 STOPPED = {
-    "time": "",
-    "blocks": "the most blocks",
-    "disturbed": "twice the time: too few undisturbed blocks",
-    "wall time": "the wall-clock cap: the untimed part of each round (setup, messages) dominates",
-    "time limit": "cut short at the test's time limit",
+    Stopped.BLOCKS: "the most blocks",
+    Stopped.DISTURBED: "twice the time: too few undisturbed blocks",
+    Stopped.WALL_TIME: "the wall-clock cap: the untimed part of each round (setup, messages) dominates",
+    Stopped.TIME_LIMIT: "cut short at the test's time limit",
 }
 
 
@@ -593,23 +594,23 @@ def _summary(test: PairedTest) -> str:
         notes.append(f"{left_out} disturbed left out")
     if test.disturbed_kept:
         notes.append(f"{test.disturbed_kept} disturbed judged{' (corrected)' if test.disturbed_corrected else ''}")
-    if STOPPED.get(test.stopped):
+    if test.stopped in STOPPED:
         notes.append(f"stopped at {STOPPED[test.stopped]}")
     extra = f"; {'; '.join(notes)}" if notes else ""
     return f"{ratio:+.1%} over {test.blocks} blocks of 4 rounds x {test.loops} loop(s) ({test.elapsed:.1f}s{extra})"
 
 
 def _one_test(
-    nodeid: str, workers: dict[str, Worker], options: AbOptions, limit: float, live: Progress | None, prefix: str
+    nodeid: str, workers: dict[Side, Worker], options: AbOptions, limit: float, live: Progress | None, prefix: str
 ) -> PairedTest:
-    state: dict[str, dict[str, Any]] = {}
+    state: dict[Side, Message] = {}
     for side in SIDES:
-        state[side] = _until(workers[side], nodeid, ("ready", "end"))
-    ready = [side for side in SIDES if state[side]["type"] == "ready"]
+        state[side] = _until(workers[side], nodeid, (MessageType.READY, MessageType.END))
+    ready = [side for side in SIDES if state[side]["type"] == MessageType.READY]
     test = PairedTest(nodeid)
     broke = ""
     if len(ready) == 2:
-        settings = state[CURRENT]["settings"]
+        settings = state[Side.CURRENT]["settings"]
         paired = PairedSettings(
             min_blocks=options.min_blocks,
             max_time=options.max_time if options.max_time is not None else float(settings["max_time"]),
@@ -625,15 +626,18 @@ def _one_test(
             broke = f"failed on the {exc.side} side when called again: {exc}"
             for side in SIDES:
                 if side != exc.side:
-                    workers[side].send("release")
+                    workers[side].send(MessageType.RELEASE)
         else:
             for side in SIDES:
-                workers[side].send("done", loops=test.loops)
+                workers[side].send(MessageType.DONE, loops=test.loops)
     else:
         for side in ready:
-            workers[side].send("release")
+            workers[side].send(MessageType.RELEASE)
     ends = {
-        side: state[side] if state[side]["type"] == "end" else _until(workers[side], nodeid, ("end",)) for side in SIDES
+        side: state[side]
+        if state[side]["type"] == MessageType.END
+        else _until(workers[side], nodeid, (MessageType.END,))
+        for side in SIDES
     }
     outcomes = {side: end["outcome"] for side, end in ends.items()}
     if broke:
@@ -649,26 +653,26 @@ def _one_test(
     if problems:
         return replace(test, problem="; ".join(problems))
     if not ready:
-        end = ends[CURRENT] if ends[CURRENT].get("untimed") else ends[BASE]
+        end = ends[Side.CURRENT] if ends[Side.CURRENT].get("untimed") else ends[Side.BASE]
         return replace(test, problem=end.get("untimed") or NOT_CALLED, optional=bool(end.get("by_choice")))
     if len(ready) == 1:
         return replace(test, problem=f"timed on the {ready[0]} side only (the other passed without a timed call)")
     return test
 
 
-def _until(worker: Worker, nodeid: str, kinds: tuple[str, ...]) -> dict[str, Any]:
+def _until(worker: Worker, nodeid: str, kinds: tuple[MessageType, ...]) -> Message:
     """The next message of one of ``kinds`` about ``nodeid``."""
     while True:
         message = worker.receive()
-        if message["type"] == "finished":
+        if message["type"] == MessageType.FINISHED:
             raise AbError(f"the {worker.side} worker's session ended before {nodeid} ran (pytest stopped early?)")
         if message["type"] in kinds and message.get("nodeid") == nodeid:
             return message
-        if message["type"] in ("ready", "end"):
+        if message["type"] in (MessageType.READY, MessageType.END):
             raise AbError(f"the {worker.side} worker is at {message.get('nodeid')} while {nodeid} was expected")
 
 
-def _load(path: Path, run: AbRun, side: str) -> RunResult | None:
+def _load(path: Path, run: AbRun, side: Side) -> RunResult | None:
     try:
         return load_results(path)
     except PerfgateError as exc:

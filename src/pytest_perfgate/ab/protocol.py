@@ -14,9 +14,36 @@ import json
 import os
 import selectors
 import time
+from enum import Enum
 from typing import Any
 
 from ..errors import AbError
+
+#: one JSON line decoded: ``type`` (a :class:`MessageType`) says which message, the other keys are its fields
+Message = dict[str, Any]
+
+
+class MessageType(str, Enum):
+    """The ``type`` of a message."""
+
+    # worker to controller
+    HELLO = "hello"
+    COLLECTED = "collected"
+    READY = "ready"
+    CALIBRATED = "calibrated"
+    ROUND = "round"  # also controller to worker: run one
+    FAILED = "failed"
+    END = "end"
+    FINISHED = "finished"
+    # controller to worker
+    RUN = "run"
+    CALIBRATE = "calibrate"
+    DONE = "done"
+    RELEASE = "release"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 PROTOCOL_VERSION = 3
 
@@ -46,14 +73,14 @@ class Channel:
         self._selector = selectors.DefaultSelector()
         self._selector.register(read_fd, selectors.EVENT_READ)
 
-    def send(self, kind: str, **fields: Any) -> None:
+    def send(self, kind: MessageType | str, **fields: Any) -> None:
         try:
             self._write.write(json.dumps({"type": kind, **fields}, allow_nan=False) + "\n")
             self._write.flush()
         except (BrokenPipeError, ValueError, OSError) as exc:
             raise ChannelClosed(f"the other side closed the channel ({exc})") from None
 
-    def receive(self, timeout: float | None = None) -> dict[str, Any]:
+    def receive(self, timeout: float | None = None) -> Message:
         deadline = None if timeout is None else time.monotonic() + timeout
         while b"\n" not in self._buffer:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())

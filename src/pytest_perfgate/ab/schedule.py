@@ -13,13 +13,41 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import Enum
 from statistics import median
-from typing import Protocol
+from typing import Final, Protocol
 
 from ..errors import MeasurementError
 from ..stats import percentile
 
-BASE, CURRENT = "base", "current"
+
+class Side(str, Enum):
+    """The two sides of a paired run: the base revision's tree and the current working tree."""
+
+    BASE = "base"
+    CURRENT = "current"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def other(self) -> Side:
+        return Side.CURRENT if self is Side.BASE else Side.BASE
+
+
+class Stopped(str, Enum):
+    """Why a test's paired rounds stopped."""
+
+    TIME = "time"  # enough undisturbed blocks and the time
+    BLOCKS = "blocks"  # the most blocks
+    DISTURBED = "disturbed"  # twice the time, too few undisturbed blocks
+    WALL_TIME = "wall time"  # the wall-clock cap
+    TIME_LIMIT = "time limit"  # the test's time limit
+
+
+#: shorthands of the two sides
+BASE: Final = Side.BASE
+CURRENT: Final = Side.CURRENT
 
 #: measuring goes on up to this many times ``max_time`` to collect undisturbed blocks
 PATIENCE = 2
@@ -27,13 +55,13 @@ PATIENCE = 2
 MIN_CLEAN = 8
 #: rounds not preempted that a side needs for its own figure of usual off-CPU time
 MIN_GAPS = 3
-SIDES = (BASE, CURRENT)
+SIDES = tuple(Side)
 
 #: the order of the four rounds of block ``i``: ABBA, then BAAB, alternating
 _ORDERS = ((BASE, CURRENT, CURRENT, BASE), (CURRENT, BASE, BASE, CURRENT))
 
 
-def block_order(index: int) -> tuple[str, str, str, str]:
+def block_order(index: int) -> tuple[Side, Side, Side, Side]:
     return _ORDERS[index % 2]
 
 
@@ -99,14 +127,14 @@ class PairedTest:
     disturbed_corrected: bool = False
     #: the block log ratios of the same test measured again in fresh pairs of workers
     extra_pairs: tuple[tuple[float, ...], ...] = ()
-    stopped: str = ""  # why the rounds stopped ("time", "blocks", "disturbed", "wall time", "time limit")
+    stopped: Stopped | None = None  # why the rounds stopped
     #: set when the test is not judged: failed on a side, nothing timed, one side only, ...
     problem: str = ""
     #: not comparing it is expected (skipped on both sides, whole calls turned off): it does not
     #: make the run incomplete
     optional: bool = False
-    #: BASE or CURRENT when the test exists on that side only
-    only: str = ""
+    #: the side the test exists on, when only on one
+    only: Side | None = None
     elapsed: float = 0.0
 
     @property
@@ -131,7 +159,7 @@ class PairedTest:
 
 def measure_paired(
     nodeid: str,
-    sides: dict[str, RoundRunner],
+    sides: dict[Side, RoundRunner],
     settings: PairedSettings,
     *,
     clock: Callable[[], float] = time.monotonic,
@@ -157,24 +185,24 @@ def measure_paired(
             warm[side] += max(1, sides[side].round(loops, False).ns)
         if clock() - started > settings.time_limit:
             break
-    kept: dict[str, list[float]] = {side: [] for side in SIDES}
+    kept: dict[Side, list[float]] = {side: [] for side in SIDES}
     clean: list[float] = []
-    clean_rounds: list[tuple[str, Round]] = []
-    disturbed: list[list[tuple[str, Round]]] = []  # the rounds of each, to correct them if judged
-    stopped = "blocks"
+    clean_rounds: list[tuple[Side, Round]] = []
+    disturbed: list[list[tuple[Side, Round]]] = []  # the rounds of each, to correct them if judged
+    stopped = Stopped.BLOCKS
     last_block = 0.0
     while len(clean) + len(disturbed) < settings.max_blocks:
         now = clock()
         if clean or disturbed:
             if now - started + last_block > settings.time_limit:
-                stopped = "time limit"
+                stopped = Stopped.TIME_LIMIT
                 break
             total = sum(spent.values())
             if len(clean) >= settings.min_blocks and total >= 2 * settings.max_time * 1e9:
-                stopped = "time"
+                stopped = Stopped.TIME
                 break
             if total >= 2 * PATIENCE * settings.max_time * 1e9 and len(clean) + len(disturbed) >= settings.min_blocks:
-                stopped = "disturbed"
+                stopped = Stopped.DISTURBED
                 break
             wall = now - started
             if (wall >= 4 * PATIENCE * settings.max_time and len(clean) >= settings.min_blocks) or (
@@ -182,7 +210,7 @@ def measure_paired(
             ):
                 # rounds whose untimed part (pytest-benchmark's setup, the messages, a busy machine's
                 # waits) dwarfs the timed one: enough undisturbed blocks, or far past the budget
-                stopped = "wall time"
+                stopped = Stopped.WALL_TIME
                 break
         rounds = []
         for side in block_order(len(clean) + len(disturbed)):
@@ -220,7 +248,7 @@ def measure_paired(
     )
 
 
-def block_ratio(rounds: list[tuple[str, Round]]) -> float:
+def block_ratio(rounds: list[tuple[Side, Round]]) -> float:
     """``log((B1 + B2) / (A1 + A2))`` of one block: positive when the current side is slower."""
     total = dict.fromkeys(SIDES, 0)
     for side, measured in rounds:
@@ -228,7 +256,9 @@ def block_ratio(rounds: list[tuple[str, Round]]) -> float:
     return math.log(max(total[CURRENT], 1) / max(total[BASE], 1))
 
 
-def corrected_rounds(rounds: list[tuple[str, Round]], clean_rounds: list[tuple[str, Round]]) -> list[tuple[str, Round]]:
+def corrected_rounds(
+    rounds: list[tuple[Side, Round]], clean_rounds: list[tuple[Side, Round]]
+) -> list[tuple[Side, Round]]:
     """``rounds`` with each preempted one's time replaced by its CPU time plus its side's usual
     off-CPU time (never more than it measured).
 
@@ -240,7 +270,7 @@ def corrected_rounds(rounds: list[tuple[str, Round]], clean_rounds: list[tuple[s
     with too few on both, the smallest ``wall - CPU`` of any round, for both sides alike: a
     side's own smallest holds its own preemptions, and one side preempted in every round would
     otherwise look slower by them."""
-    gaps: dict[str, list[int]] = {side: [] for side in SIDES}
+    gaps: dict[Side, list[int]] = {side: [] for side in SIDES}
     for side, m in (*rounds, *clean_rounds):
         if not m.switches:
             gaps[side].append(m.ns - m.cpu_ns)

@@ -12,13 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from .._procs import tail
 from ..errors import AbError
 
 GIT_TIMEOUT = 120.0
-
-
-def _tail(text: str, lines: int = 20) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 def git(repo: Path, *args: str, timeout: float = GIT_TIMEOUT) -> str:
@@ -31,7 +28,7 @@ def git(repo: Path, *args: str, timeout: float = GIT_TIMEOUT) -> str:
     except subprocess.TimeoutExpired:
         raise AbError(f"git {' '.join(args)} did not finish within {timeout:g}s") from None
     if done.returncode != 0:
-        raise AbError(f"git {' '.join(args)} failed (exit {done.returncode}):\n{_tail(done.stderr or done.stdout)}")
+        raise AbError(f"git {' '.join(args)} failed (exit {done.returncode}):\n{tail(done.stderr or done.stdout, 20)}")
     return done.stdout.strip()
 
 
@@ -115,7 +112,7 @@ def run_install(command: str, cwd: Path, env: Mapping[str, str], timeout: float)
     except subprocess.TimeoutExpired:
         raise AbError(f"the install step did not finish within {timeout:g}s: {command}") from None
     if done.returncode != 0:
-        output = _tail((done.stdout or "") + (done.stderr or ""))
+        output = tail((done.stdout or "") + (done.stderr or ""), 20)
         raise AbError(f"the install step failed (exit {done.returncode}): {command}\n{output}")
 
 

@@ -25,10 +25,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._procs import read_log, spawn, stop_group, tail
 from ..errors import LoadError, LoadRunError
 
 LISTENER = Path(__file__).with_name("perfgate_listener.py")
@@ -219,6 +221,16 @@ def check_target(host: str, timeout: float) -> str:
 # --------------------------------------------------------------------------- raw results
 
 
+class LocustRole(str, Enum):
+    """How locust ran: one process (``local``), or a master with workers (``--processes``, external)."""
+
+    LOCAL = "local"
+    MASTER = "master"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class RawRun:
     """What the listener wrote: every request, plus the run's window and locust's own counts."""
@@ -227,7 +239,7 @@ class RawRun:
     stop: float
     rows: tuple[tuple[str, str, float, float, str | None], ...]
     locust_version: str = ""
-    runner: str = "local"
+    runner: LocustRole = LocustRole.LOCAL
     workers_reporting: int = 0
     max_users: int = 0
     locust_requests: int | None = None
@@ -251,7 +263,7 @@ def read_raw(path: str | os.PathLike[str]) -> RawRun:
             stop=float(data["stop"]),
             rows=rows,
             locust_version=str(data.get("locust_version", "")),
-            runner=str(data.get("runner", "local")),
+            runner=LocustRole(data.get("runner", "local")),
             workers_reporting=int(data.get("workers_reporting") or 0),
             max_users=int(data.get("max_users") or 0),
             locust_requests=_opt_int(data.get("locust_requests")),
@@ -279,33 +291,6 @@ class LocustOutcome:
     wall_time: float
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a recycled id owned by someone else: not ours any more
-        return False
-    return True
-
-
-def stop_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
-    """End the subprocess and every process it forked (its own process group): SIGTERM, then
-    SIGKILL after ``grace`` seconds. Safe to call on a group that already left."""
-    pgid = proc.pid
-    if proc.poll() is None or _group_alive(pgid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and (proc.poll() is None or _group_alive(pgid)):
-            time.sleep(0.05)
-        if proc.poll() is None or _group_alive(pgid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)
-
-
 class Terminated(KeyboardInterrupt):
     """perfgate itself was told to stop (SIGTERM, SIGHUP) during a load run: raised in the main
     thread, so the run's ``finally`` stops locust's process group, like Ctrl-C does."""
@@ -329,7 +314,8 @@ def _stop_on_signals() -> Iterator[None]:
     def handler(signum: int, _frame: object) -> None:
         raise Terminated(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stops = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]  # no SIGHUP on Windows
+    previous = {sig: signal.signal(sig, handler) for sig in stops}
     try:
         yield
     finally:
@@ -337,35 +323,11 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _die_with_parent(parent: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` (Linux): locust gets SIGTERM when perfgate dies, however it dies (SIGKILL
-    included): PR_SET_PDEATHSIG. Locust's SIGTERM handler stops the run and its own worker
-    processes (--processes). ``None`` where prctl is not there."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
-        return None
-
-    def preexec() -> None:
-        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # perfgate died before the line above: do not start at all
-            os._exit(1)
-
-    return preexec
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+def _tail(path: Path) -> str:
+    text = read_log(path)
+    if text is None:
         return "(no locust output)"
-    kept = [line for line in text.splitlines() if line.strip()][-lines:]
-    return "\n".join("    " + line for line in kept) or "    (locust printed nothing)"
+    return tail(text, 25, prefix="    ", skip_blank=True) or "    (locust printed nothing)"
 
 
 class _ProgressReader:
@@ -434,15 +396,15 @@ def run_locust(
         started = time.monotonic()
         with open(log_path, "wb") as log, _stop_on_signals():
             try:
-                proc = subprocess.Popen(
+                # its own process group (--processes children included), SIGTERM when perfgate dies:
+                # locust's SIGTERM handler stops the run and its own worker processes
+                proc = spawn(
                     command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+                    feature="perfgate load (locust runs in its own process group)",
+                    output=log,
                     env=env,
                     cwd=os.path.dirname(os.path.abspath(settings.locustfile)),
-                    start_new_session=True,  # its own process group: --processes children included
-                    preexec_fn=_die_with_parent(os.getpid()),  # prctl only: no locks taken after fork
+                    die_with_parent=True,
                 )
             except OSError as exc:
                 raise LoadError(f"cannot start locust with {settings.python}: {exc}") from None
@@ -457,7 +419,7 @@ def run_locust(
                     time.sleep(0.2)
                 reader.poll()
             finally:
-                stop_group(proc)
+                stop_group(proc, KILL_GRACE)
         wall = time.monotonic() - started
         if proc.returncode != 0 or not raw_path.exists():
             what = f"exited with code {proc.returncode}" if proc.returncode else "wrote no results"

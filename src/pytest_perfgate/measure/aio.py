@@ -17,7 +17,6 @@ pays nothing); the module itself is imported only by ``perf``.
 
 from __future__ import annotations
 
-import gc
 import inspect
 import statistics
 import sys
@@ -25,12 +24,13 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import MeasurementError
 from . import timing
 
 AsyncCall = Callable[[], Awaitable[Any]]
+_T = TypeVar("_T")
 
 _DEFAULTS = timing.TimingSettings()
 #: the words of CPython's warning for a coroutine object destroyed without being awaited
@@ -128,15 +128,17 @@ async def _round(call: AsyncCall, loops: int, timer: timing.Timer) -> int:
     return timer() - start
 
 
+async def _drive(plan: timing.Plan[_T], call: AsyncCall, timer: timing.Timer) -> _T:
+    """:func:`~pytest_perfgate.measure.timing.drive`, with every round awaited."""
+    with timing.Course(plan) as course:
+        while course.loops is not None:
+            course.send(await _round(call, course.loops, timer))
+        return course.result
+
+
 async def calibrate(call: AsyncCall, min_round_time: float, timer: timing.Timer = time.perf_counter_ns) -> int:
     """:func:`~pytest_perfgate.measure.timing.calibrate`, with every call awaited."""
-    threshold_ns = timing.calibration_threshold_ns(min_round_time, timer)
-    loops: int | None = 1
-    calibrated = 1
-    while loops is not None:
-        calibrated = loops
-        loops = timing.next_loops(loops, await _round(call, loops, timer), threshold_ns)
-    return calibrated
+    return await _drive(timing.calibration_plan(min_round_time, timer), call, timer)
 
 
 async def measure(
@@ -149,36 +151,8 @@ async def measure(
     """:func:`~pytest_perfgate.measure.timing.measure` with every call awaited, in the running loop."""
     started = timer()
     result = await call()  # the first call: its result is what the test gets back
-    first_ns = timer() - started
-    if loops is None:
-        slow = first_ns >= settings.min_round_time * 1e9
-        loops = 1 if slow else await calibrate(call, settings.min_round_time, timer)
-    gc_was_enabled = gc.isenabled()
-    if settings.disable_gc:
-        gc.disable()
-    try:
-        warmup_rounds = 0
-        warm_start = timer()
-        while (timer() - warm_start) < settings.warmup_time * 1e9:
-            await _round(call, loops, timer)
-            warmup_rounds += 1
-        samples: list[float] = []
-        measure_start = timer()
-        budget_ns = settings.max_time * 1e9
-        while len(samples) < settings.max_rounds:
-            samples.append(await _round(call, loops, timer) * 1e-9 / loops)
-            if len(samples) >= settings.min_rounds and timer() - measure_start >= budget_ns:
-                break
-    finally:
-        if settings.disable_gc and gc_was_enabled:
-            gc.enable()
-    return timing.Timing(
-        samples=tuple(samples),
-        loops=loops,
-        warmup_rounds=warmup_rounds,
-        total_time=(timer() - started) * 1e-9,
-        result=result,
-    )
+    plan = timing.measurement_plan(settings, timer, started, timer() - started, result, loops)
+    return await _drive(plan, call, timer)
 
 
 async def _empty() -> None:

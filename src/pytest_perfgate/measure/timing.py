@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..errors import MeasurementError
 
 Timer = Callable[[], int]  # nanoseconds
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,66 @@ def _round(fn: Callable[[], Any], loops: int, timer: Timer) -> int:
     return timer() - start
 
 
-def calibrate(fn: Callable[[], Any], min_round_time: float, timer: Timer = time.perf_counter_ns) -> int:
+#: a measurement's course, free of how a round runs: it yields the loop count of the next round
+#: and is sent back that round's nanoseconds (:func:`drive` runs one; :mod:`.aio` awaits the rounds)
+Plan = Generator[int, int, _T]
+
+
+class Course(Generic[_T]):
+    """Where a :data:`Plan` is: ``loops`` of the next round (None once it is over, then
+    ``result``). A context manager: leaving it early (an error in a round) closes the plan, so its
+    ``finally`` runs at once (the garbage collector is switched back on)."""
+
+    def __init__(self, plan: Plan[_T]) -> None:
+        self._plan = plan
+        self.loops: int | None = None
+        self._result: tuple[_T] | None = None
+        self._advance(lambda: next(plan))
+
+    def _advance(self, step: Callable[[], int]) -> None:
+        try:
+            self.loops = step()
+        except StopIteration as stop:
+            self.loops, self._result = None, (stop.value,)
+
+    def send(self, elapsed_ns: int) -> None:
+        """The last round lasted ``elapsed_ns``."""
+        self._advance(lambda: self._plan.send(elapsed_ns))
+
+    @property
+    def result(self) -> _T:
+        assert self._result is not None, "the plan is not over"
+        return self._result[0]
+
+    def __enter__(self) -> Course[_T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._plan.close()
+
+
+def drive(plan: Plan[_T], run_round: Callable[[int], int]) -> _T:
+    """Run ``plan``'s rounds with ``run_round(loops) -> ns``; what it returns."""
+    with Course(plan) as course:
+        while course.loops is not None:
+            course.send(run_round(course.loops))
+        return course.result
+
+
+def calibration_plan(min_round_time: float, timer: Timer = time.perf_counter_ns) -> Plan[int]:
     """The smallest power-of-two loop count whose round lasts at least ``min_round_time``."""
     threshold_ns = calibration_threshold_ns(min_round_time, timer)
     loops: int | None = 1
+    calibrated = 1
     while loops is not None:
         calibrated = loops
-        loops = next_loops(loops, _round(fn, loops, timer), threshold_ns)
+        loops = next_loops(loops, (yield loops), threshold_ns)
     return calibrated
+
+
+def calibrate(fn: Callable[[], Any], min_round_time: float, timer: Timer = time.perf_counter_ns) -> int:
+    """The smallest power-of-two loop count whose round lasts at least ``min_round_time``."""
+    return drive(calibration_plan(min_round_time, timer), lambda loops: _round(fn, loops, timer))
 
 
 def calibration_threshold_ns(min_round_time: float, timer: Timer = time.perf_counter_ns) -> float:
@@ -109,10 +162,19 @@ def measure(
     A/B mode shares one calibration between both sides)."""
     started = timer()
     result = fn()  # the first call: its result is what the test gets back
-    first_ns = timer() - started
+    plan = measurement_plan(settings, timer, started, timer() - started, result, loops)
+    return drive(plan, lambda loops: _round(fn, loops, timer))
+
+
+def measurement_plan(
+    settings: TimingSettings, timer: Timer, started: int, first_ns: int, result: Any, loops: int | None
+) -> Plan[Timing]:
+    """Calibration (unless ``loops`` is given), warm-up and the measured rounds, after a first call
+    that started at ``started`` and lasted ``first_ns``."""
     if loops is None:
         # a call slower than the round time needs no calibration loop
-        loops = 1 if first_ns >= settings.min_round_time * 1e9 else calibrate(fn, settings.min_round_time, timer)
+        slow = first_ns >= settings.min_round_time * 1e9
+        loops = 1 if slow else (yield from calibration_plan(settings.min_round_time, timer))
     gc_was_enabled = gc.isenabled()
     if settings.disable_gc:
         gc.disable()
@@ -120,13 +182,13 @@ def measure(
         warmup_rounds = 0
         warm_start = timer()
         while (timer() - warm_start) < settings.warmup_time * 1e9:
-            _round(fn, loops, timer)
+            yield loops
             warmup_rounds += 1
         samples: list[float] = []
         measure_start = timer()
         budget_ns = settings.max_time * 1e9
         while len(samples) < settings.max_rounds:
-            samples.append(_round(fn, loops, timer) * 1e-9 / loops)
+            samples.append((yield loops) * 1e-9 / loops)
             if len(samples) >= settings.min_rounds and timer() - measure_start >= budget_ns:
                 break
     finally:

@@ -9,7 +9,7 @@ with the winning plan from ``explain``, which is the truth. Pure: no pymongo.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,9 +17,6 @@ from .explain import ExplainSummary
 
 IndexKey = tuple[tuple[str, Any], ...]
 
-_RANGE_OPS = frozenset(
-    {"$gt", "$gte", "$lt", "$lte", "$ne", "$nin", "$exists", "$regex", "$not", "$type", "$mod", "$size", "$options"}
-)
 _EQUALITY_OPS = frozenset({"$eq", "$in", "$elemMatch", "$all"})
 _UNANALYSED = frozenset(
     {"$or", "$nor", "$expr", "$text", "$where", "$jsonSchema", "$near", "$nearSphere", "$geoWithin", "$geoIntersects"}
@@ -246,20 +243,6 @@ def index_keys(index_information: Mapping[str, Mapping[str, Any]]) -> dict[str, 
     for name, info in index_information.items():
         key = info.get("key") or []
         out[str(name)] = tuple((str(f), d) for f, d in key)
-    return out
-
-
-def advise_all(
-    groups: Iterable[tuple[str, str | None, Mapping[str, Any], str, int]],
-    indexes_of: Mapping[str | None, Mapping[str, IndexKey]],
-) -> list[Advice]:
-    """Advice per distinct shape: ``groups`` is ``(command, collection, shape, readable, count)``."""
-    out = []
-    for command, collection, shape, readable, count in groups:
-        pattern = pattern_of(command, shape)
-        if pattern is None:
-            continue
-        out.append(advise(collection, readable, pattern, indexes_of.get(collection, {}), count))
     return out
 
 

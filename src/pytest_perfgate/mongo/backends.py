@@ -21,14 +21,14 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MongoBackendError
+from .._procs import read_log, spawn, stop_group, tail
+from ..errors import MongoBackendError, PerfgateError
 
 if TYPE_CHECKING:  # imported where a backend starts: choosing one (the session header) needs none of it
     from .capture import CaptureHub
@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # imported where a backend starts: choosing one (the session 
 BACKENDS = ("auto", "uri", "docker", "mongod", "mongomock")
 INSTALL_HINT = "pip install 'pytest-perfgate[mongo]'"
 REPLSET_NAME = "rs0"
+#: seconds mongod has to shut down cleanly after SIGTERM before SIGKILL
+MONGOD_GRACE = 10.0
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,6 @@ class Capabilities:
 
 
 MONGOMOCK_CAPABILITIES = Capabilities(transactions=False, explain=False, command_monitoring=False, profiler=False)
-MONGOMOCK_NOTE = (
-    "mongomock: no sessions or transactions, no explain, no profiler, indexes ignored for execution, "
-    "commands captured by wrapping its methods"
-)
 
 
 @dataclass(frozen=True)
@@ -359,29 +357,16 @@ def start_docker(settings: MongoSettings, hub: CaptureHub) -> Backend:
         ) from None
     try:
         host, port = container.get_container_host_ip(), container.get_exposed_port(27017)
-        if settings.replset:
-            uri = f"mongodb://{host}:{port}/?directConnection=true"
-            backend = _wait_connect(
-                "docker",
-                uri,
-                hub,
-                settings,
-                deadline=time.monotonic() + settings.start_timeout,
-                alive=lambda: None,
-                logs=lambda: _container_logs(container),
-                replset_host="localhost:27017",
-            )
-        else:
-            uri = container.get_connection_url()
-            backend = _wait_connect(
-                "docker",
-                uri,
-                hub,
-                settings,
-                deadline=time.monotonic() + settings.start_timeout,
-                alive=lambda: None,
-                logs=lambda: _container_logs(container),
-            )
+        uri = f"mongodb://{host}:{port}/?directConnection=true" if settings.replset else container.get_connection_url()
+        backend = _wait_connect(
+            "docker",
+            uri,
+            hub,
+            settings,
+            alive=lambda: None,
+            logs=lambda: _container_logs(container),
+            replset_host="localhost:27017" if settings.replset else None,
+        )
     except BaseException:
         container.stop()
         raise
@@ -407,29 +392,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def tail(text: str, lines: int = 15, width: int = 400) -> str:
-    picked = [line[:width] for line in text.strip().splitlines()[-lines:]]
-    return "\n".join("  | " + line for line in picked)
+def _tail(text: str) -> str:
+    return tail(text, 15, prefix="  | ", width=400)
 
 
 def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return ""
-
-
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM (mongod shuts down cleanly), then SIGKILL after ``grace`` seconds."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    return read_log(path) or ""
 
 
 def start_mongod(path: str, settings: MongoSettings, hub: CaptureHub) -> Backend:
@@ -458,15 +426,13 @@ def start_mongod(path: str, settings: MongoSettings, hub: CaptureHub) -> Backend
         args += ["--replSet", REPLSET_NAME]
     with open(outpath, "wb") as out:
         try:
-            proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        except OSError as exc:
+            proc = spawn(args, feature="the mongod backend (mongod runs in its own process group)", output=out)
+        except (OSError, PerfgateError) as exc:
             shutil.rmtree(workdir, ignore_errors=True)
             raise MongoBackendError("mongod", f"could not run {path}: {exc}") from None
 
     def cleanup() -> None:
-        stop_process(proc)
+        stop_group(proc, MONGOD_GRACE)  # SIGTERM: mongod shuts down cleanly
         shutil.rmtree(workdir, ignore_errors=True)
 
     atexit.register(cleanup)  # a crashed session must not leave mongod running
@@ -485,7 +451,6 @@ def start_mongod(path: str, settings: MongoSettings, hub: CaptureHub) -> Backend
             uri,
             hub,
             settings,
-            deadline=time.monotonic() + settings.start_timeout,
             alive=alive,
             logs=logs,
             port=port,
@@ -511,26 +476,27 @@ def _wait_connect(
     hub: CaptureHub,
     settings: MongoSettings,
     *,
-    deadline: float,
     alive: Callable[[], str | None],
     logs: Callable[[], str],
     port: int | None = None,
     replset_host: str | None = None,
 ) -> Backend:
-    """Wait until the server at ``uri`` answers, failing early (with its log tail) if it died."""
+    """Wait until the server at ``uri`` answers (``settings.start_timeout`` at most), failing early
+    (with its log tail) if it died."""
+    deadline = time.monotonic() + settings.start_timeout
     last = "no answer yet"
     while True:
         died = alive()
         if died:
             raise MongoBackendError(
                 kind,
-                f"{died}; last lines of its log:\n{tail(logs())}",
+                f"{died}; last lines of its log:\n{_tail(logs())}",
                 hint="the log above says why (port in use, bad dbpath, wrong binary, ...)",
             )
         if time.monotonic() >= deadline:
             raise MongoBackendError(
                 kind,
-                f"not ready within {settings.start_timeout:g}s ({last}); last lines of its log:\n{tail(logs())}",
+                f"not ready within {settings.start_timeout:g}s ({last}); last lines of its log:\n{_tail(logs())}",
                 hint="raise --perfgate-mongo-start-timeout, or look at the log above",
             )
         if port is not None:
@@ -552,7 +518,7 @@ def _wait_connect(
             except Exception as exc:
                 backend.close()
                 raise MongoBackendError(
-                    kind, f"replica set initiation failed: {_first_line(exc)}; log tail:\n{tail(logs())}"
+                    kind, f"replica set initiation failed: {_first_line(exc)}; log tail:\n{_tail(logs())}"
                 ) from None
             backend.close()
             backend = connect(kind, uri, hub, settings.timeout)

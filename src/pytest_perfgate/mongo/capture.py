@@ -4,10 +4,11 @@ pymongo's ``CommandListener`` (real servers) or from wrapped mongomock methods.
 Pure (no pytest). pymongo and mongomock are imported lazily, only when capture is installed.
 
 Recording is *armed* only for a window (the test body); outside it every hook is a cheap
-pass-through. Patching of mongomock is composable and reversible: the wrappers call whatever
-was there before (another tool's wrapper included), and :meth:`MongomockCapture.uninstall`
-restores the previous attribute, or, when someone wrapped on top of ours since, turns ours into a
-pure pass-through instead of tearing their wrapper off.
+pass-through. Patching of mongomock (:mod:`pytest_perfgate._patch`, shared with the race interception) is
+composable and reversible: the wrappers call whatever was there before (another tool's wrapper
+included), and :meth:`MongomockCapture.uninstall` restores the previous attribute, or, when
+someone wrapped on top of ours since, turns ours into a pure pass-through instead of tearing
+their wrapper off.
 """
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._patch import Args, Kwargs, Patches, method_wrapper
 from ..instrumented import own_calls
 from . import shapes
+
+#: a MongoDB command as pymongo would send it (BSON: anything the driver accepts)
+Command = dict[str, Any]
 
 #: commands that are connection housekeeping, not the test's queries
 IGNORED_COMMANDS = frozenset(
@@ -291,20 +296,20 @@ def command_listener(hub: CaptureHub) -> Any:
 
 # --------------------------------------------------------------------------- mongomock
 
-Builder = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], Iterable[tuple[str, dict[str, Any], int | None]]]
+Builder = Callable[[Any, Args, Kwargs, Any], Iterable[tuple[str, Command, int | None]]]
 
 
 def _filter_arg(args: tuple[Any, ...], kwargs: Mapping[str, Any], name: str = "filter") -> Any:
     return args[0] if args else kwargs.get(name, {})
 
 
-def _find_one(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _find_one(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
     flt = _filter_arg(args, kwargs)
     if flt is None:
         flt = {}
     if not isinstance(flt, Mapping):
         flt = {"_id": flt}
-    body: dict[str, Any] = {"find": coll.name, "filter": flt, "limit": 1, "singleBatch": True}
+    body: Command = {"find": coll.name, "filter": flt, "limit": 1, "singleBatch": True}
     for key in ("sort", "projection", "skip"):
         if kwargs.get(key):
             body[key] = shapes.sort_spec(kwargs[key]) if key == "sort" else kwargs[key]
@@ -312,7 +317,7 @@ def _find_one(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: 
 
 
 def _insert(many: bool) -> Builder:
-    def build(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+    def build(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
         docs: Any = args[0] if args else kwargs.get("documents" if many else "document")
         yield "insert", {"insert": coll.name, "documents": list(docs or []) if many else [docs]}, None
 
@@ -320,7 +325,7 @@ def _insert(many: bool) -> Builder:
 
 
 def _update(multi: bool, replace: bool = False) -> Builder:
-    def build(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+    def build(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
         flt = _filter_arg(args, kwargs)
         update = args[1] if len(args) > 1 else kwargs.get("replacement" if replace else "update")
         statement = {"q": flt, "u": update, "multi": multi, "upsert": bool(kwargs.get("upsert", False))}
@@ -330,7 +335,7 @@ def _update(multi: bool, replace: bool = False) -> Builder:
 
 
 def _delete(multi: bool) -> Builder:
-    def build(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+    def build(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
         statement = {"q": _filter_arg(args, kwargs), "limit": 0 if multi else 1}
         yield "delete", {"delete": coll.name, "deletes": [statement]}, None
 
@@ -338,8 +343,8 @@ def _delete(multi: bool) -> Builder:
 
 
 def _find_and_modify(kind: str) -> Builder:
-    def build(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
-        body: dict[str, Any] = {"findAndModify": coll.name, "query": _filter_arg(args, kwargs)}
+    def build(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
+        body: Command = {"findAndModify": coll.name, "query": _filter_arg(args, kwargs)}
         if kind == "delete":
             body["remove"] = True
         else:
@@ -351,28 +356,28 @@ def _find_and_modify(kind: str) -> Builder:
     return build
 
 
-def _count_documents(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _count_documents(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
     # pymongo sends count_documents as an aggregate; record it the same way
     pipeline = [{"$match": _filter_arg(args, kwargs)}, {"$group": {"_id": 1, "n": {"$sum": 1}}}]
     yield "aggregate", {"aggregate": coll.name, "pipeline": pipeline}, 1
 
 
-def _simple(command: str, extra: Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]] | None = None) -> Builder:
-    def build(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _simple(command: str, extra: Callable[[Args, Kwargs], Command] | None = None) -> Builder:
+    def build(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
         body = {command: coll.name, **(extra(args, kwargs) if extra else {})}
         yield command, body, None
 
     return build
 
 
-def _distinct(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _distinct(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
     key = args[0] if args else kwargs.get("key")
     flt = args[1] if len(args) > 1 else kwargs.get("filter") or {}
     docs = len(result) if isinstance(result, list) else None
     yield "distinct", {"distinct": coll.name, "key": key, "query": flt}, docs
 
 
-def _aggregate(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _aggregate(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
     pipeline = args[0] if args else kwargs.get("pipeline", [])
     docs = None
     inner = getattr(result, "_collection", None)
@@ -393,7 +398,7 @@ _BULK_KIND = {
 }
 
 
-def _bulk_write(coll: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Iterator[Any]:
+def _bulk_write(coll: Any, args: Args, kwargs: Kwargs, result: Any) -> Iterator[Any]:
     """pymongo sends one command per run of same-kind requests; so do we."""
     requests = list(args[0] if args else kwargs.get("requests", []))
     runs: list[tuple[str, list[Any]]] = []
@@ -453,7 +458,7 @@ class MongomockCapture:
     def __init__(self, hub: CaptureHub) -> None:
         self.hub = hub
         self._local = threading.local()
-        self._patched: list[tuple[type, str, Any, Any]] = []
+        self._patches = Patches()
         self._enabled = False
 
     # a call made inside another captured call (find_one -> find -> next) is not a new command
@@ -474,7 +479,7 @@ class MongomockCapture:
     def _emit_all(
         self,
         coll: Any,
-        built: Iterable[tuple[str, dict[str, Any], int | None]],
+        built: Iterable[tuple[str, Command, int | None]],
         elapsed: float,
         location: str | None,
         error: str | None = None,
@@ -496,35 +501,29 @@ class MongomockCapture:
             )
 
     def _wrap_method(self, name: str, original: Any, builder: Builder) -> Any:
-        capture = self
-
-        @functools.wraps(original)
-        def wrapper(coll: Any, *args: Any, **kwargs: Any) -> Any:
-            if not capture._outer():
+        def call(original: Callable[..., Any], coll: Any, args: Args, kwargs: Kwargs) -> Any:
+            if not self._outer():
                 return original(coll, *args, **kwargs)
-            location = capture.hub.location()
+            location = self.hub.location()
             if name == "insert_many" and args and not isinstance(args[0], list):
                 args = (list(args[0]), *args[1:])  # an iterator must survive being read twice
             try:
-                result, elapsed = capture._timed(lambda: original(coll, *args, **kwargs))
+                result, elapsed = self._timed(lambda: original(coll, *args, **kwargs))
             except Exception as exc:
-                capture._emit_all(coll, builder(coll, args, kwargs, None), 0.0, location, error=repr(exc))
+                self._emit_all(coll, builder(coll, args, kwargs, None), 0.0, location, error=repr(exc))
                 raise
-            capture._emit_all(coll, builder(coll, args, kwargs, result), elapsed, location)
+            self._emit_all(coll, builder(coll, args, kwargs, result), elapsed, location)
             return result
 
-        return wrapper
+        return method_wrapper(original, call)
 
     def _wrap_next(self, original: Any) -> Any:
-        capture = self
-
-        @functools.wraps(original)
-        def wrapper(cursor: Any) -> Any:
+        def call(original: Callable[..., Any], cursor: Any, args: Args, kwargs: Kwargs) -> Any:
             # pymongo sends ``find`` when a cursor is first iterated; mongomock computes then too
-            if not capture._outer() or cursor.__dict__.get("_perfgate_sent"):
+            if not self._outer() or cursor.__dict__.get("_perfgate_sent"):
                 return original(cursor)
             cursor.__dict__["_perfgate_sent"] = True
-            location = capture.hub.location()
+            location = self.hub.location()
             exhausted = False
 
             def first() -> Any:
@@ -535,13 +534,13 @@ class MongomockCapture:
                     exhausted = True
                     return None
 
-            doc, elapsed = capture._timed(first)
-            capture._emit_all(cursor.collection, [_cursor_command(cursor)], elapsed, location)
+            doc, elapsed = self._timed(first)
+            self._emit_all(cursor.collection, [_cursor_command(cursor)], elapsed, location)
             if exhausted:
                 raise StopIteration
             return doc
 
-        return wrapper
+        return method_wrapper(original, call)
 
     def install(self) -> None:
         if self._enabled:
@@ -549,32 +548,21 @@ class MongomockCapture:
         import mongomock.collection as mc
 
         for name, builder in COLLECTION_BUILDERS.items():
-            original = mc.Collection.__dict__.get(name)
-            if original is not None:
-                self._patch(mc.Collection, name, self._wrap_method(name, original, builder))
+            self._patches.wrap(mc.Collection, name, functools.partial(self._wrap_method, name, builder=builder))
         next_original = mc.Cursor.__dict__.get("__next__")
-        if next_original is not None:
-            wrapped = self._wrap_next(next_original)
-            self._patch(mc.Cursor, "__next__", wrapped)
-            if mc.Cursor.__dict__.get("next") is next_original:
-                self._patch(mc.Cursor, "next", wrapped)
+        wrapped = self._patches.wrap(mc.Cursor, "__next__", self._wrap_next)
+        if wrapped is not None and mc.Cursor.__dict__.get("next") is next_original:
+            self._patches.put(mc.Cursor, "next", wrapped)
         self._enabled = True
-
-    def _patch(self, cls: type, name: str, wrapper: Any) -> None:
-        self._patched.append((cls, name, cls.__dict__[name], wrapper))
-        setattr(cls, name, wrapper)
 
     def uninstall(self) -> None:
         """Restore what was there; a wrapper someone put on top of ours stays and calls through."""
         self._enabled = False
-        for cls, name, original, wrapper in reversed(self._patched):
-            if cls.__dict__.get(name) is wrapper:
-                setattr(cls, name, original)
-        self._patched.clear()
+        self._patches.restore()
 
 
-def _cursor_command(cursor: Any) -> tuple[str, dict[str, Any], int | None]:
-    body: dict[str, Any] = {"find": cursor.collection.name, "filter": getattr(cursor, "_spec", None) or {}}
+def _cursor_command(cursor: Any) -> tuple[str, Command, int | None]:
+    body: Command = {"find": cursor.collection.name, "filter": getattr(cursor, "_spec", None) or {}}
     sort = shapes.sort_spec(getattr(cursor, "_sort", None))
     if sort:
         body["sort"] = sort
@@ -619,8 +607,7 @@ class Repeat:
         }
 
 
-#: commands that are a read of data (explainable, N+1 candidates)
-READ_COMMANDS = frozenset({"find", "aggregate", "count", "distinct"})
+#: commands that explain can describe
 EXPLAINABLE = frozenset({"find", "aggregate", "count", "distinct", "update", "delete", "findAndModify"})
 #: commands counted by N+1 detection: reads, writes (an insert per loop turn is the write-side N+1)
 REPEATABLE = EXPLAINABLE | {"insert"}

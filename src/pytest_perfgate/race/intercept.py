@@ -1,23 +1,23 @@
 """Database calls as scheduling points: wrap pymongo and mongomock methods while a race runs.
 
-Patching is reference-counted, wraps whatever is currently installed (another plugin's capture
-wrapper included) and calls through, and is undone on exit. A wrapper that another wrapper was
-since stacked on is left in place (it calls straight through outside a race run) rather than
-pulling the other wrapper out. Nested intercepted calls (mongomock's ``find_one`` calling
-``find``) are one scheduling point: the outer call runs atomically.
+Patching (:mod:`pytest_perfgate._patch`) is reference-counted, wraps whatever is currently
+installed (the query capture's wrapper included) and calls through, and is undone on exit. A
+wrapper that another wrapper was since stacked on is left in place (it calls straight through
+outside a race run) rather than pulling the other wrapper out. Nested intercepted calls
+(mongomock's ``find_one`` calling ``find``) are one scheduling point: the outer call runs
+atomically.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import inspect
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from .._patch import Args, Kwargs, Patches, SharedPatches, method_wrapper
 from ..instrumented import in_own_call
 from . import scheduler
 from .scheduler import current
@@ -35,17 +35,17 @@ COLLECTION_METHODS = (
 SESSION_METHODS = ("start_transaction", "commit_transaction", "abort_transaction")
 
 
-def _collection_point(self: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PointInfo:
+def _collection_point(self: Any, operation: str, args: Args, kwargs: Kwargs) -> PointInfo:
     return PointInfo(operation, getattr(self, "name", None), call_shape(operation, args, kwargs))
 
 
-def _cursor_point(self: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PointInfo:
+def _cursor_point(self: Any, operation: str, args: Args, kwargs: Kwargs) -> PointInfo:
     collection = getattr(self, "collection", None)
     spec = getattr(self, "_spec", None)
     return PointInfo(operation, getattr(collection, "name", None), shape_of(spec) if spec is not None else None)
 
 
-def _session_point(self: Any, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PointInfo:
+def _session_point(self: Any, operation: str, args: Args, kwargs: Kwargs) -> PointInfo:
     return PointInfo(f"session.{operation}")
 
 
@@ -59,7 +59,7 @@ class Target:
     module: str
     owner: str
     methods: tuple[str, ...]
-    describe: Callable[[Any, str, tuple[Any, ...], dict[str, Any]], PointInfo]
+    describe: Callable[[Any, str, Args, Kwargs], PointInfo]
     releasable: bool  # a real server round trip: may be left in flight
     label: str | None = None  # the operation shown, when not the method name
     needs_point: Callable[[Any], bool] | None = None
@@ -93,7 +93,7 @@ TARGETS: tuple[Target, ...] = (
 
 
 def _scheduled(
-    target: Target, operation: str, self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    target: Target, operation: str, self: Any, args: Args, kwargs: Kwargs
 ) -> tuple[Any, Any, PointInfo] | None:
     """The schedule, operation and point an intercepted call waits at, or None: the call runs
     straight through (perfgate's own, nested in another, not a fetch, or no race operation: then,
@@ -112,25 +112,15 @@ def _scheduled(
     return schedule, worker, target.describe(self, operation, args, kwargs)
 
 
-def _wrap(original: Callable[..., Any], operation: str, target: Target) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(original):
-        return _wrap_async(original, operation, target)
-
-    @functools.wraps(original)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+def _wrapper(original: Callable[..., Any], operation: str, target: Target) -> Callable[..., Any]:
+    def call(original: Callable[..., Any], self: Any, args: Args, kwargs: Kwargs) -> Any:
         scheduled = _scheduled(target, operation, self, args, kwargs)
         if scheduled is None:
             return original(self, *args, **kwargs)
         schedule, worker, point = scheduled
         return schedule.call(worker, point, lambda: original(self, *args, **kwargs), releasable=target.releasable)
 
-    setattr(wrapper, _MARK, True)
-    return wrapper
-
-
-def _wrap_async(original: Callable[..., Any], operation: str, target: Target) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+    async def acall(original: Callable[..., Any], self: Any, args: Args, kwargs: Kwargs) -> Any:
         scheduled = _scheduled(target, operation, self, args, kwargs)
         if scheduled is None:
             return await original(self, *args, **kwargs)
@@ -139,64 +129,21 @@ def _wrap_async(original: Callable[..., Any], operation: str, target: Target) ->
             worker, point, lambda: original(self, *args, **kwargs), releasable=target.releasable
         )
 
-    setattr(wrapper, _MARK, True)
-    return wrapper
+    return method_wrapper(original, call, acall)
 
 
-@dataclass(frozen=True)
-class _Patch:
-    owner: type
-    name: str
-    original: Any
-    wrapper: Any
-    own: bool  # the attribute was defined on the class itself (else inherited)
+def _apply(patches: Patches) -> None:
+    for target in TARGETS:
+        try:
+            owner = getattr(importlib.import_module(target.module), target.owner)
+        except (ImportError, AttributeError):
+            continue  # that driver is not installed (or has another layout)
+        for name in target.methods:
+            make = functools.partial(_wrapper, operation=target.label or name, target=target)
+            patches.wrap(owner, name, make, inherited=True)
 
 
-class _Interceptor:
-    def __init__(self, targets: tuple[Target, ...]) -> None:
-        self.targets = targets
-        self.lock = threading.Lock()
-        self.users = 0
-        self.patches: list[_Patch] = []
-
-    def install(self) -> None:
-        with self.lock:
-            self.users += 1
-            if self.users > 1:
-                return
-            for target in self.targets:
-                try:
-                    owner = getattr(importlib.import_module(target.module), target.owner)
-                except (ImportError, AttributeError):
-                    continue  # that driver is not installed (or has another layout)
-                for name in target.methods:
-                    original = getattr(owner, name, None)
-                    if original is None or getattr(original, _MARK, False):
-                        continue
-                    wrapper = _wrap(original, target.label or name, target)
-                    self.patches.append(_Patch(owner, name, original, wrapper, name in vars(owner)))
-                    setattr(owner, name, wrapper)
-
-    def uninstall(self) -> None:
-        with self.lock:
-            self.users -= 1
-            if self.users > 0:
-                return
-            for patch in reversed(self.patches):
-                if vars(patch.owner).get(patch.name) is not patch.wrapper:
-                    continue  # someone wrapped ours since: leave it (it calls through when idle)
-                if patch.own:
-                    setattr(patch.owner, patch.name, patch.original)
-                else:
-                    delattr(patch.owner, patch.name)
-            self.patches.clear()
-
-    @property
-    def installed(self) -> bool:
-        return self.users > 0
-
-
-INTERCEPTOR = _Interceptor(TARGETS)
+INTERCEPTOR = SharedPatches(_apply, mark=_MARK)
 
 
 @contextmanager

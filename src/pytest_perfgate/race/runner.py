@@ -7,6 +7,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +46,44 @@ class RaceConfig:
             raise RaceError(f"depth {self.depth!r}: accepted a whole number >= 1")
 
 
-#: a failure kind as said in a sentence
-KINDS = {
-    "exception": "an unexpected exception",
-    "invariant": "an invariant violation",
-    "history": "a history no serial order explains",
-    "hang": "a hang",
-    "escaped": "a database call outside the scheduler's control",
-    "unscheduled": "an operation the scheduler never interleaved",
-}
+class FailureKind(str, Enum):
+    """What a failing schedule showed; ``sentence`` says it in a sentence."""
+
+    sentence: str
+
+    def __new__(cls, value: str, sentence: str) -> FailureKind:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.sentence = sentence
+        return member
+
+    EXCEPTION = "exception", "an unexpected exception"
+    INVARIANT = "invariant", "an invariant violation"
+    HISTORY = "history", "a history no serial order explains"
+    HANG = "hang", "a hang"
+    ESCAPED = "escaped", "a database call outside the scheduler's control"
+    UNSCHEDULED = "unscheduled", "an operation the scheduler never interleaved"
+
+    def __str__(self) -> str:
+        return str(self._value_)
+
+
+class Stop(str, Enum):
+    """Why the exploration of schedules stopped."""
+
+    SCHEDULE_BUDGET = "schedule budget"
+    TIME_BUDGET = "time budget"
+    SPACE_EXHAUSTED = "space exhausted"
+    FAILURE = "failure"
+    REPLAY = "replay"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
 class Failure:
-    kind: str  # "exception", "invariant", "history" or "hang"
+    kind: FailureKind
     summary: str
     detail: str
     schedule: int  # 1-based index of the schedule that found it (0: a replay)
@@ -85,7 +110,7 @@ class RaceReport:
     complete: bool
     bounded: bool
     elapsed: float
-    stopped: str
+    stopped: Stop
     failure: Failure | None
     preemption_bound: int | None = None
     history_checked: bool = False
@@ -96,10 +121,10 @@ class RaceReport:
     def summary(self) -> str:
         if self.replayed is not None:
             head = f"replayed schedule {self.replayed}"
-            return head + (f": it fails ({KINDS[self.failure.kind]})" if self.failure else ": it passes now")
+            return head + (f": it fails ({self.failure.kind.sentence})" if self.failure else ": it passes now")
         if self.failure is not None:
             return (
-                f"{KINDS[self.failure.kind]} found by {self.strategy} at schedule {self.failure.schedule} "
+                f"{self.failure.kind.sentence} found by {self.strategy} at schedule {self.failure.schedule} "
                 f"of {self.budget} ({self.distinct} distinct schedules explored)"
             )
         if self.complete:
@@ -121,7 +146,7 @@ class RaceReport:
             "exhaustive_complete": self.complete,
             "preemption_bound": self.preemption_bound,
             "bound_left_interleavings_out": self.bounded,
-            "stopped": self.stopped,
+            "stopped": self.stopped.value,
             "elapsed_s": round(self.elapsed, 4),
             "summary": self.summary(),
         }
@@ -129,7 +154,7 @@ class RaceReport:
             data["replayed"] = self.replayed
         if self.failure is not None:
             data["failure"] = {
-                "kind": self.failure.kind,
+                "kind": self.failure.kind.value,
                 "summary": self.failure.summary,
                 "schedule": self.failure.schedule,
                 "preemptions": self.failure.preemptions,
@@ -153,7 +178,7 @@ class RaceFailure(AssertionError):
 
 @dataclass(frozen=True)
 class _Verdict:
-    kind: str
+    kind: FailureKind
     summary: str
     detail: str
     signature: tuple[object, ...]
@@ -193,7 +218,7 @@ class Problem:
 
     def judge(self, execution: Execution) -> _Verdict | None:
         if execution.hang is not None:
-            return _Verdict("hang", execution.hang.reason, execution.hang.format(), ("hang",))
+            return _Verdict(FailureKind.HANG, execution.hang.reason, execution.hang.format(), ("hang",))
         if execution.escapes:
             first = execution.escapes[0]
             more = len(execution.escapes) - 1
@@ -201,7 +226,7 @@ class Problem:
                 f" (and {more} more)" if more else ""
             )
             detail = "\n".join([f"escaped: {e.describe()}" for e in execution.escapes[:10]] + [ESCAPE_HELP])
-            return _Verdict("escaped", summary, detail, ("escaped",))
+            return _Verdict(FailureKind.ESCAPED, summary, detail, ("escaped",))
         errors = [o for o in execution.outcomes if o.error is not None]
         tracebacks = "\n".join(
             f"--- T{o.thread} {o.name}\n{_error_text(o.error)}" for o in errors if o.error is not None
@@ -211,9 +236,8 @@ class Problem:
                 assert outcome.error is not None
                 if not isinstance(outcome.error, self.expected + self.calls[outcome.thread].expected):
                     summary = f"T{outcome.thread} {outcome.name} raised {_one_line(outcome.error)}"
-                    return _Verdict(
-                        "exception", summary, tracebacks, ("exception", outcome.thread, type(outcome.error).__name__)
-                    )
+                    signature = ("exception", outcome.thread, type(outcome.error).__name__)
+                    return _Verdict(FailureKind.EXCEPTION, summary, tracebacks, signature)
         if self.invariant is not None:
             try:
                 held = self.invariant()
@@ -227,12 +251,13 @@ class Problem:
                         f"the invariant raised {_one_line(exc)} (not an AssertionError: an error in the check "
                         "itself, or a state it did not expect)"
                     )
-                return _Verdict("invariant", summary, _error_text(exc), ("invariant", type(exc).__name__))
+                return _Verdict(FailureKind.INVARIANT, summary, _error_text(exc), ("invariant", type(exc).__name__))
             if held is False:
-                return _Verdict("invariant", "invariant violated: it returned False", "", ("invariant", "False"))
+                summary = "invariant violated: it returned False"
+                return _Verdict(FailureKind.INVARIANT, summary, "", ("invariant", "False"))
         if self.model is not None and serial_order(self.calls, execution.outcomes, self.model) is None:
             return _Verdict(
-                "history",
+                FailureKind.HISTORY,
                 "no serial order of the operations explains their results (not linearizable)",
                 tracebacks,
                 ("history",),
@@ -288,18 +313,18 @@ def explore(problem: Problem, config: RaceConfig, *, run: int = 0, replay: Repla
     seen: set[tuple[Choice, ...]] = set()
     reached: set[int] = set()  # operations that reached a scheduling point besides their start
     count = 0
-    stopped = "schedule budget"
+    stopped = Stop.SCHEDULE_BUDGET
     failure: Failure | None = None
     execution: Execution | None = None
     while True:
         if count >= config.schedules:
             break
         if config.seconds is not None and time.monotonic() - started >= config.seconds:
-            stopped = "time budget"
+            stopped = Stop.TIME_BUDGET
             break
         chooser = strategy.schedule(count)
         if chooser is None:
-            stopped = "space exhausted"
+            stopped = Stop.SPACE_EXHAUSTED
             break
         execution = problem.execute(chooser, timing)
         strategy.finished(chooser, len(execution.choices))
@@ -309,15 +334,16 @@ def explore(problem: Problem, config: RaceConfig, *, run: int = 0, replay: Repla
         verdict = problem.judge(execution)
         if verdict is not None:
             failure = _evidence(problem, config, run, count, execution, verdict)
-            stopped = "failure"
+            stopped = Stop.FAILURE
             break
     unscheduled = _unscheduled(problem, reached, count) if failure is None and execution is not None else ""
     if unscheduled and execution is not None:
         failure = Failure(
-            "unscheduled", unscheduled, "", count, execution, format_history(problem.calls, execution.outcomes),
-            problem.token_for(run, execution), execution.trace.preemptions, False, 0, False,
+            FailureKind.UNSCHEDULED, unscheduled, "", count, execution,
+            format_history(problem.calls, execution.outcomes), problem.token_for(run, execution),
+            execution.trace.preemptions, False, 0, False,
         )  # fmt: skip
-        stopped = "failure"
+        stopped = Stop.FAILURE
     return RaceReport(
         strategy=strategy.describe(),
         seed=config.seed,
@@ -355,7 +381,7 @@ def _replay(problem: Problem, config: RaceConfig, run: int, token: ReplayToken, 
         )  # fmt: skip
     return RaceReport(
         strategy="replay", seed=config.seed, schedules=1, budget=1, distinct=1, complete=False, bounded=False,
-        elapsed=time.monotonic() - started, stopped="replay", failure=failure, replayed=token.encode(), note=note,
+        elapsed=time.monotonic() - started, stopped=Stop.REPLAY, failure=failure, replayed=token.encode(), note=note,
     )  # fmt: skip
 
 
@@ -458,7 +484,7 @@ def format_failure(report: RaceReport, replay_command: str | None = None) -> str
     failure = report.failure
     assert failure is not None
     lines = [f"race: {failure.summary}"]
-    if failure.kind == "unscheduled":
+    if failure.kind is FailureKind.UNSCHEDULED:
         lines.append(
             f"  {report.distinct} distinct schedule(s) of {report.schedules} tried ({report.strategy}); the race "
             "cannot pass what it did not interleave"

@@ -17,18 +17,13 @@ from ..importers import load_run
 from ..model import RunResult, Series, TestResult, run_to_dict
 from ..paths import check_input, check_output, write_json_atomic, writing
 from ..units import Kind
-from . import DEFAULT_KEEP, Baseline
+from .base import DEFAULT_KEEP, INDEX_NAME, Baseline
 
 _RUN_NAME = re.compile(r"^run-(\d{6})\.json$")
 SUMMARY_SUFFIX = ".summary.json"
-
-
 SUMMARY_SCHEMA = "perfgate-run-summary"
 SUMMARY_VERSION = 1
 
-#: the directory store's list of its runs, oldest first: what a client that cannot list the
-#: directory (GitLab's single-file artifact endpoint) reads to know which files to fetch
-INDEX_NAME = "index.json"
 INDEX_SCHEMA = "perfgate-baseline-index"
 INDEX_VERSION = 1
 

@@ -24,7 +24,7 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -222,16 +222,8 @@ def main() -> None:
     parser.add_argument("--drip", type=float, metavar="SECONDS", help="send bodies one byte every SECONDS")
     parser.add_argument("--huge-body", type=int, metavar="BYTES", help="answer GETs with a body of BYTES bytes")
     args = parser.parse_args()
-    state = StubState(
-        token=args.token,
-        fail_with=args.fail_with,
-        fail_count=args.fail_count,
-        retry_after=args.retry_after,
-        redirect_to=args.redirect_to,
-        endless_pages=args.endless_pages,
-        drip=args.drip,
-        huge_body=args.huge_body,
-    )
+    # every fault option is the StubState field of its name
+    state = StubState(**{f.name: getattr(args, f.name) for f in fields(StubState) if hasattr(args, f.name)})
     for spec in args.artifact:
         key, _, filename = spec.partition("=")
         ref, job, path = key.split("/", 2)

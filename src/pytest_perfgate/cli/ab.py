@@ -1,23 +1,22 @@
-"""``perfgate ab``: arguments and the run (registered by :mod:`pytest_perfgate.cli`)."""
+"""``perfgate ab``: the paired A/B gate (the base revision and this tree measured side by side)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import AbError
-from ..options import duration, positive_int, whole_number
+from ..options import positive_int, whole_number
+from ._common import add_gate_arguments, duration
 
 if TYPE_CHECKING:
-    from .schedule import PairedTest
+    from ..ab.schedule import PairedTest
+
+BLOCKS_SCHEMA = "perfgate-ab-blocks"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..cli import _gate_args
-
     parser.add_argument("--base", required=True, metavar="REV", help="the revision to compare with, e.g. origin/main")
     parser.add_argument(
         "--cpu", type=int, metavar="N", help="the CPU both workers share (default: the last CPU this process may use)"
@@ -100,36 +99,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="write every test's paired block ratios (per pair of workers) to FILE as JSON",
     )
-    _gate_args(parser)
+    add_gate_arguments(parser)
     parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST ARGS", help="what pytest runs on both sides")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import _gate_settings, _write_reports
+    from ..ab.controller import AbOptions, run_ab
+    from ..ab.judge import compare_paired
+    from ..errors import AbError
     from ..model import save_results
-    from .controller import AbOptions, run_ab
-    from .judge import compare_paired
+    from ._common import from_args, gate_settings, write_reports
 
-    settings = _gate_settings(args)
+    settings = gate_settings(args)
     pytest_args = list(args.pytest_args)
     if pytest_args[:1] == ["--"]:
         pytest_args = pytest_args[1:]
-    options = AbOptions(
-        base=args.base,
+    options = from_args(
+        AbOptions,
+        args,
         pytest_args=tuple(pytest_args),
-        cpu=args.cpu,
         pythonpath=tuple(args.pythonpath) if args.pythonpath is not None else None,
-        install=args.install,
         overlay=tuple(args.overlay),
-        min_blocks=args.min_blocks,
-        max_time=args.max_time,
-        min_round_time=args.min_round_time,
-        test_timeout=args.test_timeout,
-        timeout=args.timeout,
-        hashseed=args.hashseed,
-        keep_worktree=args.keep_worktree,
-        confirm_pairs=args.confirm_pairs,
-        whole_calls=args.whole_calls,
         # half the warning threshold (no less than the smallest change judged at all): a pair whose offset
         # hides half of a real change is measured again too
         confirm_above=max(min(settings.warn_regression, settings.min_improvement) / 2, settings.min_effect),
@@ -141,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     except AbError as exc:
         # the run could not start (no such revision, nothing selected, a failing install, ...):
         # the reports asked for still say so, with the same exit code
-        _write_reports(args, compare_paired((), settings, subject=args.base, broken=f"{exc}", started=False), None)
+        write_reports(args, compare_paired((), settings, subject=args.base, broken=f"{exc}", started=False), None)
         raise
     for path, side_run in ((args.save_current, result.current_run), (args.save_base, result.base_run)):
         if path and side_run is not None:
@@ -158,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         broken=result.incomplete,
         allow_incomplete=args.allow_incomplete,
     )
-    _write_reports(args, report, result.current_run)
+    write_reports(args, report, result.current_run)
     print(f"perfgate ab: {len(result.tests)} test(s) in {result.elapsed:.1f}s", file=sys.stderr)
     if result.incomplete:
         print(f"error: the paired run did not finish: {result.incomplete}", file=sys.stderr)
@@ -171,16 +161,15 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-BLOCKS_SCHEMA = "perfgate-ab-blocks"
-
-
 def save_blocks(path: str, tests: Sequence[PairedTest]) -> None:
     """Each test's block log ratios, pair by pair (``--save-blocks``; schema ``perfgate-ab-blocks`` 1)."""
     import json
     from dataclasses import asdict
 
+    from ..paths import write_text_atomic
+
     data = {"schema": BLOCKS_SCHEMA, "schema_version": 1, "tests": [asdict(t) for t in tests]}
-    Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def _live_line() -> Callable[[str], None]:

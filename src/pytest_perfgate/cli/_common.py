@@ -1,0 +1,248 @@
+"""What the commands share: exit codes, argument types, the gate's arguments and settings, the
+report files, and :func:`guarded` (a domain error becomes ``error: ...`` and its exit code).
+
+Light on purpose: imported to build any command's parser; the gate, config and formatters are
+imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import PerfgateError, UnitError
+from ..units import parse_duration, parse_ratio
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from ..config import GateSettings
+    from ..gate import GateReport
+    from ..model import RunResult
+
+T = TypeVar("T", bound="DataclassInstance")
+
+
+class Exit(IntEnum):
+    """The documented exit codes (docs/gate.md)."""
+
+    #: success, gate passed (also partly judged, or no baseline yet)
+    OK = 0
+    #: a regression or a critical budget breach
+    FAILED = 1
+    #: bad input or configuration, or an incomplete gate (a selected test or the run not compared)
+    BAD_INPUT = 2
+    #: the stored-baseline gate could judge nothing, or a load run could not be done
+    #: (``allow_failure: exit_codes: [3]`` in GitLab CI shows it as a warning)
+    NOT_JUDGED = 3
+
+
+def guarded(run: Callable[[], int], *, interrupted: str = "interrupted") -> int:
+    """Run a command: a domain error becomes ``error: ...`` on stderr and its exit code (2 for bad
+    input), Ctrl-C exit 130; never a traceback."""
+    try:
+        return int(run())
+    except PerfgateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        signum = int(getattr(exc, "signum", 2))  # SIGTERM during perfgate load: 143 (load.runner.Terminated)
+        print(f"error: {interrupted}" + (f" (signal {exc})" if signum != 2 else ""), file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:
+        # the reader went away (`perfgate compare ... | head`): no traceback, and no second
+        # BrokenPipeError when the interpreter flushes stdout at exit
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
+
+
+# --------------------------------------------------------------------------- argument types
+
+#: locust's compound durations, which units does not read: '1h30m', '1m30s', '2h5s'
+_COMPOUND = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+
+
+def parse_timespan(text: str) -> float:
+    """Seconds from a duration :func:`~pytest_perfgate.units.parse_duration` reads ('500ms', '5s',
+    '2min', '90') or from locust's compound form ('1h30m'); the units error otherwise."""
+    raw = str(text).strip()
+    try:
+        return parse_duration(raw)
+    except UnitError:
+        match = _COMPOUND.match(raw.replace(" ", ""))
+        if match is None or not any(match.groups()):
+            raise
+        return 3600.0 * int(match["h"] or 0) + 60.0 * int(match["m"] or 0) + int(match["s"] or 0)
+
+
+def duration(text: str) -> float:
+    """argparse type of every duration option: :func:`parse_timespan`."""
+    try:
+        return parse_timespan(text)
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, or locust's form such as '1h30m'") from None
+
+
+def ratio(upper: float | None = None) -> Callable[[str], float]:
+    """argparse type of a ratio option (:func:`~pytest_perfgate.units.parse_ratio`) above 0 and
+    below ``upper``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = parse_ratio(text)
+        except UnitError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if value <= 0 or (upper is not None and value >= upper):
+            bound = f" and below {upper:.0%}" if upper is not None else ""
+            raise argparse.ArgumentTypeError(f"{text!r} must be above 0{bound}")
+        return value
+
+    return parse
+
+
+def from_args(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
+    """A dataclass ``cls`` (settings of a run) from the options named like its fields, and ``given``."""
+    named = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{**named, **given})
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """A report file a gate option asks for, and how it is made from the gate's report."""
+
+    option: str
+    dest: str
+    what: str
+    render: Callable[[GateReport, RunResult | None], str]
+
+
+def _markdown(report: GateReport, current: RunResult | None) -> str:
+    from ..reports.markdown import format_markdown
+
+    return format_markdown(report, current=current)
+
+
+def _junit(report: GateReport, current: RunResult | None) -> str:
+    from ..reports.junit import format_junit
+
+    return format_junit(report)
+
+
+def _openmetrics(report: GateReport, current: RunResult | None) -> str:
+    from ..reports.openmetrics import format_openmetrics
+
+    return format_openmetrics(report)
+
+
+def _json(report: GateReport, current: RunResult | None) -> str:
+    import json
+
+    from ..reports.json_report import gate_to_dict
+
+    return json.dumps(gate_to_dict(report), allow_nan=False) + "\n"
+
+
+REPORT_FILES = (
+    ReportFile("--markdown", "markdown", "the Markdown report", _markdown),
+    ReportFile("--junit", "junit", "the JUnit XML report", _junit),
+    ReportFile("--metrics", "metrics", "the OpenMetrics report", _openmetrics),
+    ReportFile("--json", "json", "the JSON report", _json),
+)
+_REPORT_HELP = {
+    "markdown": "write the merge-request comment (Markdown) to FILE",
+    "junit": "write JUnit XML to FILE",
+    "metrics": "write OpenMetrics text (GitLab metrics report) to FILE",
+    "json": "write the whole comparison as JSON to FILE",
+}
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The gate's settings and report files: shared by compare and ab."""
+    parser.add_argument("--config", metavar="PATH", help="perfgate.yml with the gate settings (default ./perfgate.yml)")
+    for file in REPORT_FILES:
+        parser.add_argument(file.option, metavar="FILE", help=_REPORT_HELP[file.dest])
+    parser.add_argument("--max-regression", type=ratio(), metavar="PCT", help="override gate.max_regression")
+    parser.add_argument("--warn-regression", type=ratio(), metavar="PCT", help="override gate.warn_regression")
+    parser.add_argument("--min-improvement", type=ratio(1.0), metavar="PCT", help="override gate.min_improvement")
+    parser.add_argument("--alpha", type=ratio(0.5), metavar="P", help="override gate.alpha")
+    parser.add_argument("--all", action="store_true", help="also list unchanged metrics in the terminal")
+
+
+def gate_settings(args: argparse.Namespace) -> GateSettings:
+    """The gate's settings: the config file's, with the options' overrides. The report files
+    asked for are checked here too, before any work (a long paired run never ends by failing to
+    write its report)."""
+    from dataclasses import replace
+
+    from ..config import find_config, load_config
+    from ..errors import ConfigError
+    from ..paths import check_input
+
+    path = args.config if args.config is not None else find_config(".")
+    if path is not None:
+        check_input(path, "a perfgate.yml (YAML file)")
+    settings = load_config(path).gate
+    overrides = {
+        name: getattr(args, name)
+        for name in ("max_regression", "warn_regression", "min_improvement", "alpha")
+        if getattr(args, name) is not None
+    }
+    if args.max_regression is not None and args.warn_regression is None:
+        overrides["warn_regression"] = min(settings.warn_regression, args.max_regression)
+    settings = replace(settings, **overrides)
+    check_report_files(args)
+    if settings.warn_regression > settings.max_regression:
+        raise ConfigError(
+            f"warn regression ({settings.warn_regression:.0%}) is above max regression ({settings.max_regression:.0%})"
+        )
+    return settings
+
+
+def check_report_files(args: argparse.Namespace) -> None:
+    """Every report file asked for can be written (paths.check_output); two options naming the
+    same file are refused (one would silently replace the other)."""
+    from ..errors import ResultsFileError
+    from ..paths import check_output
+
+    seen: dict[str, str] = {}
+    for file in REPORT_FILES:
+        path = getattr(args, file.dest, None)
+        if path is not None:  # an empty path is refused, not skipped (check_output)
+            target = str(check_output(path, file.what))
+            if target in seen:
+                raise ResultsFileError(
+                    path, f"given to both {seen[target]} and {file.option}: pass a file for each report"
+                )
+            seen[target] = file.option
+
+
+def write_report(path: str, text: str, what: str) -> None:
+    """Write a report file atomically, with the mode of any file perfgate writes (0666 & ~umask);
+    a symlink is written through (its target is replaced, the link stays)."""
+    from ..paths import check_output, write_text_atomic, writing
+
+    target = check_output(path, what)
+    with writing(path, what):
+        write_text_atomic(target, text)
+
+
+def write_reports(args: argparse.Namespace, report: GateReport, current: RunResult | None) -> None:
+    """The report files asked for (--markdown, --junit, --metrics, --json), then the terminal."""
+    from ..reports.gate_terminal import format_terminal
+
+    for file in REPORT_FILES:
+        path = getattr(args, file.dest)
+        if path is not None:
+            write_report(path, file.render(report, current), file.what)
+    every = len(report.comparisons) if args.all else None
+    print("\n".join(format_terminal(report, max_unchanged=every or 0, max_listed=every or 10)))

@@ -1,0 +1,263 @@
+"""``perfgate load``: a headless locust run judged by perfgate's KPIs.
+
+    perfgate load examples/api_service/locustfile.py --host http://127.0.0.1:8000 \\
+        --users 50 --spawn-rate 10 --run-time 30s --kpi api_response_time --kpi api_throughput \\
+        --save .perfgate/load.json --gitlab-report load-performance.json --html locust.html
+
+Exit codes:
+  0  every KPI level met (warnings past a target do not fail; --strict makes them fail)
+  1  a KPI's critical level breached (latency, throughput, or the error rate)
+  2  bad input or configuration: missing locustfile, run-time or level that does not parse,
+     unknown KPI, no perfgate.yml for --kpi, locust not installed (with an install hint)
+  3  the run could not be done: the target does not answer, locust failed or hung
+
+Also runnable as ``python -m pytest_perfgate.load.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._common import Exit, duration, from_args, guarded, parse_timespan
+
+if TYPE_CHECKING:
+    from ..load.runner import LoadSettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("locustfile", nargs="?", help="the locustfile (its User classes generate the load)")
+    parser.add_argument("--host", help="the service under load, e.g. http://127.0.0.1:8000")
+    parser.add_argument("-u", "--users", type=int, default=10, help="concurrent users (default 10)")
+    parser.add_argument(
+        "-r", "--spawn-rate", type=float, default=None, help="users started per second (default: all at once)"
+    )
+    parser.add_argument(
+        "-t",
+        "--run-time",
+        default="10s",
+        metavar="DURATION",
+        help="how long to run: '30s', '90', '2m', '1h30m', '1.5min' (whole seconds: rounded up; default 10s)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=duration,
+        default=0.0,
+        metavar="DURATION",
+        help="leave out requests completed in the first DURATION (ramp-up) from every figure (default 0)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="locust processes on this machine: N > 1 forks N workers under a local master, -1 one per core",
+    )
+    parser.add_argument(
+        "--expect-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run as a locust master and wait for N external workers (other machines; see docs/load.md)",
+    )
+    parser.add_argument("--master-bind-port", type=int, default=None, help="master port for external workers")
+    parser.add_argument(
+        "--kpi", action="append", default=[], metavar="NAME", help="a KPI from perfgate.yml (repeatable)"
+    )
+    parser.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="METRIC=LEVEL",
+        help="a level of your own, e.g. p95=200ms,500ms (target,critical) or rps=500/s (repeatable; wins over --kpi)",
+    )
+    parser.add_argument(
+        "--error-rate",
+        default="1%",
+        metavar="LEVEL",
+        help="critical error-rate level when no KPI or --budget sets one (default 1%%; 'none' for no default)",
+    )
+    parser.add_argument("--config", default=None, help="perfgate.yml (default: found from the locustfile's folder up)")
+    parser.add_argument("--strict", action="store_true", help="a level past its target (warn) fails too")
+    parser.add_argument(
+        "--save", metavar="PATH", help="write the results file (perfgate's schema) for perfgate compare"
+    )
+    parser.add_argument(
+        "--gitlab-report", metavar="PATH", help="write GitLab's load_performance JSON (k6 summary shape)"
+    )
+    parser.add_argument("--html", metavar="PATH", help="write locust's HTML report")
+    parser.add_argument(
+        "--connect-timeout",
+        type=duration,
+        default=5.0,
+        metavar="DURATION",
+        help="wait this long for the target's first answer (default 5s)",
+    )
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="live progress: auto (on a terminal only), always (a line every 10s in logs), never",
+    )
+    parser.add_argument("--workdir", metavar="DIR", help="keep locust's log and the raw per-request data here")
+    parser.add_argument(
+        "--locust-arg", action="append", default=[], metavar="ARG", help="pass ARG on to locust (repeatable)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="also print locust's command line and log folder")
+    parser.add_argument(
+        "--listener-path", action="store_true", help="print the path of perfgate's locust listener and exit"
+    )
+
+
+def _generators(settings: LoadSettings) -> str:
+    if settings.expect_workers:
+        return f"master + {settings.expect_workers} external worker{'s' if settings.expect_workers != 1 else ''}"
+    if settings.processes == 1:
+        return "1 process"
+    count = os.cpu_count() if settings.processes == -1 else settings.processes
+    return f"{count} worker processes"
+
+
+def _config_path(args: argparse.Namespace) -> str | None:
+    from ..config import find_config
+
+    if args.config:
+        return str(args.config)
+    start = os.path.dirname(os.path.abspath(args.locustfile))
+    found = find_config(start, os.path.commonpath([start, os.getcwd()]))
+    return str(found) if found else None
+
+
+def _check_outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """Every output path checked before the run (paths.check_output): where to write each. The
+    results file overwrites only a perfgate file; two options naming one file are refused."""
+    from ..errors import LoadError
+    from ..paths import check_input, check_output
+
+    if args.locustfile and os.path.exists(args.locustfile):
+        check_input(args.locustfile, "a locustfile (a Python file)")  # a FIFO would hang locust
+    if args.config:
+        check_input(args.config, "a perfgate.yml (YAML file)")
+    targets: dict[str, Path] = {}
+    if args.save is not None:  # an empty path is refused (check_output), not skipped
+        targets["save"] = check_output(args.save, "the results file (--save)", perfgate_only=True)
+    if args.gitlab_report is not None:
+        targets["gitlab_report"] = check_output(args.gitlab_report, "the load_performance report (--gitlab-report)")
+    if args.html is not None:
+        targets["html"] = check_output(args.html, "locust's HTML report (--html)")
+    if args.workdir is not None:
+        check_output(args.workdir, "locust's work folder (--workdir)", directory=True)
+    named = list(targets.items())
+    for i, (option, target) in enumerate(named):
+        for other, again in named[i + 1 :]:
+            if target == again:
+                raise LoadError(
+                    f"--{option.replace('_', '-')} and --{other.replace('_', '-')} name the same file {target}: "
+                    "pass a file for each"
+                )
+    return targets
+
+
+def _execute(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..errors import LoadError
+    from ..load.gitlab import k6_summary
+    from ..load.kpi import build_spec
+    from ..load.report import ProgressLine, format_notes, format_stats, format_verdicts
+    from ..load.run import run_load
+    from ..load.runner import LoadSettings, listener_path
+    from ..model import save_results
+    from ..paths import check_input, write_json_atomic, writing
+
+    if args.listener_path:
+        print(listener_path())
+        return Exit.OK
+    if not args.locustfile:
+        raise LoadError("a locustfile is required, e.g. perfgate load locustfile.py --host http://127.0.0.1:8000")
+    if not args.host:
+        raise LoadError("--host is required: the URL of the service under load, e.g. http://127.0.0.1:8000")
+    outputs = _check_outputs(args)  # before any load: a long run never loses its figures at the end
+    run_time = _run_time(args.run_time)
+    settings = from_args(LoadSettings, args, run_time=run_time, locust_args=tuple(args.locust_arg))
+    settings.validate()
+    # every level is checked before any load is generated
+    config_path = _config_path(args)
+    if config_path is not None:
+        check_input(config_path, "a perfgate.yml (YAML file)")  # a FIFO would block the read
+    config = load_config(config_path)
+    error_rate = None if str(args.error_rate).lower() == "none" else args.error_rate
+    spec = build_spec(config, args.kpi, args.budget, error_rate=error_rate)
+
+    progress = ProgressLine(sys.stderr, run_time, mode=args.progress)
+    try:
+        run = run_load(settings, progress=progress, workdir=args.workdir)
+    finally:
+        progress.close()
+    total = run.judged(spec, strict=args.strict)
+
+    workers = run.raw.workers_reporting
+    print(
+        f"perfgate load: {run.locustfile_id} against {settings.host}: {settings.users} users, "
+        f"{settings.run_time}s, {_generators(settings)}, locust {run.raw.locust_version}"
+    )
+    for line in [
+        *format_stats(run.stats),
+        *format_notes(
+            run.stats, locust_requests=run.raw.locust_requests, processes=settings.processes, workers=workers
+        ),
+        *format_verdicts(total.verdicts),
+    ]:
+        print(line)
+    if args.verbose:
+        print("locust command: " + " ".join(run.command))
+        if args.workdir:
+            print(f"locust log and raw data: {args.workdir}")
+    if args.save:
+        with writing(args.save, "the results file (--save)"):
+            save_results(outputs["save"], run.run_result(total))
+        print(f"results: {args.save} ({len(run.stats.endpoints) + 1} entries)")
+    if args.gitlab_report:
+        with writing(args.gitlab_report, "the load_performance report (--gitlab-report)"):
+            write_json_atomic(
+                outputs["gitlab_report"], k6_summary(run.stats, max_users=run.raw.max_users or settings.users)
+            )
+        print(f"GitLab load_performance report: {args.gitlab_report}")
+    if args.html:
+        print(f"locust HTML report: {args.html}")
+    return Exit.FAILED if total.outcome == "failed" else Exit.OK
+
+
+def _run_time(raw: str) -> int:
+    """``--run-time`` in whole seconds (what locust runs), rounded up with a notice: any duration
+    :func:`~._common.parse_timespan` reads."""
+    import math
+
+    from ..errors import LoadError, UnitError
+    from ..load.runner import RUN_TIME_FORMS
+
+    accepted = f"{RUN_TIME_FORMS}, or any duration such as '500ms' or '1.5min'"
+    try:
+        seconds = parse_timespan(raw)
+    except UnitError:
+        raise LoadError(f"run-time {raw!r} does not parse; accepted: {accepted}") from None
+    if seconds <= 0:
+        raise LoadError(f"run-time {raw!r} is not above 0; accepted: {accepted}")
+    whole = math.ceil(seconds)
+    if whole != seconds:
+        print(f"perfgate load: run-time {raw} rounded up to {whole}s (locust runs whole seconds)", file=sys.stderr)
+    return whole
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``perfgate load``; errors become ``error: ...`` on stderr and an exit code."""
+    return guarded(lambda: _execute(args), interrupted="interrupted; locust was stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pytest_perfgate.load.cli``: ``perfgate load`` alone."""
+    parser = argparse.ArgumentParser(prog="perfgate load", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

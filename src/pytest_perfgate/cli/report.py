@@ -1,0 +1,49 @@
+"""``perfgate report``: the budget table and every test's timings of a results file, and its HTML
+report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import Exit
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", help="a results file written by pytest --perfgate-save")
+    parser.add_argument("--all", action="store_true", help="show every row (default: the worst 30)")
+    parser.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report to FILE")
+    parser.add_argument(
+        "--baseline", metavar="PATH", help="with --html: stored runs (file or directory) for the plots, trend and gate"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..model import load_results
+    from ..paths import check_output
+    from ..reports.terminal import format_budget_table, format_timings
+    from ._common import write_report
+
+    if args.html is not None:
+        check_output(args.html, "the HTML report")  # before any work
+    run = load_results(args.results)
+    budgets = format_budget_table(run.tests, max_rows=None if args.all else 30)
+    timings = format_timings(run.tests, max_rows=None if args.all else 30, every="--all shows every one")
+    lines = budgets + ([""] if budgets and timings else []) + timings
+    if not budgets:
+        n = len(run.tests)
+        lines.append(f"{args.results}: no budgets ({n} test{'s' if n != 1 else ''} recorded)")
+    print("\n".join(lines))
+    if args.html is not None:
+        from ..config import find_config, load_config
+        from ..gate import compare_for_session
+        from ..reports.html import render_html
+
+        gate = compare_for_session(run, args.baseline, load_config(find_config(".")).gate) if args.baseline else None
+        if gate is not None and gate.report is None:
+            print(gate.lines[0], file=sys.stderr)
+            return gate.code
+        page = render_html(run, baseline=gate.baseline_runs if gate else (), gate=gate.report if gate else None)
+        write_report(args.html, page, "the HTML report")
+        print(f"html report: {args.html}")
+    return Exit.FAILED if any(t.verdict.value == "fail" for t in run.tests) else Exit.OK

@@ -1,0 +1,65 @@
+"""The one process-group helper: spawn, stop, tail, and the POSIX guard."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_perfgate import _procs
+from pytest_perfgate.ab.controller import start_worker
+from pytest_perfgate.ab.schedule import Side
+from pytest_perfgate.errors import AbError, PerfgateError
+from pytest_perfgate.load.run import run_load
+from pytest_perfgate.load.runner import LoadSettings
+
+
+def test_tail_keeps_the_last_lines_with_prefix_and_width() -> None:
+    text = "a\n\nbb\nccc\n\n"
+    assert _procs.tail(text, 2) == "bb\nccc"
+    assert _procs.tail(text, 2, prefix="  | ", width=2) == "  | bb\n  | cc"
+    assert _procs.tail(text, 3) == "\nbb\nccc"
+    assert _procs.tail(text, 3, skip_blank=True) == "a\nbb\nccc"
+    assert _procs.tail("", 5) == ""
+
+
+def test_read_log_is_none_when_unreadable(tmp_path: Path) -> None:
+    assert _procs.read_log(tmp_path / "missing.log") is None
+    (tmp_path / "x.log").write_bytes(b"ok \xff\n")
+    assert _procs.read_log(tmp_path / "x.log") == "ok \ufffd\n"
+
+
+def test_off_posix_the_error_names_the_feature(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(_procs, "POSIX", False)
+    with pytest.raises(PerfgateError, match=r"^perfgate load \(x\) needs a POSIX platform \(Linux or macOS"):
+        _procs.spawn(["true"], feature="perfgate load (x)", output=subprocess.DEVNULL)  # type: ignore[arg-type]
+    # where each user of process groups says so
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text("")
+    settings = LoadSettings(locustfile=str(locustfile), host="http://127.0.0.1:9", run_time=1)
+    with pytest.raises(PerfgateError, match=r"^perfgate load \(locust runs in its own process group\) needs a POSIX"):
+        run_load(settings, check_target=False)
+    with pytest.raises(
+        AbError, match=r"^cannot start the base worker.*perfgate ab \(its workers run in their own process"
+    ):
+        start_worker(Side.BASE, tmp_path, [], {}, None, tmp_path / "w.log", tmp_path / "w.json")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process groups")
+def test_spawn_runs_in_its_own_group_and_stop_kills_it_at_once(tmp_path: Path) -> None:
+    with open(tmp_path / "out.log", "wb") as out:
+        proc = _procs.spawn(
+            [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+            feature="test",
+            output=out,
+            die_with_parent=True,
+        )
+    assert os.getpgid(proc.pid) == proc.pid
+    assert _procs.group_alive(proc.pid)
+    _procs.stop_group(proc, grace=0)
+    assert proc.returncode == -9
+    assert not _procs.group_alive(proc.pid)
+    _procs.stop_group(proc, grace=0)  # a group that already left: nothing happens
