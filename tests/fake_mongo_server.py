@@ -51,14 +51,29 @@ class Store:
         for index in self.indexes.get((db, coll), []):
             first = next(iter(index["key"]))
             if first in flt:
-                return {"explainVersion": "1", "queryPlanner": {"winningPlan": {
-                            "stage": "FETCH", "inputStage": {"stage": "IXSCAN", "indexName": index["name"]}}},
-                        "executionStats": {"nReturned": len(matched), "totalKeysExamined": len(matched),
-                                           "totalDocsExamined": len(matched)}, "ok": 1.0}
-        return {"explainVersion": "2", "queryPlanner": {"winningPlan": {
-                    "queryPlan": {"stage": "COLLSCAN", "planNodeId": 1}, "slotBasedPlan": {"stages": "scan"}}},
-                "executionStats": {"nReturned": len(matched), "totalKeysExamined": 0, "totalDocsExamined": len(docs)},
-                "ok": 1.0}
+                return {
+                    "explainVersion": "1",
+                    "queryPlanner": {
+                        "winningPlan": {"stage": "FETCH", "inputStage": {"stage": "IXSCAN", "indexName": index["name"]}}
+                    },
+                    "executionStats": {
+                        "nReturned": len(matched),
+                        "totalKeysExamined": len(matched),
+                        "totalDocsExamined": len(matched),
+                    },
+                    "ok": 1.0,
+                }
+        return {
+            "explainVersion": "2",
+            "queryPlanner": {
+                "winningPlan": {
+                    "queryPlan": {"stage": "COLLSCAN", "planNodeId": 1},
+                    "slotBasedPlan": {"stages": "scan"},
+                }
+            },
+            "executionStats": {"nReturned": len(matched), "totalKeysExamined": 0, "totalDocsExamined": len(docs)},
+            "ok": 1.0,
+        }
 
     def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
         name = next(iter(cmd))
@@ -67,10 +82,18 @@ class Store:
             self.commands.append(cmd)
             if name.lower() in ("hello", "ismaster"):
                 reply: dict[str, Any] = {
-                    "ismaster": True, "isWritablePrimary": True, "helloOk": True, "maxWireVersion": 21,
-                    "minWireVersion": 0, "maxBsonObjectSize": 16 * 1024 * 1024, "maxMessageSizeBytes": 48000000,
-                    "maxWriteBatchSize": 100000, "localTime": datetime.datetime.now(datetime.timezone.utc),
-                    "logicalSessionTimeoutMinutes": 30, "connectionId": 1, "ok": 1.0,
+                    "ismaster": True,
+                    "isWritablePrimary": True,
+                    "helloOk": True,
+                    "maxWireVersion": 21,
+                    "minWireVersion": 0,
+                    "maxBsonObjectSize": 16 * 1024 * 1024,
+                    "maxMessageSizeBytes": 48000000,
+                    "maxWriteBatchSize": 100000,
+                    "localTime": datetime.datetime.now(datetime.timezone.utc),
+                    "logicalSessionTimeoutMinutes": 30,
+                    "connectionId": 1,
+                    "ok": 1.0,
                 }
                 if self.set_name:
                     reply.update(setName=self.set_name, hosts=["127.0.0.1"], primary="127.0.0.1", me="127.0.0.1")
@@ -86,8 +109,16 @@ class Store:
             if name == "find":
                 coll = cmd[name]
                 if coll == "system.profile":
-                    batch = [{"op": "query", "ns": f"{db}.events", "millis": 7, "docsExamined": 3,
-                              "keysExamined": 0, "planSummary": "COLLSCAN"}]
+                    batch = [
+                        {
+                            "op": "query",
+                            "ns": f"{db}.events",
+                            "millis": 7,
+                            "docsExamined": 3,
+                            "keysExamined": 0,
+                            "planSummary": "COLLSCAN",
+                        }
+                    ]
                 else:
                     batch = [d for d in self.coll(db, coll) if self._match(d, cmd.get("filter") or {})]
                     if cmd.get("limit"):
@@ -117,8 +148,12 @@ class Store:
                 return {"ok": 1.0, "nIndexesWas": len(kept) + 2}
             if name == "listIndexes":
                 batch = [{"v": 2, "key": {"_id": 1}, "name": "_id_"}] + [
-                    {"v": 2, **ix} for ix in self.indexes.get((db, cmd[name]), [])]
-                return {"cursor": {"id": bson.int64.Int64(0), "ns": f"{db}.{cmd[name]}", "firstBatch": batch}, "ok": 1.0}
+                    {"v": 2, **ix} for ix in self.indexes.get((db, cmd[name]), [])
+                ]
+                return {
+                    "cursor": {"id": bson.int64.Int64(0), "ns": f"{db}.{cmd[name]}", "firstBatch": batch},
+                    "ok": 1.0,
+                }
             if name == "dropDatabase":
                 self.dbs.pop(db, None)
                 for key in [k for k in self.indexes if k[0] == db]:

@@ -79,8 +79,14 @@ class FakeSide:
     computing), logging every order it gets."""
 
     def __init__(
-        self, name: str, per_call: int, log: list[tuple[str, str, int]], clock: list[float], preempt_every: int = 0,
-        off_cpu: int = 0, cpu_known: bool = True,
+        self,
+        name: str,
+        per_call: int,
+        log: list[tuple[str, str, int]],
+        clock: list[float],
+        preempt_every: int = 0,
+        off_cpu: int = 0,
+        cpu_known: bool = True,
     ) -> None:
         self.name, self.per_call, self.log, self.clock = name, per_call, log, clock
         self.preempt_every, self.off_cpu, self.cpu_known = preempt_every, off_cpu, cpu_known
@@ -135,9 +141,7 @@ def test_measuring_stops_after_max_time_per_side_or_at_the_time_limit() -> None:
     assert by_time.stopped == "time"
     # each side: 2 rounds of 16 loops x 10us = 320us per block; 10ms needs 32 blocks
     assert by_time.blocks == 32
-    limited, _ = _measure(
-        10_000, 10_000, PairedSettings(min_blocks=100, max_time=10, warmup_time=0, time_limit=0.05)
-    )
+    limited, _ = _measure(10_000, 10_000, PairedSettings(min_blocks=100, max_time=10, warmup_time=0, time_limit=0.05))
     assert limited.stopped == "time limit" and 0 < limited.blocks < 100
 
 
@@ -153,9 +157,11 @@ def test_blocks_with_a_preempted_round_are_left_out_when_enough_are_clean() -> N
     report = compare_paired([crowded, test], GateSettings())
     (notice,) = [n for n in report.notices if "disturbed" in n]
     left_out = test.disturbed
-    assert f"the shared CPU during one of their rounds): {left_out} of them were left out; {crowded.disturbed} were " \
-        "judged, each preempted round counted as its CPU time plus its side's usual off-CPU time, in 1 test that " \
+    assert (
+        f"the shared CPU during one of their rounds): {left_out} of them were left out; {crowded.disturbed} were "
+        "judged, each preempted round counted as its CPU time plus its side's usual off-CPU time, in 1 test that "
         "had too few undisturbed blocks: t" in notice
+    )
 
 
 def test_the_usual_off_cpu_time_of_a_side_comes_from_its_rounds_that_were_not_preempted() -> None:
@@ -169,7 +175,11 @@ def test_the_usual_off_cpu_time_of_a_side_comes_from_its_rounds_that_were_not_pr
     every = [(CURRENT, Round(18 * ms, 1, 10 * ms)), (CURRENT, Round(19 * ms, 2, 10 * ms))]
     assert [m.ns for _, m in corrected_rounds(every, clean_base)] == [11 * ms, 11 * ms]
     # no side has a clean round: the smallest gap of all, for both sides alike
-    none = [(BASE, Round(20 * ms, 1, 10 * ms)), (BASE, Round(19 * ms, 1, 10 * ms)), (CURRENT, Round(25 * ms, 1, 10 * ms))]
+    none = [
+        (BASE, Round(20 * ms, 1, 10 * ms)),
+        (BASE, Round(19 * ms, 1, 10 * ms)),
+        (CURRENT, Round(25 * ms, 1, 10 * ms)),
+    ]
     assert [m.ns for _, m in corrected_rounds(none, [])] == [19 * ms, 19 * ms, 19 * ms]
     assert all(m.switches == 0 for _, m in corrected_rounds(none, []))
 
@@ -188,8 +198,11 @@ def test_judged_disturbed_blocks_count_preempted_rounds_as_cpu_plus_the_usual_wa
     assert unknown.disturbed_judged and not unknown.disturbed_corrected
     assert max(unknown.log_ratios) > math.log(1.3)  # the slices, as measured
     report = compare_paired([unknown], GateSettings())
-    assert any("were judged, as measured: the platform gives no thread CPU time, so these are less reliable, in 1 "
-               "test that had too few undisturbed blocks: t" in n for n in report.notices)
+    assert any(
+        "were judged, as measured: the platform gives no thread CPU time, so these are less reliable, in 1 "
+        "test that had too few undisturbed blocks: t" in n
+        for n in report.notices
+    )
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -247,7 +260,7 @@ def test_without_cpu_affinity_the_report_says_the_workers_are_not_pinned(monkeyp
 
 # --------------------------------------------------------------------------- end to end
 
-LIBRARY = '''\
+LIBRARY = """\
 def checksum(n=3000):
     total = 0
     for i in range({loops}):
@@ -257,9 +270,9 @@ def checksum(n=3000):
 
 def render(items=200):
     return ",".join(str(i) for i in range(items))
-'''
+"""
 
-TESTS = '''\
+TESTS = """\
 import os
 import sys
 import time
@@ -278,7 +291,7 @@ def test_render(perf):
 
 def test_no_perf_call():
     assert shop.render(3) == "0,1,2"
-'''
+"""
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -288,11 +301,14 @@ def _git(repo: Path, *args: str) -> str:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A src-layout project whose base commit has ``checksum`` at its normal speed."""
-    return make_repository(tmp_path / "project", {
-        "src/shop/__init__.py": LIBRARY.format(loops="n"),
-        "tests/test_shop.py": TESTS,
-        "pytest.ini": "[pytest]\nperfgate_max_time = 0.1s\nperfgate_warmup = 0.01s\n",
-    })
+    return make_repository(
+        tmp_path / "project",
+        {
+            "src/shop/__init__.py": LIBRARY.format(loops="n"),
+            "tests/test_shop.py": TESTS,
+            "pytest.ini": "[pytest]\nperfgate_max_time = 0.1s\nperfgate_warmup = 0.01s\n",
+        },
+    )
 
 
 def make_repository(root: Path, files: dict[str, str]) -> Path:
@@ -315,7 +331,12 @@ def ab(repo: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProc
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PERFGATE_"))}
     return subprocess.run(
         [sys.executable, "-m", "pytest_perfgate.cli", "ab", *args],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -336,8 +357,17 @@ def _no_worktrees_left(repo: Path) -> None:
 def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_path: Path) -> None:
     cpu = min(os.sched_getaffinity(0))  # one this process may use (a runner may be limited to some)
     unchanged = ab(
-        repo, "--base", "main", "--cpu", str(cpu), "--min-blocks", "12", "--json", str(tmp_path / "same.json"),
-        "--", "tests",
+        repo,
+        "--base",
+        "main",
+        "--cpu",
+        str(cpu),
+        "--min-blocks",
+        "12",
+        "--json",
+        str(tmp_path / "same.json"),
+        "--",
+        "tests",
     )
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
     assert f"current working tree; workers pinned to CPU {cpu}" in unchanged.stderr
@@ -354,9 +384,21 @@ def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_p
 
     _slow_down(repo)
     slow = ab(
-        repo, "--base", "main", "--min-blocks", "12", "--markdown", str(tmp_path / "ab.md"),
-        "--junit", str(tmp_path / "ab.xml"), "--json", str(tmp_path / "ab.json"),
-        "--save-current", str(tmp_path / "current.json"), "--", "tests",
+        repo,
+        "--base",
+        "main",
+        "--min-blocks",
+        "12",
+        "--markdown",
+        str(tmp_path / "ab.md"),
+        "--junit",
+        str(tmp_path / "ab.xml"),
+        "--json",
+        str(tmp_path / "ab.json"),
+        "--save-current",
+        str(tmp_path / "current.json"),
+        "--",
+        "tests",
     )
     assert slow.returncode == 1, slow.stdout + slow.stderr
     assert slow.stdout.startswith("perfgate: FAILED: 1 regression (") and "; paired A/B against main (" in slow.stdout
@@ -395,8 +437,10 @@ def test_new_missing_and_failing_tests_are_reported_not_judged(repo: Path) -> No
     # a test that failed on one side was not compared: the run is incomplete, and says which and why
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stdout.startswith("perfgate: INCOMPLETE: 1 test not compared")
-    assert "error: the paired run is incomplete: tests/test_sizes.py::test_fails_here: failed on the current side" \
+    assert (
+        "error: the paired run is incomplete: tests/test_sizes.py::test_fails_here: failed on the current side"
         in result.stderr
+    )
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("tests/")}
     assert lines["tests/test_new.py::test_discount"].split()[2:3] == ["-"]
     assert " new " in lines["tests/test_new.py::test_discount"]
@@ -406,10 +450,13 @@ def test_new_missing_and_failing_tests_are_reported_not_judged(repo: Path) -> No
     assert "insufficient data" in failing and "failed on the current side: in call: AssertionError" in failing
     allowed = ab(repo, "--base", "HEAD", "--min-blocks", "12", "--allow-incomplete", "--", "tests/test_sizes.py")
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
-    assert "1 test not compared (allowed by --allow-incomplete): tests/test_sizes.py::test_fails_here: failed on " \
+    assert (
+        "1 test not compared (allowed by --allow-incomplete): tests/test_sizes.py::test_fails_here: failed on "
         "the current side: in call: AssertionError" in allowed.stdout
-    assert "notice: collection error on the base side in tests/test_new.py: ImportError: cannot import name 'discount'" in (
-        result.stdout
+    )
+    assert (
+        "notice: collection error on the base side in tests/test_new.py: ImportError: cannot import name 'discount'"
+        in (result.stdout)
     )
 
 
@@ -490,8 +537,19 @@ def test_a_hanging_worker_is_killed_at_the_test_timeout(repo: Path) -> None:
 
 def test_the_whole_run_limit_reports_what_was_not_run(repo: Path, tmp_path: Path) -> None:
     # the first test alone wants 2 x 5 s of rounds: the 2 s limit cuts the run short wherever it falls
-    result = ab(repo, "--base", "main", "--timeout", "2s", "--max-time", "5s", "--markdown", str(tmp_path / "ab.md"),
-                "--", "tests")
+    result = ab(
+        repo,
+        "--base",
+        "main",
+        "--timeout",
+        "2s",
+        "--max-time",
+        "5s",
+        "--markdown",
+        str(tmp_path / "ab.md"),
+        "--",
+        "tests",
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "error: the paired run did not finish: the whole-run time limit (2s) was reached" in result.stderr
     markdown = (tmp_path / "ab.md").read_text()
@@ -507,7 +565,11 @@ def test_an_interrupted_run_leaves_no_worktree_or_processes(repo: Path, signum: 
     env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps its stacks, should it not end (below)
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest_perfgate.cli", "ab", "--base", "main", "--", "tests/test_fault.py"],
-        cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while not _written(pids) and time.monotonic() < deadline:
@@ -548,8 +610,18 @@ def test_ab_on_this_projects_catalog_example(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "holds another pytest_perfgate than the running one" in refused.stderr
     result = ab(
-        clone, "--base", "HEAD", "--pythonpath", "examples/catalog", "--max-time", "0.2s", "--all",
-        "--", "examples/catalog", "-k", "search_by_category or details_with_cache",
+        clone,
+        "--base",
+        "HEAD",
+        "--pythonpath",
+        "examples/catalog",
+        "--max-time",
+        "0.2s",
+        "--all",
+        "--",
+        "examples/catalog",
+        "-k",
+        "search_by_category or details_with_cache",
     )
     assert result.returncode == 1, result.stdout + result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("test_catalog.py::")}
@@ -628,10 +700,19 @@ def test_pairs_on_either_side_of_the_regression_threshold_get_a_tie_breaker(
 
 
 def test_one_disturbed_notice_says_what_was_left_out_and_what_was_judged() -> None:
-    clean = PairedTest("t::clean", loops=1, base=(1e-3,) * 60, current=(1e-3,) * 60,
-                       log_ratios=(0.01, -0.01) * 10, disturbed=5)
-    crowded = PairedTest("t::crowded", loops=1, base=(1e-3,) * 24, current=(1e-3,) * 24,
-                         log_ratios=(0.01, -0.01) * 6, disturbed=12, disturbed_kept=12, disturbed_corrected=True)
+    clean = PairedTest(
+        "t::clean", loops=1, base=(1e-3,) * 60, current=(1e-3,) * 60, log_ratios=(0.01, -0.01) * 10, disturbed=5
+    )
+    crowded = PairedTest(
+        "t::crowded",
+        loops=1,
+        base=(1e-3,) * 24,
+        current=(1e-3,) * 24,
+        log_ratios=(0.01, -0.01) * 6,
+        disturbed=12,
+        disturbed_kept=12,
+        disturbed_corrected=True,
+    )
     notices = [n for n in compare_paired([clean, crowded]).notices if "disturbed" in n]
     assert notices == [
         "17 of 37 blocks were disturbed (a worker was preempted by another process on the shared CPU during one of "

@@ -15,7 +15,7 @@ from test_ab import LIBRARY, NOT_A_REGRESSION, _no_worktrees_left, ab, make_repo
 
 pytest.importorskip("pytest_asyncio")
 
-AIO = '''\
+AIO = """\
 import asyncio
 
 from . import checksum, render
@@ -29,9 +29,9 @@ async def acheck(n=3000):
 async def arender(items=200):
     await asyncio.sleep(0)
     return render(items)
-'''
+"""
 
-TESTS = '''\
+TESTS = """\
 import pytest
 
 from shop.aio import acheck, arender
@@ -49,43 +49,72 @@ async def test_async_awaited(perf):
 @pytest.mark.asyncio
 async def test_async_untouched(perf):
     assert (await perf.aio(arender)).startswith("0,1")
-'''
+"""
 
-NODES = {name: f"tests/test_shop.py::{name}" for name in ("test_sync_awaited", "test_async_awaited",
-                                                          "test_async_untouched")}
+NODES = {
+    name: f"tests/test_shop.py::{name}" for name in ("test_sync_awaited", "test_async_awaited", "test_async_untouched")
+}
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    return make_repository(tmp_path / "project", {
-        "src/shop/__init__.py": LIBRARY.format(loops="n"),
-        "src/shop/aio.py": AIO,
-        "tests/test_shop.py": TESTS,
-        "pytest.ini": "[pytest]\nperfgate_max_time = 0.1s\nperfgate_warmup = 0.01s\n"
-                      "asyncio_default_fixture_loop_scope = function\n",
-    })
+    return make_repository(
+        tmp_path / "project",
+        {
+            "src/shop/__init__.py": LIBRARY.format(loops="n"),
+            "src/shop/aio.py": AIO,
+            "tests/test_shop.py": TESTS,
+            "pytest.ini": "[pytest]\nperfgate_max_time = 0.1s\nperfgate_warmup = 0.01s\n"
+            "asyncio_default_fixture_loop_scope = function\n",
+        },
+    )
 
 
 def test_ab_pairs_awaited_calls(repo: Path, tmp_path: Path) -> None:
     cpu = min(os.sched_getaffinity(0))
-    unchanged = ab(repo, "--base", "main", "--cpu", str(cpu), "--min-blocks", "12",
-                   "--json", str(tmp_path / "same.json"), "--save-current", str(tmp_path / "same-current.json"),
-                   "--", "tests")
+    unchanged = ab(
+        repo,
+        "--base",
+        "main",
+        "--cpu",
+        str(cpu),
+        "--min-blocks",
+        "12",
+        "--json",
+        str(tmp_path / "same.json"),
+        "--save-current",
+        str(tmp_path / "same-current.json"),
+        "--",
+        "tests",
+    )
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
     assert unchanged.stdout.startswith("perfgate: PASSED (")
     same = {c["nodeid"]: c for c in json.loads((tmp_path / "same.json").read_text())["comparisons"]}
     for nodeid in NODES.values():
         assert same[nodeid]["verdict"] in NOT_A_REGRESSION, same[nodeid]
     # each worker awaited the calls: a sync test's on one loop, an async test's in the test's loop
-    saved = {t["nodeid"]: t["series"]["time"] for t in json.loads((tmp_path / "same-current.json").read_text())["tests"]}
+    saved = {
+        t["nodeid"]: t["series"]["time"] for t in json.loads((tmp_path / "same-current.json").read_text())["tests"]
+    }
     assert saved[NODES["test_sync_awaited"]]["awaited"] == "one asyncio loop"
     assert saved[NODES["test_async_awaited"]]["awaited"] == "the test's asyncio loop"
     assert all(v > 0 for v in saved[NODES["test_async_awaited"]]["values"])
 
     # 40% more iterations in checksum, behind the awaited call
     (repo / "src" / "shop" / "__init__.py").write_text(LIBRARY.format(loops="n * 7 // 5"))
-    slow = ab(repo, "--base", "main", "--cpu", str(cpu), "--min-blocks", "12",
-              "--json", str(tmp_path / "ab.json"), "--", "tests")
+    slow = ab(
+        repo,
+        "--base",
+        "main",
+        "--cpu",
+        str(cpu),
+        "--min-blocks",
+        "12",
+        "--json",
+        str(tmp_path / "ab.json"),
+        "--",
+        "tests",
+    )
     assert slow.returncode == 1, slow.stdout + slow.stderr
     assert slow.stdout.startswith("perfgate: FAILED: 2 regressions (")
     rows = {c["nodeid"]: c for c in json.loads((tmp_path / "ab.json").read_text())["comparisons"]}
@@ -97,7 +126,9 @@ def test_ab_pairs_awaited_calls(repo: Path, tmp_path: Path) -> None:
 
 
 def test_ab_reports_an_awaited_call_that_raises_mid_rounds(repo: Path) -> None:
-    (repo / "tests" / "test_shop.py").write_text(TESTS + '''
+    (repo / "tests" / "test_shop.py").write_text(
+        TESTS
+        + """
 
 calls = []
 
@@ -111,7 +142,8 @@ async def flaky():
 @pytest.mark.asyncio
 async def test_breaks(perf):
     await perf.aio(flaky)
-''')
+"""
+    )
     run = ab(repo, "--base", "main", "--min-blocks", "6", "--", "tests", "-k", "breaks")
     assert run.returncode == 2, run.stdout + run.stderr
     assert "RuntimeError: broke in a round" in run.stdout + run.stderr

@@ -15,7 +15,7 @@ from test_ab import LIBRARY, _no_worktrees_left, ab, make_repository
 pytest.importorskip("pytest_benchmark")
 pytest.importorskip("pytest_timeout")
 
-BENCHMARKS = '''\
+BENCHMARKS = """\
 import shop
 
 prepared, torn_down = [], []
@@ -43,7 +43,7 @@ def test_pedantic(benchmark):
 
 def test_whole_call():
     assert shop.checksum(3000) > 0
-'''
+"""
 
 TESTS = ("test_work", "test_control", "test_pedantic", "test_whole_call")
 
@@ -52,17 +52,19 @@ TESTS = ("test_work", "test_control", "test_pedantic", "test_whole_call")
 def suite(tmp_path: Path) -> Path:
     """A flat-layout project with a pytest-benchmark suite and pytest-timeout's ``timeout = 0.5``,
     shorter than one test's measuring (so the workers must lift it)."""
-    return make_repository(tmp_path / "project", {
-        "shop.py": LIBRARY.format(loops="n"),
-        "benchmarks/test_bench.py": BENCHMARKS,
-        "pytest.ini": "[pytest]\ntimeout = 0.5\nperfgate_max_time = 0.3s\nperfgate_warmup = 0.01s\n",
-    })
+    return make_repository(
+        tmp_path / "project",
+        {
+            "shop.py": LIBRARY.format(loops="n"),
+            "benchmarks/test_bench.py": BENCHMARKS,
+            "pytest.ini": "[pytest]\ntimeout = 0.5\nperfgate_max_time = 0.3s\nperfgate_warmup = 0.01s\n",
+        },
+    )
 
 
 def _reports(tmp_path: Path, name: str) -> tuple[str, ...]:
     base = tmp_path / name
-    return ("--markdown", f"{base}.md", "--junit", f"{base}.xml", "--json", f"{base}.json",
-            "--metrics", f"{base}.txt")
+    return ("--markdown", f"{base}.md", "--junit", f"{base}.xml", "--json", f"{base}.json", "--metrics", f"{base}.txt")
 
 
 def _agree(tmp_path: Path, name: str, stdout: str, code: int) -> dict[str, object]:
@@ -118,8 +120,10 @@ def test_tests_that_cannot_be_called_again_or_timed_in_rounds_make_the_run_incom
     leak, load = data["incomplete"]  # type: ignore[misc]
     assert leak.startswith("benchmarks/test_state.py::test_leaks_state: failed on the ")
     assert "side when called again: AssertionError: state leaks between calls (in " in leak
-    assert load == ("benchmarks/test_state.py::test_load: a load test (locust in a subprocess, its own duration) "
-                    "cannot be timed in paired rounds")
+    assert load == (
+        "benchmarks/test_state.py::test_load: a load test (locust in a subprocess, its own duration) "
+        "cannot be timed in paired rounds"
+    )
     _no_worktrees_left(suite)
 
 

@@ -99,16 +99,17 @@ def test_the_run_history_is_fetched_through_its_index_oldest_first(
         ".perfgate/baseline/run-000003.json",
     ]
     assert _levels(target) == [1.0, 2.0, 3.0]  # promoted in the history's order
-    assert parse_index((target / INDEX_NAME).read_bytes(), "index") == tuple(
-        f"run-00000{i}.json" for i in (1, 2, 3)
-    )
+    assert parse_index((target / INDEX_NAME).read_bytes(), "index") == tuple(f"run-00000{i}.json" for i in (1, 2, 3))
     # the fetched baseline is what compare reads: several runs, their spread measured
     current = tmp_path / "current.json"
     save_results(current, _level(2.0))
     # runs of 1, 2 and 3 units vary far too much for any change to be judged: exit 3, said so
     assert main(["compare", str(target), str(current)]) == 3
     out = _outputs(capsys)[0]
-    assert out.startswith("perfgate: NOT JUDGED: none of the 2 time comparisons could be judged") and "baseline of 3 runs" in out
+    assert (
+        out.startswith("perfgate: NOT JUDGED: none of the 2 time comparisons could be judged")
+        and "baseline of 3 runs" in out
+    )
 
 
 def test_keep_drops_the_oldest_fetched_runs(

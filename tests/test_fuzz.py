@@ -62,9 +62,7 @@ scalars = st.one_of(
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=12,
 )
 finite_positive = st.floats(min_value=5e-324, max_value=1.7e308, allow_nan=False, allow_infinity=False)
@@ -159,8 +157,7 @@ EVIDENCE = {
     "cpu_profile": {
         "calls": 3,
         "total": 0.01,
-        "tree": [{"function": "f", "location": "a.py:1", "calls": 3, "cumulative": 0.01, "own": 0.005,
-                  "children": []}],
+        "tree": [{"function": "f", "location": "a.py:1", "calls": 3, "cumulative": 0.01, "own": 0.005, "children": []}],
         "top": [{"function": "f", "location": "a.py:1", "calls": 3, "own": 0.005, "cumulative": 0.01}],
     },
 }
@@ -183,13 +180,29 @@ def results_docs(draw: st.DrawFn) -> dict[str, Any]:
         }
         target, critical = sorted(draw(st.lists(finite_positive, min_size=2, max_size=2)))
         budgets = [
-            {"metric": "p95", "kind": "time", "target": target, "critical": critical, "higher_is_better": False,
-             "source": "marker"}
+            {
+                "metric": "p95",
+                "kind": "time",
+                "target": target,
+                "critical": critical,
+                "higher_is_better": False,
+                "source": "marker",
+            }
         ]
         verdicts = [
-            {"metric": "p95", "kind": "time", "unit": "", "measured": draw(any_finite), "target": target,
-             "critical": critical, "verdict": draw(st.sampled_from(["pass", "warn", "fail"])), "samples": 5,
-             "higher_is_better": False, "detail": "", "source": "marker"}
+            {
+                "metric": "p95",
+                "kind": "time",
+                "unit": "",
+                "measured": draw(any_finite),
+                "target": target,
+                "critical": critical,
+                "verdict": draw(st.sampled_from(["pass", "warn", "fail"])),
+                "samples": 5,
+                "higher_is_better": False,
+                "detail": "",
+                "source": "marker",
+            }
         ]
         tests.append(
             {
@@ -198,8 +211,13 @@ def results_docs(draw: st.DrawFn) -> dict[str, Any]:
                 "mode": "perf",
                 "duration": draw(any_finite),
                 "series": series,
-                "spec": {"kpi": None, "max_regression": 0.2, "warn_regression": 0.1, "evidence": [],
-                         "budgets": budgets},
+                "spec": {
+                    "kpi": None,
+                    "max_regression": 0.2,
+                    "warn_regression": 0.1,
+                    "evidence": [],
+                    "budgets": budgets,
+                },
                 "verdicts": verdicts,
                 "evidence": copy.deepcopy(EVIDENCE) if draw(st.booleans()) else {},
             }
@@ -243,8 +261,13 @@ def benchmark_docs(draw: st.DrawFn) -> dict[str, Any]:
     benchmarks = []
     for i in range(draw(st.integers(1, 3))):
         data = draw(st.lists(finite_positive | st.just(0.0), min_size=1, max_size=6))
-        stats: dict[str, Any] = {"min": min(data), "max": max(data), "mean": data[0], "rounds": len(data),
-                                 "iterations": draw(st.integers(1, 100))}
+        stats: dict[str, Any] = {
+            "min": min(data),
+            "max": max(data),
+            "mean": data[0],
+            "rounds": len(data),
+            "iterations": draw(st.integers(1, 100)),
+        }
         if draw(st.booleans()):
             stats["data"] = data
         benchmarks.append({"group": None, "name": f"test_{i}", "fullname": f"t.py::test_{i}", "stats": stats})
@@ -282,8 +305,10 @@ def config_docs(draw: st.DrawFn) -> dict[str, Any]:
     max_r = draw(st.sampled_from(["10%", "20%", 0.3]))
     return {
         "metrics": {"hits": {"kind": "ratio", "higher_is_better": True}},
-        "kpis": {"api": {"p95": {"target": "200ms", "critical": "500ms"}, "hits": {"target": "90%", "critical": "80%"}},
-                 "db": {"queries": 3}},
+        "kpis": {
+            "api": {"p95": {"target": "200ms", "critical": "500ms"}, "hits": {"target": "90%", "critical": "80%"}},
+            "db": {"queries": 3},
+        },
         "gate": {
             "metric": draw(st.sampled_from(GATE_STATISTICS)),
             "max_regression": max_r,
@@ -343,8 +368,22 @@ def test_damaged_config_is_a_clear_error_or_a_valid_config(text: str) -> None:
 # --------------------------------------------------------------------------- markers
 
 marker_keys = st.sampled_from(
-    ["p95", "median", "mem_peak", "queries", "collscan", "target_p95", "critical_p95", "max_regression",
-     "warn_regression", "kpi", "metrics", "evidence", "rps", "bogus"]
+    [
+        "p95",
+        "median",
+        "mem_peak",
+        "queries",
+        "collscan",
+        "target_p95",
+        "critical_p95",
+        "max_regression",
+        "warn_regression",
+        "kpi",
+        "metrics",
+        "evidence",
+        "rps",
+        "bogus",
+    ]
 )
 
 

@@ -33,8 +33,14 @@ def make_test(
     outcome: str = "passed",
 ) -> TestResult:
     series = Series(metric, kind, tuple(values), higher_is_better=higher_is_better)
-    return TestResult(nodeid=nodeid, outcome=outcome, mode="perf", series={metric: series},
-                      spec=spec or BudgetSpec(), verdicts=verdicts)
+    return TestResult(
+        nodeid=nodeid,
+        outcome=outcome,
+        mode="perf",
+        series={metric: series},
+        spec=spec or BudgetSpec(),
+        verdicts=verdicts,
+    )
 
 
 def make_run(tests: dict[str, Sequence[float]] | Sequence[TestResult]) -> RunResult:
@@ -42,8 +48,9 @@ def make_run(tests: dict[str, Sequence[float]] | Sequence[TestResult]) -> RunRes
     return RunResult(metadata={"created": "2026-01-01T00:00:00+00:00"}, tests=built)
 
 
-def noisy_run(rng: random.Random, names: Sequence[str], *, factor: float = 1.0, spread: float = 0.05,
-              rounds: int = 20) -> RunResult:
+def noisy_run(
+    rng: random.Random, names: Sequence[str], *, factor: float = 1.0, spread: float = 0.05, rounds: int = 20
+) -> RunResult:
     """One run of a suite: each test's level moves by a log-normal run effect (the between-run
     spread), rounds scatter around it a little (within-run noise)."""
     tests = {}
@@ -67,10 +74,13 @@ def test_big_slowdown_with_enough_runs_is_a_regression() -> None:
     rng = random.Random(1)
     baseline = [noisy_run(rng, NAMES[:5]) for _ in range(8)]
     current = noisy_run(rng, NAMES[:5], factor=1.0)
-    slowed = RunResult(current.metadata, tuple(
-        make_test(t.nodeid, [v * (2.0 if t.nodeid == NAMES[0] else 1.0) for v in t.series["time"].values])
-        for t in current.tests
-    ))
+    slowed = RunResult(
+        current.metadata,
+        tuple(
+            make_test(t.nodeid, [v * (2.0 if t.nodeid == NAMES[0] else 1.0) for v in t.series["time"].values])
+            for t in current.tests
+        ),
+    )
     report = compare(baseline, slowed)
     verdicts = verdicts_of(report)
     assert verdicts[NAMES[0]] is GateVerdict.REGRESSION
@@ -78,14 +88,20 @@ def test_big_slowdown_with_enough_runs_is_a_regression() -> None:
     assert report.failed and report.exit_code == 1
     regression = report.regressions[0]
     assert regression.change == pytest.approx(1.0, abs=0.25)
-    assert regression.ci is not None and regression.ci[0] > 0.10 and regression.ci[0] < regression.change < regression.ci[1]
+    assert (
+        regression.ci is not None
+        and regression.ci[0] > 0.10
+        and regression.ci[0] < regression.change < regression.ci[1]
+    )
     assert regression.p_adjusted is not None and regression.p_value is not None
     assert regression.p_adjusted >= regression.p_value
     assert report.headline().startswith("perfgate: FAILED: 1 regression")
 
 
 def test_improvement_and_warning_levels() -> None:
-    base = [make_run({"a": [1.0 * f] * 5, "b": [1.0 * f] * 5, "c": [1.0 * f] * 5}) for f in (0.99, 1.0, 1.01, 1.0, 0.995)]
+    base = [
+        make_run({"a": [1.0 * f] * 5, "b": [1.0 * f] * 5, "c": [1.0 * f] * 5}) for f in (0.99, 1.0, 1.01, 1.0, 0.995)
+    ]
     current = make_run({"a": [0.5] * 5, "b": [1.07] * 5, "c": [1.2] * 5})
     verdicts = verdicts_of(compare(base, current))
     assert verdicts == {"a": GateVerdict.IMPROVEMENT, "b": GateVerdict.WARNING, "c": GateVerdict.REGRESSION}
@@ -98,7 +114,9 @@ def test_change_within_the_run_to_run_spread_is_unstable_not_a_failure() -> None
     assert c.verdict is GateVerdict.UNSTABLE and not report.failed
     assert c.spread is not None and c.spread > 0.2
     # what the test compared, not "within the spread" (a 44% change "within" a 30% spread reads as a contradiction)
-    assert c.reason == "worse by 44%, not significant: the baseline's 5 runs vary by 30% (t test, Holm-adjusted p = 0.14)"
+    assert (
+        c.reason == "worse by 44%, not significant: the baseline's 5 runs vary by 30% (t test, Holm-adjusted p = 0.14)"
+    )
     assert report.exit_code == 3
     assert report.headline() == (
         "perfgate: NOT JUDGED: the one time comparison could not be judged (1 too noisy to judge on this runner: "
@@ -122,7 +140,12 @@ def test_noisy_metric_that_cannot_detect_its_threshold_is_flagged() -> None:
 
 def test_detectable_reads_as_a_percentage_and_past_100_percent_as_a_factor_too() -> None:
     assert [format_detectable(d) for d in (0.38, 3.23, 98.0, 99.0, 150.0)] == [
-        "at least +38%", "at least +323% (4.2x)", "at least +9800% (99.0x)", "more than 100x", "more than 100x"]
+        "at least +38%",
+        "at least +323% (4.2x)",
+        "at least +9800% (99.0x)",
+        "more than 100x",
+        "more than 100x",
+    ]
 
 
 def test_min_effect_floors_the_thresholds() -> None:
@@ -146,10 +169,12 @@ def test_one_baseline_run_uses_the_conservative_rule_and_says_so() -> None:
 
 def test_marker_and_glob_overrides_change_the_threshold() -> None:
     base = [make_run({"slow/a": [f] * 5, "fast/b": [f] * 5}) for f in (0.99, 1.0, 1.01, 1.0, 1.0)]
-    current = make_run([
-        make_test("slow/a", [1.15] * 5),
-        make_test("fast/b", [1.15] * 5, spec=BudgetSpec(max_regression=0.30, warn_regression=0.20)),
-    ])
+    current = make_run(
+        [
+            make_test("slow/a", [1.15] * 5),
+            make_test("fast/b", [1.15] * 5, spec=BudgetSpec(max_regression=0.30, warn_regression=0.20)),
+        ]
+    )
     assert verdicts_of(compare(base, current)) == {"slow/a": GateVerdict.REGRESSION, "fast/b": GateVerdict.UNCHANGED}
     lenient = GateSettings(overrides=(GateOverride("slow/*", max_regression=0.5, warn_regression=0.4),))
     assert verdicts_of(compare(base, current, lenient))["slow/a"] is GateVerdict.UNCHANGED
@@ -166,24 +191,34 @@ def test_higher_is_better_metric_regresses_when_it_drops() -> None:
 
 def test_new_missing_and_insufficient() -> None:
     base = [make_run({"kept": [1.0] * 5, "gone": [1.0] * 5, "failing": [1.0] * 5}) for _ in range(3)]
-    current = make_run([
-        make_test("kept", [1.0] * 5), make_test("added", [1.0] * 5),
-        make_test("failing", [1.0] * 5, outcome="failed"),
-    ])
+    current = make_run(
+        [
+            make_test("kept", [1.0] * 5),
+            make_test("added", [1.0] * 5),
+            make_test("failing", [1.0] * 5, outcome="failed"),
+        ]
+    )
     report = compare(base, current)
     assert verdicts_of(report) == {
-        "kept": GateVerdict.UNCHANGED, "gone": GateVerdict.MISSING, "added": GateVerdict.NEW,
+        "kept": GateVerdict.UNCHANGED,
+        "gone": GateVerdict.MISSING,
+        "added": GateVerdict.NEW,
         "failing": GateVerdict.INSUFFICIENT,
     }
     assert not report.failed
-    assert [c.verdict for c in report.comparisons] == sorted((c.verdict for c in report.comparisons),
-                                                             key=lambda v: v.rank)
+    assert [c.verdict for c in report.comparisons] == sorted(
+        (c.verdict for c in report.comparisons), key=lambda v: v.rank
+    )
 
 
 def test_summary_only_series_uses_the_summary_or_is_insufficient() -> None:
     def summary_run(median: float) -> RunResult:
-        t = TestResult(nodeid="b", mode="benchmark", series={"time": Series("time", Kind.TIME, ())},
-                       evidence={"summary": {"time": {"median": median, "mean": median}}})
+        t = TestResult(
+            nodeid="b",
+            mode="benchmark",
+            series={"time": Series("time", Kind.TIME, ())},
+            evidence={"summary": {"time": {"median": median, "mean": median}}},
+        )
         return RunResult({}, (t,))
 
     base = [summary_run(m) for m in (1.0, 1.01, 0.99)]
@@ -246,8 +281,7 @@ def test_scaled_up_current_is_always_a_regression_with_enough_runs(levels: list[
 def _suite_false_positive_rate(correction: str, *, suites: int, runs: int, spread: float) -> float:
     rng = random.Random(42)
     failing = 0
-    gate = GateSettings(correction=correction, max_regression=0.03, warn_regression=0.03, min_effect=0.0,
-                        alpha=0.05)
+    gate = GateSettings(correction=correction, max_regression=0.03, warn_regression=0.03, min_effect=0.0, alpha=0.05)
     for _ in range(suites):
         history = [noisy_run(rng, NAMES, spread=spread) for _ in range(runs)]
         current = noisy_run(rng, NAMES, spread=spread)

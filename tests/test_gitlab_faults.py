@@ -54,7 +54,9 @@ def stub() -> Iterator[tuple[StubState, str]]:
 
 
 def client(api_url: str, limits: Limits = FAST, waits: Waits | None = None, token: str = TOKEN) -> GitLab:
-    return GitLab(api_url=api_url, project="group/proj", token=token, limits=limits, sleep=Waits() if waits is None else waits)
+    return GitLab(
+        api_url=api_url, project="group/proj", token=token, limits=limits, sleep=Waits() if waits is None else waits
+    )
 
 
 @pytest.fixture
@@ -238,7 +240,9 @@ def test_a_lasting_server_error_gives_up_after_the_attempts(stub) -> None:
     state, api_url = stub
     state.fail_with = 503
     waits = Waits()
-    with pytest.raises(GitLabError, match=r"answered 503: GitLab had a server error; try again later .* \(after 3 attempts\)$"):
+    with pytest.raises(
+        GitLabError, match=r"answered 503: GitLab had a server error; try again later .* \(after 3 attempts\)$"
+    ):
         client(api_url, waits=waits).artifact("main", "r.json", "perf")
     assert len(state.requests) == 3 and waits == [0.01, 0.02]
 

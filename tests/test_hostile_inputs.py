@@ -119,10 +119,14 @@ def test_non_finite_figures_are_refused_at_load_time_with_the_json_path(
         (', "spec": {"max_regression": 1e999}', "tests[0].spec.max_regression"),
         (', "spec": {"max_regression": 0.1, "warn_regression": 0.2}', "tests[0].spec: warn_regression (20%)"),
         (', "spec": {"max_regression": -0.1}', "tests[0].spec.max_regression"),
-        (', "verdicts": [{"metric": "p95", "kind": "time", "verdict": "pass", "measured": 1e999}]',
-         "tests[0].verdicts[0].measured"),
-        (', "verdicts": [{"metric": "p95", "kind": "time", "verdict": "pass", "samples": "x"}]',
-         "tests[0].verdicts[0].samples"),
+        (
+            ', "verdicts": [{"metric": "p95", "kind": "time", "verdict": "pass", "measured": 1e999}]',
+            "tests[0].verdicts[0].measured",
+        ),
+        (
+            ', "verdicts": [{"metric": "p95", "kind": "time", "verdict": "pass", "samples": "x"}]',
+            "tests[0].verdicts[0].samples",
+        ),
         (', "verdicts": [{"metric": "p95", "kind": [1], "verdict": "pass"}]', "tests[0].verdicts[0].kind"),
         (', "verdicts": [{"metric": "p95", "kind": "time", "verdict": {}}]', "tests[0].verdicts[0].verdict"),
         (', "mode": 3', "tests[0].mode"),
@@ -255,7 +259,9 @@ def test_load_run_reads_a_benchmark_file_with_a_too_long_integer_as_a_clear_erro
         (float("nan"), None, "finite number"),
     ],
 )
-def test_record_refuses_negative_sizes_and_figures_past_the_float_range(value: float, unit: str | None, says: str) -> None:
+def test_record_refuses_negative_sizes_and_figures_past_the_float_range(
+    value: float, unit: str | None, says: str
+) -> None:
     """Before: a negative size passed its budget; 10**400 was a raw OverflowError."""
     with pytest.raises(MeasurementError, match=r"perf\.record\('page_weight'\)") as info:
         Recorder().record("page_weight", value, unit=unit)
@@ -297,8 +303,10 @@ def test_yaml_alias_bomb_is_refused_naming_file_and_line(tmp_path: Path, capsys:
     [
         ("gate: &g {alpha: 0.01}\n", "line 1, column 7: YAML anchors and aliases (&g)"),
         ("kpis:\n  a: {p95: 1s}\n  b: *x\n", "line 3, column 6: YAML anchors and aliases (*x)"),
-        ("gate:\n  max_regression: 10%\n  warn_regression: 5%\n  max_regression: 20%\n",
-         "duplicate key 'max_regression' (lines 2 and 4)"),
+        (
+            "gate:\n  max_regression: 10%\n  warn_regression: 5%\n  max_regression: 20%\n",
+            "duplicate key 'max_regression' (lines 2 and 4)",
+        ),
         ("gate: {}\nkpis: {}\ngate: {alpha: 0.01}\n", "duplicate key 'gate' (lines 1 and 3)"),
         ("kpis:\n  api:\n    p95: 1s\n    p95: 2s\n", "duplicate key 'p95' (lines 3 and 4)"),
         ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
@@ -313,11 +321,18 @@ def test_yaml_aliases_duplicates_and_depth_are_clear_config_errors(text: str, sa
 @pytest.mark.parametrize(
     ("gate", "says"),
     [
-        ("  max_regression: 10%\n  warn_regression: 20%\n", "gate: warn_regression (20%) is above max_regression (10%)"),
-        ("  overrides:\n    - {match: 't*', max_regression: 10%, warn_regression: 20%}\n",
-         "gate.overrides[0]: warn_regression (20%) is above max_regression (10%)"),
-        ("  max_regression: 10%\n  overrides:\n    - {match: 't*', warn_regression: 15%}\n",
-         "gate.overrides[0]: warn_regression (15%) is above max_regression (gate.max_regression) (10%)"),
+        (
+            "  max_regression: 10%\n  warn_regression: 20%\n",
+            "gate: warn_regression (20%) is above max_regression (10%)",
+        ),
+        (
+            "  overrides:\n    - {match: 't*', max_regression: 10%, warn_regression: 20%}\n",
+            "gate.overrides[0]: warn_regression (20%) is above max_regression (10%)",
+        ),
+        (
+            "  max_regression: 10%\n  overrides:\n    - {match: 't*', warn_regression: 15%}\n",
+            "gate.overrides[0]: warn_regression (15%) is above max_regression (gate.max_regression) (10%)",
+        ),
     ],
 )
 def test_warning_above_failure_is_refused_at_the_top_and_in_overrides(gate: str, says: str) -> None:
@@ -421,8 +436,7 @@ def test_malformed_evidence_is_refused_at_load_not_in_the_reports(
         '{"memory_profile": {"peak": "x", "functions": [], "peak_stack": [], "peak_sites": [], "retained": 0, '
         '"leaks": [], "tree": {}}}': "tests[0].evidence.memory_profile.peak: expected a number",
         '{"memory_profile": {"peak": 1, "functions": 3}}': "tests[0].evidence.memory_profile: missing",
-        '{"cpu_profile": {"calls": 1, "total": 1, "tree": [{"function": 1}], "top": []}}':
-            "tests[0].evidence.cpu_profile.tree[0]: missing",
+        '{"cpu_profile": {"calls": 1, "total": 1, "tree": [{"function": 1}], "top": []}}': "tests[0].evidence.cpu_profile.tree[0]: missing",
     }
     for evidence, where in cases.items():
         path = write(tmp_path, "ev.json", results_text("[1.0, 1.0]", extra=failing + evidence))

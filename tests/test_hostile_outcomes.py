@@ -47,9 +47,7 @@ def _outcomes(path) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {t["nodeid"].split("::")[-1]: t["outcome"] for t in data["tests"]}
 
 
-@pytest.mark.skipif(
-    __import__("importlib").util.find_spec("xdist") is None, reason="needs pytest-xdist"
-)
+@pytest.mark.skipif(__import__("importlib").util.find_spec("xdist") is None, reason="needs pytest-xdist")
 def test_under_xdist_a_crashed_test_is_saved_as_crashed_and_a_teardown_error_as_error(
     pytester: pytest.Pytester,
 ) -> None:
@@ -58,7 +56,9 @@ def test_under_xdist_a_crashed_test_is_saved_as_crashed_and_a_teardown_error_as_
     result = pytester.runpytest_subprocess(*ARGS, "-n", "2", f"--perfgate-save={out}", timeout=240)
     result.assert_outcomes(passed=2, failed=2, errors=2)
     assert _outcomes(out) == {
-        "test_teardown_errors": "error", "test_fine": "passed", "test_fails_and_teardown_errors": "failed",
+        "test_teardown_errors": "error",
+        "test_fine": "passed",
+        "test_fails_and_teardown_errors": "failed",
         "test_crashes_its_worker": "crashed",
     }
     crashed = next(t for t in json.loads(out.read_text())["tests"] if t["outcome"] == "crashed")
@@ -66,11 +66,15 @@ def test_under_xdist_a_crashed_test_is_saved_as_crashed_and_a_teardown_error_as_
 
 
 def test_without_xdist_a_teardown_error_is_saved_as_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(SUITE.split("@pytest.mark.perf_budget(median=(\"1ns\", \"10s\"))\ndef test_crashes")[0])
+    pytester.makepyfile(SUITE.split('@pytest.mark.perf_budget(median=("1ns", "10s"))\ndef test_crashes')[0])
     out = pytester.path / "r.json"
     result = pytester.runpytest(*ARGS, f"--perfgate-save={out}")
     result.assert_outcomes(passed=2, failed=1, errors=2)
-    assert _outcomes(out) == {"test_teardown_errors": "error", "test_fine": "passed", "test_fails_and_teardown_errors": "failed"}
+    assert _outcomes(out) == {
+        "test_teardown_errors": "error",
+        "test_fine": "passed",
+        "test_fails_and_teardown_errors": "failed",
+    }
 
 
 @pytest.mark.parametrize(
@@ -79,7 +83,10 @@ def test_without_xdist_a_teardown_error_is_saved_as_error(pytester: pytest.Pytes
         ("ftp://gw:9091", "'ftp://gw:9091': scheme 'ftp' is not accepted"),
         ("http://[::1", "'http://[::1' is not a Pushgateway URL (Invalid IPv6 URL)"),
         ("http://gw:99999", "'http://gw:99999' is not a Pushgateway URL (Port out of range 0-65535)"),
-        ("http://gw:port", "'http://gw:port' is not a Pushgateway URL (Port could not be cast to integer value as 'port')"),
+        (
+            "http://gw:port",
+            "'http://gw:port' is not a Pushgateway URL (Port could not be cast to integer value as 'port')",
+        ),
         ("http://", "'http://' has no host"),
         ("http://gw 9091", "'http://gw 9091' is not a Pushgateway URL"),
         ("", "'' is not a Pushgateway URL"),

@@ -61,9 +61,13 @@ def test_report_of_a_fifo_is_refused_at_once(fifo: str) -> None:
 def test_compare_with_a_fifo_as_current_or_baseline_is_refused(fifo: str, tmp_path: Path) -> None:
     good = _results(tmp_path / "good.json")
     assert perfgate("compare", good, fifo)[::2] == (
-        2, f"error: {fifo}: is a FIFO (named pipe), not a regular file: expected a results file\n")
+        2,
+        f"error: {fifo}: is a FIFO (named pipe), not a regular file: expected a results file\n",
+    )
     assert perfgate("compare", fifo, good)[::2] == (
-        2, f"error: {fifo}: is a FIFO (named pipe), not a regular file: expected a results file\n")
+        2,
+        f"error: {fifo}: is a FIFO (named pipe), not a regular file: expected a results file\n",
+    )
 
 
 def test_merge_and_import_and_promote_of_a_fifo_are_refused(fifo: str, tmp_path: Path) -> None:
@@ -74,10 +78,14 @@ def test_merge_and_import_and_promote_of_a_fifo_are_refused(fifo: str, tmp_path:
     assert not os.path.exists(out)
     code, _, err = perfgate("import", fifo, "-o", out)
     assert (code, err) == (
-        2, f"error: {fifo}: is a FIFO (named pipe), not a regular file: expected a pytest-benchmark JSON file\n")
+        2,
+        f"error: {fifo}: is a FIFO (named pipe), not a regular file: expected a pytest-benchmark JSON file\n",
+    )
     code, _, err = perfgate("baseline", "promote", fifo, "--to", str(tmp_path / "bl"))
     assert (code, err) == (
-        2, f"error: {fifo}: is a FIFO (named pipe), not a regular file: expected the results file to promote\n")
+        2,
+        f"error: {fifo}: is a FIFO (named pipe), not a regular file: expected the results file to promote\n",
+    )
 
 
 def test_check_config_and_compare_config_of_a_fifo_are_refused(fifo: str, tmp_path: Path) -> None:
@@ -93,8 +101,10 @@ def test_a_fifo_among_stored_runs_is_named_not_skipped(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "bl" / "run-000002.json")
     code, _, err = perfgate("compare", str(tmp_path / "bl"), _results(tmp_path / "cur.json"))
     assert code == 2
-    assert err == (f"error: {tmp_path / 'bl' / 'run-000002.json'}: is a FIFO (named pipe), not a regular file: "
-                   "expected a stored run (a regular file)\n")
+    assert err == (
+        f"error: {tmp_path / 'bl' / 'run-000002.json'}: is a FIFO (named pipe), not a regular file: "
+        "expected a stored run (a regular file)\n"
+    )
 
 
 # --------------------------------------------------------------------------- outputs
@@ -136,7 +146,10 @@ def test_promote_into_an_unwritable_folder_is_a_clear_error(tmp_path: Path, caps
     locked.chmod(0o500)
     try:
         assert main(["baseline", "promote", good, "--to", str(locked / "b.json")]) == 2
-        assert capsys.readouterr().err == f"error: {locked / 'b.json'}: cannot be written: no permission to write in {locked}\n"
+        assert (
+            capsys.readouterr().err
+            == f"error: {locked / 'b.json'}: cannot be written: no permission to write in {locked}\n"
+        )
     finally:
         locked.chmod(0o700)
 
@@ -199,8 +212,9 @@ def test_report_outputs_are_checked_before_any_is_written(tmp_path: Path, capsys
 def test_html_report_into_a_fifo_is_refused(fifo: str, tmp_path: Path) -> None:
     code, out, err = perfgate("report", _results(tmp_path / "good.json"), "--html", fifo)
     assert (code, out) == (2, "")
-    assert err == (f"error: {fifo}: is a FIFO (named pipe), not a regular file: the HTML report is written as a "
-                   "regular file\n")
+    assert err == (
+        f"error: {fifo}: is a FIFO (named pipe), not a regular file: the HTML report is written as a regular file\n"
+    )
 
 
 # --------------------------------------------------------------------------- "no baseline yet"
@@ -213,7 +227,9 @@ def test_a_typod_from_file_is_an_error_not_no_baseline(tmp_path: Path, capsys: p
     assert not (tmp_path / "bl").exists()
 
 
-def test_a_symlink_loop_as_baseline_is_an_error_not_no_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_symlink_loop_as_baseline_is_an_error_not_no_baseline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     loop = tmp_path / "baseline"
     loop.symlink_to(loop)
     assert main(["compare", str(loop), _results(tmp_path / "cur.json")]) == 2
@@ -228,7 +244,10 @@ def test_a_dangling_symlink_as_baseline_is_an_error(tmp_path: Path, capsys: pyte
     link = tmp_path / "baseline.json"
     link.symlink_to(tmp_path / "gone.json")
     assert main(["compare", str(link), _results(tmp_path / "cur.json")]) == 2
-    assert capsys.readouterr().err == f"error: {link}: is a dangling symlink (to {tmp_path / 'gone.json'}): expected a results file\n"
+    assert (
+        capsys.readouterr().err
+        == f"error: {link}: is a dangling symlink (to {tmp_path / 'gone.json'}): expected a results file\n"
+    )
 
 
 @pytest.mark.skipif(ROOT, reason="root reads every directory: no unreadable one to try")
@@ -286,12 +305,16 @@ def test_load_outputs_are_checked_before_the_run(tmp_path: Path) -> None:
     # port 9 on loopback: nothing is run, the outputs are refused before locust or the target is tried
     code, out, err = perfgate("load", str(locustfile), "--host", "http://127.0.0.1:9", "--save", str(tmp_path))
     assert (code, out) == (2, "")
-    assert err == (f"error: {tmp_path}: is a directory: expected a file path for the results file (--save) "
-                   f"(e.g. {tmp_path / 'out.json'})\n")
+    assert err == (
+        f"error: {tmp_path}: is a directory: expected a file path for the results file (--save) "
+        f"(e.g. {tmp_path / 'out.json'})\n"
+    )
     code, _, err = perfgate("load", str(locustfile), "--host", "http://127.0.0.1:9", "--gitlab-report", str(tmp_path))
     assert code == 2 and "for the load_performance report (--gitlab-report)" in err
     both = str(tmp_path / "x.json")
-    code, _, err = perfgate("load", str(locustfile), "--host", "http://127.0.0.1:9", "--save", both, "--gitlab-report", both)
+    code, _, err = perfgate(
+        "load", str(locustfile), "--host", "http://127.0.0.1:9", "--save", both, "--gitlab-report", both
+    )
     assert (code, err) == (2, f"error: --save and --gitlab-report name the same file {both}: pass a file for each\n")
     assert time.monotonic() - started < 60
 
@@ -322,19 +345,37 @@ def test_a(perf):
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ("--perfgate-save=out", "ERROR: perfgate: out: is a directory: expected a file path for the results file "
-                                "(--perfgate-save) (e.g. out/out.json)"),
-        ("--perfgate-html=out", "ERROR: perfgate: out: is a directory: expected a file path for the HTML report "
-                                "(--perfgate-html) (e.g. out/out.json)"),
-        ("--perfgate-save=pipe", "ERROR: perfgate: pipe: is a FIFO (named pipe), not a regular file: the results "
-                                 "file (--perfgate-save) is written as a regular file"),
-        ("--perfgate-compare=pipe", "ERROR: perfgate: pipe: is a FIFO (named pipe), not a regular file or a "
-                                    "directory: expected a results file or a directory of stored runs"),
-        ("--perfgate-save=test_paths.py", "ERROR: perfgate: test_paths.py: exists and is not a perfgate file: not "
-                                          "overwritten; pass a new path (or a perfgate file) for the results file "
-                                          "(--perfgate-save)"),
-        ("--perfgate-compare=loop", "ERROR: perfgate: loop: is a symlink loop (too many levels of symbolic links): "
-                                    "expected a results file or a directory of stored runs"),
+        (
+            "--perfgate-save=out",
+            "ERROR: perfgate: out: is a directory: expected a file path for the results file "
+            "(--perfgate-save) (e.g. out/out.json)",
+        ),
+        (
+            "--perfgate-html=out",
+            "ERROR: perfgate: out: is a directory: expected a file path for the HTML report "
+            "(--perfgate-html) (e.g. out/out.json)",
+        ),
+        (
+            "--perfgate-save=pipe",
+            "ERROR: perfgate: pipe: is a FIFO (named pipe), not a regular file: the results "
+            "file (--perfgate-save) is written as a regular file",
+        ),
+        (
+            "--perfgate-compare=pipe",
+            "ERROR: perfgate: pipe: is a FIFO (named pipe), not a regular file or a "
+            "directory: expected a results file or a directory of stored runs",
+        ),
+        (
+            "--perfgate-save=test_paths.py",
+            "ERROR: perfgate: test_paths.py: exists and is not a perfgate file: not "
+            "overwritten; pass a new path (or a perfgate file) for the results file "
+            "(--perfgate-save)",
+        ),
+        (
+            "--perfgate-compare=loop",
+            "ERROR: perfgate: loop: is a symlink loop (too many levels of symbolic links): "
+            "expected a results file or a directory of stored runs",
+        ),
     ],
 )
 def test_plugin_paths_are_usage_errors_before_any_test(pytester: pytest.Pytester, option: str, message: str) -> None:
@@ -368,14 +409,20 @@ def test_an_empty_report_path_is_refused_not_skipped(tmp_path: Path, capsys: pyt
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux)")
-def test_a_place_nothing_can_be_made_in_is_refused_even_for_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_place_nothing_can_be_made_in_is_refused_even_for_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = _results(tmp_path / "good.json")
     assert main(["merge", good, "-o", "/proc/perfgate-test.json"]) == 2
-    assert capsys.readouterr().err == "error: /proc/perfgate-test.json: cannot be written: no permission to write in /proc\n"
+    assert (
+        capsys.readouterr().err
+        == "error: /proc/perfgate-test.json: cannot be written: no permission to write in /proc\n"
+    )
 
 
-def test_ab_report_files_are_checked_before_the_paired_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ab_report_files_are_checked_before_the_paired_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)  # not a git repository: the run would fail later, the check comes first
     (tmp_path / "out").mkdir()
     assert main(["ab", "--base", "HEAD", "--markdown", "out", "--", "tests"]) == 2
@@ -415,14 +462,20 @@ def test_an_unreadable_baseline_is_an_error_for_an_ordinary_user(tmp_path_factor
             return done.returncode, done.stderr
 
         assert as_nobody("compare", str(folder / "bl"), cur) == (
-            2, f"error: {folder / 'bl'}: cannot be listed (permission denied): expected a directory of stored runs "
-               "that can be read\n")
+            2,
+            f"error: {folder / 'bl'}: cannot be listed (permission denied): expected a directory of stored runs "
+            "that can be read\n",
+        )
         assert as_nobody("compare", str(folder / "one.json"), cur) == (
-            2, f"error: {folder / 'one.json'}: cannot be read (permission denied): expected a results file that "
-               "can be read\n")
+            2,
+            f"error: {folder / 'one.json'}: cannot be read (permission denied): expected a results file that "
+            "can be read\n",
+        )
         assert as_nobody("baseline", "fetch", "--to", str(folder / "new"), "--from-dir", str(folder / "bl")) == (
-            2, f"error: {folder / 'bl'}: cannot be listed (permission denied): expected a directory of stored runs "
-               "that can be read\n")
+            2,
+            f"error: {folder / 'bl'}: cannot be listed (permission denied): expected a directory of stored runs "
+            "that can be read\n",
+        )
     finally:
         (folder / "bl").chmod(0o700)
         shutil.rmtree(folder, ignore_errors=True)
@@ -436,7 +489,10 @@ def test_gitlab_comment_of_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     result = subprocess.run(
         [sys.executable, "-m", "pytest_perfgate.cli", "gitlab-comment", str(fifo), "--dry-run"],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 2
     assert f"error: {fifo}: is a FIFO (named pipe), not a regular file: expected the Markdown report to post" in (

@@ -49,8 +49,12 @@ class _Collect(HTMLParser):
 
 
 def test_page_has_verdicts_plots_evidence_and_no_external_resources() -> None:
-    current = RunResult({"created": "2026-11-22T00:00:00+00:00"}, (_run("t.py::slow", 2.0, evidence=True), _run("t.py::ok", 0.5)))
-    baseline = [RunResult({"created": f"day {i}"}, (_run("t.py::slow", 1.0 + i / 10), _run("t.py::ok", 0.5))) for i in range(3)]
+    current = RunResult(
+        {"created": "2026-11-22T00:00:00+00:00"}, (_run("t.py::slow", 2.0, evidence=True), _run("t.py::ok", 0.5))
+    )
+    baseline = [
+        RunResult({"created": f"day {i}"}, (_run("t.py::slow", 1.0 + i / 10), _run("t.py::ok", 0.5))) for i in range(3)
+    ]
     page = render_html(current, baseline=baseline)
     parser = _Collect()
     parser.feed(page)
@@ -99,8 +103,14 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     browser = _chromium()
     assert browser is not None
     flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
     ]
     dom = subprocess.run(
         [browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
@@ -108,6 +118,8 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert 'data-nodeid="t.py::slow"' in dom and "Memory by function" in dom
     subprocess.run(
         [browser, *flags, "--window-size=1200,1600", f"--screenshot={tmp_path / 'shot.png'}", page.as_uri()],
-        capture_output=True, timeout=120, check=True,
+        capture_output=True,
+        timeout=120,
+        check=True,
     )
     assert (tmp_path / "shot.png").stat().st_size > 10_000  # a real picture, not a blank page

@@ -18,13 +18,24 @@ from pytest_perfgate.model import run_from_dict, run_to_dict
 
 def bench_doc(data: list[float] | None, *, name: str = "tests/test_b.py::test_sort") -> dict[str, Any]:
     values = data or [0.001, 0.002, 0.003]
-    stats: dict[str, Any] = {"min": min(values), "max": max(values), "mean": sum(values) / len(values),
-                             "median": sorted(values)[len(values) // 2], "stddev": 0.0, "rounds": len(values),
-                             "iterations": 4}
+    stats: dict[str, Any] = {
+        "min": min(values),
+        "max": max(values),
+        "mean": sum(values) / len(values),
+        "median": sorted(values)[len(values) // 2],
+        "stddev": 0.0,
+        "rounds": len(values),
+        "iterations": 4,
+    }
     if data is not None:
         stats["data"] = data
-    return {"machine_info": {"node": "x"}, "commit_info": {"id": "abc"}, "datetime": "2026-01-01T00:00:00",
-            "version": "5.1.0", "benchmarks": [{"name": "test_sort", "fullname": name, "stats": stats}]}
+    return {
+        "machine_info": {"node": "x"},
+        "commit_info": {"id": "abc"},
+        "datetime": "2026-01-01T00:00:00",
+        "version": "5.1.0",
+        "benchmarks": [{"name": "test_sort", "fullname": name, "stats": stats}],
+    }
 
 
 def test_raw_rounds_become_the_time_series() -> None:
@@ -82,12 +93,15 @@ def test_any_positive_rounds_import_exactly(values: list[float]) -> None:
 
 def test_real_pytest_benchmark_file(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # pytest-benchmark turns itself off under xdist
-    pytester.makepyfile(test_b="""
+    pytester.makepyfile(
+        test_b="""
         def test_sum(benchmark):
             benchmark(lambda: sum(range(50)))
-    """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-json=bench.json",
-                                           "--benchmark-max-time=0.05", "--benchmark-min-rounds=5")
+    """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--benchmark-json=bench.json", "--benchmark-max-time=0.05", "--benchmark-min-rounds=5"
+    )
     result.assert_outcomes(passed=1)
     run = load_run(pytester.path / "bench.json")
     (test,) = run.tests

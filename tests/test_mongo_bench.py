@@ -20,8 +20,12 @@ def load_scale():
 
 def test_mongomock_figures_make_no_index_claims(tmp_path, capsys):
     out = tmp_path / "results.md"
-    assert load_scale().main(["--n", "300", "--batch", "100", "--repeat", "1", "--backend", "mongomock",
-                              "--results", str(out)]) == 0
+    assert (
+        load_scale().main(
+            ["--n", "300", "--batch", "100", "--repeat", "1", "--backend", "mongomock", "--results", str(out)]
+        )
+        == 0
+    )
     text = out.read_text()
     assert "300 audit documents on mongomock" in text
     assert "NOT evidence about indexes" in text
@@ -33,8 +37,27 @@ def test_server_figures_show_the_plan_without_and_with_the_index(tmp_path, capsy
 
     out = tmp_path / "results.md"
     with FakeMongoServer() as server:
-        assert load_scale().main(["--n", "300", "--batch", "100", "--repeat", "1", "--users", "10",
-                                  "--backend", "uri", "--uri", server.uri, "--results", str(out)]) == 0
+        assert (
+            load_scale().main(
+                [
+                    "--n",
+                    "300",
+                    "--batch",
+                    "100",
+                    "--repeat",
+                    "1",
+                    "--users",
+                    "10",
+                    "--backend",
+                    "uri",
+                    "--uri",
+                    server.uri,
+                    "--results",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         assert not server.store.dbs, "the bench database is dropped"
     rows = [line for line in out.read_text().splitlines() if line.startswith("| with")]
     assert "COLLSCAN; 300 docs examined" in rows[0] and rows[0].startswith("| without index | recent")

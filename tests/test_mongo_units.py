@@ -31,7 +31,10 @@ def load(name: str) -> dict:
 
 def test_filter_values_are_masked_and_operators_kept():
     assert shapes.mask_filter({"user": "u1", "ts": {"$gte": 5, "$lt": 9}, "action": {"$in": [1, 2, 3]}}) == {
-        "user": "?", "ts": {"$gte": "?", "$lt": "?"}, "action": {"$in": "?"}}
+        "user": "?",
+        "ts": {"$gte": "?", "$lt": "?"},
+        "action": {"$in": "?"},
+    }
 
 
 def test_in_lists_of_different_length_have_one_shape():
@@ -45,10 +48,18 @@ def test_or_branches_are_masked_one_by_one():
 
 
 def test_pipeline_keeps_field_paths_and_sort_directions():
-    pipeline = [{"$match": {"user": "u1"}}, {"$sort": {"ts": -1}}, {"$limit": 20},
-                {"$group": {"_id": "$action", "n": {"$sum": 1}}}]
-    assert shapes.mask_pipeline(pipeline) == [{"$match": {"user": "?"}}, {"$sort": {"ts": -1}}, {"$limit": "?"},
-                                              {"$group": {"_id": "$action", "n": {"$sum": 1}}}]
+    pipeline = [
+        {"$match": {"user": "u1"}},
+        {"$sort": {"ts": -1}},
+        {"$limit": 20},
+        {"$group": {"_id": "$action", "n": {"$sum": 1}}},
+    ]
+    assert shapes.mask_pipeline(pipeline) == [
+        {"$match": {"user": "?"}},
+        {"$sort": {"ts": -1}},
+        {"$limit": "?"},
+        {"$group": {"_id": "$action", "n": {"$sum": 1}}},
+    ]
 
 
 def test_mongomock_sort_list_and_dict_are_the_same_shape():
@@ -61,8 +72,15 @@ def test_update_shape_masks_values_but_keeps_operators():
 
 
 def test_record_drops_session_keys_from_the_body():
-    record = make_record("find", {"find": "c", "filter": {}, "lsid": {"id": 1}, "$db": "d"}, database="d",
-                         duration=0.0, docs_returned=0, location=None, source="pymongo")
+    record = make_record(
+        "find",
+        {"find": "c", "filter": {}, "lsid": {"id": 1}, "$db": "d"},
+        database="d",
+        duration=0.0,
+        docs_returned=0,
+        location=None,
+        source="pymongo",
+    )
     assert "lsid" not in record.body and "$db" not in record.body and record.collection == "c"
 
 
@@ -135,7 +153,8 @@ def test_index_on_equality_only_is_partial_sorted_in_memory():
 
 def test_or_is_not_analysed_and_empty_filter_is_a_full_scan():
     assert advisor.advise("e", "q", advisor.pattern_of("find", {"filter": {"$or": [{"a": "?"}]}}), {}).status == (
-        "not analysed")
+        "not analysed"
+    )
     assert advisor.advise("e", "q", advisor.pattern_of("find", {"filter": {}}), {}).status == "full scan"
 
 
@@ -156,8 +175,15 @@ def test_reconcile_says_when_explain_disagrees_with_the_static_estimate():
 
 
 def _find(user: str, line: int):
-    return make_record("find", {"find": "events", "filter": {"user": user}}, database="d", duration=0.001,
-                       docs_returned=1, location=f"app.py:{line} in load", source="mongomock")
+    return make_record(
+        "find",
+        {"find": "events", "filter": {"user": user}},
+        database="d",
+        duration=0.001,
+        docs_returned=1,
+        location=f"app.py:{line} in load",
+        source="mongomock",
+    )
 
 
 def test_repeats_at_threshold_are_reported_with_the_issuing_line():
@@ -169,16 +195,23 @@ def test_repeats_at_threshold_are_reported_with_the_issuing_line():
 
 
 def test_analysis_on_mongomock_marks_explain_metrics_not_checked():
-    result = analyse([_find("u", 1)], real_server=False, explain_all=True, explain=None, indexes=lambda d, c: {},
-                     repeat_threshold=5)
+    result = analyse(
+        [_find("u", 1)], real_server=False, explain_all=True, explain=None, indexes=lambda d, c: {}, repeat_threshold=5
+    )
     assert result.queries == 1 and result.docs_examined is None
     assert result.not_checked == {"docs_examined": MONGOMOCK_REASON, "collscan": MONGOMOCK_REASON}
 
 
 def test_analysis_on_a_real_server_sums_explains_and_reconciles_advice():
     records = [_find("a", 1), _find("b", 2)]
-    result = analyse(records, real_server=True, explain_all=True, explain=lambda r: load("classic_find_collscan"),
-                     indexes=lambda d, c: {}, repeat_threshold=5)
+    result = analyse(
+        records,
+        real_server=True,
+        explain_all=True,
+        explain=lambda r: load("classic_find_collscan"),
+        indexes=lambda d, c: {},
+        repeat_threshold=5,
+    )
     assert (result.docs_examined, result.collscans, result.not_checked) == (2000, 2, {})
     assert result.advice[0].basis == "explain" and result.advice[0].count == 2
 
@@ -187,15 +220,23 @@ def test_a_failing_explain_is_not_checked_never_a_pass():
     def boom(record):
         raise RuntimeError("ns not found")
 
-    result = analyse([_find("a", 1)], real_server=True, explain_all=True, explain=boom, indexes=None,
-                     repeat_threshold=5)
+    result = analyse(
+        [_find("a", 1)], real_server=True, explain_all=True, explain=boom, indexes=None, repeat_threshold=5
+    )
     assert result.docs_examined is None
-    assert result.not_checked["collscan"].startswith("explain of find events filter={\"user\": \"?\"} failed: ns")
+    assert result.not_checked["collscan"].startswith('explain of find events filter={"user": "?"} failed: ns')
 
 
 def test_explain_limit_marks_budgets_not_checked():
-    result = analyse([_find(str(i), i) for i in range(3)], real_server=True, explain_all=True,
-                     explain=lambda r: load("classic_find_ixscan"), indexes=None, repeat_threshold=0, explain_limit=2)
+    result = analyse(
+        [_find(str(i), i) for i in range(3)],
+        real_server=True,
+        explain_all=True,
+        explain=lambda r: load("classic_find_ixscan"),
+        indexes=None,
+        repeat_threshold=0,
+        explain_limit=2,
+    )
     assert "more than the limit of 2" in result.not_checked["docs_examined"]
 
 
@@ -283,14 +324,36 @@ def test_command_listener_builds_the_same_records_as_mongomock_capture():
     assert log.records == ()  # not armed: nothing kept
     hub.arm(log)
     listener.started(_Event(command_name="find", command=body, database_name="d", request_id=2, connection_id=("h", 1)))
-    listener.started(_Event(command_name="endSessions", command={}, database_name="admin", request_id=3,
-                            connection_id=("h", 1)))
-    listener.succeeded(_Event(command_name="find", request_id=2, connection_id=("h", 1), duration_micros=1500,
-                              reply={"cursor": {"firstBatch": [{}, {}, {}], "id": 0}}))
-    listener.started(_Event(command_name="insert", command={"insert": "events", "documents": [{}]},
-                            database_name="d", request_id=4, connection_id=("h", 1)))
-    listener.failed(_Event(command_name="insert", request_id=4, connection_id=("h", 1), duration_micros=10,
-                           failure={"errmsg": "E11000 duplicate key"}))
+    listener.started(
+        _Event(command_name="endSessions", command={}, database_name="admin", request_id=3, connection_id=("h", 1))
+    )
+    listener.succeeded(
+        _Event(
+            command_name="find",
+            request_id=2,
+            connection_id=("h", 1),
+            duration_micros=1500,
+            reply={"cursor": {"firstBatch": [{}, {}, {}], "id": 0}},
+        )
+    )
+    listener.started(
+        _Event(
+            command_name="insert",
+            command={"insert": "events", "documents": [{}]},
+            database_name="d",
+            request_id=4,
+            connection_id=("h", 1),
+        )
+    )
+    listener.failed(
+        _Event(
+            command_name="insert",
+            request_id=4,
+            connection_id=("h", 1),
+            duration_micros=10,
+            failure={"errmsg": "E11000 duplicate key"},
+        )
+    )
     find, insert = log.records
     assert (find.command, find.collection, find.docs_returned, find.duration) == ("find", "events", 3, 0.0015)
     assert dict(find.shape) == {"filter": {"user": "?"}, "sort": {"ts": -1}}
@@ -328,8 +391,16 @@ def test_session_tracker_ends_sessions_a_test_left_open_and_says_where():
 def test_profile_entries_read_the_profiler_fields():
     from pytest_perfgate.mongo.profile import ProfiledOp
 
-    op = ProfiledOp.from_doc({"op": "query", "ns": "d.events", "millis": 12, "docsExamined": 1000,
-                              "keysExamined": 0, "planSummary": "COLLSCAN"})
+    op = ProfiledOp.from_doc(
+        {
+            "op": "query",
+            "ns": "d.events",
+            "millis": 12,
+            "docsExamined": 1000,
+            "keysExamined": 0,
+            "planSummary": "COLLSCAN",
+        }
+    )
     assert op.line() == "12ms query d.events docsExamined=1000 keysExamined=0 plan=COLLSCAN"
 
 

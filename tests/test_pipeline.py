@@ -173,7 +173,9 @@ def test_template_structure() -> None:
     assert ".perfgate/results.json" in baseline["artifacts"]["paths"]  # for people, and older fetches
     assert baseline["artifacts"]["expire_in"] == "1 year"
     # the previous history, this run added to it, the oldest beyond the keep count dropped
-    promote = 'perfgate baseline promote .perfgate/results.json --to .perfgate/baseline --keep "$PERFGATE_BASELINE_KEEP"'
+    promote = (
+        'perfgate baseline promote .perfgate/results.json --to .perfgate/baseline --keep "$PERFGATE_BASELINE_KEEP"'
+    )
     assert baseline["script"][1:4] == ["rm -rf .perfgate/baseline", fetch, promote]
     assert baseline["resource_group"] == FETCH_JOB
     assert baseline["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
@@ -219,7 +221,9 @@ SMALL_PROJECT = {
 }
 
 
-def _run_job(job: str, project: Path, *, path_first: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def _run_job(
+    job: str, project: Path, *, path_first: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     """One job's ``script`` as a GitLab shell runner runs it: bash, in CI_PROJECT_DIR, stop at the
     first failing line; the template's and the job's variables, then the CI variables given.
     ``path_first``: a directory of commands found before this venv's (stand-ins)."""
@@ -292,7 +296,9 @@ def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
             state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(project, served)
         assert "NOTICE: no baseline yet (first run on main)" in baselines[0].stdout
         assert "(1 run stored, keeping 2)" in baselines[0].stdout
-        assert "fetched 1 run from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in baselines[1].stdout
+        assert (
+            "fetched 1 run from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in baselines[1].stdout
+        )
         assert "(2 runs stored, keeping 2)" in baselines[1].stdout
         assert "fetched 2 runs from artifact .perfgate/baseline/" in baselines[2].stdout
         assert _history_pipelines(project) == [2, 3]  # the oldest run dropped, the newest last
@@ -417,7 +423,9 @@ def _gitlab_ci_local() -> str:
         # under another Node version) is a missing tool, as .ci/run treats it, not a failing pipeline
         try:
             probe = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=120)
-            broken = "" if probe.returncode == 0 else f"exit {probe.returncode}: {(probe.stderr or probe.stdout)[-300:]}"
+            broken = (
+                "" if probe.returncode == 0 else f"exit {probe.returncode}: {(probe.stderr or probe.stdout)[-300:]}"
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             broken = str(exc)
         if broken:

@@ -692,7 +692,9 @@ def test_in_pytest_gate_fails_the_session_on_a_regression(
     pytester.makefile(".yml", perfgate="gate: {max_regression: 1000%, warn_regression: 500%}\n")
     store = pytester.path / "baselines"
     for i in range(5):
-        result = pytester.runpytest("-p", "no:cacheprovider", f"--perfgate-save=run{i}.json", "--perfgate-max-time=20ms")
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", f"--perfgate-save=run{i}.json", "--perfgate-max-time=20ms"
+        )
         result.assert_outcomes(passed=1)
         assert main(["baseline", "promote", str(pytester.path / f"run{i}.json"), "--to", str(store)]) == 0
     unchanged = pytester.runpytest("-p", "no:cacheprovider", f"--perfgate-compare={store}", "--perfgate-max-time=20ms")
@@ -746,12 +748,14 @@ def test_session_summary_shows_every_timed_tests_median_without_budgets(
     pytester.makepyfile(test_timed=TIMED)
     result = pytester.runpytest("-p", "no:cacheprovider", "--benchmark-max-time=0.05", *how)
     result.assert_outcomes(passed=4)
-    result.stdout.re_match_lines([
-        r"timings: median time per call of 3 tests$",
-        r"test_timed\.py::test_bench     median \d+(\.\d+)?[um]s +\(\d+ rounds, pytest-benchmark\)$",
-        r"test_timed\.py::test_pedantic  median \d+(\.\d+)?[nu]s +\(7 rounds x 3 calls, pytest-benchmark\)$",
-        r"test_timed\.py::test_perf      median \d+(\.\d+)?[nu]s +\(\d+ rounds x \d+ calls, perf\)$",
-    ])
+    result.stdout.re_match_lines(
+        [
+            r"timings: median time per call of 3 tests$",
+            r"test_timed\.py::test_bench     median \d+(\.\d+)?[um]s +\(\d+ rounds, pytest-benchmark\)$",
+            r"test_timed\.py::test_pedantic  median \d+(\.\d+)?[nu]s +\(7 rounds x 3 calls, pytest-benchmark\)$",
+            r"test_timed\.py::test_perf      median \d+(\.\d+)?[nu]s +\(\d+ rounds x \d+ calls, perf\)$",
+        ]
+    )
     assert "test_plain  median" not in result.stdout.str()  # not timed: no budget, no timing fixture
 
 

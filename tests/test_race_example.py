@@ -17,8 +17,13 @@ def test_graph_service_example(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=36, xfailed=2)
     output = result.stdout.str()
     # the race fired through each app's test client is found at the same schedule as the direct calls
-    for client in ("starlette-sync-endpoints", "starlette-async-endpoints", "fastapi", "httpx-asgi-transport",
-                   "flask-wsgi"):
+    for client in (
+        "starlette-sync-endpoints",
+        "starlette-async-endpoints",
+        "fastapi",
+        "httpx-asgi-transport",
+        "flask-wsgi",
+    ):
         assert (
             f"test_the_naive_races_are_found_through_the_api[edge_vs_node_delete-{client}]: an unexpected exception "
             "found by random walk, seed 0 at schedule 16 of 300"

@@ -529,10 +529,12 @@ def test_a_token_for_a_race_run_the_test_never_makes_is_a_clear_error(pytester: 
     pytester.makepyfile(helpers=COUNTER, test_counter=COUNTER_TEST)
     result = run(pytester, "test_counter.py::test_counter", "--perfgate-race-replay=v1-4-2-0000000-abcd")
     result.assert_outcomes(failed=1, errors=1)  # the test's own race fails; the token was never used: an error
-    result.stdout.fnmatch_lines([
-        "*perfgate: --perfgate-race-replay: the replay token v1-4-2-0000000-abcd is for race.run call #5 of its test, "
-        "but this test made 1 race.run call: was it printed by another test*"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*perfgate: --perfgate-race-replay: the replay token v1-4-2-0000000-abcd is for race.run call #5 of its test, "
+            "but this test made 1 race.run call: was it printed by another test*"
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -540,8 +542,11 @@ def test_a_token_for_a_race_run_the_test_never_makes_is_a_clear_error(pytester: 
     [
         ("pytest.skip('not today')", "race: the invariant raised Skipped: not today (not an AssertionError*"),
         ("pytest.fail('counter broken')", "race: invariant violated: Failed: counter broken"),
-        ("{}['n']", "race: the invariant raised KeyError: 'n' (not an AssertionError: an error in the check itself, "
-                    "or a state it did not expect)"),
+        (
+            "{}['n']",
+            "race: the invariant raised KeyError: 'n' (not an AssertionError: an error in the check itself, "
+            "or a state it did not expect)",
+        ),
     ],
     ids=["skip", "fail", "key-error"],
 )

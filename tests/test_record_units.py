@@ -9,12 +9,7 @@ from pytest_perfgate.errors import MeasurementError
 from pytest_perfgate.recorder import Recorder
 from pytest_perfgate.units import Kind
 
-SWITCH = pytest.mark.xfail(
-    strict=True, reason="until the integrator switches recorder.py to units.record_unit (then remove this mark)"
-)
 
-
-@SWITCH
 @pytest.mark.parametrize(
     ("unit", "kind", "value"),
     [("mb", Kind.SIZE, 5e6), ("µs", Kind.TIME, 5e-6), ("μs", Kind.TIME, 5e-6), ("RPS", Kind.RATE, 5.0)],
@@ -26,7 +21,6 @@ def test_a_unit_units_knows_is_a_unit(unit: str, kind: Kind, value: float) -> No
     assert (series.kind, series.values, series.unit) == (kind, (pytest.approx(value),), "")
 
 
-@SWITCH
 def test_a_time_unit_in_another_case_is_refused() -> None:
     with pytest.raises(MeasurementError) as info:
         Recorder().record("figure", 5, unit="MS")

@@ -47,30 +47,62 @@ class Case:
 
 
 CASES = [
-    Case("passed", lambda: _stored(QUIET, {"t::a": 1.0, "t::b": 1.0}),
-         "perfgate: PASSED (2 unchanged); baseline of 5 runs", GateStatus.PASSED, 0),
-    Case("regression", lambda: _stored(QUIET, {"t::a": 1.3, "t::b": 1.0}),
-         "perfgate: FAILED: 1 regression (1 unchanged); baseline of 5 runs", GateStatus.FAILED, 1),
-    Case("incomplete", lambda: replace(_stored(QUIET, {"t::a": 1.0, "t::b": 1.0}), incomplete=(BASE_SIDE, TIMEOUT),
-                                       **PAIRED),  # type: ignore[arg-type]
-         "perfgate: INCOMPLETE: 2 tests not compared (2 unchanged); paired A/B against origin/main (abc1234)",
-         GateStatus.INCOMPLETE, 2),
-    Case("regression and incomplete",
-         lambda: replace(_stored(QUIET, {"t::a": 1.3, "t::b": 1.0}), incomplete=(RUN_LEVEL, BASE_SIDE),
-                         **PAIRED),  # type: ignore[arg-type]
-         "perfgate: FAILED: 1 regression; INCOMPLETE: the paired run did not finish, 1 test not compared "
-         "(1 unchanged); paired A/B against origin/main (abc1234)", GateStatus.FAILED, 1),
-    Case("nothing judged", lambda: _stored(NOISY, {"t::a": 1.4, "t::b": 1.0}),
-         "perfgate: NOT JUDGED: none of the 2 time comparisons could be judged (2 too noisy to judge on this runner: "
-         "run-to-run spread 30%); the paired gate (perfgate ab) would judge them (more stored runs would not: the "
-         "spread is too large); baseline of 5 runs", GateStatus.NOT_JUDGED, 3),
-    Case("partly judged",
-         lambda: compare([make_run({"t::a": [f] * 5, "t::b": [n] * 5}) for f, n in zip(QUIET, NOISY, strict=True)],
-                         make_run({"t::a": [1.0] * 5, "t::b": [1.4] * 5})),
-         "perfgate: PASSED (1 of 2 judged: 1 unchanged; 1 too noisy to judge on this runner: run-to-run spread 30%); "
-         "baseline of 5 runs", GateStatus.PARTLY_JUDGED, 0),
-    Case("no baseline yet", lambda: compare([], make_run({"t::a": [1.0] * 5})),
-         "perfgate: PASSED without a comparison (1 new); no baseline yet", GateStatus.NOTHING_COMPARED, 0),
+    Case(
+        "passed",
+        lambda: _stored(QUIET, {"t::a": 1.0, "t::b": 1.0}),
+        "perfgate: PASSED (2 unchanged); baseline of 5 runs",
+        GateStatus.PASSED,
+        0,
+    ),
+    Case(
+        "regression",
+        lambda: _stored(QUIET, {"t::a": 1.3, "t::b": 1.0}),
+        "perfgate: FAILED: 1 regression (1 unchanged); baseline of 5 runs",
+        GateStatus.FAILED,
+        1,
+    ),
+    Case(
+        "incomplete",
+        lambda: replace(_stored(QUIET, {"t::a": 1.0, "t::b": 1.0}), incomplete=(BASE_SIDE, TIMEOUT), **PAIRED),  # type: ignore[arg-type]
+        "perfgate: INCOMPLETE: 2 tests not compared (2 unchanged); paired A/B against origin/main (abc1234)",
+        GateStatus.INCOMPLETE,
+        2,
+    ),
+    Case(
+        "regression and incomplete",
+        lambda: replace(_stored(QUIET, {"t::a": 1.3, "t::b": 1.0}), incomplete=(RUN_LEVEL, BASE_SIDE), **PAIRED),  # type: ignore[arg-type]
+        "perfgate: FAILED: 1 regression; INCOMPLETE: the paired run did not finish, 1 test not compared "
+        "(1 unchanged); paired A/B against origin/main (abc1234)",
+        GateStatus.FAILED,
+        1,
+    ),
+    Case(
+        "nothing judged",
+        lambda: _stored(NOISY, {"t::a": 1.4, "t::b": 1.0}),
+        "perfgate: NOT JUDGED: none of the 2 time comparisons could be judged (2 too noisy to judge on this runner: "
+        "run-to-run spread 30%); the paired gate (perfgate ab) would judge them (more stored runs would not: the "
+        "spread is too large); baseline of 5 runs",
+        GateStatus.NOT_JUDGED,
+        3,
+    ),
+    Case(
+        "partly judged",
+        lambda: compare(
+            [make_run({"t::a": [f] * 5, "t::b": [n] * 5}) for f, n in zip(QUIET, NOISY, strict=True)],
+            make_run({"t::a": [1.0] * 5, "t::b": [1.4] * 5}),
+        ),
+        "perfgate: PASSED (1 of 2 judged: 1 unchanged; 1 too noisy to judge on this runner: run-to-run spread 30%); "
+        "baseline of 5 runs",
+        GateStatus.PARTLY_JUDGED,
+        0,
+    ),
+    Case(
+        "no baseline yet",
+        lambda: compare([], make_run({"t::a": [1.0] * 5})),
+        "perfgate: PASSED without a comparison (1 new); no baseline yet",
+        GateStatus.NOTHING_COMPARED,
+        0,
+    ),
 ]
 
 
@@ -145,13 +177,27 @@ MARKS = {
     GateStatus.FAILED: {"markdown": ":x:", "junit": "not green", "json": "failed", "html": "failed"},
     GateStatus.INCOMPLETE: {"markdown": ":x:", "junit": "not green", "json": "incomplete", "html": "incomplete"},
     GateStatus.NOT_JUDGED: {"markdown": ":warning:", "junit": "not green", "json": "not judged", "html": "not-judged"},
-    GateStatus.PARTLY_JUDGED: {"markdown": ":warning:", "junit": "not green", "json": "partly judged",
-                               "html": "partly-judged"},
-    GateStatus.NOTHING_COMPARED: {"markdown": ":warning:", "junit": "not green", "json": "nothing compared",
-                                  "html": "nothing-compared"},
+    GateStatus.PARTLY_JUDGED: {
+        "markdown": ":warning:",
+        "junit": "not green",
+        "json": "partly judged",
+        "html": "partly-judged",
+    },
+    GateStatus.NOTHING_COMPARED: {
+        "markdown": ":warning:",
+        "junit": "not green",
+        "json": "nothing compared",
+        "html": "nothing-compared",
+    },
 }
-FORMATS = {"terminal": _terminal, "markdown": _markdown, "junit": _junit, "json": _json,
-           "openmetrics": _openmetrics, "html": _html}
+FORMATS = {
+    "terminal": _terminal,
+    "markdown": _markdown,
+    "junit": _junit,
+    "json": _json,
+    "openmetrics": _openmetrics,
+    "html": _html,
+}
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))

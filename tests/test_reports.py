@@ -31,14 +31,21 @@ EVIL = "tests/t.py::test_x[a|b`c<script>alert(1)</script>*_**[link](http://x)\n|
 def _report() -> GateReport:
     levels = (0.99, 1.0, 1.01, 1.0, 1.005)
     names = ["reg", "warn", "better", "same", "noisy", "gone", EVIL]
-    base = [make_run({n: [lv * (1.5 if n == "noisy" and i % 2 else 1.0)] * 5 for n in names})
-            for i, lv in enumerate(levels)]
+    base = [
+        make_run({n: [lv * (1.5 if n == "noisy" and i % 2 else 1.0)] * 5 for n in names}) for i, lv in enumerate(levels)
+    ]
     breach = BudgetResult("p95", Kind.TIME, 0.6, 0.2, 0.5, Verdict.FAIL, 10)
-    current = make_run([
-        make_test("reg", [1.3] * 5), make_test("warn", [1.07] * 5), make_test("better", [0.5] * 5),
-        make_test("same", [1.0] * 5), make_test("noisy", [1.3] * 5), make_test("new", [1.0] * 5),
-        make_test(EVIL, [1.5] * 5, verdicts=(breach,)),
-    ])
+    current = make_run(
+        [
+            make_test("reg", [1.3] * 5),
+            make_test("warn", [1.07] * 5),
+            make_test("better", [0.5] * 5),
+            make_test("same", [1.0] * 5),
+            make_test("noisy", [1.3] * 5),
+            make_test("new", [1.0] * 5),
+            make_test(EVIL, [1.5] * 5, verdicts=(breach,)),
+        ]
+    )
     return compare(base, current)
 
 
@@ -50,9 +57,14 @@ def report() -> GateReport:
 def test_fixture_report_has_every_kind_of_row(report: GateReport) -> None:
     verdicts = {c.nodeid: c.verdict for c in report.comparisons}
     assert verdicts == {
-        "reg": GateVerdict.REGRESSION, EVIL: GateVerdict.REGRESSION, "warn": GateVerdict.WARNING,
-        "better": GateVerdict.IMPROVEMENT, "same": GateVerdict.UNCHANGED, "noisy": GateVerdict.UNSTABLE,
-        "gone": GateVerdict.MISSING, "new": GateVerdict.NEW,
+        "reg": GateVerdict.REGRESSION,
+        EVIL: GateVerdict.REGRESSION,
+        "warn": GateVerdict.WARNING,
+        "better": GateVerdict.IMPROVEMENT,
+        "same": GateVerdict.UNCHANGED,
+        "noisy": GateVerdict.UNSTABLE,
+        "gone": GateVerdict.MISSING,
+        "new": GateVerdict.NEW,
     }
 
 
@@ -89,7 +101,9 @@ def test_markdown_renders_tables_with_the_right_rows(report: GateReport) -> None
     assert [r[0] for r in changed[1:]] == [EVIL.replace("\n", " "), "reg", "warn", "better"]
     assert [r[-1] for r in changed[1:]] == ["regression", "regression", "warning", "improvement"]
     assert all(len(r) == 7 for r in changed)
-    assert changed[2][2:4] == ["1s", "1.3s"] and re.fullmatch(r"\+(29\.\d|30\.\d)% \[\+\d+\.\d%, \+\d+\.\d%\]", changed[2][4])
+    assert changed[2][2:4] == ["1s", "1.3s"] and re.fullmatch(
+        r"\+(29\.\d|30\.\d)% \[\+\d+\.\d%, \+\d+\.\d%\]", changed[2][4]
+    )
     assert budgets[1][:2] == [EVIL.replace("\n", " "), "p95"] and budgets[1][-1] == "critical"
     assert [r[0] for r in flagged[1:]] == ["noisy"]
     assert [r[0] for r in unchanged[1:]] == ["same"]
@@ -203,7 +217,10 @@ def test_markdown_shows_the_top_offenders_of_failing_tests(tmp_path: Path) -> No
 
     series = {"mem_peak": Series("mem_peak", Kind.SIZE, (400_000.0,))}
     spec = parse_marker({"mem_peak": "100kB"})
-    evidence = {"memory_profile": profile_memory(hog).to_dict(), "cpu_profile": profile_cpu(hog, min_time=0.01).to_dict()}
+    evidence = {
+        "memory_profile": profile_memory(hog).to_dict(),
+        "cpu_profile": profile_cpu(hog, min_time=0.01).to_dict(),
+    }
     failing = TestResult("t.py::hog", series=series, spec=spec, verdicts=evaluate(spec, series), evidence=evidence)
     current = RunResult({}, (failing,))
     text = format_markdown(compare((), current), current=current)

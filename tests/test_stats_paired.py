@@ -91,9 +91,7 @@ def test_the_blocks_alone_under_cover_when_pairs_have_offsets(seed: int, blocks:
 
 @settings(max_examples=100, deadline=None)
 @given(
-    pairs=st.lists(
-        st.lists(st.floats(-0.5, 0.5, allow_nan=False), min_size=1, max_size=40), min_size=1, max_size=4
-    ),
+    pairs=st.lists(st.lists(st.floats(-0.5, 0.5, allow_nan=False), min_size=1, max_size=40), min_size=1, max_size=4),
     confidence=st.sampled_from([0.8, 0.9, 0.95, 0.99]),
 )
 def test_interval_and_p_values_agree(pairs: list[list[float]], confidence: float) -> None:

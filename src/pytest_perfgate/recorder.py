@@ -14,36 +14,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import metrics as metric_registry
-from .errors import MeasurementError
+from .errors import MeasurementError, UnitError
 from .measure import memory, timing
 from .metrics import MEMORY_SERIES, TIME_SERIES, MetricDef
 from .model import Series
-from .units import Kind
+from .units import Kind, record_unit
 
 if TYPE_CHECKING:
     from .measure.aio import LoopBasis, OwnLoop
-
-# units a test may give perf.record(); anything else is kept as a free-form label
-_RECORD_UNITS: dict[str, tuple[Kind, float]] = {
-    "ns": (Kind.TIME, 1e-9),
-    "us": (Kind.TIME, 1e-6),
-    "ms": (Kind.TIME, 1e-3),
-    "s": (Kind.TIME, 1.0),
-    "B": (Kind.SIZE, 1),
-    "kB": (Kind.SIZE, 1e3),
-    "KB": (Kind.SIZE, 1e3),
-    "MB": (Kind.SIZE, 1e6),
-    "GB": (Kind.SIZE, 1e9),
-    "KiB": (Kind.SIZE, 2**10),
-    "MiB": (Kind.SIZE, 2**20),
-    "GiB": (Kind.SIZE, 2**30),
-    "/s": (Kind.RATE, 1.0),
-    "rps": (Kind.RATE, 1.0),
-    "%": (Kind.RATIO, 0.01),
-    "ratio": (Kind.RATIO, 1.0),
-    "count": (Kind.COUNT, 1.0),
-}
-
 
 #: how ``perf`` times a callable: :func:`~pytest_perfgate.measure.timing.measure`, or the paired
 #: A/B worker's rounds driven by its controller. A measure that also has an ``aio`` attribute (an
@@ -131,9 +109,12 @@ class Recorder:
             )
         declared = self._declared.get(name)
         kind, factor, label = Kind.NUMBER, 1.0, unit or ""
-        if unit in _RECORD_UNITS:
-            kind, factor = _RECORD_UNITS[unit]
-            label = ""
+        try:
+            known = record_unit(unit) if unit else None
+        except UnitError as exc:
+            raise MeasurementError(f"perf.record('{name}'): {exc}") from None
+        if known is not None:
+            (kind, factor), label = known, ""
         elif declared is not None and unit is None:
             kind, label = declared.kind, declared.unit
         if declared is not None and declared.kind is not Kind.NUMBER and kind not in (declared.kind, Kind.NUMBER):
