@@ -137,3 +137,18 @@ def test_pyproject_states_the_platform_and_the_python_versions() -> None:
     versions = [c.rsplit(" :: ", 1)[1] for c in classifiers if c.startswith("Programming Language :: Python :: 3.")]
     assert project["requires-python"] == f">={versions[0]}"
     assert "stats" not in project["optional-dependencies"]  # nothing imports numpy or scipy
+
+
+def test_one_filter_turns_every_perfgate_warning_into_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.perf_budget(median=("1ns", "10s"))
+        def test_warns(perf):
+            perf(sum, range(10))
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error::pytest_perfgate.PerfgateWarning")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*PerfBudgetWarning: perf budget: median*"])
