@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 from pytest_perfgate.cli import COMMANDS, Exit, build_parser, command_module, main
-from pytest_perfgate.cli._common import parse_timespan
 from pytest_perfgate.cli.load import _run_time
 from pytest_perfgate.errors import LoadError
 from pytest_perfgate.model import RunResult, Series, TestResult, save_results
 from pytest_perfgate.store import BaselineStore
 from pytest_perfgate.store.gitlab import ArtifactStore
-from pytest_perfgate.units import Kind
+from pytest_perfgate.units import Kind, parse_duration
 
 
 def _results(path: Path) -> str:
@@ -96,7 +95,7 @@ def test_an_imported_file_gets_the_mode_of_a_results_file(tmp_path: Path, umask_
     [("5s", 5.0), ("500ms", 0.5), ("90", 90.0), ("2m", 120.0), ("1.5min", 90.0), ("1h30m", 5400.0), ("1m30s", 90.0)],
 )
 def test_one_duration_parser_reads_units_and_locusts_compound_form(text: str, seconds: float) -> None:
-    assert parse_timespan(text) == pytest.approx(seconds)
+    assert parse_duration(text) == pytest.approx(seconds)
 
 
 def _parse(command: str, *argv: str) -> argparse.Namespace:
@@ -132,7 +131,7 @@ def test_a_bad_duration_names_the_option_and_the_accepted_forms(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {option}: 'soon' is not a valid time; accepted: a number of seconds or a string such as" in err
-    assert "or locust's form such as '1h30m'" in err
+    assert "'1.5s', '1h30m' (units: ns, us, ms, s, min, h)" in err
 
 
 def test_gate_ratios_parse_with_units(capsys: pytest.CaptureFixture[str]) -> None:

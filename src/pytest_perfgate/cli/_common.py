@@ -8,15 +8,14 @@ imported only when a command runs.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import PerfgateError, UnitError
-from ..units import parse_duration, parse_ratio
+from ..errors import PerfgateError
+from ..options import threshold
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -65,46 +64,6 @@ def guarded(run: Callable[[], int], *, interrupted: str = "interrupted") -> int:
 
 # --------------------------------------------------------------------------- argument types
 
-#: locust's compound durations, which units does not read: '1h30m', '1m30s', '2h5s'
-_COMPOUND = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
-
-
-def parse_timespan(text: str) -> float:
-    """Seconds from a duration :func:`~pytest_perfgate.units.parse_duration` reads ('500ms', '5s',
-    '2min', '90') or from locust's compound form ('1h30m'); the units error otherwise."""
-    raw = str(text).strip()
-    try:
-        return parse_duration(raw)
-    except UnitError:
-        match = _COMPOUND.match(raw.replace(" ", ""))
-        if match is None or not any(match.groups()):
-            raise
-        return 3600.0 * int(match["h"] or 0) + 60.0 * int(match["m"] or 0) + int(match["s"] or 0)
-
-
-def duration(text: str) -> float:
-    """argparse type of every duration option: :func:`parse_timespan`."""
-    try:
-        return parse_timespan(text)
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(f"{exc}, or locust's form such as '1h30m'") from None
-
-
-def ratio(upper: float | None = None) -> Callable[[str], float]:
-    """argparse type of a ratio option (:func:`~pytest_perfgate.units.parse_ratio`) above 0 and
-    below ``upper``."""
-
-    def parse(text: str) -> float:
-        try:
-            value = parse_ratio(text)
-        except UnitError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        if value <= 0 or (upper is not None and value >= upper):
-            bound = f" and below {upper:.0%}" if upper is not None else ""
-            raise argparse.ArgumentTypeError(f"{text!r} must be above 0{bound}")
-        return value
-
-    return parse
 
 
 def from_args(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
@@ -171,10 +130,10 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="perfgate.yml with the gate settings (default ./perfgate.yml)")
     for file in REPORT_FILES:
         parser.add_argument(file.option, metavar="FILE", help=_REPORT_HELP[file.dest])
-    parser.add_argument("--max-regression", type=ratio(), metavar="PCT", help="override gate.max_regression")
-    parser.add_argument("--warn-regression", type=ratio(), metavar="PCT", help="override gate.warn_regression")
-    parser.add_argument("--min-improvement", type=ratio(1.0), metavar="PCT", help="override gate.min_improvement")
-    parser.add_argument("--alpha", type=ratio(0.5), metavar="P", help="override gate.alpha")
+    parser.add_argument("--max-regression", type=threshold(), metavar="PCT", help="override gate.max_regression")
+    parser.add_argument("--warn-regression", type=threshold(), metavar="PCT", help="override gate.warn_regression")
+    parser.add_argument("--min-improvement", type=threshold(1.0), metavar="PCT", help="override gate.min_improvement")
+    parser.add_argument("--alpha", type=threshold(0.5), metavar="P", help="override gate.alpha")
     parser.add_argument("--all", action="store_true", help="also list unchanged metrics in the terminal")
 
 

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ..options import positive_int, whole_number
-from ._common import add_gate_arguments, duration
+from ..options import duration, positive_int, whole_number
+from ._common import add_gate_arguments
 
 if TYPE_CHECKING:
     from ..ab.schedule import PairedTest

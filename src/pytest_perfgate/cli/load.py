@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import Exit, duration, from_args, guarded, parse_timespan
+from ..options import duration
+from ._common import Exit, from_args, guarded
 
 if TYPE_CHECKING:
     from ..load.runner import LoadSettings
@@ -232,15 +233,16 @@ def _execute(args: argparse.Namespace) -> int:
 
 def _run_time(raw: str) -> int:
     """``--run-time`` in whole seconds (what locust runs), rounded up with a notice: any duration
-    :func:`~._common.parse_timespan` reads."""
+    :func:`~pytest_perfgate.units.parse_duration` reads."""
     import math
 
     from ..errors import LoadError, UnitError
     from ..load.runner import RUN_TIME_FORMS
+    from ..units import parse_duration
 
     accepted = f"{RUN_TIME_FORMS}, or any duration such as '500ms' or '1.5min'"
     try:
-        seconds = parse_timespan(raw)
+        seconds = parse_duration(raw)
     except UnitError:
         raise LoadError(f"run-time {raw!r} does not parse; accepted: {accepted}") from None
     if seconds <= 0:
