@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PerfgateError
+from .errors import GitLabError
 
 #: the hidden marker that identifies perfgate's note on a merge request
 NOTE_MARKER = "<!-- perfgate-report -->"
@@ -80,17 +80,6 @@ LIMITS = Limits()
 
 def _default_limits() -> Limits:
     return LIMITS
-
-
-class GitLabError(PerfgateError):
-    """A GitLab API call failed, or its answer was not what GitLab answers; the message never
-    contains the token. ``transient`` marks a failure worth retrying later (429, 502-504, a
-    timeout)."""
-
-    def __init__(self, message: str, *, status: int | None = None, transient: bool = False) -> None:
-        self.status = status
-        self.transient = transient
-        super().__init__(message)
 
 
 def scrub(text: str, secret: str | None, *, fragment: int = TOKEN_FRAGMENT) -> str:

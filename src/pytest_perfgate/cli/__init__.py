@@ -64,13 +64,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return guarded(lambda: args.run(args))
 
 
-def __getattr__(name: str) -> object:
-    # tests/test_pipeline.py imports these from here (they moved to store.gitlab)
-    if name in ("FETCH_JOB", "FETCH_PATH"):
-        from ..store import gitlab
-
-        return getattr(gitlab, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["COMMANDS", "Exit", "build_parser", "command_module", "guarded", "main"]
