@@ -1,7 +1,9 @@
 """Per-test recording: the ``perf`` object a test calls, and what it collected.
 
-Pure (no pytest): :mod:`pytest_perfgate.plugin` creates one :class:`Recorder` per test, hands
-the test a :class:`Perf`, and turns the recorder into a :class:`~pytest_perfgate.model.TestResult`.
+Pure (no pytest): :mod:`pytest_perfgate._tracking` makes one :class:`Recorder` per test (the
+subsystems add to it through the ``pytest_perfgate_record`` hook), the ``perf`` fixture hands
+the test a :class:`Perf`, and the session turns the recorder into a
+:class:`~pytest_perfgate.model.TestResult`.
 """
 
 from __future__ import annotations
