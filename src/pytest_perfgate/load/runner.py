@@ -400,7 +400,7 @@ def run_locust(
                 # locust's SIGTERM handler stops the run and its own worker processes
                 proc = spawn(
                     command,
-                    feature="perfgate load (locust runs in its own process group)",
+                    feature="perfgate load",
                     output=log,
                     env=env,
                     cwd=os.path.dirname(os.path.abspath(settings.locustfile)),
