@@ -41,9 +41,6 @@ class MessageType(str, Enum):
     DONE = "done"
     RELEASE = "release"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 PROTOCOL_VERSION = 3
 

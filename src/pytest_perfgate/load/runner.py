@@ -227,9 +227,6 @@ class LocustRole(str, Enum):
     LOCAL = "local"
     MASTER = "master"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 @dataclass(frozen=True)
 class RawRun:

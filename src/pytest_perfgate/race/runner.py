@@ -65,9 +65,6 @@ class FailureKind(str, Enum):
     ESCAPED = "escaped", "a database call outside the scheduler's control"
     UNSCHEDULED = "unscheduled", "an operation the scheduler never interleaved"
 
-    def __str__(self) -> str:
-        return str(self._value_)
-
 
 class Stop(str, Enum):
     """Why the exploration of schedules stopped."""
