@@ -249,12 +249,12 @@ def test_explain_budgets_are_recorded_not_checked_on_mongomock(pytester):
         pytester,
         """
         import pytest
-        from pytest_perfgate import plugin
+        from pytest_perfgate import _state
 
         @pytest.fixture
         def check(request):
             yield
-            recorder = request.node.stash[plugin.RECORDER]
+            recorder = request.node.stash[_state.RECORDER]
             assert recorder.not_checked["collscan"].startswith("on mongomock, which has no explain")
             assert "collscan" not in recorder.series and "docs_examined" not in recorder.series
 

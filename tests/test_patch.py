@@ -95,6 +95,17 @@ def test_shared_patches_apply_once_and_restore_with_the_last_user() -> None:
     assert not shared.installed
 
 
+def test_shared_patches_that_fail_to_apply_are_undone() -> None:
+    def apply(patches: Patches) -> None:
+        patches.wrap(Child, "own", _doubling)
+        raise RuntimeError("half way")
+
+    shared = SharedPatches(apply)
+    with pytest.raises(RuntimeError, match="half way"):
+        shared.install()
+    assert not shared.installed and Child().own(1) == 11
+
+
 @pytest.mark.parametrize("capture_first", [True, False])
 @pytest.mark.parametrize("capture_leaves_first", [True, False])
 def test_capture_and_race_interception_at_once_in_any_order(capture_first: bool, capture_leaves_first: bool) -> None:

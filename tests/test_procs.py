@@ -6,15 +6,18 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from pytest_perfgate import _procs
+from pytest_perfgate import _procs, errors
 from pytest_perfgate.ab.controller import start_worker
 from pytest_perfgate.ab.schedule import Side
-from pytest_perfgate.errors import AbError, PerfgateError
+from pytest_perfgate.errors import AbError, MongoBackendError, PlatformError
 from pytest_perfgate.load.run import run_load
 from pytest_perfgate.load.runner import LoadSettings
+from pytest_perfgate.mongo.backends import MongoSettings, start_mongod
+from pytest_perfgate.mongo.capture import CaptureHub
 
 
 def test_tail_keeps_the_last_lines_with_prefix_and_width() -> None:
@@ -33,19 +36,19 @@ def test_read_log_is_none_when_unreadable(tmp_path: Path) -> None:
 
 
 def test_off_posix_the_error_names_the_feature(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(_procs, "POSIX", False)
-    with pytest.raises(PerfgateError, match=r"^perfgate load \(x\) needs a POSIX platform \(Linux or macOS"):
-        _procs.spawn(["true"], feature="perfgate load (x)", output=subprocess.DEVNULL)  # type: ignore[arg-type]
-    # where each user of process groups says so
+    monkeypatch.setattr(errors, "os", SimpleNamespace(name="nt"))  # what errors.require_posix sees
+    with pytest.raises(PlatformError, match=r"^perfgate x needs a POSIX system \(Linux or macOS\)"):
+        _procs.spawn(["true"], feature="perfgate x", output=subprocess.DEVNULL)  # type: ignore[arg-type]
+    # each user of process groups says so
     locustfile = tmp_path / "locustfile.py"
     locustfile.write_text("")
     settings = LoadSettings(locustfile=str(locustfile), host="http://127.0.0.1:9", run_time=1)
-    with pytest.raises(PerfgateError, match=r"^perfgate load \(locust runs in its own process group\) needs a POSIX"):
+    with pytest.raises(PlatformError, match=r"^perfgate load needs a POSIX system"):
         run_load(settings, check_target=False)
-    with pytest.raises(
-        AbError, match=r"^cannot start the base worker.*perfgate ab \(its workers run in their own process"
-    ):
+    with pytest.raises(AbError, match=r"^cannot start the base worker: perfgate ab needs a POSIX system"):
         start_worker(Side.BASE, tmp_path, [], {}, None, tmp_path / "w.log", tmp_path / "w.json")
+    with pytest.raises(MongoBackendError, match=r"could not run /x/mongod: the mongod backend needs a POSIX system"):
+        start_mongod("/x/mongod", MongoSettings(), CaptureHub())
 
 
 @pytest.mark.skipif(os.name != "posix", reason="process groups")

@@ -115,9 +115,13 @@ class SharedPatches:
 
     def install(self) -> None:
         with self._lock:
+            if self._users == 0:
+                try:
+                    self._apply(self.patches)
+                except BaseException:
+                    self.patches.restore()  # what was applied before the error
+                    raise
             self._users += 1
-            if self._users == 1:
-                self._apply(self.patches)
 
     def uninstall(self) -> None:
         with self._lock:

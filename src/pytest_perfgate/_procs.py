@@ -1,8 +1,9 @@
 """Child processes in their own process group (locust, mongod, the ``perfgate ab`` workers):
 start one, stop it with everything it forked, and quote the end of its output in an error.
 
-Process groups, ``setsid`` and the parent-death signal are POSIX: :func:`require_posix` is the
-one guard, a :class:`~pytest_perfgate.errors.PerfgateError` naming the feature elsewhere."""
+Process groups, ``setsid`` and the parent-death signal are POSIX: :func:`spawn` calls
+:func:`~pytest_perfgate.errors.require_posix`, a :class:`~pytest_perfgate.errors.PlatformError`
+naming the feature elsewhere."""
 
 from __future__ import annotations
 
@@ -16,20 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from .errors import PerfgateError
+from .errors import require_posix
 
-#: process groups, setsid and the parent-death signal are there
-POSIX = os.name == "posix"
 #: seconds to wait for the child itself once its group was killed
 REAP_TIMEOUT = 10.0
-
-
-def require_posix(feature: str) -> None:
-    """Raise a clear error when ``feature`` (it uses process groups) runs on a non-POSIX platform."""
-    if not POSIX:
-        raise PerfgateError(
-            f"{feature} needs a POSIX platform (Linux or macOS: process groups, setsid); this is {sys.platform}"
-        )
 
 
 def tail(text: str, lines: int, *, prefix: str = "", width: int | None = None, skip_blank: bool = False) -> str:
@@ -84,7 +75,7 @@ def spawn(
     """Start ``command`` in its own session and process group (Ctrl-C in the terminal does not
     reach it; :func:`stop_group` ends it with all it forked), stdin closed, stdout and stderr to
     ``output``. ``die_with_parent`` (Linux): it gets SIGTERM when this process dies.
-    Raises ``OSError`` when it cannot start; ``PerfgateError`` off POSIX."""
+    Raises ``OSError`` when it cannot start; ``PlatformError`` off POSIX."""
     require_posix(feature)
     return subprocess.Popen(
         list(command),

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._procs import read_log, spawn, stop_group, tail
-from ..errors import AbError, PerfgateError
+from ..errors import AbError, ChannelClosed, ChannelTimeout, PerfgateError, RoundFailed
 from ..model import RunResult, load_results
 from . import worktree as wt
 from .protocol import (
@@ -31,8 +31,6 @@ from .protocol import (
     ENV_WHOLE_CALLS,
     PROTOCOL_VERSION,
     Channel,
-    ChannelClosed,
-    ChannelTimeout,
     Message,
     MessageType,
 )
@@ -71,14 +69,6 @@ class AbOptions:
     confirm_verdict_at: float | None = None
     #: tests without perf or benchmark are timed as whole calls (their body, round after round)
     whole_calls: bool = True
-
-
-class RoundFailed(AbError):
-    """The timed call raised on one side in a measured round (or in calibration)."""
-
-    def __init__(self, side: Side, message: str, where: str) -> None:
-        super().__init__(f"{message} (in {where}, after a first call that passed)")
-        self.side = side
 
 
 @dataclass
@@ -216,7 +206,7 @@ def start_worker(
         try:
             process = spawn(
                 command,
-                feature="perfgate ab (its workers run in their own process groups)",
+                feature="perfgate ab",
                 output=output,
                 cwd=cwd,
                 env=worker_env,

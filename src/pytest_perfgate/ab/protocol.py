@@ -17,7 +17,7 @@ import time
 from enum import Enum
 from typing import Any
 
-from ..errors import AbError
+from ..errors import ChannelClosed, ChannelTimeout
 
 #: one JSON line decoded: ``type`` (a :class:`MessageType`) says which message, the other keys are its fields
 Message = dict[str, Any]
@@ -41,9 +41,6 @@ class MessageType(str, Enum):
     DONE = "done"
     RELEASE = "release"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 PROTOCOL_VERSION = 3
 
@@ -53,14 +50,6 @@ ENV_SIDE = "PERFGATE_AB_SIDE"
 ENV_FOREIGN = "PERFGATE_AB_FOREIGN"  # a directory whose modules this side must not import
 ENV_WHOLE_CALLS = "PERFGATE_AB_WHOLE_CALLS"  # "0": tests without perf or benchmark are not timed
 ENV_PAD = "PERFGATE_AB_PAD"  # padding of random length: each worker's environment has its own size
-
-
-class ChannelClosed(AbError):
-    """The other end went away (a worker crashed or exited)."""
-
-
-class ChannelTimeout(AbError):
-    """Nothing arrived before the deadline (a worker hangs)."""
 
 
 class Channel:

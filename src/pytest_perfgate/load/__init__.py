@@ -9,48 +9,43 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_exports
+from .._lazy import lazy_module
 
 if TYPE_CHECKING:
-    from .kpi import build_spec, judge, parse_budget_option
-    from .results import EndpointStats, LoadStats, compute
-    from .run import LoadRun, run_load
-    from .runner import LoadSettings, RawRun, check_locust, check_target, listener_path, parse_run_time
+    from .kpi import build_spec as build_spec
+    from .kpi import judge as judge
+    from .kpi import parse_budget_option as parse_budget_option
+    from .results import EndpointStats as EndpointStats
+    from .results import LoadStats as LoadStats
+    from .results import compute as compute
+    from .run import LoadRun as LoadRun
+    from .run import run_load as run_load
+    from .runner import LoadSettings as LoadSettings
+    from .runner import RawRun as RawRun
+    from .runner import check_locust as check_locust
+    from .runner import check_target as check_target
+    from .runner import listener_path as listener_path
+    from .runner import parse_run_time as parse_run_time
 
-__getattr__ = lazy_exports(
-    __name__,
-    {
-        "build_spec": "kpi",
-        "judge": "kpi",
-        "parse_budget_option": "kpi",
-        "EndpointStats": "results",
-        "LoadStats": "results",
-        "compute": "results",
-        "LoadRun": "run",
-        "run_load": "run",
-        "LoadSettings": "runner",
-        "RawRun": "runner",
-        "check_locust": "runner",
-        "check_target": "runner",
-        "listener_path": "runner",
-        "parse_run_time": "runner",
-    },
-)
+#: the public names, name -> the submodule defining it (imported on first use); ``__all__``,
+#: ``__getattr__`` and ``__dir__`` come from it
+_EXPORTS = {
+    "build_spec": "kpi",
+    "judge": "kpi",
+    "parse_budget_option": "kpi",
+    "EndpointStats": "results",
+    "LoadStats": "results",
+    "compute": "results",
+    "LoadRun": "run",
+    "run_load": "run",
+    "LoadSettings": "runner",
+    "RawRun": "runner",
+    "check_locust": "runner",
+    "check_target": "runner",
+    "listener_path": "runner",
+    "parse_run_time": "runner",
+}
 
+__getattr__, __dir__ = lazy_module(__name__, _EXPORTS)
 
-__all__ = [
-    "EndpointStats",
-    "LoadRun",
-    "LoadSettings",
-    "LoadStats",
-    "RawRun",
-    "build_spec",
-    "check_locust",
-    "check_target",
-    "compute",
-    "judge",
-    "listener_path",
-    "parse_budget_option",
-    "parse_run_time",
-    "run_load",
-]
+__all__ = list(_EXPORTS)

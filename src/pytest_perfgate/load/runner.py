@@ -227,9 +227,6 @@ class LocustRole(str, Enum):
     LOCAL = "local"
     MASTER = "master"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 @dataclass(frozen=True)
 class RawRun:
@@ -400,7 +397,7 @@ def run_locust(
                 # locust's SIGTERM handler stops the run and its own worker processes
                 proc = spawn(
                     command,
-                    feature="perfgate load (locust runs in its own process group)",
+                    feature="perfgate load",
                     output=log,
                     env=env,
                     cwd=os.path.dirname(os.path.abspath(settings.locustfile)),

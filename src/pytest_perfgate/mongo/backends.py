@@ -426,7 +426,7 @@ def start_mongod(path: str, settings: MongoSettings, hub: CaptureHub) -> Backend
         args += ["--replSet", REPLSET_NAME]
     with open(outpath, "wb") as out:
         try:
-            proc = spawn(args, feature="the mongod backend (mongod runs in its own process group)", output=out)
+            proc = spawn(args, feature="the mongod backend", output=out)
         except (OSError, PerfgateError) as exc:
             shutil.rmtree(workdir, ignore_errors=True)
             raise MongoBackendError("mongod", f"could not run {path}: {exc}") from None

@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import RaceError
+from ..errors import RaceError, RaceFailure
 from .faults import Fault
 from .history import OpCall
 from .intercept import intercepting
-from .runner import Problem, RaceConfig, RaceFailure, RaceReport, explore, format_failure
+from .runner import Problem, RaceConfig, RaceReport, explore, format_failure
 from .scheduler import current
 from .token import MAX_THREADS, ReplayToken
 from .trace import PointInfo

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RaceError
+from ..errors import RaceFailure as RaceFailure  # the race package exports it from here
 from .faults import Fault
 from .history import OpCall, format_history, serial_order
 from .scheduler import Execution, Schedule, Timing
@@ -63,9 +64,6 @@ class FailureKind(str, Enum):
     HANG = "hang", "a hang"
     ESCAPED = "escaped", "a database call outside the scheduler's control"
     UNSCHEDULED = "unscheduled", "an operation the scheduler never interleaved"
-
-    def __str__(self) -> str:
-        return str(self._value_)
 
 
 class Stop(str, Enum):
@@ -166,14 +164,6 @@ class RaceReport:
                 "history": self.failure.history,
             }
         return data
-
-
-class RaceFailure(AssertionError):
-    """A race test found a failing interleaving; ``report`` holds the evidence."""
-
-    def __init__(self, message: str, report: RaceReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass(frozen=True)
