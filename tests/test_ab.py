@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.ab import LIBRARY, NOT_A_REGRESSION, ab, git, make_repository, no_worktrees_left
 from pytest_perfgate import stats
 from pytest_perfgate.ab.controller import _needs_confirming
 from pytest_perfgate.ab.judge import compare_paired
@@ -260,18 +261,6 @@ def test_without_cpu_affinity_the_report_says_the_workers_are_not_pinned(monkeyp
 
 # --------------------------------------------------------------------------- end to end
 
-LIBRARY = """\
-def checksum(n=3000):
-    total = 0
-    for i in range({loops}):
-        total = (total + i * i) % 1000003
-    return total
-
-
-def render(items=200):
-    return ",".join(str(i) for i in range(items))
-"""
-
 TESTS = """\
 import os
 import sys
@@ -294,10 +283,6 @@ def test_no_perf_call():
 """
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A src-layout project whose base commit has ``checksum`` at its normal speed."""
@@ -311,47 +296,14 @@ def repo(tmp_path: Path) -> Path:
     )
 
 
-def make_repository(root: Path, files: dict[str, str]) -> Path:
-    """A git repository at ``root`` on branch main, whose one commit holds ``files`` (path: text)."""
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
-    return root
-
-
 def _slow_down(repo: Path) -> None:
     """A real slowdown in a library function: 40% more iterations in checksum."""
     (repo / "src" / "shop" / "__init__.py").write_text(LIBRARY.format(loops="n * 7 // 5"))
 
 
-def ab(repo: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PERFGATE_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_perfgate.cli", "ab", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-#: what an unchanged test may be judged: its two pairs of processes can be a few % apart
-NOT_A_REGRESSION = ("unchanged", "improvement", "unstable", "warning")
-
-
 def _not_a_regression(line: str) -> bool:
     """A report table line judges its test anything but a regression (and judges it)."""
     return "REGRESSION" not in line and any(f"  {verdict}  " in line for verdict in NOT_A_REGRESSION)
-
-
-def _no_worktrees_left(repo: Path) -> None:
-    listed = _git(repo, "worktree", "list", "--porcelain")
-    assert listed.count("worktree ") == 1, listed
 
 
 def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_path: Path) -> None:
@@ -415,7 +367,7 @@ def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_p
     saved = json.loads((tmp_path / "current.json").read_text())
     assert {t["nodeid"] for t in saved["tests"]} >= {"tests/test_shop.py::test_checksum"}
     assert "[1/3] tests/test_shop.py::test_checksum: +" in slow.stderr
-    _no_worktrees_left(repo)
+    no_worktrees_left(repo)
 
 
 def test_new_missing_and_failing_tests_are_reported_not_judged(repo: Path) -> None:
@@ -431,7 +383,7 @@ def test_new_missing_and_failing_tests_are_reported_not_judged(repo: Path) -> No
         "def test_fails_here(perf):\n    perf(shop.render)\n    assert os.environ['PERFGATE_AB_SIDE'] == 'base'\n"
     )
     library.write_text(LIBRARY.format(loops="n") + "\n\nSIZES = (10, 20, 30)\n")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "the base: sizes up to 30, no discount")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "the base: sizes up to 30, no discount")
     library.write_text(LIBRARY.format(loops="n") + "\n\nSIZES = (10, 20)\n\n\ndef discount(p):\n    return p * 0.9\n")
     result = ab(repo, "--base", "HEAD", "--min-blocks", "12", "--all", "--", "tests")
     # a test that failed on one side was not compared: the run is incomplete, and says which and why
@@ -468,7 +420,7 @@ def test_bad_revision_bad_cpu_and_parallel_pytest_are_clear_errors(repo: Path) -
     assert cpu.returncode == 2 and "error: --cpu 999: not a CPU this process may use" in cpu.stderr
     parallel = ab(repo, "--base", "main", "--", "tests", "-n", "2")
     assert parallel.returncode == 2 and "remove -n/--numprocesses/--dist" in parallel.stderr
-    _no_worktrees_left(repo)
+    no_worktrees_left(repo)
 
 
 def test_a_failing_install_step_shows_its_output_and_removes_the_worktree(repo: Path) -> None:
@@ -476,7 +428,7 @@ def test_a_failing_install_step_shows_its_output_and_removes_the_worktree(repo: 
     assert result.returncode == 2
     assert "error: the install step failed (exit 7): echo building the base; exit 7" in result.stderr
     assert "building the base" in result.stderr
-    _no_worktrees_left(repo)
+    no_worktrees_left(repo)
 
 
 def _alive(pid: int) -> bool:
@@ -521,7 +473,7 @@ def test_a_crashing_worker_is_reported_with_its_output(repo: Path) -> None:
     assert "about to crash" in result.stderr
     assert "the run broke here" in result.stdout
     assert not any(_alive(pid) for pid in _written(pids))
-    _no_worktrees_left(repo)
+    no_worktrees_left(repo)
 
 
 def test_a_hanging_worker_is_killed_at_the_test_timeout(repo: Path) -> None:
@@ -532,7 +484,7 @@ def test_a_hanging_worker_is_killed_at_the_test_timeout(repo: Path) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "the current worker did not answer within 3s (it hangs: killed)" in result.stderr
     assert not any(_alive(pid) for pid in _written(pids))
-    _no_worktrees_left(repo)
+    no_worktrees_left(repo)
 
 
 def test_the_whole_run_limit_reports_what_was_not_run(repo: Path, tmp_path: Path) -> None:
@@ -555,7 +507,7 @@ def test_the_whole_run_limit_reports_what_was_not_run(repo: Path, tmp_path: Path
     markdown = (tmp_path / "ab.md").read_text()
     assert "the paired run did not finish: the whole-run time limit (2s) was reached" in markdown
     assert "not run: the whole-run time limit (2s) was reached" in markdown or "the run broke here" in markdown
-    _no_worktrees_left(repo)
+    no_worktrees_left(repo)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -575,7 +527,7 @@ def test_an_interrupted_run_leaves_no_worktree_or_processes(repo: Path, signum: 
     while not _written(pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _written(pids), "no worker reached the test"
-    assert _git(repo, "worktree", "list").count("\n") == 2  # the base worktree exists now
+    assert git(repo, "worktree", "list").count("\n") == 2  # the base worktree exists now
     process.send_signal(signum)
     try:
         _, err = process.communicate(timeout=120)
@@ -586,7 +538,7 @@ def test_an_interrupted_run_leaves_no_worktree_or_processes(repo: Path, signum: 
     assert process.returncode == 130, err
     assert "error: interrupted" in err
     assert not any(_alive(pid) for pid in _written(pids))
-    _no_worktrees_left(repo)
+    no_worktrees_left(repo)
 
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -627,7 +579,7 @@ def test_ab_on_this_projects_catalog_example(tmp_path: Path) -> None:
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("test_catalog.py::")}
     assert "REGRESSION" in lines["test_catalog.py::test_search_by_category"]
     assert _not_a_regression(lines["test_catalog.py::test_details_with_cache"])
-    _no_worktrees_left(clone)
+    no_worktrees_left(clone)
 
 
 def test_a_test_measured_in_several_pairs_is_judged_on_the_median_change_over_the_pairs() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_ab import LIBRARY, NOT_A_REGRESSION, _no_worktrees_left, ab, make_repository
+from harness.ab import LIBRARY, NOT_A_REGRESSION, ab, make_repository, no_worktrees_left
 
 pytest.importorskip("pytest_asyncio")
 
@@ -122,7 +122,7 @@ def test_ab_pairs_awaited_calls(repo: Path, tmp_path: Path) -> None:
         assert rows[NODES[name]]["verdict"] == "regression", rows[NODES[name]]
         assert rows[NODES[name]]["change"] > 0.1, rows[NODES[name]]
     assert rows[NODES["test_async_untouched"]]["verdict"] in NOT_A_REGRESSION
-    _no_worktrees_left(repo)
+    no_worktrees_left(repo)
 
 
 def test_ab_reports_an_awaited_call_that_raises_mid_rounds(repo: Path) -> None:
@@ -147,4 +147,4 @@ async def test_breaks(perf):
     run = ab(repo, "--base", "main", "--min-blocks", "6", "--", "tests", "-k", "breaks")
     assert run.returncode == 2, run.stdout + run.stderr
     assert "RuntimeError: broke in a round" in run.stdout + run.stderr
-    _no_worktrees_left(repo)
+    no_worktrees_left(repo)

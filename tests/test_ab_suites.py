@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_ab import LIBRARY, _no_worktrees_left, ab, make_repository
+from harness.ab import LIBRARY, ab, make_repository, no_worktrees_left
 
 pytest.importorskip("pytest_benchmark")
 pytest.importorskip("pytest_timeout")
@@ -102,7 +102,7 @@ def test_benchmark_and_whole_call_tests_are_paired_a_slowdown_fails_and_the_unch
         assert 0.15 < rows[name]["change"] < 0.8, rows[name]
     assert rows["test_control"]["verdict"] != "regression"  # untouched
     assert slow.stdout.startswith("perfgate: FAILED: 3 regressions")
-    _no_worktrees_left(suite)
+    no_worktrees_left(suite)
 
 
 def test_tests_that_cannot_be_called_again_or_timed_in_rounds_make_the_run_incomplete(
@@ -124,7 +124,7 @@ def test_tests_that_cannot_be_called_again_or_timed_in_rounds_make_the_run_incom
         "benchmarks/test_state.py::test_load: a load test (locust in a subprocess, its own duration) "
         "cannot be timed in paired rounds"
     )
-    _no_worktrees_left(suite)
+    no_worktrees_left(suite)
 
 
 @pytest.mark.parametrize(
@@ -145,4 +145,4 @@ def test_a_selection_of_no_test_is_exit_2_with_pytests_words(
     data = _agree(tmp_path, "empty", result.stdout, 2)
     assert result.stdout.startswith("perfgate: INCOMPLETE: the paired run could not start")
     assert any(said in line for line in data["incomplete"])  # type: ignore[attr-defined]
-    _no_worktrees_left(suite)
+    no_worktrees_left(suite)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.load import EXAMPLE, LOCUSTFILE, processes_with, server_module
 from pytest_perfgate import stats
 from pytest_perfgate.load import cli as load_cli
 from pytest_perfgate.load import runner
@@ -27,37 +28,11 @@ pytestmark = pytest.mark.skipif(
     reason="needs locust, uvicorn, starlette and mongomock (pip install 'pytest-perfgate[load,test]')",
 )
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "api_service"
-LOCUSTFILE = EXAMPLE / "locustfile.py"
-
-
-def _server_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("api_service_server", EXAMPLE / "server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def api_url() -> Iterator[str]:
-    with _server_module().serve() as server:
+    with server_module().serve() as server:
         yield server.url
-
-
-def processes_with(marker: str) -> list[int]:
-    """Live processes whose environment mentions ``marker`` (a run's unique work folder)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker.encode() in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def cli(*argv: str) -> argparse.Namespace:
@@ -252,7 +227,7 @@ def test_external_worker_with_the_listener_is_counted_by_the_master(api_url: str
 
 
 def test_the_example_server_is_stopped_with_its_context() -> None:
-    with _server_module().serve() as server:
+    with server_module().serve() as server:
         pid = server.pid
         os.kill(pid, 0)  # running
     with pytest.raises(ProcessLookupError):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from test_load_locust import EXAMPLE, LOCUSTFILE, _server_module, processes_with
+from harness.load import EXAMPLE, LOCUSTFILE, processes_with, server_module
 
 pytestmark = pytest.mark.skipif(
     any(__import__("importlib").util.find_spec(m) is None for m in ("locust", "uvicorn", "starlette", "mongomock")),
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def api_url() -> Iterator[str]:
-    with _server_module().serve() as server:
+    with server_module().serve() as server:
         yield server.url
 
 

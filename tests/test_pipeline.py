@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.ab import LIBRARY
 from pytest_perfgate.model import RunResult, load_results, run_to_dict, save_results
 from pytest_perfgate.store import open_store
 from pytest_perfgate.store.gitlab import FETCH_JOB, FETCH_PATH
 from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
-from test_ab import LIBRARY
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CI = ROOT / ".gitlab-ci.yml"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from test_race_plugin import run
+from harness.sessions import run
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "graph_service"
 

@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from harness.sessions import run
+
 COUNTER = """
 import pytest
 
@@ -29,14 +31,6 @@ def counter_ops(race, atomic=False):
 
     return (increment, increment), reset, check
 """
-
-
-#: plugins an inner session does not need (hypothesis alone re-imports for ~1s per session)
-QUIET = ("-p", "no:hypothesispytest", "-p", "no:locust", "-p", "no:anyio", "-p", "no:benchmark", "-p", "no:asyncio")
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest(*QUIET, *args)
 
 
 def _token(output: str) -> str:

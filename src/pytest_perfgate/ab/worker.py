@@ -30,12 +30,13 @@ from typing import Any
 
 import pytest
 
+from .._procs import tail
 from .._state import MEASURE, session_state
 from .._tracking import TIMING_FIXTURES, recorder
 from ..measure import timing
 from ..recorder import CALL_ROUNDS, Measure
 from ..session import BUDGET_FAILURE
-from .protocol import ENV_FOREIGN, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel
+from .protocol import ENV_FOREIGN, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel, MessageType
 
 try:
     import resource
@@ -59,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     channel.send(
-        "hello",
+        MessageType.HELLO,
         protocol=PROTOCOL_VERSION,
         side=os.environ.get(ENV_SIDE, "?"),
         pid=os.getpid(),
@@ -68,10 +69,6 @@ def pytest_configure(config: pytest.Config) -> None:
         python=sys.version.split()[0],
         cwd=os.getcwd(),
     )
-
-
-def _tail(text: str, lines: int = 12) -> str:
-    return "\n".join(str(text).rstrip().splitlines()[-lines:])
 
 
 def _crash_line(report: pytest.TestReport) -> str:
@@ -103,7 +100,7 @@ class _Worker:
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            self.collect_errors.append({"nodeid": report.nodeid, "message": _tail(report.longreprtext)})
+            self.collect_errors.append({"nodeid": report.nodeid, "message": tail(report.longreprtext, 12)})
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -115,7 +112,7 @@ class _Worker:
         if config.inipath is not None:
             files.add(str(config.inipath))
         self.channel.send(
-            "collected",
+            MessageType.COLLECTED,
             nodeids=[item.nodeid for item in items],
             files=sorted(files),
             rootdir=str(config.rootpath),
@@ -123,7 +120,7 @@ class _Worker:
             lifted=_lifted_timeouts(config, items),
         )
         order = self.channel.receive()
-        if order.get("type") != "run":
+        if order.get("type") != MessageType.RUN:
             raise pytest.UsageError(f"perfgate ab worker: expected the list of tests to run, got {order!r}")
         position = {nodeid: i for i, nodeid in enumerate(order["nodeids"])}
         dropped = [item for item in items if item.nodeid not in position]
@@ -177,12 +174,12 @@ class _Worker:
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         entry = self.outcomes.pop(nodeid, {"outcome": "passed", "message": ""})
         untimed, by_choice = self.untimed.pop(nodeid, ("", False))
-        self.channel.send("end", nodeid=nodeid, untimed=untimed, by_choice=by_choice, **entry)
+        self.channel.send(MessageType.END, nodeid=nodeid, untimed=untimed, by_choice=by_choice, **entry)
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self) -> None:
         foreign = os.environ.get(ENV_FOREIGN)
-        self.channel.send("finished", foreign=_foreign_modules(foreign) if foreign else [])
+        self.channel.send(MessageType.FINISHED, foreign=_foreign_modules(foreign) if foreign else [])
         self.channel.close()
 
 
@@ -382,7 +379,10 @@ class _RemoteMeasure:
             except StopIteration as stop:
                 return _timing(stop.value, started, result)
             try:
-                reply = _round(workload, value, settings.disable_gc) if kind == "round" else workload.calibrate(value)
+                if kind == MessageType.ROUND:
+                    reply = _round(workload, value, settings.disable_gc)
+                else:
+                    reply = workload.calibrate(value)
             except BaseException as exc:
                 orders.throw(exc)  # the controller hears why; raises it again
                 raise
@@ -400,7 +400,7 @@ class _RemoteMeasure:
             except StopIteration as stop:
                 return _timing(stop.value, started, result)
             try:
-                if kind == "round":
+                if kind == MessageType.ROUND:
                     reply = await _round_awaited(call, value, settings.disable_gc)
                 else:
                     reply = await aio.calibrate(call, value)
@@ -425,7 +425,7 @@ def _orders(channel: Channel, nodeid: str, settings: timing.TimingSettings, firs
     the call and receives its answer, until ``done`` (the kept rounds) or ``release`` (none).
     An exception thrown in is reported to the controller (``failed``) and raised again."""
     channel.send(
-        "ready",
+        MessageType.READY,
         nodeid=nodeid,
         first_ns=first_ns,
         settings={
@@ -442,7 +442,7 @@ def _orders(channel: Channel, nodeid: str, settings: timing.TimingSettings, firs
         order = channel.receive()
         kind = order["type"]
         try:
-            if kind == "round":
+            if kind == MessageType.ROUND:
                 loops = int(order["loops"])
                 rounds += 1
                 elapsed, switches, cpu = yield ("round", loops)
@@ -450,18 +450,18 @@ def _orders(channel: Channel, nodeid: str, settings: timing.TimingSettings, firs
                     samples.append(elapsed * 1e-9 / loops)
                 else:
                     warmup += 1
-                channel.send("round", ns=elapsed, switches=switches, cpu_ns=cpu)
-            elif kind == "calibrate":
+                channel.send(MessageType.ROUND, ns=elapsed, switches=switches, cpu_ns=cpu)
+            elif kind == MessageType.CALIBRATE:
                 calibrated = yield ("calibrate", float(order["min_round_time"]))
-                channel.send("calibrated", loops=calibrated)
-            elif kind in ("done", "release"):
-                return (tuple(samples) if kind == "done" else ()), int(order.get("loops") or 1), warmup
+                channel.send(MessageType.CALIBRATED, loops=calibrated)
+            elif kind in (MessageType.DONE, MessageType.RELEASE):
+                return (tuple(samples) if kind == MessageType.DONE else ()), int(order.get("loops") or 1), warmup
             else:
                 raise RuntimeError(f"perfgate ab worker: unexpected order {order!r}")
         except BaseException as exc:
             # the controller hears why before the test fails with it
-            where = f"round {rounds}" if kind == "round" else "calibration"
-            channel.send("failed", nodeid=nodeid, message=_crash_text(exc), where=where)
+            where = f"round {rounds}" if kind == MessageType.ROUND else "calibration"
+            channel.send(MessageType.FAILED, nodeid=nodeid, message=_crash_text(exc), where=where)
             raise
 
 

@@ -65,7 +65,6 @@ def guarded(run: Callable[[], int], *, interrupted: str = "interrupted") -> int:
 # --------------------------------------------------------------------------- argument types
 
 
-
 def from_args(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
     """A dataclass ``cls`` (settings of a run) from the options named like its fields, and ``given``."""
     named = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}

@@ -1,0 +1,36 @@
+"""The example API service (examples/api_service) and the processes a load run leaves."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "api_service"
+
+
+LOCUSTFILE = EXAMPLE / "locustfile.py"
+
+
+def server_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("api_service_server", EXAMPLE / "server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def processes_with(marker: str) -> list[int]:
+    """Live processes whose environment mentions ``marker`` (a run's unique work folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
