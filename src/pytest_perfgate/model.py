@@ -23,6 +23,7 @@ from typing import Any
 
 from .budgets import BudgetResult, BudgetSpec, MetricBudget, Verdict
 from .errors import ResultsFileError
+from .evidence import Evidence, EvidenceField
 from .paths import write_json_atomic
 from .units import Kind, format_value, shown
 
@@ -74,7 +75,8 @@ class TestResult:
     series: Mapping[str, Series] = field(default_factory=dict)
     spec: BudgetSpec = field(default_factory=BudgetSpec)
     verdicts: tuple[BudgetResult, ...] = ()
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    #: read as :class:`~pytest_perfgate.evidence.Evidence`; set from it or from any JSON mapping
+    evidence: EvidenceField[TestResult] = EvidenceField()  # noqa: RUF009 (a descriptor: one per class)
 
     @property
     def verdict(self) -> Verdict:
@@ -160,7 +162,7 @@ def test_to_dict(test: TestResult) -> dict[str, Any]:
         "series": {name: series_to_dict(s) for name, s in test.series.items()},
         "spec": spec_to_dict(test.spec),
         "verdicts": [verdict_to_dict(v) for v in test.verdicts],
-        "evidence": dict(test.evidence),
+        "evidence": test.evidence.to_json(),
     }
 
 
@@ -369,6 +371,7 @@ _EVIDENCE_SHAPES: dict[str, Any] = {
         "leaks": [_SITE],
         "tree": "node",
     },
+    "memory_sites_at_end": [_SITE],
     "cpu_profile": {
         "calls": "int",
         "total": "num",
@@ -387,12 +390,12 @@ _CPU_NODE = {
 }
 
 
-def _evidence(r: _Reader, raw: Any, where: str) -> Mapping[str, Any]:
+def _evidence(r: _Reader, raw: Any, where: str) -> Evidence:
     evidence = r.plain(raw, where)
     for key, shape in _EVIDENCE_SHAPES.items():
         if key in evidence:
             _check_shape(r, evidence[key], shape, f"{where}.{key}")
-    return evidence
+    return Evidence.from_json(evidence)
 
 
 def _check_shape(r: _Reader, value: Any, shape: Any, where: str) -> None:
