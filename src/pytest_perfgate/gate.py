@@ -256,11 +256,6 @@ class GateReport:
         return bool((self.regressions and self.regressions_fail) or self.critical_breaches)
 
     @property
-    def judges(self) -> bool:
-        """Whether this report's own comparisons decide (not ``--budgets-only``)."""
-        return self.regressions_fail
-
-    @property
     def compared(self) -> list[Comparison]:
         """Comparisons that had something to compare with (not new, not missing)."""
         return [c for c in self.comparisons if c.verdict not in (GateVerdict.NEW, GateVerdict.MISSING)]
@@ -279,7 +274,7 @@ class GateReport:
         compared = len(self.compared)
         if not compared or (self.mode is GateMode.BASELINE and self.baseline_runs == 0):
             return GateStatus.NOTHING_COMPARED
-        unjudged = len(self.unjudged) if self.judges else 0
+        unjudged = len(self.unjudged) if self.regressions_fail else 0
         if unjudged and unjudged == compared and self.mode is GateMode.BASELINE:
             return GateStatus.NOT_JUDGED
         return GateStatus.PARTLY_JUDGED if unjudged else GateStatus.PASSED

@@ -48,7 +48,8 @@ class Series:
     await_overhead: float = 0.0
 
     @property
-    def detail(self) -> str:
+    def basis(self) -> str:
+        """What the figures are based on: ``"32 rounds x 10 calls"``, ``"1 sample: the whole test call"``."""
         n = len(self.values)
         if self.kind is Kind.TIME and self.source in ("perf", "benchmark"):
             calls = f" x {self.loops} calls" if self.loops > 1 else ""

@@ -128,7 +128,7 @@ def headline(report: GateReport) -> str:
 def _counted(report: GateReport, counts: dict[GateVerdict, int]) -> str:
     """The parenthesis of the headline: the verdicts counted; with comparisons that could not
     be judged, how many of those with a baseline were judged, and why the others were not."""
-    unjudged = report.unjudged if report.judges else []
+    unjudged = report.unjudged if report.regressions_fail else []
     baseline_mode = report.mode is GateMode.BASELINE
     unjudged_words = {
         GateVerdict.UNSTABLE: "too noisy to judge on this runner" if baseline_mode else "unstable",

@@ -42,7 +42,10 @@ def gate_to_dict(report: GateReport) -> dict[str, Any]:
         "exit_code": report.exit_code,
         "status": report.status.value,
         "incomplete": list(report.incomplete),
-        "judged": {"compared": len(report.compared), "not_judged": len(report.unjudged) if report.judges else 0},
+        "judged": {
+            "compared": len(report.compared),
+            "not_judged": len(report.unjudged) if report.regressions_fail else 0,
+        },
         "counts": {v.value: n for v, n in report.counts().items()},
         "baseline": {"runs": report.baseline_runs, "sources": list(report.baseline_sources)},
         "settings": settings,
