@@ -245,10 +245,97 @@ class ImportedSummary:
         return cls(data)
 
 
+# --------------------------------------------------------------------------- load tests
+
+_LOAD_COUNTS = ("requests", "failures", "error_rate", "rps")
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    """A load test's figures for one endpoint or in total (``load.results``)."""
+
+    requests: int
+    failures: int
+    error_rate: float  # failed / all requests
+    rps: float  # completed requests per second, mean of the whole seconds
+    times: tuple[tuple[str, float | None], ...]  # statistic ("p50", "min", ...) -> seconds; None without requests
+    errors: tuple[tuple[str, int], ...] = ()  # distinct messages, most frequent first
+
+    def time(self, statistic: str) -> float | None:
+        return dict(self.times).get(statistic)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: getattr(self, name) for name in _LOAD_COUNTS}
+        out.update(self.times)
+        if self.errors:
+            out["errors"] = dict(self.errors)
+        return out
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> LoadFigures:
+        return cls(
+            requests=data["requests"],
+            failures=data["failures"],
+            error_rate=data["error_rate"],
+            rps=data["rps"],
+            times=tuple((k, v) for k, v in data.items() if k not in (*_LOAD_COUNTS, "errors")),
+            errors=tuple((data.get("errors") or {}).items()),
+        )
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """A load test run from a test (the ``load`` fixture): its settings, the total, each endpoint."""
+
+    locustfile: str
+    users: int
+    run_time: float
+    processes: int
+    window: float
+    total: LoadFigures
+    endpoints: tuple[tuple[str, LoadFigures], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "locustfile": self.locustfile,
+            "users": self.users,
+            "run_time": self.run_time,
+            "processes": self.processes,
+            "window": self.window,
+            "total": self.total.to_json(),
+            "endpoints": {name: figures.to_json() for name, figures in self.endpoints},
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> LoadRun:
+        return cls(
+            locustfile=data["locustfile"],
+            users=data["users"],
+            run_time=data["run_time"],
+            processes=data["processes"],
+            window=data["window"],
+            total=LoadFigures.from_json(data["total"]),
+            endpoints=tuple((name, LoadFigures.from_json(f)) for name, f in data["endpoints"].items()),
+        )
+
+
+def _load_from_json(data: JsonObject) -> LoadFigures | LoadRun | JsonObject:
+    """The ``load`` key holds a run (from the ``load`` fixture) or one endpoint's figures
+    (``perfgate load``); anything else is kept as written."""
+    try:
+        if {"locustfile", "total", "endpoints"} <= data.keys():
+            return LoadRun.from_json(data)
+        if set(_LOAD_COUNTS) <= data.keys():
+            return LoadFigures.from_json(data)
+    except (KeyError, TypeError, AttributeError):  # not checked at the file boundary: another shape
+        pass
+    return data
+
+
 # --------------------------------------------------------------------------- the evidence of a test
 
 
-_Typed = MemoryProfile | CpuProfile | ImportedSummary | tuple[AllocationSite, ...]
+_Typed = MemoryProfile | CpuProfile | ImportedSummary | LoadFigures | LoadRun | JsonObject | tuple[AllocationSite, ...]
 
 
 def _sites_from_json(data: Any) -> tuple[AllocationSite, ...]:
@@ -261,6 +348,7 @@ _READERS: dict[str, tuple[type, Callable[[Any], _Typed]]] = {
     "cpu_profile": (Mapping, CpuProfile.from_json),
     "summary": (Mapping, ImportedSummary.from_json),
     "memory_sites_at_end": (list, _sites_from_json),
+    "load": (Mapping, _load_from_json),
 }
 
 
@@ -322,6 +410,11 @@ class Evidence(Mapping[str, Any]):
     def memory_sites_at_end(self) -> tuple[AllocationSite, ...]:
         value = self._items.get("memory_sites_at_end")
         return value if isinstance(value, tuple) else ()
+
+    @property
+    def load(self) -> LoadFigures | LoadRun | None:
+        value = self._items.get("load")
+        return value if isinstance(value, (LoadFigures, LoadRun)) else None
 
     def text(self, key: str) -> str:
         """A key holding a string (``error``, ``crash``, ``imported_from``), or ``""``."""

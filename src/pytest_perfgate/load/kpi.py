@@ -82,5 +82,5 @@ def judge(load: LoadStats, spec: BudgetSpec, locustfile: str, *, strict: bool = 
         series=load.total.series(),
         spec=spec,
         verdicts=verdicts,
-        evidence={"load": load.total.summary()},
+        evidence={"load": load.total.figures()},
     )
