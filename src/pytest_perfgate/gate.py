@@ -63,11 +63,6 @@ class GateVerdict(str, Enum):
         """Report order: what needs attention first."""
         return _RANK[self]
 
-    def counted(self, n: int) -> str:
-        """``n`` comparisons with this verdict, in words: "1 warning", "3 improvements", "2 unchanged"."""
-        plural = n != 1 and self in (GateVerdict.REGRESSION, GateVerdict.WARNING, GateVerdict.IMPROVEMENT)
-        return f"{n} {self.value}{'s' if plural else ''}"
-
     @property
     def changed(self) -> bool:
         return self in (GateVerdict.REGRESSION, GateVerdict.WARNING, GateVerdict.IMPROVEMENT)

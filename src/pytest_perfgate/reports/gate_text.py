@@ -11,6 +11,12 @@ def _s(n: int, word: str, plural: str = "s") -> str:
     return f"{n} {word}{plural if n != 1 else ''}"
 
 
+def counted(verdict: GateVerdict, n: int) -> str:
+    """``n`` comparisons with ``verdict``, in words: "1 warning", "3 improvements", "2 unchanged"."""
+    plural = n != 1 and verdict in (GateVerdict.REGRESSION, GateVerdict.WARNING, GateVerdict.IMPROVEMENT)
+    return f"{n} {verdict.value}{'s' if plural else ''}"
+
+
 def percent_range(low: float, high: float) -> str:
     """Two fractions as one range of whole percentages: ``"12-32%"``, ``"13%"``."""
     lo, hi = f"{low:.0%}", f"{high:.0%}"
@@ -138,12 +144,12 @@ def _counted(report: GateReport, counts: dict[GateVerdict, int]) -> str:
     regressions = counts[GateVerdict.REGRESSION]
     if regressions and not report.regressions_fail:
         elsewhere = "not failing here: the paired A/B gate judges them"
-        first.append(f"{GateVerdict.REGRESSION.counted(regressions)} {elsewhere}")
+        first.append(f"{counted(GateVerdict.REGRESSION, regressions)} {elsewhere}")
     listed = [v for v, n in counts.items() if n and v is not GateVerdict.REGRESSION]
     if not unjudged:
-        return ", ".join(first + [v.counted(counts[v]) for v in listed])
+        return ", ".join(first + [counted(v, counts[v]) for v in listed])
     listing = (GateVerdict.NEW, GateVerdict.MISSING)
-    judged = [v.counted(counts[v]) for v in listed if v not in UNJUDGED and v not in listing]
+    judged = [counted(v, counts[v]) for v in listed if v not in UNJUDGED and v not in listing]
     compared = len(report.compared)
     groups = [first]
     if report.status is not GateStatus.NOT_JUDGED:
@@ -158,7 +164,7 @@ def _counted(report: GateReport, counts: dict[GateVerdict, int]) -> str:
                 f"{counts[verdict]} {unjudged_words[verdict]}" + (f": run-to-run spread {spread}" if spread else "")
             )
     groups.append(words)
-    groups.append([v.counted(counts[v]) for v in listed if v in listing])
+    groups.append([counted(v, counts[v]) for v in listed if v in listing])
     return "; ".join(", ".join(g) for g in groups if g)
 
 
