@@ -27,7 +27,7 @@ from . import stats
 from .budgets import BudgetResult, Verdict
 from .config import GateSettings
 from .errors import GateError, PerfgateError
-from .model import RunResult, Series, TestResult
+from .model import Outcome, RunResult, Series, TestResult
 from .units import Kind, format_value
 
 if TYPE_CHECKING:
@@ -442,7 +442,7 @@ def compare(
         current_value, why = run_statistic(cur_test, metric, settings.metric)
         raw_base = [v for v, _ in (run_statistic(r[nodeid], metric, settings.metric) for r in runs if nodeid in r)]
         base_values = [v for v in raw_base if v is not None and v > 0]
-        if current_value == 0 and raw_base and all(v == 0 for v in raw_base) and cur_test.outcome == "passed":
+        if current_value == 0 and raw_base and all(v == 0 for v in raw_base) and cur_test.outcome == Outcome.PASSED:
             done.append(
                 replace(
                     template,
@@ -456,7 +456,7 @@ def compare(
             continue
         baseline_value = math.exp(stats.mean([math.log(v) for v in base_values])) if base_values else None
         template = replace(template, baseline_runs=len(base_values), baseline=baseline_value, current=current_value)
-        if cur_test.outcome != "passed":
+        if cur_test.outcome != Outcome.PASSED:
             why = f"the test {cur_test.outcome} in the current run"
         elif current_value is None:
             why = f"current run: {why}"

@@ -18,6 +18,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,17 @@ class Series:
         return format_value(value, self.kind, self.unit)
 
 
+class Outcome(str, Enum):
+    """How a test ended, as pytest says it, and ``crashed`` (its pytest-xdist worker died).
+    :attr:`TestResult.outcome` holds the value (a plain string, as written in results files)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ERROR = "error"  # in setup or teardown
+    CRASHED = "crashed"
+
+
 @dataclass(frozen=True)
 class TestResult:
     """What one test measured and how its budgets were judged."""
@@ -70,7 +82,7 @@ class TestResult:
     __test__ = False  # not a pytest test class, despite the name
 
     nodeid: str
-    outcome: str = "passed"
+    outcome: str = Outcome.PASSED.value  # an Outcome's value; a results file may hold another word
     mode: str | None = None  # "perf", "benchmark", "call" or None (nothing timed)
     duration: float = 0.0
     series: Mapping[str, Series] = field(default_factory=dict)
