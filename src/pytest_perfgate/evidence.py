@@ -14,11 +14,17 @@ the JSON form (``evidence["load"]``); formatters read the typed attributes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 #: a JSON object as ``json.loads`` gives it: the boundary where typed values begin
 JsonObject = Mapping[str, Any]
+
+
+def _record_json(record: Any) -> dict[str, Any]:
+    """A record's fields in order, nested records (``children``) as JSON too."""
+    return {f.name: _to_json(getattr(record, f.name)) for f in fields(record)}
+
 
 # --------------------------------------------------------------------------- memory
 
@@ -46,13 +52,7 @@ class FunctionMemory:
     self_net: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "function": self.function,
-            "location": self.location,
-            "calls": self.calls,
-            "inclusive_peak": self.inclusive_peak,
-            "self_net": self.self_net,
-        }
+        return _record_json(self)
 
     @classmethod
     def from_json(cls, data: JsonObject) -> FunctionMemory:
@@ -72,14 +72,7 @@ class MemoryNode:
     children: tuple[MemoryNode, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "function": self.function,
-            "location": self.location,
-            "calls": self.calls,
-            "peak": self.peak,
-            "self_net": self.self_net,
-            "children": [c.to_json() for c in self.children],
-        }
+        return _record_json(self)
 
     @classmethod
     def from_json(cls, data: JsonObject) -> MemoryNode:
@@ -144,14 +137,7 @@ class CallNode:
     children: tuple[CallNode, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "function": self.function,
-            "location": self.location,
-            "calls": self.calls,
-            "cumulative": self.cumulative,
-            "own": self.own,
-            "children": [c.to_json() for c in self.children],
-        }
+        return _record_json(self)
 
     @classmethod
     def from_json(cls, data: JsonObject) -> CallNode:
@@ -357,10 +343,11 @@ def _keep(value: Any) -> Any:
 
 
 def _to_json(value: object) -> Any:
-    if isinstance(value, tuple):
-        return [s.to_json() for s in value]
+    """A typed value (or a tuple of them) as JSON; JSON as it is."""
     to_json = getattr(value, "to_json", None)
-    return to_json() if to_json is not None else value
+    if to_json is not None:
+        return to_json()
+    return [_to_json(item) for item in value] if isinstance(value, tuple) else value
 
 
 class Evidence(Mapping[str, Any]):

@@ -135,15 +135,7 @@ class PerfgateSession:
             spec or BudgetSpec(), recorder.series, strict=self.options.strict, not_checked=not_checked
         )
         profiles = self.collect_evidence(spec, verdicts, rerun) if rerun is not None else {}
-        evidence = recorded_evidence(recorder, profiles)
-        return TestResult(
-            nodeid=nodeid,
-            mode=recorder.mode,
-            series=dict(recorder.series),
-            spec=spec or BudgetSpec(),
-            verdicts=verdicts,
-            evidence=evidence,
-        )
+        return recorded_result(nodeid, spec, recorder, profiles, verdicts)
 
     def collect_evidence(
         self, spec: BudgetSpec | None, verdicts: Sequence[budget_mod.BudgetResult], rerun: Any
@@ -171,14 +163,7 @@ class PerfgateSession:
         self, nodeid: str, spec: BudgetSpec | None, recorder: Recorder, *, error: str | None = None
     ) -> TestResult:
         """A test whose budgets were not judged (it failed, errored or was skipped)."""
-        evidence = recorded_evidence(recorder, {"error": error} if error else {})
-        return TestResult(
-            nodeid=nodeid,
-            mode=recorder.mode,
-            series=dict(recorder.series),
-            spec=spec or BudgetSpec(),
-            evidence=evidence,
-        )
+        return recorded_result(nodeid, spec, recorder, {"error": error} if error else {})
 
     @staticmethod
     def with_outcome(result: TestResult, outcome: str, duration: float) -> TestResult:
@@ -227,10 +212,23 @@ class PerfgateSession:
         return run
 
 
-def recorded_evidence(recorder: Recorder, more: Mapping[str, object]) -> Evidence:
-    """What a test's recorder gathered (JSON from the subsystems), and ``more`` (profiles taken
-    here), as typed evidence: the one place where a recorder's evidence is read."""
-    return Evidence.from_json({**recorder.evidence, **more})
+def recorded_result(
+    nodeid: str,
+    spec: BudgetSpec | None,
+    recorder: Recorder,
+    more_evidence: Mapping[str, object],
+    verdicts: tuple[budget_mod.BudgetResult, ...] = (),
+) -> TestResult:
+    """A recorder becomes a :class:`TestResult`; its evidence (JSON from the subsystems) and
+    ``more_evidence`` (profiles taken here, an error) are read into typed evidence here, once."""
+    return TestResult(
+        nodeid=nodeid,
+        mode=recorder.mode,
+        series=dict(recorder.series),
+        spec=spec or BudgetSpec(),
+        verdicts=verdicts,
+        evidence=Evidence.from_json({**recorder.evidence, **more_evidence}),
+    )
 
 
-__all__ = ["PerfgateSession", "recorded_evidence"]
+__all__ = ["PerfgateSession", "recorded_result"]
