@@ -374,7 +374,7 @@ def verdict_from_dict(r: _Reader, raw: Any, where: str) -> BudgetResult:
 #: node), "node"/"cpu_node" a call tree. Anything else in the evidence is kept as written (finite numbers only).
 _FUNCTION = {"function": "str", "location": "str", "calls": "int", "inclusive_peak": "num", "self_net": "num"}
 _SITE = {"size": "num", "count": "int", "stack": ["str"]}
-_EVIDENCE_SHAPES: dict[str, Any] = {
+_EVIDENCE_SHAPES: dict[str, object] = {
     "memory_profile": {
         "peak": "num",
         "functions": [_FUNCTION],

@@ -28,7 +28,7 @@ from .units import Kind
 if TYPE_CHECKING:
     from .gate import SessionGate
 
-MarkerLevels = Sequence[tuple[str, Sequence[tuple[tuple[Any, ...], Mapping[str, Any]]]]]
+MarkerLevels = Sequence[tuple[str, Sequence[tuple[tuple[object, ...], Mapping[str, object]]]]]
 
 
 @dataclass
