@@ -1,6 +1,8 @@
 """The gate: a baseline made of several stored runs against a current run -> :class:`GateReport`.
 
-Pure (no I/O apart from :func:`compare_for_session`, which opens a store), no pytest.
+Pure (no I/O apart from :func:`compare_for_session`, which opens a store), no pytest. It returns
+typed results (verdicts, :class:`Notice` with a kind and its figures); the headline and the
+notices in words are made in :mod:`pytest_perfgate.reports.gate_text`.
 
 The model, per (test, metric), documented with its reasons in docs/gate.md:
 

@@ -10,7 +10,6 @@ from ..paths import write_text_atomic
 from ..session import PerfgateSession
 from ..units import Kind
 from .evidence_text import format_cpu_profile, format_memory_profile, format_sites
-from .gate_terminal import format_session_gate
 from .terminal import format_budget_table, format_timings
 
 #: how the failure of a test whose budget (not its body) failed begins
@@ -60,6 +59,8 @@ def summary_lines(session: PerfgateSession, *, verbose: bool = False) -> list[st
     if session.push_error:
         lines.append(f"WARN {session.push_error} (the tests' outcome is unaffected)")
     if session.gate is not None:
+        from .gate_terminal import format_session_gate  # the gate's modules only when it ran
+
         lines.extend(format_session_gate(session.gate))
     if session.save_error:
         lines.append(f"error: {session.save_error}")
