@@ -59,7 +59,7 @@ def test_a_results_file_reads_into_typed_evidence_and_writes_back_unchanged() ->
     assert evidence.memory_sites_at_end[0].size == 2048 and evidence.memory_sites_at_end[0].stack == tuple(
         SITE["stack"]
     )
-    assert isinstance(evidence.summary, ImportedSummary) and evidence.summary.value("time", "median") == 0.5
+    assert isinstance(evidence.summary, ImportedSummary) and evidence.summary.statistic("time", "median") == 0.5
     assert isinstance(evidence.load, LoadRun) and evidence.load.total.time("p95") == 0.2
     assert evidence.text("crash") == "worker 'gw0' crashed" and evidence.text("mem_retained") == ""
     assert evidence["from_a_newer_perfgate"] == {"anything": [1, "two", None]}  # kept as written

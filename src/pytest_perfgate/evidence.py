@@ -13,6 +13,7 @@ the JSON form (``evidence["load"]``); formatters read the typed attributes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Generic, NamedTuple, TypeVar, overload
@@ -218,10 +219,13 @@ class ImportedSummary:
     def has(self, metric: str) -> bool:
         return isinstance(self.figures.get(metric), Mapping)
 
-    def value(self, metric: str, statistic: str) -> object:
-        """The figure as written (None when absent): the caller checks that it is a number."""
+    def statistic(self, metric: str, statistic: str) -> float | None:
+        """The figure, when the summary has it as a finite number."""
         figures = self.figures.get(metric)
-        return figures.get(statistic) if isinstance(figures, Mapping) else None
+        value = figures.get(statistic) if isinstance(figures, Mapping) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        return None
 
     def to_json(self) -> JsonObject:
         return self.figures

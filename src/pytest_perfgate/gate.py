@@ -20,7 +20,7 @@ The model, per (test, metric), documented with its reasons in docs/gate.md:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -45,9 +45,6 @@ def _expm1(x: float) -> float:
 #: or a critical budget breach; incomplete (a selected test or the run was not compared: fails closed);
 #: nothing judged (the stored-baseline gate could judge none of its comparisons on this runner)
 EXIT_OK, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_NOT_JUDGED = 0, 1, 2, 3
-
-#: TestResult.evidence key holding summary statistics of series imported without samples
-SUMMARY_KEY = "summary"
 
 
 class GateVerdict(str, Enum):
@@ -336,14 +333,12 @@ def run_statistic(test: TestResult, metric: str, statistic: str) -> tuple[float 
         values = [v for v in values if math.isfinite(v)]
     if values:
         return stats.statistic(values, statistic), ""
-    summary = test.evidence.get(SUMMARY_KEY)
-    if isinstance(summary, Mapping):
-        figures = summary.get(metric)
-        if isinstance(figures, Mapping):
-            value = figures.get(statistic)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                return float(value), ""
-            return None, f"imported without samples, and its summary has no '{statistic}'"
+    summary = test.evidence.summary
+    if summary is not None and summary.has(metric):
+        value = summary.statistic(metric, statistic)
+        if value is not None:
+            return value, ""
+        return None, f"imported without samples, and its summary has no '{statistic}'"
     return None, "no finite samples"
 
 
