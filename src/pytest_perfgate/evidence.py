@@ -3,12 +3,14 @@
 A results file keeps it per test as a JSON object (``"evidence": {...}``, schema unchanged).
 :meth:`Evidence.from_json` turns that object into typed values once: at the results-file
 boundary (after :mod:`~pytest_perfgate.model` checked its shape) and where a test's recorder
-becomes a :class:`~pytest_perfgate.model.TestResult`. Keys this version does not type (the load
-test's figures, MongoDB queries, race reports, or keys a newer perfgate wrote) are kept as written,
-so that :meth:`Evidence.to_json` gives back what was read.
+becomes a :class:`~pytest_perfgate.model.TestResult`. Typed: ``memory_profile``,
+``cpu_profile``, ``memory_sites_at_end``, ``summary`` (imported statistics) and ``load``; strings
+(``error``, ``crash``, ``imported_from``) are read with :meth:`Evidence.text`. Every other key
+(MongoDB queries, race reports, a key a newer perfgate wrote) is kept as written, so that
+:meth:`Evidence.to_json` gives back what was read.
 
 :class:`Evidence` is also a read-only mapping of key to JSON value, for code that still reads
-the JSON form (``evidence["load"]``); formatters read the typed attributes.
+the JSON form (``evidence["mongo"]``); formatters read the typed attributes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ A results file (``--perfgate-save``) is one :class:`RunResult`::
                 "spec": {...budgets...}, "verdicts": [...], "evidence": {...}}]}
 
 :func:`load_results` reads it back and rejects unknown versions and corrupt files with a
-:class:`~pytest_perfgate.errors.ResultsFileError` naming the path and the reason.
+:class:`~pytest_perfgate.errors.ResultsFileError` naming the path and the reason; each test's
+evidence becomes a typed :class:`~pytest_perfgate.evidence.Evidence` there.
 """
 
 from __future__ import annotations
