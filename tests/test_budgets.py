@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_perfgate.budgets import BudgetSpec, Verdict, evaluate, judge, parse_level, parse_marker
+from pytest_perfgate.budgets import BudgetSpec, Verdict, evaluate, level_verdict, parse_level, parse_marker
 from pytest_perfgate.errors import BudgetError, UnitError
 from pytest_perfgate.metrics import custom
 from pytest_perfgate.model import Series
@@ -152,7 +152,7 @@ levels = st.floats(min_value=0, max_value=10, allow_nan=False)
 @given(measured=levels, a=levels, b=levels, hib=st.booleans())
 def test_judge_is_monotonic_in_the_measured_value(measured: float, a: float, b: float, hib: bool) -> None:
     target, critical = (max(a, b), min(a, b)) if hib else (min(a, b), max(a, b))
-    verdict = judge(measured, target, critical, hib)
+    verdict = level_verdict(measured, target, critical, hib)
     worse = measured * 2 + 1 if not hib else measured / 2 - 1
-    assert judge(worse, target, critical, hib).rank <= verdict.rank
-    assert judge(measured, target, critical, hib, strict=True) in (Verdict.PASS, Verdict.FAIL)
+    assert level_verdict(worse, target, critical, hib).rank <= verdict.rank
+    assert level_verdict(measured, target, critical, hib, strict=True) in (Verdict.PASS, Verdict.FAIL)

@@ -16,6 +16,7 @@ from pytest_perfgate.config import GateOverride, GateSettings
 from pytest_perfgate.errors import GateError
 from pytest_perfgate.gate import GateStatus, GateVerdict, compare, format_detectable
 from pytest_perfgate.model import RunResult, Series, TestResult
+from pytest_perfgate.reports.gate_text import headline, notice_texts
 from pytest_perfgate.units import Kind
 
 # --------------------------------------------------------------------------- builders (used by other test files)
@@ -95,7 +96,7 @@ def test_big_slowdown_with_enough_runs_is_a_regression() -> None:
     )
     assert regression.p_adjusted is not None and regression.p_value is not None
     assert regression.p_adjusted >= regression.p_value
-    assert report.headline().startswith("perfgate: FAILED: 1 regression")
+    assert headline(report).startswith("perfgate: FAILED: 1 regression")
 
 
 def test_improvement_and_warning_levels() -> None:
@@ -118,7 +119,7 @@ def test_change_within_the_run_to_run_spread_is_unstable_not_a_failure() -> None
         c.reason == "worse by 44%, not significant: the baseline's 5 runs vary by 30% (t test, Holm-adjusted p = 0.14)"
     )
     assert report.exit_code == 3
-    assert report.headline() == (
+    assert headline(report) == (
         "perfgate: NOT JUDGED: the one time comparison could not be judged (1 too noisy to judge on this runner: "
         "run-to-run spread 30%); the paired gate (perfgate ab) would judge it (more stored runs would not: the "
         "spread is too large); baseline of 5 runs"
@@ -163,7 +164,7 @@ def test_one_baseline_run_uses_the_conservative_rule_and_says_so() -> None:
     verdicts = verdicts_of(report)
     assert verdicts["a"] is GateVerdict.INSUFFICIENT  # 25% is within what one run cannot rule out
     assert verdicts["b"] is GateVerdict.REGRESSION  # 3x is not
-    assert any("fewer than 3 baseline runs" in n for n in report.notices)
+    assert any("fewer than 3 baseline runs" in n for n in notice_texts(report))
     assert all(c.spread_assumed for c in report.comparisons)
 
 
@@ -234,16 +235,16 @@ def test_critical_budget_breach_fails_the_gate_even_without_a_baseline() -> None
     report = compare([], current)
     assert report.failed and report.exit_code == 1
     assert [b.critical for b in report.breaches] == [True, False]
-    assert report.headline() == "perfgate: FAILED: 1 critical budget breach (1 new); no baseline yet"
-    assert report.notices and "no baseline" in report.notices[0]
+    assert headline(report) == "perfgate: FAILED: 1 critical budget breach (1 new); no baseline yet"
+    assert notice_texts(report) and "no baseline" in notice_texts(report)[0]
     assert verdicts_of(report) == {"a": GateVerdict.NEW}
 
 
 def test_missing_baseline_passes_with_a_notice() -> None:
     report = compare([], make_run({"a": [1.0] * 5}))
-    assert report.exit_code == 0 and "no baseline" in report.notices[0]
+    assert report.exit_code == 0 and "no baseline" in notice_texts(report)[0]
     assert report.status is GateStatus.NOTHING_COMPARED and not report.status.clean  # passes, not a green check
-    assert report.headline() == "perfgate: PASSED without a comparison (1 new); no baseline yet"
+    assert headline(report) == "perfgate: PASSED without a comparison (1 new); no baseline yet"
 
 
 def test_no_overlap_is_an_error_naming_both_sides() -> None:

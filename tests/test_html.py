@@ -27,8 +27,8 @@ def _run(nodeid: str, scale: float, *, evidence: bool = False) -> TestResult:
     extra = {}
     if evidence:
         extra = {
-            "memory_profile": profile_memory(_work).to_dict(),
-            "cpu_profile": profile_cpu(_work, min_time=0.02).to_dict(),
+            "memory_profile": profile_memory(_work).to_json(),
+            "cpu_profile": profile_cpu(_work, min_time=0.02).to_json(),
         }
     return TestResult(nodeid, series=series, spec=spec, verdicts=evaluate(spec, series), evidence=extra, mode="perf")
 

@@ -217,10 +217,7 @@ def test_markdown_shows_the_top_offenders_of_failing_tests(tmp_path: Path) -> No
 
     series = {"mem_peak": Series("mem_peak", Kind.SIZE, (400_000.0,))}
     spec = parse_marker({"mem_peak": "100kB"})
-    evidence = {
-        "memory_profile": profile_memory(hog).to_dict(),
-        "cpu_profile": profile_cpu(hog, min_time=0.01).to_dict(),
-    }
+    evidence = {"memory_profile": profile_memory(hog).to_json(), "cpu_profile": profile_cpu(hog, min_time=0.01).to_json()}
     failing = TestResult("t.py::hog", series=series, spec=spec, verdicts=evaluate(spec, series), evidence=evidence)
     current = RunResult({}, (failing,))
     text = format_markdown(compare((), current), current=current)

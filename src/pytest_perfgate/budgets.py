@@ -13,10 +13,10 @@ higher-is-better metrics (throughput, hit ratios) it must not be below it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from . import metrics as metric_registry
 from . import stats
@@ -24,8 +24,21 @@ from .errors import BudgetError, PerfgateError, UnitError
 from .metrics import MetricDef
 from .units import ACCEPTED, Kind, format_value, parse
 
-if TYPE_CHECKING:
-    from .model import Series
+
+class Recorded(Protocol):
+    """What :func:`evaluate` reads of a recorded series (a :class:`~pytest_perfgate.model.Series`)."""
+
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def values(self) -> Sequence[float]: ...
+    @property
+    def higher_is_better(self) -> bool: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def basis(self) -> str: ...
+
 
 LEVEL_FORMS = (
     "a single value (the critical level), a (target, critical) pair, or a mapping with 'target' and/or 'critical'"
@@ -400,7 +413,7 @@ def _resolve_name(name: str, declared: Mapping[str, MetricDef], key: str) -> str
 
 def evaluate(
     spec: BudgetSpec,
-    series: Mapping[str, Series],
+    series: Mapping[str, Recorded],
     *,
     strict: bool = False,
     not_checked: Mapping[str, str] | None = None,
@@ -452,7 +465,7 @@ def evaluate(
             except ValueError as exc:
                 raise BudgetError(f"'{budget.metric}': {exc}") from None
         measured = stats.statistic(recorded.values, definition.statistic)
-        verdict = judge(measured, budget.target, budget.critical, definition.higher_is_better, strict=strict)
+        verdict = level_verdict(measured, budget.target, budget.critical, definition.higher_is_better, strict=strict)
         results.append(
             BudgetResult(
                 metric=budget.metric,
@@ -464,16 +477,18 @@ def evaluate(
                 samples=len(recorded.values),
                 higher_is_better=definition.higher_is_better,
                 unit=recorded.unit,
-                detail=recorded.detail,
+                detail=recorded.basis,
                 source=budget.source,
             )
         )
     return tuple(results)
 
 
-def judge(
+def level_verdict(
     measured: float, target: float | None, critical: float | None, higher_is_better: bool, *, strict: bool = False
 ) -> Verdict:
+    """Past the critical level: fail; past the target: warn (fail when ``strict``); else pass."""
+
     def beyond(level: float | None) -> bool:
         if level is None or math.isnan(measured):
             return False
@@ -497,7 +512,7 @@ __all__ = [
     "PerfgateError",
     "Verdict",
     "evaluate",
-    "judge",
+    "level_verdict",
     "parse_level",
     "parse_marker",
     "worst_first",

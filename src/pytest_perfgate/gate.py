@@ -1,6 +1,8 @@
 """The gate: a baseline made of several stored runs against a current run -> :class:`GateReport`.
 
-Pure (no I/O apart from :func:`compare_for_session`, which opens a store), no pytest.
+Pure (no I/O apart from :func:`compare_for_session`, which opens a store), no pytest. It returns
+typed results (verdicts, :class:`Notice` with a kind and its figures); the headline and the
+notices in words are made in :mod:`pytest_perfgate.reports.gate_text`.
 
 The model, per (test, metric), documented with its reasons in docs/gate.md:
 
@@ -18,16 +20,16 @@ The model, per (test, metric), documented with its reasons in docs/gate.md:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import stats
 from .budgets import BudgetResult, Verdict
 from .config import GateSettings
 from .errors import GateError, PerfgateError
-from .model import RunResult, Series, TestResult
+from .model import Outcome, RunResult, Series, TestResult
 from .units import Kind, format_value
 
 if TYPE_CHECKING:
@@ -44,9 +46,6 @@ def _expm1(x: float) -> float:
 #: nothing judged (the stored-baseline gate could judge none of its comparisons on this runner)
 EXIT_OK, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_NOT_JUDGED = 0, 1, 2, 3
 
-#: TestResult.evidence key holding summary statistics of series imported without samples
-SUMMARY_KEY = "summary"
-
 
 class GateVerdict(str, Enum):
     REGRESSION = "regression"
@@ -62,11 +61,6 @@ class GateVerdict(str, Enum):
     def rank(self) -> int:
         """Report order: what needs attention first."""
         return _RANK[self]
-
-    def counted(self, n: int) -> str:
-        """``n`` comparisons with this verdict, in words: "1 warning", "3 improvements", "2 unchanged"."""
-        plural = n != 1 and self in (GateVerdict.REGRESSION, GateVerdict.WARNING, GateVerdict.IMPROVEMENT)
-        return f"{n} {self.value}{'s' if plural else ''}"
 
     @property
     def changed(self) -> bool:
@@ -107,6 +101,58 @@ _EXIT = {
     GateStatus.PARTLY_JUDGED: EXIT_OK,
     GateStatus.PASSED: EXIT_OK,
 }
+
+
+class GateMode(str, Enum):
+    """What a report compared the current run with."""
+
+    BASELINE = "baseline"  # stored runs (``perfgate compare``, ``--perfgate-compare``)
+    PAIRED = "paired"  # the base revision measured side by side (``perfgate ab``)
+
+
+class NoticeKind(str, Enum):
+    """What a :class:`Notice` tells; ``reports.gate_text.notice_text`` says it in words."""
+
+    NO_BASELINE = "no baseline"  # where: the store (may be "")
+    ASSUMED_SPREAD = "assumed spread"  # count, of (min_baseline_runs), fewest, share (the spread assumed)
+    NOISY_BASELINE = "noisy baseline"  # count, spread (low, high), threshold (max_regression)
+    TESTS_NOT_IN_RUN = "tests not in run"  # count
+    PAIRED_ESTIMATE = "paired estimate"  # paired: Current is Baseline times the paired change
+    DISTURBED_BLOCKS = "disturbed blocks"  # count, of (blocks in all), left_out, groups
+    CONFIRMED = "confirmed in fresh pairs"  # count, changes (node id, the change of each pair)
+    OTHER_METRICS = "other metrics"  # paired: memory, queries, ... compared as one base run
+    SKIPPED_AS_EXPECTED = "skipped as expected"  # count, tests ("<node id>: why", the first five)
+    ALLOWED_INCOMPLETE = "allowed incomplete"  # count, tests ("<node id>: why", all)
+    TEXT = "text"  # text: told in words by the caller (the paired run's controller)
+
+
+@dataclass(frozen=True)
+class DisturbedGroup:
+    """Disturbed blocks that were judged anyway, in tests with too few undisturbed ones."""
+
+    corrected: bool  # each preempted round counted as its CPU time plus its side's usual off-CPU time
+    kept: int
+    tests: tuple[str, ...]  # node ids, sorted
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a report says besides its verdicts; the figures each kind uses are listed at
+    :class:`NoticeKind`."""
+
+    kind: NoticeKind
+    count: int = 0
+    of: int = 0
+    fewest: int = 0
+    left_out: int = 0
+    share: float = 0.0
+    threshold: float = 0.0
+    spread: tuple[float, float] = (0.0, 0.0)
+    where: str = ""
+    tests: tuple[str, ...] = ()
+    changes: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    groups: tuple[DisturbedGroup, ...] = ()
+    text: str = ""
 
 
 def names_test(line: str) -> bool:
@@ -169,12 +215,11 @@ class BudgetBreach:
 class GateReport:
     comparisons: tuple[Comparison, ...]
     breaches: tuple[BudgetBreach, ...] = ()
-    notices: tuple[str, ...] = ()
+    notices: tuple[Notice, ...] = ()
     baseline_runs: int = 0
     baseline_sources: tuple[str, ...] = ()
     settings: GateSettings = field(default_factory=GateSettings)
-    #: "baseline" (a run against stored runs) or "paired" (perfgate ab: both measured side by side)
-    mode: str = "baseline"
+    mode: GateMode = GateMode.BASELINE
     #: the paired mode's base, e.g. "origin/main (1a2b3c4)"
     subject: str = ""
     #: False when regressions are reported but judged elsewhere (``compare --budgets-only``, with the
@@ -185,6 +230,9 @@ class GateReport:
     #: run-level reason (``"the paired run did not finish: ..."``). Not empty: the gate is
     #: incomplete (exit 2) unless it failed (exit 1): it never passes what it did not measure
     incomplete: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", GateMode(self.mode))  # also from its value, "paired"
 
     def by_verdict(self, *verdicts: GateVerdict) -> list[Comparison]:
         return [c for c in self.comparisons if c.verdict in verdicts]
@@ -200,11 +248,6 @@ class GateReport:
     @property
     def failed(self) -> bool:
         return bool((self.regressions and self.regressions_fail) or self.critical_breaches)
-
-    @property
-    def judges(self) -> bool:
-        """Whether this report's own comparisons decide (not ``--budgets-only``)."""
-        return self.regressions_fail
 
     @property
     def compared(self) -> list[Comparison]:
@@ -223,10 +266,10 @@ class GateReport:
         if self.incomplete:
             return GateStatus.INCOMPLETE
         compared = len(self.compared)
-        if not compared or (self.mode == "baseline" and self.baseline_runs == 0):
+        if not compared or (self.mode is GateMode.BASELINE and self.baseline_runs == 0):
             return GateStatus.NOTHING_COMPARED
-        unjudged = len(self.unjudged) if self.judges else 0
-        if unjudged and unjudged == compared and self.mode == "baseline":
+        unjudged = len(self.unjudged) if self.regressions_fail else 0
+        if unjudged and unjudged == compared and self.mode is GateMode.BASELINE:
             return GateStatus.NOT_JUDGED
         return GateStatus.PARTLY_JUDGED if unjudged else GateStatus.PASSED
 
@@ -241,113 +284,19 @@ class GateReport:
             counts[c.verdict] += 1
         return counts
 
-    def headline(self) -> str:
-        """The one-line verdict, the same in every report format."""
-        status = self.status
-        regressions, breaches = len(self.regressions), len(self.critical_breaches)
-        failures = []
-        if regressions and self.regressions_fail:
-            failures.append(f"{regressions} regression{'s' if regressions != 1 else ''}")
-        if breaches:
-            failures.append(f"{breaches} critical budget breach{'es' if breaches != 1 else ''}")
-        heads = ["FAILED: " + " and ".join(failures)] if failures else []
-        if self.incomplete:
-            heads.append("INCOMPLETE: " + self._not_compared())
-        counts = self.counts()
-        unjudged_words = {
-            GateVerdict.UNSTABLE: "too noisy to judge on this runner" if self.mode == "baseline" else "unstable",
-            GateVerdict.INSUFFICIENT: "with insufficient data",
-        }
-        compared, unjudged = self.compared, (self.unjudged if self.judges else [])
-        advice = ""
-        if status is GateStatus.NOT_JUDGED:
-            what = "time comparisons" if all(c.metric == "time" for c in compared) else "comparisons"
-            one = len(compared) == 1
-            none = f"the one {what[:-1]} could not" if one else f"none of the {len(compared)} {what} could"
-            heads.append(f"NOT JUDGED: {none} be judged")
-            advice = self._what_would_judge().replace(" them", " it" if one else " them")
-        elif not heads:
-            heads.append("PASSED without a comparison" if status is GateStatus.NOTHING_COMPARED else "PASSED")
-        rest = self._counted(counts, unjudged, status, unjudged_words)
-        if self.mode == "paired":
-            against = f"paired A/B against {self.subject or 'the base'}"
-        elif self.baseline_runs == 0:
-            against = "no baseline yet"
-        else:
-            against = f"baseline of {self.baseline_runs} run{'s' if self.baseline_runs != 1 else ''}"
-        return (
-            f"perfgate: {'; '.join(heads)}"
-            + (f" ({rest})" if rest else "")
-            + (f"; {advice}" if advice else "")
-            + f"; {against}"
-        )
-
-    def _counted(
-        self,
-        counts: dict[GateVerdict, int],
-        unjudged: list[Comparison],
-        status: GateStatus,
-        unjudged_words: dict[GateVerdict, str],
-    ) -> str:
-        """The parenthesis of the headline: the verdicts counted; with comparisons that could not
-        be judged, how many of those with a baseline were judged, and why the others were not."""
-        first = []
-        regressions = counts[GateVerdict.REGRESSION]
-        if regressions and not self.regressions_fail:
-            elsewhere = "not failing here: the paired A/B gate judges them"
-            first.append(f"{GateVerdict.REGRESSION.counted(regressions)} {elsewhere}")
-        listed = [v for v, n in counts.items() if n and v is not GateVerdict.REGRESSION]
-        if not unjudged:
-            return ", ".join(first + [v.counted(counts[v]) for v in listed])
-        listing = (GateVerdict.NEW, GateVerdict.MISSING)
-        judged = [v.counted(counts[v]) for v in listed if v not in UNJUDGED and v not in listing]
-        compared = len(self.compared)
-        groups = [first]
-        if status is not GateStatus.NOT_JUDGED:
-            share = f"{compared - len(unjudged)} of {compared} judged"
-            groups.append([share + (f": {', '.join(judged)}" if judged else "")])
-        words = []
-        for verdict in UNJUDGED:
-            if counts[verdict]:
-                spread = self._spread_range() if verdict is GateVerdict.UNSTABLE and self.mode == "baseline" else ""
-                words.append(
-                    f"{counts[verdict]} {unjudged_words[verdict]}" + (f": run-to-run spread {spread}" if spread else "")
-                )
-        groups.append(words)
-        groups.append([v.counted(counts[v]) for v in listed if v in listing])
-        return "; ".join(", ".join(g) for g in groups if g)
-
-    def _not_compared(self) -> str:
-        """``2 tests not compared``; a run-level reason first, by its first clause."""
-        tests = sum(1 for line in self.incomplete if names_test(line))
-        run_level = [line for line in self.incomplete if not names_test(line)]
-        parts = []
-        if run_level:
-            more = len(run_level) - 1
-            parts.append(
-                run_level[0].split(": ", 1)[0]
-                + (f" (and {more} more problem{'s' if more != 1 else ''})" if more else "")
-            )
-        if tests:
-            parts.append(f"{tests} test{'s' if tests != 1 else ''} not compared")
-        return ", ".join(parts)
-
-    def _spread_range(self) -> str:
-        """The measured run-to-run spread of the unstable comparisons: ``"12-32%"``, ``"13%"``."""
-        spreads = [
+    def unstable_spreads(self) -> list[float]:
+        """The measured run-to-run spreads of the unstable comparisons (not assumed, finite)."""
+        return [
             c.spread
             for c in self.by_verdict(GateVerdict.UNSTABLE)
             if c.spread is not None and not c.spread_assumed and math.isfinite(c.spread)
         ]
-        if not spreads:
-            return ""
-        low, high = f"{min(spreads):.0%}", f"{max(spreads):.0%}"
-        return high if low == high else f"{low[:-1]}-{high}"
 
-    def _what_would_judge(self) -> str:
-        """What would judge comparisons this gate could not: the paired gate, and more stored runs
-        when the spread measured here would let them (as many runs as you like, the detectable
-        worsening tends to ``z * spread``: above ``max_regression`` no number of runs helps)."""
+    def would_judge(self) -> tuple[bool, bool]:
+        """Whether the paired gate, and whether more stored runs, would judge comparisons this
+        gate could not: more runs help when the spread measured here would let them (as many runs
+        as you like, the detectable worsening tends to ``z * spread``: above ``max_regression`` no
+        number of runs helps)."""
         from statistics import NormalDist
 
         family = max(1, sum(1 for c in self.comparisons if c.p_value is not None))
@@ -358,11 +307,7 @@ class GateReport:
                 helps_paired = True
                 if c.spread_assumed or (c.spread is not None and _expm1(z * math.log1p(c.spread)) <= c.max_threshold):
                     helps_runs = True
-        if not helps_paired:
-            return ""
-        if helps_runs:
-            return "the paired gate (perfgate ab) or more stored runs would judge them"
-        return "the paired gate (perfgate ab) would judge them (more stored runs would not: the spread is too large)"
+        return helps_paired, helps_runs
 
 
 # --------------------------------------------------------------------------- run statistics
@@ -388,14 +333,12 @@ def run_statistic(test: TestResult, metric: str, statistic: str) -> tuple[float 
         values = [v for v in values if math.isfinite(v)]
     if values:
         return stats.statistic(values, statistic), ""
-    summary = test.evidence.get(SUMMARY_KEY)
-    if isinstance(summary, Mapping):
-        figures = summary.get(metric)
-        if isinstance(figures, Mapping):
-            value = figures.get(statistic)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                return float(value), ""
-            return None, f"imported without samples, and its summary has no '{statistic}'"
+    summary = test.evidence.summary
+    if summary is not None and summary.has(metric):
+        value = summary.statistic(metric, statistic)
+        if value is not None:
+            return value, ""
+        return None, f"imported without samples, and its summary has no '{statistic}'"
     return None, "no finite samples"
 
 
@@ -413,7 +356,7 @@ class _Pending:
     """A comparison with a statistical test, waiting for the suite-level correction."""
 
     key: tuple[str, str]
-    base: dict[str, Any]
+    template: Comparison  # what is known before the verdict: names, thresholds, figures
     result: stats.RunComparison | stats.PairedComparison
     p_bad: float
     p_good: float
@@ -446,7 +389,7 @@ def compare(
             for t in sorted(current.tests, key=lambda t: t.nodeid)
             for m, s in sorted(t.series.items())
         )
-        notice = "no baseline: nothing to compare with, the gate passes (promote a run to create one)"
+        notice = Notice(NoticeKind.NO_BASELINE)
         return GateReport(comparisons, breaches, (notice,), 0, tuple(sources), settings)
 
     runs = [r.by_nodeid() for r in baseline]
@@ -462,7 +405,7 @@ def compare(
     for tests in [*runs, current_tests]:
         keys.update((nodeid, m) for nodeid, t in tests.items() for m in t.series)
 
-    notices: list[str] = []
+    notices: list[Notice] = []
     done: list[Comparison] = []
     pending: list[_Pending] = []
     for nodeid, metric in sorted(keys):
@@ -473,9 +416,11 @@ def compare(
         )
         kind, unit, hib = _series_meta(cur_series or base_series)
         warn_r, max_r = settings.thresholds_for(nodeid, cur_test.spec if cur_test else None)
-        base: dict[str, Any] = dict(
+        template = Comparison(
             nodeid=nodeid,
             metric=metric,
+            verdict=GateVerdict.UNCHANGED,
+            reason="",
             kind=kind,
             unit=unit,
             higher_is_better=hib,
@@ -485,33 +430,30 @@ def compare(
         )
         if cur_series is None:
             why = "not in the current run" if cur_test is None else f"the test recorded no '{metric}' this time"
-            done.append(Comparison(verdict=GateVerdict.MISSING, reason=why, **base))  # type: ignore[arg-type]
+            done.append(replace(template, verdict=GateVerdict.MISSING, reason=why))
             continue
         if base_series is None:
-            done.append(Comparison(verdict=GateVerdict.NEW, reason="not in the baseline", **base))  # type: ignore[arg-type]
+            done.append(replace(template, verdict=GateVerdict.NEW, reason="not in the baseline"))
             continue
         assert cur_test is not None
         current_value, why = run_statistic(cur_test, metric, settings.metric)
         raw_base = [v for v, _ in (run_statistic(r[nodeid], metric, settings.metric) for r in runs if nodeid in r)]
         base_values = [v for v in raw_base if v is not None and v > 0]
-        if current_value == 0 and raw_base and all(v == 0 for v in raw_base) and cur_test.outcome == "passed":
+        if current_value == 0 and raw_base and all(v == 0 for v in raw_base) and cur_test.outcome == Outcome.PASSED:
             done.append(
-                Comparison(
-                    verdict=GateVerdict.UNCHANGED,
+                replace(
+                    template,
                     reason="0 in every run",
                     baseline=0.0,
                     current=0.0,
                     change=0.0,
                     baseline_runs=len(raw_base),
-                    **base,
                 )
-            )  # type: ignore[arg-type]
+            )
             continue
-        base["baseline_runs"] = len(base_values)
-        if base_values:
-            base["baseline"] = math.exp(stats.mean([math.log(v) for v in base_values]))
-        base["current"] = current_value
-        if cur_test.outcome != "passed":
+        baseline_value = math.exp(stats.mean([math.log(v) for v in base_values])) if base_values else None
+        template = replace(template, baseline_runs=len(base_values), baseline=baseline_value, current=current_value)
+        if cur_test.outcome != Outcome.PASSED:
             why = f"the test {cur_test.outcome} in the current run"
         elif current_value is None:
             why = f"current run: {why}"
@@ -520,9 +462,8 @@ def compare(
         elif not base_values:
             why = f"no baseline run has a usable {settings.metric}"
         if why:
-            if current_value is not None and base_values:
-                base["change"] = current_value / float(base["baseline"]) - 1  # type: ignore[arg-type]
-            done.append(Comparison(verdict=GateVerdict.INSUFFICIENT, reason=why, **base))  # type: ignore[arg-type]
+            change = current_value / baseline_value - 1 if current_value is not None and baseline_value else None
+            done.append(replace(template, verdict=GateVerdict.INSUFFICIENT, reason=why, change=change))
             continue
         assert current_value is not None
         result = stats.compare_runs(
@@ -530,32 +471,36 @@ def compare(
         )
         sign = -1.0 if hib else 1.0
         p_bad, p_good = (result.p_better, result.p_worse) if hib else (result.p_worse, result.p_better)
-        pending.append(_Pending((nodeid, metric), base, result, p_bad, p_good, sign))
+        pending.append(_Pending((nodeid, metric), template, result, p_bad, p_good, sign))
 
     done += _decide_all(pending, settings)
 
     assumed_runs = [p.result.runs for p in pending if isinstance(p.result, stats.RunComparison) and p.result.assumed]
     assumed = len(assumed_runs)
     if assumed:
-        fewest = min(assumed_runs)
         notices.append(
-            f"{assumed} comparison{'s' if assumed != 1 else ''} had fewer than {settings.min_baseline_runs} baseline "
-            f"runs (fewest: {fewest}): their run-to-run spread is unknown, so a spread of "
-            f"{settings.assumed_spread:.0%} is assumed and only large changes can fail; promote more runs"
+            Notice(
+                NoticeKind.ASSUMED_SPREAD,
+                count=assumed,
+                of=settings.min_baseline_runs,
+                fewest=min(assumed_runs),
+                share=settings.assumed_spread,
+            )
         )
     noisy = [c for c in done if c.verdict is GateVerdict.UNSTABLE and c.spread is not None and not c.spread_assumed]
     if noisy:
         spreads = sorted(c.spread for c in noisy if c.spread is not None)
-        low, high = f"{spreads[0]:.0%}", f"{spreads[-1]:.0%}"
         notices.append(
-            f"{len(noisy)} comparison{'s' if len(noisy) != 1 else ''} could not be judged: the baseline's runs "
-            f"vary by {high if low == high else low[:-1] + '-' + high} on this runner, too much for a change of "
-            f"{settings.max_regression:.0%} to be told from noise; the paired gate (perfgate ab) measures both "
-            "versions in the same time window and judges such tests"
+            Notice(
+                NoticeKind.NOISY_BASELINE,
+                count=len(noisy),
+                spread=(spreads[0], spreads[-1]),
+                threshold=settings.max_regression,
+            )
         )
     missing_tests = sorted(baseline_ids - set(current_tests))
     if missing_tests:
-        notices.append(f"{len(missing_tests)} baseline test{'s' if len(missing_tests) != 1 else ''} not in this run")
+        notices.append(Notice(NoticeKind.TESTS_NOT_IN_RUN, count=len(missing_tests)))
     return GateReport(tuple(ordered(done)), breaches, tuple(notices), len(baseline), tuple(sources), settings)
 
 
@@ -575,14 +520,14 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
     r = p.result
     worse = p.bad_sign * r.shift  # log change towards worse
     low, high = r.interval(settings.confidence)
-    base = dict(p.base)
-    max_t, warn_t = float(base["max_threshold"]), float(base["warn_threshold"])  # type: ignore[arg-type]
+    max_t, warn_t = p.template.max_threshold, p.template.warn_threshold
     paired = isinstance(r, stats.PairedComparison)
     if isinstance(r, stats.PairedComparison):
         detectable, assumed = None, False
     else:
         detectable, assumed = (_expm1(r.detectable(suite_alpha)) if r.scale > 0 else 0.0), r.assumed
-    base.update(
+    figures = replace(
+        p.template,
         spread=_expm1(r.spread),
         spread_assumed=assumed,
         change=_expm1(r.shift),
@@ -632,8 +577,8 @@ def _decide(p: _Pending, adj_bad: float, adj_good: float, settings: GateSettings
     else:
         verdict, reason = GateVerdict.UNCHANGED, "within thresholds"
     if verdict is GateVerdict.IMPROVEMENT:  # its p-values are those of the "better" direction
-        base.update(p_value=p.p_good, p_adjusted=adj_good)
-    return Comparison(verdict=verdict, reason=reason, **base)  # type: ignore[arg-type]
+        return replace(figures, verdict=verdict, reason=reason, p_value=p.p_good, p_adjusted=adj_good)
+    return replace(figures, verdict=verdict, reason=reason)
 
 
 def _runs_vary(r: stats.RunComparison | stats.PairedComparison) -> str:
@@ -674,11 +619,7 @@ def compare_baseline(
     if baseline is None or not baseline.runs:
         report = compare((), current, settings)
         where = baseline.location if baseline is not None else location
-        notices = (
-            tuple(n.replace("no baseline:", f"no baseline at {where}:") for n in report.notices)
-            if where
-            else (report.notices)
-        )
+        notices = tuple(replace(n, where=where) if n.kind is NoticeKind.NO_BASELINE else n for n in report.notices)
         return replace(report, notices=notices, baseline_runs=0, baseline_sources=())
     return compare(baseline.runs, current, settings, sources=baseline.sources)
 
@@ -690,20 +631,19 @@ class SessionGate:
     #: 0 pass (also when nothing could be judged: the headline says so, the tests decide the
     #: session), 1 regression or critical budget breach, 2 bad input
     code: int
-    lines: tuple[str, ...]  # for the terminal
     report: GateReport | None = None  # None when the baseline could not be read
     baseline_runs: tuple[RunResult, ...] = ()
+    error: str = ""  # why there is no report
 
 
 def compare_for_session(current: RunResult, baseline_path: str, settings: GateSettings) -> SessionGate:
-    """Never raises a :class:`PerfgateError`: bad input gives code 2 and an ``error: ...`` line."""
-    from .reports.gate_terminal import format_terminal
+    """Never raises a :class:`PerfgateError`: bad input gives code 2 and the reason in ``error``."""
     from .store import open_store
 
     try:
         baseline = open_store(baseline_path).load()
         report = compare_baseline(baseline, current, settings, location=baseline_path)
     except PerfgateError as exc:
-        return SessionGate(exc.exit_code, (f"error: {exc}",))
+        return SessionGate(exc.exit_code, error=str(exc))
     code = EXIT_OK if report.exit_code == EXIT_NOT_JUDGED else report.exit_code
-    return SessionGate(code, tuple(format_terminal(report)), report, baseline.runs if baseline else ())
+    return SessionGate(code, report, baseline.runs if baseline else ())

@@ -1,9 +1,9 @@
 """The registry of metrics a budget can name.
 
 A *metric* is a statistic of a recorded *series*: ``p95`` is the 95th percentile of the ``time``
-series, ``mem_peak`` the largest value of the ``mem_peak`` series. Later subsystems (MongoDB,
-load tests) register their own metrics with :func:`register`, so budgets, KPI files, reports and
-the gate all learn about them from this one table.
+series, ``mem_peak`` the largest value of the ``mem_peak`` series. Every built-in metric (time,
+memory, MongoDB, load tests) is defined below, so budgets, KPI files, reports and the gate all
+learn about them from this one table; a test's own figures are :func:`custom`.
 """
 
 from __future__ import annotations
@@ -33,15 +33,12 @@ _REGISTRY: dict[str, MetricDef] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register(metric: MetricDef, *aliases: str) -> MetricDef:
-    """Add a metric (idempotent for an identical definition)."""
-    existing = _REGISTRY.get(metric.name)
-    if existing is not None and existing != metric:
-        raise ValueError(f"metric {metric.name!r} is already registered differently")
+def _define(metric: MetricDef, *aliases: str) -> None:
+    """Add a built-in metric to the table (at import, below)."""
+    assert metric.name not in _REGISTRY, metric.name
     _REGISTRY[metric.name] = metric
     for alias in aliases:
         _ALIASES[alias] = metric.name
-    return metric
 
 
 def canonical(name: str) -> str:
@@ -78,12 +75,12 @@ for _stat, _text in (
     ("p99", "99th percentile over rounds"),
     ("max", "slowest round"),
 ):
-    register(
+    _define(
         MetricDef(_stat, Kind.TIME, TIME_SERIES, _stat, f"time per call: {_text}"),
         *(("p50",) if _stat == "median" else ()),
     )
 
-register(
+_define(
     MetricDef(
         "mem_peak",
         Kind.SIZE,
@@ -103,7 +100,7 @@ MONGO_COLLSCAN_SERIES = "collscan"
 #: ``True`` is rejected (it names no level). Read by :func:`budgets.parse_level`.
 FALSE_MEANS_ZERO: frozenset[str] = frozenset({MONGO_COLLSCAN_SERIES})
 
-register(
+_define(
     MetricDef(
         "queries",
         Kind.COUNT,
@@ -112,7 +109,7 @@ register(
         "MongoDB commands issued by the test body (captured from pymongo or mongomock)",
     )
 )
-register(
+_define(
     MetricDef(
         "docs_examined",
         Kind.COUNT,
@@ -121,7 +118,7 @@ register(
         "documents the server examined for the test's queries (explain executionStats; real servers only)",
     )
 )
-register(
+_define(
     MetricDef(
         "collscan",
         Kind.COUNT,
@@ -140,7 +137,7 @@ LOAD_RPS_SERIES = "rps"
 LOAD_ERROR_RATE_SERIES = "error_rate"
 LOAD_REQUESTS_SERIES = "requests"
 
-register(
+_define(
     MetricDef(
         "rps",
         Kind.RATE,
@@ -151,7 +148,7 @@ register(
     ),
     "throughput",
 )
-register(
+_define(
     MetricDef(
         "error_rate",
         Kind.RATIO,
@@ -160,7 +157,7 @@ register(
         "load test: failed requests / all requests",
     )
 )
-register(
+_define(
     MetricDef(
         "requests",
         Kind.COUNT,

@@ -8,7 +8,8 @@ A results file (``--perfgate-save``) is one :class:`RunResult`::
                 "spec": {...budgets...}, "verdicts": [...], "evidence": {...}}]}
 
 :func:`load_results` reads it back and rejects unknown versions and corrupt files with a
-:class:`~pytest_perfgate.errors.ResultsFileError` naming the path and the reason.
+:class:`~pytest_perfgate.errors.ResultsFileError` naming the path and the reason; each test's
+evidence becomes a typed :class:`~pytest_perfgate.evidence.Evidence` there.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from .budgets import BudgetResult, BudgetSpec, MetricBudget, Verdict
 from .errors import ResultsFileError
+from .evidence import Evidence, EvidenceField
 from .paths import write_json_atomic
 from .units import Kind, format_value, shown
 
@@ -47,7 +50,8 @@ class Series:
     await_overhead: float = 0.0
 
     @property
-    def detail(self) -> str:
+    def basis(self) -> str:
+        """What the figures are based on: ``"32 rounds x 10 calls"``, ``"1 sample: the whole test call"``."""
         n = len(self.values)
         if self.kind is Kind.TIME and self.source in ("perf", "benchmark"):
             calls = f" x {self.loops} calls" if self.loops > 1 else ""
@@ -61,6 +65,17 @@ class Series:
         return format_value(value, self.kind, self.unit)
 
 
+class Outcome(str, Enum):
+    """How a test ended, as pytest says it, and ``crashed`` (its pytest-xdist worker died).
+    :attr:`TestResult.outcome` holds the value (a plain string, as written in results files)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ERROR = "error"  # in setup or teardown
+    CRASHED = "crashed"
+
+
 @dataclass(frozen=True)
 class TestResult:
     """What one test measured and how its budgets were judged."""
@@ -68,13 +83,14 @@ class TestResult:
     __test__ = False  # not a pytest test class, despite the name
 
     nodeid: str
-    outcome: str = "passed"
+    outcome: str = Outcome.PASSED.value  # an Outcome's value; a results file may hold another word
     mode: str | None = None  # "perf", "benchmark", "call" or None (nothing timed)
     duration: float = 0.0
     series: Mapping[str, Series] = field(default_factory=dict)
     spec: BudgetSpec = field(default_factory=BudgetSpec)
     verdicts: tuple[BudgetResult, ...] = ()
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    #: read as :class:`~pytest_perfgate.evidence.Evidence`; set from it or from any JSON mapping
+    evidence: EvidenceField[TestResult] = EvidenceField()  # noqa: RUF009 (a descriptor: one per class)
 
     @property
     def verdict(self) -> Verdict:
@@ -160,7 +176,7 @@ def test_to_dict(test: TestResult) -> dict[str, Any]:
         "series": {name: series_to_dict(s) for name, s in test.series.items()},
         "spec": spec_to_dict(test.spec),
         "verdicts": [verdict_to_dict(v) for v in test.verdicts],
-        "evidence": dict(test.evidence),
+        "evidence": test.evidence.to_json(),
     }
 
 
@@ -359,7 +375,7 @@ def verdict_from_dict(r: _Reader, raw: Any, where: str) -> BudgetResult:
 #: node), "node"/"cpu_node" a call tree. Anything else in the evidence is kept as written (finite numbers only).
 _FUNCTION = {"function": "str", "location": "str", "calls": "int", "inclusive_peak": "num", "self_net": "num"}
 _SITE = {"size": "num", "count": "int", "stack": ["str"]}
-_EVIDENCE_SHAPES: dict[str, Any] = {
+_EVIDENCE_SHAPES: dict[str, object] = {
     "memory_profile": {
         "peak": "num",
         "functions": [_FUNCTION],
@@ -369,6 +385,7 @@ _EVIDENCE_SHAPES: dict[str, Any] = {
         "leaks": [_SITE],
         "tree": "node",
     },
+    "memory_sites_at_end": [_SITE],
     "cpu_profile": {
         "calls": "int",
         "total": "num",
@@ -387,12 +404,12 @@ _CPU_NODE = {
 }
 
 
-def _evidence(r: _Reader, raw: Any, where: str) -> Mapping[str, Any]:
+def _evidence(r: _Reader, raw: Any, where: str) -> Evidence:
     evidence = r.plain(raw, where)
     for key, shape in _EVIDENCE_SHAPES.items():
         if key in evidence:
             _check_shape(r, evidence[key], shape, f"{where}.{key}")
-    return evidence
+    return Evidence.from_json(evidence)
 
 
 def _check_shape(r: _Reader, value: Any, shape: Any, where: str) -> None:

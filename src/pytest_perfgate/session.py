@@ -1,8 +1,9 @@
 """One pytest session's perfgate state and decisions, pytest-free.
 
 The plugin calls these methods with plain values; everything that decides (which budgets a
-test has, what it measured, whether it passes, what the summary says) is here and unit-testable.
-The plugin imports this module (and with it budgets, model, config, recorder, reports) only when
+test has, what it measured, whether it passes) is here and unit-testable; what the session says
+and the reports it writes are made by :mod:`pytest_perfgate.reports.session_report`.
+The plugin imports this module (and with it budgets, model, config, recorder) only when
 a session needs it: a test with a budget, a measuring fixture used, results to save or to gate.
 """
 
@@ -17,18 +18,17 @@ from . import metrics as metric_registry
 from .budgets import BudgetSpec, Verdict
 from .config import PerfgateConfig
 from .errors import BudgetError, MarkerError, PerfgateError
+from .evidence import Evidence
 from .measure import metadata, timing
 from .model import RunResult, TestResult, save_results
 from .options import Options, header_line
-from .paths import write_text_atomic
 from .recorder import Recorder
-from .reports.terminal import format_budget_table, format_timings
-from .units import Kind, format_value
+from .units import Kind
 
 if TYPE_CHECKING:
     from .gate import SessionGate
 
-MarkerLevels = Sequence[tuple[str, Sequence[tuple[tuple[Any, ...], Mapping[str, Any]]]]]
+MarkerLevels = Sequence[tuple[str, Sequence[tuple[tuple[object, ...], Mapping[str, object]]]]]
 
 
 @dataclass
@@ -134,54 +134,36 @@ class PerfgateSession:
         verdicts = budget_mod.evaluate(
             spec or BudgetSpec(), recorder.series, strict=self.options.strict, not_checked=not_checked
         )
-        evidence = dict(recorder.evidence)
-        if rerun is not None:
-            evidence.update(self.collect_evidence(spec, verdicts, rerun))
-        return TestResult(
-            nodeid=nodeid,
-            mode=recorder.mode,
-            series=dict(recorder.series),
-            spec=spec or BudgetSpec(),
-            verdicts=verdicts,
-            evidence=evidence,
-        )
+        profiles = self.collect_evidence(spec, verdicts, rerun) if rerun is not None else {}
+        return recorded_result(nodeid, spec, recorder, profiles, verdicts)
 
     def collect_evidence(
         self, spec: BudgetSpec | None, verdicts: Sequence[budget_mod.BudgetResult], rerun: Any
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         """Re-run the measured call under a profiler: memory by function when a memory budget
         failed, the call tree when a time budget failed, either when asked (option or marker)."""
         from .measure import cpuprofile, memprofile
 
         wanted = set(self.options.evidence) | set(spec.evidence if spec else ())
         failed = {v.kind for v in verdicts if v.verdict is Verdict.FAIL}
-        evidence: dict[str, Any] = {}
+        evidence: dict[str, object] = {}
         if "memory" in wanted or (
             Kind.SIZE in failed and any(v.metric == "mem_peak" and v.verdict is Verdict.FAIL for v in verdicts)
         ):
-            evidence["memory_profile"] = memprofile.profile_memory(rerun).to_dict()
+            evidence["memory_profile"] = memprofile.profile_memory(rerun)
         if "cpu" in wanted or Kind.TIME in failed:
-            evidence["cpu_profile"] = cpuprofile.profile_cpu(rerun).to_dict()
+            evidence["cpu_profile"] = cpuprofile.profile_cpu(rerun)
         elif self.options.compare is not None:
             # a regression is only known when the gate runs, after the tests: keep a short profile
             # of every timed test so that a regressed one can show its hot path
-            evidence["cpu_profile"] = cpuprofile.profile_cpu(rerun, min_time=0.05).to_dict()
+            evidence["cpu_profile"] = cpuprofile.profile_cpu(rerun, min_time=0.05)
         return evidence
 
     def partial_result(
         self, nodeid: str, spec: BudgetSpec | None, recorder: Recorder, *, error: str | None = None
     ) -> TestResult:
         """A test whose budgets were not judged (it failed, errored or was skipped)."""
-        evidence = dict(recorder.evidence)
-        if error:
-            evidence["error"] = error
-        return TestResult(
-            nodeid=nodeid,
-            mode=recorder.mode,
-            series=dict(recorder.series),
-            spec=spec or BudgetSpec(),
-            evidence=evidence,
-        )
+        return recorded_result(nodeid, spec, recorder, {"error": error} if error else {})
 
     @staticmethod
     def with_outcome(result: TestResult, outcome: str, duration: float) -> TestResult:
@@ -213,12 +195,13 @@ class PerfgateSession:
         }
         return RunResult(metadata=metadata.collect(self.rootdir, extra=extra), tests=tuple(self.results.values()))
 
-    def finish(self) -> None:
-        """At the end of the session: the gate, the results file, the HTML report and the
-        Pushgateway, each where asked."""
+    def finish(self) -> RunResult | None:
+        """At the end of the session: the gate and the results file, where asked. The run, or
+        ``None`` when nothing is to be gated or written (the reports come from it:
+        :func:`pytest_perfgate.reports.session_report.finish_session`)."""
         o = self.options
         if o.save is None and o.html is None and o.pushgateway is None and o.compare is None:
-            return
+            return None
         run = self.run_result()
         if o.compare is not None:
             from .gate import compare_for_session
@@ -226,86 +209,26 @@ class PerfgateSession:
             self.gate = compare_for_session(run, o.compare, self.config.gate)
         if o.save is not None:
             self.saved_to = str(save_results(o.save, run))
-        if o.html is not None:
-            from .reports.html import render_html
-
-            gate = self.gate
-            page = render_html(run, baseline=gate.baseline_runs if gate else (), gate=gate.report if gate else None)
-            self.html_to = str(write_text_atomic(o.html, page))
-        if o.pushgateway is not None:
-            from .reports.prometheus import push
-
-            try:
-                self.pushed_to = push(run, o.pushgateway, job=o.pushgateway_job)
-            except PerfgateError as exc:  # monitoring trouble is reported, it does not fail the tests
-                self.push_error = str(exc)
-
-    def summary_lines(self, *, verbose: bool = False) -> list[str]:
-        tests = list(self.results.values())
-        lines = format_budget_table(tests, max_rows=None if verbose else 30)
-        if verbose or self.options.save is not None:  # timings are visible without budgets
-            lines += format_timings(tests, max_rows=None if verbose else 50)
-        warned = sorted(t.nodeid for t in tests if t.verdict is Verdict.WARN)
-        if warned:
-            lines.append(
-                f"WARN {len(warned)} test{'s' if len(warned) != 1 else ''} past the target level "
-                f"(not failing{'; --perfgate-strict makes these failures' if not self.options.strict else ''})"
-            )
-        if self.saved_to:
-            lines.append(f"results: {self.saved_to} ({len(tests)} tests)")
-        if self.html_to:
-            lines.append(f"html report: {self.html_to}")
-        if self.pushed_to:
-            lines.append(f"pushed to {self.pushed_to}")
-        if self.push_error:
-            lines.append(f"WARN {self.push_error} (the tests' outcome is unaffected)")
-        if self.gate is not None:
-            lines.extend(self.gate.lines)
-        if self.save_error:
-            lines.append(f"error: {self.save_error}")
-        return lines
+        return run
 
 
-#: how the failure of a test whose budget (not its body) failed begins
-BUDGET_FAILURE = "perf budget exceeded:"
+def recorded_result(
+    nodeid: str,
+    spec: BudgetSpec | None,
+    recorder: Recorder,
+    more_evidence: Mapping[str, object],
+    verdicts: tuple[budget_mod.BudgetResult, ...] = (),
+) -> TestResult:
+    """A recorder becomes a :class:`TestResult`; its evidence (JSON from the subsystems) and
+    ``more_evidence`` (profiles taken here, an error) are read into typed evidence here, once."""
+    return TestResult(
+        nodeid=nodeid,
+        mode=recorder.mode,
+        series=dict(recorder.series),
+        spec=spec or BudgetSpec(),
+        verdicts=verdicts,
+        evidence=Evidence.from_json({**recorder.evidence, **more_evidence}),
+    )
 
 
-def failure_text(result: TestResult) -> str | None:
-    """The failure message of a test whose budgets failed, with memory evidence if any."""
-    failed = [v for v in budget_mod.worst_first(result.verdicts) if v.verdict is Verdict.FAIL]
-    if not failed:
-        return None
-    lines = [f"{BUDGET_FAILURE} {v.message()}" for v in failed]
-    others = [v for v in result.verdicts if v.verdict is not Verdict.FAIL]
-    lines.extend(f"  also: {v.message()}" for v in others)
-    from .measure import cpuprofile, memprofile
-
-    profile = result.evidence.get("memory_profile")
-    if profile:
-        if profile["peak_sites"]:
-            lines.append(_format_sites(profile["peak_sites"], "allocation sites at the largest observed point:"))
-        lines.append(memprofile.format_memory_profile(profile))
-    at_end = result.evidence.get("memory_sites_at_end")
-    if at_end:
-        lines.append(
-            _format_sites(
-                at_end,
-                "allocation sites still held at the end of the test "
-                "(use the perf fixture to see the sites at the peak):",
-            )
-        )
-    cpu = result.evidence.get("cpu_profile")
-    if cpu and any(v.kind is Kind.TIME for v in failed):
-        lines.append(cpuprofile.format_cpu_profile(cpu))
-    return "\n".join(lines)
-
-
-def _format_sites(sites: Sequence[Mapping[str, Any]], title: str, limit: int = 8) -> str:
-    lines = [title]
-    for i, site in enumerate(sites[:limit], 1):
-        lines.append(f"  #{i} {format_value(site['size'], Kind.SIZE)} in {site['count']} blocks")
-        lines.extend(f"      {frame}" for frame in site["stack"][-6:])
-    return "\n".join(lines)
-
-
-__all__ = ["PerfgateSession", "failure_text"]
+__all__ = ["PerfgateSession", "recorded_result"]

@@ -81,16 +81,6 @@ def stdev(values: Sequence[float]) -> float:
         return math.inf
 
 
-def cv(values: Sequence[float]) -> float:
-    """Coefficient of variation (stdev / mean); 0 when the mean is 0."""
-    centre = mean(values)
-    return stdev(values) / centre if centre else 0.0
-
-
-def iqr(values: Sequence[float]) -> float:
-    return percentile(values, 75) - percentile(values, 25)
-
-
 def statistic(values: Sequence[float], name: str) -> float:
     """The named statistic (``min``, ``mean``, ``median``/``p50``, ``p90`` .. ``max``)."""
     if name in _PERCENTILE_STATS:
@@ -445,7 +435,7 @@ def _sign_tests(values: Sequence[float]) -> tuple[float, float]:
     return (binom_half_sf(above, n), binom_half_sf(below, n)) if n else (1.0, 1.0)
 
 
-def compare_paired(
+def compare_one_pair(
     log_ratios: Sequence[float], *, pair_spread: float = PAIR_SPREAD, prior_df: float = PAIR_PRIOR_DF
 ) -> PairedComparison:
     """Summarise the per-block log ratios of one pair of worker processes (positive: the current

@@ -6,14 +6,25 @@ stored-baseline gate (:mod:`pytest_perfgate.gate`), on per-block ratios measured
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from .. import stats
 from ..config import GateSettings
-from ..gate import Comparison, GateReport, GateVerdict, _decide_all, _Pending, budget_breaches, compare, ordered
+from ..gate import (
+    Comparison,
+    DisturbedGroup,
+    GateMode,
+    GateReport,
+    GateVerdict,
+    Notice,
+    NoticeKind,
+    _decide_all,
+    _Pending,
+    budget_breaches,
+    compare,
+    ordered,
+)
 from ..metrics import TIME_SERIES as TIME
 from ..model import RunResult
 from ..units import Kind
@@ -47,9 +58,11 @@ def compare_paired(
     pending: list[_Pending] = []
     for test in sorted(tests, key=lambda t: t.nodeid):
         warn_r, max_r = settings.thresholds_for(test.nodeid, specs.get(test.nodeid))
-        base: dict[str, Any] = dict(
+        template = Comparison(
             nodeid=test.nodeid,
             metric=TIME,
+            verdict=GateVerdict.UNCHANGED,
+            reason="",
             kind=Kind.TIME,
             statistic="median",
             warn_threshold=max(warn_r, settings.min_effect),
@@ -59,35 +72,25 @@ def compare_paired(
         )
         if test.only:
             verdict = GateVerdict.MISSING if test.only == BASE else GateVerdict.NEW
-            done.append(Comparison(verdict=verdict, reason=test.problem or f"on the {test.only} side only", **base))
+            done.append(replace(template, verdict=verdict, reason=test.problem or f"on the {test.only} side only"))
         elif test.problem or not test.log_ratios:
             reason = f"not compared: {test.problem or 'no paired rounds'}"
-            done.append(Comparison(verdict=GateVerdict.INSUFFICIENT, reason=reason, **base))
+            done.append(replace(template, verdict=GateVerdict.INSUFFICIENT, reason=reason))
         else:
             result = stats.compare_pairs((test.log_ratios, *test.extra_pairs))
-            pending.append(_Pending((test.nodeid, TIME), base, result, result.p_worse, result.p_better, 1.0))
+            pending.append(_Pending((test.nodeid, TIME), template, result, result.p_worse, result.p_better, 1.0))
     judged = [_estimated(c) for c in _decide_all(pending, settings)]
     done += judged
     # measured, but too few blocks to be judged either way: not a pass
     short = [f"{c.nodeid}: {c.reason}" for c in judged if c.verdict is GateVerdict.INSUFFICIENT]
-    all_notices = list(notices)
+    all_notices = [Notice(NoticeKind.TEXT, text=text) for text in notices]
     if pending:
-        all_notices.append(
-            "Baseline is the base side's median time per call; Current is Baseline times the paired change "
-            "(the median ratio of blocks measured side by side), not the current side's own median"
-        )
+        all_notices.append(Notice(NoticeKind.PAIRED_ESTIMATE))
     all_notices += _disturbed_notices(tests)
     confirmed = [t for t in tests if t.extra_pairs]
     if confirmed:
-        shown = "; ".join(
-            f"{t.nodeid} " + ", ".join(f"{math.expm1(shift):+.1%}" for shift in t.pair_shifts) for t in confirmed[:5]
-        )
-        all_notices.append(
-            f"{len(confirmed)} test{'s' if len(confirmed) != 1 else ''} with a large change "
-            f"{'was' if len(confirmed) == 1 else 'were'} measured again in "
-            f"fresh pairs of workers and judged on the median change over the pairs (each pair of processes has "
-            f"its own small offset): {shown}"
-        )
+        changes = tuple((t.nodeid, tuple(t.pair_shifts)) for t in confirmed)
+        all_notices.append(Notice(NoticeKind.CONFIRMED, count=len(confirmed), changes=changes))
     if base_run is not None and current_run is not None and set(base_run.by_nodeid()) & set(current_run.by_nodeid()):
         others = [
             c
@@ -96,16 +99,11 @@ def compare_paired(
         ]
         if others:
             done += others
-            all_notices.append(
-                "metrics other than time (memory, queries, custom figures) are compared as one base run "
-                "against the current run, with an assumed run-to-run spread: only large changes fail"
-            )
+            all_notices.append(Notice(NoticeKind.OTHER_METRICS))
     skipped = [t for t in tests if t.optional]
     if skipped:
-        all_notices.append(
-            f"{len(skipped)} test{'s' if len(skipped) != 1 else ''} not compared, as expected: "
-            + "; ".join(f"{t.nodeid}: {t.problem}" for t in skipped[:5])
-        )
+        listed = tuple(f"{t.nodeid}: {t.problem}" for t in skipped)
+        all_notices.append(Notice(NoticeKind.SKIPPED_AS_EXPECTED, count=len(skipped), tests=listed))
     incomplete = [f"the paired run {'did not finish' if started else 'could not start'}: {broken}"] if broken else []
     not_compared = [
         f"{t.nodeid}: {t.problem or 'no paired rounds'}"
@@ -116,10 +114,7 @@ def compare_paired(
         # e.g. every selected test skipped on both sides (pytest-benchmark's --benchmark-skip in addopts)
         incomplete.append("no test was compared: every test selected on both sides was skipped or not timed")
     if allow_incomplete and not_compared:
-        all_notices.append(
-            f"{len(not_compared)} test{'s' if len(not_compared) != 1 else ''} not compared (allowed by "
-            "--allow-incomplete): " + "; ".join(not_compared)
-        )
+        all_notices.append(Notice(NoticeKind.ALLOWED_INCOMPLETE, count=len(not_compared), tests=tuple(not_compared)))
     else:
         incomplete += not_compared
     breaches = budget_breaches(current_run) if current_run is not None else ()
@@ -130,7 +125,7 @@ def compare_paired(
         1,
         (subject,) if subject else (),
         settings,
-        mode="paired",
+        mode=GateMode.PAIRED,
         subject=subject,
         incomplete=tuple(incomplete),
     )
@@ -143,7 +138,7 @@ def _estimated(comparison: Comparison) -> Comparison:
     return replace(comparison, current=comparison.baseline * (1 + comparison.change))
 
 
-def _disturbed_notices(tests: Sequence[PairedTest]) -> list[str]:
+def _disturbed_notices(tests: Sequence[PairedTest]) -> list[Notice]:
     """One notice on disturbed blocks: how many were left out, and which tests judged theirs."""
     disturbed = sum(t.disturbed for t in tests)
     if not disturbed:
@@ -152,23 +147,13 @@ def _disturbed_notices(tests: Sequence[PairedTest]) -> list[str]:
         t.disturbed - t.disturbed_kept for t in tests
     )
     left_out = disturbed - sum(t.disturbed_kept for t in tests)
-    text = (
-        f"{disturbed} of {total} blocks were disturbed (a worker was preempted by another process on the shared "
-        f"CPU during one of their rounds)"
-    )
-    parts = [f"{left_out} of them were left out" if left_out else ""]
-    for corrected, how in (
-        (True, "each preempted round counted as its CPU time plus its side's usual off-CPU time"),
-        (False, "as measured: the platform gives no thread CPU time, so these are less reliable"),
-    ):
+    groups = []
+    for corrected in (True, False):
         crowded = sorted(t.nodeid for t in tests if t.disturbed_kept and t.disturbed_corrected == corrected)
         if crowded:
             kept = sum(t.disturbed_kept for t in tests if t.disturbed_kept and t.disturbed_corrected == corrected)
-            parts.append(
-                f"{kept} were judged, {how}, in {len(crowded)} test{'s' if len(crowded) != 1 else ''} that had too "
-                f"few undisturbed blocks: {', '.join(crowded[:5])}"
-            )
-    return [text + ": " + "; ".join(p for p in parts if p)]
+            groups.append(DisturbedGroup(corrected, kept, tuple(crowded)))
+    return [Notice(NoticeKind.DISTURBED_BLOCKS, count=disturbed, of=total, left_out=left_out, groups=tuple(groups))]
 
 
 def _without(run: RunResult, metric: str) -> RunResult:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from ..budgets import BudgetResult, BudgetSpec, Verdict, evaluate, parse_level, parse_marker
 from ..config import PerfgateConfig
 from ..errors import BudgetError, LoadError, UnitError
-from ..model import TestResult
+from ..model import Outcome, TestResult
 from ..units import Kind
 from .results import SOURCE, TOTAL, LoadStats, nodeid
 
@@ -76,11 +76,11 @@ def judge(load: LoadStats, spec: BudgetSpec, locustfile: str, *, strict: bool = 
     failed = any(v.verdict is Verdict.FAIL for v in verdicts)
     return TestResult(
         nodeid=nodeid(locustfile, TOTAL),
-        outcome="failed" if failed else "passed",
+        outcome=(Outcome.FAILED if failed else Outcome.PASSED).value,
         mode=SOURCE,
         duration=load.window,
         series=load.total.series(),
         spec=spec,
         verdicts=verdicts,
-        evidence={"load": load.total.summary()},
+        evidence={"load": load.total.figures()},
     )

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import stats
+from ..evidence import LoadFigures
 from ..metrics import LOAD_ERROR_RATE_SERIES, LOAD_REQUESTS_SERIES, LOAD_RPS_SERIES, TIME_SERIES
 from ..model import Series, TestResult
 from ..units import Kind
@@ -77,19 +78,20 @@ class EndpointStats:
         }
 
     def summary(self) -> dict[str, Any]:
-        """Plain figures (seconds, /s, fraction) for evidence and reports."""
-        out: dict[str, Any] = {
-            "requests": self.requests,
-            "failures": self.failures,
-            "error_rate": self.error_rate,
-            "rps": self.rps,
-        }
-        for name in (*PERCENTILES, "min", "mean", "max"):
-            value = self.statistic(name)
-            out[name] = None if math.isnan(value) else value
-        if self.errors:
-            out["errors"] = dict(self.errors)
-        return out
+        """:meth:`figures` as JSON."""
+        return self.figures().to_json()
+
+    def figures(self) -> LoadFigures:
+        """The figures (seconds, /s, fraction) for the evidence and the reports."""
+        times = ((name, self.statistic(name)) for name in (*PERCENTILES, "min", "mean", "max"))
+        return LoadFigures(
+            requests=self.requests,
+            failures=self.failures,
+            error_rate=self.error_rate,
+            rps=self.rps,
+            times=tuple((name, None if math.isnan(value) else value) for name, value in times),
+            errors=tuple(self.errors.items()),
+        )
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def to_test_results(load: LoadStats, locustfile: str, total_result: TestResult |
             mode=SOURCE,
             duration=load.window,
             series=ep.series(),
-            evidence={"load": ep.summary()},
+            evidence={"load": ep.figures()},
         )
         for ep in load.endpoints
     ]
@@ -169,7 +171,7 @@ def to_test_results(load: LoadStats, locustfile: str, total_result: TestResult |
             mode=SOURCE,
             duration=load.window,
             series=load.total.series(),
-            evidence={"load": load.total.summary()},
+            evidence={"load": load.total.figures()},
         )
     )
     return tuple(tests)

@@ -13,53 +13,13 @@ import os
 import pstats
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from ..units import Kind, format_value
+from ..evidence import CallNode, CpuProfile, FunctionTime
 
 FuncKey = tuple[str, int, str]  # (file, line, name) as pstats keys functions
 
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@dataclass(frozen=True)
-class CallNode:
-    function: str
-    location: str
-    calls: int
-    cumulative: float  # seconds, through the edge from its parent
-    own: float  # seconds spent in the function itself (whole run, all callers)
-    children: tuple[CallNode, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "function": self.function,
-            "location": self.location,
-            "calls": self.calls,
-            "cumulative": self.cumulative,
-            "own": self.own,
-            "children": [c.to_dict() for c in self.children],
-        }
-
-
-@dataclass(frozen=True)
-class CpuProfile:
-    calls: int  # how many times the measured call was run under the profiler
-    total: float  # seconds, profiler overhead included
-    tree: tuple[CallNode, ...]
-    top: tuple[tuple[str, str, int, float, float], ...]  # (function, location, calls, own, cumulative)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "total": self.total,
-            "tree": [n.to_dict() for n in self.tree],
-            "top": [
-                {"function": f, "location": loc, "calls": c, "own": own, "cumulative": cum}
-                for f, loc, c, own, cum in self.top
-            ],
-        }
 
 
 def _name(key: FuncKey) -> tuple[str, str]:
@@ -92,10 +52,10 @@ def profile_cpu(fn: Callable[[], Any], *, min_time: float = 0.2, max_calls: int 
             callees.setdefault(caller, {})[callee] = (edge[1], edge[3])
     budget = [200]  # nodes left: bounds the evidence kept in the results file
     tree = tuple(_build(root, table, callees, total, path=(), depth=0, budget=budget) for root in _roots(table)[:5])
-    top = sorted(
-        ((*_name(key), nc, tt, ct) for key, (_cc, nc, tt, ct, _callers) in table.items() if not _is_harness(key)),
-        key=lambda row: -row[3],
-    )[:25]
+    rows = (
+        FunctionTime(*_name(key), nc, tt, ct) for key, (_cc, nc, tt, ct, _) in table.items() if not _is_harness(key)
+    )
+    top = sorted(rows, key=lambda row: -row.own)[:25]
     return CpuProfile(calls=calls, total=total, tree=tree, top=tuple(top))
 
 
@@ -159,34 +119,3 @@ def _build(
         tt,
         tuple(children),
     )
-
-
-def hot_path(tree: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The chain of most expensive children from the most expensive root."""
-    path: list[dict[str, Any]] = []
-    nodes = tree
-    while nodes:
-        node = max(nodes, key=lambda n: n["cumulative"])
-        path.append(node)
-        nodes = node["children"]
-    return path
-
-
-def format_cpu_profile(profile: dict[str, Any], *, limit: int = 8) -> str:
-    from ..reports.terminal import table
-
-    total = profile["total"] or 1e-12
-
-    def secs(value: float) -> str:
-        return format_value(value, Kind.TIME)
-
-    lines = [f"where the time went (cProfile, {profile['calls']} re-run call(s), {secs(profile['total'])} profiled):"]
-    path = hot_path(profile["tree"])
-    if path:
-        lines.append("hot path: " + " -> ".join(f"{n['function']} {100 * n['cumulative'] / total:.0f}%" for n in path))
-    rows = [
-        (t["function"], str(t["calls"]), secs(t["own"]), f"{100 * t['own'] / total:.0f}%", t["location"])
-        for t in sorted(profile["top"], key=lambda t: -t["own"])[:limit]
-    ]
-    lines += ["  " + line for line in table(rows, ("function", "calls", "own time", "own %", "where"))]
-    return "\n".join(lines)

@@ -11,14 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..evidence import AllocationSite
+
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@dataclass(frozen=True)
-class AllocationSite:
-    size: int
-    count: int
-    stack: tuple[str, ...]  # "file:line in function: source", innermost last
 
 
 @dataclass(frozen=True)

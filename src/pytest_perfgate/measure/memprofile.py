@@ -23,59 +23,13 @@ from __future__ import annotations
 import sys
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import CodeType, FrameType
 from typing import Any
 
-from ..units import Kind, format_value
-from .memory import _OWN_DIR, AllocationSite, _format_stack, _top_sites
+from ..evidence import AllocationSite, FunctionMemory, MemoryNode, MemoryProfile
+from .memory import _OWN_DIR, _format_stack, _top_sites
 
 _STEP = 16_000  # take a new peak snapshot when memory grows by this much (and by 2%)
-
-
-@dataclass(frozen=True)
-class FunctionMemory:
-    function: str  # "module.qualname"
-    location: str  # "file:line"
-    calls: int
-    inclusive_peak: int
-    self_net: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "function": self.function,
-            "location": self.location,
-            "calls": self.calls,
-            "inclusive_peak": self.inclusive_peak,
-            "self_net": self.self_net,
-        }
-
-
-@dataclass(frozen=True)
-class MemoryProfile:
-    peak: int
-    functions: tuple[FunctionMemory, ...]  # by inclusive peak, largest first
-    peak_stack: tuple[str, ...]  # outermost first: "function (file:line)"
-    peak_sites: tuple[AllocationSite, ...]
-    retained: int
-    leaks: tuple[AllocationSite, ...] = field(default=())
-    tree: dict[str, Any] = field(default_factory=dict)  # call paths: {function, peak, self_net, calls, children}
-
-    def to_dict(self, *, functions: int = 25, sites: int = 10) -> dict[str, Any]:
-        """A bounded form for the results file."""
-        return {
-            "peak": self.peak,
-            "functions": [f.to_dict() for f in self.functions[:functions]],
-            "peak_stack": list(self.peak_stack[-30:]),
-            "peak_sites": [_site(s) for s in self.peak_sites[:sites]],
-            "retained": self.retained,
-            "leaks": [_site(s) for s in self.leaks[:sites]],
-            "tree": self.tree,
-        }
-
-
-def _site(site: AllocationSite) -> dict[str, Any]:
-    return {"size": site.size, "count": site.count, "stack": list(site.stack[-8:])}
 
 
 class _Node:
@@ -203,11 +157,11 @@ def _by_function(root: _Node, modules: dict[CodeType, str]) -> tuple[FunctionMem
     return tuple(functions)
 
 
-def _tree(root: _Node, modules: dict[CodeType, str], total: int, *, max_nodes: int = 300) -> dict[str, Any]:
-    """The call-path tree as plain data, bounded: paths under 0.5% of the peak are dropped."""
+def _tree(root: _Node, modules: dict[CodeType, str], total: int, *, max_nodes: int = 300) -> MemoryNode:
+    """The call-path tree, bounded: paths under 0.5% of the peak are dropped."""
     budget = [max_nodes]
 
-    def convert(node: _Node, depth: int) -> dict[str, Any]:
+    def convert(node: _Node, depth: int) -> MemoryNode:
         budget[0] -= 1
         name, location = _describe(node.code, modules.get(node.code, "")) if node.code else ("<call>", "")
         children = []
@@ -215,14 +169,14 @@ def _tree(root: _Node, modules: dict[CodeType, str], total: int, *, max_nodes: i
             if budget[0] <= 0 or depth >= 40 or child.peak < 0.005 * max(total, 1):
                 break
             children.append(convert(child, depth + 1))
-        return {
-            "function": name,
-            "location": location,
-            "calls": node.calls,
-            "peak": node.peak if node.code else total,
-            "self_net": node.self_net,
-            "children": children,
-        }
+        return MemoryNode(
+            function=name,
+            location=location,
+            calls=node.calls,
+            peak=node.peak if node.code else total,
+            self_net=node.self_net,
+            children=tuple(children),
+        )
 
     return convert(root, 0)
 
@@ -239,27 +193,3 @@ def _leaks(start: tracemalloc.Snapshot, end: tracemalloc.Snapshot, top: int = 10
         entry[1] += max(diff.count_diff, 0)
     ranked = sorted(by_line.values(), key=lambda e: -e[0])[:top]
     return tuple(AllocationSite(size=size, count=count, stack=stack) for size, count, stack in ranked)
-
-
-def format_memory_profile(profile: dict[str, Any], *, limit: int = 10) -> str:
-    """The failure-report text: functions by inclusive peak, the stack at the peak, leaks."""
-    from ..reports.terminal import table
-
-    def size(value: float) -> str:
-        return format_value(value, Kind.SIZE)
-
-    rows = [
-        (f["function"], size(f["inclusive_peak"]), size(f["self_net"]), str(f["calls"]), f["location"])
-        for f in profile["functions"][:limit]
-    ]
-    lines = [f"memory by function (one re-run; peak {size(profile['peak'])}):"]
-    lines += ["  " + line for line in table(rows, ("function", "inclusive peak", "self (net)", "calls", "where"))]
-    if profile["peak_stack"]:
-        lines.append("call stack at the peak (outermost first):")
-        lines += [f"  {frame}" for frame in profile["peak_stack"][-12:]]
-    if profile["leaks"]:
-        lines.append(f"still allocated at the end ({size(profile['retained'])} in all; largest sites):")
-        for site in profile["leaks"][:5]:
-            where = site["stack"][-1] if site["stack"] else "?"
-            lines.append(f"  {size(site['size'])} in {site['count']} blocks at {where}")
-    return "\n".join(lines)

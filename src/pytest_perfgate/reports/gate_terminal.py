@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..gate import Comparison, GateReport, GateVerdict
+from ..gate import Comparison, GateMode, GateReport, GateVerdict, SessionGate
+from .gate_text import headline, notice_texts
 from .terminal import table
 
 
@@ -23,7 +24,7 @@ def fmt_p(value: float | None) -> str:
 
 def runs_word(report: GateReport, n: int) -> str:
     """``n`` baseline runs, or in the paired mode ``n`` paired blocks (what ``baseline_runs`` counts there)."""
-    word = "block" if report.mode == "paired" else "run"
+    word = "block" if report.mode is GateMode.PAIRED else "run"
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
@@ -40,7 +41,7 @@ def gate_rule(report: GateReport) -> str:
         f"nothing below {s.min_effect:.0%}) with p < {s.alpha:g} after {correction_label(report)} correction "
         f"over {judged} comparison{'s' if judged != 1 else ''}"
     )
-    if report.mode == "paired":
+    if report.mode is GateMode.PAIRED:
         return (
             "Paired A/B: the base and the current code ran in alternating rounds (ABBA blocks) in two processes "
             "on one CPU; each change is the median of the per-block time ratios, tested with a sign test; "
@@ -52,7 +53,7 @@ def gate_rule(report: GateReport) -> str:
 def format_terminal(report: GateReport, *, max_unchanged: int = 0, max_listed: int = 10) -> list[str]:
     """Lines for a terminal or CI log: verdict, then the rows that changed or need a look."""
     lines = [
-        report.headline(),
+        headline(report),
         gate_rule(report),
     ]
     lines += [f"not compared: {line}" for line in report.incomplete]
@@ -87,5 +88,10 @@ def format_terminal(report: GateReport, *, max_unchanged: int = 0, max_listed: i
         lines.append(f"{hidden} unchanged metric{'s' if hidden != 1 else ''} not shown")
     for breach in report.breaches:
         lines.append(f"budget {'FAIL' if breach.critical else 'warn'}: {breach.nodeid}: {breach.result.message()}")
-    lines += [f"notice: {n}" for n in report.notices]
+    lines += [f"notice: {n}" for n in notice_texts(report)]
     return lines
+
+
+def format_session_gate(gate: SessionGate) -> list[str]:
+    """The gate's lines at the end of a pytest session (``--perfgate-compare``)."""
+    return format_terminal(gate.report) if gate.report is not None else [f"error: {gate.error}"]

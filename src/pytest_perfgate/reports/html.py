@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import stats
 from ..budgets import Verdict, worst_first
+from ..evidence import CallNode, Evidence, MemoryNode
 from ..metrics import TIME_SERIES
 from ..metrics import get as get_metric
 from ..model import RunResult, TestResult
@@ -52,7 +53,7 @@ def _css_class(verdict: str) -> str:
 
 
 def _badge(verdict: str) -> str:
-    return f'<span class="verdict {_css_class(verdict)}">{escape(verdict)}</span>'
+    return f'<span class="verdict {escape(_css_class(verdict))}">{escape(verdict)}</span>'
 
 
 def _fmt(value: float | None, kind: Kind, unit: str = "") -> str:
@@ -195,23 +196,22 @@ def trend_svg(points: Sequence[tuple[str, float]], kind: Kind, *, width: int = 7
 # --------------------------------------------------------------------------- evidence
 
 
-def icicle_html(tree: Mapping[str, Any], *, max_depth: int = 12) -> str:
+def icicle_html(tree: MemoryNode, *, max_depth: int = 12) -> str:
     """Memory by call path: each row a depth; a callee's width shares its caller's width in
     proportion to the callees' inclusive peaks; the colour is the inclusive peak relative to the
     whole call's peak (a heatmap)."""
-    total = float(tree.get("peak") or 0) or 1.0
-    rows: list[list[tuple[float, Mapping[str, Any] | None]]] = []
+    total = float(tree.peak or 0) or 1.0
+    rows: list[list[tuple[float, MemoryNode | None]]] = []
 
-    def place(node: Mapping[str, Any], share: float, depth: int) -> None:
+    def place(node: MemoryNode, share: float, depth: int) -> None:
         if depth >= max_depth:
             return
         while len(rows) <= depth:
             rows.append([])
-        children = node.get("children") or []
-        weights = [max(float(c.get("peak") or 0), 0.0) for c in children]
+        weights = [max(float(c.peak or 0), 0.0) for c in node.children]
         weight_sum = sum(weights) or 1.0
         used = 0.0
-        for child, weight in zip(children, weights, strict=True):
+        for child, weight in zip(node.children, weights, strict=True):
             part = share * weight / weight_sum
             rows[depth].append((part, child))
             used += part
@@ -230,13 +230,13 @@ def icicle_html(tree: Mapping[str, Any], *, max_depth: int = 12) -> str:
             if node is None:
                 out.append(f'<div class="cell" style="width:{share:.3f}%"></div>')
                 continue
-            heat = min(1.0, float(node.get("peak") or 0) / total)
+            peak = float(node.peak or 0)
+            heat = min(1.0, peak / total)
             colour = f"hsl({int(50 - 50 * heat)},85%,{int(88 - 33 * heat)}%)"
-            label = f"{node.get('function')} {format_value(float(node.get('peak') or 0), Kind.SIZE)}"
+            label = f"{node.function} {format_value(peak, Kind.SIZE)}"
             title = (
-                f"{node.get('function')} ({node.get('location')}): inclusive peak "
-                f"{format_value(float(node.get('peak') or 0), Kind.SIZE)}, self (net) "
-                f"{format_value(float(node.get('self_net') or 0), Kind.SIZE)}, {node.get('calls')} calls"
+                f"{node.function} ({node.location}): inclusive peak {format_value(peak, Kind.SIZE)}, self (net) "
+                f"{format_value(float(node.self_net or 0), Kind.SIZE)}, {node.calls} calls"
             )
             out.append(
                 f'<div class="cell" style="width:{share:.3f}%;background:{colour}" title="{escape(title)}">'
@@ -247,66 +247,65 @@ def icicle_html(tree: Mapping[str, Any], *, max_depth: int = 12) -> str:
     return "".join(out)
 
 
-def _pad(rows: list[list[tuple[float, Mapping[str, Any] | None]]], depth: int, share: float, max_depth: int) -> None:
+def _pad(rows: list[list[tuple[float, MemoryNode | None]]], depth: int, share: float, max_depth: int) -> None:
     for d in range(depth, max_depth):
         while len(rows) <= d:
             rows.append([])
         rows[d].append((share, None))
 
 
-def cpu_tree_html(nodes: Sequence[Mapping[str, Any]], total: float, *, open_depth: int = 3, depth: int = 0) -> str:
+def cpu_tree_html(nodes: Sequence[CallNode], total: float, *, open_depth: int = 3, depth: int = 0) -> str:
     out = []
     for node in nodes:
-        share = float(node.get("cumulative") or 0) / (total or 1e-12)
+        share = float(node.cumulative or 0) / (total or 1e-12)
         summary = (
             f'<span class="bar" style="width:{max(1, int(200 * share))}px"></span>'
-            f"{escape(str(node.get('function')))} <b>{100 * share:.1f}%</b> "
-            f'<span class="muted">{escape(format_value(float(node.get("cumulative") or 0), Kind.TIME))} cumulative, '
-            f"{node.get('calls')} calls, {escape(str(node.get('location')))}</span>"
+            f"{escape(str(node.function))} <b>{100 * share:.1f}%</b> "
+            f'<span class="muted">{escape(format_value(float(node.cumulative or 0), Kind.TIME))} cumulative, '
+            f"{escape(str(node.calls))} calls, {escape(str(node.location))}</span>"
         )
-        children = node.get("children") or []
-        inner = cpu_tree_html(children, total, open_depth=open_depth, depth=depth + 1) if children else ""
+        inner = cpu_tree_html(node.children, total, open_depth=open_depth, depth=depth + 1) if node.children else ""
         out.append(f"<details{' open' if depth < open_depth else ''}><summary>{summary}</summary>{inner}</details>")
     return "".join(out)
 
 
-def _evidence_html(evidence: Mapping[str, Any]) -> str:
+def _evidence_html(evidence: Evidence) -> str:
     parts = []
-    memory = evidence.get("memory_profile")
-    if isinstance(memory, Mapping):
-        peak = format_value(float(memory.get("peak") or 0), Kind.SIZE)
+    memory = evidence.memory_profile
+    if memory is not None:
+        peak = format_value(float(memory.peak or 0), Kind.SIZE)
         parts.append(f"<h3>Memory by function (peak {escape(peak)})</h3>")
-        if memory.get("tree"):
-            parts.append(icicle_html(memory["tree"]))
+        if memory.tree is not None:
+            parts.append(icicle_html(memory.tree))
         rows = "".join(
-            f"<tr><td>{escape(f['function'])}</td><td class=num>{_fmt(f['inclusive_peak'], Kind.SIZE)}</td>"
-            f"<td class=num>{_fmt(f['self_net'], Kind.SIZE)}</td><td class=num>{f['calls']}</td>"
-            f"<td class=muted>{escape(f['location'])}</td></tr>"
-            for f in memory.get("functions", [])[:15]
+            f"<tr><td>{escape(str(f.function))}</td><td class=num>{_fmt(f.inclusive_peak, Kind.SIZE)}</td>"
+            f"<td class=num>{_fmt(f.self_net, Kind.SIZE)}</td><td class=num>{escape(str(f.calls))}</td>"
+            f"<td class=muted>{escape(str(f.location))}</td></tr>"
+            for f in memory.functions[:15]
         )
         parts.append(
             "<table><tr><th>function</th><th>inclusive peak</th><th>self (net)</th><th>calls</th><th>where</th></tr>"
             f"{rows}</table>"
         )
-        if memory.get("peak_stack"):
-            stack = "".join(f"<li>{escape(frame)}</li>" for frame in memory["peak_stack"])
+        if memory.peak_stack:
+            stack = "".join(f"<li>{escape(str(frame))}</li>" for frame in memory.peak_stack)
             parts.append(f"<h3>Call stack at the peak</h3><ol>{stack}</ol>")
-        if memory.get("leaks"):
+        if memory.leaks:
             leaks = "".join(
-                f"<li>{_fmt(site['size'], Kind.SIZE)} in {site['count']} blocks at "
-                f"<code>{escape(site['stack'][-1] if site['stack'] else '?')}</code></li>"
-                for site in memory["leaks"]
+                f"<li>{_fmt(site.size, Kind.SIZE)} in {escape(str(site.count))} blocks at "
+                f"<code>{escape(str(site.stack[-1]) if site.stack else '?')}</code></li>"
+                for site in memory.leaks
             )
-            retained = _fmt(float(memory.get("retained") or 0), Kind.SIZE)
+            retained = _fmt(float(memory.retained or 0), Kind.SIZE)
             parts.append(f"<h3>Still allocated at the end ({retained})</h3><ul>{leaks}</ul>")
-    cpu = evidence.get("cpu_profile")
-    if isinstance(cpu, Mapping):
-        total = float(cpu.get("total") or 0)
+    cpu = evidence.cpu_profile
+    if cpu is not None:
+        total = float(cpu.total or 0)
         parts.append(
-            f"<h3>Where the time went (cProfile, {cpu.get('calls')} re-run calls, "
+            f"<h3>Where the time went (cProfile, {escape(str(cpu.calls))} re-run calls, "
             f"{escape(format_value(total, Kind.TIME))})</h3>"
         )
-        parts.append(f'<div class="tree">{cpu_tree_html(cpu.get("tree", []), total)}</div>')
+        parts.append(f'<div class="tree">{cpu_tree_html(cpu.tree, total)}</div>')
     return "".join(parts)
 
 
@@ -371,10 +370,12 @@ def render_html(
         f'<div class="meta">{head_meta}</div></header><main>',
     ]
     if gate is not None:
+        from .gate_text import headline, notice_texts
+
         status = gate.status
         out.append(
             f'<p id="gate-headline" class="{escape(status.value.replace(" ", "-"))}" data-exit-code="{gate.exit_code}">'
-            f"<b>{escape(gate.headline())}</b></p>"
+            f"<b>{escape(headline(gate))}</b></p>"
         )
         if gate.incomplete:
             items = "".join(f"<li>{escape(line)}</li>" for line in gate.incomplete)
@@ -382,7 +383,7 @@ def render_html(
                 f'<h2>Not compared ({len(gate.incomplete)}): the gate is incomplete</h2><ul id="not-compared">'
                 f"{items}</ul>"
             )
-        out.extend(f'<p class="muted">{escape(n)}</p>' for n in gate.notices)
+        out.extend(f'<p class="muted">{escape(n)}</p>' for n in notice_texts(gate))
     out.append(f'<p id="budget-summary">{len(tests)} tests; budgets: {escape(budget_summary or "none")}</p>')
     out.append('<ul class="toc">')
     for test in tests:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..gate import Comparison, GateReport
 from ..model import verdict_to_dict
+from .gate_text import headline, notice_texts
 
 SCHEMA = "perfgate-gate"
 SCHEMA_VERSION = 1
@@ -36,16 +37,19 @@ def gate_to_dict(report: GateReport) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "headline": report.headline(),
+        "headline": headline(report),
         "failed": report.failed,
         "exit_code": report.exit_code,
         "status": report.status.value,
         "incomplete": list(report.incomplete),
-        "judged": {"compared": len(report.compared), "not_judged": len(report.unjudged) if report.judges else 0},
+        "judged": {
+            "compared": len(report.compared),
+            "not_judged": len(report.unjudged) if report.regressions_fail else 0,
+        },
         "counts": {v.value: n for v, n in report.counts().items()},
         "baseline": {"runs": report.baseline_runs, "sources": list(report.baseline_sources)},
         "settings": settings,
-        "notices": list(report.notices),
+        "notices": notice_texts(report),
         "comparisons": [comparison_to_dict(c) for c in report.comparisons],
         "budget_breaches": [
             {"nodeid": b.nodeid, "level": "critical" if b.critical else "target", **verdict_to_dict(b.result)}

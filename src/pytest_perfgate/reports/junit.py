@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 
 from ..gate import GateReport, GateVerdict, names_test
 from .gate_terminal import fmt_change, fmt_p, runs_word
+from .gate_text import headline
 
 _SKIPPED = (GateVerdict.NEW, GateVerdict.MISSING, GateVerdict.UNSTABLE, GateVerdict.INSUFFICIENT)
 
@@ -76,7 +77,7 @@ def format_junit(report: GateReport, *, suite_name: str = "perfgate") -> str:
         )
         failure = ET.SubElement(case, "failure", message=_clean(breach.result.message()), type="budget")
         failure.text = _clean(breach.result.message())
-    ET.SubElement(suite, "system-out").text = _clean(report.headline())
+    ET.SubElement(suite, "system-out").text = _clean(headline(report))
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))

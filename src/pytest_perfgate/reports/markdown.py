@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..gate import Comparison, GateReport, GateStatus, GateVerdict
-from ..measure.cpuprofile import hot_path
 from ..model import RunResult
 from ..units import Kind, format_value
 from .gate_terminal import fmt_change, fmt_p, gate_rule
+from .gate_text import headline, notice_texts
 
 #: a green check only for a gate that passed with everything judged; a warning sign for one that
 #: passed without judging everything (or anything: no baseline yet, exit 0) or judged nothing (exit 3)
@@ -75,13 +75,13 @@ def format_markdown(report: GateReport, *, max_rows: int = 200, current: RunResu
     """The merge-request comment. With ``current`` (the run's results), tests that regressed or
     breached a critical budget also show the top offenders from their evidence."""
     s = report.settings
-    lines = [f"### {_ICON[report.status]} {escape(report.headline())}", ""]
+    lines = [f"### {_ICON[report.status]} {escape(headline(report))}", ""]
     lines.append(gate_rule(report))  # our own words: nothing to escape
     if report.incomplete:
         lines += ["", f"#### Not compared ({len(report.incomplete)}): the gate is incomplete", ""]
         lines += [f"- {escape(line)}" for line in report.incomplete[:max_rows]]
         lines += _more(len(report.incomplete), max_rows)
-    for notice in report.notices:
+    for notice in notice_texts(report):
         lines += ["", f"> **Notice:** {escape(notice)}"]
     changed = report.by_verdict(GateVerdict.REGRESSION, GateVerdict.WARNING, GateVerdict.IMPROVEMENT)
     if changed:
@@ -148,43 +148,42 @@ def _evidence(report: GateReport, current: RunResult, *, limit: int = 5) -> list
     tests = current.by_nodeid()
     lines: list[str] = []
     for nodeid in failing:
-        evidence = tests[nodeid].evidence if nodeid in tests else {}
-        memory, cpu = evidence.get("memory_profile"), evidence.get("cpu_profile")
+        if nodeid not in tests:
+            continue
+        memory, cpu = tests[nodeid].evidence.memory_profile, tests[nodeid].evidence.cpu_profile
         if not memory and not cpu:
             continue
         lines += ["", f"<details><summary>Evidence: {escape(nodeid)}</summary>", ""]
         if memory:
-            lines += [f"Memory by function (one re-run, peak {format_value(memory['peak'], Kind.SIZE)}):", ""]
+            lines += [f"Memory by function (one re-run, peak {format_value(memory.peak, Kind.SIZE)}):", ""]
             lines += _table(
                 ("Function", "Inclusive peak", "Self (net)", "Calls"),
                 "lrrr",
                 [
                     [
-                        escape(f["function"]),
-                        format_value(f["inclusive_peak"], Kind.SIZE),
-                        format_value(f["self_net"], Kind.SIZE),
-                        str(f["calls"]),
+                        escape(f.function),
+                        format_value(f.inclusive_peak, Kind.SIZE),
+                        format_value(f.self_net, Kind.SIZE),
+                        escape(str(f.calls)),
                     ]
-                    for f in memory["functions"][:limit]
+                    for f in memory.functions[:limit]
                 ],
             )
         if cpu:
-            total = cpu["total"] or 1e-12
-            path = " → ".join(
-                f"{escape(n['function'])} {100 * n['cumulative'] / total:.0f}%" for n in hot_path(cpu["tree"])
-            )
+            total = cpu.total or 1e-12
+            path = " → ".join(f"{escape(n.function)} {100 * n.cumulative / total:.0f}%" for n in cpu.hot_path())
             lines += ["", f"Hot path (cProfile, one re-run): {path}", ""]
             lines += _table(
                 ("Function", "Own time", "Own %", "Calls"),
                 "lrrr",
                 [
                     [
-                        escape(t["function"]),
-                        format_value(t["own"], Kind.TIME),
-                        f"{100 * t['own'] / total:.0f}%",
-                        str(t["calls"]),
+                        escape(t.function),
+                        format_value(t.own, Kind.TIME),
+                        f"{100 * t.own / total:.0f}%",
+                        escape(str(t.calls)),
                     ]
-                    for t in sorted(cpu["top"], key=lambda t: -t["own"])[:limit]
+                    for t in sorted(cpu.top, key=lambda t: -t.own)[:limit]
                 ],
             )
         lines += ["", "</details>"]

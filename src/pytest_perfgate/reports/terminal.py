@@ -74,8 +74,8 @@ def format_timings(
     rows = []
     for t in shown:
         series = t.series[TIME_SERIES]
-        source = "" if series.source == "call" else _SOURCES.get(series.source, series.source)  # said by detail
-        basis = ", ".join(part for part in (series.detail, source) if part)
+        source = "" if series.source == "call" else _SOURCES.get(series.source, series.source)  # said by basis
+        basis = ", ".join(part for part in (series.basis, source) if part)
         rows.append((t.nodeid, f"median {series.fmt(statistic(series.values, 'median'))}", f"({basis})"))
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     lines = [f"timings: median time per call of {len(timed)} test{'s' if len(timed) != 1 else ''}"]

@@ -1,0 +1,60 @@
+"""A test's evidence as plain text, for its failure message in the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..evidence import AllocationSite, CpuProfile, MemoryProfile
+from ..units import Kind, format_value
+from .terminal import table
+
+
+def _size(value: float) -> str:
+    return format_value(value, Kind.SIZE)
+
+
+def _secs(value: float) -> str:
+    return format_value(value, Kind.TIME)
+
+
+def format_cpu_profile(profile: CpuProfile, *, limit: int = 8) -> str:
+    """Where the time went: the hot path, then the functions by own time."""
+    total = profile.total or 1e-12
+    lines = [f"where the time went (cProfile, {profile.calls} re-run call(s), {_secs(profile.total)} profiled):"]
+    path = profile.hot_path()
+    if path:
+        lines.append("hot path: " + " -> ".join(f"{n.function} {100 * n.cumulative / total:.0f}%" for n in path))
+    rows = [
+        (t.function, str(t.calls), _secs(t.own), f"{100 * t.own / total:.0f}%", t.location)
+        for t in sorted(profile.top, key=lambda t: -t.own)[:limit]
+    ]
+    lines += ["  " + line for line in table(rows, ("function", "calls", "own time", "own %", "where"))]
+    return "\n".join(lines)
+
+
+def format_memory_profile(profile: MemoryProfile, *, limit: int = 10) -> str:
+    """Functions by inclusive peak, the stack at the peak, what stayed allocated."""
+    rows = [
+        (f.function, _size(f.inclusive_peak), _size(f.self_net), str(f.calls), f.location)
+        for f in profile.functions[:limit]
+    ]
+    lines = [f"memory by function (one re-run; peak {_size(profile.peak)}):"]
+    lines += ["  " + line for line in table(rows, ("function", "inclusive peak", "self (net)", "calls", "where"))]
+    if profile.peak_stack:
+        lines.append("call stack at the peak (outermost first):")
+        lines += [f"  {frame}" for frame in profile.peak_stack[-12:]]
+    if profile.leaks:
+        lines.append(f"still allocated at the end ({_size(profile.retained)} in all; largest sites):")
+        for site in profile.leaks[:5]:
+            where = site.stack[-1] if site.stack else "?"
+            lines.append(f"  {_size(site.size)} in {site.count} blocks at {where}")
+    return "\n".join(lines)
+
+
+def format_sites(sites: Sequence[AllocationSite], title: str, limit: int = 8) -> str:
+    """Allocation sites, largest first as given, with their innermost frames."""
+    lines = [title]
+    for i, site in enumerate(sites[:limit], 1):
+        lines.append(f"  #{i} {_size(site.size)} in {site.count} blocks")
+        lines.extend(f"      {frame}" for frame in site.stack[-6:])
+    return "\n".join(lines)
