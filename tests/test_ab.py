@@ -34,6 +34,7 @@ from pytest_perfgate.ab.schedule import (
 )
 from pytest_perfgate.config import GateSettings
 from pytest_perfgate.gate import GateVerdict
+from pytest_perfgate.reports.gate_text import headline, notice_texts
 
 # --------------------------------------------------------------------------- statistics
 
@@ -64,11 +65,11 @@ def test_median_interval_matches_the_textbook_order_statistics() -> None:
 
 
 def test_paired_comparison_of_a_clear_slowdown_and_of_noise() -> None:
-    slow = stats.compare_paired([math.log(1.2)] * 15 + [math.log(0.99)])
+    slow = stats.compare_one_pair([math.log(1.2)] * 15 + [math.log(0.99)])
     assert math.expm1(slow.shift) == pytest.approx(0.2)
     assert slow.p_worse == pytest.approx(17 / 2**16)  # 15 or 16 of 16 above 0
     assert slow.p_better > 0.99
-    noise = stats.compare_paired([0.01, -0.01] * 10)
+    noise = stats.compare_one_pair([0.01, -0.01] * 10)
     assert noise.p_worse == pytest.approx(noise.p_better) and noise.p_worse > 0.5
 
 
@@ -156,7 +157,7 @@ def test_blocks_with_a_preempted_round_are_left_out_when_enough_are_clean() -> N
     assert crowded.disturbed_judged and crowded.stopped == "disturbed"  # every block hit: judged anyway, said so
     assert crowded.blocks == crowded.disturbed >= 10
     report = compare_paired([crowded, test], GateSettings())
-    (notice,) = [n for n in report.notices if "disturbed" in n]
+    (notice,) = [n for n in notice_texts(report) if "disturbed" in n]
     left_out = test.disturbed
     assert (
         f"the shared CPU during one of their rounds): {left_out} of them were left out; {crowded.disturbed} were "
@@ -202,7 +203,7 @@ def test_judged_disturbed_blocks_count_preempted_rounds_as_cpu_plus_the_usual_wa
     assert any(
         "were judged, as measured: the platform gives no thread CPU time, so these are less reliable, in 1 "
         "test that had too few undisturbed blocks: t" in n
-        for n in report.notices
+        for n in notice_texts(report)
     )
 
 
@@ -243,7 +244,7 @@ def test_paired_verdicts_use_the_gate_thresholds_and_the_suite_correction() -> N
     few = next(c for c in report.comparisons if c.nodeid == "t::few")
     assert few.reason.startswith("5 paired blocks cannot show p < 0.002")
     assert report.exit_code == 1
-    assert report.headline().endswith("; paired A/B against main (abc)")
+    assert headline(report).endswith("; paired A/B against main (abc)")
     slow = next(c for c in report.comparisons if c.nodeid == "t::slow")
     assert slow.change == pytest.approx(0.25, abs=0.01) and slow.baseline_runs == 20
     assert slow.ci is not None and slow.ci[0] <= slow.change <= slow.ci[1]
@@ -589,7 +590,7 @@ def test_a_test_measured_in_several_pairs_is_judged_on_the_median_change_over_th
     (comparison,) = report.comparisons
     assert comparison.change == pytest.approx(math.sqrt(1.12 * 1.02) - 1, abs=0.005)  # the geometric mean
     assert comparison.verdict is GateVerdict.WARNING  # +6.9%: past the warning, short of the 10% regression
-    assert any("measured again in fresh pairs of workers" in n and "+12.0%, +2.0%" in n for n in report.notices)
+    assert any("measured again in fresh pairs of workers" in n and "+12.0%, +2.0%" in n for n in notice_texts(report))
     # three pairs: the median, so one pair's +21% offset does not decide an unchanged test
     three = replace(_test("t::x", 1.21), extra_pairs=((math.log(0.99),) * 20, (math.log(1.01),) * 20))
     (judged,) = compare_paired([three], GateSettings()).comparisons
@@ -665,7 +666,7 @@ def test_one_disturbed_notice_says_what_was_left_out_and_what_was_judged() -> No
         disturbed_kept=12,
         disturbed_corrected=True,
     )
-    notices = [n for n in compare_paired([clean, crowded]).notices if "disturbed" in n]
+    notices = [n for n in notice_texts(compare_paired([clean, crowded])) if "disturbed" in n]
     assert notices == [
         "17 of 37 blocks were disturbed (a worker was preempted by another process on the shared CPU during one of "
         "their rounds): 5 of them were left out; 12 were judged, each preempted round counted as its CPU time plus "
@@ -680,4 +681,4 @@ def test_a_test_measured_in_too_few_blocks_to_be_judged_makes_the_run_incomplete
         "t::few: 5 paired blocks cannot show p < 0.005 (alpha over the suite); give the test more time or blocks",
     )
     allowed = compare_paired([_test("t::few", 1.0, blocks=5)], GateSettings(), allow_incomplete=True)
-    assert allowed.exit_code == 0 and any("allowed by --allow-incomplete" in n for n in allowed.notices)
+    assert allowed.exit_code == 0 and any("allowed by --allow-incomplete" in n for n in notice_texts(allowed))

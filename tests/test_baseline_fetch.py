@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.results import make_run
 from pytest_perfgate.cli import main
 from pytest_perfgate.model import RunResult, load_results, run_to_dict, save_results
 from pytest_perfgate.store import open_store
 from pytest_perfgate.store.files import INDEX_NAME, DirectoryStore, parse_index
 from pytest_perfgate.store.gitlab import FETCH_JOB, FETCH_PATH, LEGACY_FETCH_PATH
 from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
-from test_gate import make_run
 
 TOKEN = "job-token-SECRET-9f3a"
 EXAMPLE_BASELINE = Path(__file__).resolve().parent.parent / "examples" / "catalog" / "baseline"

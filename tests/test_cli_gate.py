@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.results import bench_doc, make_run
 from pytest_perfgate.cli import main
 from pytest_perfgate.config import PerfgateConfig
 from pytest_perfgate.gate import compare_for_session
 from pytest_perfgate.model import RunResult, load_results, save_results
-from test_gate import make_run
-from test_import import bench_doc
+from pytest_perfgate.reports.gate_terminal import format_session_gate
 
 
 def _save(path: Path, run: RunResult) -> str:
@@ -209,10 +209,11 @@ def test_baseline_show(files: dict[str, str], capsys: pytest.CaptureFixture[str]
 
 def test_compare_for_session(files: dict[str, str]) -> None:
     gate = compare_for_session(load_results(files["slow"]), files["dir"], PerfgateConfig().gate)
-    assert gate.code == 1 and gate.lines[0].startswith("perfgate: FAILED")
+    assert gate.code == 1 and format_session_gate(gate)[0].startswith("perfgate: FAILED")
     assert gate.report is not None and len(gate.baseline_runs) == 4
     gate = compare_for_session(load_results(files["other"]), files["dir"], PerfgateConfig().gate)
-    assert gate.code == 2 and gate.lines[0].startswith("error: ") and "no test in common" in gate.lines[0]
+    lines = format_session_gate(gate)
+    assert gate.code == 2 and lines[0].startswith("error: ") and "no test in common" in lines[0]
     assert gate.report is None
 
 

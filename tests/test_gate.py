@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.results import make_run, make_test
 from pytest_perfgate.budgets import BudgetResult, BudgetSpec, Verdict
 from pytest_perfgate.config import GateOverride, GateSettings
 from pytest_perfgate.errors import GateError
@@ -18,35 +19,6 @@ from pytest_perfgate.gate import GateStatus, GateVerdict, compare, format_detect
 from pytest_perfgate.model import RunResult, Series, TestResult
 from pytest_perfgate.reports.gate_text import headline, notice_texts
 from pytest_perfgate.units import Kind
-
-# --------------------------------------------------------------------------- builders (used by other test files)
-
-
-def make_test(
-    nodeid: str,
-    values: Sequence[float],
-    *,
-    metric: str = "time",
-    kind: Kind = Kind.TIME,
-    higher_is_better: bool = False,
-    spec: BudgetSpec | None = None,
-    verdicts: tuple[BudgetResult, ...] = (),
-    outcome: str = "passed",
-) -> TestResult:
-    series = Series(metric, kind, tuple(values), higher_is_better=higher_is_better)
-    return TestResult(
-        nodeid=nodeid,
-        outcome=outcome,
-        mode="perf",
-        series={metric: series},
-        spec=spec or BudgetSpec(),
-        verdicts=verdicts,
-    )
-
-
-def make_run(tests: dict[str, Sequence[float]] | Sequence[TestResult]) -> RunResult:
-    built = tuple(make_test(k, v) for k, v in tests.items()) if isinstance(tests, dict) else tuple(tests)
-    return RunResult(metadata={"created": "2026-01-01T00:00:00+00:00"}, tests=built)
 
 
 def noisy_run(

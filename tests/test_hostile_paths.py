@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.results import make_run
 from pytest_perfgate.cli import main
 from pytest_perfgate.model import load_results, save_results
 from pytest_perfgate.paths import check_input, check_output
 from pytest_perfgate.store.files import DirectoryStore
-from test_gate import make_run
 
 ROOT = os.geteuid() == 0
 

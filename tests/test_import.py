@@ -11,31 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.results import bench_doc
 from pytest_perfgate.errors import ResultsFileError
 from pytest_perfgate.importers import from_benchmark_json, load_run
 from pytest_perfgate.model import run_from_dict, run_to_dict
-
-
-def bench_doc(data: list[float] | None, *, name: str = "tests/test_b.py::test_sort") -> dict[str, Any]:
-    values = data or [0.001, 0.002, 0.003]
-    stats: dict[str, Any] = {
-        "min": min(values),
-        "max": max(values),
-        "mean": sum(values) / len(values),
-        "median": sorted(values)[len(values) // 2],
-        "stddev": 0.0,
-        "rounds": len(values),
-        "iterations": 4,
-    }
-    if data is not None:
-        stats["data"] = data
-    return {
-        "machine_info": {"node": "x"},
-        "commit_info": {"id": "abc"},
-        "datetime": "2026-01-01T00:00:00",
-        "version": "5.1.0",
-        "benchmarks": [{"name": "test_sort", "fullname": name, "stats": stats}],
-    }
 
 
 def test_raw_rounds_become_the_time_series() -> None:

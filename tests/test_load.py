@@ -22,10 +22,10 @@ import pytest
 
 from pytest_perfgate import stats
 from pytest_perfgate.budgets import Verdict
+from pytest_perfgate.cli import load as load_cli
 from pytest_perfgate.config import parse_config
 from pytest_perfgate.errors import BudgetError, LoadError
 from pytest_perfgate.gate import compare
-from pytest_perfgate.load import cli as load_cli
 from pytest_perfgate.load import runner
 from pytest_perfgate.load.gitlab import k6_summary
 from pytest_perfgate.load.kpi import build_spec, judge, parse_budget_option
@@ -547,7 +547,7 @@ def test_listener_path_points_at_a_file_that_never_imports_perfgate(capsys: pyte
 def test_load_results_in_the_pytest_process_never_import_locust() -> None:
     # importing every load module (the CLI and the fixture's plugin included) leaves locust out
     code = (
-        "import sys, pytest_perfgate.load, pytest_perfgate.load.cli, pytest_perfgate.load.plugin; "
+        "import sys, pytest_perfgate.load, pytest_perfgate.cli.load, pytest_perfgate.load.plugin; "
         "print(sorted(m for m in ('locust', 'gevent') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

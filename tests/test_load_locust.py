@@ -17,7 +17,7 @@ import pytest
 
 from harness.load import EXAMPLE, LOCUSTFILE, processes_with, server_module
 from pytest_perfgate import stats
-from pytest_perfgate.load import cli as load_cli
+from pytest_perfgate.cli import load as load_cli
 from pytest_perfgate.load import runner
 from pytest_perfgate.load.run import run_load
 from pytest_perfgate.load.runner import LoadSettings

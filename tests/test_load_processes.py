@@ -45,7 +45,7 @@ def start_load(api_url: str, tmp_path: Path) -> Iterator:  # type: ignore[type-a
 
     def start(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_perfgate.load.cli", str(LOCUSTFILE), "--host", api_url, "-u", "2",
+            [sys.executable, "-m", "pytest_perfgate.cli", "load", str(LOCUSTFILE), "--host", api_url, "-u", "2",
              "-t", "60s", "--workdir", marker, "--progress", "never", *extra],
             cwd=EXAMPLE.parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip

@@ -14,6 +14,7 @@ import xmlschema
 from markdown_it import MarkdownIt
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from harness.results import make_run
 from pytest_perfgate.gate import GateReport, GateStatus, compare
 from pytest_perfgate.reports.gate_terminal import format_terminal
 from pytest_perfgate.reports.gate_text import headline as gate_headline
@@ -22,7 +23,6 @@ from pytest_perfgate.reports.json_report import gate_to_dict
 from pytest_perfgate.reports.junit import format_junit
 from pytest_perfgate.reports.markdown import format_markdown
 from pytest_perfgate.reports.openmetrics import format_openmetrics
-from test_gate import make_run
 
 XSD = Path(__file__).parent / "data" / "junit.xsd"
 QUIET = (0.999, 1.0, 1.001, 1.0, 1.0005)  # five stored runs that agree to 0.1%

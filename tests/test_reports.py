@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from harness.results import make_run, make_test
 from pytest_perfgate.budgets import BudgetResult, Verdict
 from pytest_perfgate.gate import GateReport, GateVerdict, compare
 from pytest_perfgate.reports.gate_terminal import format_terminal
@@ -22,7 +23,6 @@ from pytest_perfgate.reports.junit import format_junit
 from pytest_perfgate.reports.markdown import escape, format_markdown
 from pytest_perfgate.reports.openmetrics import format_openmetrics
 from pytest_perfgate.units import Kind
-from test_gate import make_run, make_test
 
 XSD = Path(__file__).parent / "data" / "junit.xsd"
 EVIL = "tests/t.py::test_x[a|b`c<script>alert(1)</script>*_**[link](http://x)\n| --- |:x:&amp;]"

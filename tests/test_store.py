@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.results import make_run
 from pytest_perfgate.config import GateSettings
 from pytest_perfgate.errors import ResultsFileError
 from pytest_perfgate.gate import compare
 from pytest_perfgate.model import load_results, run_to_dict, save_results
 from pytest_perfgate.store import BaselineStore, open_store
 from pytest_perfgate.store.files import INDEX_NAME, DirectoryStore, FileStore, index_to_dict, parse_index
-from test_gate import make_run
 
 
 def _run(level: float):  # type: ignore[no-untyped-def]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_perfgate.errors import MeasurementError
-from pytest_perfgate.measure.cpuprofile import hot_path, profile_cpu
+from pytest_perfgate.measure.cpuprofile import profile_cpu
 from pytest_perfgate.measure.memory import measure_peak
 from pytest_perfgate.measure.memprofile import profile_memory
 from pytest_perfgate.measure.timing import TimingSettings, calibrate, measure
@@ -107,12 +107,13 @@ def test_memory_profile_accounts_functions_peak_stack_and_leaks() -> None:
     assert [frame.split(" (")[0].rsplit(".", 1)[-1] for frame in profile.peak_stack] == ["build", "helper"]
     assert profile.peak_sites and any("held = [bytes(1000)" in f for f in profile.peak_sites[0].stack)
     assert profile.leaks[0].size >= 300_000 and "KEEP.append(bytearray(300_000))" in profile.leaks[0].stack[-1]
-    assert profile.to_dict(functions=1)["functions"][0]["function"].endswith("build")
-    (build_node,) = profile.tree["children"]
-    assert build_node["function"].endswith("build")
+    assert profile.to_json(functions=1)["functions"][0]["function"].endswith("build")
+    assert profile.tree is not None
+    (build_node,) = profile.tree.children
+    assert build_node.function.endswith("build")
     # (3.11 runs the comprehension as a function of its own; 3.12 inlines it)
-    (helper_node,) = [c for c in build_node["children"] if c["function"].endswith("helper")]
-    assert build_node["peak"] >= helper_node["peak"] >= 300_000
+    (helper_node,) = [c for c in build_node.children if c.function.endswith("helper")]
+    assert build_node.peak >= helper_node.peak >= 300_000
 
 
 def test_cpu_profile_finds_the_hot_path() -> None:
@@ -127,7 +128,7 @@ def test_cpu_profile_finds_the_hot_path() -> None:
 
     profile = profile_cpu(handler, min_time=0.05)
     assert profile.calls >= 1
-    names = [n["function"] for n in hot_path(profile.to_dict()["tree"])]
+    names = [n.function for n in profile.hot_path()]
     assert names[:2] == ["handler", "expensive"]
     assert any(row[0] == "<genexpr>" for row in profile.top)
 

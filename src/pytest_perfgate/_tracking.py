@@ -23,7 +23,7 @@ from .errors import BudgetError, MeasurementError, PerfBudgetWarning
 from .measure import memory
 from .model import TestResult, test_from_json, test_to_dict
 from .recorder import Recorder
-from .session import failure_text
+from .reports.session_report import failure_text
 
 
 class BenchmarkWatch:

@@ -250,7 +250,9 @@ class _SessionEnd:
             return  # nothing was measured, and nothing is to be written or gated
         state = session_state(self.config)
         try:
-            state.finish()
+            from .reports.session_report import finish_session
+
+            finish_session(state)
         except (OSError, PerfgateError) as exc:
             where = state.options.save or state.options.html
             state.save_error = f"could not write results to {where}: {exc}"
@@ -265,7 +267,9 @@ class _SessionEnd:
         state = self.config.stash.get(STATE, None)
         if state is None:
             return
-        lines = state.summary_lines(verbose=self.config.getoption("verbose") > 0)
+        from .reports.session_report import summary_lines
+
+        lines = summary_lines(state, verbose=self.config.getoption("verbose") > 0)
         if not lines:
             return
         terminalreporter.section("perfgate", sep="=")

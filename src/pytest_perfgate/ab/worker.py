@@ -35,7 +35,7 @@ from .._state import MEASURE, session_state
 from .._tracking import TIMING_FIXTURES, recorder
 from ..measure import timing
 from ..recorder import CALL_ROUNDS, Measure
-from ..session import BUDGET_FAILURE
+from ..reports.session_report import BUDGET_FAILURE
 from .protocol import ENV_FOREIGN, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel, MessageType
 
 try:

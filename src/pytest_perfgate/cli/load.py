@@ -11,7 +11,6 @@ Exit codes:
      unknown KPI, no perfgate.yml for --kpi, locust not installed (with an install hint)
   3  the run could not be done: the target does not answer, locust failed or hung
 
-Also runnable as ``python -m pytest_perfgate.load.cli``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -256,10 +254,3 @@ def _run_time(raw: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run ``perfgate load``; errors become ``error: ...`` on stderr and an exit code."""
     return guarded(lambda: _execute(args), interrupted="interrupted; locust was stopped")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pytest_perfgate.load.cli``: ``perfgate load`` alone."""
-    parser = argparse.ArgumentParser(prog="perfgate load", description=__doc__.split("\n\n")[0] if __doc__ else None)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

@@ -37,11 +37,12 @@ def run(args: argparse.Namespace) -> int:
     if args.html is not None:
         from ..config import find_config, load_config
         from ..gate import compare_for_session
+        from ..reports.gate_terminal import format_session_gate
         from ..reports.html import render_html
 
         gate = compare_for_session(run, args.baseline, load_config(find_config(".")).gate) if args.baseline else None
         if gate is not None and gate.report is None:
-            print(gate.lines[0], file=sys.stderr)
+            print(format_session_gate(gate)[0], file=sys.stderr)
             return gate.code
         page = render_html(run, baseline=gate.baseline_runs if gate else (), gate=gate.report if gate else None)
         write_report(args.html, page, "the HTML report")

@@ -14,7 +14,7 @@ instead of locust's own histogram, whose percentiles are rounded to two signific
 
 Standalone on purpose: it imports only locust and the standard library (never perfgate), so it
 can be copied to worker machines that do not have perfgate installed
-(``python -m pytest_perfgate.load.cli --listener-path`` prints where it is).
+(``perfgate load --listener-path`` prints where it is).
 """
 
 from __future__ import annotations
