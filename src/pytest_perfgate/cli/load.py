@@ -230,23 +230,12 @@ def _execute(args: argparse.Namespace) -> int:
 
 
 def _run_time(raw: str) -> int:
-    """``--run-time`` in whole seconds (what locust runs), rounded up with a notice: any duration
-    :func:`~pytest_perfgate.units.parse_duration` reads."""
-    import math
-
-    from ..errors import LoadError, UnitError
-    from ..load.runner import RUN_TIME_FORMS
+    """``--run-time`` in the whole seconds locust runs, with a notice when a fraction was rounded up."""
+    from ..load.runner import parse_run_time
     from ..units import parse_duration
 
-    accepted = f"{RUN_TIME_FORMS}, or any duration such as '500ms' or '1.5min'"
-    try:
-        seconds = parse_duration(raw)
-    except UnitError:
-        raise LoadError(f"run-time {raw!r} does not parse; accepted: {accepted}") from None
-    if seconds <= 0:
-        raise LoadError(f"run-time {raw!r} is not above 0; accepted: {accepted}")
-    whole = math.ceil(seconds)
-    if whole != seconds:
+    whole = parse_run_time(raw)
+    if whole != parse_duration(raw):
         print(f"perfgate load: run-time {raw} rounded up to {whole}s (locust runs whole seconds)", file=sys.stderr)
     return whole
 

@@ -14,6 +14,7 @@ import http.client
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -31,7 +32,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._procs import read_log, spawn, stop_group, tail
-from ..errors import LoadError, LoadRunError
+from ..errors import LoadError, LoadRunError, UnitError
+from ..units import parse_duration
 
 LISTENER = Path(__file__).with_name("perfgate_listener.py")
 INSTALL_HINT = "pip install 'pytest-perfgate[load]'  (or: pip install 'locust>=2.20')"
@@ -44,27 +46,23 @@ STARTUP_GRACE = 60.0
 #: seconds given to a process group to leave after SIGTERM before SIGKILL
 KILL_GRACE = 5.0
 
-_TIMESPAN = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s?)?$")
-RUN_TIME_FORMS = "whole seconds such as '30s' or '90', or hours/minutes/seconds such as '2m', '1h30m', '1m30s'"
+RUN_TIME_FORMS = (
+    "a duration such as '30s', '90', '2m', '1h30m' or '1.5min' (locust runs whole seconds: a fraction is rounded up)"
+)
 
 
 def parse_run_time(raw: object) -> int:
-    """Locust's run-time forms (``"30s"``, ``"90"``, ``"2m"``, ``"1h30m"``) as whole seconds >= 1."""
-    if isinstance(raw, bool):
+    """A load run's length (any duration :func:`~pytest_perfgate.units.parse_duration` reads) as
+    the whole seconds locust runs, rounded up."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         raise LoadError(f"run-time {raw!r} is not a duration; accepted: {RUN_TIME_FORMS}")
-    if isinstance(raw, int):
-        text = str(raw)
-    elif isinstance(raw, str):
-        text = raw.strip().replace(" ", "")
-    else:
-        raise LoadError(f"run-time {raw!r} is not a duration; accepted: {RUN_TIME_FORMS}")
-    match = _TIMESPAN.match(text)
-    if not text or match is None:
-        raise LoadError(f"run-time {raw!r} does not parse; accepted: {RUN_TIME_FORMS}")
-    seconds = 3600 * int(match["h"] or 0) + 60 * int(match["m"] or 0) + int(match["s"] or 0)
-    if seconds < 1:
-        raise LoadError(f"run-time {raw!r} is shorter than one second; accepted: {RUN_TIME_FORMS}")
-    return seconds
+    try:
+        seconds = parse_duration(raw)
+    except UnitError:
+        raise LoadError(f"run-time {raw!r} does not parse; accepted: {RUN_TIME_FORMS}") from None
+    if seconds <= 0:
+        raise LoadError(f"run-time {raw!r} is not above 0; accepted: {RUN_TIME_FORMS}")
+    return math.ceil(seconds)
 
 
 @dataclass(frozen=True)
