@@ -52,7 +52,7 @@ def test_p50_is_an_alias_of_median() -> None:
         ({"median": "1ms", "p50": "2ms"}, "metric 'median' given twice"),
         ({"kpi": 3}, "kpi= must be the name of a KPI"),
         ({"max_regression": "-5%"}, "max_regression: "),
-        ({"max_regression": 0}, "must be above 0%"),
+        ({"max_regression": 0}, "max_regression: 0 must be above 0"),
         ({"metrics": ["a"]}, "metrics= must be a dict"),
         ({"metrics": {"p95": "1ms"}}, "'p95' is a built-in metric"),
     ],

@@ -22,7 +22,7 @@ from . import metrics as metric_registry
 from . import stats
 from .errors import BudgetError, PerfgateError, UnitError
 from .metrics import MetricDef
-from .units import ACCEPTED, Kind, format_value, parse
+from .units import ACCEPTED, Kind, format_value, parse, parse_threshold
 
 
 class Recorded(Protocol):
@@ -387,12 +387,9 @@ def _option_ratio(options: Mapping[str, object], key: str) -> float | None:
     if options.get(key) is None:
         return None
     try:
-        value = parse(options[key], Kind.RATIO)
+        return parse_threshold(options[key])
     except UnitError as exc:
         raise BudgetError(f"{key}: {exc}") from None
-    if value <= 0:
-        raise BudgetError(f"{key}: must be above 0%, got {options[key]!r}")
-    return value
 
 
 def _resolve_name(name: str, declared: Mapping[str, MetricDef], key: str) -> str:

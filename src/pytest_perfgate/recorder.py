@@ -13,6 +13,7 @@ import math
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from . import metrics as metric_registry
@@ -32,11 +33,20 @@ Measure = Callable[[Callable[[], Any], timing.TimingSettings], timing.Timing]
 #: how ``perf`` times an awaited call, inside the loop that runs it
 AsyncMeasure = Callable[[Callable[[], Awaitable[Any]], timing.TimingSettings], Awaitable[timing.Timing]]
 
-#: the paired A/B worker timed the test's body in rounds (no timing fixture)
-CALL_ROUNDS = "call-rounds"
+
+class Mode(str, Enum):
+    """How a test's time was measured (``TestResult.mode`` in results files holds the value)."""
+
+    PERF = "perf"  # the perf fixture's calibrated rounds
+    BENCHMARK = "benchmark"  # pytest-benchmark's rounds (or the paired worker's, for its fixture)
+    LOAD = "load"  # a load test's response times
+    CALL_ROUNDS = "call-rounds"  # the paired A/B worker timed the test's body in rounds
+    WHOLE_CALL = "call"  # the whole test call, one sample
+
+
 #: modes in which a fixture (or the paired worker) measured the test: the whole call is then not
 #: timed over it
-FIXTURE_MODES = ("perf", "benchmark", "load", CALL_ROUNDS)
+FIXTURE_MODES = frozenset({Mode.PERF, Mode.BENCHMARK, Mode.LOAD, Mode.CALL_ROUNDS})
 
 
 class Recorder:
@@ -44,7 +54,7 @@ class Recorder:
 
     def __init__(self, declared: dict[str, MetricDef] | None = None) -> None:
         self.series: dict[str, Series] = {}
-        self.mode: str | None = None
+        self.mode: Mode | None = None
         self.evidence: dict[str, Any] = {}
         #: metric -> why it cannot be checked here (e.g. "not checked on mongomock: ..."); such
         #: budgets are judged NOT_CHECKED (never a pass) by session.finish_test
@@ -54,7 +64,7 @@ class Recorder:
     def set_series(self, series: Series) -> None:
         self.series[series.name] = series
 
-    def add_timing(self, result: timing.Timing, source: str, basis: LoopBasis | None = None) -> None:
+    def add_timing(self, result: timing.Timing, source: Mode, basis: LoopBasis | None = None) -> None:
         """The time series of ``result``; ``basis``: the calls were awaited, in that loop."""
         self.mode = source
         self.set_series(
@@ -63,7 +73,7 @@ class Recorder:
                 Kind.TIME,
                 result.samples,
                 loops=result.loops,
-                source=source,
+                source=source.value,  # plain values in results: they cross pytest-xdist
                 awaited=basis.label if basis is not None else "",
                 await_overhead=basis.overhead if basis is not None else 0.0,
             )
@@ -71,8 +81,8 @@ class Recorder:
         if basis is not None:
             self.evidence["awaited"] = basis.to_dict()
 
-    def add_memory(self, reading: memory.PeakReading, source: str) -> None:
-        self.set_series(Series(MEMORY_SERIES, Kind.SIZE, (float(reading.peak),), source=source))
+    def add_memory(self, reading: memory.PeakReading, source: Mode) -> None:
+        self.set_series(Series(MEMORY_SERIES, Kind.SIZE, (float(reading.peak),), source=source.value))
         self.evidence["mem_retained"] = reading.retained
 
     def add_whole_call(self, elapsed: float, reading: memory.PeakReading | None) -> None:
@@ -80,10 +90,10 @@ class Recorder:
         fixture recorded (one requested at run time) is kept: it is the better measurement."""
         if self.mode in FIXTURE_MODES:
             return
-        self.mode = "call"
-        self.set_series(Series(TIME_SERIES, Kind.TIME, (elapsed,), source="call"))
+        self.mode = Mode.WHOLE_CALL
+        self.set_series(Series(TIME_SERIES, Kind.TIME, (elapsed,), source=Mode.WHOLE_CALL.value))
         if reading is not None:
-            self.add_memory(reading, "call")
+            self.add_memory(reading, Mode.WHOLE_CALL)
             # the time sample was taken under tracemalloc, which slows allocation-heavy code
             self.evidence["timed_under_tracemalloc"] = True
             if reading.sites:
@@ -220,9 +230,9 @@ class Perf:
             return first
         result = self._measure(call, self._settings)
         if result.samples:  # none: the paired mode released this call unmeasured
-            self._recorder.add_timing(result, "perf")
+            self._recorder.add_timing(result, Mode.PERF)
         if self._measure_memory:
-            self._recorder.add_memory(memory.measure_peak(call), "perf")
+            self._recorder.add_memory(memory.measure_peak(call), Mode.PERF)
         return result.result
 
     def _on_own_loop(self, call: Callable[[], Any], what: str, first: Awaitable[Any] | None) -> Any:
@@ -241,9 +251,9 @@ class Perf:
         timed = loop.run(measure(call, self._settings))
         basis = loop.run(aio.basis("asyncio", "own loop"))
         if timed.samples:
-            self._recorder.add_timing(timed, "perf", basis)
+            self._recorder.add_timing(timed, Mode.PERF, basis)
         if self._measure_memory:
-            self._recorder.add_memory(memory.measure_peak(lambda: loop.call(call)), "perf")
+            self._recorder.add_memory(memory.measure_peak(lambda: loop.call(call)), Mode.PERF)
         return timed.result
 
     def aio(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
@@ -284,11 +294,11 @@ class Perf:
             timed = await measured(call, self._settings)
             basis = await aio.basis(library, "test loop")
             if timed.samples:
-                self._recorder.add_timing(timed, "perf", basis)
+                self._recorder.add_timing(timed, Mode.PERF, basis)
             if self._measure_memory:
                 with memory.traced_peak() as reading:
                     await call()
-                self._recorder.add_memory(reading[0], "perf")
+                self._recorder.add_memory(reading[0], Mode.PERF)
             return timed.result
         finally:
             self._pending = None  # awaited to its end (or it raised: the test fails with that)

@@ -22,7 +22,7 @@ from .evidence import Evidence
 from .measure import metadata, timing
 from .model import RunResult, TestResult, save_results
 from .options import Options, header_line
-from .recorder import Recorder
+from .recorder import Mode, Recorder
 from .units import Kind
 
 if TYPE_CHECKING:
@@ -107,7 +107,9 @@ class PerfgateSession:
             return "pytest-benchmark recorded no rounds (the benchmark fixture was not called)"
         loops = int(getattr(stats, "iterations", 1) or 1)
         samples = tuple(map(float, data))
-        recorder.add_timing(timing.Timing(samples=samples, loops=loops, warmup_rounds=0, total_time=0.0), "benchmark")
+        recorder.add_timing(
+            timing.Timing(samples=samples, loops=loops, warmup_rounds=0, total_time=0.0), Mode.BENCHMARK
+        )
         return None
 
     def finish_test(
@@ -223,7 +225,7 @@ def recorded_result(
     ``more_evidence`` (profiles taken here, an error) are read into typed evidence here, once."""
     return TestResult(
         nodeid=nodeid,
-        mode=recorder.mode,
+        mode=recorder.mode.value if recorder.mode is not None else None,  # the plain value: results cross xdist
         series=dict(recorder.series),
         spec=spec or BudgetSpec(),
         verdicts=verdicts,

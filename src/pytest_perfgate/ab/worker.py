@@ -34,7 +34,7 @@ from .._procs import tail
 from .._state import MEASURE, session_state
 from .._tracking import TIMING_FIXTURES, recorder
 from ..measure import timing
-from ..recorder import CALL_ROUNDS, Measure
+from ..recorder import Measure, Mode
 from ..reports.session_report import BUDGET_FAILURE
 from .protocol import ENV_FOREIGN, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel, MessageType
 
@@ -257,7 +257,7 @@ class Workload:
         return timing.calibrate(self.call, min_round_time)
 
 
-def _measure(item: pytest.Item, workload: Workload, source: str) -> timing.Timing:
+def _measure(item: pytest.Item, workload: Workload, source: Mode) -> timing.Timing:
     """Time ``workload`` under the controller's rounds and record it as the test's ``time``."""
     config = item.config
     measure = config.stash[MEASURE](item.nodeid)
@@ -273,7 +273,7 @@ def _pair_benchmark(fixture: Any, item: pytest.Item) -> None:
 
     def raw(function_to_benchmark: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         call = (lambda: function_to_benchmark(*args, **kwargs)) if (args or kwargs) else function_to_benchmark
-        return _measure(item, Workload(call), "benchmark").result
+        return _measure(item, Workload(call), Mode.BENCHMARK).result
 
     def raw_pedantic(
         target: Callable[..., Any],
@@ -296,7 +296,7 @@ def _pair_benchmark(fixture: Any, item: pytest.Item) -> None:
         if iterations > 1 and setup:
             raise ValueError("Can't use more than 1 `iterations` with a `setup` function.")
         if setup is None:
-            return _measure(item, Workload(lambda: target(*args, **kwargs)), "benchmark").result
+            return _measure(item, Workload(lambda: target(*args, **kwargs)), Mode.BENCHMARK).result
 
         def prepare() -> tuple[Callable[[], Any], Callable[[], None]]:
             call_args, call_kwargs = args, kwargs
@@ -308,7 +308,7 @@ def _pair_benchmark(fixture: Any, item: pytest.Item) -> None:
             after = (lambda: teardown(*call_args, **call_kwargs)) if teardown is not None else (lambda: None)
             return (lambda: target(*call_args, **call_kwargs)), after
 
-        return _measure(item, Workload(target, prepare=prepare), "benchmark").result
+        return _measure(item, Workload(target, prepare=prepare), Mode.BENCHMARK).result
 
     fixture._raw = raw
     fixture._raw_pedantic = raw_pedantic
@@ -320,7 +320,7 @@ def _time_whole_call(item: pytest.Item) -> None:
     body = item.runtest
 
     def runtest() -> None:
-        _measure(item, Workload(body), CALL_ROUNDS)
+        _measure(item, Workload(body), Mode.CALL_ROUNDS)
 
     item.runtest = runtest  # type: ignore[method-assign]
 

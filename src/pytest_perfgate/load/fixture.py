@@ -13,8 +13,7 @@ import os
 from collections.abc import Sequence
 
 from ..errors import MeasurementError
-from ..recorder import Recorder
-from .results import SOURCE
+from ..recorder import Mode, Recorder
 from .run import LoadRun, run_load
 from .runner import LoadSettings, parse_run_time
 
@@ -62,7 +61,7 @@ class LoadTest:
         run = run_load(settings)
         self.run = run
         recorder = self._recorder
-        recorder.mode = SOURCE
+        recorder.mode = Mode.LOAD
         for series in run.stats.total.series().values():
             recorder.set_series(series)
         recorder.evidence["load"] = {

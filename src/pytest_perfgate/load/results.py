@@ -24,12 +24,13 @@ from .. import stats
 from ..evidence import LoadFigures
 from ..metrics import LOAD_ERROR_RATE_SERIES, LOAD_REQUESTS_SERIES, LOAD_RPS_SERIES, TIME_SERIES
 from ..model import Series, TestResult
+from ..recorder import Mode
 from ..units import Kind
 from .runner import RawRun
 
 TOTAL = "total"
 NODEID_PREFIX = "load:"
-SOURCE = "load"
+SOURCE = Mode.LOAD.value
 PERCENTILES = ("p50", "p90", "p95", "p99")
 #: distinct error messages kept per endpoint in the evidence
 MAX_ERRORS = 10
