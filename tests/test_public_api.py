@@ -69,11 +69,6 @@ _EXCEPTION_BASES = {
 } | _exception_classes(errors)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="until the integrator replaces the definitions in gitlab.py, race/runner.py, ab/controller.py "
-    "and ab/protocol.py by imports from errors (then remove this mark)",
-)
 def test_no_public_error_or_warning_is_defined_outside_errors_py() -> None:
     """Private control-flow exceptions (``_Failed``, ``_Aborted``) may stay where they are used."""
     outside = []
