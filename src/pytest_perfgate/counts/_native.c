@@ -9,6 +9,10 @@
  * realloc: the new size). Frees are not counted. The wrappers count in every thread: MEM and
  * OBJ are called with the GIL held; RAW may be called without it, so all counters are updated
  * with atomic additions.
+ *
+ * No double counting: pymalloc serves requests over 512 bytes from the RAW domain (and debug hooks
+ * may call through too); a RAW call made while the same thread is inside a counted MEM/OBJ call is
+ * not counted again (a thread-local depth).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,6 +26,12 @@
 #endif
 #ifndef PERFGATE_HAVE_CLIENT_REQUESTS
 #define PERFGATE_HAVE_CLIENT_REQUESTS 0
+#endif
+
+#if defined(_MSC_VER)
+#define THREAD_LOCAL __declspec(thread)
+#else
+#define THREAD_LOCAL _Thread_local
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -124,39 +134,67 @@ dump_stats(PyObject *self, PyObject *arg)
 typedef struct {
     PyMemAllocatorEx base; /* the allocator we wrap */
     PyMemAllocatorDomain domain;
+    int active; /* counts only while active: a wrapper left in a chain (see alloc_stop) only forwards */
 } wrapped_t;
 
-static wrapped_t wrapped[3];
 static const PyMemAllocatorDomain DOMAINS[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
-static int counting = 0;
+/* the wrappers installed by alloc_start, one per domain; NULL when not counting. Each start
+   makes new ones: a wrapper another hook kept a pointer to must never be reused (it would end up
+   wrapping itself) */
+static wrapped_t *installed[3] = {NULL, NULL, NULL};
 static uint64_t n_blocks = 0;
 static uint64_t n_bytes = 0;
+static THREAD_LOCAL int depth = 0; /* > 0: inside a counted call of this thread */
+
+static inline int
+should_count(wrapped_t *w)
+{
+    return w->active && (w->domain != PYMEM_DOMAIN_RAW || depth == 0);
+}
 
 static void *
 count_malloc(void *ctx, size_t size)
 {
     wrapped_t *w = (wrapped_t *)ctx;
-    ATOMIC_ADD(&n_blocks, 1);
-    ATOMIC_ADD(&n_bytes, (uint64_t)size);
-    return w->base.malloc(w->base.ctx, size);
+    if (should_count(w)) {
+        ATOMIC_ADD(&n_blocks, 1);
+        ATOMIC_ADD(&n_bytes, (uint64_t)size);
+    }
+    void *result;
+    depth++;
+    result = w->base.malloc(w->base.ctx, size);
+    depth--;
+    return result;
 }
 
 static void *
 count_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     wrapped_t *w = (wrapped_t *)ctx;
-    ATOMIC_ADD(&n_blocks, 1);
-    ATOMIC_ADD(&n_bytes, (uint64_t)nelem * (uint64_t)elsize);
-    return w->base.calloc(w->base.ctx, nelem, elsize);
+    if (should_count(w)) {
+        ATOMIC_ADD(&n_blocks, 1);
+        ATOMIC_ADD(&n_bytes, (uint64_t)nelem * (uint64_t)elsize);
+    }
+    void *result;
+    depth++;
+    result = w->base.calloc(w->base.ctx, nelem, elsize);
+    depth--;
+    return result;
 }
 
 static void *
 count_realloc(void *ctx, void *ptr, size_t new_size)
 {
     wrapped_t *w = (wrapped_t *)ctx;
-    ATOMIC_ADD(&n_blocks, 1);
-    ATOMIC_ADD(&n_bytes, (uint64_t)new_size);
-    return w->base.realloc(w->base.ctx, ptr, new_size);
+    if (should_count(w)) {
+        ATOMIC_ADD(&n_blocks, 1);
+        ATOMIC_ADD(&n_bytes, (uint64_t)new_size);
+    }
+    void *result;
+    depth++;
+    result = w->base.realloc(w->base.ctx, ptr, new_size);
+    depth--;
+    return result;
 }
 
 static void
@@ -169,54 +207,73 @@ count_free(void *ctx, void *ptr)
 static PyObject *
 alloc_start(PyObject *self, PyObject *unused)
 {
-    if (counting) {
+    if (installed[0] != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "allocation counting is already running (alloc_start called twice)");
         return NULL;
+    }
+    wrapped_t *fresh[3];
+    for (int i = 0; i < 3; i++) {
+        fresh[i] = (wrapped_t *)malloc(sizeof(wrapped_t));
+        if (fresh[i] == NULL) {
+            for (int j = 0; j < i; j++) {
+                free(fresh[j]);
+            }
+            return PyErr_NoMemory();
+        }
     }
     n_blocks = 0;
     n_bytes = 0;
     for (int i = 0; i < 3; i++) {
         PyMemAllocatorEx mine;
-        wrapped[i].domain = DOMAINS[i];
-        PyMem_GetAllocator(DOMAINS[i], &wrapped[i].base);
-        mine.ctx = &wrapped[i];
+        PyMem_GetAllocator(DOMAINS[i], &fresh[i]->base);
+        fresh[i]->domain = DOMAINS[i];
+        fresh[i]->active = 1;
+        mine.ctx = fresh[i];
         mine.malloc = count_malloc;
         mine.calloc = count_calloc;
         mine.realloc = count_realloc;
         mine.free = count_free;
         PyMem_SetAllocator(DOMAINS[i], &mine);
+        installed[i] = fresh[i];
     }
-    counting = 1;
     Py_RETURN_NONE;
 }
 
 static PyObject *
 alloc_stop(PyObject *self, PyObject *unused)
 {
-    if (!counting) {
+    if (installed[0] == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "allocation counting is not running (alloc_stop without alloc_start)");
         return NULL;
     }
-    uint64_t blocks = n_blocks, bytes = n_bytes;
     int replaced = 0;
+    for (int i = 0; i < 3; i++) {
+        installed[i]->active = 0;
+    }
+    uint64_t blocks = n_blocks, bytes = n_bytes;
     for (int i = 0; i < 3; i++) {
         PyMemAllocatorEx current;
         PyMem_GetAllocator(DOMAINS[i], &current);
-        if (current.ctx != &wrapped[i] || current.malloc != count_malloc) {
+        if (current.ctx != installed[i] || current.malloc != count_malloc) {
             replaced = 1;
         }
     }
-    counting = 0;
     if (replaced) {
-        /* someone (e.g. tracemalloc.start/stop) replaced an allocator while we counted: leave the
-           allocators as they are now (restoring ours would undo their change) and say so */
+        /* someone (e.g. tracemalloc.start) replaced an allocator while we counted and may call
+           ours from theirs: leave every allocator as it is (restoring ours would undo their
+           change) and our wrappers in place, inactive (they only forward; a few bytes leak) */
+        for (int i = 0; i < 3; i++) {
+            installed[i] = NULL;
+        }
         PyErr_SetString(PyExc_RuntimeError,
                         "an allocator was replaced while allocations were counted "
                         "(tracemalloc started or stopped during the measured call?): counts discarded");
         return NULL;
     }
     for (int i = 0; i < 3; i++) {
-        PyMem_SetAllocator(DOMAINS[i], &wrapped[i].base);
+        PyMem_SetAllocator(DOMAINS[i], &installed[i]->base);
+        free(installed[i]);
+        installed[i] = NULL;
     }
     return Py_BuildValue("(KK)", (unsigned long long)blocks, (unsigned long long)bytes);
 }
@@ -224,7 +281,7 @@ alloc_stop(PyObject *self, PyObject *unused)
 static PyObject *
 alloc_running(PyObject *self, PyObject *unused)
 {
-    return PyBool_FromLong(counting);
+    return PyBool_FromLong(installed[0] != NULL);
 }
 
 static PyMethodDef methods[] = {

@@ -47,6 +47,10 @@ DEFAULT_HASH_SEED = 0
 #: events needed for estimated cycles
 CACHE_EVENTS = ("I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 INSTALL_VALGRIND = "install valgrind (Debian: apt-get install valgrind)"
+#: the simulated caches (size, associativity, line size), fixed: valgrind otherwise takes them from
+#: the host's CPU (here a 256 MiB direct-mapped LL from a 320 MiB L3), and estimated cycles would
+#: change with the machine the job lands on. A common desktop geometry: 32 KiB 8-way L1s, 8 MiB 16-way LL.
+CACHE_GEOMETRY = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64")
 
 
 # ----------------------------------------------------------------------------- the parent
@@ -132,7 +136,8 @@ def valgrind_command(
     """The command that runs ``argv`` (``[python, "-m", "pytest", ...]``; ``argv[0]`` a Python
     interpreter, checked by :func:`real_interpreter`) under callgrind, instrumentation and
     collection off at start, dumps and valgrind's log in ``out_dir`` (created), with
-    ``PYTHONHASHSEED=hash_seed``; ``cache_sim`` adds the cache simulation (estimated cycles)."""
+    ``PYTHONHASHSEED=hash_seed``; ``cache_sim`` adds the cache simulation (estimated cycles) with
+    the fixed :data:`CACHE_GEOMETRY`."""
     if not argv:
         raise MeasurementError("valgrind_command needs a command to run (argv is empty)")
     tool = valgrind if isinstance(valgrind, Valgrind) else find_valgrind(valgrind)
@@ -147,6 +152,7 @@ def valgrind_command(
         f"--callgrind-out-file={directory / 'callgrind.out.%p'}",
         f"--log-file={directory / 'valgrind.%p.log'}",
         f"--cache-sim={'yes' if cache_sim else 'no'}",
+        *(CACHE_GEOMETRY if cache_sim else ()),
         python,
         *argv[1:],
     ]
