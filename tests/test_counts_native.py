@@ -1,0 +1,230 @@
+"""The native extension: allocation counts (exact on constructed cases) and instruction counts
+under callgrind end to end (in a subprocess; skipped, with the reason, without valgrind or the
+extension's client requests)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_perfgate.counts.allocations import AllocCounts, count_allocations
+from pytest_perfgate.errors import MeasurementError
+
+try:
+    from pytest_perfgate.counts import _native
+except ImportError:  # pragma: no cover - depends on the install
+    _native = None  # type: ignore[assignment]
+
+needs_native = pytest.mark.skipif(
+    _native is None,
+    reason="pytest_perfgate.counts._native is not built (needs a C compiler and Python's headers: "
+    "python setup.py build_ext --inplace)",
+)
+SRC = Path(__file__).resolve().parent.parent / "src"
+POINTER = 8 if sys.maxsize > 2**32 else 4
+
+
+@needs_native
+def test_a_call_that_allocates_nothing_counts_nothing() -> None:
+    assert count_allocations(lambda: None) == AllocCounts(blocks=0, bytes=0)
+
+
+@needs_native
+@pytest.mark.parametrize("n", [1, 10, 1000, 100_000])
+def test_a_list_of_n_items_adds_n_pointers_in_one_block(n: int) -> None:
+    empty = count_allocations(lambda: [None] * 0)
+    full = count_allocations(lambda: [None] * n)
+    # the same list object, plus one block for its n item pointers (large ones come from the RAW
+    # domain through pymalloc: counted once, not twice)
+    assert full.blocks == empty.blocks + 1
+    assert full.bytes == empty.bytes + n * POINTER
+
+
+@needs_native
+@pytest.mark.parametrize("n", [1, 1000, 1_000_000])
+def test_a_bytearray_of_n_bytes_requests_n_plus_one(n: int) -> None:
+    empty = count_allocations(lambda: bytearray(0))
+    full = count_allocations(lambda: bytearray(n))
+    assert full.blocks == empty.blocks + 1
+    assert full.bytes == empty.bytes + n + 1
+
+
+@needs_native
+def test_n_objects_are_at_least_n_blocks_and_grow_linearly() -> None:
+    def make(n: int) -> Any:
+        return lambda: [object() for _ in range(n)]
+
+    small, large = count_allocations(make(1000)), count_allocations(make(2000))
+    assert large.blocks - small.blocks >= 1000
+    assert large.bytes - small.bytes >= 1000 * sys.getsizeof(object())
+
+
+@needs_native
+def test_a_deterministic_call_counts_the_same_every_time() -> None:
+    data = {f"k{i}": [i, str(i)] for i in range(500)}
+    counts = {count_allocations(lambda: json.dumps(data)) for _ in range(20)}
+    assert len(counts) == 1
+    (only,) = counts
+    assert only.blocks > 0 and only.bytes > len(json.dumps(data))
+
+
+@needs_native
+def test_the_collector_is_disabled_during_the_call_and_restored() -> None:
+    seen: list[bool] = []
+    assert gc.isenabled()
+    count_allocations(lambda: seen.append(gc.isenabled()))
+    assert seen == [False, False] or seen == [True, False]  # warm-up as is, measured call without collector
+    assert gc.isenabled()
+
+
+@needs_native
+def test_an_exception_restores_the_allocators() -> None:
+    def boom() -> None:
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        count_allocations(boom, warmup=0)
+    assert not _native.alloc_running()
+    assert gc.isenabled()
+    assert count_allocations(lambda: None) == AllocCounts(0, 0)
+
+
+@needs_native
+def test_counts_do_not_nest() -> None:
+    with pytest.raises(MeasurementError, match="allocation counts do not nest"):
+        count_allocations(lambda: count_allocations(lambda: None), warmup=0)
+    assert not _native.alloc_running()
+    with pytest.raises(RuntimeError, match=r"not running \(alloc_stop without alloc_start\)"):
+        _native.alloc_stop()
+
+
+@needs_native
+def test_tracemalloc_started_inside_the_call_discards_the_counts() -> None:
+    def start_tracing() -> None:
+        tracemalloc.start()
+
+    try:
+        with pytest.raises(MeasurementError, match="an allocator was replaced while allocations were counted"):
+            count_allocations(start_tracing, warmup=0)
+    finally:
+        tracemalloc.stop()
+    assert not _native.alloc_running()
+
+
+@needs_native
+def test_under_tracemalloc_counts_are_still_exact() -> None:
+    tracemalloc.start()
+    try:
+        assert count_allocations(lambda: bytearray(5000)).bytes - count_allocations(lambda: bytearray(0)).bytes == 5001
+    finally:
+        tracemalloc.stop()
+
+
+@needs_native
+def test_other_threads_are_counted() -> None:
+    def in_a_thread() -> None:
+        thread = threading.Thread(target=lambda: bytearray(123_456))
+        thread.start()
+        thread.join()
+
+    assert count_allocations(in_a_thread).bytes > 123_456
+
+
+# ----------------------------------------------------------------------------- callgrind end to end
+
+VALGRIND = shutil.which("valgrind")
+needs_callgrind = pytest.mark.skipif(
+    _native is None or not sys.platform.startswith("linux") or VALGRIND is None or not _native.have_client_requests(),
+    reason="instruction counts need Linux, valgrind (apt-get install valgrind) and the native extension built "
+    "with valgrind's headers",
+)
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from pytest_perfgate.counts.callgrind import count_call
+
+    def work(n):
+        return sorted(str(i) for i in range(n))
+
+    def boom():
+        raise ValueError("inside")
+
+    out = {}
+    for n in (100, 200):
+        out[n] = count_call(lambda: work(n), name=f"work{n}").__dict__
+    try:
+        count_call(boom, name="boom")
+    except ValueError as exc:
+        out["boom"] = str(exc)
+    out["after"] = count_call(lambda: work(100), name="again").instructions
+    print(json.dumps(out, default=dict))
+    """
+)
+
+
+def _run_counted(tmp_path: Path, *, cache_sim: bool = False) -> dict[str, Any]:
+    from pytest_perfgate.counts.callgrind import valgrind_command
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    command = valgrind_command([sys.executable, str(script)], out_dir=tmp_path / "cg", cache_sim=cache_sim)
+    env = os.environ | command.env | {"PYTHONPATH": str(SRC)}
+    proc = subprocess.run(command.argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+@needs_callgrind
+def test_instruction_counts_agree_across_processes_and_scale_with_the_work(tmp_path: Path) -> None:
+    first, second = _run_counted(tmp_path / "a"), _run_counted(tmp_path / "b")
+    small, large = first["100"]["instructions"], first["200"]["instructions"]
+    # the issue's bar: within 0.1% between separate processes with one hash seed (often exact)
+    assert abs(small - second["100"]["instructions"]) <= small / 1000
+    assert abs(large - second["200"]["instructions"]) <= large / 1000
+    assert 1.6 < large / small < 2.4
+    assert first["100"]["estimated_cycles"] is None
+    assert first["100"]["events"] == {"Ir": small}
+    # an exception inside the measured call propagates, and counting works afterwards
+    assert first["boom"] == "inside"
+    assert abs(first["after"] - small) <= small / 1000
+    # every per-call dump is parsed and deleted; only the end-of-process dump and the log remain
+    left = sorted(p.name.split(".")[0] for p in (tmp_path / "a" / "cg").iterdir())
+    assert left == ["callgrind", "valgrind"]
+
+
+@needs_callgrind
+def test_estimated_cycles_with_the_cache_simulation(tmp_path: Path) -> None:
+    counts = _run_counted(tmp_path, cache_sim=True)["100"]
+    events = counts["events"]
+    assert counts["instructions"] == events["Ir"]
+    assert counts["estimated_cycles"] == events["Ir"] + 10 * (
+        events["I1mr"] + events["D1mr"] + events["D1mw"]
+    ) + 100 * (events["ILmr"] + events["DLmr"] + events["DLmw"])
+
+
+@needs_native
+def test_counting_instructions_outside_valgrind_says_how_to_start(tmp_path: Path) -> None:
+    if not _native.have_client_requests():
+        pytest.skip("the extension was built without valgrind's headers")
+    from pytest_perfgate.counts.callgrind import count_call
+
+    with pytest.raises(MeasurementError) as info:
+        count_call(lambda: None, name="t", out_dir=tmp_path)
+    assert str(info.value) == (
+        "instruction counts are taken under valgrind's callgrind: this process does not run under valgrind "
+        "(start it with the command of pytest_perfgate.counts.callgrind.valgrind_command)"
+    )
