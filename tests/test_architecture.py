@@ -17,6 +17,7 @@ WIRING = {
     "pytest_perfgate.plugin",
     "pytest_perfgate._state",
     "pytest_perfgate._tracking",
+    "pytest_perfgate._counting",
     "pytest_perfgate.hookspecs",
     "pytest_perfgate.mongo.plugin",
     "pytest_perfgate.race.plugin",

@@ -21,6 +21,7 @@ from . import _state as core
 from .budgets import BudgetSpec, Verdict
 from .errors import BudgetError, MeasurementError, PerfBudgetWarning
 from .measure import memory
+from .measure.workload import is_pytest_benchmark
 from .model import TestResult, test_from_json, test_to_dict
 from .recorder import Recorder
 from .reports.session_report import failure_text
@@ -37,6 +38,10 @@ class BenchmarkWatch:
         value = yield
         if fixturedef.argname == "benchmark" and fixturedef.scope == "function":
             request.node.stash[core.BENCHMARK] = value
+            if core.session_state(request.config).options.counting and is_pytest_benchmark(value):
+                from ._counting import watch_benchmark
+
+                watch_benchmark(value, request.node)
         return value
 
 
@@ -130,10 +135,18 @@ def recorder(item: pytest.Item) -> Recorder:
     """The test's recorder of measured series, made on first use (which starts :func:`track`)."""
     made = item.stash.get(core.RECORDER, None)
     if made is None:
-        made = item.stash[core.RECORDER] = Recorder(dict(core.session_state(item.config).config.metrics))
+        state = core.session_state(item.config)
+        untimed = UNDER_CALLGRIND if state.options.instructions else None
+        made = item.stash[core.RECORDER] = Recorder(dict(state.config.metrics), untimed=untimed)
         track(item.config)
     return made
 
+
+#: why a session counting instructions records no times (it runs under callgrind)
+UNDER_CALLGRIND = (
+    "not timed under callgrind (--perfgate-instructions counts instructions instead; times under valgrind "
+    "are several times the real ones): time the tests in a run without it"
+)
 
 #: fixtures that measure the test themselves: its whole call is then not timed as one sample
 TIMING_FIXTURES = frozenset({"perf", "benchmark", "load_test"})
@@ -142,25 +155,30 @@ TIMING_FIXTURES = frozenset({"perf", "benchmark", "load_test"})
 def judge_budgets(item: pytest.Item, spec: BudgetSpec | None) -> None:
     """Judge the budgets of a test whose body passed; fail it on a critical breach."""
     state = core.session_state(item.config)
-    recorder = item.stash.get(core.RECORDER, None) or Recorder()
-    # series that could not be measured here, and why (e.g. explain-based metrics on mongomock)
-    unmeasured = dict(recorder.not_checked)
+    measured = recorder(item)
     benchmark = item.stash.get(core.BENCHMARK, None)
+    why = None
     if benchmark is not None and not state.options.disable:
-        why = state.take_benchmark(recorder, benchmark)
-        if why:
-            unmeasured["time"] = why
+        why = state.take_benchmark(measured, benchmark)
     perf_fixture = item.stash.get(core.PERF, None)
+    if state.options.counting:
+        from ._counting import count_test
+
+        count_test(item, measured, state.options)
+    # series that could not be measured here, and why (e.g. explain-based metrics on mongomock)
+    unmeasured = dict(measured.not_checked)
+    if why:
+        unmeasured["time"] = why
     try:
         result = state.finish_test(
             item.nodeid,
             spec,
-            recorder,
+            measured,
             rerun=perf_fixture.measured_callable if perf_fixture else None,
             unmeasured=unmeasured,
         )
     except (BudgetError, MeasurementError) as exc:
-        item.stash[core.RESULT] = state.partial_result(item.nodeid, spec, recorder, error=str(exc))
+        item.stash[core.RESULT] = state.partial_result(item.nodeid, spec, measured, error=str(exc))
         pytest.fail(f"perfgate: {exc}", pytrace=False)
     if result is None:
         return

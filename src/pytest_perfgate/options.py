@@ -177,6 +177,15 @@ class Options:
     memory: bool = False
     evidence: tuple[str, ...] = ()
     disable: bool = False
+    allocations: bool = False
+    instructions: bool = False
+    valgrind: str = "valgrind"
+    cache_sim: bool = False
+
+    @property
+    def counting(self) -> bool:
+        """Whether timed tests are also counted (allocations, and instructions under callgrind)."""
+        return (self.allocations or self.instructions) and not self.disable
 
 
 #: (name, parser, default, metavar, help): each row becomes the flag ``--perfgate-<name>`` and the
@@ -218,6 +227,29 @@ OPTION_TABLE: OptionTable = (
         "collect evidence for every timed test, not only failing ones: memory, cpu, all (comma list)",
     ),
     ("disable", boolean, False, "", "run tests without measuring or judging budgets (e.g. under coverage)"),
+    (
+        "allocations",
+        boolean,
+        False,
+        "",
+        "count the allocations (blocks, bytes) of one call of every timed test: alloc_blocks, alloc_bytes",
+    ),
+    (
+        "instructions",
+        boolean,
+        False,
+        "",
+        "count the instructions of one call of every timed test under valgrind's callgrind (the tests are "
+        "re-run under it; Linux); also counts allocations. See docs/instructions.md",
+    ),
+    ("valgrind", str, "valgrind", "PATH", "the valgrind for --perfgate-instructions (default: valgrind on PATH)"),
+    (
+        "cache_sim",
+        boolean,
+        False,
+        "",
+        "with --perfgate-instructions: simulate the caches too, for an estimated-cycles series (est_cycles; slower)",
+    ),
 )
 
 

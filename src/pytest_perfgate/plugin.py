@@ -64,6 +64,20 @@ def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager
                 manager.register(importlib.import_module(name), name)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--perfgate-instructions``: the session runs again under valgrind's callgrind (this
+    process waits for it and exits with its code), unless it already runs under it."""
+    if config.option.help or config.option.version:
+        return None
+    options = _options(config)
+    if not options.instructions or options.disable:
+        return None
+    from ._counting import rerun_under_callgrind
+
+    return rerun_under_callgrind(config, options)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_option_table(parser, "perfgate", "performance budgets and gate (pytest-perfgate)", OPTION_TABLE)
 

@@ -52,8 +52,10 @@ FIXTURE_MODES = frozenset({Mode.PERF, Mode.BENCHMARK, Mode.LOAD, Mode.CALL_ROUND
 class Recorder:
     """Mutable collector for one test; becomes frozen :class:`Series` at the end."""
 
-    def __init__(self, declared: dict[str, MetricDef] | None = None) -> None:
+    def __init__(self, declared: dict[str, MetricDef] | None = None, *, untimed: str | None = None) -> None:
         self.series: dict[str, Series] = {}
+        #: why times are not recorded in this session (under callgrind they would mean nothing)
+        self.untimed = untimed
         self.mode: Mode | None = None
         self.evidence: dict[str, Any] = {}
         #: metric -> why it cannot be checked here (e.g. "not checked on mongomock: ..."); such
@@ -62,6 +64,9 @@ class Recorder:
         self._declared = declared or {}
 
     def set_series(self, series: Series) -> None:
+        if self.untimed is not None and series.name == TIME_SERIES:
+            self.not_checked[TIME_SERIES] = self.untimed
+            return
         self.series[series.name] = series
 
     def add_timing(self, result: timing.Timing, source: Mode, basis: LoopBasis | None = None) -> None:
@@ -179,6 +184,8 @@ class Perf:
         measure: Measure | None = None,
     ) -> None:
         self._recorder = recorder
+        #: times the call (a session under callgrind does not: it calls it once, and counts it)
+        self._timed = recorder.untimed is None
         self._settings = settings
         self._measure_memory = measure_memory
         self._enabled = enabled
@@ -188,6 +195,8 @@ class Perf:
         self._loop: OwnLoop | None = None
         #: ``perf.aio(fn)`` was called and its measurement has not finished (see :meth:`close`)
         self._pending: str | None = None
+        #: the timed calls were awaited in the test's own loop (``perf.aio``)
+        self._in_test_loop = False
 
     def _start(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], form: str) -> Callable[[], Any]:
         if not callable(fn):
@@ -226,7 +235,7 @@ class Perf:
                     f"`await perf.aio({what}, ...)`"
                 )
             return self._on_own_loop(call, what, first)
-        if not self._enabled:
+        if not self._enabled or not self._timed:
             return first
         result = self._measure(call, self._settings)
         if result.samples:  # none: the paired mode released this call unmeasured
@@ -245,7 +254,7 @@ class Perf:
             result = _checked(lambda: loop.run(first), what)
         else:
             result = _checked(lambda: loop.call(call), what)
-        if not self._enabled:
+        if not self._enabled or not self._timed:
             return result
         measure = self._measure_async or aio.measure
         timed = loop.run(measure(call, self._settings))
@@ -265,6 +274,7 @@ class Perf:
 
         what = aio.name_of(fn)
         self._pending = what
+        self._in_test_loop = True
         return self._aio(call, what)
 
     async def _aio(self, call: Callable[[], Any], what: str) -> Any:
@@ -318,6 +328,12 @@ class Perf:
 
     def record(self, name: str, value: float, *, unit: str | None = None, higher_is_better: bool | None = None) -> None:
         self._recorder.record(name, value, unit=unit, higher_is_better=higher_is_better)
+
+    @property
+    def awaited_in_test_loop(self) -> bool:
+        """Whether the timed calls were awaited in the test's own loop (``perf.aio``): the
+        measured callable then re-runs them on a loop of its own."""
+        return self._in_test_loop
 
     @property
     def measured_callable(self) -> Callable[[], Any] | None:

@@ -185,7 +185,7 @@ class PerfgateSession:
         self.results[result.nodeid] = result
 
     def run_result(self) -> RunResult:
-        extra = {
+        extra: dict[str, object] = {
             "settings": {
                 "min_rounds": self.options.min_rounds,
                 "max_time": self.options.max_time,
@@ -195,6 +195,11 @@ class PerfgateSession:
             },
             "config": self.config.path,
         }
+        if self.options.counting:
+            from .measure.counted import CountSettings, fingerprint
+
+            counting = CountSettings(allocations=True, instructions=self.options.instructions)
+            extra["fingerprint"] = fingerprint(counting)
         return RunResult(metadata=metadata.collect(self.rootdir, extra=extra), tests=tuple(self.results.values()))
 
     def finish(self) -> RunResult | None:

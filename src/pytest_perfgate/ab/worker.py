@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from .._procs import tail
 from .._state import MEASURE, session_state
 from .._tracking import TIMING_FIXTURES, recorder
 from ..measure import timing
+from ..measure.workload import Workload, intercept_benchmark, is_pytest_benchmark
 from ..recorder import Measure, Mode
 from ..reports.session_report import BUDGET_FAILURE
 from .protocol import ENV_FOREIGN, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel, MessageType
@@ -139,7 +139,7 @@ class _Worker:
         self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
     ) -> Generator[None, Any, Any]:
         value = yield
-        if fixturedef.argname == "benchmark" and _is_pytest_benchmark(value):
+        if fixturedef.argname == "benchmark" and is_pytest_benchmark(value):
             _pair_benchmark(value, request.node)
         return value
 
@@ -221,40 +221,9 @@ def _overrides(config: pytest.Config) -> list[str]:
     return found
 
 
-def _is_pytest_benchmark(value: object) -> bool:
-    return type(value).__module__.startswith("pytest_benchmark") and hasattr(value, "_raw_pedantic")
-
-
 def _crash_text(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text.splitlines()[0][:300] if text.strip() else type(exc).__name__
-
-
-@dataclass(frozen=True)
-class Workload:
-    """What the rounds of one test call. ``prepare`` (untimed, before each round) gives the round's
-    call and what to run after it (pytest-benchmark's ``setup`` / ``teardown``): such a round is
-    one call. ``loops``: a fixed loop count instead of calibration."""
-
-    call: Callable[[], Any]
-    prepare: Callable[[], tuple[Callable[[], Any], Callable[[], None]]] | None = None
-    loops: int | None = None
-
-    def first(self) -> Any:
-        if self.prepare is None:
-            return self.call()
-        call, after = self.prepare()
-        try:
-            return call()
-        finally:
-            after()
-
-    def calibrate(self, min_round_time: float) -> int:
-        if self.prepare is not None:
-            return 1
-        if self.loops is not None:
-            return self.loops
-        return timing.calibrate(self.call, min_round_time)
 
 
 def _measure(item: pytest.Item, workload: Workload, source: Mode) -> timing.Timing:
@@ -269,49 +238,8 @@ def _measure(item: pytest.Item, workload: Workload, source: Mode) -> timing.Timi
 
 def _pair_benchmark(fixture: Any, item: pytest.Item) -> None:
     """pytest-benchmark's fixture keeps its own checks (used once, ``pedantic``'s arguments), but
-    its rounds are the controller's: its ``_raw`` / ``_raw_pedantic`` are replaced on this instance."""
-
-    def raw(function_to_benchmark: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        call = (lambda: function_to_benchmark(*args, **kwargs)) if (args or kwargs) else function_to_benchmark
-        return _measure(item, Workload(call), Mode.BENCHMARK).result
-
-    def raw_pedantic(
-        target: Callable[..., Any],
-        args: Any = (),
-        kwargs: Any = None,
-        setup: Any = None,
-        teardown: Any = None,
-        rounds: int = 1,
-        warmup_rounds: int = 0,
-        iterations: int = 1,
-    ) -> Any:
-        kwargs = {} if kwargs is None else kwargs
-        for name, value, least in (
-            ("iterations", iterations, 1),
-            ("rounds", rounds, 1),
-            ("warmup_rounds", warmup_rounds, 0),
-        ):
-            if not isinstance(value, int) or value < least:
-                raise ValueError(f"Must have positive int for `{name}`.")
-        if iterations > 1 and setup:
-            raise ValueError("Can't use more than 1 `iterations` with a `setup` function.")
-        if setup is None:
-            return _measure(item, Workload(lambda: target(*args, **kwargs)), Mode.BENCHMARK).result
-
-        def prepare() -> tuple[Callable[[], Any], Callable[[], None]]:
-            call_args, call_kwargs = args, kwargs
-            made = setup()
-            if made:
-                if args or kwargs:
-                    raise TypeError("Can't use `args` or `kwargs` if `setup` returns the arguments.")
-                call_args, call_kwargs = made
-            after = (lambda: teardown(*call_args, **call_kwargs)) if teardown is not None else (lambda: None)
-            return (lambda: target(*call_args, **call_kwargs)), after
-
-        return _measure(item, Workload(target, prepare=prepare), Mode.BENCHMARK).result
-
-    fixture._raw = raw
-    fixture._raw_pedantic = raw_pedantic
+    its rounds are the controller's (its own measurement is not run)."""
+    intercept_benchmark(fixture, lambda workload, _own: _measure(item, workload, Mode.BENCHMARK).result)
 
 
 def _time_whole_call(item: pytest.Item) -> None:

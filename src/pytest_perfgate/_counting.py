@@ -1,0 +1,130 @@
+"""Counted, not timed: the pytest wiring of ``--perfgate-allocations`` and
+``--perfgate-instructions`` (docs/instructions.md). Imported only in sessions that count.
+
+* :func:`rerun_under_callgrind`: the session runs again under valgrind's callgrind, with
+  instrumentation off except in measured calls (:mod:`pytest_perfgate.counts.callgrind`);
+* :func:`watch_benchmark`: pytest-benchmark's fixture keeps measuring as it does, and its workload
+  is kept to be counted;
+* :func:`count_test`: after a timed test's body passed, one call of what it timed is counted
+  (:func:`pytest_perfgate.measure.counted.count_workload`) into its series.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from . import _state as core
+from .errors import PerfgateError
+from .measure.counted import COUNTED_SERIES, ENV_VALGRIND_VERSION, CountSettings, count_workload
+from .measure.workload import Workload, intercept_benchmark
+from .options import Options
+from .recorder import Mode, Recorder
+
+#: the workload a test's pytest-benchmark fixture measured (see :func:`watch_benchmark`)
+BENCHMARK_WORKLOAD: pytest.StashKey[Workload] = pytest.StashKey()
+
+
+def _on_valgrind() -> bool:
+    from .counts import native
+
+    try:
+        return bool(getattr(native(), "running_on_valgrind", lambda: 0)())
+    except PerfgateError:
+        return False
+
+
+def rerun_under_callgrind(config: pytest.Config, options: Options) -> int | None:
+    """Run this session again under callgrind and return its exit code; None when this process
+    already is that run. A usage error when it cannot be (no valgrind, a launcher script, xdist)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from .counts.callgrind import running_under_callgrind, valgrind_command
+
+    if running_under_callgrind():
+        return None
+    if _on_valgrind():
+        raise pytest.UsageError(
+            "perfgate: --perfgate-instructions: this pytest already runs under valgrind, but not under the command "
+            "perfgate starts (instrumentation off until a measured call, its output folder): run pytest itself; "
+            "perfgate starts valgrind"
+        )
+    if config.getoption("numprocesses", None):
+        raise pytest.UsageError(
+            "perfgate: --perfgate-instructions counts in one process under callgrind and cannot run with "
+            "pytest-xdist (-n): drop -n (one call per test is counted: the suite does not need parallel workers)"
+        )
+    out_dir = tempfile.mkdtemp(prefix="perfgate-callgrind-")
+    try:
+        try:
+            command = valgrind_command(
+                [sys.executable, "-m", "pytest", *config.invocation_params.args],
+                out_dir=out_dir,
+                valgrind=options.valgrind,
+                cache_sim=options.cache_sim,
+            )
+        except PerfgateError as exc:
+            raise pytest.UsageError(f"perfgate: --perfgate-instructions: {exc}") from None
+        print(
+            f"perfgate: running the session under callgrind (valgrind {command.valgrind.version}, "
+            f"PYTHONHASHSEED={command.hash_seed}); only the measured calls are counted",
+            flush=True,
+        )
+        env = {**os.environ, **command.env, ENV_VALGRIND_VERSION: command.valgrind.version}
+        return subprocess.run(command.argv, env=env, cwd=config.invocation_params.dir, check=False).returncode
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def settings(options: Options) -> CountSettings:
+    return CountSettings(allocations=True, instructions=options.instructions, cache_sim=options.cache_sim)
+
+
+def watch_benchmark(fixture: Any, item: pytest.Item) -> None:
+    """pytest-benchmark measures as it does; what it measured is kept for :func:`count_test`."""
+
+    def run(workload: Workload, own: Any) -> Any:
+        item.stash[BENCHMARK_WORKLOAD] = workload
+        return own()
+
+    intercept_benchmark(fixture, run)
+
+
+def _workload(item: pytest.Item, recorder: Recorder) -> Workload | str | None:
+    """What the test timed, as a workload to count; a reason when it cannot be counted; None
+    when it timed nothing."""
+    workload = item.stash.get(BENCHMARK_WORKLOAD, None)
+    if workload is not None:
+        return workload
+    perf = item.stash.get(core.PERF, None)
+    if perf is not None and perf.measured_callable is not None:
+        if perf.awaited_in_test_loop:
+            return "calls awaited in the test's event loop (perf.aio) are not counted; perf(async_fn) in a sync test is"
+        return Workload(perf.measured_callable)
+    if recorder.mode is Mode.WHOLE_CALL:
+        return Workload(item.runtest)  # the body again: its first run was the warm-up
+    return None
+
+
+def count_test(item: pytest.Item, recorder: Recorder, options: Options) -> None:
+    """Count one call of what the test timed into its series (its body passed). What cannot be
+    counted here is recorded as not checked (a budget on it is never passed); an error counting it
+    fails the test."""
+    workload = _workload(item, recorder)
+    if workload is None:
+        return
+    if isinstance(workload, str):
+        for name in COUNTED_SERIES:
+            recorder.not_checked.setdefault(name, workload)
+        return
+    try:
+        series = count_workload(workload, settings(options), name=item.nodeid)
+    except PerfgateError as exc:
+        pytest.fail(f"perfgate: counting {item.nodeid}: {exc}", pytrace=False)
+    for one in series:
+        recorder.set_series(one)
