@@ -564,3 +564,14 @@ def test_load_results_in_the_pytest_process_never_import_locust() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_local_master_and_its_workers_meet_on_their_own_loopback_port(tmp_path: Path) -> None:
+    """locust's default master port (5557) is shared by every run on the machine: two runs with
+    --processes at once would swap workers (and one kill would leave the other's behind)."""
+    settings = LoadSettings(locustfile=str(tmp_path / "locustfile.py"), host="http://127.0.0.1:1", processes=2)
+    command = settings.command(local_master_port=40123)
+    assert command[command.index("--master-bind-port") + 1] == "40123"
+    assert command[command.index("--master-port") + 1] == "40123"
+    assert command[command.index("--master-bind-host") + 1] == command[command.index("--master-host") + 1] == "127.0.0.1"
+    assert "--master-port" not in LoadSettings(locustfile="l.py", host="http://127.0.0.1:1").command(40123)

@@ -126,7 +126,10 @@ class LoadSettings:
         waiting = self.worker_wait if self.expect_workers else 0.0
         return self.run_time + self.stop_timeout + STARTUP_GRACE + waiting
 
-    def command(self) -> list[str]:
+    def command(self, local_master_port: int | None = None) -> list[str]:
+        """locust's command line; ``local_master_port``: the loopback port the master of
+        ``--processes`` and its forked workers meet on (locust's default, 5557, is shared by every
+        run on the machine: two runs at once would swap workers)."""
         users = str(self.users)
         rate = f"{self.spawn_rate:g}" if self.spawn_rate is not None else users
         cmd = [
@@ -142,6 +145,10 @@ class LoadSettings:
         ]  # fmt: skip
         if self.processes != 1:
             cmd += ["--processes", str(self.processes)]
+            if local_master_port is not None and not self.expect_workers:
+                port = str(local_master_port)
+                cmd += ["--master-bind-host", "127.0.0.1", "--master-bind-port", port]
+                cmd += ["--master-host", "127.0.0.1", "--master-port", port]
         if self.expect_workers:
             cmd += ["--master", "--expect-workers", str(self.expect_workers)]
             cmd += ["--expect-workers-max-wait", f"{self.worker_wait:g}"]
@@ -150,6 +157,15 @@ class LoadSettings:
         if self.html:
             cmd += ["--html", os.path.abspath(self.html)]
         return [*cmd, *self.locust_args, *self.user_classes]
+
+
+def _free_port() -> int:
+    """A TCP port free on the loopback interface now (the OS picks it)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _check_url(host: str) -> tuple[str, str, int, str]:
@@ -386,7 +402,7 @@ def run_locust(
             "PERFGATE_LOAD_PROGRESS": str(progress_path),
             "PYTHONUNBUFFERED": "1",
         }
-        command = settings.command()
+        command = settings.command(local_master_port=_free_port() if settings.processes != 1 else None)
         reader = _ProgressReader(progress_path, progress)
         started = time.monotonic()
         with open(log_path, "wb") as log, _stop_on_signals():
