@@ -1,0 +1,168 @@
+"""Counted, not timed, through real pytest sessions: --perfgate-allocations in process and
+--perfgate-instructions under callgrind (a subprocess; skipped, with the reason, where valgrind or
+the native extension is missing). Exact outcomes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from typing import Any
+
+import pytest
+
+try:
+    from pytest_perfgate.counts import _native
+except ImportError:  # pragma: no cover - depends on the install
+    _native = None  # type: ignore[assignment]
+
+needs_native = pytest.mark.skipif(
+    _native is None,
+    reason="pytest_perfgate.counts._native is not built (a C compiler and Python's headers; then reinstall)",
+)
+needs_callgrind = pytest.mark.skipif(
+    _native is None
+    or not sys.platform.startswith("linux")
+    or shutil.which("valgrind") is None
+    or not _native.have_client_requests(),
+    reason="instruction counts need Linux, valgrind (apt-get install valgrind) and the native extension built "
+    "with valgrind's headers",
+)
+
+SUITE = """
+import json
+import os
+import pytest
+
+DATA = {"k%d" % i: list(range(20)) for i in range(20)}
+
+def test_perf(perf):
+    perf(json.dumps, DATA)
+
+def test_bench(benchmark):
+    benchmark(sorted, list(range(300, 0, -1)))
+
+def test_pedantic(benchmark):
+    benchmark.pedantic(sorted, setup=lambda: ((list(range(200, 0, -1)),), {}), rounds=3)
+
+@pytest.mark.perf_budget(median="10s")
+def test_whole():
+    sum(i * i for i in range(2000))
+
+def test_untimed():
+    assert True
+"""
+
+QUIET = ("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:hypothesispytest", "-p", "no:asyncio")
+
+
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inner sessions are plain ones (pytest-benchmark disables itself in an xdist worker)."""
+    for name in [name for name in os.environ if name.startswith("PYTEST_XDIST")]:
+        monkeypatch.delenv(name)
+
+
+def _series(path: Any) -> dict[str, dict[str, Any]]:
+    data = json.loads(path.read_text())
+    return {t["nodeid"].split("::")[-1]: t["series"] for t in data["tests"]}
+
+
+@needs_native
+def test_allocations_are_counted_next_to_the_times(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(*QUIET, "--perfgate-allocations", "--perfgate-save=r.json")
+    result.assert_outcomes(passed=5)
+    series = _series(pytester.path / "r.json")
+    assert sorted(series) == ["test_bench", "test_pedantic", "test_perf", "test_whole"]
+    for name, got in series.items():
+        assert {"time", "alloc_blocks", "alloc_bytes"} <= set(got), name
+        assert "instructions" not in got
+        blocks = got["alloc_blocks"]["values"]
+        assert len(blocks) == 3 and blocks[0] > 0 and len(set(blocks)) == 1, (name, blocks)  # deterministic
+    # sorting 300 ints makes one list: a few blocks, its bytes at least the list's pointers
+    assert series["test_bench"]["alloc_bytes"]["values"][0] >= 300 * 8
+    metadata = json.loads((pytester.path / "r.json").read_text())["metadata"]
+    assert metadata["fingerprint"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert "valgrind" not in metadata["fingerprint"]
+
+
+@needs_callgrind
+def test_instructions_are_counted_under_callgrind_and_times_are_not_taken(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(*QUIET, "--perfgate-instructions", "--perfgate-save=r.json", timeout=600)
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["perfgate: running the session under callgrind (valgrind *, PYTHONHASHSEED=0); *"])
+    result.stdout.fnmatch_lines(["*test_whole*median*not checked*not timed under callgrind*"])
+    series = _series(pytester.path / "r.json")
+    for name, got in series.items():
+        assert "time" not in got, name  # times under valgrind mean nothing
+        assert got["instructions"]["source"] == "callgrind" and got["instructions"]["values"][0] > 1000, name
+        assert "est_cycles" not in got
+    metadata = json.loads((pytester.path / "r.json").read_text())["metadata"]
+    assert metadata["fingerprint"]["valgrind"] and metadata["fingerprint"]["hash_seed"] == "0"
+
+
+@needs_callgrind
+def test_two_counted_runs_agree_within_a_tenth_of_a_percent(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    counts = []
+    for run in ("a", "b"):
+        result = pytester.runpytest_subprocess(
+            *QUIET, "--perfgate-instructions", f"--perfgate-save={run}.json", timeout=600
+        )
+        result.assert_outcomes(passed=5)
+        counts.append({n: s["instructions"]["values"][0] for n, s in _series(pytester.path / f"{run}.json").items()})
+    for name in counts[0]:
+        a, b = counts[0][name], counts[1][name]
+        assert abs(a - b) / min(a, b) <= 0.001, (name, a, b)
+
+
+def test_instructions_refuse_pytest_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(*QUIET, "--perfgate-instructions", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: perfgate: --perfgate-instructions counts in one process under callgrind and cannot run with "
+         "pytest-xdist (-n): drop -n *"]
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="valgrind is looked up on Linux only")
+def test_a_missing_valgrind_is_a_usage_error_naming_what_to_install(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(
+        *QUIET, "--perfgate-instructions", "--perfgate-valgrind=/nonexistent/valgrind"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: perfgate: --perfgate-instructions: instruction counts need valgrind: '/nonexistent/valgrind' is not "
+         "an executable file: install valgrind (Debian: apt-get install valgrind)*"]
+    )  # fmt: skip
+
+
+@needs_native
+def test_calls_awaited_in_the_test_loop_are_not_counted_and_say_so(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_suite="""
+        import asyncio
+        import pytest
+
+        async def work():
+            await asyncio.sleep(0)
+            return sum(range(100))
+
+        @pytest.mark.asyncio
+        @pytest.mark.perf_budget(alloc_blocks=1000)
+        async def test_awaited(perf):
+            await perf.aio(work)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "--perfgate-allocations", "--perfgate-save=r.json"
+    )
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        ["*alloc_blocks*not checked*calls awaited in the test's event loop (perf.aio) are not counted*"]
+    )
