@@ -85,12 +85,14 @@ def settings(options: Options) -> CountSettings:
     return CountSettings(allocations=True, instructions=options.instructions, cache_sim=options.cache_sim)
 
 
-def watch_benchmark(fixture: Any, item: pytest.Item) -> None:
-    """pytest-benchmark measures as it does; what it measured is kept for :func:`count_test`."""
+def watch_benchmark(fixture: Any, item: pytest.Item, *, timed: bool) -> None:
+    """What pytest-benchmark's fixture measures is kept for :func:`count_test`; it times it as it
+    does when ``timed``, else (a session under callgrind: times mean nothing there) the workload is
+    called once."""
 
     def run(workload: Workload, own: Any) -> Any:
         item.stash[BENCHMARK_WORKLOAD] = workload
-        return own()
+        return own() if timed else workload.first()
 
     intercept_benchmark(fixture, run)
 

@@ -38,10 +38,11 @@ class BenchmarkWatch:
         value = yield
         if fixturedef.argname == "benchmark" and fixturedef.scope == "function":
             request.node.stash[core.BENCHMARK] = value
-            if core.session_state(request.config).options.counting and is_pytest_benchmark(value):
+            options = core.session_state(request.config).options
+            if options.counting and is_pytest_benchmark(value):
                 from ._counting import watch_benchmark
 
-                watch_benchmark(value, request.node)
+                watch_benchmark(value, request.node, timed=not options.instructions)
         return value
 
 
