@@ -84,7 +84,7 @@ ACCEPTED = {
     Kind.SIZE: "a number of bytes or a string such as '512kB', '50MB', '1.5GiB' (units: B, kB, MB, GB, KiB, MiB, GiB)",
     Kind.RATE: "a number per second or a string such as '1000/s', '60/min', '500 rps'",
     Kind.RATIO: "a fraction such as 0.05 or a percentage such as '5%'",
-    Kind.COUNT: "a whole number such as 3, or with a multiplier such as '1.5k', '40M', '2G' (k = 10^3, M = 10^6, G = 10^9)",
+    Kind.COUNT: "a whole number such as 3, or with a multiplier: '1.5k', '40M', '2G' (k = 10^3, M = 10^6, G = 10^9)",
     Kind.NUMBER: "a number",
 }
 
