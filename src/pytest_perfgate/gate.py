@@ -558,6 +558,8 @@ FINGERPRINT_KEY = "fingerprint"
 #: the fingerprint field that names valgrind: missing on one side is a difference for the
 #: callgrind counters (instructions, estimated cycles), not for the allocation counters
 VALGRIND_FIELD = "valgrind"
+#: the order fingerprint differences are told in (other fields after these, by name)
+FINGERPRINT_ORDER = ("python", "implementation", "platform", VALGRIND_FIELD, "distributions", "hashseed")
 
 
 def fingerprint(run: RunResult) -> dict[str, str] | None:
@@ -572,15 +574,16 @@ def fingerprint(run: RunResult) -> dict[str, str] | None:
 def fingerprint_differences(
     stored: dict[str, str], current: dict[str, str], *, valgrind: bool
 ) -> tuple[tuple[str, str, str], ...]:
-    """The fields that make counters incomparable, sorted: every field present in both with
+    """The fields that make counters incomparable (in :data:`FINGERPRINT_ORDER`): every field present in both with
     different values, and ``valgrind`` present on one side only when ``valgrind`` (the callgrind
     counters are compared). A field missing on one side is "" in the result."""
     names = set(stored) & set(current)
     if valgrind and (VALGRIND_FIELD in stored) != (VALGRIND_FIELD in current):
         names.add(VALGRIND_FIELD)
+    order = {name: i for i, name in enumerate(FINGERPRINT_ORDER)}
     return tuple(
         (name, stored.get(name, ""), current.get(name, ""))
-        for name in sorted(names)
+        for name in sorted(names, key=lambda n: (order.get(n, len(order)), n))
         if stored.get(name, "") != current.get(name, "")
     )
 

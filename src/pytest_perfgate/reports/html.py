@@ -370,7 +370,7 @@ def render_html(
         f'<div class="meta">{head_meta}</div></header><main>',
     ]
     if gate is not None:
-        from .gate_text import headline, notice_texts
+        from .gate_text import headline, notice_text
 
         status = gate.status
         out.append(
@@ -383,7 +383,10 @@ def render_html(
                 f'<h2>Not compared ({len(gate.incomplete)}): the gate is incomplete</h2><ul id="not-compared">'
                 f"{items}</ul>"
             )
-        out.extend(f'<p class="muted">{escape(n)}</p>' for n in notice_texts(gate))
+        out.extend(
+            f'<p class="muted notice" data-kind="{escape(n.kind.value)}">{escape(notice_text(n))}</p>'
+            for n in gate.notices
+        )
     out.append(f'<p id="budget-summary">{len(tests)} tests; budgets: {escape(budget_summary or "none")}</p>')
     out.append('<ul class="toc">')
     for test in tests:
@@ -420,10 +423,12 @@ def _test_section(
             f"<th>verdict</th><th>basis</th></tr>{rows}</table>"
         )
     if comparisons:
+        from .gate_terminal import fmt_change
+
         rows = "".join(
             f"<tr><td>{escape(c.metric)} ({escape(c.statistic)})</td><td class=num>{escape(c.fmt(c.baseline))}</td>"
             f"<td class=num>{escape(c.fmt(c.current))}</td><td class=num>"
-            f"{'-' if c.change is None else f'{100 * c.change:+.1f}%'}</td><td>{_badge(c.verdict.value)}</td>"
+            f"{escape(fmt_change(c, interval=False))}</td><td>{_badge(c.verdict.value)}</td>"
             f"<td class=muted>{escape(c.reason)}</td></tr>"
             for c in comparisons
         )
