@@ -744,12 +744,15 @@ def _judge_counter(
     c = settings.counters
     nondeterministic = spread > c.max_spread
     floor = c.SPREAD_FACTOR * spread if nondeterministic else 0.0
-    warn_t, max_t = max(template.warn_threshold, floor), max(template.max_threshold, floor)
+    # the failure threshold raised to 3x the spread; the warning keeps its share of it; an
+    # improvement must be beyond 3x the spread too
+    scale = max(1.0, floor / template.max_threshold) if template.max_threshold > 0 else 1.0
+    warn_t, max_t = template.warn_threshold * scale, template.max_threshold * scale
     better_t = max(c.min_improvement, floor)
     figures = replace(figures, warn_threshold=warn_t, max_threshold=max_t, nondeterministic=nondeterministic)
     note = ""
     if nondeterministic:
-        widened = " (3x the spread)" if floor > template.max_threshold else ""
+        widened = " (3x the spread)" if scale > 1 else ""
         note = (
             f"; nondeterministic (spread {_percent(spread)}): judged against {_percent(max_t)}{widened}"
             if math.isfinite(spread)
