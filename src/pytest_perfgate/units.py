@@ -7,9 +7,9 @@ Conventions (documented in docs/budgets.md):
   ``KiB``/``MiB``/``GiB`` binary (2^10, 2^20, 2^30); a bare number means bytes;
 * rates are stored **per second**; ``"1000/s"``, ``"60/min"``, ``"1000 rps"``;
 * ratios are stored as fractions: ``"10%"`` is ``0.1``; a bare number is the fraction itself;
-* counts are non-negative whole numbers; ``k``/``K``, ``M`` and ``G`` are decimal multipliers
-  (``"40M"`` is 40,000,000, ``"1.5k"`` is 1500; ``m`` is refused: it reads as milli) and the
-  result must be whole (``"1.2345k"`` is not). Large counts print the same way: ``"40.2M"``.
+* counts are non-negative whole numbers; ``k``/``K``, ``M``, ``G`` and ``T`` are decimal
+  multipliers (``"40M"`` is 40,000,000, ``"1.5k"`` is 1500; ``m`` is refused: it reads as milli)
+  and the result must be whole (``"1.2345k"`` is not). Large counts print the same way: ``"40.2M"``.
 
 The only parser of these forms: options, ``perfgate.yml``, markers, the commands and the unit
 labels of ``perf.record`` (:func:`record_unit`) all go through it.
@@ -72,8 +72,9 @@ _SIZE_UNITS = {
     "GiB": 2**30,
 }
 _SIZE_UNITS_ANY_CASE = {unit.lower(): factor for unit, factor in _SIZE_UNITS.items()}
-#: decimal multipliers of a count (case-sensitive but for ``k``: ``m`` would read as milli)
-_COUNT_UNITS = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
+#: decimal multipliers of a count (case-sensitive but for ``k``: ``m`` would read as milli); ``T``
+#: only so that every count :func:`format_count` prints reads back
+_COUNT_UNITS = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _RATE_UNITS = {"/s": 1.0, "/sec": 1.0, "rps": 1.0, "/min": 1 / 60, "rpm": 1 / 60, "/h": 1 / 3600}
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
