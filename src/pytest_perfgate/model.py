@@ -33,6 +33,10 @@ SCHEMA = "perfgate-results"
 SCHEMA_VERSION = 1
 
 
+#: the sources of counter series (the counting core's): callgrind and the allocation counter
+_COUNTED = ("callgrind", "allocations")
+
+
 @dataclass(frozen=True)
 class Series:
     """Raw samples of one quantity, in base units (seconds, bytes, /s, fraction, count)."""
@@ -59,6 +63,8 @@ class Series:
             return f"{n} round{'s' if n != 1 else ''}{calls}{awaited}"
         if self.kind is Kind.TIME and self.source == "call":
             return "1 sample: the whole test call"
+        if self.source in _COUNTED:  # a counter: one value per counted call; judged on their median
+            return f"median of {n} counted calls" if n > 1 else "1 counted call"
         return f"{n} sample{'s' if n != 1 else ''}" if n > 1 else ""
 
     def fmt(self, value: float) -> str:
