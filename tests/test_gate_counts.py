@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_perfgate.budgets import BudgetSpec, parse_marker
 from pytest_perfgate.config import CounterSettings, GateOverride, GateSettings, parse_config
@@ -307,3 +309,46 @@ def test_the_terminal_shows_counts_readably_next_to_timings() -> None:
     assert counter_line(one(report)) == "instructions 40.2M -> 44.2M (+10.0%)"
     small = one(gate(counted({"instructions": [M40 * 1.0007]})))
     assert counter_line(small) == "instructions 40M -> 40M (+0.07%)"
+
+
+def test_the_markdown_note_shows_each_test_s_counts_next_to_its_time() -> None:
+    from pytest_perfgate.reports.markdown import format_markdown
+
+    stored = [counted({"instructions": [40_200_000.0], "alloc_blocks": [1200.0]}) for _ in range(3)]
+    report = gate(counted({"instructions": [44_300_000.0], "alloc_blocks": [1200.0]}), stored)
+    text = format_markdown(report)
+    assert "#### Counted next to timed (1 test)" in text
+    assert "| Test | time | instructions | alloc\\_blocks |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| tests/perf/test") and "→" in line)
+    assert "40.2M → 44.3M (+10.2%) **regression**" in row and "1200 → 1200 (+0.00%)" in row
+    assert "1ms → 1ms" in row
+    assert "Counted next to timed" not in format_markdown(compare([counted({})] * 3, counted({})))
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@given(
+    count=st.integers(min_value=1, max_value=10**12),
+    runs=st.integers(min_value=1, max_value=10),
+)
+def test_an_unchanged_count_is_always_unchanged_whatever_the_size_and_the_number_of_runs(count: int, runs: int) -> None:
+    report = gate(counted({"instructions": [float(count)]}), [counted({"instructions": [float(count)]})] * runs)
+    assert one(report).verdict is GateVerdict.UNCHANGED and report.exit_code == 0
+
+
+_ORDER = [GateVerdict.IMPROVEMENT, GateVerdict.UNCHANGED, GateVerdict.WARNING, GateVerdict.REGRESSION]
+
+
+@given(
+    base=st.integers(min_value=1000, max_value=10**10),
+    low=st.floats(min_value=0.5, max_value=2.0),
+    high=st.floats(min_value=0.5, max_value=2.0),
+)
+def test_a_larger_count_never_gets_a_milder_verdict(base: int, low: float, high: float) -> None:
+    low, high = sorted((low, high))
+    stored = [counted({"instructions": [float(base)]})] * 3
+    verdicts = [one(gate(counted({"instructions": [round(base * f) * 1.0]}), stored)).verdict for f in (low, high)]
+    assert _ORDER.index(verdicts[0]) <= _ORDER.index(verdicts[1])
+    change = round(base * high) / base - 1
+    assert (verdicts[1] is GateVerdict.REGRESSION) == (change > 0.01)
