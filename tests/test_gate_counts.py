@@ -254,7 +254,25 @@ def test_only_a_counter_change_with_a_changed_environment_does_not_fail() -> Non
     moved = {**FP, "hashseed": "1"}
     report = gate(counted({"instructions": [M40 * 1.5]}, fingerprint=moved))
     assert report.exit_code != 1 and not report.regressions
-    assert headline(report).startswith("perfgate: PASSED (1 of 2 judged")
+    assert headline(report) == (
+        "perfgate: PASSED (1 of 2 judged: 1 unchanged; 1 counter not compared: environment changed); baseline of 3 runs"
+    )
+    assert one(report).environment_changed
+
+
+def _counters_only(instructions: float, fingerprint: Mapping[str, str]) -> RunResult:
+    series = {"instructions": Series("instructions", Kind.COUNT, (instructions,), source="callgrind")}
+    test = TestResult(nodeid="t::c", outcome="passed", mode="perf", series=series, spec=BudgetSpec())
+    return RunResult(metadata={"fingerprint": dict(fingerprint)}, tests=(test,))
+
+
+def test_a_gate_of_counters_only_in_a_changed_environment_judges_nothing_and_does_not_fail() -> None:
+    report = compare([_counters_only(M40, FP)] * 3, _counters_only(M40 * 2, {**FP, "platform": "Linux-6.5-x86_64"}))
+    assert report.status is GateStatus.NOT_JUDGED and report.exit_code == 3
+    assert headline(report) == (
+        "perfgate: NOT JUDGED: the one comparison could not be judged (1 counter not compared: environment "
+        "changed); baseline of 3 runs"
+    )
 
 
 def test_stored_runs_of_another_environment_are_left_out_and_the_others_used() -> None:

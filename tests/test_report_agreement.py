@@ -132,7 +132,8 @@ CASES = [
     Case(
         "environment changed",
         lambda: _counters(44_300_000, MOVED),
-        "perfgate: PASSED (1 of 2 judged: 1 unchanged; 1 with insufficient data); baseline of 5 runs",
+        "perfgate: PASSED (1 of 2 judged: 1 unchanged; 1 counter not compared: environment changed); "
+        "baseline of 5 runs",
         GateStatus.PARTLY_JUDGED,
         0,
     ),

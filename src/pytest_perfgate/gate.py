@@ -209,6 +209,9 @@ class Comparison:
     #: a counter whose values vary by more than ``gate.counters.max_spread`` (``spread`` says how
     #: much: the relative range); its thresholds are at least three times that spread
     nondeterministic: bool = False
+    #: a counter not compared because every stored run's environment fingerprint differs from the
+    #: current run's (verdict ``insufficient data``; never a regression)
+    environment_changed: bool = False
 
     def fmt(self, value: float | None) -> str:
         return "-" if value is None else format_value(value, self.kind, self.unit)
@@ -730,6 +733,7 @@ def _judge_counter(
             template,
             verdict=GateVerdict.INSUFFICIENT,
             reason=f"environment changed ({changed}): counters not compared",
+            environment_changed=True,
             current=current,
             baseline=stats.statistic([stats.statistic(v, "median") for _, v in stored], "median"),
             baseline_runs=0,

@@ -234,13 +234,15 @@ def _counted(report: GateReport, counts: dict[GateVerdict, int]) -> str:
         share = f"{compared - len(unjudged)} of {compared} judged"
         groups.append([share + (f": {', '.join(judged)}" if judged else "")])
     words = []
+    moved = sum(1 for c in unjudged if c.environment_changed)  # counters of another environment
     for verdict in UNJUDGED:
-        if counts[verdict]:
+        n = counts[verdict] - (moved if verdict is GateVerdict.INSUFFICIENT else 0)
+        if n:
             spreads = report.unstable_spreads() if verdict is GateVerdict.UNSTABLE and baseline_mode else []
             spread = percent_range(min(spreads), max(spreads)) if spreads else ""
-            words.append(
-                f"{counts[verdict]} {unjudged_words[verdict]}" + (f": run-to-run spread {spread}" if spread else "")
-            )
+            words.append(f"{n} {unjudged_words[verdict]}" + (f": run-to-run spread {spread}" if spread else ""))
+    if moved:
+        words.append(f"{_s(moved, 'counter')} not compared: environment changed")
     groups.append(words)
     groups.append([counted(v, counts[v]) for v in listed if v in listing])
     return "; ".join(", ".join(g) for g in groups if g)
