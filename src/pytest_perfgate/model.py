@@ -351,7 +351,8 @@ def spec_from_dict(r: _Reader, raw: Any, where: str) -> BudgetSpec:
             if level is not None and level <= 0:
                 raise r.fail(f"{where}.{key}", f"{level!r} must be above 0 (a fraction: 0.1 is 10%)")
         if max_r is not None and warn_r is not None and warn_r > max_r:
-            raise r.fail(where, f"{warn_key} ({warn_r:.1%}) is above {max_key} ({max_r:.1%})")
+            digits = ".1%" if prefix else ".0%"  # counter thresholds are fractions of a percent
+            raise r.fail(where, f"{warn_key} ({warn_r:{digits}}) is above {max_key} ({max_r:{digits}})")
         levels[max_key], levels[warn_key] = max_r, warn_r
     kpi = d.get("kpi")
     if kpi is not None and not isinstance(kpi, str):
