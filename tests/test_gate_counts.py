@@ -370,3 +370,13 @@ def test_a_larger_count_never_gets_a_milder_verdict(base: int, low: float, high:
     assert _ORDER.index(verdicts[0]) <= _ORDER.index(verdicts[1])
     change = round(base * high) / base - 1
     assert (verdicts[1] is GateVerdict.REGRESSION) == (change > 0.01)
+
+
+def test_a_count_of_zero_in_some_runs_only_cannot_be_judged_and_says_so() -> None:
+    stored = [counted({"alloc_blocks": [n]}) for n in (0.0, 0.0, 4.0)]
+    report = gate(counted({"alloc_blocks": [4.0]}), stored)
+    c = one(report, "alloc_blocks")
+    assert c.verdict is GateVerdict.INSUFFICIENT and c.nondeterministic
+    assert c.reason == "nondeterministic: 0 in some runs and not in others, cannot be judged"
+    assert report.exit_code == 0
+    assert "counter nondeterministic (spread unbounded)" in " ".join(notice_texts(report))

@@ -26,7 +26,7 @@ current run's, and widens the thresholds to three times the spread of a counter 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -482,7 +482,7 @@ def compare(
             continue
         assert cur_test is not None
         if counter:
-            done.append(_judge_counter(template, cur_test, baseline, settings, environments, counter_log))
+            done.append(_judge_counter(template, cur_test, runs, settings, environments, counter_log))
             continue
         current_value, why = run_statistic(cur_test, metric, settings.metric)
         raw_base = [v for v, _ in (run_statistic(r[nodeid], metric, settings.metric) for r in runs if nodeid in r)]
@@ -693,7 +693,7 @@ def _counter_interval(stored: Sequence[float], current: Sequence[float], change:
 def _judge_counter(
     template: Comparison,
     test: TestResult,
-    baseline: Sequence[RunResult],
+    baseline: Sequence[Mapping[str, TestResult]],
     settings: GateSettings,
     environments: _Environments,
     log: _CounterLog,
@@ -704,7 +704,7 @@ def _judge_counter(
     current_values = _counter_value(test, metric)
     stored: list[tuple[int, tuple[float, ...]]] = []
     for index, run in enumerate(baseline):
-        stored_test = run.by_nodeid().get(nodeid)
+        stored_test = run.get(nodeid)
         values = _counter_value(stored_test, metric) if stored_test is not None else ()
         if values:
             stored.append((index, values))
@@ -756,11 +756,15 @@ def _judge_counter(
     figures = replace(figures, warn_threshold=warn_t, max_threshold=max_t, nondeterministic=nondeterministic)
     note = ""
     if nondeterministic:
-        widened = " (3x the spread)" if scale > 1 else ""
-        note = (
-            f"; nondeterministic (spread {_percent(spread)}): judged against {_percent(max_t)}{widened}"
-            if math.isfinite(spread)
-            else "; nondeterministic (a count of 0 in some runs and not in others)"
+        widened = f" ({c.SPREAD_FACTOR:g}x the spread)" if scale > 1 else ""
+        note = f"; nondeterministic (spread {_percent(spread)}): judged against {_percent(max_t)}{widened}"
+    if not math.isfinite(spread):  # 0 in some runs and not in others: no ratio to judge against
+        return replace(
+            figures,
+            verdict=GateVerdict.INSUFFICIENT,
+            reason="nondeterministic: 0 in some runs and not in others, cannot be judged",
+            warn_threshold=template.warn_threshold,
+            max_threshold=template.max_threshold,
         )
     if base == current:
         interval = _counter_interval(pooled, current_values, 0.0)

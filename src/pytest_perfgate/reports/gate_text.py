@@ -124,7 +124,7 @@ def notice_text(notice: Notice) -> str:
 def counter_percent(value: float) -> str:
     """A counter's small percentages readably: ``0.05%``, ``0.4%``, ``1%``, ``12.5%``."""
     if not math.isfinite(value):
-        return "an unbounded share" if value > 0 else "-"
+        return "unbounded" if value > 0 else "-"
     text = f"{value:.2%}" if abs(value) < 0.1 else f"{value:.1%}"
     number = text[:-1].rstrip("0").rstrip(".")
     return f"{number}%"
