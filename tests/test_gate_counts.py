@@ -380,3 +380,16 @@ def test_a_count_of_zero_in_some_runs_only_cannot_be_judged_and_says_so() -> Non
     assert c.reason == "nondeterministic: 0 in some runs and not in others, cannot be judged"
     assert report.exit_code == 0
     assert "counter nondeterministic (spread unbounded)" in " ".join(notice_texts(report))
+
+
+def test_the_counter_rule_is_usable_on_its_own_for_counts_measured_elsewhere() -> None:
+    from pytest_perfgate.gate import counter_template, decide_counter
+
+    settings = parse_config("gate: {overrides: [{match: 'ab::*', metric: instructions, max_regression: 2%}]}").gate
+    template = counter_template("ab::t", "instructions", settings)
+    assert (template.warn_threshold, template.max_threshold, template.counter) == (0.005, 0.02, True)
+    base_side = [[1_000_000.0]]
+    assert decide_counter(template, base_side, [1_015_000.0], settings.counters).verdict is GateVerdict.WARNING
+    assert decide_counter(template, base_side, [1_025_000.0], settings.counters).verdict is GateVerdict.REGRESSION
+    c = decide_counter(template, base_side, [990_000.0], settings.counters)
+    assert (c.verdict, c.baseline_runs, c.p_value) == (GateVerdict.IMPROVEMENT, 1, None)

@@ -32,8 +32,8 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from . import metrics, stats
-from .budgets import BudgetResult, Verdict
-from .config import GateSettings
+from .budgets import BudgetResult, BudgetSpec, Verdict
+from .config import CounterSettings, GateSettings
 from .errors import GateError, PerfgateError
 from .model import Outcome, RunResult, Series, TestResult
 from .units import Kind, format_value
@@ -740,12 +740,46 @@ def _judge_counter(
         )
     if any(not environments.checked(index) for index, _ in same):
         log.unchecked += 1
-    per_run = [stats.statistic(values, "median") for _, values in same]
+    return decide_counter(template, [values for _, values in same], current_values, settings.counters)
+
+
+def counter_template(
+    nodeid: str, metric: str, settings: GateSettings, spec: BudgetSpec | None = None, *, kind: Kind = Kind.COUNT
+) -> Comparison:
+    """A counter comparison before its verdict, with the thresholds that apply to this test and
+    metric (marker, override naming the metric, ``gate.counters``): for callers that judge counts
+    they measured themselves, e.g. the paired gate on counts, with :func:`decide_counter`."""
+    warn_r, max_r = settings.thresholds_for(nodeid, spec, metric)
+    return Comparison(
+        nodeid=nodeid,
+        metric=metric,
+        verdict=GateVerdict.UNCHANGED,
+        reason="",
+        kind=kind,
+        statistic="median",
+        warn_threshold=warn_r,
+        max_threshold=max_r,
+        counter=True,
+    )
+
+
+def decide_counter(
+    template: Comparison,
+    stored: Sequence[Sequence[float]],
+    current_values: Sequence[float],
+    counters: CounterSettings,
+) -> Comparison:
+    """The counter rule (docs/gate.md, "Counters"): the median of ``current_values`` against the
+    median of the per-run medians of ``stored`` (one sequence of values per stored run, or per
+    base side), with ``template``'s thresholds, widened for a nondeterministic counter. Pure; every
+    sequence must be non-empty, values finite and >= 0."""
+    c = counters
+    current = stats.statistic(current_values, "median")
+    per_run = [stats.statistic(values, "median") for values in stored]
     base = stats.statistic(per_run, "median")
-    pooled = [v for _, values in same for v in values]
+    pooled = [v for values in stored for v in values]
     spread = max(_relative_range(pooled), _relative_range(current_values))
-    figures = replace(template, baseline=base, current=current, baseline_runs=len(same), spread=spread)
-    c = settings.counters
+    figures = replace(template, baseline=base, current=current, baseline_runs=len(stored), spread=spread)
     nondeterministic = spread > c.max_spread
     floor = c.SPREAD_FACTOR * spread if nondeterministic else 0.0
     # the failure threshold raised to 3x the spread; the warning keeps its share of it; an
