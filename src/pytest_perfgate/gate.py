@@ -598,12 +598,16 @@ class _Environments:
     def __init__(self, baseline: Sequence[RunResult], current: RunResult) -> None:
         self.current = fingerprint(current)
         self.stored = [fingerprint(run) for run in baseline]
+        self._known: dict[tuple[int, bool], tuple[tuple[str, str, str], ...]] = {}
 
     def differences(self, index: int, metric: str) -> tuple[tuple[str, str, str], ...]:
         stored = self.stored[index]
         if stored is None or self.current is None:
             return ()
-        return fingerprint_differences(stored, self.current, valgrind=metric in metrics.CALLGRIND_SERIES)
+        key = (index, metric in metrics.CALLGRIND_SERIES)
+        if key not in self._known:
+            self._known[key] = fingerprint_differences(stored, self.current, valgrind=key[1])
+        return self._known[key]
 
     def checked(self, index: int) -> bool:
         return self.stored[index] is not None and self.current is not None
