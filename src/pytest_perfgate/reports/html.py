@@ -404,6 +404,36 @@ def render_html(
     return "".join(out)
 
 
+#: the counters drawn per test, with their headings
+_COUNTER_TITLES = (
+    ("instructions", "Instructions per call"),
+    ("est_cycles", "Estimated cycles per call"),
+    ("alloc_blocks", "Allocations per call"),
+    ("alloc_bytes", "Bytes allocated per call"),
+)
+
+
+def _counter_trends(test: TestResult, history: Sequence[tuple[str, TestResult]]) -> list[str]:
+    """Each counter of the test over the stored runs and this run (the median of each run's values)."""
+    out = []
+    for name, title in _COUNTER_TITLES:
+        series = test.series.get(name)
+        if series is None or not series.values:
+            continue
+        points = [
+            (label, stats.statistic(r.series[name].values, "median"))
+            for label, r in history
+            if name in r.series and r.series[name].values
+        ]
+        points.append(("current", stats.statistic(series.values, "median")))
+        trend = trend_svg(points, series.kind)
+        if trend:
+            out.append(
+                f'<h3 class="counter">{escape(title)}: the stored runs ({len(points) - 1}) and this run</h3>{trend}'
+            )
+    return out
+
+
 def _test_section(
     test: TestResult, comparisons: Sequence[Comparison], history: Sequence[tuple[str, TestResult]]
 ) -> str:
@@ -453,6 +483,7 @@ def _test_section(
         trend = trend_svg(points, Kind.TIME)
         if trend:
             out.append(f"<h3>Median over the stored runs ({len(points) - 1}) and this run</h3>{trend}")
+    out.extend(_counter_trends(test, history))
     out.append(_evidence_html(test.evidence))
     out.append("</section>")
     return "".join(out)
