@@ -156,3 +156,89 @@ def test_judge_is_monotonic_in_the_measured_value(measured: float, a: float, b: 
     worse = measured * 2 + 1 if not hib else measured / 2 - 1
     assert level_verdict(worse, target, critical, hib).rank <= verdict.rank
     assert level_verdict(measured, target, critical, hib, strict=True) in (Verdict.PASS, Verdict.FAIL)
+
+
+# --------------------------------------------------------------------------- budgets on counts
+
+
+def _counts(instructions: tuple[float, ...], alloc_bytes: tuple[float, ...] = (4e6,)) -> dict[str, Series]:
+    return {
+        "instructions": Series("instructions", Kind.COUNT, instructions, source="callgrind"),
+        "alloc_bytes": Series("alloc_bytes", Kind.SIZE, alloc_bytes, source="allocations"),
+    }
+
+
+def test_budgets_on_counts_parse_with_multipliers_and_sizes() -> None:
+    spec = parse_marker({"instructions": "40M", "alloc_bytes": "5MB", "target_alloc_blocks": "1.5k"})
+    levels = {b.metric: (b.kind, b.target, b.critical) for b in spec.budgets}
+    assert levels == {
+        "instructions": (Kind.COUNT, None, 40_000_000.0),
+        "alloc_bytes": (Kind.SIZE, None, 5_000_000.0),
+        "alloc_blocks": (Kind.COUNT, 1500.0, None),
+    }
+
+
+@pytest.mark.parametrize(
+    ("counts", "verdict", "message"),
+    [
+        ((39_000_000.0,), Verdict.PASS, "instructions 39M within budget (1 counted call)"),
+        ((41_000_000.0,), Verdict.WARN, "instructions 41M exceeds target 40M (critical 44M; 1 counted call)"),
+        ((44_500_000.0,), Verdict.FAIL, "instructions 44.5M exceeds critical 44M (target 40M; 1 counted call)"),
+        # several counted calls: their median is the measured figure, and the basis says so
+        (
+            (39_000_000.0, 45_000_000.0, 39_500_000.0),
+            Verdict.PASS,
+            "instructions 39.5M within budget (median of 3 counted calls)",
+        ),
+    ],
+)
+def test_an_instruction_budget_passes_warns_and_fails(
+    counts: tuple[float, ...], verdict: Verdict, message: str
+) -> None:
+    spec = parse_marker({"instructions": ("40M", "44M")})
+    (result,) = evaluate(spec, _counts(counts))
+    assert (result.verdict, result.message()) == (verdict, message)
+
+
+def test_an_allocation_budget_in_bytes() -> None:
+    (result,) = evaluate(parse_marker({"alloc_bytes": "5MB"}), _counts((1.0,), (5_200_000.0,)))
+    assert result.verdict is Verdict.FAIL
+    assert result.message() == "alloc_bytes 5.2MB exceeds critical 5MB (1 counted call)"
+
+
+def test_a_count_budget_in_perfgate_yml() -> None:
+    from pytest_perfgate.config import parse_config
+
+    config = parse_config("kpis:\n  hot_path: {instructions: {target: 40M, critical: 50M}, alloc_blocks: 2k}\n")
+    spec = config.kpi("hot_path").spec()
+    assert {b.metric: (b.target, b.critical) for b in spec.budgets} == {
+        "instructions": (40e6, 50e6),
+        "alloc_blocks": (None, 2000.0),
+    }
+
+
+def test_a_bad_count_budget_names_the_metric_and_the_accepted_forms() -> None:
+    with pytest.raises(BudgetError, match=r"'instructions': '40m' is not a valid count \(unknown multiplier 'm'"):
+        parse_marker({"instructions": "40m"})
+
+
+def test_counter_gate_thresholds_on_the_marker() -> None:
+    spec = parse_marker({"counter_max_regression": "2%", "counter_warn_regression": "1%", "max_regression": "20%"})
+    assert (spec.counter_max_regression, spec.counter_warn_regression, spec.max_regression) == (0.02, 0.01, 0.2)
+    merged = BudgetSpec().merged_over(spec)
+    assert merged.counter_max_regression == 0.02
+    with pytest.raises(BudgetError, match=r"counter_warn_regression \(3.0%\) is above counter_max_regression"):
+        parse_marker({"counter_max_regression": "2%", "counter_warn_regression": "3%"})
+
+
+def test_the_terminal_budget_table_shows_counts_readably() -> None:
+    from pytest_perfgate.model import TestResult
+    from pytest_perfgate.reports.terminal import format_budget_table
+
+    spec = parse_marker({"instructions": ("40M", "44M")})
+    results = evaluate(spec, _counts((41_234_567.0,)))
+    test = TestResult(
+        nodeid="t::a", outcome="passed", mode="perf", series=_counts((41_234_567.0,)), spec=spec, verdicts=results
+    )
+    text = "\n".join(format_budget_table([test]))
+    assert "41.2M" in text and "40M" in text and "44M" in text and "41234567" not in text

@@ -63,3 +63,59 @@ def test_junk_thresholds_are_config_errors_or_valid(value: object) -> None:
     except ConfigError:
         return
     assert 0 < gate.min_improvement < 1 and gate.max_regression > 0
+
+
+# --------------------------------------------------------------------------- gate.counters
+
+
+def test_counter_defaults_and_every_counter_key() -> None:
+    from pytest_perfgate.config import CounterSettings
+
+    assert parse_config("").gate.counters == CounterSettings(0.01, 0.005, 0.005, 0.001)
+    counters = parse_config(
+        "gate: {counters: {max_regression: 2%, warn_regression: 1%, min_improvement: 1.5%, max_spread: 0.2%}}"
+    ).gate.counters
+    assert (counters.max_regression, counters.warn_regression) == (pytest.approx(0.02), pytest.approx(0.01))
+    assert (counters.min_improvement, counters.max_spread) == (pytest.approx(0.015), pytest.approx(0.002))
+    # a failure threshold alone pulls the default warning down with it, as at the top of gate
+    assert parse_config("gate: {counters: {max_regression: 0.3%}}").gate.counters.warn_regression == pytest.approx(
+        0.003
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "gate: {counters: {fail: 1%}}",
+            "gate.counters: unknown key(s) fail; accepted: max_regression, warn_regression",
+        ),
+        (
+            "gate: {counters: {max_regression: 1%, warn_regression: 2%}}",
+            "warn_regression (2.00%) is above max_regression",
+        ),
+        ("gate: {counters: {max_spread: 0}}", "gate.counters.max_spread: 0 must be above 0"),
+        ("gate: {counters: [1%]}", "gate.counters: expected a mapping of counter settings, got list"),
+        (
+            "gate: {overrides: [{match: '*', metric: instructions, warn_regression: 2%}]}",
+            "warn_regression (2%) is above max_regression (gate.counters.max_regression) (1%)",
+        ),
+        (
+            "gate: {overrides: [{match: '*', metric: [a, b]}]}",
+            "gate.overrides[0].metric: expected the name of one metric",
+        ),
+        ("gate: {overrides: [{match: '*', metrics: x}]}", "unknown key(s) metrics; accepted: match, metric"),
+    ],
+)
+def test_bad_counter_settings_name_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert message in str(info.value)
+
+
+def test_an_override_naming_a_counter_is_checked_against_the_counter_thresholds() -> None:
+    gate = parse_config(
+        "gate: {counters: {max_regression: 4%}, overrides: [{match: '*', metric: instructions, warn_regression: 3%}]}"
+    ).gate
+    assert gate.thresholds_for("t::a", None, "instructions") == (pytest.approx(0.03), pytest.approx(0.04))
+    assert gate.thresholds_for("t::a", None, "time") == (0.05, 0.10)

@@ -123,3 +123,26 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         check=True,
     )
     assert (tmp_path / "shot.png").stat().st_size > 10_000  # a real picture, not a blank page
+
+
+def test_a_test_s_counters_are_drawn_over_the_stored_runs_next_to_its_time() -> None:
+    from pytest_perfgate.budgets import BudgetSpec
+    from pytest_perfgate.gate import compare
+    from pytest_perfgate.model import RunResult, Series, TestResult
+    from pytest_perfgate.reports.html import render_html
+    from pytest_perfgate.units import Kind
+
+    def run(instructions: float, created: str) -> RunResult:
+        series = {
+            "time": Series("time", Kind.TIME, (1e-3,) * 5),
+            "instructions": Series("instructions", Kind.COUNT, (instructions,), source="callgrind"),
+        }
+        test = TestResult(nodeid="t::a", outcome="passed", mode="perf", series=series, spec=BudgetSpec())
+        return RunResult(metadata={"created": created}, tests=(test,))
+
+    stored = [run(40_200_000, f"2026-01-0{i}") for i in (1, 2, 3)]
+    current = run(44_300_000, "2026-01-04")
+    page = render_html(current, baseline=stored, gate=compare(stored, current))
+    assert '<h3 class="counter">Instructions per call: the stored runs (3) and this run</h3><svg' in page
+    assert "44.3M" in page and "40.2M" in page and "+10.2%" in page
+    assert "Allocations per call" not in page

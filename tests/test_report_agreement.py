@@ -15,14 +15,18 @@ from markdown_it import MarkdownIt
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from harness.results import make_run
-from pytest_perfgate.gate import GateReport, GateStatus, compare
+from pytest_perfgate.budgets import BudgetSpec
+from pytest_perfgate.gate import GateReport, GateStatus, NoticeKind, compare
+from pytest_perfgate.model import RunResult, Series, TestResult
 from pytest_perfgate.reports.gate_terminal import format_terminal
 from pytest_perfgate.reports.gate_text import headline as gate_headline
+from pytest_perfgate.reports.gate_text import notice_texts
 from pytest_perfgate.reports.html import render_html
 from pytest_perfgate.reports.json_report import gate_to_dict
 from pytest_perfgate.reports.junit import format_junit
 from pytest_perfgate.reports.markdown import format_markdown
 from pytest_perfgate.reports.openmetrics import format_openmetrics
+from pytest_perfgate.units import Kind
 
 XSD = Path(__file__).parent / "data" / "junit.xsd"
 QUIET = (0.999, 1.0, 1.001, 1.0, 1.0005)  # five stored runs that agree to 0.1%
@@ -36,6 +40,27 @@ PAIRED = {"mode": "paired", "subject": "origin/main (abc1234)", "baseline_runs":
 def _stored(levels: tuple[float, ...], current: dict[str, float]) -> GateReport:
     base = [make_run({"t::a": [f] * 5, "t::b": [f] * 5}) for f in levels]
     return compare(base, make_run({name: [value] * 5 for name, value in current.items()}))
+
+
+FINGERPRINT = {"python": "3.11.7 (main) [GCC 12.2.0]", "valgrind": "valgrind-3.19.0", "distributions": "a1"}
+
+
+def _counted(instructions: float, *, time: float = 1.0, fingerprint: dict[str, str] | None = None) -> RunResult:
+    """A run of one test with a time and an instruction count (the counting core's series)."""
+    series = {
+        "time": Series("time", Kind.TIME, (time,) * 5),
+        "instructions": Series("instructions", Kind.COUNT, (instructions,), source="callgrind"),
+    }
+    test = TestResult(nodeid="t::a", outcome="passed", mode="perf", series=series, spec=BudgetSpec())
+    return RunResult(metadata={"fingerprint": fingerprint or FINGERPRINT}, tests=(test,))
+
+
+def _counters(current: float, fingerprint: dict[str, str] | None = None) -> GateReport:
+    base = [_counted(40_200_000, time=f) for f in QUIET]
+    return compare(base, _counted(current, fingerprint=fingerprint))
+
+
+MOVED = {**FINGERPRINT, "python": "3.11.8 (main) [GCC 12.2.0]", "distributions": "b2"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +123,21 @@ CASES = [
         0,
     ),
     Case(
+        "counter regression",
+        lambda: _counters(44_300_000),
+        "perfgate: FAILED: 1 regression (1 unchanged); baseline of 5 runs",
+        GateStatus.FAILED,
+        1,
+    ),
+    Case(
+        "environment changed",
+        lambda: _counters(44_300_000, MOVED),
+        "perfgate: PASSED (1 of 2 judged: 1 unchanged; 1 counter not compared: environment changed); "
+        "baseline of 5 runs",
+        GateStatus.PARTLY_JUDGED,
+        0,
+    ),
+    Case(
         "no baseline yet",
         lambda: compare([], make_run({"t::a": [1.0] * 5})),
         "perfgate: PASSED without a comparison (1 new); no baseline yet",
@@ -140,7 +180,9 @@ def _junit(report: GateReport) -> tuple[str, str]:
     green = suite.get("failures") == suite.get("errors") == suite.get("skipped") == "0"
     out = suite.find("system-out")
     assert out is not None and out.text is not None
-    return out.text, "green" if green else "not green"
+    first, *notices = out.text.split("\n")
+    assert notices == [f"notice: {n}" for n in notice_texts(report)]
+    return first, "green" if green else "not green"
 
 
 def _json(report: GateReport) -> tuple[str, str]:
@@ -217,3 +259,78 @@ def test_junit_words_paired_blocks_as_blocks_and_stored_runs_as_runs() -> None:
     assert "(5 runs) -&gt; current" in format_junit(stored)
     paired = replace(stored, mode="paired", subject="main (abc)")
     assert "(5 blocks) -&gt; current" in format_junit(paired) and " runs)" not in format_junit(paired)
+
+
+def _notices_shown(fmt: str, report: GateReport) -> list[str]:
+    """The notices' words as a reader of each format sees them."""
+    import html
+
+    if fmt == "terminal":
+        return [line.removeprefix("notice: ") for line in format_terminal(report) if line.startswith("notice: ")]
+    if fmt == "markdown":
+        text = format_markdown(report)
+        md = MarkdownIt("commonmark")
+        return [
+            md.renderInline(line.removeprefix("> **Notice:** ")).replace("&gt;", ">")
+            for line in text.splitlines()
+            if line.startswith("> **Notice:** ")
+        ]
+    if fmt == "junit":
+        suite = ET.fromstring(format_junit(report)).find("testsuite")
+        out = suite.find("system-out") if suite is not None else None
+        assert out is not None and out.text is not None
+        return [line.removeprefix("notice: ") for line in out.text.split("\n")[1:]]
+    if fmt == "json":
+        return list(gate_to_dict(report)["notices"])
+    if fmt == "html":
+        page = render_html(make_run({"t::a": [1.0]}), gate=report)
+        return [
+            html.unescape(part.split(">", 1)[1].split("</p>", 1)[0])
+            for part in page.split('<p class="muted notice" ')[1:]
+        ]
+    raise AssertionError(fmt)
+
+
+@pytest.mark.parametrize("fmt", ["terminal", "markdown", "junit", "json", "html"])
+def test_every_format_says_the_environment_changed_in_the_same_words(fmt: str) -> None:
+    report = _counters(44_300_000, MOVED)
+    (notice,) = [n for n in report.notices if n.kind is NoticeKind.ENVIRONMENT_CHANGED]
+    assert [d[0] for d in notice.differences] == ["python", "distributions"]
+    words = notice_texts(report)
+    assert any(
+        w.startswith("environment changed: counters not compared: python 3.11.7 -> 3.11.8, distributions changed")
+        for w in words
+    )
+    assert _notices_shown(fmt, report) == words
+    assert report.exit_code == 0 and not report.regressions
+
+
+def test_openmetrics_names_the_environment_change_and_the_counters_not_compared() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(format_openmetrics(_counters(44_300_000, MOVED)))}
+    fields = sorted(s.labels["field"] for s in families["perfgate_environment_changed"].samples)
+    assert fields == ["distributions", "python"]
+    assert families["perfgate_counters_not_compared"].samples[0].value == 1
+    kinds = {s.labels["kind"]: s.value for s in families["perfgate_gate_notices"].samples}
+    assert kinds == {"environment changed": 1.0}
+    same = {f.name for f in text_string_to_metric_families(format_openmetrics(_counters(40_200_000)))}
+    assert "perfgate_environment_changed" not in same and "perfgate_counters_not_compared" not in same
+
+
+@pytest.mark.parametrize("fmt", ["terminal", "markdown", "junit", "json", "html"])
+def test_every_format_shows_the_counter_change_next_to_the_timing(fmt: str) -> None:
+    report = _counters(44_300_000)
+    text = {
+        "terminal": lambda: "\n".join(format_terminal(report, max_unchanged=5)),
+        "markdown": lambda: format_markdown(report),
+        "junit": lambda: format_junit(report),
+        "json": lambda: json.dumps(gate_to_dict(report)),
+        "html": lambda: render_html(make_run({"t::a": [1.0]}), gate=report),
+    }[fmt]()
+    if fmt == "json":
+        rows = {c["metric"]: c for c in gate_to_dict(report)["comparisons"]}
+        assert rows["instructions"]["counter"] is True and rows["instructions"]["p_value"] is None
+        assert rows["instructions"]["baseline"] == 40_200_000 and rows["instructions"]["current"] == 44_300_000
+        assert rows["time"]["counter"] is False
+    else:
+        assert "40.2M" in text and "44.3M" in text and "+10.2" in text, text
+        assert "instructions" in text and "time" in text

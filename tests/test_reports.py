@@ -217,7 +217,10 @@ def test_markdown_shows_the_top_offenders_of_failing_tests(tmp_path: Path) -> No
 
     series = {"mem_peak": Series("mem_peak", Kind.SIZE, (400_000.0,))}
     spec = parse_marker({"mem_peak": "100kB"})
-    evidence = {"memory_profile": profile_memory(hog).to_json(), "cpu_profile": profile_cpu(hog, min_time=0.01).to_json()}
+    evidence = {
+        "memory_profile": profile_memory(hog).to_json(),
+        "cpu_profile": profile_cpu(hog, min_time=0.01).to_json(),
+    }
     failing = TestResult("t.py::hog", series=series, spec=spec, verdicts=evaluate(spec, series), evidence=evidence)
     current = RunResult({}, (failing,))
     text = format_markdown(compare((), current), current=current)
@@ -226,3 +229,22 @@ def test_markdown_shows_the_top_offenders_of_failing_tests(tmp_path: Path) -> No
     assert "Memory by function (one re-run, peak" in html and "Hot path (cProfile, one re-run): hog" in html
     assert "test_markdown_shows_the_top_offenders_of_failing_tests.&lt;locals&gt;.hog" in html
     assert "Evidence" not in format_markdown(compare((), current))  # without the run, no evidence section
+
+
+def test_the_timings_summary_shows_a_test_s_counts_per_call_readably() -> None:
+    from pytest_perfgate.budgets import BudgetSpec
+    from pytest_perfgate.model import Series, TestResult
+    from pytest_perfgate.reports.terminal import format_timings
+    from pytest_perfgate.units import Kind
+
+    series = {
+        "time": Series("time", Kind.TIME, (0.0123,) * 5, loops=10),
+        "instructions": Series("instructions", Kind.COUNT, (40_210_000.0,), source="callgrind"),
+        "alloc_blocks": Series("alloc_blocks", Kind.COUNT, (1200.0, 1210.0, 1190.0), source="allocations"),
+        "alloc_bytes": Series("alloc_bytes", Kind.SIZE, (5_000_000.0,), source="allocations"),
+    }
+    counted = TestResult(nodeid="t::a", outcome="passed", mode="perf", series=series, spec=BudgetSpec())
+    plain = TestResult(nodeid="t::b", outcome="passed", mode="perf", series={"time": series["time"]}, spec=BudgetSpec())
+    lines = format_timings([counted, plain])
+    assert lines[1].endswith("(5 rounds x 10 calls, perf)  40.2M instructions, 1200 allocations, 5MB allocated")
+    assert lines[2].endswith("(5 rounds x 10 calls, perf)")

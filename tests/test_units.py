@@ -253,3 +253,101 @@ def test_record_unit_agrees_with_parse(label: str) -> None:
 )
 def test_durations_in_parts_add_up(hours: int, minutes: int, seconds: int, space: str) -> None:
     assert parse(f"{hours}h{space}{minutes}m{space}{seconds}s", Kind.TIME) == 3600 * hours + 60 * minutes + seconds
+
+
+# --------------------------------------------------------------------------- counts with multipliers
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("40M", 40_000_000.0),
+        ("40.2M", 40_200_000.0),
+        ("1.5k", 1500.0),
+        ("1.5K", 1500.0),
+        ("2G", 2_000_000_000.0),
+        (" 3 M ", 3_000_000.0),
+        ("0.000001M", 1.0),
+        ("7", 7.0),
+    ],
+)
+def test_counts_accept_si_multipliers(raw: str, expected: float) -> None:
+    assert parse(raw, Kind.COUNT) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("1.2345k", "not a whole number"),
+        ("3m", "unknown multiplier 'm'; 'm' would be milli: write 'M' for millions"),
+        ("3g", "unknown multiplier 'g'"),
+        ("40Mi", "unknown multiplier 'Mi'"),
+        ("-1k", "negative"),
+        ("k", ""),
+    ],
+)
+def test_bad_counts_name_the_accepted_forms(raw: str, why: str) -> None:
+    with pytest.raises(UnitError) as info:
+        parse(raw, Kind.COUNT)
+    message = str(info.value)
+    assert message.startswith(f"{raw!r} is not a valid count")
+    assert why in message
+    assert message.endswith(
+        "accepted: a whole number such as 3, or with a multiplier: '1.5k', '40M', '2G' (k = 10^3, M = 10^6, G = 10^9)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "0"),
+        (3, "3"),
+        (9999, "9999"),
+        (10_000, "10k"),
+        (12_345, "12.3k"),
+        (999_950, "1M"),
+        (40_200_000, "40.2M"),
+        (83_556_990, "83.6M"),
+        (2_697_110_000, "2.7G"),
+        (1.5e12, "1.5T"),
+        (2.5, "2.5"),
+    ],
+)
+def test_large_counts_print_readably(value: float, text: str) -> None:
+    assert format_value(value, Kind.COUNT) == text
+
+
+@given(
+    whole=st.integers(min_value=0, max_value=10**6),
+    decimals=st.integers(min_value=0, max_value=3),
+    suffix=st.sampled_from(["", "k", "K", "M", "G"]),
+)
+def test_a_count_with_a_multiplier_is_the_exact_whole_number_it_spells(whole: int, decimals: int, suffix: str) -> None:
+    """``"<d>.<ddd><suffix>"`` parses to exactly whole * 10^(power - decimals) when that is a whole
+    number, and is refused as "not a whole number" otherwise, never rounded."""
+    from decimal import Decimal
+
+    text = str(whole) if decimals == 0 else f"{whole // 10**decimals}.{whole % 10**decimals:0{decimals}d}"
+    power = {"": 0, "k": 3, "K": 3, "M": 6, "G": 9}[suffix]
+    exact = Decimal(text) * 10**power
+    if exact == exact.to_integral_value():
+        assert parse(text + suffix, Kind.COUNT) == float(exact)
+    else:
+        with pytest.raises(UnitError, match="not a whole number"):
+            parse(text + suffix, Kind.COUNT)
+
+
+@given(st.integers(min_value=0, max_value=10**14))
+def test_a_printed_count_reads_back_within_its_three_significant_digits(value: int) -> None:
+    text = format_value(value, Kind.COUNT)
+    if value < 10_000:
+        assert text == str(value)
+    back = parse(text, Kind.COUNT)
+    assert back == pytest.approx(value, rel=0.005, abs=0.5)
+
+
+@given(st.text(max_size=10))
+def test_the_count_parser_raises_only_unit_errors(raw: str) -> None:
+    with contextlib.suppress(UnitError):
+        value = parse(raw, Kind.COUNT)
+        assert value >= 0 and value.is_integer()

@@ -95,6 +95,9 @@ class BudgetSpec:
     kpi: str | None = None
     max_regression: float | None = None
     warn_regression: float | None = None
+    #: the gate's thresholds for this test's counters (instructions, allocations): docs/gate.md
+    counter_max_regression: float | None = None
+    counter_warn_regression: float | None = None
     evidence: tuple[str, ...] = ()  # evidence to collect even when the test passes: memory, cpu
 
     def get(self, metric: str) -> MetricBudget | None:
@@ -115,6 +118,8 @@ class BudgetSpec:
             kpi=self.kpi or base.kpi,
             max_regression=_first(self.max_regression, base.max_regression),
             warn_regression=_first(self.warn_regression, base.warn_regression),
+            counter_max_regression=_first(self.counter_max_regression, base.counter_max_regression),
+            counter_warn_regression=_first(self.counter_warn_regression, base.counter_warn_regression),
             evidence=tuple(dict.fromkeys((*base.evidence, *self.evidence))),
         )
 
@@ -261,7 +266,15 @@ def _parse_value(raw: object, kind: Kind | None) -> tuple[Kind | None, float | N
     return None, parse(raw, Kind.NUMBER)
 
 
-MARKER_OPTIONS = ("kpi", "metrics", "max_regression", "warn_regression", "evidence")
+MARKER_OPTIONS = (
+    "kpi",
+    "metrics",
+    "max_regression",
+    "warn_regression",
+    "counter_max_regression",
+    "counter_warn_regression",
+    "evidence",
+)
 EVIDENCE_KINDS = ("memory", "cpu")
 
 
@@ -275,7 +288,9 @@ def parse_marker(
 
     Accepts, per metric ``m``: ``m=level``, ``target_m=value``, ``critical_m=value`` (with
     ``critical_m`` given, a plain ``m=value`` is the target), and the options
-    ``kpi``, ``metrics`` (a dict of custom metric levels), ``max_regression``, ``warn_regression``.
+    ``kpi``, ``metrics`` (a dict of custom metric levels), ``max_regression``, ``warn_regression``
+    (the gate's thresholds for this test's timings), ``counter_max_regression``,
+    ``counter_warn_regression`` (for its counters: instructions, allocations).
     """
     declared = declared or {}
     if args:
@@ -334,19 +349,26 @@ def parse_marker(
     kpi = options.get("kpi")
     if kpi is not None and not isinstance(kpi, str):
         raise BudgetError(f"kpi= must be the name of a KPI in perfgate.yml, got {kpi!r}")
-    max_regression = _option_ratio(options, "max_regression")
-    warn_regression = _option_ratio(options, "warn_regression")
-    if max_regression is not None and warn_regression is not None and warn_regression > max_regression:
-        # the rule of perfgate.yml's gate (top level and overrides) and of the CLI
-        raise BudgetError(
-            f"warn_regression ({warn_regression:.0%}) is above max_regression ({max_regression:.0%}); "
-            "the warning threshold must be at most the failure threshold"
-        )
+    levels: dict[str, float | None] = {}
+    for prefix in ("", "counter_"):
+        max_key, warn_key = f"{prefix}max_regression", f"{prefix}warn_regression"
+        max_regression = _option_ratio(options, max_key)
+        warn_regression = _option_ratio(options, warn_key)
+        if max_regression is not None and warn_regression is not None and warn_regression > max_regression:
+            # the rule of perfgate.yml's gate (top level and overrides) and of the CLI
+            digits = ".1%" if prefix else ".0%"
+            raise BudgetError(
+                f"{warn_key} ({warn_regression:{digits}}) is above {max_key} ({max_regression:{digits}}); "
+                "the warning threshold must be at most the failure threshold"
+            )
+        levels[max_key], levels[warn_key] = max_regression, warn_regression
     return BudgetSpec(
         budgets=tuple(budgets),
         kpi=kpi,
-        max_regression=max_regression,
-        warn_regression=warn_regression,
+        max_regression=levels["max_regression"],
+        warn_regression=levels["warn_regression"],
+        counter_max_regression=levels["counter_max_regression"],
+        counter_warn_regression=levels["counter_warn_regression"],
         evidence=parse_evidence(options.get("evidence", ()), "evidence="),
     )
 

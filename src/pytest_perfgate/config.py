@@ -37,11 +37,41 @@ class Correction(str, Enum):
 
 @dataclass(frozen=True)
 class GateOverride:
-    """Per-test gate thresholds, chosen by a test-id glob (``tests/perf/test_io.py::*``)."""
+    """Per-test gate thresholds, chosen by a test-id glob (``tests/perf/test_io.py::*``); with
+    ``metric``, for that metric only (the way to set a counter's thresholds per test or per
+    metric: an override without ``metric`` applies to every metric that is not a counter)."""
 
     match: str
     max_regression: float | None = None
     warn_regression: float | None = None
+    metric: str | None = None
+
+    def applies(self, nodeid: str, metric: str | None) -> bool:
+        if self.metric is not None and self.metric != metric:
+            return False
+        if self.metric is None and metric is not None and metric_registry.is_counter(metric):
+            return False
+        return fnmatch.fnmatchcase(nodeid, self.match)
+
+
+@dataclass(frozen=True)
+class CounterSettings:
+    """The gate's rule for counters (instructions, estimated cycles, allocations): docs/gate.md.
+
+    A regression is the current count above the baseline runs' median count by more than
+    ``max_regression`` (a warning above ``warn_regression``); an improvement below it by at least
+    ``min_improvement``. A counter whose values spread by more than ``max_spread`` (between the
+    stored runs, or within the current run) is nondeterministic: it is judged against at least
+    :attr:`SPREAD_FACTOR` times its spread, and the report says so.
+    """
+
+    max_regression: float = 0.01
+    warn_regression: float = 0.005
+    min_improvement: float = 0.005
+    max_spread: float = 0.001
+
+    #: a nondeterministic counter's thresholds are at least this many times its spread
+    SPREAD_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -63,18 +93,33 @@ class GateSettings:
     assumed_spread: float = 0.10
     #: confidence level of the interval shown for each change
     confidence: float = 0.95
+    #: the rule for counters (``gate.counters``)
+    counters: CounterSettings = field(default_factory=CounterSettings)
 
-    def thresholds_for(self, nodeid: str, spec: BudgetSpec | None = None) -> tuple[float, float]:
-        """(warn, max) regression for a test: marker, then the first matching glob, then defaults."""
-        max_r, warn_r = self.max_regression, self.warn_regression
+    def thresholds_for(
+        self, nodeid: str, spec: BudgetSpec | None = None, metric: str | None = None
+    ) -> tuple[float, float]:
+        """(warn, max) regression for a test's metric. Timings and other measured metrics: the
+        marker's ``max_regression``/``warn_regression``, then the first matching override (one
+        naming this metric, or naming none), then ``gate``'s. Counters
+        (:func:`~pytest_perfgate.metrics.is_counter`): the marker's
+        ``counter_max_regression``/``counter_warn_regression``, then the first matching override
+        that names this metric, then ``gate.counters``'."""
+        counter = metric is not None and metric_registry.is_counter(metric)
+        if counter:
+            max_r, warn_r = self.counters.max_regression, self.counters.warn_regression
+        else:
+            max_r, warn_r = self.max_regression, self.warn_regression
         for override in self.overrides:
-            if fnmatch.fnmatchcase(nodeid, override.match):
+            if override.applies(nodeid, metric):
                 max_r = override.max_regression if override.max_regression is not None else max_r
                 warn_r = override.warn_regression if override.warn_regression is not None else warn_r
                 break
         if spec is not None:
-            max_r = spec.max_regression if spec.max_regression is not None else max_r
-            warn_r = spec.warn_regression if spec.warn_regression is not None else warn_r
+            spec_max = spec.counter_max_regression if counter else spec.max_regression
+            spec_warn = spec.counter_warn_regression if counter else spec.warn_regression
+            max_r = spec_max if spec_max is not None else max_r
+            warn_r = spec_warn if spec_warn is not None else warn_r
         return min(warn_r, max_r), max_r
 
 
@@ -279,7 +324,9 @@ _GATE_KEYS = (
     "min_baseline_runs",
     "assumed_spread",
     "confidence",
+    "counters",
 )
+_COUNTER_KEYS = ("max_regression", "warn_regression", "min_improvement", "max_spread")
 
 
 def _parse_gate(raw: Any, path: str) -> GateSettings:
@@ -308,29 +355,47 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
     raw_overrides = body.get("overrides") or []
     if not isinstance(raw_overrides, list):
         raise ConfigError(
-            "expected a list of {match, max_regression, warn_regression}", path=path, key="gate.overrides"
+            "expected a list of {match, metric, max_regression, warn_regression}", path=path, key="gate.overrides"
         )
+    counters = _parse_counters(body.get("counters"), path)
     for i, item in enumerate(raw_overrides):
         key = f"gate.overrides[{i}]"
-        item = _mapping(item, path, key, "match / max_regression / warn_regression")
+        item = _mapping(item, path, key, "match / metric / max_regression / warn_regression")
         if not isinstance(item.get("match"), str):
             raise ConfigError("'match' (a test-id glob such as 'tests/perf/*') is required", path=path, key=key)
-        extra = sorted(set(map(str, item)) - {"match", "max_regression", "warn_regression"})
+        extra = sorted(set(map(str, item)) - {"match", "metric", "max_regression", "warn_regression"})
         if extra:
-            raise ConfigError(f"unknown key(s) {', '.join(extra)}", path=path, key=key)
+            raise ConfigError(
+                f"unknown key(s) {', '.join(extra)}; accepted: match, metric, max_regression, warn_regression",
+                path=path,
+                key=key,
+            )
+        metric_name = item.get("metric")
+        if metric_name is not None:
+            if not isinstance(metric_name, str) or not metric_name:
+                raise ConfigError(
+                    f"expected the name of one metric (e.g. instructions), got {metric_name!r}",
+                    path=path,
+                    key=f"{key}.metric",
+                )
+            metric_name = metric_registry.canonical(metric_name)
         levels = {
             name: _threshold(item[name], path, f"{key}.{name}") if name in item else None
             for name in ("max_regression", "warn_regression")
         }
-        # the same rule as at the top of gate: (a level the override leaves out is the top one's)
-        warn_o = levels["warn_regression"] if levels["warn_regression"] is not None else warn_r
-        max_o = levels["max_regression"] if levels["max_regression"] is not None else max_r
+        # the same rule as at the top of gate: (a level the override leaves out is the top one's,
+        # gate.counters' for a counter)
+        counter = metric_name is not None and metric_registry.is_counter(metric_name)
+        top_warn, top_max = (counters.warn_regression, counters.max_regression) if counter else (warn_r, max_r)
+        warn_o = levels["warn_regression"] if levels["warn_regression"] is not None else top_warn
+        max_o = levels["max_regression"] if levels["max_regression"] is not None else top_max
         if levels["warn_regression"] is not None and warn_o > max_o:
-            whose = "" if levels["max_regression"] is not None else " (gate.max_regression)"
+            top = "gate.counters.max_regression" if counter else "gate.max_regression"
+            whose = "" if levels["max_regression"] is not None else f" ({top})"
             raise ConfigError(
                 f"warn_regression ({warn_o:.0%}) is above max_regression{whose} ({max_o:.0%})", path=path, key=key
             )
-        overrides.append(GateOverride(match=item["match"], **levels))
+        overrides.append(GateOverride(match=item["match"], metric=metric_name, **levels))
     try:
         correction = Correction(str(body["correction"]).lower()) if "correction" in body else defaults.correction
     except ValueError:
@@ -356,4 +421,32 @@ def _parse_gate(raw: Any, path: str) -> GateSettings:
         min_baseline_runs=min_runs,
         assumed_spread=ratio("assumed_spread", defaults.assumed_spread, below=1.0),
         confidence=ratio("confidence", defaults.confidence, below=1.0),
+        counters=counters,
+    )
+
+
+def _parse_counters(raw: Any, path: str) -> CounterSettings:
+    """``gate.counters``: the counter rule's thresholds (docs/gate.md, "Counters")."""
+    body = _mapping(raw, path, "gate.counters", "counter settings")
+    unknown = sorted(set(map(str, body)) - set(_COUNTER_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)}; accepted: {', '.join(_COUNTER_KEYS)}", path=path, key="gate.counters"
+        )
+    defaults = CounterSettings()
+
+    def ratio(name: str, default: float) -> float:
+        return _threshold(body[name], path, f"gate.counters.{name}", below=1.0) if name in body else default
+
+    max_r = ratio("max_regression", defaults.max_regression)
+    warn_r = ratio("warn_regression", min(defaults.warn_regression, max_r))
+    if warn_r > max_r:
+        raise ConfigError(
+            f"warn_regression ({warn_r:.2%}) is above max_regression ({max_r:.2%})", path=path, key="gate.counters"
+        )
+    return CounterSettings(
+        max_regression=max_r,
+        warn_regression=warn_r,
+        min_improvement=ratio("min_improvement", defaults.min_improvement),
+        max_spread=ratio("max_spread", defaults.max_spread),
     )

@@ -15,19 +15,25 @@ The model, per (test, metric), documented with its reasons in docs/gate.md:
 * a regression needs the change above ``max_regression`` (and above ``min_effect``) **and** an
   adjusted p-value below ``alpha``; with fewer than ``min_baseline_runs`` runs the spread is not
   measured but assumed (``assumed_spread``, conservative), and the report says so.
+
+Counters (:func:`pytest_perfgate.metrics.is_counter`: instructions, estimated cycles, allocations)
+are not noisy and take no t test: :func:`_judge_counter` compares the current count with the
+median of the stored runs' counts against ``gate.counters`` (1% fail, 0.5% warn by default), only
+with stored runs whose environment fingerprint (``metadata["fingerprint"]``) agrees with the
+current run's, and widens the thresholds to three times the spread of a counter that varies.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from . import stats
-from .budgets import BudgetResult, Verdict
-from .config import GateSettings
+from . import metrics, stats
+from .budgets import BudgetResult, BudgetSpec, Verdict
+from .config import CounterSettings, GateSettings
 from .errors import GateError, PerfgateError
 from .model import Outcome, RunResult, Series, TestResult
 from .units import Kind, format_value
@@ -123,6 +129,16 @@ class NoticeKind(str, Enum):
     OTHER_METRICS = "other metrics"  # paired: memory, queries, ... compared as one base run
     SKIPPED_AS_EXPECTED = "skipped as expected"  # count, tests ("<node id>: why", the first five)
     ALLOWED_INCOMPLETE = "allowed incomplete"  # count, tests ("<node id>: why", all)
+    #: counters compared only with stored runs of the same environment: count (counter comparisons
+    #: not made: no stored run matched), left_out (stored runs left out), of (stored runs), differences
+    #: (field, stored, current) against the newest stored run left out
+    ENVIRONMENT_CHANGED = "environment changed"
+    #: counters compared without an environment check: count (comparisons), left_out (stored runs
+    #: without a fingerprint), of (1 when the current run has none)
+    ENVIRONMENT_UNCHECKED = "environment unchecked"
+    #: counters whose values vary: count, spread (low, high), tests (the first five node ids),
+    #: threshold (the factor: thresholds are at least this many times the spread)
+    NONDETERMINISTIC = "nondeterministic counters"
     TEXT = "text"  # text: told in words by the caller (the paired run's controller)
 
 
@@ -153,6 +169,9 @@ class Notice:
     changes: tuple[tuple[str, tuple[float, ...]], ...] = ()
     groups: tuple[DisturbedGroup, ...] = ()
     text: str = ""
+    #: environment fingerprint fields that differ: (field, stored run's value, current run's value);
+    #: a value missing on one side is ""
+    differences: tuple[tuple[str, str, str], ...] = ()
 
 
 def names_test(line: str) -> bool:
@@ -185,6 +204,14 @@ class Comparison:
     detectable: float | None = None  # smallest worsening this comparison could show in this suite
     warn_threshold: float = 0.0
     max_threshold: float = 0.0
+    #: judged by the counter rule (no t test, no p-value): see :func:`_judge_counter`
+    counter: bool = False
+    #: a counter whose values vary by more than ``gate.counters.max_spread`` (``spread`` says how
+    #: much: the relative range); its thresholds are at least three times that spread
+    nondeterministic: bool = False
+    #: a counter not compared because every stored run's environment fingerprint differs from the
+    #: current run's (verdict ``insufficient data``; never a regression)
+    environment_changed: bool = False
 
     def fmt(self, value: float | None) -> str:
         return "-" if value is None else format_value(value, self.kind, self.unit)
@@ -408,6 +435,8 @@ def compare(
     notices: list[Notice] = []
     done: list[Comparison] = []
     pending: list[_Pending] = []
+    environments = _Environments(baseline, current)
+    counter_log = _CounterLog()
     for nodeid, metric in sorted(keys):
         cur_test = current_tests.get(nodeid)
         cur_series = cur_test.series.get(metric) if cur_test else None
@@ -415,19 +444,35 @@ def compare(
             (r[nodeid].series[metric] for r in reversed(runs) if nodeid in r and metric in r[nodeid].series), None
         )
         kind, unit, hib = _series_meta(cur_series or base_series)
-        warn_r, max_r = settings.thresholds_for(nodeid, cur_test.spec if cur_test else None)
-        template = Comparison(
-            nodeid=nodeid,
-            metric=metric,
-            verdict=GateVerdict.UNCHANGED,
-            reason="",
-            kind=kind,
-            unit=unit,
-            higher_is_better=hib,
-            statistic=settings.metric,
-            warn_threshold=max(warn_r, settings.min_effect),
-            max_threshold=max(max_r, settings.min_effect),
-        )
+        warn_r, max_r = settings.thresholds_for(nodeid, cur_test.spec if cur_test else None, metric)
+        counter = metrics.is_counter(metric)
+        if counter:
+            template = Comparison(
+                nodeid=nodeid,
+                metric=metric,
+                verdict=GateVerdict.UNCHANGED,
+                reason="",
+                kind=kind,
+                unit=unit,
+                higher_is_better=hib,
+                statistic="median",
+                warn_threshold=warn_r,
+                max_threshold=max_r,
+                counter=True,
+            )
+        else:
+            template = Comparison(
+                nodeid=nodeid,
+                metric=metric,
+                verdict=GateVerdict.UNCHANGED,
+                reason="",
+                kind=kind,
+                unit=unit,
+                higher_is_better=hib,
+                statistic=settings.metric,
+                warn_threshold=max(warn_r, settings.min_effect),
+                max_threshold=max(max_r, settings.min_effect),
+            )
         if cur_series is None:
             why = "not in the current run" if cur_test is None else f"the test recorded no '{metric}' this time"
             done.append(replace(template, verdict=GateVerdict.MISSING, reason=why))
@@ -436,6 +481,9 @@ def compare(
             done.append(replace(template, verdict=GateVerdict.NEW, reason="not in the baseline"))
             continue
         assert cur_test is not None
+        if counter:
+            done.append(_judge_counter(template, cur_test, runs, settings, environments, counter_log))
+            continue
         current_value, why = run_statistic(cur_test, metric, settings.metric)
         raw_base = [v for v, _ in (run_statistic(r[nodeid], metric, settings.metric) for r in runs if nodeid in r)]
         base_values = [v for v in raw_base if v is not None and v > 0]
@@ -498,10 +546,288 @@ def compare(
                 threshold=settings.max_regression,
             )
         )
+    notices += counter_log.notices(environments, settings, done)
     missing_tests = sorted(baseline_ids - set(current_tests))
     if missing_tests:
         notices.append(Notice(NoticeKind.TESTS_NOT_IN_RUN, count=len(missing_tests)))
     return GateReport(tuple(ordered(done)), breaches, tuple(notices), len(baseline), tuple(sources), settings)
+
+
+# --------------------------------------------------------------------------- counters
+
+#: the run metadata key of the environment fingerprint: a flat object of strings (python,
+#: implementation, platform, valgrind, distributions, hashseed, ...), written by the counting core
+FINGERPRINT_KEY = "fingerprint"
+#: the fingerprint field that names valgrind: missing on one side is a difference for the
+#: callgrind counters (instructions, estimated cycles), not for the allocation counters
+VALGRIND_FIELD = "valgrind"
+#: the order fingerprint differences are told in (other fields after these, by name)
+FINGERPRINT_ORDER = ("python", "implementation", "platform", VALGRIND_FIELD, "distributions", "hashseed")
+
+
+def fingerprint(run: RunResult) -> dict[str, str] | None:
+    """The run's environment fingerprint (``metadata["fingerprint"]``), or None when it has none
+    (a results file from before counters, an import, or a malformed value)."""
+    raw = run.metadata.get(FINGERPRINT_KEY)
+    if not isinstance(raw, dict) or not raw:
+        return None
+    return {str(k): str(v) for k, v in raw.items() if v is not None}
+
+
+def fingerprint_differences(
+    stored: dict[str, str], current: dict[str, str], *, valgrind: bool
+) -> tuple[tuple[str, str, str], ...]:
+    """The fields that make counters incomparable (in :data:`FINGERPRINT_ORDER`): every field present in both with
+    different values, and ``valgrind`` present on one side only when ``valgrind`` (the callgrind
+    counters are compared). A field missing on one side is "" in the result."""
+    names = set(stored) & set(current)
+    if valgrind and (VALGRIND_FIELD in stored) != (VALGRIND_FIELD in current):
+        names.add(VALGRIND_FIELD)
+    order = {name: i for i, name in enumerate(FINGERPRINT_ORDER)}
+    return tuple(
+        (name, stored.get(name, ""), current.get(name, ""))
+        for name in sorted(names, key=lambda n: (order.get(n, len(order)), n))
+        if stored.get(name, "") != current.get(name, "")
+    )
+
+
+class _Environments:
+    """Which stored runs a counter may be compared with: those whose fingerprint agrees with the
+    current run's (or either has none: compared, and the report says the check was not made)."""
+
+    def __init__(self, baseline: Sequence[RunResult], current: RunResult) -> None:
+        self.current = fingerprint(current)
+        self.stored = [fingerprint(run) for run in baseline]
+        self._known: dict[tuple[int, bool], tuple[tuple[str, str, str], ...]] = {}
+
+    def differences(self, index: int, metric: str) -> tuple[tuple[str, str, str], ...]:
+        stored = self.stored[index]
+        if stored is None or self.current is None:
+            return ()
+        key = (index, metric in metrics.CALLGRIND_SERIES)
+        if key not in self._known:
+            self._known[key] = fingerprint_differences(stored, self.current, valgrind=key[1])
+        return self._known[key]
+
+    def checked(self, index: int) -> bool:
+        return self.stored[index] is not None and self.current is not None
+
+
+@dataclass
+class _CounterLog:
+    """What the counter comparisons of one report saw, for its notices."""
+
+    not_compared: int = 0
+    left_out_runs: set[int] = field(default_factory=set)
+    differences: dict[int, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
+    unchecked: int = 0
+    unchecked_runs: set[int] = field(default_factory=set)
+
+    def notices(self, environments: _Environments, settings: GateSettings, done: Sequence[Comparison]) -> list[Notice]:
+        notices = []
+        if self.differences:
+            newest = max(self.differences)
+            notices.append(
+                Notice(
+                    NoticeKind.ENVIRONMENT_CHANGED,
+                    count=self.not_compared,
+                    left_out=len(self.left_out_runs),
+                    of=len(environments.stored),
+                    differences=self.differences[newest],
+                )
+            )
+        if self.unchecked:
+            notices.append(
+                Notice(
+                    NoticeKind.ENVIRONMENT_UNCHECKED,
+                    count=self.unchecked,
+                    left_out=len(self.unchecked_runs),
+                    of=int(environments.current is None),
+                )
+            )
+        varying = sorted((c for c in done if c.nondeterministic), key=lambda c: (c.nodeid, c.metric))
+        if varying:
+            spreads = sorted(c.spread or 0.0 for c in varying)
+            notices.append(
+                Notice(
+                    NoticeKind.NONDETERMINISTIC,
+                    count=len(varying),
+                    spread=(spreads[0], spreads[-1]),
+                    tests=tuple(dict.fromkeys(f"{c.nodeid} ({c.metric})" for c in varying))[:5],
+                    threshold=settings.counters.SPREAD_FACTOR,
+                    share=settings.counters.max_spread,
+                )
+            )
+        return notices
+
+
+def _counter_value(test: TestResult, metric: str) -> tuple[float, ...]:
+    """A counter's finite values in one run (one per separate measurement of the call)."""
+    series = test.series.get(metric)
+    return tuple(v for v in series.values if math.isfinite(v) and v >= 0) if series is not None else ()
+
+
+def _relative_range(values: Sequence[float]) -> float:
+    """``max / min - 1`` of counts (0 for one value or all equal; infinite from 0 to more)."""
+    low, high = min(values), max(values)
+    if high == low:
+        return 0.0
+    return high / low - 1 if low > 0 else math.inf
+
+
+def _percent(value: float) -> str:
+    """A small percentage for a reason (``0.5%``, ``1.49%``); the reports' words are in
+    :mod:`pytest_perfgate.reports.gate_text`."""
+    if not math.isfinite(value):
+        return "inf%"
+    text = f"{value:.2%}" if abs(value) < 0.1 else f"{value:.1%}"
+    return text[:-1].rstrip("0").rstrip(".") + "%"
+
+
+def _counter_interval(stored: Sequence[float], current: Sequence[float], change: float) -> tuple[float, float]:
+    """The exact interval of a counter's change: from the smallest current value against the
+    largest stored one to the largest against the smallest (the change itself when every value
+    agrees)."""
+    low, high = min(stored), max(stored)
+    if low <= 0:
+        return (change, change)
+    return (min(min(current) / high - 1, change), max(max(current) / low - 1, change))
+
+
+def _judge_counter(
+    template: Comparison,
+    test: TestResult,
+    baseline: Sequence[Mapping[str, TestResult]],
+    settings: GateSettings,
+    environments: _Environments,
+    log: _CounterLog,
+) -> Comparison:
+    """One counter: the current run's count (the median of its values) against the median of the
+    stored runs' counts, from the stored runs of the same environment only; no p-value."""
+    nodeid, metric = template.nodeid, template.metric
+    current_values = _counter_value(test, metric)
+    stored: list[tuple[int, tuple[float, ...]]] = []
+    for index, run in enumerate(baseline):
+        stored_test = run.get(nodeid)
+        values = _counter_value(stored_test, metric) if stored_test is not None else ()
+        if values:
+            stored.append((index, values))
+    if test.outcome != Outcome.PASSED:
+        return replace(template, verdict=GateVerdict.INSUFFICIENT, reason=f"the test {test.outcome} in the current run")
+    if not current_values:
+        return replace(template, verdict=GateVerdict.INSUFFICIENT, reason="current run: no finite count")
+    if not stored:
+        return replace(template, verdict=GateVerdict.INSUFFICIENT, reason="no baseline run has a usable count")
+    current = stats.statistic(current_values, "median")
+    same: list[tuple[int, tuple[float, ...]]] = []
+    for index, values in stored:
+        differences = environments.differences(index, metric)
+        if differences:
+            log.left_out_runs.add(index)
+            log.differences[index] = differences
+        else:
+            same.append((index, values))
+            if environments.stored[index] is None:
+                log.unchecked_runs.add(index)
+    if not same:
+        log.not_compared += 1
+        newest = max(index for index, _ in stored)
+        changed = ", ".join(name for name, _, _ in log.differences[newest])
+        return replace(
+            template,
+            verdict=GateVerdict.INSUFFICIENT,
+            reason=f"environment changed ({changed}): counters not compared",
+            environment_changed=True,
+            current=current,
+            baseline=stats.statistic([stats.statistic(v, "median") for _, v in stored], "median"),
+            baseline_runs=0,
+        )
+    if any(not environments.checked(index) for index, _ in same):
+        log.unchecked += 1
+    return decide_counter(template, [values for _, values in same], current_values, settings.counters)
+
+
+def counter_template(
+    nodeid: str, metric: str, settings: GateSettings, spec: BudgetSpec | None = None, *, kind: Kind = Kind.COUNT
+) -> Comparison:
+    """A counter comparison before its verdict, with the thresholds that apply to this test and
+    metric (marker, override naming the metric, ``gate.counters``): for callers that judge counts
+    they measured themselves, e.g. the paired gate on counts, with :func:`decide_counter`."""
+    warn_r, max_r = settings.thresholds_for(nodeid, spec, metric)
+    return Comparison(
+        nodeid=nodeid,
+        metric=metric,
+        verdict=GateVerdict.UNCHANGED,
+        reason="",
+        kind=kind,
+        statistic="median",
+        warn_threshold=warn_r,
+        max_threshold=max_r,
+        counter=True,
+    )
+
+
+def decide_counter(
+    template: Comparison,
+    stored: Sequence[Sequence[float]],
+    current_values: Sequence[float],
+    counters: CounterSettings,
+) -> Comparison:
+    """The counter rule (docs/gate.md, "Counters"): the median of ``current_values`` against the
+    median of the per-run medians of ``stored`` (one sequence of values per stored run, or per
+    base side), with ``template``'s thresholds, widened for a nondeterministic counter. Pure; every
+    sequence must be non-empty, values finite and >= 0."""
+    c = counters
+    current = stats.statistic(current_values, "median")
+    per_run = [stats.statistic(values, "median") for values in stored]
+    base = stats.statistic(per_run, "median")
+    pooled = [v for values in stored for v in values]
+    spread = max(_relative_range(pooled), _relative_range(current_values))
+    figures = replace(template, baseline=base, current=current, baseline_runs=len(stored), spread=spread)
+    nondeterministic = spread > c.max_spread
+    floor = c.SPREAD_FACTOR * spread if nondeterministic else 0.0
+    # the failure threshold raised to 3x the spread; the warning keeps its share of it; an
+    # improvement must be beyond 3x the spread too
+    scale = max(1.0, floor / template.max_threshold) if template.max_threshold > 0 else 1.0
+    warn_t, max_t = template.warn_threshold * scale, template.max_threshold * scale
+    better_t = max(c.min_improvement, floor)
+    figures = replace(figures, warn_threshold=warn_t, max_threshold=max_t, nondeterministic=nondeterministic)
+    note = ""
+    if nondeterministic:
+        widened = f" ({c.SPREAD_FACTOR:g}x the spread)" if scale > 1 else ""
+        note = f"; nondeterministic (spread {_percent(spread)}): judged against {_percent(max_t)}{widened}"
+    if not math.isfinite(spread):  # 0 in some runs and not in others: no ratio to judge against
+        return replace(
+            figures,
+            verdict=GateVerdict.INSUFFICIENT,
+            reason="nondeterministic: 0 in some runs and not in others, cannot be judged",
+            warn_threshold=template.warn_threshold,
+            max_threshold=template.max_threshold,
+        )
+    if base == current:
+        interval = _counter_interval(pooled, current_values, 0.0)
+        return replace(figures, change=0.0, ci=interval, detectable=floor, reason="the same count" + note)
+    # every counter is lower-is-better (the registry's four): more instructions or allocations is worse
+    if base == 0 or current == 0:
+        # from nothing to something (or back): no ratio; any allocation where there was none is news
+        return replace(
+            figures,
+            verdict=GateVerdict.REGRESSION if current > base else GateVerdict.IMPROVEMENT,
+            reason=f"{template.fmt(base)} in the baseline, {template.fmt(current)} now" + note,
+            change=math.inf if current > base else -1.0,
+            detectable=floor,
+        )
+    change = current / base - 1
+    figures = replace(figures, change=change, ci=_counter_interval(pooled, current_values, change), detectable=floor)
+    if change > max_t:
+        verdict, reason = GateVerdict.REGRESSION, f"count up by more than {_percent(max_t)}"
+    elif change > warn_t:
+        verdict, reason = GateVerdict.WARNING, f"count up by more than {_percent(warn_t)}"
+    elif -change >= better_t:
+        verdict, reason = GateVerdict.IMPROVEMENT, f"count down by at least {_percent(better_t)}"
+    else:
+        verdict, reason = GateVerdict.UNCHANGED, f"within {_percent(warn_t)}"
+    return replace(figures, verdict=verdict, reason=reason + note)
 
 
 def _decide_all(pending: Sequence[_Pending], settings: GateSettings) -> list[Comparison]:

@@ -24,6 +24,9 @@ class MetricDef:
     description: str
     higher_is_better: bool = False
     unit: str = ""
+    #: a count that does not depend on the machine's load (instructions, allocations): the gate
+    #: judges it by the counter rule (docs/gate.md), not by a t test over noisy runs
+    counter: bool = False
 
 
 TIME_SERIES = "time"
@@ -39,6 +42,12 @@ def _define(metric: MetricDef, *aliases: str) -> None:
     _REGISTRY[metric.name] = metric
     for alias in aliases:
         _ALIASES[alias] = metric.name
+
+
+def is_counter(name: str) -> bool:
+    """Whether the series or metric ``name`` is a counter (:attr:`MetricDef.counter`)."""
+    metric = get(name)
+    return metric is not None and metric.counter
 
 
 def canonical(name: str) -> str:
@@ -165,5 +174,65 @@ _define(
         "max",
         "load test: requests completed; a floor such as requests=1000 catches a run that barely ran",
         higher_is_better=True,
+    )
+)
+
+# --------------------------------------------------------------------------- counters (counts/)
+# Counted, not timed (docs/instructions.md). Each series holds one value per separate measurement
+# of one call (normally one per run; several when the call was measured repeatedly); a counter
+# metric's value is the per-call count, and with several values their median. Values that differ
+# within a run, or between stored runs, make the counter nondeterministic (the gate says so).
+
+INSTRUCTIONS_SERIES = "instructions"
+EST_CYCLES_SERIES = "est_cycles"
+ALLOC_BLOCKS_SERIES = "alloc_blocks"
+ALLOC_BYTES_SERIES = "alloc_bytes"
+#: the ``source`` of the counter series: callgrind's (instructions, estimated cycles) and the
+#: allocation counter's (blocks, bytes)
+CALLGRIND_SOURCE = "callgrind"
+ALLOCATIONS_SOURCE = "allocations"
+#: counters measured under valgrind: their comparison needs the same valgrind on both sides
+CALLGRIND_SERIES: frozenset[str] = frozenset({INSTRUCTIONS_SERIES, EST_CYCLES_SERIES})
+
+_define(
+    MetricDef(
+        INSTRUCTIONS_SERIES,
+        Kind.COUNT,
+        INSTRUCTIONS_SERIES,
+        "median",
+        "instructions executed by one measured call (callgrind; --perfgate-instructions); "
+        "the median when the call was counted several times",
+        counter=True,
+    )
+)
+_define(
+    MetricDef(
+        EST_CYCLES_SERIES,
+        Kind.COUNT,
+        EST_CYCLES_SERIES,
+        "median",
+        "estimated cycles of one measured call: instructions plus weighted cache misses "
+        "(callgrind with --perfgate-cache-sim)",
+        counter=True,
+    )
+)
+_define(
+    MetricDef(
+        ALLOC_BLOCKS_SERIES,
+        Kind.COUNT,
+        ALLOC_BLOCKS_SERIES,
+        "median",
+        "allocator calls made by one measured call (blocks allocated)",
+        counter=True,
+    )
+)
+_define(
+    MetricDef(
+        ALLOC_BYTES_SERIES,
+        Kind.SIZE,
+        ALLOC_BYTES_SERIES,
+        "median",
+        "bytes requested from the allocator by one measured call (the sum over its allocations, not a peak)",
+        counter=True,
     )
 )

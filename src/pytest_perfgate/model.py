@@ -33,6 +33,10 @@ SCHEMA = "perfgate-results"
 SCHEMA_VERSION = 1
 
 
+#: the sources of counter series (the counting core's): callgrind and the allocation counter
+_COUNTED = ("callgrind", "allocations")
+
+
 @dataclass(frozen=True)
 class Series:
     """Raw samples of one quantity, in base units (seconds, bytes, /s, fraction, count)."""
@@ -59,6 +63,8 @@ class Series:
             return f"{n} round{'s' if n != 1 else ''}{calls}{awaited}"
         if self.kind is Kind.TIME and self.source == "call":
             return "1 sample: the whole test call"
+        if self.source in _COUNTED:  # a counter: one value per counted call; judged on their median
+            return f"median of {n} counted calls" if n > 1 else "1 counted call"
         return f"{n} sample{'s' if n != 1 else ''}" if n > 1 else ""
 
     def fmt(self, value: float) -> str:
@@ -135,6 +141,15 @@ def spec_to_dict(spec: BudgetSpec) -> dict[str, Any]:
         "kpi": spec.kpi,
         "max_regression": spec.max_regression,
         "warn_regression": spec.warn_regression,
+        # written only when set: files without counters read the same in an older perfgate
+        **{
+            key: value
+            for key, value in (
+                ("counter_max_regression", spec.counter_max_regression),
+                ("counter_warn_regression", spec.counter_warn_regression),
+            )
+            if value is not None
+        },
         "evidence": list(spec.evidence),
         "budgets": [
             {
@@ -327,21 +342,28 @@ def spec_from_dict(r: _Reader, raw: Any, where: str) -> BudgetSpec:
         if not budget.metric:
             raise r.fail(f"{bw}.metric", "missing or empty")
         budgets.append(budget)
-    max_r = r.number(d.get("max_regression"), f"{where}.max_regression", optional=True)
-    warn_r = r.number(d.get("warn_regression"), f"{where}.warn_regression", optional=True)
-    for key, level in (("max_regression", max_r), ("warn_regression", warn_r)):
-        if level is not None and level <= 0:
-            raise r.fail(f"{where}.{key}", f"{level!r} must be above 0 (a fraction: 0.1 is 10%)")
-    if max_r is not None and warn_r is not None and warn_r > max_r:
-        raise r.fail(where, f"warn_regression ({warn_r:.0%}) is above max_regression ({max_r:.0%})")
+    levels: dict[str, float | None] = {}
+    for prefix in ("", "counter_"):
+        max_key, warn_key = f"{prefix}max_regression", f"{prefix}warn_regression"
+        max_r = r.number(d.get(max_key), f"{where}.{max_key}", optional=True)
+        warn_r = r.number(d.get(warn_key), f"{where}.{warn_key}", optional=True)
+        for key, level in ((max_key, max_r), (warn_key, warn_r)):
+            if level is not None and level <= 0:
+                raise r.fail(f"{where}.{key}", f"{level!r} must be above 0 (a fraction: 0.1 is 10%)")
+        if max_r is not None and warn_r is not None and warn_r > max_r:
+            digits = ".1%" if prefix else ".0%"  # counter thresholds are fractions of a percent
+            raise r.fail(where, f"{warn_key} ({warn_r:{digits}}) is above {max_key} ({max_r:{digits}})")
+        levels[max_key], levels[warn_key] = max_r, warn_r
     kpi = d.get("kpi")
     if kpi is not None and not isinstance(kpi, str):
         raise r.fail(f"{where}.kpi", f"expected a KPI name or null, got {_short(kpi)}")
     return BudgetSpec(
         budgets=tuple(budgets),
         kpi=kpi,
-        max_regression=max_r,
-        warn_regression=warn_r,
+        max_regression=levels["max_regression"],
+        warn_regression=levels["warn_regression"],
+        counter_max_regression=levels["counter_max_regression"],
+        counter_warn_regression=levels["counter_warn_regression"],
         evidence=tuple(
             r.text(e, f"{where}.evidence[{i}]") for i, e in enumerate(r.seq(d.get("evidence", []), f"{where}.evidence"))
         ),

@@ -7,7 +7,9 @@ Conventions (documented in docs/budgets.md):
   ``KiB``/``MiB``/``GiB`` binary (2^10, 2^20, 2^30); a bare number means bytes;
 * rates are stored **per second**; ``"1000/s"``, ``"60/min"``, ``"1000 rps"``;
 * ratios are stored as fractions: ``"10%"`` is ``0.1``; a bare number is the fraction itself;
-* counts are non-negative whole numbers.
+* counts are non-negative whole numbers; ``k``/``K``, ``M``, ``G`` and ``T`` are decimal
+  multipliers (``"40M"`` is 40,000,000, ``"1.5k"`` is 1500; ``m`` is refused: it reads as milli)
+  and the result must be whole (``"1.2345k"`` is not). Large counts print the same way: ``"40.2M"``.
 
 The only parser of these forms: options, ``perfgate.yml``, markers, the commands and the unit
 labels of ``perf.record`` (:func:`record_unit`) all go through it.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from decimal import Decimal, InvalidOperation
 from enum import Enum
 
 from .errors import UnitError
@@ -69,6 +72,9 @@ _SIZE_UNITS = {
     "GiB": 2**30,
 }
 _SIZE_UNITS_ANY_CASE = {unit.lower(): factor for unit, factor in _SIZE_UNITS.items()}
+#: decimal multipliers of a count (case-sensitive but for ``k``: ``m`` would read as milli); ``T``
+#: only so that every count :func:`format_count` prints reads back
+_COUNT_UNITS = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _RATE_UNITS = {"/s": 1.0, "/sec": 1.0, "rps": 1.0, "/min": 1 / 60, "rpm": 1 / 60, "/h": 1 / 3600}
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -79,7 +85,7 @@ ACCEPTED = {
     Kind.SIZE: "a number of bytes or a string such as '512kB', '50MB', '1.5GiB' (units: B, kB, MB, GB, KiB, MiB, GiB)",
     Kind.RATE: "a number per second or a string such as '1000/s', '60/min', '500 rps'",
     Kind.RATIO: "a fraction such as 0.05 or a percentage such as '5%'",
-    Kind.COUNT: "a whole number such as 3",
+    Kind.COUNT: "a whole number such as 3, or with a multiplier: '1.5k', '40M', '2G' (k = 10^3, M = 10^6, G = 10^9)",
     Kind.NUMBER: "a number",
 }
 
@@ -130,12 +136,29 @@ def _parse_string(raw: str, kind: Kind) -> float:
         if kind is Kind.COUNT and not number.is_integer():
             raise _fail(raw, kind, "not a whole number")
         return number
+    if kind is Kind.COUNT:
+        return _parse_count(raw, match.group("num"), unit)
     factor = _factor(unit, kind)
     if factor is None:
         if kind is Kind.TIME and _COMPOUND_RE.match(raw):
             return _parse_compound(raw)
         raise _fail(raw, kind, f"unknown unit {unit!r}")
     return number * factor
+
+
+def _parse_count(raw: str, number: str, unit: str) -> float:
+    """A count with a multiplier, computed in decimal so that ``"40.2M"`` is exactly 40,200,000."""
+    factor = _COUNT_UNITS.get(unit)
+    if factor is None:
+        hint = "; 'm' would be milli: write 'M' for millions" if unit == "m" else ""
+        raise _fail(raw, Kind.COUNT, f"unknown multiplier {unit!r}{hint}")
+    try:
+        exact = Decimal(number) * factor
+    except InvalidOperation:  # pragma: no cover - the regular expression admits only decimal numbers
+        raise _fail(raw, Kind.COUNT) from None
+    if exact != exact.to_integral_value():
+        raise _fail(raw, Kind.COUNT, "not a whole number")
+    return float(exact)
 
 
 def _factor(unit: str, kind: Kind) -> float | None:
@@ -184,8 +207,30 @@ def format_value(value: float, kind: Kind, unit: str = "") -> str:
     if kind is Kind.RATIO:
         return f"{_sig(value * 100)}%"
     if kind is Kind.COUNT:
-        return f"{value:.0f}" if float(value).is_integer() and abs(value) < 1e15 else _sig(value)
+        return format_count(value)
     return f"{_sig(value)}{unit}" if not unit else f"{_sig(value)} {unit}"
+
+
+#: counts from this size on print with a multiplier (``"40.2M"``); below it in full (``"9999"``)
+_COUNT_SHORT_FROM = 10_000
+
+
+def format_count(value: float) -> str:
+    """A count readably: whole numbers below 10,000 in full (``"3"``, ``"9999"``), larger ones with
+    three significant digits and the multiplier :func:`parse` reads back (``"12.3k"``, ``"40.2M"``,
+    ``"2.7G"``, ``"1.5T"`` beyond that); a fraction (the median of two counts) keeps its digits."""
+    if not math.isfinite(value):
+        return _sig(value)
+    size = abs(value)
+    if size < _COUNT_SHORT_FROM:
+        return f"{value:.0f}" if float(value).is_integer() else _sig(value)
+    for limit, suffix, factor in ((1e6, "k", 1e-3), (1e9, "M", 1e-6), (1e12, "G", 1e-9), (1e15, "T", 1e-12)):
+        if size < limit:
+            text = _sig(value * factor)
+            if abs(float(text)) >= 1000 and suffix != "T":  # 999,950 rounds to "1000k": say "1M"
+                continue
+            return f"{text}{suffix}"
+    return _sig(value)
 
 
 def _sig(value: float, digits: int = 3) -> str:

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import math
+
 from ..gate import Comparison, GateMode, GateReport, GateVerdict, SessionGate
-from .gate_text import headline, notice_texts
+from .gate_text import counter_percent, headline, notice_texts
 from .terminal import table
 
 
 def fmt_change(c: Comparison, *, interval: bool = True) -> str:
+    """``+12.3% [+4.1%, +20.9%]``; a counter's small changes with two decimals (``+0.05%``), its
+    interval only when its values vary (an exact count has none)."""
     if c.change is None:
         return "-"
-    text = f"{c.change:+.1%}"
-    if interval and c.ci is not None:
-        text += f" [{c.ci[0]:+.1%}, {c.ci[1]:+.1%}]"
+    digits = ".2%" if c.counter and abs(c.change) < 0.1 else ".1%"
+    text = f"{c.change:+{digits}}" if math.isfinite(c.change) else "+inf%"
+    if interval and c.ci is not None and not (c.counter and c.ci[0] == c.ci[1]):
+        text += f" [{c.ci[0]:+{digits}}, {c.ci[1]:+{digits}}]"
     return text
+
+
+def counter_line(c: Comparison) -> str:
+    """A counter comparison in one phrase: ``instructions 40.2M -> 44.3M (+10.20%)``."""
+    return f"{c.metric} {c.fmt(c.baseline)} -> {c.fmt(c.current)} ({fmt_change(c, interval=False)})"
 
 
 def fmt_p(value: float | None) -> str:
@@ -41,13 +51,28 @@ def gate_rule(report: GateReport) -> str:
         f"nothing below {s.min_effect:.0%}) with p < {s.alpha:g} after {correction_label(report)} correction "
         f"over {judged} comparison{'s' if judged != 1 else ''}"
     )
+    counters = counter_rule(report)
     if report.mode is GateMode.PAIRED:
         return (
             "Paired A/B: the base and the current code ran in alternating rounds (ABBA blocks) in two processes "
             "on one CPU; each change is the median of the per-block time ratios, tested with a sign test; "
-            f"{thresholds}."
+            f"{thresholds}.{counters}"
         )
-    return f"Gate on the {s.metric}: {thresholds}; intervals are {s.confidence:.0%}."
+    return f"Gate on the {s.metric}: {thresholds}; intervals are {s.confidence:.0%}.{counters}"
+
+
+def counter_rule(report: GateReport) -> str:
+    """The counter rule's sentence (with a leading space), or "" for a report without counters."""
+    if not any(c.counter for c in report.comparisons):
+        return ""
+    c = report.settings.counters
+    return (
+        " Counters (instructions, allocations) are exact: a regression is a count up by more than "
+        f"{counter_percent(c.max_regression)} over the stored runs' median "
+        f"(warning {counter_percent(c.warn_regression)}, "
+        f"improvement down by {counter_percent(c.min_improvement)}), no p-value; a counter that varies by more "
+        f"than {counter_percent(c.max_spread)} is judged against at least {c.SPREAD_FACTOR:g}x its spread."
+    )
 
 
 def format_terminal(report: GateReport, *, max_unchanged: int = 0, max_listed: int = 10) -> list[str]:

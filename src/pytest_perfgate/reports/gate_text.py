@@ -85,7 +85,85 @@ def notice_text(notice: Notice) -> str:
         return f"{_s(n, 'test')} not compared, as expected: " + "; ".join(notice.tests[:5])
     if kind is NoticeKind.ALLOWED_INCOMPLETE:
         return f"{_s(n, 'test')} not compared (allowed by --allow-incomplete): " + "; ".join(notice.tests)
+    if kind is NoticeKind.ENVIRONMENT_CHANGED:
+        changed = environment_changes(notice.differences)
+        if n:
+            return (
+                f"environment changed: counters not compared: {changed} ({_s(n, 'counter comparison')} not made, "
+                "not counted as regressions; timings were compared as usual; store runs made in this "
+                "environment to compare counters again)"
+            )
+        return (
+            f"environment changed in {notice.left_out} of {notice.of} stored runs ({changed}): counters were "
+            f"compared only with the {_s(notice.of - notice.left_out, 'stored run')} of this run's environment"
+        )
+    if kind is NoticeKind.ENVIRONMENT_UNCHECKED:
+        whose = []
+        if notice.of:
+            whose.append("the current run")
+        if notice.left_out:
+            whose.append(_s(notice.left_out, "stored run"))
+        carry = "carries" if len(whose) == 1 and notice.left_out <= 1 else "carry"
+        return (
+            f"{_s(n, 'counter comparison')} made without checking the environment: {' and '.join(whose)} {carry} "
+            "no fingerprint (results from before perfgate recorded one, or imported): a change of interpreter, "
+            "valgrind or installed packages would show as a change of counts"
+        )
+    if kind is NoticeKind.NONDETERMINISTIC:
+        shown = ", ".join(notice.tests)
+        more = f" and {n - len(notice.tests)} more" if n > len(notice.tests) else ""
+        return (
+            f"{_s(n, 'counter')} nondeterministic (spread {counter_percent_range(*notice.spread)}): "
+            f"{'its values vary' if n == 1 else 'their values vary'} between runs or within this run by more "
+            f"than {counter_percent(notice.share)}, so each is judged against at least {notice.threshold:g}x its "
+            f"spread: {shown}{more}"
+        )
     return notice.text
+
+
+def counter_percent(value: float) -> str:
+    """A counter's small percentages readably: ``0.05%``, ``0.4%``, ``1%``, ``12.5%``."""
+    if not math.isfinite(value):
+        return "unbounded" if value > 0 else "-"
+    text = f"{value:.2%}" if abs(value) < 0.1 else f"{value:.1%}"
+    number = text[:-1].rstrip("0").rstrip(".")
+    return f"{number}%"
+
+
+def counter_percent_range(low: float, high: float) -> str:
+    lo, hi = counter_percent(low), counter_percent(high)
+    return hi if lo == hi else f"{lo} to {hi}"
+
+
+#: fingerprint fields whose values are hashes: named, not shown
+_HASHED = ("distributions",)
+
+
+def environment_changes(differences: tuple[tuple[str, str, str], ...]) -> str:
+    """The fingerprint differences in words: ``"python 3.11.7 -> 3.11.8, distributions changed"``."""
+    parts = []
+    for name, stored, current in differences:
+        if not stored or not current:
+            parts.append(f"{name} {'only in the current run' if current else 'only in the stored runs'}")
+        elif name in _HASHED:
+            parts.append(f"{name} changed")
+        else:
+            old, new = _short_pair(stored, current)
+            parts.append(f"{name} {old} -> {new}")
+    return ", ".join(parts) or "no field named"
+
+
+def _short_pair(stored: str, current: str, limit: int = 40) -> tuple[str, str]:
+    """Two values shortened for a line: their first words when those differ (``3.11.7`` of a
+    ``sys.version``), else the whole values cut to ``limit`` characters."""
+    first_old, first_new = stored.split(" ", 1)[0], current.split(" ", 1)[0]
+    if first_old != first_new:
+        stored, current = first_old, first_new
+
+    def cut(text: str) -> str:
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    return cut(stored), cut(current)
 
 
 def notice_texts(report: GateReport) -> list[str]:
@@ -156,13 +234,15 @@ def _counted(report: GateReport, counts: dict[GateVerdict, int]) -> str:
         share = f"{compared - len(unjudged)} of {compared} judged"
         groups.append([share + (f": {', '.join(judged)}" if judged else "")])
     words = []
+    moved = sum(1 for c in unjudged if c.environment_changed)  # counters of another environment
     for verdict in UNJUDGED:
-        if counts[verdict]:
+        n = counts[verdict] - (moved if verdict is GateVerdict.INSUFFICIENT else 0)
+        if n:
             spreads = report.unstable_spreads() if verdict is GateVerdict.UNSTABLE and baseline_mode else []
             spread = percent_range(min(spreads), max(spreads)) if spreads else ""
-            words.append(
-                f"{counts[verdict]} {unjudged_words[verdict]}" + (f": run-to-run spread {spread}" if spread else "")
-            )
+            words.append(f"{n} {unjudged_words[verdict]}" + (f": run-to-run spread {spread}" if spread else ""))
+    if moved:
+        words.append(f"{_s(moved, 'counter')} not compared: environment changed")
     groups.append(words)
     groups.append([counted(v, counts[v]) for v in listed if v in listing])
     return "; ".join(", ".join(g) for g in groups if g)

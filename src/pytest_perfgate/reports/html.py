@@ -370,7 +370,7 @@ def render_html(
         f'<div class="meta">{head_meta}</div></header><main>',
     ]
     if gate is not None:
-        from .gate_text import headline, notice_texts
+        from .gate_text import headline, notice_text
 
         status = gate.status
         out.append(
@@ -383,7 +383,10 @@ def render_html(
                 f'<h2>Not compared ({len(gate.incomplete)}): the gate is incomplete</h2><ul id="not-compared">'
                 f"{items}</ul>"
             )
-        out.extend(f'<p class="muted">{escape(n)}</p>' for n in notice_texts(gate))
+        out.extend(
+            f'<p class="muted notice" data-kind="{escape(n.kind.value)}">{escape(notice_text(n))}</p>'
+            for n in gate.notices
+        )
     out.append(f'<p id="budget-summary">{len(tests)} tests; budgets: {escape(budget_summary or "none")}</p>')
     out.append('<ul class="toc">')
     for test in tests:
@@ -399,6 +402,36 @@ def render_html(
         out.append(_test_section(test, comparisons.get(test.nodeid, []), history[test.nodeid]))
     out.append("</main></body></html>")
     return "".join(out)
+
+
+#: the counters drawn per test, with their headings
+_COUNTER_TITLES = (
+    ("instructions", "Instructions per call"),
+    ("est_cycles", "Estimated cycles per call"),
+    ("alloc_blocks", "Allocations per call"),
+    ("alloc_bytes", "Bytes allocated per call"),
+)
+
+
+def _counter_trends(test: TestResult, history: Sequence[tuple[str, TestResult]]) -> list[str]:
+    """Each counter of the test over the stored runs and this run (the median of each run's values)."""
+    out = []
+    for name, title in _COUNTER_TITLES:
+        series = test.series.get(name)
+        if series is None or not series.values:
+            continue
+        points = [
+            (label, stats.statistic(r.series[name].values, "median"))
+            for label, r in history
+            if name in r.series and r.series[name].values
+        ]
+        points.append(("current", stats.statistic(series.values, "median")))
+        trend = trend_svg(points, series.kind)
+        if trend:
+            out.append(
+                f'<h3 class="counter">{escape(title)}: the stored runs ({len(points) - 1}) and this run</h3>{trend}'
+            )
+    return out
 
 
 def _test_section(
@@ -420,10 +453,12 @@ def _test_section(
             f"<th>verdict</th><th>basis</th></tr>{rows}</table>"
         )
     if comparisons:
+        from .gate_terminal import fmt_change
+
         rows = "".join(
             f"<tr><td>{escape(c.metric)} ({escape(c.statistic)})</td><td class=num>{escape(c.fmt(c.baseline))}</td>"
             f"<td class=num>{escape(c.fmt(c.current))}</td><td class=num>"
-            f"{'-' if c.change is None else f'{100 * c.change:+.1f}%'}</td><td>{_badge(c.verdict.value)}</td>"
+            f"{escape(fmt_change(c, interval=False))}</td><td>{_badge(c.verdict.value)}</td>"
             f"<td class=muted>{escape(c.reason)}</td></tr>"
             for c in comparisons
         )
@@ -448,6 +483,7 @@ def _test_section(
         trend = trend_svg(points, Kind.TIME)
         if trend:
             out.append(f"<h3>Median over the stored runs ({len(points) - 1}) and this run</h3>{trend}")
+    out.extend(_counter_trends(test, history))
     out.append(_evidence_html(test.evidence))
     out.append("</section>")
     return "".join(out)

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, fields
 from typing import Any
 
-from ..gate import Comparison, GateReport
+from ..gate import Comparison, GateReport, NoticeKind
 from ..model import verdict_to_dict
 from .gate_text import headline, notice_texts
 
@@ -50,6 +50,15 @@ def gate_to_dict(report: GateReport) -> dict[str, Any]:
         "baseline": {"runs": report.baseline_runs, "sources": list(report.baseline_sources)},
         "settings": settings,
         "notices": notice_texts(report),
+        # the notices' kinds in the same order, and the environment fingerprint fields that kept
+        # counters from being compared: {"field", "baseline", "current"}
+        "notice_kinds": [n.kind.value for n in report.notices],
+        "environment_changes": [
+            {"field": name, "baseline": stored, "current": current}
+            for n in report.notices
+            if n.kind is NoticeKind.ENVIRONMENT_CHANGED
+            for name, stored, current in n.differences
+        ],
         "comparisons": [comparison_to_dict(c) for c in report.comparisons],
         "budget_breaches": [
             {"nodeid": b.nodeid, "level": "critical" if b.critical else "target", **verdict_to_dict(b.result)}

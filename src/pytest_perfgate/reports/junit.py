@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 from ..gate import GateReport, GateVerdict, names_test
 from .gate_terminal import fmt_change, fmt_p, runs_word
-from .gate_text import headline
+from .gate_text import headline, notice_texts
 
 _SKIPPED = (GateVerdict.NEW, GateVerdict.MISSING, GateVerdict.UNSTABLE, GateVerdict.INSUFFICIENT)
 
@@ -77,7 +77,11 @@ def format_junit(report: GateReport, *, suite_name: str = "perfgate") -> str:
         )
         failure = ET.SubElement(case, "failure", message=_clean(breach.result.message()), type="budget")
         failure.text = _clean(breach.result.message())
-    ET.SubElement(suite, "system-out").text = _clean(headline(report))
+    # the headline, then every notice (an environment change that kept counters from being compared
+    # among them), one per line
+    ET.SubElement(suite, "system-out").text = _clean(
+        "\n".join([headline(report), *(f"notice: {n}" for n in notice_texts(report))])
+    )
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))

@@ -12,7 +12,7 @@ from ..gate import Comparison, GateReport, GateStatus, GateVerdict
 from ..model import RunResult
 from ..units import Kind, format_value
 from .gate_terminal import fmt_change, fmt_p, gate_rule
-from .gate_text import headline, notice_texts
+from .gate_text import counter_percent, headline, notice_texts
 
 #: a green check only for a gate that passed with everything judged; a warning sign for one that
 #: passed without judging everything (or anything: no baseline yet, exit 0) or judged nothing (exit 3)
@@ -125,6 +125,7 @@ def format_markdown(report: GateReport, *, max_rows: int = 200, current: RunResu
             lines += ["", f"#### {title} ({len(group)})", ""]
             lines += [f"- {escape(c.nodeid)} ({escape(c.metric)})" for c in group[:max_rows]]
             lines += _more(len(group), max_rows)
+    lines += _counted(report, max_rows)
     if current is not None:
         lines += _evidence(report, current)
     unchanged = report.by_verdict(GateVerdict.UNCHANGED)
@@ -136,6 +137,47 @@ def format_markdown(report: GateReport, *, max_rows: int = 200, current: RunResu
         lines += _more(len(unchanged), max_rows)
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+#: the counter columns of the "Counted" table, in this order
+_COUNTERS = ("instructions", "est_cycles", "alloc_blocks", "alloc_bytes")
+
+
+def _counted(report: GateReport, max_rows: int) -> list[str]:
+    """Per test with counters, its time's change next to each counter's (``40.2M -> 44.3M
+    (+10.20%)``, the verdict in bold when it changed); every row, so that a change of time without
+    a change of instructions (I/O, waiting, memory) is seen at a glance."""
+    rows: dict[str, dict[str, Comparison]] = {}
+    for c in report.comparisons:
+        if c.counter or c.metric == "time":
+            rows.setdefault(c.nodeid, {})[c.metric] = c
+    rows = {nodeid: row for nodeid, row in rows.items() if any(c.counter for c in row.values())}
+    if not rows:
+        return []
+    columns = [m for m in ("time", *_COUNTERS) if any(m in row for row in rows.values())]
+
+    def cell(c: Comparison | None) -> str:
+        if c is None:
+            return "-"
+        text = escape(f"{c.fmt(c.baseline)} → {c.fmt(c.current)}")
+        if c.change is not None:
+            text += escape(f" ({fmt_change(c, interval=False)})")
+        if c.verdict.changed:
+            text += f" **{escape(c.verdict.value)}**"
+        elif c.verdict is GateVerdict.INSUFFICIENT:
+            text += escape(f", not judged: {c.reason}")
+        if c.nondeterministic:
+            text += escape(f", nondeterministic (spread {counter_percent(c.spread or 0.0)})")
+        return text
+
+    shown = sorted(rows.items(), key=lambda item: (min(c.verdict.rank for c in item[1].values()), item[0]))
+    lines = ["", f"#### Counted next to timed ({len(rows)} test{'s' if len(rows) != 1 else ''})", ""]
+    lines += _table(
+        ("Test", *(escape(m) for m in columns)),
+        "l" + "r" * len(columns),
+        [[escape(nodeid), *(cell(row.get(m)) for m in columns)] for nodeid, row in shown[:max_rows]],
+    )
+    return lines + _more(len(rows), max_rows)
 
 
 def _more(total: int, shown: int) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from ..gate import Comparison, GateReport, GateStatus, GateVerdict
+from ..gate import Comparison, GateReport, GateStatus, GateVerdict, NoticeKind
 
 
 def _label(value: str) -> str:
@@ -66,6 +66,23 @@ def format_openmetrics(report: GateReport) -> str:
             ('level="critical"', float(len(report.critical_breaches))),
             ('level="target"', float(len(report.breaches) - len(report.critical_breaches))),
         ],
+    )
+    notices = [n.kind for n in report.notices]
+    lines += _family(
+        "perfgate_gate_notices",
+        "notices of the report by kind (the words are in the other formats)",
+        [(f'kind="{_label(kind.value)}"', float(notices.count(kind))) for kind in dict.fromkeys(notices)],
+    )
+    changed = [n for n in report.notices if n.kind is NoticeKind.ENVIRONMENT_CHANGED]
+    lines += _family(
+        "perfgate_environment_changed",
+        "1 per environment fingerprint field that differs from the stored runs' (counters not compared with them)",
+        [(f'field="{_label(name)}"', 1.0) for n in changed[:1] for name, _, _ in n.differences],
+    )
+    lines += _family(
+        "perfgate_counters_not_compared",
+        "counter comparisons not made because the environment changed",
+        [("", float(sum(n.count for n in changed)))] if changed else [],
     )
     judged = [c for c in report.comparisons if c.verdict not in (GateVerdict.NEW, GateVerdict.MISSING)]
     lines += _family(

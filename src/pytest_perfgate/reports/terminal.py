@@ -76,7 +76,8 @@ def format_timings(
         series = t.series[TIME_SERIES]
         source = "" if series.source == "call" else _SOURCES.get(series.source, series.source)  # said by basis
         basis = ", ".join(part for part in (series.basis, source) if part)
-        rows.append((t.nodeid, f"median {series.fmt(statistic(series.values, 'median'))}", f"({basis})"))
+        counts = counts_text(t)
+        rows.append((t.nodeid, f"median {series.fmt(statistic(series.values, 'median'))}", f"({basis})" + counts))
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     lines = [f"timings: median time per call of {len(timed)} test{'s' if len(timed) != 1 else ''}"]
     lines += [f"{name.ljust(widths[0])}  {median.ljust(widths[1])}  {basis}" for name, median, basis in rows]
@@ -84,3 +85,25 @@ def format_timings(
         more = len(timed) - len(shown)
         lines.append(f"... {more} more test{'s' if more != 1 else ''} ({every}; all are in the results file)")
     return lines
+
+
+#: the counters beside a test's time, in this order, with their words
+_COUNTER_WORDS = (
+    ("instructions", "instructions"),
+    ("est_cycles", "est. cycles"),
+    ("alloc_blocks", "allocations"),
+    ("alloc_bytes", "allocated"),
+)
+
+
+def counts_text(test: TestResult) -> str:
+    """A test's counters per call, readably, after its timing: ``"  40.2M instructions, 1.2k
+    allocations, 5MB allocated"`` (the median of its values; "" for a test without counters)."""
+    from ..stats import statistic
+
+    parts = []
+    for name, words in _COUNTER_WORDS:
+        series = test.series.get(name)
+        if series is not None and series.values:
+            parts.append(f"{series.fmt(statistic(series.values, 'median'))} {words}")
+    return ("  " + ", ".join(parts)) if parts else ""
