@@ -4,6 +4,7 @@ fingerprint, on synthetic results shaped like the counting core's (docs/instruct
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -15,6 +16,7 @@ from pytest_perfgate.gate import Comparison, GateReport, GateStatus, GateVerdict
 from pytest_perfgate.model import RunResult, Series, TestResult, run_from_dict, run_to_dict
 from pytest_perfgate.reports.gate_terminal import counter_line, format_terminal, gate_rule
 from pytest_perfgate.reports.gate_text import environment_changes, headline, notice_texts
+from pytest_perfgate.store.files import DirectoryStore
 from pytest_perfgate.units import Kind
 
 FP = {
@@ -393,3 +395,20 @@ def test_the_counter_rule_is_usable_on_its_own_for_counts_measured_elsewhere() -
     assert decide_counter(template, base_side, [1_025_000.0], settings.counters).verdict is GateVerdict.REGRESSION
     c = decide_counter(template, base_side, [990_000.0], settings.counters)
     assert (c.verdict, c.baseline_runs, c.p_value) == (GateVerdict.IMPROVEMENT, 1, None)
+
+
+def test_counters_are_judged_against_runs_stored_as_summaries(tmp_path: Path) -> None:
+    """A directory store keeps summaries (no samples): a counter's stored count is its median, its
+    spread the summary's min and max."""
+    store = DirectoryStore(str(tmp_path / "baseline"))
+    for values in ([M40, M40, M40], [M40 * 1.0001] * 3, [M40] * 3):
+        store.promote(counted({"instructions": [values[0]], "alloc_blocks": values}))
+    stored = store.load().runs
+    assert all(not run.tests[0].series["instructions"].values for run in stored)  # summaries
+    unchanged = gate(counted({"instructions": [M40], "alloc_blocks": [M40] * 3}), stored)
+    assert {c.metric: c.verdict for c in unchanged.comparisons if c.counter} == {
+        "instructions": GateVerdict.UNCHANGED,
+        "alloc_blocks": GateVerdict.UNCHANGED,
+    }
+    slower = gate(counted({"instructions": [M40 * 1.02], "alloc_blocks": [M40] * 3}), stored)
+    assert one(slower).verdict is GateVerdict.REGRESSION and slower.exit_code == 1

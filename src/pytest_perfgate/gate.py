@@ -562,7 +562,10 @@ FINGERPRINT_KEY = "fingerprint"
 #: callgrind counters (instructions, estimated cycles), not for the allocation counters
 VALGRIND_FIELD = "valgrind"
 #: the order fingerprint differences are told in (other fields after these, by name)
-FINGERPRINT_ORDER = ("python", "implementation", "platform", VALGRIND_FIELD, "distributions", "hashseed")
+FINGERPRINT_ORDER = (
+    "python", "implementation", "python_build", "build_flags", "machine", "platform", "libc", VALGRIND_FIELD,
+    "distributions", "hash_seed",
+)  # fmt: skip
 
 
 def fingerprint(run: RunResult) -> dict[str, str] | None:
@@ -662,9 +665,17 @@ class _CounterLog:
 
 
 def _counter_value(test: TestResult, metric: str) -> tuple[float, ...]:
-    """A counter's finite values in one run (one per separate measurement of the call)."""
+    """A counter's finite values in one run (one per separate measurement of the call); of a
+    stored run read from its summary (no samples), its min, median and max (the same median and
+    spread)."""
     series = test.series.get(metric)
-    return tuple(v for v in series.values if math.isfinite(v) and v >= 0) if series is not None else ()
+    if series is not None and series.values:
+        return tuple(v for v in series.values if math.isfinite(v) and v >= 0)
+    summary = test.evidence.summary
+    if summary is None or not summary.has(metric):
+        return ()
+    figures = (summary.statistic(metric, statistic) for statistic in ("min", "median", "max"))
+    return tuple(v for v in figures if v is not None and v >= 0)
 
 
 def _relative_range(values: Sequence[float]) -> float:

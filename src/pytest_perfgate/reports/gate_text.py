@@ -136,7 +136,7 @@ def counter_percent_range(low: float, high: float) -> str:
 
 
 #: fingerprint fields whose values are hashes: named, not shown
-_HASHED = ("distributions",)
+_HASHED = ("distributions", "build_flags", "python_build")
 
 
 def environment_changes(differences: tuple[tuple[str, str, str], ...]) -> str:
