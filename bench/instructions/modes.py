@@ -2,8 +2,8 @@
 
 1. instrumentation switched on and off around each measured call (``instrument_per_call=True``)
    or switched on once and only collection toggled: wall time of a suite-like process (10
-   measured calls with a fixed piece of uncounted Python between them (300 small json.dumps, ~5 ms natively), as pytest's own work between
-   tests), and the counts;
+   measured calls with a fixed piece of uncounted Python between them, 300 small json.dumps,
+   as pytest's own work between tests), and the counts;
 2. does what ran *before* the measured call change its count (the heap's state: a test run alone
    or after others)? The same workload counted after keeping 0, 1,000, 10,000 or 100,000 small
    objects alive.
