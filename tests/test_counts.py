@@ -286,3 +286,18 @@ def test_a_bad_fingerprint_is_a_results_file_error(change: dict[str, object], me
     assert str(info.value) == message
     with pytest.raises(ResultsFileError, match="the fingerprint must be an object, got list"):
         fingerprint.Fingerprint.from_json([], source="run.json")
+
+
+# ----------------------------------------------------------------------------- counts
+
+
+def test_the_spread_of_repeated_counts() -> None:
+    one = callgrind.Counts(name="t", instructions=1000, samples=(1000,))
+    assert one.spread == 0.0
+    several = callgrind.Counts(name="t", instructions=1000, samples=(1010, 1000, 990))
+    assert several.spread == pytest.approx(0.02)
+
+
+def test_repeat_and_warmup_are_checked_first() -> None:
+    with pytest.raises(MeasurementError, match="instruction counts of t: repeat must be >= 1 and warmup >= 0"):
+        callgrind.count_call(lambda: None, name="t", repeat=0)

@@ -169,6 +169,7 @@ CHILD = textwrap.dedent(
     except ValueError as exc:
         out["boom"] = str(exc)
     out["after"] = count_call(lambda: work(100), name="again").instructions
+    out["repeated"] = list(count_call(lambda: work(100), name="repeated", repeat=3).samples)
     print(json.dumps(out, default=dict))
     """
 )
@@ -200,7 +201,12 @@ def test_instruction_counts_agree_across_processes_and_scale_with_the_work(tmp_p
     assert first["100"]["events"] == {"Ir": small}
     # an exception inside the measured call propagates, and counting works afterwards
     assert first["boom"] == "inside"
-    assert abs(first["after"] - small) <= small / 1000
+    # later in the same process the heap is in another state: close, not equal (RESULTS-instructions.md)
+    assert abs(first["after"] - small) <= small / 100
+    assert len(first["repeated"]) == 3
+    # the first call after instrumentation is switched on counts ~2% more than the following ones
+    # (measured: 132,456 then 130,216 and 130,224): each procedure is stable, they differ
+    assert all(abs(sample - small) <= small / 20 for sample in first["repeated"]), (small, first["repeated"])
     # every per-call dump is parsed and deleted; only the end-of-process dump and the log remain
     left = sorted(p.name.split(".")[0] for p in (tmp_path / "a" / "cg").iterdir())
     assert left == ["callgrind", "valgrind"]

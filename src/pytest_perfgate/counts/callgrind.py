@@ -243,14 +243,24 @@ def estimated_cycles(totals: Mapping[str, int]) -> int | None:
 
 @dataclass(frozen=True)
 class Counts:
-    """The counts of one measured call."""
+    """The counts of one measured call (the median of ``samples`` when it was counted several times)."""
 
     name: str
     instructions: int
     #: estimated cycles (cache simulation on), else None
     estimated_cycles: int | None = None
-    #: every event callgrind reported (``Ir``; with the cache simulation ``Dr``, ``D1mr``, ...)
+    #: every event callgrind reported for the median call (``Ir``; with the cache simulation
+    #: ``Dr``, ``D1mr``, ...)
     events: Mapping[str, int] = field(default_factory=dict)
+    #: the instructions of each measured call, in order (one per ``repeat``)
+    samples: tuple[int, ...] = ()
+
+    @property
+    def spread(self) -> float:
+        """``(max - min) / median`` of the samples (0.0 for one sample)."""
+        if len(self.samples) < 2 or not self.instructions:
+            return 0.0
+        return (max(self.samples) - min(self.samples)) / self.instructions
 
 
 _dump_seq = 0
@@ -266,14 +276,15 @@ def running_under_callgrind() -> bool:
     return bool(module.running_on_valgrind()) and bool(os.environ.get(ENV_OUT_DIR))
 
 
-def _latest_dump(out_dir: Path, pid: int) -> Path | None:
-    best: tuple[int, Path] | None = None
+def _dumps(out_dir: Path, pid: int) -> list[Path]:
+    """This process's numbered dumps (``callgrind.out.<pid>.<n>``), in order."""
     prefix = f"callgrind.out.{pid}."
-    for entry in out_dir.iterdir():
-        suffix = entry.name[len(prefix) :] if entry.name.startswith(prefix) else ""
-        if suffix.isdigit() and (best is None or int(suffix) > best[0]):
-            best = (int(suffix), entry)
-    return None if best is None else best[1]
+    found = [
+        (int(entry.name[len(prefix) :]), entry)
+        for entry in out_dir.iterdir()
+        if entry.name.startswith(prefix) and entry.name[len(prefix) :].isdigit()
+    ]
+    return [path for _, path in sorted(found)]
 
 
 def count_call(
@@ -281,25 +292,28 @@ def count_call(
     *,
     name: str,
     warmup: int = 1,
+    repeat: int = 1,
     out_dir: str | os.PathLike[str] | None = None,
     instrument_per_call: bool = True,
     keep_dump: bool = False,
 ) -> Counts:
-    """Count the instructions of one call of ``fn`` in a process started by
-    :func:`valgrind_command`: ``warmup`` calls uninstrumented, ``gc.collect()``, the collector
-    disabled, then instrumentation and collection on around the measured call only, the
-    counters dumped (client request ``DUMP_STATS_AT``), parsed and the dump deleted (unless
-    ``keep_dump``).
+    """Count the instructions of a call of ``fn`` in a process started by
+    :func:`valgrind_command`: ``warmup`` calls uninstrumented, then instrumentation on and, for
+    each of ``repeat`` measured calls, ``gc.collect()``, the counters zeroed, collection on
+    around the call only (the collector disabled), the counters dumped (client request
+    ``DUMP_STATS_AT``). The dumps are parsed and deleted (unless ``keep_dump``); the result is
+    the median call (lower median) with every call's count in ``samples``.
 
     ``instrument_per_call`` (default, see bench/RESULTS-instructions.md): instrumentation is
-    switched on before and off after each measured call, so everything between measured calls
-    runs uninstrumented; False switches it on at the first call and leaves it on (only
-    collection is toggled), which avoids re-translating code at each call but runs everything
-    afterwards ~50x slower.
+    switched off after the measured calls, so everything between counted calls runs
+    uninstrumented; False leaves it on after the first call (only collection is toggled),
+    which runs everything afterwards ~50x slower.
 
     :class:`MeasurementError` when not under callgrind, the extension lacks client requests, or
-    the dump is missing; an exception from ``fn`` propagates after instrumentation is off again.
+    a dump is missing; an exception from ``fn`` propagates after instrumentation is off again.
     """
+    if repeat < 1 or warmup < 0:
+        raise MeasurementError(f"instruction counts of {name}: repeat must be >= 1 and warmup >= 0")
     module = native_with_client_requests()
     if not module.running_on_valgrind():
         raise MeasurementError(
@@ -313,40 +327,58 @@ def count_call(
             f"directory; start the process with valgrind_command)"
         )
     global _dump_seq
-    _dump_seq += 1
-    tag = f"perfgate-{os.getpid()}-{_dump_seq}"
+    tags: list[str] = []
     for _ in range(warmup):
         fn()
     was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
+    module.start_instrumentation()
     try:
-        module.start_instrumentation()
-        module.zero_stats()
-        module.toggle_collect()
-        try:
-            fn()
-        finally:
+        for _ in range(repeat):
+            _dump_seq += 1
+            tag = f"perfgate-{os.getpid()}-{_dump_seq}"
+            gc.collect()
+            gc.disable()
+            module.zero_stats()
             module.toggle_collect()
-            module.dump_stats(tag)
-            if instrument_per_call:
-                module.stop_instrumentation()
+            try:
+                fn()
+            finally:
+                module.toggle_collect()
+                module.dump_stats(tag)
+                tags.append(tag)
+                if was_enabled:
+                    gc.enable()
+    except BaseException:
+        if not keep_dump:
+            for path in _dumps(directory, os.getpid())[-len(tags) :] if tags else []:
+                path.unlink(missing_ok=True)
+        raise
     finally:
-        if was_enabled:
-            gc.enable()
-    path = _latest_dump(directory, os.getpid())
-    if path is None:
-        raise MeasurementError(f"instruction counts of {name}: callgrind wrote no dump in {directory}")
-    dump = parse_dump_file(path)
-    if dump.trigger is not None and not dump.trigger.endswith(tag):
-        raise MeasurementError(f"instruction counts of {name}: the latest dump {path} is {dump.trigger!r}, not {tag!r}")
-    if not keep_dump:
-        path.unlink(missing_ok=True)
-    if "Ir" not in dump.totals:
-        raise MeasurementError(f"instruction counts of {name}: the dump {path} has no Ir (events: {dump.events})")
+        if instrument_per_call:
+            module.stop_instrumentation()
+    by_tag: dict[str, CallgrindDump] = {}
+    paths = _dumps(directory, os.getpid())
+    for path in paths[-len(tags) :]:
+        dump = parse_dump_file(path)
+        if dump.trigger is not None:
+            by_tag[dump.trigger.rpartition(" ")[2]] = dump
+        if not keep_dump:
+            path.unlink(missing_ok=True)
+    missing = [tag for tag in tags if tag not in by_tag]
+    if missing:
+        raise MeasurementError(
+            f"instruction counts of {name}: callgrind wrote no dump {missing[0]!r} in {directory} "
+            f"(found {[p.name for p in paths[-len(tags) :]]})"
+        )
+    dumps = [by_tag[tag] for tag in tags]
+    if any("Ir" not in dump.totals for dump in dumps):
+        raise MeasurementError(f"instruction counts of {name}: a dump has no Ir (events: {dumps[0].events})")
+    samples = tuple(dump.totals["Ir"] for dump in dumps)
+    median = sorted(dumps, key=lambda dump: dump.totals["Ir"])[(len(dumps) - 1) // 2]
     return Counts(
         name=name,
-        instructions=dump.totals["Ir"],
-        estimated_cycles=estimated_cycles(dump.totals),
-        events=dict(dump.totals),
+        instructions=median.totals["Ir"],
+        estimated_cycles=estimated_cycles(median.totals),
+        events=dict(median.totals),
+        samples=samples,
     )
