@@ -166,3 +166,15 @@ def test_calls_awaited_in_the_test_loop_are_not_counted_and_say_so(pytester: pyt
     result.stdout.fnmatch_lines(
         ["*alloc_blocks*not checked*calls awaited in the test's event loop (perf.aio) are not counted*"]
     )
+
+
+@needs_callgrind
+def test_the_cache_simulation_adds_estimated_cycles(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite="def test_perf(perf):\n    perf(sorted, list(range(500, 0, -1)))\n")
+    result = pytester.runpytest_subprocess(
+        *QUIET, "--perfgate-instructions", "--perfgate-cache-sim", "--perfgate-save=r.json", timeout=600
+    )
+    result.assert_outcomes(passed=1)
+    series = _series(pytester.path / "r.json")["test_perf"]
+    instructions, cycles = series["instructions"]["values"][0], series["est_cycles"]["values"][0]
+    assert cycles > instructions > 1000  # instructions plus weighted cache misses
