@@ -61,6 +61,8 @@ class Recorder:
         #: metric -> why it cannot be checked here (e.g. "not checked on mongomock: ..."); such
         #: budgets are judged NOT_CHECKED (never a pass) by session.finish_test
         self.not_checked: dict[str, str] = {}
+        if untimed is not None:
+            self.not_checked[TIME_SERIES] = untimed  # budgets on time are "not checked", never failed or passed
         self._declared = declared or {}
 
     def set_series(self, series: Series) -> None:
