@@ -37,6 +37,7 @@ import pytest
 
 DATA = {"k%d" % i: list(range(20)) for i in range(20)}
 
+@pytest.mark.perf_budget(p99="10s")
 def test_perf(perf):
     perf(json.dumps, DATA)
 
@@ -94,6 +95,7 @@ def test_instructions_are_counted_under_callgrind_and_times_are_not_taken(pytest
     result = pytester.runpytest_subprocess(*QUIET, "--perfgate-instructions", "--perfgate-save=r.json", timeout=600)
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["perfgate: running the session under callgrind (valgrind *, PYTHONHASHSEED=0); *"])
+    result.stdout.fnmatch_lines(["*test_perf*p99*not checked*not timed under callgrind*"])
     result.stdout.fnmatch_lines(["*test_whole*median*not checked*not timed under callgrind*"])
     series = _series(pytester.path / "r.json")
     for name, got in series.items():
