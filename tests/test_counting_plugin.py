@@ -180,3 +180,24 @@ def test_the_cache_simulation_adds_estimated_cycles(pytester: pytest.Pytester) -
     series = _series(pytester.path / "r.json")["test_perf"]
     instructions, cycles = series["instructions"]["values"][0], series["est_cycles"]["values"][0]
     assert cycles > instructions > 1000  # instructions plus weighted cache misses
+
+
+def test_a_budget_on_a_counter_in_a_session_that_does_not_count_is_not_checked(pytester: pytest.Pytester) -> None:
+    """Timed and counted runs are two sessions: each says what it could not check, neither fails it."""
+    pytester.makepyfile(
+        test_suite="""
+        import pytest
+
+        @pytest.mark.perf_budget(instructions="40M", alloc_blocks=100)
+        def test_sorting(perf):
+            perf(sorted, list(range(100, 0, -1)))
+        """
+    )
+    result = pytester.runpytest_subprocess(*QUIET)
+    result.assert_outcomes(passed=1, warnings=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*alloc_blocks*not checked*allocations are counted with --perfgate-allocations (or --perfgate-instructions)*",
+            "*instructions*not checked*instructions are counted under callgrind, with --perfgate-instructions*",
+        ]
+    )

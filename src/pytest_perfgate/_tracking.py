@@ -137,10 +137,28 @@ def recorder(item: pytest.Item) -> Recorder:
     made = item.stash.get(core.RECORDER, None)
     if made is None:
         state = core.session_state(item.config)
-        untimed = UNDER_CALLGRIND if state.options.instructions else None
-        made = item.stash[core.RECORDER] = Recorder(dict(state.config.metrics), untimed=untimed)
+        options = state.options
+        untimed = UNDER_CALLGRIND if options.instructions else None
+        made = item.stash[core.RECORDER] = Recorder(
+            dict(state.config.metrics),
+            untimed=untimed,
+            unrecorded=uncounted(options.allocations, options.instructions, options.cache_sim),
+        )
         track(item.config)
     return made
+
+
+def uncounted(allocations: bool, instructions: bool, cache_sim: bool) -> dict[str, str]:
+    """The counters a session does not record, and why (a budget on one is "not checked")."""
+    missing = {}
+    if not (allocations or instructions):
+        for name in ("alloc_blocks", "alloc_bytes"):
+            missing[name] = "allocations are counted with --perfgate-allocations (or --perfgate-instructions)"
+    if not instructions:
+        missing["instructions"] = "instructions are counted under callgrind, with --perfgate-instructions"
+    if not (instructions and cache_sim):
+        missing["est_cycles"] = "estimated cycles are counted with --perfgate-instructions --perfgate-cache-sim"
+    return missing
 
 
 #: why a session counting instructions records no times (it runs under callgrind)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -52,7 +52,16 @@ FIXTURE_MODES = frozenset({Mode.PERF, Mode.BENCHMARK, Mode.LOAD, Mode.CALL_ROUND
 class Recorder:
     """Mutable collector for one test; becomes frozen :class:`Series` at the end."""
 
-    def __init__(self, declared: dict[str, MetricDef] | None = None, *, untimed: str | None = None) -> None:
+    def __init__(
+        self,
+        declared: dict[str, MetricDef] | None = None,
+        *,
+        untimed: str | None = None,
+        unrecorded: Mapping[str, str] | None = None,
+    ) -> None:
+        """``untimed``: why this session records no times (budgets on time are not checked);
+        ``unrecorded``: series this session does not record, and why (budgets on them are not
+        checked, unless the test records them after all)."""
         self.series: dict[str, Series] = {}
         #: why times are not recorded in this session (under callgrind they would mean nothing)
         self.untimed = untimed
@@ -60,7 +69,7 @@ class Recorder:
         self.evidence: dict[str, Any] = {}
         #: metric -> why it cannot be checked here (e.g. "not checked on mongomock: ..."); such
         #: budgets are judged NOT_CHECKED (never a pass) by session.finish_test
-        self.not_checked: dict[str, str] = {}
+        self.not_checked: dict[str, str] = dict(unrecorded or {})
         if untimed is not None:
             self.not_checked[TIME_SERIES] = untimed  # budgets on time are "not checked", never failed or passed
         self._declared = declared or {}
@@ -69,6 +78,7 @@ class Recorder:
         if self.untimed is not None and series.name == TIME_SERIES:
             self.not_checked[TIME_SERIES] = self.untimed
             return
+        self.not_checked.pop(series.name, None)
         self.series[series.name] = series
 
     def add_timing(self, result: timing.Timing, source: Mode, basis: LoopBasis | None = None) -> None:
