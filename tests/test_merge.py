@@ -92,7 +92,8 @@ def test_a_timed_and_a_counted_run_of_one_suite_merge_into_one_test(tmp_path: Pa
                 mode="perf",
                 duration=9.0,
                 series=_series(instructions=(1000.0,), alloc_blocks=(3.0,), alloc_bytes=(96.0,)),
-                verdicts=(_verdict("instructions", Verdict.FAIL),),
+                # a budget on a time is not checked in a counted session: the timed run's verdict stays
+                verdicts=(_verdict("p95", Verdict.NOT_CHECKED), _verdict("instructions", Verdict.FAIL)),
                 evidence={"error": "budget on instructions"},
             )
         ],
@@ -115,6 +116,7 @@ def test_a_timed_and_a_counted_run_of_one_suite_merge_into_one_test(tmp_path: Pa
     # the order of the files does not matter for the test
     again = merge_files([counted, timed]).by_nodeid()["t::a"]
     assert sorted(again.series) == sorted(a.series) and again.outcome == "failed" and again.duration == 0.5
+    assert [(v.metric, v.verdict) for v in again.verdicts] == [("p95", Verdict.PASS), ("instructions", Verdict.FAIL)]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ counts and no times, so the two are separate sessions; docs/gitlab.md, ``PERFGAT
 * A test in one file only is taken as it is.
 * A test in two files is one test measured twice, once timed and once counted: allowed when their
   series are disjoint. The merged test has the union of the series; its outcome is the worse of
-  the two (:data:`OUTCOME_ORDER`); its budget verdicts are both files'; its evidence both files'
+  the two (:data:`OUTCOME_ORDER`); its budget verdicts are both files' (the timed file's on a
+  metric both judged); its evidence both files'
   (a key in both with different values is an error naming the key, except ``error``: both texts
   are kept, each after its file's name). One exception to "disjoint": a series the test records
   itself (``perf.record``, a KPI such as a hit ratio) is recorded by the counted session too; when
@@ -101,8 +102,10 @@ def _combine(part: _Part, source: str, test: TestResult, counted: bool) -> tuple
     # the timed file's test: its series win where both have one (a KPI), its mode and duration stay
     timed, other = (test, first) if part.counted and not counted else (first, test)
     series = {**other.series, **timed.series}
-    seen = {(v.metric, v.source) for v in first.verdicts}
-    verdicts = first.verdicts + tuple(v for v in test.verdicts if (v.metric, v.source) not in seen)
+    # the budgets: the timed run's verdicts, then the counted run's on other metrics (a budget on a time
+    # is "not checked" in a counted session; on a count, in a timed one)
+    seen = {(v.metric, v.source) for v in timed.verdicts}
+    verdicts = timed.verdicts + tuple(v for v in other.verdicts if (v.metric, v.source) not in seen)
     merged = replace(
         first,
         outcome=worse_outcome(first.outcome, test.outcome),
