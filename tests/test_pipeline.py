@@ -672,7 +672,7 @@ def test_checksum(perf):
 def test_render(perf):
     assert perf(shop.render).startswith("0,1")
 """
-SMALL_TESTS = 7  # SMALL_PROJECT's 5 and SHOP_TESTS' 2
+SMALL_TESTS = 8  # SMALL_PROJECT's 5, SHOP_TESTS' 2 and COUNTED_TEST
 
 
 def _processes_in(root: Path) -> list[str]:
@@ -717,6 +717,7 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     library = small / "src" / "shop" / "__init__.py"
     library.write_text(SHOP_LIBRARY.format(loops="n"), encoding="utf-8")
     (small / "test_shop.py").write_text(SHOP_TESTS, encoding="utf-8")
+    (small / "test_counted.py").write_text(COUNTED_TEST, encoding="utf-8")
     # origin is a bare repository on disk: each job's checkout is a copy of this repository, .git and
     # its remotes included, so the perfgate-ab job can fetch from it as from GitLab. gitlab-ci-local
     # takes the project's path (CI_PROJECT_PATH...) from the remote gcl-origin when there is one
@@ -753,10 +754,20 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
         # the job's own checkout of the library importable, as `pip install -e .` in PERFGATE_INSTALL
         # would make it (this test cannot install into its environment); perfgate ab puts each side's
         # small/src before it. A short measuring time keeps the paired run quick
-        "PYTHONPATH": "$CI_PROJECT_DIR/small/src",
+        # (and this test's own PYTHONPATH after it: the pytest_perfgate under test, when it is not the installed one)
+        "PYTHONPATH": os.pathsep.join(["$CI_PROJECT_DIR/small/src", *filter(None, [os.environ.get("PYTHONPATH")])]),
+        # this project's PERFGATE_INSTRUCTIONS "true" (where valgrind and the native extension are here to
+        # count with; else off, and the counted run is tested nowhere in this test), on the one test whose
+        # budgets a counted session can judge
+        "PERFGATE_INSTRUCTIONS": "false" if NO_COUNTING else "true",
+        "PERFGATE_INSTRUCTIONS_TESTS": "test_counted.py",
         "PERFGATE_AB_ARGS": "--pythonpath small/src --max-time 0.1s --min-blocks 12",
     }
     pipeline.variables.update(small_vars)
+    counting = not NO_COUNTING
+    # the history made a hundred times faster also has a hundredth of the counts: test_sort's three
+    # counters regressed too
+    regressions = SMALL_TESTS + (3 if counting else 0)
     assert "perfgate-mongo" not in pipeline.jobs({}) and "perfgate-load" not in pipeline.jobs({})
 
     # default branch, two pipelines: the performance stage, then the baseline job merges the shard
@@ -772,10 +783,11 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
             perf = pipeline.stage("performance", "perfgate-tests: [1/1]", ci)
             assert perf.returncode == 0, perf.stdout[-3000:] + perf.stderr[-2000:]
             assert f"shard 1 of 1: {SMALL_TESTS} tests" in perf.stdout
+            assert ("counted run of shard 1: 1 tests under callgrind" in perf.stdout) is counting, perf.stdout[-3000:]
             base = pipeline.stage("baseline", FETCH_JOB, ci)
             logs += [perf.stdout + perf.stderr, base.stdout + base.stderr]
             assert base.returncode == 0, base.stdout[-3000:] + base.stderr[-2000:]
-            assert f".perfgate/results.json: {SMALL_TESTS} tests from 1 files" in base.stdout
+            assert f".perfgate/results.json: {SMALL_TESTS} tests from {2 if counting else 1} files" in base.stdout
             assert _summary(base.stdout) == {FETCH_JOB: "PASS"}
             bases.append(base.stdout)
             state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(pipeline.artifact(FETCH_JOB, ""), served)
@@ -787,6 +799,11 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     index = json.loads(pipeline.artifact(FETCH_JOB, FETCH_PATH + "index.json").read_text(encoding="utf-8"))
     assert index["runs"] == ["run-000001.json", "run-000002.json"]  # the index lists both, oldest first
     assert len(load_results(pipeline.artifact(FETCH_JOB, ".perfgate/results.json")).tests) == SMALL_TESTS
+    if counting:  # the stored history carries the counts, next to the times
+        for run in history.runs:
+            sort = run.by_nodeid()["test_counted.py::test_sort"]
+            assert {"time", "instructions", "alloc_blocks", "alloc_bytes"} <= set(sort.series), sorted(sort.series)
+            assert run.metadata["fingerprint"]["valgrind"]
     fetched = [path.split("/raw/")[1] for method, path, _ in state.requests]
     assert fetched == [  # first pipeline: neither the history nor an older job's results; second: the history
         ".perfgate/baseline/index.json?job=perfgate-baseline",
@@ -843,12 +860,16 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     # failed: the job's status line is the check
     assert re.search(r"perfgate-gate .*FAIL 1\s*$", stored.stdout + stored.stderr, re.M), log[-3000:]
     assert "fetched 2 runs from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in log
-    assert f"perfgate: FAILED: {SMALL_TESTS} regressions" in log and "baseline of 2 runs" in log
+    assert f"perfgate: FAILED: {regressions} regressions" in log and "baseline of 2 runs" in log
     # the note is posted although the gate failed (when: always), and the failure stays the gate's
     assert _summary(stored.stdout) == {"perfgate-gate": "FAIL", "perfgate-comment": "PASS"}, stored.stdout[-2000:]
     assert "perfgate note 101 created on merge request !9" in stored.stdout
     assert len(note_before) == 1 and "regress" in note_before[0]["body"].lower()
     assert "baseline of 2 runs" in note_before[0]["body"] and "paired A/B" not in note_before[0]["body"]
+    if counting:  # the note shows the counts next to the timings
+        counted_table = note_before[0]["body"].split("#### Counted next to timed (1 test")[1]
+        row = next(line for line in counted_table.splitlines() if line.startswith("| test\\_counted.py::test\\_sort |"))
+        assert row.count("→") == 4, row  # time, instructions, alloc_blocks, alloc_bytes: baseline → current
 
     # the paired A/B gate: the merge base against the merge request, in the job's own checkout; it fails
     # the pipeline (exit 1: a regression, not a run that could not finish) on the slower function only
@@ -885,7 +906,7 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     log = gate.stdout + gate.stderr
     assert gate.returncode == 0, log[-3000:]
     assert _summary(gate.stdout) == {"perfgate-gate": "PASS", "perfgate-comment": "PASS"}, gate.stdout[-2000:]
-    judged = f"perfgate: PASSED ({SMALL_TESTS} regressions not failing here: the paired A/B gate judges them"
+    judged = f"perfgate: PASSED ({regressions} regressions not failing here: the paired A/B gate judges them"
     assert judged in log and "baseline of 2 runs" in log
     # one note, updated: the paired A/B report above the stored-baseline gate's
     assert "perfgate note 101 updated on merge request !9" in gate.stdout
