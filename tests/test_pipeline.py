@@ -453,6 +453,32 @@ def test_valgrind_that_cannot_be_installed_is_said(tmp_path: Path) -> None:
     for env in ({"PERFGATE_INSTRUCTIONS": "false"}, {"PERFGATE_COUNTING_JOB": ""}):
         done = run("1000", **env)
         assert done.returncode == 0 and done.stdout == done.stderr == ""
+    # root with apt-get (a stand-in recording its arguments; "installing" valgrind, then failing)
+    timeout = shutil.which("timeout")
+    assert timeout is not None
+    (bin_dir / "timeout").symlink_to(timeout)
+    (bin_dir / "apt-get").write_text(
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/apt.log\n'
+        f'case "$*" in *install*) printf "#!/bin/sh\\necho valgrind-3.19.0\\n" > {bin_dir}/valgrind; '
+        f"{shutil.which('chmod')} +x {bin_dir}/valgrind;; esac\n",
+        encoding="utf-8",
+    )
+    (bin_dir / "apt-get").chmod(0o755)
+    (bin_dir / "cc").write_text("#!/bin/sh\n", encoding="utf-8")
+    (bin_dir / "cc").chmod(0o755)
+    done = run("0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == "perfgate: PERFGATE_INSTRUCTIONS: installing valgrind with apt-get\nvalgrind-3.19.0\n"
+    assert (tmp_path / "apt.log").read_text(encoding="utf-8").splitlines() == [
+        "update -qq",
+        "install -y -qq --no-install-recommends valgrind",
+    ]
+    (bin_dir / "valgrind").unlink()
+    (bin_dir / "apt-get").write_text("#!/bin/sh\nexit 100\n", encoding="utf-8")
+    done = run("0")
+    assert done.returncode == 2 and done.stderr == (
+        "perfgate: PERFGATE_INSTRUCTIONS: apt-get could not install valgrind (no network, or no such package here)\n"
+    )
 
 
 def test_the_ab_job_picks_its_base_and_survives_a_failed_fetch(tmp_path: Path) -> None:
