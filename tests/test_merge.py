@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from pytest_perfgate.budgets import BudgetResult, Verdict
+from pytest_perfgate.cli import main
 from pytest_perfgate.errors import ResultsFileError
 from pytest_perfgate.merge import merge_files, worse_outcome
 from pytest_perfgate.model import RunResult, Series, TestResult, save_results
@@ -203,3 +204,13 @@ def test_evidence_clash_and_fingerprints_that_differ(tmp_path: Path) -> None:
         f"{other}: its environment fingerprint differs from {counted}'s (python): counts taken in two "
         "environments cannot be one run"
     )
+
+
+def test_the_cli_says_how_many_tests_were_joined(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    timed = _timed(tmp_path / "shard-1.json", [TestResult(n, series=_series(time=(0.1,))) for n in ("t::a", "t::b")])
+    counted = _counted(tmp_path / "counts-1.json", [TestResult("t::a", series=_series(instructions=(5.0,)))])
+    out = tmp_path / "results.json"
+    assert main(["merge", str(timed), str(counted), "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"{out}: 2 tests from 2 files (1 timed and counted)\n"
+    assert main(["merge", str(timed), "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"{out}: 2 tests from 1 files\n"
