@@ -27,6 +27,22 @@ from pytest_perfgate.store import open_store
 from pytest_perfgate.store.gitlab import FETCH_JOB, FETCH_PATH
 from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
 
+try:
+    from pytest_perfgate.counts import _native
+except ImportError:  # pragma: no cover - depends on the install
+    _native = None  # type: ignore[assignment]
+
+#: why the counted run (PERFGATE_INSTRUCTIONS) cannot run here, or "" (as tests/test_counting_plugin.py)
+NO_COUNTING = (
+    "instruction counts need Linux, valgrind (apt-get install valgrind) and the native extension built with "
+    "valgrind's headers"
+    if _native is None
+    or not sys.platform.startswith("linux")
+    or shutil.which("valgrind") is None
+    or not _native.have_client_requests()
+    else ""
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CI = ROOT / ".gitlab-ci.yml"
 TEMPLATE = ROOT / "ci" / "perfgate.gitlab-ci.yml"
@@ -128,9 +144,26 @@ def test_template_structure() -> None:
     assert any("--perfgate-save=" in line and "CI_NODE_INDEX" in " ".join(tests["script"]) for line in tests["script"])
     assert tests["artifacts"]["when"] == "always"
 
+    # PERFGATE_INSTRUCTIONS (off by default): this job alone gets valgrind, counts its shard a second
+    # time and keeps the counts as an artifact
+    assert ci["variables"]["PERFGATE_INSTRUCTIONS"] == "false" and ci["variables"]["PERFGATE_INSTRUCTIONS_TESTS"] == ""
+    assert tests["variables"] == {"PERFGATE_COUNTING_JOB": "true"}
+    assert not any("PERFGATE_COUNTING_JOB" in str(j.get("variables")) for n, j in jobs.items() if n != "perfgate-tests")
+    counted = [line for line in tests["script"] if "--perfgate-instructions" in line]
+    assert (
+        len(counted) == 1
+        and '--perfgate-save="$CI_PROJECT_DIR/.perfgate/counts-${CI_NODE_INDEX:-1}.json"' in counted[0]
+    )
+    assert tests["script"][-1] == "exit $status"  # the timed and the counted run both ran; either fails the job
+    assert tests["artifacts"]["paths"] == [".perfgate/shard-*.json", ".perfgate/counts-*.json"]
+    before = "\n".join(base["before_script"])
+    assert before.index("command -v valgrind") < before.index("pip install") < before.index("have_client_requests")
+    assert 'export PIP_NO_BINARY="pytest-perfgate"' in base["before_script"][0]
+
     gate = jobs["perfgate-gate"]
     script = " ".join(gate["script"])
-    assert "perfgate merge .perfgate/shard-*.json -o .perfgate/results.json" in script
+    merge = "perfgate merge .perfgate/shard-*.json $(ls .perfgate/counts-*.json 2>/dev/null) -o .perfgate/results.json"
+    assert gate["script"][0] == merge
     # the whole history is the baseline: fetched into a fresh directory, keeping as many runs as the history
     fetch = 'perfgate baseline fetch --to .perfgate/baseline --keep "$PERFGATE_BASELINE_KEEP"'
     assert gate["script"][1:3] == ["rm -rf .perfgate/baseline", fetch]
@@ -176,6 +209,7 @@ def test_template_structure() -> None:
     promote = (
         'perfgate baseline promote .perfgate/results.json --to .perfgate/baseline --keep "$PERFGATE_BASELINE_KEEP"'
     )
+    assert baseline["script"][0] == merge  # the history keeps the counts too: results.json is the merged run
     assert baseline["script"][1:4] == ["rm -rf .perfgate/baseline", fetch, promote]
     assert baseline["resource_group"] == FETCH_JOB
     assert baseline["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
@@ -194,7 +228,11 @@ def test_project_pipeline_structure() -> None:
     assert "--gitlab-report $CI_PROJECT_DIR/.perfgate/load-performance.json" in ci["variables"]["PERFGATE_LOAD_COMMAND"]
     for path in ("examples/catalog", "examples/audit_log", "examples/api_service/locustfile.py"):
         assert (ROOT / path).exists()
-    for nodeid in ci["variables"]["PERFGATE_PYTEST_ARGS"].split()[1::2]:
+    # the catalog suite is counted too (two of its tests: see the comment in .gitlab-ci.yml)
+    assert ci["variables"]["PERFGATE_INSTRUCTIONS"] == "true"
+    counted = ci["variables"]["PERFGATE_INSTRUCTIONS_TESTS"].split()
+    assert counted and not set(counted) & set(ci["variables"]["PERFGATE_PYTEST_ARGS"].split())
+    for nodeid in [*ci["variables"]["PERFGATE_PYTEST_ARGS"].split()[1::2], *counted]:
         file, _, name = nodeid.partition("::")
         assert f"def {name}(" in (ROOT / "examples" / "catalog" / file).read_text(encoding="utf-8")
     # the paired A/B gate is on; src/ is pytest_perfgate itself, so the code under test is put first on
@@ -342,6 +380,105 @@ def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
 
     for done in (*baselines, first, gate, *comments, dry, both):
         assert TOKEN not in done.stdout and TOKEN not in done.stderr
+
+
+# a test whose budgets a counted session can judge: none on a time (a counted session records no
+# times, and a budget on a `perf` test's time fails there, see .gitlab-ci.yml)
+COUNTED_TEST = """\
+def test_sort(perf):
+    assert perf(sorted, list(range(2000, 0, -1)))[0] == 1
+"""
+
+
+@pytest.mark.skipif(bool(NO_COUNTING), reason=NO_COUNTING)
+def test_the_counted_run_in_a_shell(project: Path) -> None:
+    """PERFGATE_INSTRUCTIONS "true": perfgate-tests times its shard, then counts the part of it
+    PERFGATE_INSTRUCTIONS_TESTS names under callgrind; the gate's merge joins both per test."""
+    (project / "test_counted.py").write_text(COUNTED_TEST, encoding="utf-8")
+    flags = {"PERFGATE_TESTS": ".", "PERFGATE_INSTRUCTIONS": "true", "PERFGATE_INSTRUCTIONS_TESTS": "test_counted.py"}
+    runs = {}
+    for index in ("1", "2"):
+        done = _run_job("perfgate-tests", project, CI_NODE_INDEX=index, CI_NODE_TOTAL="2", **flags)
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs[index] = done.stdout
+    # 6 tests, test_counted.py's first: in shard 1 only; shard 2 has nothing to count
+    assert "shard 1 of 2: 3 tests" in runs["1"] and "counted run of shard 1: 1 tests under callgrind" in runs["1"]
+    assert "counted run of shard 2: 0 tests under callgrind" in runs["2"]
+    assert not (project / ".perfgate" / "counts-2.json").exists()
+    counts = load_results(project / ".perfgate" / "counts-1.json")
+    assert [t.nodeid for t in counts.tests] == ["test_counted.py::test_sort"]
+    assert {"instructions", "alloc_blocks", "alloc_bytes"} <= set(counts.tests[0].series)
+    assert "time" not in counts.tests[0].series and counts.metadata["fingerprint"]["valgrind"]
+    merge = _load(TEMPLATE)["perfgate-gate"]["script"][0]
+    done = subprocess.run(["bash", "-c", merge], cwd=project, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and ".perfgate/results.json: 6 tests from 3 files" in done.stdout, done.stderr
+    merged = load_results(project / ".perfgate" / "results.json")
+    sort = merged.by_nodeid()["test_counted.py::test_sort"]
+    assert {"time", "instructions", "alloc_blocks", "alloc_bytes"} <= set(sort.series) and sort.outcome == "passed"
+    assert merged.metadata["fingerprint"] == counts.metadata["fingerprint"]
+    # without PERFGATE_INSTRUCTIONS nothing is counted and the merge takes the shards alone
+    (project / ".perfgate" / "counts-1.json").unlink()
+    done = _run_job("perfgate-tests", project, CI_NODE_INDEX="1", CI_NODE_TOTAL="2", PERFGATE_TESTS=".")
+    assert done.returncode == 0 and "counted run" not in done.stdout, done.stdout + done.stderr
+    assert not (project / ".perfgate" / "counts-1.json").exists()
+    done = subprocess.run(["bash", "-c", merge], cwd=project, capture_output=True, text=True, timeout=120)
+    assert ".perfgate/results.json: 6 tests from 2 files" in done.stdout, done.stderr
+    assert "fingerprint" not in load_results(project / ".perfgate" / "results.json").metadata
+
+
+def test_valgrind_that_cannot_be_installed_is_said(tmp_path: Path) -> None:
+    """The base's before_script with PERFGATE_INSTRUCTIONS in the counting job, on a PATH with no
+    valgrind and no C compiler: not root, or no apt-get, stops the job (exit 2) saying what to do;
+    other jobs, or PERFGATE_INSTRUCTIONS "false", do not look."""
+    snippet = _load(TEMPLATE)[".perfgate-base"]["before_script"][0]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+
+    def run(uid: str, **env: str) -> subprocess.CompletedProcess[str]:
+        (bin_dir / "id").write_text(f"#!/bin/sh\necho {uid}\n", encoding="utf-8")
+        (bin_dir / "id").chmod(0o755)
+        full = {"PATH": str(bin_dir), "PERFGATE_INSTRUCTIONS": "true", "PERFGATE_COUNTING_JOB": "true", **env}
+        return subprocess.run(["/bin/bash", "-c", snippet], env=full, capture_output=True, text=True, timeout=60)
+
+    done = run("1000")
+    assert done.returncode == 2 and done.stderr == (
+        "perfgate: PERFGATE_INSTRUCTIONS: valgrind gcc libc6-dev missing and this job does not run as root: cannot "
+        "apt-get install them; use an image with valgrind, a C compiler and Python's headers\n"
+    )
+    done = run("0")
+    assert done.returncode == 2 and done.stderr == (
+        "perfgate: PERFGATE_INSTRUCTIONS: valgrind gcc libc6-dev missing and the image has no apt-get: use an image "
+        "with valgrind, a C compiler and Python's headers\n"
+    )
+    for env in ({"PERFGATE_INSTRUCTIONS": "false"}, {"PERFGATE_COUNTING_JOB": ""}):
+        done = run("1000", **env)
+        assert done.returncode == 0 and done.stdout == done.stderr == ""
+    # root with apt-get (a stand-in recording its arguments; "installing" valgrind, then failing)
+    timeout = shutil.which("timeout")
+    assert timeout is not None
+    (bin_dir / "timeout").symlink_to(timeout)
+    (bin_dir / "apt-get").write_text(
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/apt.log\n'
+        f'case "$*" in *install*) printf "#!/bin/sh\\necho valgrind-3.19.0\\n" > {bin_dir}/valgrind; '
+        f"{shutil.which('chmod')} +x {bin_dir}/valgrind;; esac\n",
+        encoding="utf-8",
+    )
+    (bin_dir / "apt-get").chmod(0o755)
+    (bin_dir / "cc").write_text("#!/bin/sh\n", encoding="utf-8")
+    (bin_dir / "cc").chmod(0o755)
+    done = run("0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == "perfgate: PERFGATE_INSTRUCTIONS: installing valgrind with apt-get\nvalgrind-3.19.0\n"
+    assert (tmp_path / "apt.log").read_text(encoding="utf-8").splitlines() == [
+        "update -qq",
+        "install -y -qq --no-install-recommends valgrind",
+    ]
+    (bin_dir / "valgrind").unlink()
+    (bin_dir / "apt-get").write_text("#!/bin/sh\nexit 100\n", encoding="utf-8")
+    done = run("0")
+    assert done.returncode == 2 and done.stderr == (
+        "perfgate: PERFGATE_INSTRUCTIONS: apt-get could not install valgrind (no network, or no such package here)\n"
+    )
 
 
 def test_the_ab_job_picks_its_base_and_survives_a_failed_fetch(tmp_path: Path) -> None:
@@ -561,7 +698,7 @@ def test_checksum(perf):
 def test_render(perf):
     assert perf(shop.render).startswith("0,1")
 """
-SMALL_TESTS = 7  # SMALL_PROJECT's 5 and SHOP_TESTS' 2
+SMALL_TESTS = 8  # SMALL_PROJECT's 5, SHOP_TESTS' 2 and COUNTED_TEST
 
 
 def _processes_in(root: Path) -> list[str]:
@@ -606,6 +743,7 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     library = small / "src" / "shop" / "__init__.py"
     library.write_text(SHOP_LIBRARY.format(loops="n"), encoding="utf-8")
     (small / "test_shop.py").write_text(SHOP_TESTS, encoding="utf-8")
+    (small / "test_counted.py").write_text(COUNTED_TEST, encoding="utf-8")
     # origin is a bare repository on disk: each job's checkout is a copy of this repository, .git and
     # its remotes included, so the perfgate-ab job can fetch from it as from GitLab. gitlab-ci-local
     # takes the project's path (CI_PROJECT_PATH...) from the remote gcl-origin when there is one
@@ -642,10 +780,20 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
         # the job's own checkout of the library importable, as `pip install -e .` in PERFGATE_INSTALL
         # would make it (this test cannot install into its environment); perfgate ab puts each side's
         # small/src before it. A short measuring time keeps the paired run quick
-        "PYTHONPATH": "$CI_PROJECT_DIR/small/src",
+        # (and this test's own PYTHONPATH after it: the pytest_perfgate under test, when it is not the installed one)
+        "PYTHONPATH": os.pathsep.join(["$CI_PROJECT_DIR/small/src", *filter(None, [os.environ.get("PYTHONPATH")])]),
+        # this project's PERFGATE_INSTRUCTIONS "true" (where valgrind and the native extension are here to
+        # count with; else off, and the counted run is tested nowhere in this test), on the one test whose
+        # budgets a counted session can judge
+        "PERFGATE_INSTRUCTIONS": "false" if NO_COUNTING else "true",
+        "PERFGATE_INSTRUCTIONS_TESTS": "test_counted.py",
         "PERFGATE_AB_ARGS": "--pythonpath small/src --max-time 0.1s --min-blocks 12",
     }
     pipeline.variables.update(small_vars)
+    counting = not NO_COUNTING
+    # the history made a hundred times faster also has a hundredth of the counts: test_sort's three
+    # counters regressed too
+    regressions = SMALL_TESTS + (3 if counting else 0)
     assert "perfgate-mongo" not in pipeline.jobs({}) and "perfgate-load" not in pipeline.jobs({})
 
     # default branch, two pipelines: the performance stage, then the baseline job merges the shard
@@ -661,10 +809,11 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
             perf = pipeline.stage("performance", "perfgate-tests: [1/1]", ci)
             assert perf.returncode == 0, perf.stdout[-3000:] + perf.stderr[-2000:]
             assert f"shard 1 of 1: {SMALL_TESTS} tests" in perf.stdout
+            assert ("counted run of shard 1: 1 tests under callgrind" in perf.stdout) is counting, perf.stdout[-3000:]
             base = pipeline.stage("baseline", FETCH_JOB, ci)
             logs += [perf.stdout + perf.stderr, base.stdout + base.stderr]
             assert base.returncode == 0, base.stdout[-3000:] + base.stderr[-2000:]
-            assert f".perfgate/results.json: {SMALL_TESTS} tests from 1 files" in base.stdout
+            assert f".perfgate/results.json: {SMALL_TESTS} tests from {2 if counting else 1} files" in base.stdout
             assert _summary(base.stdout) == {FETCH_JOB: "PASS"}
             bases.append(base.stdout)
             state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(pipeline.artifact(FETCH_JOB, ""), served)
@@ -676,6 +825,11 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     index = json.loads(pipeline.artifact(FETCH_JOB, FETCH_PATH + "index.json").read_text(encoding="utf-8"))
     assert index["runs"] == ["run-000001.json", "run-000002.json"]  # the index lists both, oldest first
     assert len(load_results(pipeline.artifact(FETCH_JOB, ".perfgate/results.json")).tests) == SMALL_TESTS
+    if counting:  # the stored history carries the counts, next to the times
+        for run in history.runs:
+            sort = run.by_nodeid()["test_counted.py::test_sort"]
+            assert {"time", "instructions", "alloc_blocks", "alloc_bytes"} <= set(sort.series), sorted(sort.series)
+            assert run.metadata["fingerprint"]["valgrind"]
     fetched = [path.split("/raw/")[1] for method, path, _ in state.requests]
     assert fetched == [  # first pipeline: neither the history nor an older job's results; second: the history
         ".perfgate/baseline/index.json?job=perfgate-baseline",
@@ -732,12 +886,16 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     # failed: the job's status line is the check
     assert re.search(r"perfgate-gate .*FAIL 1\s*$", stored.stdout + stored.stderr, re.M), log[-3000:]
     assert "fetched 2 runs from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main" in log
-    assert f"perfgate: FAILED: {SMALL_TESTS} regressions" in log and "baseline of 2 runs" in log
+    assert f"perfgate: FAILED: {regressions} regressions" in log and "baseline of 2 runs" in log
     # the note is posted although the gate failed (when: always), and the failure stays the gate's
     assert _summary(stored.stdout) == {"perfgate-gate": "FAIL", "perfgate-comment": "PASS"}, stored.stdout[-2000:]
     assert "perfgate note 101 created on merge request !9" in stored.stdout
     assert len(note_before) == 1 and "regress" in note_before[0]["body"].lower()
     assert "baseline of 2 runs" in note_before[0]["body"] and "paired A/B" not in note_before[0]["body"]
+    if counting:  # the note shows the counts next to the timings
+        counted_table = note_before[0]["body"].split("#### Counted next to timed (1 test")[1]
+        row = next(line for line in counted_table.splitlines() if line.startswith("| test\\_counted.py::test\\_sort |"))
+        assert row.count("→") == 4, row  # time, instructions, alloc_blocks, alloc_bytes: baseline → current
 
     # the paired A/B gate: the merge base against the merge request, in the job's own checkout; it fails
     # the pipeline (exit 1: a regression, not a run that could not finish) on the slower function only
@@ -774,7 +932,7 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     log = gate.stdout + gate.stderr
     assert gate.returncode == 0, log[-3000:]
     assert _summary(gate.stdout) == {"perfgate-gate": "PASS", "perfgate-comment": "PASS"}, gate.stdout[-2000:]
-    judged = f"perfgate: PASSED ({SMALL_TESTS} regressions not failing here: the paired A/B gate judges them"
+    judged = f"perfgate: PASSED ({regressions} regressions not failing here: the paired A/B gate judges them"
     assert judged in log and "baseline of 2 runs" in log
     # one note, updated: the paired A/B report above the stored-baseline gate's
     assert "perfgate note 101 updated on merge request !9" in gate.stdout
