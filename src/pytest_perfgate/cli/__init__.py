@@ -18,7 +18,10 @@ from ._common import Exit, guarded
 #: command -> (its module in this package, one-line help), in the order ``perfgate --help`` lists them
 COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "print the budget table and every test's timings of a results file (and its HTML report)"),
-    "merge": ("merge", "merge the results files of a sharded run (GitLab parallel: N) into one"),
+    "merge": (
+        "merge",
+        "merge the results files of a sharded run (GitLab parallel: N), and of a timed and a counted run, into one",
+    ),
     "gitlab-comment": ("gitlab_comment", "create or update perfgate's note on the merge request"),
     "load": ("load", "run a locust load test (in a subprocess) and judge it by the KPIs"),
     "ab": ("ab", "paired A/B gate: the base revision and this tree measured side by side, round by round"),
