@@ -31,6 +31,8 @@ from .schedule import SIDES, Side
 #: what each side's session counts: the callgrind counters (and allocations), or allocations only
 INSTRUCTIONS = "--perfgate-instructions"
 ALLOCATIONS = "--perfgate-allocations"
+#: pytest's exit status of an internal error (its session ended, but not as it should)
+INTERNAL_ERROR = 3
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,8 @@ def _count_side(
         session.broken = f"the {side} side's session did not finish within {limit:g}s (killed)"
     elif not session.finished:
         session.broken = f"the {side} side's session crashed (exit code {code}){_tail(log)}"
+    elif observed.get("exitstatus") == INTERNAL_ERROR:
+        session.broken = f"pytest on the {side} side ended with an internal error{_tail(log)}"
     else:
         try:
             session.run = load_results(results)
