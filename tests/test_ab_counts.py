@@ -12,6 +12,12 @@ from pathlib import Path
 import pytest
 
 from harness.ab import LIBRARY, ab, git, make_repository, no_worktrees_left
+from pytest_perfgate.ab.counted import SideSession
+from pytest_perfgate.ab.judge import NOT_COUNTED, compare_counted
+from pytest_perfgate.ab.schedule import BASE, CURRENT
+from pytest_perfgate.gate import GateStatus, GateVerdict, NoticeKind
+from pytest_perfgate.model import RunResult, Series, TestResult
+from pytest_perfgate.units import Kind
 
 try:
     from pytest_perfgate.counts import _native
@@ -71,6 +77,76 @@ def _commit(repo: Path, branch: str, library: str) -> None:
 
 def _verdicts(path: Path) -> dict[tuple[str, str], dict[str, object]]:
     return {(c["nodeid"], c["metric"]): c for c in json.loads(path.read_text())["comparisons"]}
+
+
+def _side(
+    side: object, counts: dict[str, float | None], outcomes: dict[str, str], finished: bool = True
+) -> SideSession:
+    tests = tuple(
+        TestResult(
+            nodeid,
+            outcome=outcomes.get(nodeid, "passed"),
+            series={} if count is None else {"instructions": Series("instructions", Kind.COUNT, (count,))},
+        )
+        for nodeid, count in counts.items()
+    )
+    return SideSession(
+        side,  # type: ignore[arg-type]
+        nodeids=list(counts),
+        outcomes={
+            n: (outcomes.get(n, "passed"), "why" if outcomes.get(n, "passed") != "passed" else "") for n in counts
+        },
+        run=RunResult({}, tests),
+        finished=finished,
+    )
+
+
+def test_the_counted_judgement_fails_closed_on_every_test_it_cannot_compare() -> None:
+    base = _side(
+        BASE,
+        {"t::same": 1000, "t::slow": 1000, "t::one_side": None, "t::plain": None, "t::fails": 1000, "t::gone": 5},
+        {},
+    )
+    current = _side(
+        CURRENT,
+        {"t::same": 1004, "t::slow": 1100, "t::one_side": 7, "t::plain": None, "t::fails": None, "t::new": 5},
+        {"t::fails": "failed"},
+    )
+    report = compare_counted({BASE: base, CURRENT: current}, subject="main (abc)")
+    verdicts = {c.nodeid: c.verdict for c in report.comparisons}
+    assert verdicts == {
+        "t::same": GateVerdict.UNCHANGED,
+        "t::slow": GateVerdict.REGRESSION,
+        "t::one_side": GateVerdict.INSUFFICIENT,
+        "t::fails": GateVerdict.INSUFFICIENT,
+        "t::gone": GateVerdict.MISSING,
+        "t::new": GateVerdict.NEW,
+    }
+    # a regression found meanwhile still fails the run (exit 1), the incomplete list beside it
+    assert report.status is GateStatus.FAILED and report.exit_code == 1
+    assert report.incomplete == (
+        "t::fails: failed on the current side: why",
+        "t::one_side: counted on the current side only (the other passed without a counted call)",
+    )
+    skipped = [n for n in report.notices if n.kind is NoticeKind.SKIPPED_AS_EXPECTED]
+    assert skipped[0].tests == (f"t::plain: {NOT_COUNTED}",)
+
+    base.run = RunResult({}, tuple(t for t in base.run.tests if t.nodeid != "t::slow"))  # type: ignore[union-attr]
+    current.run = RunResult({}, tuple(t for t in current.run.tests if t.nodeid != "t::slow"))  # type: ignore[union-attr]
+    base.nodeids.remove("t::slow")
+    current.nodeids.remove("t::slow")
+    incomplete = compare_counted({BASE: base, CURRENT: current})
+    assert incomplete.status is GateStatus.INCOMPLETE and incomplete.exit_code == 2
+    allowed = compare_counted({BASE: base, CURRENT: current}, allow_incomplete=True)
+    assert allowed.exit_code == 0 and not allowed.incomplete
+    assert any(n.kind is NoticeKind.ALLOWED_INCOMPLETE and n.count == 2 for n in allowed.notices)
+
+
+def test_a_counted_side_that_broke_off_is_incomplete() -> None:
+    base = _side(BASE, {"t::a": 10}, {})
+    report = compare_counted({BASE: base}, broken="the current side's session crashed (exit code -9)")
+    assert report.incomplete == ("the paired run did not finish: the current side's session crashed (exit code -9)",)
+    assert report.exit_code == 2
 
 
 @needs_callgrind
