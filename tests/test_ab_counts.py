@@ -236,3 +236,21 @@ def test_a_counted_run_of_an_unknown_revision_is_an_error(repo: Path) -> None:
     result = ab(repo, "--base", "nosuch", "--allocations", "--", "tests")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--base 'nosuch': no such revision" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("selection", "said"),
+    [
+        (("tests/nothere.py",), "no test to compare: pytest on the current side selected none: ERROR: file or "
+         "directory not found: tests/nothere.py"),
+        (("tests", "-k", "nomatch"), "no test to compare: pytest on the current side selected none: "),
+    ],
+)  # fmt: skip
+def test_a_counted_side_that_runs_nothing_fails_closed(
+    repo: Path, tmp_path: Path, selection: tuple[str, ...], said: str
+) -> None:
+    result = ab(repo, "--base", "main", "--allocations", "--json", str(tmp_path / "out.json"), "--", *selection)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert said in result.stderr
+    assert json.loads((tmp_path / "out.json").read_text())["status"] == "incomplete"
+    no_worktrees_left(repo)
