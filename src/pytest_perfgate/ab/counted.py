@@ -102,6 +102,11 @@ def run_counted(options: CountOptions, *, progress: Progress | None = None) -> C
     if any(a in parallel or a.startswith(("--numprocesses=", "--dist=")) for a in options.pytest_args):
         raise AbError("perfgate ab --instructions counts each side in one pytest process: remove -n/--numprocesses")
     what = "instructions (under callgrind) and allocations" if options.instructions else "allocations"
+    run.notices.append(
+        f"counted, not timed: each side's session ran once with {INSTRUCTIONS if options.instructions else ALLOCATIONS}"
+        " (no rounds, no pinning); Baseline is the base side's count, Current the current side's, judged by the "
+        "counter rule (the base side stands for the stored runs; the part of the rule on times does not apply)"
+    )
     with ExitStack() as stack:
         stack.enter_context(_terminate_as_interrupt())
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="perfgate-ab-count-")))

@@ -150,6 +150,7 @@ def run_counted(args: argparse.Namespace) -> int:
     from ..ab.counted import CountOptions
     from ..ab.counted import run_counted as count
     from ..ab.judge import compare_counted
+    from ..ab.schedule import Side
     from ..errors import AbError
     from ..model import save_results
     from ._common import gate_settings, write_reports
@@ -181,8 +182,8 @@ def run_counted(args: argparse.Namespace) -> int:
     except AbError as exc:
         write_reports(args, compare_counted({}, settings, subject=args.base, broken=f"{exc}", started=False), None)
         raise
-    for path, side in ((args.save_current, "current"), (args.save_base, "base")):
-        side_run = next((s.run for k, s in result.sessions.items() if k.value == side), None)
+    for path, side in ((args.save_current, Side.CURRENT), (args.save_base, Side.BASE)):
+        side_run = result.run_of(side)
         if path and side_run is not None:
             save_results(path, side_run)
     report = compare_counted(
@@ -193,8 +194,7 @@ def run_counted(args: argparse.Namespace) -> int:
         broken=result.incomplete,
         allow_incomplete=args.allow_incomplete,
     )
-    current = next((s.run for k, s in result.sessions.items() if k.value == "current"), None)
-    write_reports(args, report, current)
+    write_reports(args, report, result.run_of(Side.CURRENT))
     print(f"perfgate ab {mode}: both sides counted in {result.elapsed:.1f}s", file=sys.stderr)
     if result.incomplete:
         print(f"error: the paired run did not finish: {result.incomplete}", file=sys.stderr)
