@@ -90,6 +90,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="tests selected on both sides but not compared (failed, timed nothing, ...) are listed in "
         "a notice instead of making the run incomplete (exit 2); a run that broke off stays exit 2",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="the paired gate on counts: each side runs its session once under valgrind's callgrind "
+        "(--perfgate-instructions) and each test's instructions and allocations are judged by the counter "
+        'rule (no pinning, no rounds; docs/ab.md, "Counted")',
+    )
+    parser.add_argument(
+        "--allocations",
+        action="store_true",
+        help="the paired gate on allocation counts only (--perfgate-allocations: no valgrind); with "
+        "--instructions, allocations are counted anyway",
+    )
     parser.add_argument("--hashseed", default="0", metavar="SEED", help="PYTHONHASHSEED of both workers (default 0)")
     parser.add_argument("--keep-worktree", action="store_true", help="keep the base worktree (for debugging)")
     parser.add_argument("--save-current", metavar="FILE", help="write the current side's results file to FILE")
@@ -103,7 +116,98 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST ARGS", help="what pytest runs on both sides")
 
 
+#: timed-mode options and their defaults: given with --instructions/--allocations they are refused
+TIMED_ONLY = {
+    "cpu": None,
+    "min_blocks": 16,
+    "max_time": None,
+    "min_round_time": 1e-3,
+    "test_timeout": 300.0,
+    "confirm_pairs": 2,
+    "whole_calls": True,
+    "hashseed": "0",
+    "save_blocks": None,
+}
+
+
+def _refused(args: argparse.Namespace) -> list[str]:
+    """The timed-mode options given with a counted mode, as the user wrote them."""
+    return [
+        "--" + ("no-whole-calls" if name == "whole_calls" else name.replace("_", "-"))
+        for name, default in TIMED_ONLY.items()
+        if getattr(args, name) != default
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.instructions or args.allocations:
+        return run_counted(args)
+    return run_timed(args)
+
+
+def run_counted(args: argparse.Namespace) -> int:
+    """``perfgate ab --instructions`` / ``--allocations``: each side counted once, the counter rule."""
+    from ..ab.counted import CountOptions
+    from ..ab.counted import run_counted as count
+    from ..ab.judge import compare_counted
+    from ..ab.schedule import Side
+    from ..errors import AbError
+    from ..model import save_results
+    from ._common import gate_settings, write_reports
+
+    mode = "--instructions" if args.instructions else "--allocations"
+    refused = _refused(args)
+    if refused:
+        raise AbError(
+            f"perfgate ab {mode} counts one call per test and side (no rounds, no pinning, the hash seed of "
+            f"the counted session): {', '.join(refused)} only apply to the timed mode; remove "
+            f"{'it' if len(refused) == 1 else 'them'} (--timeout limits the whole run)"
+        )
+    settings = gate_settings(args)
+    pytest_args = list(args.pytest_args)
+    if pytest_args[:1] == ["--"]:
+        pytest_args = pytest_args[1:]
+    options = CountOptions(
+        base=args.base,
+        pytest_args=tuple(pytest_args),
+        pythonpath=tuple(args.pythonpath) if args.pythonpath is not None else None,
+        install=args.install,
+        overlay=tuple(args.overlay),
+        instructions=bool(args.instructions),
+        timeout=args.timeout,
+        keep_worktree=args.keep_worktree,
+    )
+    try:
+        result = count(options, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except AbError as exc:
+        write_reports(args, compare_counted({}, settings, subject=args.base, broken=f"{exc}", started=False), None)
+        raise
+    for path, side in ((args.save_current, Side.CURRENT), (args.save_base, Side.BASE)):
+        side_run = result.run_of(side)
+        if path and side_run is not None:
+            save_results(path, side_run)
+    report = compare_counted(
+        result.sessions,
+        settings,
+        subject=result.subject,
+        notices=result.notices,
+        broken=result.incomplete,
+        allow_incomplete=args.allow_incomplete,
+    )
+    write_reports(args, report, result.run_of(Side.CURRENT))
+    print(f"perfgate ab {mode}: both sides counted in {result.elapsed:.1f}s", file=sys.stderr)
+    if result.incomplete:
+        print(f"error: the paired run did not finish: {result.incomplete}", file=sys.stderr)
+    elif report.incomplete:
+        print(
+            f"error: the paired run is incomplete: {'; '.join(report.incomplete)[:2000]} (--allow-incomplete "
+            "lists tests not compared without failing)",
+            file=sys.stderr,
+        )
+    return report.exit_code
+
+
+def run_timed(args: argparse.Namespace) -> int:
     from ..ab.controller import AbOptions, run_ab
     from ..ab.judge import compare_paired
     from ..errors import AbError
