@@ -124,6 +124,22 @@ class BudgetSpec:
         )
 
 
+def spec_with_levels(
+    budgets: Iterable[MetricBudget], kpi: str | None, levels: Mapping[str, float | None], evidence: tuple[str, ...]
+) -> BudgetSpec:
+    """A spec from its budgets and its gate thresholds (``levels``: ``max_regression``,
+    ``warn_regression`` and their ``counter_`` forms; a missing one is unset)."""
+    return BudgetSpec(
+        budgets=tuple(budgets),
+        kpi=kpi,
+        max_regression=levels.get("max_regression"),
+        warn_regression=levels.get("warn_regression"),
+        counter_max_regression=levels.get("counter_max_regression"),
+        counter_warn_regression=levels.get("counter_warn_regression"),
+        evidence=evidence,
+    )
+
+
 def _first(*values: float | None) -> float | None:
     return next((v for v in values if v is not None), None)
 
@@ -362,15 +378,7 @@ def parse_marker(
                 "the warning threshold must be at most the failure threshold"
             )
         levels[max_key], levels[warn_key] = max_regression, warn_regression
-    return BudgetSpec(
-        budgets=tuple(budgets),
-        kpi=kpi,
-        max_regression=levels["max_regression"],
-        warn_regression=levels["warn_regression"],
-        counter_max_regression=levels["counter_max_regression"],
-        counter_warn_regression=levels["counter_warn_regression"],
-        evidence=parse_evidence(options.get("evidence", ()), "evidence="),
-    )
+    return spec_with_levels(budgets, kpi, levels, parse_evidence(options.get("evidence", ()), "evidence="))
 
 
 def parse_evidence(raw: object, where: str) -> tuple[str, ...]:

@@ -446,33 +446,21 @@ def compare(
         kind, unit, hib = _series_meta(cur_series or base_series)
         warn_r, max_r = settings.thresholds_for(nodeid, cur_test.spec if cur_test else None, metric)
         counter = metrics.is_counter(metric)
-        if counter:
-            template = Comparison(
-                nodeid=nodeid,
-                metric=metric,
-                verdict=GateVerdict.UNCHANGED,
-                reason="",
-                kind=kind,
-                unit=unit,
-                higher_is_better=hib,
-                statistic="median",
-                warn_threshold=warn_r,
-                max_threshold=max_r,
-                counter=True,
-            )
-        else:
-            template = Comparison(
-                nodeid=nodeid,
-                metric=metric,
-                verdict=GateVerdict.UNCHANGED,
-                reason="",
-                kind=kind,
-                unit=unit,
-                higher_is_better=hib,
-                statistic=settings.metric,
-                warn_threshold=max(warn_r, settings.min_effect),
-                max_threshold=max(max_r, settings.min_effect),
-            )
+        # a counter is exact: its own statistic and thresholds, no minimum effect
+        floor = 0.0 if counter else settings.min_effect
+        template = Comparison(
+            nodeid=nodeid,
+            metric=metric,
+            verdict=GateVerdict.UNCHANGED,
+            reason="",
+            kind=kind,
+            unit=unit,
+            higher_is_better=hib,
+            statistic="median" if counter else settings.metric,
+            warn_threshold=max(warn_r, floor),
+            max_threshold=max(max_r, floor),
+            counter=counter,
+        )
         if cur_series is None:
             why = "not in the current run" if cur_test is None else f"the test recorded no '{metric}' this time"
             done.append(replace(template, verdict=GateVerdict.MISSING, reason=why))

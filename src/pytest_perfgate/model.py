@@ -23,7 +23,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .budgets import BudgetResult, BudgetSpec, MetricBudget, Verdict
+from .budgets import BudgetResult, BudgetSpec, MetricBudget, Verdict, spec_with_levels
 from .errors import ResultsFileError
 from .evidence import Evidence, EvidenceField
 from .paths import write_json_atomic
@@ -357,17 +357,10 @@ def spec_from_dict(r: _Reader, raw: Any, where: str) -> BudgetSpec:
     kpi = d.get("kpi")
     if kpi is not None and not isinstance(kpi, str):
         raise r.fail(f"{where}.kpi", f"expected a KPI name or null, got {_short(kpi)}")
-    return BudgetSpec(
-        budgets=tuple(budgets),
-        kpi=kpi,
-        max_regression=levels["max_regression"],
-        warn_regression=levels["warn_regression"],
-        counter_max_regression=levels["counter_max_regression"],
-        counter_warn_regression=levels["counter_warn_regression"],
-        evidence=tuple(
-            r.text(e, f"{where}.evidence[{i}]") for i, e in enumerate(r.seq(d.get("evidence", []), f"{where}.evidence"))
-        ),
+    evidence = tuple(
+        r.text(e, f"{where}.evidence[{i}]") for i, e in enumerate(r.seq(d.get("evidence", []), f"{where}.evidence"))
     )
+    return spec_with_levels(budgets, kpi, levels, evidence)
 
 
 def verdict_from_dict(r: _Reader, raw: Any, where: str) -> BudgetResult:
