@@ -119,21 +119,8 @@ def compare_paired(
     if not broken and not pending and not not_compared and any(not t.only for t in tests):
         # e.g. every selected test skipped on both sides (pytest-benchmark's --benchmark-skip in addopts)
         incomplete.append("no test was compared: every test selected on both sides was skipped or not timed")
-    if allow_incomplete and not_compared:
-        all_notices.append(Notice(NoticeKind.ALLOWED_INCOMPLETE, count=len(not_compared), tests=tuple(not_compared)))
-    else:
-        incomplete += not_compared
-    breaches = budget_breaches(current_run) if current_run is not None else ()
-    return GateReport(
-        tuple(ordered(done)),
-        breaches,
-        tuple(all_notices),
-        1,
-        (subject,) if subject else (),
-        settings,
-        mode=GateMode.PAIRED,
-        subject=subject,
-        incomplete=tuple(incomplete),
+    return _paired_report(
+        done, all_notices, incomplete, not_compared, settings, subject, current_run, allow_incomplete=allow_incomplete
     )
 
 
@@ -250,21 +237,8 @@ def compare_counted(
     incomplete = [f"the paired run {'did not finish' if started else 'could not start'}: {broken}"] if broken else []
     if not broken and not judged and not not_compared and both_sides:
         incomplete.append("no test was compared: every test selected on both sides was skipped or not counted")
-    if allow_incomplete and not_compared:
-        all_notices.append(Notice(NoticeKind.ALLOWED_INCOMPLETE, count=len(not_compared), tests=tuple(not_compared)))
-    else:
-        incomplete += not_compared
-    breaches = budget_breaches(current_run) if current_run is not None else ()
-    return GateReport(
-        tuple(ordered(done)),
-        breaches,
-        tuple(all_notices),
-        1,
-        (subject,) if subject else (),
-        settings,
-        mode=GateMode.PAIRED,
-        subject=subject,
-        incomplete=tuple(incomplete),
+    return _paired_report(
+        done, all_notices, incomplete, not_compared, settings, subject, current_run, allow_incomplete=allow_incomplete
     )
 
 
@@ -320,3 +294,34 @@ def _only(run: RunResult, nodeids: Sequence[str]) -> RunResult:
         replace(t, series={k: v for k, v in t.series.items() if is_counter(k)}) for t in run.tests if t.nodeid in keep
     )
     return replace(run, tests=tests)
+
+
+def _paired_report(
+    done: Sequence[Comparison],
+    notices: list[Notice],
+    incomplete: list[str],
+    not_compared: list[str],
+    settings: GateSettings,
+    subject: str,
+    current_run: RunResult | None,
+    *,
+    allow_incomplete: bool,
+) -> GateReport:
+    """The paired report: what was not compared makes it incomplete, or is listed in a notice with
+    ``allow_incomplete``; the current run's budget breaches come along."""
+    if allow_incomplete and not_compared:
+        notices.append(Notice(NoticeKind.ALLOWED_INCOMPLETE, count=len(not_compared), tests=tuple(not_compared)))
+    else:
+        incomplete = incomplete + not_compared
+    breaches = budget_breaches(current_run) if current_run is not None else ()
+    return GateReport(
+        tuple(ordered(done)),
+        breaches,
+        tuple(notices),
+        1,
+        (subject,) if subject else (),
+        settings,
+        mode=GateMode.PAIRED,
+        subject=subject,
+        incomplete=tuple(incomplete),
+    )

@@ -12,6 +12,7 @@ from ._common import add_gate_arguments
 
 if TYPE_CHECKING:
     from ..ab.schedule import PairedTest
+    from ..gate import GateReport
 
 BLOCKS_SCHEMA = "perfgate-ab-blocks"
 
@@ -196,15 +197,7 @@ def run_counted(args: argparse.Namespace) -> int:
     )
     write_reports(args, report, result.run_of(Side.CURRENT))
     print(f"perfgate ab {mode}: both sides counted in {result.elapsed:.1f}s", file=sys.stderr)
-    if result.incomplete:
-        print(f"error: the paired run did not finish: {result.incomplete}", file=sys.stderr)
-    elif report.incomplete:
-        print(
-            f"error: the paired run is incomplete: {'; '.join(report.incomplete)[:2000]} (--allow-incomplete "
-            "lists tests not compared without failing)",
-            file=sys.stderr,
-        )
-    return report.exit_code
+    return _exit(report, result.incomplete)
 
 
 def run_timed(args: argparse.Namespace) -> int:
@@ -254,8 +247,13 @@ def run_timed(args: argparse.Namespace) -> int:
     )
     write_reports(args, report, result.current_run)
     print(f"perfgate ab: {len(result.tests)} test(s) in {result.elapsed:.1f}s", file=sys.stderr)
-    if result.incomplete:
-        print(f"error: the paired run did not finish: {result.incomplete}", file=sys.stderr)
+    return _exit(report, result.incomplete)
+
+
+def _exit(report: GateReport, broken: str) -> int:
+    """The run's exit code, with why it is incomplete on stderr."""
+    if broken:
+        print(f"error: the paired run did not finish: {broken}", file=sys.stderr)
     elif report.incomplete:
         print(
             f"error: the paired run is incomplete: {'; '.join(report.incomplete)[:2000]} (--allow-incomplete "
