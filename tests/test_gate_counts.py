@@ -3,6 +3,7 @@ fingerprint, on synthetic results shaped like the counting core's (docs/instruct
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from pytest_perfgate.budgets import BudgetSpec, parse_marker
 from pytest_perfgate.config import CounterSettings, GateOverride, GateSettings, parse_config
-from pytest_perfgate.gate import Comparison, GateReport, GateStatus, GateVerdict, NoticeKind, compare
+from pytest_perfgate.gate import Comparison, GateMode, GateReport, GateStatus, GateVerdict, NoticeKind, compare
 from pytest_perfgate.model import RunResult, Series, TestResult, run_from_dict, run_to_dict
 from pytest_perfgate.reports.gate_terminal import counter_line, format_terminal, gate_rule
 from pytest_perfgate.reports.gate_text import environment_changes, headline, notice_texts
@@ -412,3 +413,13 @@ def test_counters_are_judged_against_runs_stored_as_summaries(tmp_path: Path) ->
     }
     slower = gate(counted({"instructions": [M40 * 1.02], "alloc_blocks": [M40] * 3}), stored)
     assert one(slower).verdict is GateVerdict.REGRESSION and slower.exit_code == 1
+
+
+def test_the_rule_sentence_of_a_report_of_counts_only_is_the_counter_rule() -> None:
+    report = gate(counted())
+    assert gate_rule(report).startswith("Gate on the median: a regression is worse by more than 10%")
+    counts_only = dataclasses.replace(report, comparisons=tuple(c for c in report.comparisons if c.counter))
+    assert gate_rule(counts_only).startswith("Gate on counts. Counters (instructions, allocations) are exact")
+    paired = dataclasses.replace(counts_only, mode=GateMode.PAIRED)
+    assert gate_rule(paired).startswith("Paired A/B on counts: the base and the current code each ran their tests once")
+    assert "ABBA" not in gate_rule(paired)

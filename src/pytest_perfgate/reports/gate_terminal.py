@@ -52,6 +52,14 @@ def gate_rule(report: GateReport) -> str:
         f"over {judged} comparison{'s' if judged != 1 else ''}"
     )
     counters = counter_rule(report)
+    only_counters = bool(report.comparisons) and all(c.counter for c in report.comparisons)
+    if report.mode is GateMode.PAIRED and only_counters:
+        return (
+            "Paired A/B on counts: the base and the current code each ran their tests once, counted "
+            f"(one counted call per test and side; the base side is the one stored run).{counters}"
+        )
+    if only_counters:
+        return f"Gate on counts.{counters}"
     if report.mode is GateMode.PAIRED:
         return (
             "Paired A/B: the base and the current code ran in alternating rounds (ABBA blocks) in two processes "
