@@ -5,37 +5,18 @@ or the native extension with client requests is missing), and ``--allocations`` 
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.ab import LIBRARY, ab, git, make_repository, no_worktrees_left
+from harness.counts import needs_callgrind, needs_native
 from pytest_perfgate.ab.counted import SideSession
 from pytest_perfgate.ab.judge import NOT_COUNTED, compare_counted
 from pytest_perfgate.ab.schedule import BASE, CURRENT
 from pytest_perfgate.gate import GateStatus, GateVerdict, NoticeKind
 from pytest_perfgate.model import RunResult, Series, TestResult
 from pytest_perfgate.units import Kind
-
-try:
-    from pytest_perfgate.counts import _native
-except ImportError:  # pragma: no cover - depends on the install
-    _native = None  # type: ignore[assignment]
-
-needs_native = pytest.mark.skipif(
-    _native is None,
-    reason="pytest_perfgate.counts._native is not built (a C compiler and Python's headers; then reinstall)",
-)
-needs_callgrind = pytest.mark.skipif(
-    _native is None
-    or not sys.platform.startswith("linux")
-    or shutil.which("valgrind") is None
-    or not _native.have_client_requests(),
-    reason="instruction counts need Linux, valgrind (apt-get install valgrind) and the native extension built "
-    "with valgrind's headers",
-)
 
 TESTS = """\
 import shop
