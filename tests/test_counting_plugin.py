@@ -90,7 +90,7 @@ def test_instructions_are_counted_under_callgrind_and_times_are_not_taken(pytest
 
 
 @needs_callgrind
-def test_two_counted_runs_agree_within_a_tenth_of_a_percent(pytester: pytest.Pytester) -> None:
+def test_two_counted_runs_of_unchanged_code_agree_below_the_gates_warning(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_suite=SUITE)
     counts = []
     for run in ("a", "b"):
@@ -101,7 +101,10 @@ def test_two_counted_runs_agree_within_a_tenth_of_a_percent(pytester: pytest.Pyt
         counts.append({n: s["instructions"]["values"][0] for n, s in _series(pytester.path / f"{run}.json").items()})
     for name in counts[0]:
         a, b = counts[0][name], counts[1][name]
-        assert abs(a - b) / min(a, b) <= 0.001, (name, a, b)
+        # below the counter rule's warning (0.5%): unchanged code never looks changed. (How close
+        # counts come, 0.1% or better for most calls, is measured in bench/RESULTS-instructions.md:
+        # small calls drift by a few hundred instructions between processes.)
+        assert abs(a - b) / min(a, b) < 0.005, (name, a, b)
 
 
 def test_instructions_refuse_pytest_xdist(pytester: pytest.Pytester) -> None:
