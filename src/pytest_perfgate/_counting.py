@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from typing import Any
@@ -109,8 +110,21 @@ def _workload(item: pytest.Item, recorder: Recorder) -> Workload | str | None:
             return "calls awaited in the test's event loop (perf.aio) are not counted; perf(async_fn) in a sync test is"
         return Workload(perf.measured_callable)
     if recorder.mode is Mode.WHOLE_CALL:
-        return Workload(item.runtest)  # the body again: its first run was the warm-up
+        return Workload(_body(item))  # the body again: its first run was the warm-up
     return None
+
+
+def _body(item: pytest.Item) -> Any:
+    """The test function called with its fixtures' values: the body alone, without pytest's hook
+    calls around it (``item.runtest``, whose count depends on the plugins and their state); the
+    whole ``runtest`` for anything that is not a plain function test."""
+    function = getattr(item, "obj", None)
+    funcargs = getattr(item, "funcargs", None)
+    info = getattr(item, "_fixtureinfo", None)
+    if function is None or funcargs is None or info is None or inspect.iscoroutinefunction(function):
+        return item.runtest
+    kwargs = {name: funcargs[name] for name in info.argnames if name in funcargs}
+    return lambda: function(**kwargs)
 
 
 def count_test(item: pytest.Item, recorder: Recorder, options: Options) -> None:
