@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.ab import LIBRARY, NOT_A_REGRESSION, ab, git, make_repository, no_worktrees_left
+from harness.ab import LIBRARY, NOT_A_REGRESSION, ab, ab_against_main, git, make_repository, no_worktrees_left
 from pytest_perfgate import stats
 from pytest_perfgate.ab.controller import _needs_confirming
 from pytest_perfgate.ab.judge import compare_paired
@@ -308,22 +308,9 @@ def _not_a_regression(line: str) -> bool:
 
 
 def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_path: Path) -> None:
-    cpu = min(os.sched_getaffinity(0))  # one this process may use (a runner may be limited to some)
-    unchanged = ab(
-        repo,
-        "--base",
-        "main",
-        "--cpu",
-        str(cpu),
-        "--min-blocks",
-        "12",
-        "--json",
-        str(tmp_path / "same.json"),
-        "--",
-        "tests",
-    )
+    unchanged = ab_against_main(repo, tmp_path / "same.json")
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
-    assert f"current working tree; workers pinned to CPU {cpu}" in unchanged.stderr
+    assert f"current working tree; workers pinned to CPU {min(os.sched_getaffinity(0))}" in unchanged.stderr
     assert unchanged.stdout.startswith("perfgate: PASSED (") and "; paired A/B against main (" in unchanged.stdout
     same = {c["nodeid"]: c for c in json.loads((tmp_path / "same.json").read_text())["comparisons"]}
     for nodeid in ("tests/test_shop.py::test_checksum", "tests/test_shop.py::test_render"):
@@ -336,22 +323,12 @@ def test_ab_fails_the_slow_commit_and_passes_the_unchanged_one(repo: Path, tmp_p
     assert "[3/3] tests/test_shop.py::test_no_perf_call: " in unchanged.stderr
 
     _slow_down(repo)
-    slow = ab(
+    slow = ab_against_main(
         repo,
-        "--base",
-        "main",
-        "--min-blocks",
-        "12",
-        "--markdown",
-        str(tmp_path / "ab.md"),
-        "--junit",
-        str(tmp_path / "ab.xml"),
-        "--json",
-        str(tmp_path / "ab.json"),
-        "--save-current",
-        str(tmp_path / "current.json"),
-        "--",
-        "tests",
+        tmp_path / "ab.json",
+        *("--markdown", str(tmp_path / "ab.md"), "--junit", str(tmp_path / "ab.xml")),
+        *("--save-current", str(tmp_path / "current.json")),
+        pinned=False,
     )
     assert slow.returncode == 1, slow.stdout + slow.stderr
     assert slow.stdout.startswith("perfgate: FAILED: 1 regression (") and "; paired A/B against main (" in slow.stdout

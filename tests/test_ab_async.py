@@ -6,12 +6,11 @@ slowdown fails, an unchanged commit passes."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from harness.ab import LIBRARY, NOT_A_REGRESSION, ab, make_repository, no_worktrees_left
+from harness.ab import LIBRARY, NOT_A_REGRESSION, ab, ab_against_main, make_repository, no_worktrees_left
 
 pytest.importorskip("pytest_asyncio")
 
@@ -71,22 +70,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_ab_pairs_awaited_calls(repo: Path, tmp_path: Path) -> None:
-    cpu = min(os.sched_getaffinity(0))
-    unchanged = ab(
-        repo,
-        "--base",
-        "main",
-        "--cpu",
-        str(cpu),
-        "--min-blocks",
-        "12",
-        "--json",
-        str(tmp_path / "same.json"),
-        "--save-current",
-        str(tmp_path / "same-current.json"),
-        "--",
-        "tests",
-    )
+    unchanged = ab_against_main(repo, tmp_path / "same.json", "--save-current", str(tmp_path / "same-current.json"))
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
     assert unchanged.stdout.startswith("perfgate: PASSED (")
     same = {c["nodeid"]: c for c in json.loads((tmp_path / "same.json").read_text())["comparisons"]}
@@ -102,19 +86,7 @@ def test_ab_pairs_awaited_calls(repo: Path, tmp_path: Path) -> None:
 
     # 40% more iterations in checksum, behind the awaited call
     (repo / "src" / "shop" / "__init__.py").write_text(LIBRARY.format(loops="n * 7 // 5"))
-    slow = ab(
-        repo,
-        "--base",
-        "main",
-        "--cpu",
-        str(cpu),
-        "--min-blocks",
-        "12",
-        "--json",
-        str(tmp_path / "ab.json"),
-        "--",
-        "tests",
-    )
+    slow = ab_against_main(repo, tmp_path / "ab.json")
     assert slow.returncode == 1, slow.stdout + slow.stderr
     assert slow.stdout.startswith("perfgate: FAILED: 2 regressions (")
     rows = {c["nodeid"]: c for c in json.loads((tmp_path / "ab.json").read_text())["comparisons"]}

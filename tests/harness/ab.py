@@ -55,3 +55,10 @@ NOT_A_REGRESSION = ("unchanged", "improvement", "unstable", "warning")
 def no_worktrees_left(repo: Path) -> None:
     listed = git(repo, "worktree", "list", "--porcelain")
     assert listed.count("worktree ") == 1, listed
+
+
+def ab_against_main(repo: Path, report: Path, *options: str, pinned: bool = True) -> subprocess.CompletedProcess[str]:
+    """``perfgate ab --base main`` over the project's ``tests``, at least 12 blocks, its JSON report to
+    ``report``; ``pinned``: on a CPU this process may use (a runner may be limited to some)."""
+    cpu = ("--cpu", str(min(os.sched_getaffinity(0)))) if pinned else ()
+    return ab(repo, "--base", "main", *cpu, "--min-blocks", "12", "--json", str(report), *options, "--", "tests")
