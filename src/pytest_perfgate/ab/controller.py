@@ -249,22 +249,49 @@ def _terminate_as_interrupt() -> Iterator[None]:
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """Where a paired run (timed or counted) starts: the folder it was asked from, its repository,
+    the base commit, and its clock (``deadline``: when ``--timeout`` ends it)."""
+
+    cwd: Path
+    root: Path
+    commit: str
+    started: float
+    deadline: float | None
+
+
+def start_run(base: str, cwd: str, timeout: float | None, pytest_args: Sequence[str], parallel: str) -> RunStart:
+    """The start of a paired run; an :class:`AbError` for an unknown revision, a folder outside a
+    repository, or pytest arguments that would spread a side over pytest-xdist workers
+    (``parallel`` says why that is refused)."""
+    started = time.monotonic()
+    here = Path(cwd).resolve()
+    root = wt.repository_root(here)
+    commit = wt.resolve_revision(root, base)
+    if any(
+        a in ("-n", "--numprocesses", "--dist") or a.startswith(("--numprocesses=", "--dist=")) for a in pytest_args
+    ):
+        raise AbError(parallel)
+    return RunStart(here, root, commit, started, None if timeout is None else started + timeout)
+
+
 def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progress | None = None) -> AbRun:
     """The whole paired run. Raises :class:`AbError` when it cannot start; a run that starts
     but cannot finish returns what it measured with ``incomplete`` set."""
     say = progress or (lambda line: None)
-    started = time.monotonic()
-    deadline = None if options.timeout is None else started + options.timeout
-    cwd = Path(options.cwd).resolve()
-    root = wt.repository_root(cwd)
-    commit = wt.resolve_revision(root, options.base)
+    start = start_run(
+        options.base,
+        options.cwd,
+        options.timeout,
+        options.pytest_args,
+        "perfgate ab runs each side in one pytest process: remove -n/--numprocesses/--dist",
+    )
+    started, deadline, cwd, root, commit = start.started, start.deadline, start.cwd, start.root, start.commit
     cpu, cpu_notice = choose_cpu(options.cpu)
     run = AbRun(options.base, commit, cpu=cpu)
     if cpu_notice:
         run.notices.append(cpu_notice)
-    parallel = ("-n", "--numprocesses", "--dist")
-    if any(a in parallel or a.startswith(("--numprocesses=", "--dist=")) for a in options.pytest_args):
-        raise AbError("perfgate ab runs each side in one pytest process: remove -n/--numprocesses/--dist")
     with ExitStack() as stack:
         stack.enter_context(_terminate_as_interrupt())
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="perfgate-ab-run-")))

@@ -24,7 +24,7 @@ from .._procs import read_log, spawn, stop_group, tail
 from ..errors import AbError, PerfgateError
 from ..model import RunResult, load_results
 from . import worktree as wt
-from .controller import _check_no_other_perfgate, _perfgate_config, _terminate_as_interrupt, pytest_words
+from .controller import _check_no_other_perfgate, _perfgate_config, _terminate_as_interrupt, pytest_words, start_run
 from .observer import ENV_OBSERVED
 from .schedule import SIDES, Side
 
@@ -92,15 +92,15 @@ def run_counted(options: CountOptions, *, progress: Progress | None = None) -> C
     revision, a side that selects nothing or whose session does not start, a failing install); a
     side that crashes midway returns what was counted, with ``incomplete`` set."""
     say = progress or (lambda line: None)
-    started = time.monotonic()
-    deadline = None if options.timeout is None else started + options.timeout
-    cwd = Path(options.cwd).resolve()
-    root = wt.repository_root(cwd)
-    commit = wt.resolve_revision(root, options.base)
+    start = start_run(
+        options.base,
+        options.cwd,
+        options.timeout,
+        options.pytest_args,
+        "perfgate ab --instructions counts each side in one pytest process: remove -n/--numprocesses",
+    )
+    started, deadline, cwd, root, commit = start.started, start.deadline, start.cwd, start.root, start.commit
     run = CountRun(options.base, commit)
-    parallel = ("-n", "--numprocesses", "--dist")
-    if any(a in parallel or a.startswith(("--numprocesses=", "--dist=")) for a in options.pytest_args):
-        raise AbError("perfgate ab --instructions counts each side in one pytest process: remove -n/--numprocesses")
     what = "instructions (under callgrind) and allocations" if options.instructions else "allocations"
     run.notices.append(
         f"counted, not timed: each side's session ran once with {INSTRUCTIONS if options.instructions else ALLOCATIONS}"
