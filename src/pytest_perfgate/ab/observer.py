@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .worktree import session_files
+
 #: the JSON file this plugin writes (set by the counted controller)
 ENV_OBSERVED = "PERFGATE_AB_OBSERVED"
 #: the number of lines of a failure kept in the file
@@ -56,15 +58,8 @@ def pytest_collectreport(report: Any) -> None:
 def pytest_collection_finish(session: Any) -> None:
     if _observed is None:
         return
-    config = session.config
-    files = {str(item.path) for item in session.items}
-    for plugin in config.pluginmanager.get_plugins():
-        name = getattr(plugin, "__file__", None)
-        if name and os.path.basename(name) == "conftest.py":
-            files.add(str(name))
-    if config.inipath is not None:
-        files.add(str(config.inipath))
-    _observed.data.update(collected=True, nodeids=[item.nodeid for item in session.items], files=sorted(files))
+    files = session_files(session.config, session.items)
+    _observed.data.update(collected=True, nodeids=[item.nodeid for item in session.items], files=files)
     _observed.write()
 
 

@@ -37,6 +37,7 @@ from ..measure.workload import Workload, intercept_benchmark, is_pytest_benchmar
 from ..recorder import Measure, Mode
 from ..reports.session_report import BUDGET_FAILURE
 from .protocol import ENV_FOREIGN, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel, MessageType
+from .worktree import session_files
 
 try:
     import resource
@@ -104,17 +105,11 @@ class _Worker:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        files = {str(item.path) for item in items}
-        for plugin in config.pluginmanager.get_plugins():
-            name = getattr(plugin, "__file__", None)
-            if name and os.path.basename(name) == "conftest.py":
-                files.add(str(name))
-        if config.inipath is not None:
-            files.add(str(config.inipath))
+        files = session_files(config, items)
         self.channel.send(
             MessageType.COLLECTED,
             nodeids=[item.nodeid for item in items],
-            files=sorted(files),
+            files=files,
             rootdir=str(config.rootpath),
             errors=self.collect_errors,
             lifted=_lifted_timeouts(config, items),

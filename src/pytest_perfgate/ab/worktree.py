@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from .._procs import tail
 from ..errors import AbError
@@ -126,3 +127,17 @@ def import_paths(root: Path, requested: Iterable[str] | None) -> list[str]:
 
 def pythonpath(paths: list[str], env: Mapping[str, str]) -> str:
     return os.pathsep.join([*paths, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
+
+
+def session_files(config: Any, items: Iterable[Any]) -> list[str]:
+    """What a side's pytest session read from the tree and the other side must see too: the
+    selected tests' files, the conftest files loaded, and the ini file (a pytest config and its
+    items, duck-typed: this module does not import pytest)."""
+    files = {str(item.path) for item in items}
+    for plugin in config.pluginmanager.get_plugins():
+        name = getattr(plugin, "__file__", None)
+        if name and os.path.basename(name) == "conftest.py":
+            files.add(str(name))
+    if config.inipath is not None:
+        files.add(str(config.inipath))
+    return sorted(files)
