@@ -29,15 +29,6 @@ from .recorder import Mode, Recorder
 BENCHMARK_WORKLOAD: pytest.StashKey[Workload] = pytest.StashKey()
 
 
-def _on_valgrind() -> bool:
-    from .counts import native
-
-    try:
-        return bool(getattr(native(), "running_on_valgrind", lambda: 0)())
-    except PerfgateError:
-        return False
-
-
 def rerun_under_callgrind(config: pytest.Config, options: Options) -> int | None:
     """Run this session again under callgrind and return its exit code; None when this process
     already is that run. A usage error when it cannot be (no valgrind, a launcher script, xdist)."""
@@ -45,11 +36,11 @@ def rerun_under_callgrind(config: pytest.Config, options: Options) -> int | None
     import subprocess
     import tempfile
 
-    from .counts.callgrind import running_under_callgrind, valgrind_command
+    from .counts.callgrind import running_on_valgrind, running_under_callgrind, valgrind_command
 
     if running_under_callgrind():
         return None
-    if _on_valgrind():
+    if running_on_valgrind():
         raise pytest.UsageError(
             "perfgate: --perfgate-instructions: this pytest already runs under valgrind, but not under the command "
             "perfgate starts (instrumentation off until a measured call, its output folder): run pytest itself; "
@@ -80,10 +71,6 @@ def rerun_under_callgrind(config: pytest.Config, options: Options) -> int | None
         return subprocess.run(command.argv, env=env, cwd=config.invocation_params.dir, check=False).returncode
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-
-
-def settings(options: Options) -> CountSettings:
-    return CountSettings(allocations=True, instructions=options.instructions, cache_sim=options.cache_sim)
 
 
 def watch_benchmark(fixture: Any, item: pytest.Item, *, timed: bool) -> None:
@@ -139,7 +126,7 @@ def count_test(item: pytest.Item, recorder: Recorder, options: Options) -> None:
             recorder.not_checked.setdefault(name, workload)
         return
     try:
-        series = count_workload(workload, settings(options), name=item.nodeid)
+        series = count_workload(workload, CountSettings.of(options), name=item.nodeid)
     except PerfgateError as exc:
         pytest.fail(f"perfgate: counting {item.nodeid}: {exc}", pytrace=False)
     for one in series:

@@ -21,6 +21,7 @@ from . import _state as core
 from .budgets import BudgetSpec, Verdict
 from .errors import BudgetError, MeasurementError, PerfBudgetWarning
 from .measure import memory
+from .measure.counted import CountSettings
 from .measure.workload import is_pytest_benchmark
 from .model import TestResult, test_from_json, test_to_dict
 from .recorder import Recorder
@@ -142,23 +143,10 @@ def recorder(item: pytest.Item) -> Recorder:
         made = item.stash[core.RECORDER] = Recorder(
             dict(state.config.metrics),
             untimed=untimed,
-            unrecorded=uncounted(options.allocations, options.instructions, options.cache_sim),
+            unrecorded=CountSettings.of(options).uncounted(),
         )
         track(item.config)
     return made
-
-
-def uncounted(allocations: bool, instructions: bool, cache_sim: bool) -> dict[str, str]:
-    """The counters a session does not record, and why (a budget on one is "not checked")."""
-    missing = {}
-    if not (allocations or instructions):
-        for name in ("alloc_blocks", "alloc_bytes"):
-            missing[name] = "allocations are counted with --perfgate-allocations (or --perfgate-instructions)"
-    if not instructions:
-        missing["instructions"] = "instructions are counted under callgrind, with --perfgate-instructions"
-    if not (instructions and cache_sim):
-        missing["est_cycles"] = "estimated cycles are counted with --perfgate-instructions --perfgate-cache-sim"
-    return missing
 
 
 #: why a session counting instructions records no times (it runs under callgrind)

@@ -198,8 +198,7 @@ class PerfgateSession:
         if self.options.counting:
             from .measure.counted import CountSettings, fingerprint
 
-            counting = CountSettings(allocations=True, instructions=self.options.instructions)
-            extra["fingerprint"] = fingerprint(counting)
+            extra["fingerprint"] = fingerprint(CountSettings.of(self.options))
         return RunResult(metadata=metadata.collect(self.rootdir, extra=extra), tests=tuple(self.results.values()))
 
     def finish(self) -> RunResult | None:

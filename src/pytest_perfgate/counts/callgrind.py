@@ -266,14 +266,19 @@ class Counts:
 _dump_seq = 0
 
 
-def running_under_callgrind() -> bool:
-    """Whether this process runs under valgrind with perfgate's command (the extension says it
-    runs on valgrind and :data:`ENV_OUT_DIR` is set); False when the extension is missing."""
+def running_on_valgrind() -> bool:
+    """Whether this process runs under valgrind (any command); False when the extension with
+    valgrind's client requests is missing."""
     try:
         module = native_with_client_requests()
     except Exception:
         return False
-    return bool(module.running_on_valgrind()) and bool(os.environ.get(ENV_OUT_DIR))
+    return bool(module.running_on_valgrind())
+
+
+def running_under_callgrind() -> bool:
+    """Whether this process runs under valgrind with perfgate's command (:data:`ENV_OUT_DIR` set)."""
+    return running_on_valgrind() and bool(os.environ.get(ENV_OUT_DIR))
 
 
 def _dumps(out_dir: Path, pid: int) -> list[Path]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..model import Series
+from ..options import Options
 from ..units import Kind
 from .workload import Workload
 
@@ -47,9 +48,27 @@ class CountSettings:
     instructions: bool = False
     cache_sim: bool = False
 
-    @property
-    def any(self) -> bool:
-        return self.allocations or self.instructions
+    @classmethod
+    def of(cls, options: Options) -> CountSettings:
+        """What a session counts: allocations with either option, instructions (and estimated
+        cycles) with ``--perfgate-instructions`` (``--perfgate-cache-sim``); nothing when disabled."""
+        return cls(
+            allocations=options.counting,
+            instructions=options.counting and options.instructions,
+            cache_sim=options.counting and options.instructions and options.cache_sim,
+        )
+
+    def uncounted(self) -> dict[str, str]:
+        """The counters this session does not record, and why (a budget on one is "not checked")."""
+        missing = {}
+        if not self.allocations:
+            for name in (ALLOC_BLOCKS, ALLOC_BYTES):
+                missing[name] = "allocations are counted with --perfgate-allocations (or --perfgate-instructions)"
+        if not self.instructions:
+            missing[INSTRUCTIONS] = "instructions are counted under callgrind, with --perfgate-instructions"
+        if not self.cache_sim:
+            missing[EST_CYCLES] = "estimated cycles are counted with --perfgate-instructions --perfgate-cache-sim"
+        return missing
 
 
 @contextmanager
