@@ -118,7 +118,10 @@ def test_load_run_time_takes_units_in_whole_seconds(capsys: pytest.CaptureFixtur
     assert capsys.readouterr().err == "perfgate load: run-time 500ms rounded up to 1s (locust runs whole seconds)\n"
     with pytest.raises(LoadError, match=r"^run-time '0s' is not above 0; accepted: a duration such as"):
         _run_time("0s")
-    with pytest.raises(LoadError, match=r"^run-time 'soon' does not parse; accepted: .*'1h30m' or '1.5min' \(locust runs whole seconds: a fraction is rounded up\)$"):
+    with pytest.raises(
+        LoadError,
+        match=r"^run-time 'soon' does not parse; accepted: .*'1h30m' or '1.5min' \(locust runs whole seconds: a fraction is rounded up\)$",
+    ):
         _run_time("soon")
 
 

@@ -573,5 +573,7 @@ def test_a_local_master_and_its_workers_meet_on_their_own_loopback_port(tmp_path
     command = settings.command(local_master_port=40123)
     assert command[command.index("--master-bind-port") + 1] == "40123"
     assert command[command.index("--master-port") + 1] == "40123"
-    assert command[command.index("--master-bind-host") + 1] == command[command.index("--master-host") + 1] == "127.0.0.1"
+    assert (
+        command[command.index("--master-bind-host") + 1] == command[command.index("--master-host") + 1] == "127.0.0.1"
+    )
     assert "--master-port" not in LoadSettings(locustfile="l.py", host="http://127.0.0.1:1").command(40123)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -66,3 +68,51 @@ def test_spawn_runs_in_its_own_group_and_stop_kills_it_at_once(tmp_path: Path) -
     assert proc.returncode == -9
     assert not _procs.group_alive(proc.pid)
     _procs.stop_group(proc, grace=0)  # a group that already left: nothing happens
+    assert proc.pid not in _procs._GUARDS  # the guard was told the group is stopped and left
+
+
+_PARENT = """
+import subprocess, sys, time
+from pytest_perfgate import _procs
+# the leader forks a child that survives the leader (as locust's --processes workers can)
+leader = ("import os, sys, time\\n"
+          "if os.fork() == 0:\\n"
+          "    print(os.getpid(), flush=True); time.sleep(120); sys.exit(0)\\n"
+          "time.sleep(120)\\n")
+with open(sys.argv[1], "wb") as out:
+    proc = _procs.spawn([sys.executable, "-c", leader], feature="test", output=out, die_with_parent=True)
+print(proc.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _wait_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _procs.group_alive(pgid):
+            return True
+        time.sleep(0.05)
+    return not _procs.group_alive(pgid)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process groups")
+def test_a_killed_parent_leaves_no_process_of_the_group_behind(tmp_path: Path) -> None:
+    log = tmp_path / "group.log"
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(log)], stdout=subprocess.PIPE)
+    pgid = 0
+    try:
+        assert parent.stdout is not None
+        pgid = int(parent.stdout.readline())
+        deadline = time.monotonic() + 30
+        while not log.read_text().strip() and time.monotonic() < deadline:  # the forked child is up
+            time.sleep(0.05)
+        forked = int(log.read_text())
+        assert os.getpgid(forked) == pgid
+        parent.kill()  # no handler, no finally: only the guard can clean up
+        parent.wait(timeout=30)
+        assert _wait_gone(pgid, 20), f"group {pgid} still running after its parent was killed"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if pgid and _procs.group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)

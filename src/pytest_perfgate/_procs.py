@@ -74,10 +74,12 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     """Start ``command`` in its own session and process group (Ctrl-C in the terminal does not
     reach it; :func:`stop_group` ends it with all it forked), stdin closed, stdout and stderr to
-    ``output``. ``die_with_parent`` (Linux): it gets SIGTERM when this process dies.
+    ``output``. ``die_with_parent``: when this process dies without stopping it (SIGKILL
+    included), a guard process stops the whole group (SIGTERM, SIGKILL after
+    :data:`GUARD_GRACE` s); on Linux the leader also gets the parent-death signal.
     Raises ``OSError`` when it cannot start; ``PlatformError`` off POSIX."""
     require_posix(feature)
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         list(command),
         cwd=cwd,
         env=None if env is None else dict(env),
@@ -89,6 +91,65 @@ def spawn(
         # prctl only: no locks taken after fork
         preexec_fn=_die_with_parent(os.getpid()) if die_with_parent else None,
     )
+    if die_with_parent:
+        try:
+            _GUARDS[proc.pid] = _start_guard(proc.pid)
+        except OSError:
+            stop_group(proc, 0)
+            raise
+    return proc
+
+
+#: seconds a guard waits after SIGTERM before it kills the group it watches
+GUARD_GRACE = 5.0
+
+# The guard blocks reading its stdin, whose only writer is this process. Anything written means
+# "the group was stopped, leave"; end of file without a word means this process died: stop the
+# group. PR_SET_PDEATHSIG alone reaches only the group's leader, and the processes a leader forks
+# (locust --processes workers) can outlive it by the minute their heartbeat needs.
+_GUARD = """
+import os, signal, sys, time
+pgid, grace = int(sys.argv[1]), float(sys.argv[2])
+if sys.stdin.buffer.read(1):
+    sys.exit(0)
+def alive():
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return False
+    return True
+for signum, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 0.0)):
+    try:
+        os.killpg(pgid, signum)
+    except OSError:
+        sys.exit(0)
+    end = time.monotonic() + wait
+    while time.monotonic() < end and alive():
+        time.sleep(0.05)
+"""
+
+_GUARDS: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _start_guard(pgid: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-S", "-c", _GUARD, str(pgid), str(GUARD_GRACE)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C in the terminal must not end the guard before the group
+    )
+
+
+def _release_guard(pgid: int) -> None:
+    guard = _GUARDS.pop(pgid, None)
+    if guard is None or guard.stdin is None:
+        return
+    with contextlib.suppress(OSError):
+        guard.stdin.write(b"stopped")
+        guard.stdin.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        guard.wait(timeout=REAP_TIMEOUT)
 
 
 def group_alive(pgid: int) -> bool:
@@ -130,3 +191,4 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
         _signal_group(proc, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=REAP_TIMEOUT)
+    _release_guard(pgid)

@@ -407,8 +407,8 @@ def run_locust(
         started = time.monotonic()
         with open(log_path, "wb") as log, _stop_on_signals():
             try:
-                # its own process group (--processes children included), SIGTERM when perfgate dies:
-                # locust's SIGTERM handler stops the run and its own worker processes
+                # its own process group (--processes children included), stopped by a guard process
+                # when perfgate dies without stopping it (SIGKILL included)
                 proc = spawn(
                     command,
                     feature="perfgate load",
