@@ -272,6 +272,17 @@ def test_the_fingerprint_round_trips_through_json() -> None:
     assert fingerprint.Fingerprint.from_json({**here.to_json(), "newer": "ignored"}) == here
 
 
+def test_a_fingerprint_from_before_the_counting_method_was_recorded_loads_and_differs() -> None:
+    from pytest_perfgate.counts.callgrind import METHOD
+
+    here = fingerprint.current(valgrind="3.19.0", hash_seed=0, method=METHOD)
+    older = {key: value for key, value in here.to_json().items() if key != "method"}
+    loaded = fingerprint.Fingerprint.from_json(older)
+    assert loaded.method is None
+    # counts made before the canonical heap are not compared with counts made with it
+    assert fingerprint.differences(loaded, here) == (fingerprint.Difference("method", None, METHOD),)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

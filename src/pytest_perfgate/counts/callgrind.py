@@ -292,6 +292,10 @@ def _dumps(out_dir: Path, pid: int) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+#: how :func:`count_call` counts, recorded in the fingerprint: counts made another way are not compared
+METHOD = "callgrind per call, canonical heap 1"
+
+
 def count_call(
     fn: Callable[[], Any],
     *,
@@ -301,6 +305,7 @@ def count_call(
     out_dir: str | os.PathLike[str] | None = None,
     instrument_per_call: bool = True,
     keep_dump: bool = False,
+    canonical_heap: bool = True,
 ) -> Counts:
     """Count the instructions of a call of ``fn`` in a process started by
     :func:`valgrind_command`: ``warmup`` calls uninstrumented, then instrumentation on and, for
@@ -313,6 +318,10 @@ def count_call(
     switched off after the measured calls, so everything between counted calls runs
     uninstrumented; False leaves it on after the first call (only collection is toggled),
     which runs everything afterwards ~50x slower.
+
+    ``canonical_heap`` (default): each measured call allocates from a fresh epoch of the
+    extension's canonical heap (``_native.heap_begin``), so its count does not depend on what the
+    process allocated and freed before it; False leaves pymalloc and the C allocator as they are.
 
     :class:`MeasurementError` when not under callgrind, the extension lacks client requests, or
     a dump is missing; an exception from ``fn`` propagates after instrumentation is off again.
@@ -336,6 +345,8 @@ def count_call(
     for _ in range(warmup):
         fn()
     was_enabled = gc.isenabled()
+    if canonical_heap:
+        module.heap_install()
     module.start_instrumentation()
     try:
         for _ in range(repeat):
@@ -343,12 +354,16 @@ def count_call(
             tag = f"perfgate-{os.getpid()}-{_dump_seq}"
             gc.collect()
             gc.disable()
+            if canonical_heap:
+                module.heap_begin()
             module.zero_stats()
             module.toggle_collect()
             try:
                 fn()
             finally:
                 module.toggle_collect()
+                if canonical_heap:
+                    module.heap_end()
                 module.dump_stats(tag)
                 tags.append(tag)
                 if was_enabled:

@@ -41,6 +41,9 @@ class Fingerprint:
     valgrind: str | None  # "3.19.0", None when counts were not taken under valgrind
     distributions: str  # sha256 (12 hex digits) of the sorted "name==version" of the installed distributions
     hash_seed: str | None  # PYTHONHASHSEED ("0"), None when unset (random)
+    #: how instructions were counted (:data:`~pytest_perfgate.counts.callgrind.METHOD`); None: not
+    #: counted, or by a perfgate that did not record it (before the canonical heap)
+    method: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,17 +51,23 @@ class Fingerprint:
     @classmethod
     def from_json(cls, data: Any, *, source: str = "fingerprint") -> Fingerprint:
         """The fingerprint in ``data``; :class:`ResultsFileError` naming ``source`` and the field
-        when a field is missing or not a string (unknown keys are ignored: newer writers)."""
+        when a field is missing or not a string (unknown keys are ignored: newer writers;
+        ``method`` may be absent: older writers)."""
         if not isinstance(data, dict):
             raise ResultsFileError(source, f"the fingerprint must be an object, got {type(data).__name__}")
         values: dict[str, str | None] = {}
         for item in fields(cls):
             value = data.get(item.name)
-            optional = item.name in ("valgrind", "hash_seed")
-            if item.name not in data or (value is None and not optional) or not isinstance(value, (str, type(None))):
+            optional = item.name in _OPTIONAL
+            if item.name == "method" and item.name not in data:
+                value = None
+            elif item.name not in data or (value is None and not optional) or not isinstance(value, (str, type(None))):
                 raise ResultsFileError(source, f"fingerprint field {item.name!r} must be a string, got {value!r}")
             values[item.name] = value
         return cls(**values)  # type: ignore[arg-type]
+
+
+_OPTIONAL = ("valgrind", "hash_seed", "method")
 
 
 def _short_hash(lines: Iterable[str]) -> str:
@@ -80,9 +89,12 @@ def build_flags_hash() -> str:
     return _short_hash(f"{name}={sysconfig.get_config_var(name)!r}" for name in BUILD_VARS)
 
 
-def current(*, valgrind: str | None = None, hash_seed: str | int | None = None) -> Fingerprint:
+def current(
+    *, valgrind: str | None = None, hash_seed: str | int | None = None, method: str | None = None
+) -> Fingerprint:
     """This process's fingerprint; ``valgrind`` the version counts are taken with,
-    ``hash_seed`` the seed used (default: this process's ``PYTHONHASHSEED``)."""
+    ``hash_seed`` the seed used (default: this process's ``PYTHONHASHSEED``), ``method`` how
+    instructions were counted."""
     libc_name, libc_version = platform.libc_ver()
     seed = os.environ.get("PYTHONHASHSEED") if hash_seed is None else str(hash_seed)
     return Fingerprint(
@@ -96,6 +108,7 @@ def current(*, valgrind: str | None = None, hash_seed: str | int | None = None) 
         valgrind=valgrind,
         distributions=distributions_hash(),
         hash_seed=seed,
+        method=method,
     )
 
 

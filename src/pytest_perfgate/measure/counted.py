@@ -123,5 +123,10 @@ def fingerprint(settings: CountSettings) -> dict[str, str]:
 
     from ..counts.fingerprint import current
 
-    valgrind = os.environ.get(ENV_VALGRIND_VERSION) if settings.instructions else None
-    return {key: value for key, value in current(valgrind=valgrind).to_json().items() if value is not None}
+    if settings.instructions:
+        from ..counts.callgrind import METHOD
+
+        found = current(valgrind=os.environ.get(ENV_VALGRIND_VERSION), method=METHOD)
+    else:
+        found = current()
+    return {key: value for key, value in found.to_json().items() if value is not None}
