@@ -423,3 +423,17 @@ def test_the_rule_sentence_of_a_report_of_counts_only_is_the_counter_rule() -> N
     paired = dataclasses.replace(counts_only, mode=GateMode.PAIRED)
     assert gate_rule(paired).startswith("Paired A/B on counts: the base and the current code each ran their tests once")
     assert "ABBA" not in gate_rule(paired)
+
+
+def test_counts_from_before_the_canonical_heap_are_not_compared_with_counts_made_with_it() -> None:
+    from pytest_perfgate.counts.callgrind import METHOD
+
+    older = {k: v for k, v in FP.items() if k != "method"}
+    now = {**older, "method": METHOD}
+    stored = [counted({"instructions": [M40], "alloc_blocks": [100.0]}, fingerprint=older)] * 3
+    report = gate(counted({"instructions": [M40 * 1.07], "alloc_blocks": [100.0]}, fingerprint=now), stored)
+    assert one(report).verdict is GateVerdict.INSUFFICIENT and report.exit_code != 1
+    assert one(report, "alloc_blocks").verdict is GateVerdict.UNCHANGED  # allocations are counted the same way
+    (notice,) = [n for n in report.notices if n.kind is NoticeKind.ENVIRONMENT_CHANGED]
+    assert notice.differences == (("method", "", METHOD),)
+    assert environment_changes(notice.differences) == "method only in the current run"

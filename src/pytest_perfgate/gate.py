@@ -546,12 +546,13 @@ def compare(
 #: the run metadata key of the environment fingerprint: a flat object of strings (python,
 #: implementation, platform, valgrind, distributions, hashseed, ...), written by the counting core
 FINGERPRINT_KEY = "fingerprint"
-#: the fingerprint field that names valgrind: missing on one side is a difference for the
-#: callgrind counters (instructions, estimated cycles), not for the allocation counters
-VALGRIND_FIELD = "valgrind"
+#: the fingerprint fields of the callgrind counters (instructions, estimated cycles): valgrind's
+#: version and how perfgate counted. Missing on one side is a difference for those counters (a
+#: run from before the canonical heap has no ``method``), not for the allocation counters
+CALLGRIND_FIELDS = ("valgrind", "method")
 #: the order fingerprint differences are told in (other fields after these, by name)
 FINGERPRINT_ORDER = (
-    "python", "implementation", "python_build", "build_flags", "machine", "platform", "libc", VALGRIND_FIELD,
+    "python", "implementation", "python_build", "build_flags", "machine", "platform", "libc", *CALLGRIND_FIELDS,
     "distributions", "hash_seed",
 )  # fmt: skip
 
@@ -569,11 +570,11 @@ def fingerprint_differences(
     stored: dict[str, str], current: dict[str, str], *, valgrind: bool
 ) -> tuple[tuple[str, str, str], ...]:
     """The fields that make counters incomparable (in :data:`FINGERPRINT_ORDER`): every field present in both with
-    different values, and ``valgrind`` present on one side only when ``valgrind`` (the callgrind
-    counters are compared). A field missing on one side is "" in the result."""
+    different values, and a :data:`CALLGRIND_FIELDS` field present on one side only when
+    ``valgrind`` (the callgrind counters are compared). A field missing on one side is "" in the result."""
     names = set(stored) & set(current)
-    if valgrind and (VALGRIND_FIELD in stored) != (VALGRIND_FIELD in current):
-        names.add(VALGRIND_FIELD)
+    if valgrind:
+        names.update(name for name in CALLGRIND_FIELDS if (name in stored) != (name in current))
     order = {name: i for i, name in enumerate(FINGERPRINT_ORDER)}
     return tuple(
         (name, stored.get(name, ""), current.get(name, ""))
