@@ -351,3 +351,46 @@ def test_the_canonical_heap_makes_counts_exact_whatever_the_process_did_before(t
     assert len({run["again"] for run in found}) == 1, found
     # a later call in the same process: within a few hundred instructions (measured: 268 of 11.8M)
     assert abs(found[0]["again"] - found[0]["canonical"]) <= found[0]["canonical"] / 10_000, found
+
+
+REUSE_CHILD = textwrap.dedent(
+    """
+    import ctypes, json
+    from pytest_perfgate.counts import _native
+
+    def main():  # locals, not module globals (a new global can grow the module's dict in an epoch)
+        _native.heap_install()
+        places = set()
+        cell = ctypes.c_size_t()  # holds an address without keeping an object of the epoch alive
+        for _ in range(20_000):  # more epochs than the area has 2 MiB slots (16,384): emptied ones are reused
+            _native.heap_begin()
+            made = [object() for _ in range(10)]
+            cell.value = id(made[0])
+            del made
+            used, live, fallbacks = _native.heap_end()
+            assert live == 0 and fallbacks == 0, (used, live, fallbacks)
+            places.add(cell.value)
+        _native.heap_begin()
+        kept = [object() for _ in range(10)]  # alive after its epoch: the next epoch starts after it
+        _native.heap_end()
+        _native.heap_begin()
+        after = object()
+        _native.heap_end()
+        print(json.dumps({"places": len(places), "moved": id(after) >> 21 > id(kept[0]) >> 21}))
+
+    main()
+    """
+)
+
+
+@needs_native
+@pytest.mark.skipif(not sys.platform.startswith(("linux", "darwin")), reason="the canonical heap needs mmap")
+def test_an_emptied_epoch_gives_its_addresses_to_the_next_and_a_live_one_keeps_them(tmp_path: Path) -> None:
+    script = tmp_path / "reuse.py"
+    script.write_text(REUSE_CHILD)
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=os.environ | {"PYTHONPATH": str(SRC)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"places": 1, "moved": True}

@@ -316,17 +316,17 @@ alloc_running(PyObject *self, PyObject *unused)
 #define HEAP_HEADER 16                     /* keeps blocks 16-byte aligned, as pymalloc's */
 #define HEAP_SMALL 64                      /* classes of 16 bytes up to 1 KiB */
 #define HEAP_CLASSES (HEAP_SMALL + 40)     /* then powers of two */
-#define HEAP_MAX_EPOCHS 4096
+#define HEAP_SLOTS (HEAP_AREA / HEAP_ALIGN_EPOCH) /* where an epoch may start */
 
 typedef struct {
     uint64_t size;  /* the block's capacity (its class), header excluded */
-    uint32_t epoch; /* index in epochs[] */
+    uint32_t epoch; /* the slot its epoch starts at */
     uint32_t cls;
 } heap_header_t;
 
 typedef struct {
-    size_t start, end; /* offsets in the area */
-    size_t live;       /* blocks not freed */
+    size_t end;  /* offset in the area of the end of its last block (it starts at its slot) */
+    size_t live; /* blocks not freed */
     int open;
 } heap_epoch_t;
 
@@ -334,8 +334,8 @@ static char *heap_base = NULL;
 static size_t heap_top = 0; /* next free offset */
 static PyMemAllocatorEx heap_prev[2];
 static int heap_installed = 0;
-static heap_epoch_t epochs[HEAP_MAX_EPOCHS];
-static uint32_t n_epochs = 0;
+static heap_epoch_t epochs[HEAP_SLOTS];
+static int64_t open_slot = -1; /* the open epoch's slot; -1: none (or the area is full) */
 static void *free_lists[HEAP_CLASSES];
 static THREAD_LOCAL int heap_active = 0;
 static uint64_t heap_fallbacks = 0; /* requests sent to the previous allocator in an epoch */
@@ -372,10 +372,10 @@ heap_take(size_t size)
 {
     size_t cap;
     uint32_t c = heap_class(size, &cap);
-    if (n_epochs == 0 || !epochs[n_epochs - 1].open || c >= HEAP_CLASSES) {
+    if (open_slot < 0 || c >= HEAP_CLASSES) {
         return NULL;
     }
-    heap_epoch_t *e = &epochs[n_epochs - 1];
+    heap_epoch_t *e = &epochs[open_slot];
     heap_header_t *h;
     if (free_lists[c] != NULL) {
         h = (heap_header_t *)free_lists[c];
@@ -390,10 +390,26 @@ heap_take(size_t size)
         e->end = heap_top;
         h->size = cap;
         h->cls = c;
-        h->epoch = n_epochs - 1;
+        h->epoch = (uint32_t)open_slot;
     }
     e->live++;
     return (char *)h + HEAP_HEADER;
+}
+
+/* A closed epoch with no live block: its pages go back to the system, and when nothing was
+   allocated after it, its addresses are used again by the next epoch. */
+static void
+heap_release(uint32_t slot)
+{
+    heap_epoch_t *e = &epochs[slot];
+    size_t start = (size_t)slot * HEAP_ALIGN_EPOCH;
+    if (e->end > start) {
+        madvise(heap_base + start, e->end - start, MADV_DONTNEED);
+    }
+    if (e->end == heap_top) {
+        heap_top = start;
+    }
+    e->end = start;
 }
 
 static void
@@ -402,14 +418,13 @@ heap_give(void *p)
     heap_header_t *h = (heap_header_t *)((char *)p - HEAP_HEADER);
     heap_epoch_t *e = &epochs[h->epoch];
     e->live--;
-    if (e->open && h->epoch == n_epochs - 1) {
+    if (e->open) {
         *(void **)(h + 1) = free_lists[h->cls];
         free_lists[h->cls] = h;
         return;
     }
-    if (e->live == 0 && e->end > e->start) { /* a closed epoch left empty: its pages go back */
-        madvise(heap_base + e->start, e->end - e->start, MADV_DONTNEED);
-        e->end = e->start;
+    if (e->live == 0) {
+        heap_release(h->epoch);
     }
 }
 
@@ -468,7 +483,7 @@ heap_realloc(void *ctx, void *p, size_t size)
         return prev->realloc(prev->ctx, p, size);
     }
     heap_header_t *h = (heap_header_t *)((char *)p - HEAP_HEADER);
-    if (size <= h->size && heap_active && h->epoch == n_epochs - 1) {
+    if (size <= h->size && heap_active && (int64_t)h->epoch == open_slot) {
         return p;
     }
     void *q = heap_malloc(ctx, size);
@@ -519,16 +534,18 @@ heap_begin(PyObject *self, PyObject *unused)
         PyErr_SetString(PyExc_RuntimeError, "heap_begin called twice (an epoch is open)");
         return NULL;
     }
-    if (n_epochs == HEAP_MAX_EPOCHS) {
-        PyErr_SetString(PyExc_RuntimeError, "canonical heap: too many epochs in one process");
-        return NULL;
-    }
     heap_top = (heap_top + HEAP_ALIGN_EPOCH - 1) & ~(HEAP_ALIGN_EPOCH - 1);
-    heap_epoch_t *e = &epochs[n_epochs++];
-    e->start = e->end = heap_top;
-    e->live = 0;
-    e->open = 1;
     memset(free_lists, 0, sizeof(free_lists));
+    if (heap_top < HEAP_AREA) {
+        open_slot = (int64_t)(heap_top / HEAP_ALIGN_EPOCH);
+        heap_epoch_t *e = &epochs[open_slot];
+        e->end = heap_top;
+        e->live = 0;
+        e->open = 1;
+    }
+    else { /* the area is full of live epochs: this call allocates from the previous allocator */
+        open_slot = -1;
+    }
     heap_fallbacks = 0;
     heap_active = 1;
     Py_RETURN_NONE;
@@ -542,15 +559,20 @@ heap_end(PyObject *self, PyObject *unused)
         return NULL;
     }
     heap_active = 0;
-    heap_epoch_t *e = &epochs[n_epochs - 1];
-    e->open = 0;
     memset(free_lists, 0, sizeof(free_lists));
-    size_t used = e->end - e->start;
-    if (e->live == 0 && e->end > e->start) {
-        madvise(heap_base + e->start, e->end - e->start, MADV_DONTNEED);
-        e->end = e->start;
+    if (open_slot < 0) {
+        return Py_BuildValue("(nnK)", (Py_ssize_t)0, (Py_ssize_t)0, (unsigned long long)heap_fallbacks);
     }
-    return Py_BuildValue("(nnK)", (Py_ssize_t)used, (Py_ssize_t)e->live, (unsigned long long)heap_fallbacks);
+    uint32_t slot = (uint32_t)open_slot;
+    heap_epoch_t *e = &epochs[slot];
+    open_slot = -1;
+    e->open = 0;
+    size_t used = e->end - (size_t)slot * HEAP_ALIGN_EPOCH;
+    size_t live = e->live;
+    if (live == 0) {
+        heap_release(slot);
+    }
+    return Py_BuildValue("(nnK)", (Py_ssize_t)used, (Py_ssize_t)live, (unsigned long long)heap_fallbacks);
 }
 #else
 static PyObject *
