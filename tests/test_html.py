@@ -62,7 +62,8 @@ def test_page_has_verdicts_plots_evidence_and_no_external_resources() -> None:
     assert "script" not in parser.tags
     text = " ".join(parser.text)
     assert "t.py::slow" in text and "Memory by function" in text and "Where the time went" in text
-    assert parser.tags.count("svg") == 4  # a distribution and a trend per test
+    # a distribution and a trend per test, and the flame graph of the CPU evidence
+    assert parser.tags.count("svg") == 5 and page.count('<svg class="flame"') == 1
     # worst first: the failing test comes before the passing one
     assert page.index('data-nodeid="t.py::slow"') < page.index('data-nodeid="t.py::ok"')
     assert "critical median 5ms" in page and "target median 1ms" in page
