@@ -126,7 +126,19 @@ def _stored(scale: float, created: str) -> RunResult:
 
 def test_a_regression_is_at_the_test_s_line_and_names_the_most_changed_function() -> None:
     stored = [_stored(0.5 * (1 + i / 100), f"2026-01-0{i + 1}") for i in range(3)]
-    diff = {"functions": [{"function": "app.slow_sort", "location": "pkg/app.py:42", "own_change": 0.2}]}
+    # perfgate ab's differential profile: the changes ranked by size, a shrink first here
+    diff = {
+        "changes": [
+            {"function": "app.cache", "location": "pkg/app.py:7", "base_per_call": 0.004, "current_per_call": 0.001},
+            {
+                "function": "app.slow_sort",
+                "location": "pkg/app.py:42",
+                "base_per_call": 0.001,
+                "current_per_call": 0.003,
+            },
+            {"function": "app.new", "location": "pkg/app.py:50", "base_per_call": None, "current_per_call": 0.0005},
+        ]
+    }
     current = RunResult({}, (_test("t.py::a", 0.8, line=12, evidence={"cpu_diff": diff}), _test("t.py::b", 0.5)))
     report = compare(stored, current)
     assert [c.verdict.value for c in report.regressions] == ["regression"]
@@ -137,7 +149,7 @@ def test_a_regression_is_at_the_test_s_line_and_names_the_most_changed_function(
     description = regression[0]["description"]
     assert description.startswith("t.py::a: time (median) regression: ")
     assert re.fullmatch(r"t\.py::a: time \(median\) regression: \d+us -> \d+us \(\+\d+\.\d%\); .*", description)
-    assert description.endswith("most changed function: app.slow_sort (pkg/app.py:42)")
+    assert description.endswith("; own time grew most in app.slow_sort (pkg/app.py:42): +2ms per call")
     # without a differential profile: the end of the hot path
     current = RunResult({}, (_test("t.py::a", 0.8, evidence={"cpu_profile": CPU}), _test("t.py::b", 0.5)))
     issues = valid(format_codequality(gate_findings(compare(stored, current), current)))

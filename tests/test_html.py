@@ -193,17 +193,51 @@ class _MemoryWithTimeline(MemoryProfile):
     timeline: Mapping[str, object] = field(default_factory=dict)
 
 
+def _sampled(function: str, total: int, children: list[dict[str, object]]) -> dict[str, object]:
+    own = total - sum(int(c["total"]) for c in children)  # type: ignore[call-overload]
+    return {
+        "function": function,
+        "location": f"svc.py:{len(function)}",
+        "own": own,
+        "total": total,
+        "children": children,
+    }
+
+
+#: what changed between the base's profile and the current one (perfgate ab's ``cpu_diff``)
+CPU_DIFF = {
+    "base_profiler": "pyinstrument",
+    "current_profiler": "pyinstrument",
+    "base_per_call": 0.002,
+    "current_per_call": 0.003,
+    "changes": [
+        {"function": "app.slow_sort", "location": "app.py:42", "base_per_call": 0.001, "current_per_call": 0.002,
+         "base_share": 0.5, "current_share": 0.66},
+        {"function": SCRIPT, "location": SCRIPT, "base_per_call": None, "current_per_call": 0.0001,
+         "base_share": None, "current_share": 0.03},
+    ],
+    "base_hot_path": [{"function": "run", "location": "app.py:1", "share": 1.0}],
+    "current_hot_path": [{"function": "run", "location": "app.py:1", "share": 1.0},
+                         {"function": "app.slow_sort", "location": "app.py:42", "share": 0.66}],
+}  # fmt: skip
+
+
 def _evidence_run() -> RunResult:
     profile = profile_memory(_work)
     memory = _MemoryWithTimeline(**{f.name: getattr(profile, f.name) for f in fields(profile)}, timeline=_timeline())
     cpu = {"calls": 3, "total": 1.0, "tree": _tree(), "top": []}
+    service_cpu = {
+        "profiler": "py-spy 0.4.3",
+        "samples": 400,
+        "seconds": 30.0,
+        "tree": [_sampled("process 12", 400, [_sampled("score_products", 300, []), _sampled(SCRIPT, 100, [])])],
+    }
     evidence = {
         "memory_profile": memory,
         "cpu_profile": cpu,
-        # a service profiled under load (perfgate load --serve): its profiles nested in other evidence
-        "load": {
-            "service": {"cpu_profile": {**cpu, "profiler": "py-spy"}, "memory_profile": {"timeline": _timeline()}}
-        },
+        "cpu_diff": CPU_DIFF,
+        # a service profiled under load (perfgate load --serve): its profiles in the run's evidence
+        "service": {"cpu": service_cpu, "memory": {**profile.to_json(), "timeline": _timeline(), "capture": "x.bin"}},
     }
     test = _run(f"t.py::test_mem[{SCRIPT}]", 2.0)
     test = TestResult(test.nodeid, series=test.series, spec=test.spec, verdicts=test.verdicts, evidence=evidence)
@@ -263,13 +297,36 @@ def test_every_evidence_string_is_text_in_the_page() -> None:
     assert re.search(r"https?://", page) is None  # no external resource, not even a namespace
 
 
-def test_the_heatmap_and_flame_graph_are_in_the_page() -> None:
+def test_the_heatmap_flame_graphs_and_what_changed_are_in_the_page() -> None:
     page = render_html(_evidence_run())
-    assert '<h3 class="timeline">Memory over time by function (memray)</h3>' in page
-    assert '<h3 class="timeline">Memory over time by function: load.service (memray)</h3>' in page
-    assert '<h3 class="cpu">Where the time went (cProfile, 3 re-run calls, 1s)</h3>' in page
-    assert '<h3 class="cpu">Where the time went: load.service (py-spy, 3 re-run calls, 1s)</h3>' in page
+    headings = re.findall(r"<h3[^>]*>([^<]*)</h3>", page)
+    # the memory figures of a tracemalloc re-run vary a little from run to run: masked
+    shown = [re.sub(r"\((peak )?[\d.]+[kM]?B[^)]*\)", "(...)", h) for h in headings]
+    assert shown == [
+        "Time per call: this run",
+        "What changed: own time per call, base and current (pyinstrument)",
+        "Hot path, base",
+        "Hot path, current",
+        "Memory by function (...)",
+        "Call stack at the peak",
+        "Still allocated at the end (...)",
+        "Memory by function: service (...)",
+        "Call stack at the peak: service",
+        "Still allocated at the end: service (...)",
+        "Memory over time by function (memray)",
+        "Memory over time by function: service (memray)",
+        "Where the time went (cProfile, 3 re-run calls, 1s)",
+        "Where the time went: service (py-spy 0.4.3, 400 samples over 30s)",
+    ]
     assert page.count('<svg class="heatmap"') == 2 and page.count('<svg class="flame"') == 2
+    # the sampled tree: shares of the samples
+    assert "score_products <b>75.0%</b>" in page and "300 samples" in page
+    # what changed: each function's own time per call on both sides
+    assert (
+        "<tr><td>app.slow_sort</td><td class=num>1ms</td><td class=num>2ms</td><td class=num>+1ms</td>"
+        "<td class=num>50.0% -&gt; 66.0%</td><td class=muted>app.py:42</td></tr>"
+    ) in page
+    assert f"<tr><td>{ESCAPED}</td><td class=num>-</td><td class=num>100us</td>" in page
 
 
 def test_without_jinja2_the_report_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -310,6 +367,7 @@ def test_heatmap_and_flame_graph_render_in_headless_chromium(tmp_path: Path) -> 
     assert "<script" not in dom and dom.count(ESCAPED) >= 4
     assert '<svg class="heatmap"' in dom and '<svg class="flame"' in dom
     assert ">app.cache.fill<title>" in dom and ">load</text>" in dom and ">parse</text>" in dom
+    assert ">score_products</text>" in dom and "What changed: own time per call" in dom
     shot = Path(os.environ.get("PERFGATE_SCREENSHOT_DIR", tmp_path)) / "evidence.png"
     subprocess.run(
         [browser, *flags, "--window-size=1000,2600", f"--screenshot={shot}", page.as_uri()],

@@ -232,23 +232,27 @@ def _hot_function(evidence: Evidence) -> str:
     return f"hot path ends in {last.function} ({last.location})"
 
 
-#: keys a differential profile may be under (``perfgate ab`` and the stored gate write one)
-_DIFF_KEYS = ("cpu_diff", "profile_diff", "diff")
-
-
 def _changed_function(evidence: Evidence) -> str:
-    """The function whose time changed most, from a differential profile: a list of changed
-    functions, most changed first (each with ``function`` and ``location``), under one of
-    ``_DIFF_KEYS`` directly or as its ``functions``/``changed`` list."""
-    for key in _DIFF_KEYS:
-        value = evidence.get(key)
-        if isinstance(value, Mapping):
-            value = value.get("functions", value.get("changed"))
-        top = _records(value)[:1]
-        if top and top[0].get("function"):
-            where = f" ({top[0]['location']})" if top[0].get("location") else ""
-            return f"most changed function: {top[0]['function']}{where}"
-    return ""
+    """The function whose own time per call grew most, from the differential profile of the
+    base and the current side (``evidence["cpu_diff"]``: ``changes``, each with ``function``,
+    ``location``, ``base_per_call`` and ``current_per_call`` in seconds), or ``""``."""
+    diff = evidence.get("cpu_diff")
+    changes = _records(diff.get("changes")) if isinstance(diff, Mapping) else []
+
+    def grown(change: Mapping[str, Any]) -> float:
+        return _seconds(change.get("current_per_call")) - _seconds(change.get("base_per_call"))
+
+    top = max(changes, key=grown, default=None)
+    if top is None or not grown(top) > 0 or not top.get("function"):
+        return ""
+    from ..units import Kind, format_value
+
+    where = f" ({top['location']})" if top.get("location") else ""
+    return f"own time grew most in {top['function']}{where}: +{format_value(grown(top), Kind.TIME)} per call"
+
+
+def _seconds(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 # --------------------------------------------------------------------------- the report

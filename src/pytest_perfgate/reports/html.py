@@ -13,15 +13,17 @@ from a results file is text); this module turns the results into plain values fo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import stats
 from ..budgets import Verdict, worst_first
 from ..errors import PlatformError
-from ..evidence import Evidence, MemoryNode
+from ..evidence import Evidence, MemoryNode, MemoryProfile
 from ..metrics import TIME_SERIES
 from ..metrics import get as get_metric
 from ..model import RunResult, TestResult
@@ -123,35 +125,46 @@ def icicle_rows(tree: MemoryNode, *, max_depth: int = 12) -> list[list[dict[str,
     return out
 
 
-def _cpu_nodes(nodes: Sequence[Any], total: float) -> list[dict[str, Any]]:
-    """The CPU call tree for the template: typed nodes or their JSON."""
+def _figure(value: object) -> float:
+    """A finite figure, 0 for anything else (evidence from a tests' process is not shape-checked)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    number = float(value)
+    return number if math.isfinite(number) else 0.0
+
+
+def _get(node: Any, name: str, default: Any = None) -> Any:
+    return node.get(name, default) if isinstance(node, Mapping) else getattr(node, name, default)
+
+
+def _cpu_nodes(nodes: Sequence[Any], total: float, value: str, show: Callable[[float], str]) -> list[dict[str, Any]]:
+    """A call tree for the template (typed nodes or their JSON): each node's ``value`` as a share
+    of ``total``."""
     out = []
     for node in nodes:
-        get = node.get if isinstance(node, Mapping) else functools.partial(getattr, node)
-        cumulative = get("cumulative", 0)
-        cumulative = float(cumulative) if isinstance(cumulative, (int, float)) else 0.0
-        share = cumulative / (total or 1e-12)
-        children = get("children", ()) or ()
+        figure = _figure(_get(node, value, 0))
+        share = figure / (total or 1e-12)
+        children = _get(node, "children", ()) or ()
+        calls = _get(node, "calls")
         out.append(
             {
-                "function": str(get("function", "?")),
-                "location": str(get("location", "?")),
-                "calls": str(get("calls", "?")),
+                "function": str(_get(node, "function", "?")),
+                "location": str(_get(node, "location", "?")),
+                "calls": "" if calls is None else f", {calls} calls",
                 "share": f"{100 * share:.1f}%",
                 "bar": max(1, int(200 * min(share, 1.0))),
-                "cumulative": format_value(cumulative, Kind.TIME),
-                "children": _cpu_nodes(children, total) if isinstance(children, (list, tuple)) else [],
+                "figure": show(figure),
+                "children": _cpu_nodes(children, total, value, show) if isinstance(children, (list, tuple)) else [],
             }
         )
     return out
 
 
-def _memory_view(evidence: Evidence) -> dict[str, Any] | None:
-    memory = evidence.memory_profile
-    if memory is None:
-        return None
+def _memory_view(where: str, memory: MemoryProfile) -> dict[str, Any]:
+    tracer = getattr(memory, "tracer", "")
     return {
-        "peak": format_value(float(memory.peak or 0), Kind.SIZE),
+        "where": where,
+        "peak": format_value(float(memory.peak or 0), Kind.SIZE) + (f", {tracer}" if tracer else ""),
         "icicle": icicle_rows(memory.tree) if memory.tree is not None else [],
         "functions": [
             {
@@ -165,56 +178,52 @@ def _memory_view(evidence: Evidence) -> dict[str, Any] | None:
         ],
         "peak_stack": [str(frame) for frame in memory.peak_stack],
         "leaks": [
-            {
-                "size": _fmt(site.size, Kind.SIZE),
-                "count": str(site.count),
-                "where": str(site.stack[-1]) if site.stack else "?",
-            }
+            {"size": _fmt(site.size, Kind.SIZE), "count": str(site.count), "where": str(site.stack[-1])}
+            if site.stack
+            else {"size": _fmt(site.size, Kind.SIZE), "count": str(site.count), "where": "?"}
             for site in memory.leaks
         ],
         "retained": _fmt(float(memory.retained or 0), Kind.SIZE),
     }
 
 
-#: evidence keys holding profiles; found at the top of a test's evidence and inside other keys
-#: (a service profiled under load: ``load.service.cpu_profile``), this deep at most
-_PROFILE_KEYS = ("memory_profile", "cpu_profile")
+#: where profiles are in a test's evidence: its own (typed) at the top; a service's profiled under
+#: load (``perfgate load --serve``: ``service.cpu``, ``service.memory``) or any other nested one
+#: under these names, this deep at most
+_CPU_KEYS = ("cpu_profile", "cpu")
+_MEMORY_KEYS = ("memory_profile", "memory")
 _NESTED_DEPTH = 3
 
 
 def _profiles(evidence: Evidence) -> Iterator[tuple[str, str, Any]]:
-    """``(where, key, profile)``: the test's own profiles (where ``""``; typed when they are) and
-    those nested in other evidence (where ``": load.service"``, as JSON)."""
-    for key in _PROFILE_KEYS:
-        if key in evidence:
-            typed = evidence.memory_profile if key == "memory_profile" else evidence.cpu_profile
-            yield "", key, typed if typed is not None else evidence[key]
-    stack = [(evidence[k], k, 1) for k in evidence if k not in _PROFILE_KEYS]
+    """``(where, "cpu" | "memory", profile)``: the test's own profiles (where ``""``, typed) and
+    those nested in other evidence (where ``": service"``, as JSON)."""
+    if evidence.memory_profile is not None:
+        yield "", "memory", evidence.memory_profile
+    if evidence.cpu_profile is not None:
+        yield "", "cpu", evidence.cpu_profile
+    stack = [(evidence[k], k, 1) for k in evidence if k not in ("memory_profile", "cpu_profile")]
     while stack:
         value, path, depth = stack.pop(0)
         if not isinstance(value, Mapping) or depth > _NESTED_DEPTH:
             continue
         for key, inner in value.items():
-            if key in _PROFILE_KEYS and isinstance(inner, Mapping):
-                yield f": {path}", str(key), inner
+            if not isinstance(inner, Mapping):
+                continue
+            if key in _CPU_KEYS and isinstance(inner.get("tree"), list):
+                yield f": {path}", "cpu", inner
+            elif key in _MEMORY_KEYS and ("timeline" in inner or "functions" in inner):
+                yield f": {path}", "memory", inner
             else:
                 stack.append((inner, f"{path}.{key}", depth + 1))
 
 
-def _part(profile: Any, name: str) -> Any:
-    if isinstance(profile, Mapping):
-        return profile.get(name)
-    value = getattr(profile, name, None)
-    to_json = getattr(value, "to_json", None)
-    return to_json() if to_json is not None else value
-
-
-def _timeline_view(where: str, profile: Any, evidence: Evidence, key: str) -> dict[str, Any] | None:
+def _timeline_view(where: str, profile: Any) -> dict[str, Any] | None:
     """Memory over time by function (``timeline``: ``{"times", "functions", "held", "tracer"}``)."""
-    timeline = _part(profile, "timeline")
-    if timeline is None and not where:  # the typed profile may not keep it: its JSON does
-        raw = evidence.get(key)
-        timeline = raw.get("timeline") if isinstance(raw, Mapping) else None
+    timeline = _get(profile, "timeline")
+    to_json = getattr(timeline, "to_json", None)
+    if to_json is not None:
+        timeline = to_json()
     if not isinstance(timeline, Mapping):
         return None
     times, functions, held = timeline.get("times"), timeline.get("functions"), timeline.get("held")
@@ -227,34 +236,101 @@ def _timeline_view(where: str, profile: Any, evidence: Evidence, key: str) -> di
 
 
 def _cpu_view(where: str, profile: Any) -> dict[str, Any] | None:
-    tree = _part(profile, "tree") if not hasattr(profile, "tree") else profile.tree
+    """A CPU profile: the re-run's (``cumulative`` seconds under ``total``) or a sampler's
+    (``total`` samples per node under ``samples``, py-spy's of a service)."""
+    tree = _get(profile, "tree")
     if not isinstance(tree, (list, tuple)):
         return None
-    total = _part(profile, "total")
-    total = float(total) if isinstance(total, (int, float)) and not isinstance(total, bool) else 0.0
-    calls = _part(profile, "calls")
-    profiler = _part(profile, "profiler") or "cProfile"
+    first = tree[0] if tree else {}
+    sampled = _get(first, "cumulative") is None and _get(first, "total") is not None
+    profiler = str(_get(profile, "profiler") or "cProfile")
+    if sampled:
+        value, kind, unit = "total", Kind.COUNT, " samples"
+        total = _figure(_get(profile, "samples")) or sum(_figure(_get(n, "total")) for n in tree)
+        seconds = _figure(_get(profile, "seconds"))
+        basis = f"{profiler}, {int(total)} samples" + (f" over {format_value(seconds, Kind.TIME)}" if seconds else "")
+    else:
+        value, kind, unit = "cumulative", Kind.TIME, ""
+        total = _figure(_get(profile, "total"))
+        calls = _get(profile, "calls")
+        basis = profiler + ("" if calls is None else f", {calls} re-run calls") + f", {format_value(total, Kind.TIME)}"
+
+    def show(figure: float) -> str:
+        return format_value(figure, kind) + unit + (" cumulative" if not sampled else "")
+
     return {
         "where": where,
-        "profiler": str(profiler),
-        "calls": None if calls is None else str(calls),
-        "total": format_value(total, Kind.TIME),
-        "flame": _markup(flame(list(tree))) if tree else "",
-        "tree": _cpu_nodes(tree, total),
+        "basis": basis,
+        "flame": _markup(flame(list(tree), value=value, kind=kind, unit=unit)) if tree else "",
+        "tree": _cpu_nodes(tree, total, value, show),
+    }
+
+
+def _per_call(value: object) -> str:
+    return "-" if value is None else format_value(_figure(value), Kind.TIME)
+
+
+def _share(value: object) -> str:
+    return "-" if value is None else f"{100 * _figure(value):.1f}%"
+
+
+def _diff_view(diff: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What changed between the base's and the current profile (``cpu_diff``, perfgate ab and
+    the stored gate): the functions whose own time changed most, each side's hot path."""
+    changes = [c for c in diff.get("changes") or () if isinstance(c, Mapping)]
+    if not changes:
+        return None
+    rows = []
+    for change in changes[:10]:
+        grown = _figure(change.get("current_per_call")) - _figure(change.get("base_per_call"))
+        rows.append(
+            {
+                "function": str(change.get("function") or "?"),
+                "location": str(change.get("location") or ""),
+                "base": _per_call(change.get("base_per_call")),
+                "current": _per_call(change.get("current_per_call")),
+                "change": ("+" if grown >= 0 else "-") + format_value(abs(grown), Kind.TIME),
+                "shares": f"{_share(change.get('base_share'))} -> {_share(change.get('current_share'))}",
+            }
+        )
+
+    def path(steps: object) -> list[str]:
+        if not isinstance(steps, list):
+            return []
+        return [
+            f"{s.get('function')} ({s.get('location')}) {_share(s.get('share'))}" if isinstance(s, Mapping) else str(s)
+            for s in steps
+        ]
+
+    profilers = {str(diff.get("base_profiler") or ""), str(diff.get("current_profiler") or "")} - {""}
+    return {
+        "profilers": ", ".join(sorted(profilers)),
+        "rows": rows,
+        "base_path": path(diff.get("base_hot_path")),
+        "current_path": path(diff.get("current_hot_path")),
     }
 
 
 def _evidence_view(evidence: Evidence) -> dict[str, Any]:
-    view: dict[str, Any] = {"memory": _memory_view(evidence), "timelines": [], "cpu": []}
-    for where, key, profile in _profiles(evidence):
-        if key == "memory_profile":
-            timeline = _timeline_view(where, profile, evidence, key)
+    view: dict[str, Any] = {"memory": [], "timelines": [], "cpu": [], "diff": None}
+    for where, kind, profile in _profiles(evidence):
+        if kind == "memory":
+            if isinstance(profile, MemoryProfile):
+                view["memory"].append(_memory_view(where, profile))
+            else:
+                # a timeline only, or another shape: no table (its heatmap, if any, is below)
+                with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                    view["memory"].append(_memory_view(where, MemoryProfile.from_json(profile)))
+            timeline = _timeline_view(where, profile)
             if timeline is not None:
                 view["timelines"].append(timeline)
         else:
             cpu = _cpu_view(where, profile)
             if cpu is not None:
                 view["cpu"].append(cpu)
+    diff = evidence.get("cpu_diff")
+    if isinstance(diff, Mapping):
+        view["diff"] = _diff_view(diff)
     return view
 
 

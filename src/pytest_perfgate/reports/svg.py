@@ -265,13 +265,15 @@ def flame(
     *,
     value: str = "cumulative",
     kind: Kind = Kind.TIME,
+    unit: str = "",
     width: int = 720,
     row_h: int = 18,
     max_depth: int = 40,
 ) -> str:
     """A flame graph, drawn as an icicle (callers above their callees), of call-tree nodes
     (``{function, location, cumulative, own, children}`` mappings, or objects with those
-    attributes): one root or a list of roots. A frame's width is its ``value``'s share of its
+    attributes): one root or a list of roots; ``value`` names the figure (``kind``, shown with
+    ``unit``: ``"total"`` samples of a sampler's tree). A frame's width is its ``value``'s share of its
     caller's; callees that add up to more than their caller (a tree rebuilt from aggregated
     edges) share the caller's width in proportion. Frames narrower than a pixel are left out.
     ``""`` when the tree is empty or its figures are all 0."""
@@ -307,7 +309,7 @@ def flame(
         tip = f"{name} ({_field(node, 'location') or '?'}): {format_value(figure, kind)}, {figure / total:.1%} of all"
         own = _field(node, "own")
         if own is not None:
-            tip += f"; own {format_value(_number(own), kind)}"
+            tip += f"; own {format_value(_number(own), kind)}{unit}"
         y = depth * row_h
         parts.append(
             f'<g><rect x="{x:.1f}" y="{y}" width="{max(w - 0.5, 0.5):.1f}" height="{row_h - 1}" rx="2" '
