@@ -182,7 +182,7 @@ def heatmap(
     functions: Sequence[str],
     held: Sequence[Sequence[int]],
     *,
-    width: int = 720,
+    width: int = 900,
     max_rows: int = 24,
     max_columns: int = 160,
 ) -> str:
@@ -206,7 +206,7 @@ def heatmap(
     cells = [[max(values[edges[c] : edges[c + 1]]) for c in range(columns)] for _, values in rows]
     peak = max(max(row) for row in cells) or 1.0
     seconds = [_number(t) for t in times]
-    left, right, top, row_h = 230, width - 10, 8, 16
+    left, right, top, row_h = 320, width - 10, 8, 16  # labels: "function (file:line)"
     cell_w = (right - left) / columns
     bottom = top + row_h * len(rows)
     height = bottom + 40
