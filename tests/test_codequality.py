@@ -319,3 +319,21 @@ def test_ab_and_compare_share_the_option() -> None:
         parser = argparse.ArgumentParser()
         module.add_arguments(parser)
         assert "--codequality" in parser.format_help()
+
+
+def test_report_writes_a_run_s_findings_and_compare_refuses_one_file_for_two_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_perfgate.model import save_results
+
+    results = tmp_path / "r.json"
+    save_results(results, RunResult({}, (_test("t.py::a", 4.0, line=21), _test("t.py::b", 0.5))))
+    quality = tmp_path / "cq.json"
+    assert main(["report", str(results), "--codequality", str(quality)]) == 1  # a critical breach
+    assert f"code quality report: {quality}" in capsys.readouterr().out
+    issues = valid(quality.read_text())
+    assert [(i["severity"], i["location"]) for i in issues] == [
+        ("critical", {"path": "pkg/t.py", "lines": {"begin": 21}})
+    ]
+    assert main(["compare", str(results), str(results), "--json", str(quality), "--codequality", str(quality)]) == 2
+    assert "given to both --json and --codequality" in capsys.readouterr().err
