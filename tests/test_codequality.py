@@ -337,3 +337,38 @@ def test_report_writes_a_run_s_findings_and_compare_refuses_one_file_for_two_rep
     ]
     assert main(["compare", str(results), str(results), "--json", str(quality), "--codequality", str(quality)]) == 2
     assert "given to both --json and --codequality" in capsys.readouterr().err
+
+
+def test_an_explained_collscan_on_a_server_is_at_the_line_that_issued_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a server (tests/fake_mongo_server.py: real pymongo, canned plans), explain's COLLSCAN is a
+    major finding at the line of the find, from the call site the explain evidence now carries."""
+    from fake_mongo_server import FakeMongoServer
+
+    pytester.makepyfile(
+        test_it=textwrap.dedent(
+            """
+            import pytest
+
+
+            @pytest.mark.perf_budget(collscan=False)
+            def test_scan(mongo_db):
+                mongo_db.events.insert_many([{"user": f"u{i % 3}"} for i in range(9)])
+                assert len(list(mongo_db.events.find({"user": "u1"}))) == 3
+            """
+        )
+    )
+    with FakeMongoServer() as server:
+        monkeypatch.setenv("PERFGATE_MONGO_URI", server.uri)
+        pytester.runpytest(*FAST, "--perfgate-save=out.json").assert_outcomes(failed=1)
+    run = load_results(pytester.path / "out.json")
+    (explained,) = run.tests[0].evidence["mongo"]["explain"]
+    assert explained["collscans"] == 1 and explained["location"] == "test_it.py:7 in test_scan"
+    issues = valid(format_codequality(run_findings(run)))
+    placed = [(i["check_name"], i["severity"], i["location"]["path"], i["location"]["lines"]["begin"]) for i in issues]
+    # the budget breach at the test, the scan at the find (its static advice, reconciled with explain, adds nothing)
+    assert placed == [(BUDGET, "critical", "test_it.py", 4), (COLLSCAN, "major", "test_it.py", 7)]
+    assert issues[1]["description"] == (
+        'test_it.py::test_scan: COLLSCAN (explain): find events filter={"user": "?"} examined 9 documents for 3 returned'
+    )
