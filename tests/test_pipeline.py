@@ -169,9 +169,14 @@ def test_template_structure() -> None:
     assert gate["script"][1:3] == ["rm -rf .perfgate/baseline", fetch]
     compare = [line for line in gate["script"] if line.startswith("perfgate compare")]
     assert len(compare) == 1 and gate["script"][-1] == compare[0], "compare must be last: its exit code is the verdict"
-    for flag in ("--markdown", "--junit", "--metrics", "--json"):
+    for flag in ("--markdown", "--junit", "--metrics", "--json", "--codequality"):
         assert flag in compare[0]
-    assert gate["artifacts"]["reports"] == {"junit": ".perfgate/gate-junit.xml", "metrics": ".perfgate/metrics.txt"}
+    assert gate["artifacts"]["reports"] == {
+        "junit": ".perfgate/gate-junit.xml",
+        "metrics": ".perfgate/metrics.txt",
+        "codequality": ".perfgate/gate-code-quality.json",  # findings at file:line, every tier
+    }
+    assert '--codequality "$CI_PROJECT_DIR/.perfgate/gate-code-quality.json"' in compare[0]
     assert {".perfgate/report.md", ".perfgate/report.html"} <= set(gate["artifacts"]["paths"])
     assert gate["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"', "when": "always"}]
     # exit 3 (nothing could be judged on this runner) is a warning; 1 (a regression) still fails
@@ -189,9 +194,11 @@ def test_template_structure() -> None:
     assert ab["rules"] == [{"if": '$PERFGATE_AB == "true" && $CI_PIPELINE_SOURCE == "merge_request_event"'}]
     assert ab["variables"] == {"GIT_DEPTH": "0"}  # the merge base must be in the clone
     assert (
-        ab["artifacts"]["reports"] == {"junit": ".perfgate/ab-junit.xml"}
+        ab["artifacts"]["reports"]
+        == {"junit": ".perfgate/ab-junit.xml", "codequality": ".perfgate/ab-code-quality.json"}
         and ".perfgate/ab.md" in ab["artifacts"]["paths"]
     )
+    assert '--codequality "$CI_PROJECT_DIR/.perfgate/ab-code-quality.json"' in " ".join(ab["script"])
     assert "--budgets-only" in script  # with the A/B gate on, the stored-baseline gate keeps the budgets only
 
     load = jobs["perfgate-load"]
@@ -200,11 +207,19 @@ def test_template_structure() -> None:
     mongo = jobs["perfgate-mongo"]
     assert mongo["services"] == ["mongo:7"]
     assert mongo["variables"] == {"PERFGATE_MONGO_URI": "mongodb://mongo:27017"}
+    assert mongo["artifacts"]["reports"] == {
+        "junit": ".perfgate/mongo-junit.xml",
+        "codequality": ".perfgate/mongo-code-quality.json",
+    }
+    assert mongo["script"][-1] == "exit $status"  # the job's verdict is pytest's, not the report's
 
     baseline = jobs[FETCH_JOB]  # the job and the path perfgate baseline fetch downloads by default
     assert FETCH_PATH == ".perfgate/baseline/" and FETCH_PATH in baseline["artifacts"]["paths"]
     assert ".perfgate/results.json" in baseline["artifacts"]["paths"]  # for people, and older fetches
     assert baseline["artifacts"]["expire_in"] == "1 year"
+    # the default branch's findings: what a merge request's Code Quality widget is compared with
+    assert baseline["artifacts"]["reports"] == {"codequality": ".perfgate/gate-code-quality.json"}
+    assert "--codequality .perfgate/gate-code-quality.json" in baseline["script"][-1]
     # the previous history, this run added to it, the oldest beyond the keep count dropped
     promote = (
         'perfgate baseline promote .perfgate/results.json --to .perfgate/baseline --keep "$PERFGATE_BASELINE_KEEP"'
@@ -257,6 +272,15 @@ SMALL_PROJECT = {
         """
     ),
 }
+
+
+def _code_quality(path: Path) -> list[dict[str, Any]]:
+    """A Code Quality report's issues, checked against GitLab's format (tests/codequality_schema.json)."""
+    import jsonschema
+
+    issues: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    jsonschema.validate(issues, json.loads((Path(__file__).parent / "codequality_schema.json").read_text()))
+    return issues
 
 
 def _run_job(
@@ -357,6 +381,13 @@ def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
         assert "perfgate: FAILED" in gate.stdout and "baseline of 2 runs" in gate.stdout
         for name in ("report.md", "report.html", "gate-junit.xml", "metrics.txt", "gate.json"):
             assert (project / ".perfgate" / name).is_file(), name
+        # the Code Quality report: GitLab's format, each regression at its test's line
+        quality = _code_quality(project / ".perfgate" / "gate-code-quality.json")
+        regressed = {i["location"]["path"] for i in quality if i["check_name"] == "perfgate-regression"}
+        assert regressed == {"test_small.py"} and len(quality) == 5, quality
+        for issue in quality:
+            path, line = issue["location"]["path"], issue["location"]["lines"]["begin"]
+            assert (project / path).read_text(encoding="utf-8").splitlines()[line - 1].startswith(("def ", "@")), issue
         comments = [_run_job("perfgate-comment", project, CI_API_V4_URL=api_url, **ci_env) for _ in range(2)]
         assert [c.returncode for c in comments] == [0, 0]
         assert "created on merge request !4" in comments[0].stdout
@@ -922,6 +953,12 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
     # a report (artifacts:reports): gitlab-ci-local does not export those, so it is read in the job's checkout
     junit = (pipeline.checkout("perfgate-ab") / ".perfgate" / "ab-junit.xml").read_text(encoding="utf-8")
     assert 'type="regression"' in junit and "test_shop.py::test_checksum" in junit
+    # the Code Quality report, read in the job's checkout too: GitLab's format, the regression at its
+    # test's line in the repository (PERFGATE_WORKDIR "small" is part of the path GitLab shows)
+    quality = _code_quality(pipeline.checkout("perfgate-ab") / ".perfgate" / "ab-code-quality.json")
+    regressed = [i["location"] for i in quality if i["check_name"] == "perfgate-regression"]
+    assert regressed == [{"path": "small/test_shop.py", "lines": {"begin": 6}}], quality
+    assert SHOP_TESTS.splitlines()[5] == '@pytest.mark.perf_budget(p95=("1s", "2s"))'
     # nothing left behind: no worktree registered in the job's checkout, none on disk, no worker running
     worktrees = _git(pipeline.checkout("perfgate-ab"), "worktree", "list", "--porcelain")
     assert worktrees.count("worktree ") == 1, worktrees
@@ -943,6 +980,15 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
 
     for name in ("report.md", "report.html", "gate.json", "results.json"):
         assert pipeline.artifact("perfgate-gate", f".perfgate/{name}").is_file(), name
+    # its Code Quality report: the regressions at their tests, major (the paired gate judges them)
+    quality = _code_quality(pipeline.checkout("perfgate-gate") / ".perfgate" / "gate-code-quality.json")
+    regressed = [i for i in quality if i["check_name"] == "perfgate-regression"]
+    assert {i["severity"] for i in regressed} == {"major"} and len(regressed) == regressions, quality
+    assert {i["location"]["path"] for i in regressed} == {
+        "small/test_small.py",
+        "small/test_shop.py",
+        "small/test_counted.py",
+    }
     assert not (repo / ".perfgate").exists()  # every file a job saw came to it as an artifact
     for log in logs:
         assert TOKEN not in log

@@ -8,11 +8,15 @@ It is imported (and with it the core) and its hooks registered only once a sessi
 
 from __future__ import annotations
 
+import functools
+import os
+import posixpath
 import time
 import warnings
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -220,8 +224,31 @@ def attach(item: pytest.Item, report: pytest.TestReport) -> None:
         if report.when == "call":
             item.stash[CALL_DURATION] = report.duration
         duration = item.stash.get(CALL_DURATION, report.duration)
+        if result.location is None:
+            result = replace(result, location=test_location(item))
         # a plain attribute: serialised with the report, so results cross pytest-xdist
         report.perfgate = test_to_dict(state.with_outcome(result, outcome, duration))  # type: ignore[attr-defined]
+
+
+def test_location(item: pytest.Item) -> tuple[str, int] | None:
+    """Where the test is defined, as the Code Quality report points at it: its path relative to
+    the repository (the git work tree holding the rootdir; the rootdir when there is none),
+    "/"-separated, and its 1-based line. None when pytest knows no line."""
+    path, lineno, _ = item.location
+    if lineno is None:
+        return None
+    prefix = repository_prefix(str(item.config.rootpath))
+    return posixpath.normpath(posixpath.join(prefix, path.replace(os.sep, "/"))), lineno + 1
+
+
+@functools.lru_cache(maxsize=4)
+def repository_prefix(rootdir: str) -> str:
+    """The rootdir's path inside the git work tree holding it ("" at its top, or outside any)."""
+    root = Path(rootdir)
+    for parent in (root, *root.parents):
+        if (parent / ".git").exists():
+            return root.relative_to(parent).as_posix().removeprefix(".")
+    return ""
 
 
 #: the call's duration and outcome, kept for a result re-attached to a teardown error's report

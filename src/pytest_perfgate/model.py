@@ -5,7 +5,10 @@ A results file (``--perfgate-save``) is one :class:`RunResult`::
     {"schema": "perfgate-results", "schema_version": 1,
      "metadata": {...run metadata...},
      "tests": [{"nodeid": ..., "outcome": ..., "mode": ..., "series": {...},
-                "spec": {...budgets...}, "verdicts": [...], "evidence": {...}}]}
+                "spec": {...budgets...}, "verdicts": [...], "evidence": {...},
+                "location": {"path": "tests/test_x.py", "line": 12}}]}
+
+(``location``, where the test is defined, is optional: files without it load as before.)
 
 :func:`load_results` reads it back and rejects unknown versions and corrupt files with a
 :class:`~pytest_perfgate.errors.ResultsFileError` naming the path and the reason; each test's
@@ -97,6 +100,9 @@ class TestResult:
     verdicts: tuple[BudgetResult, ...] = ()
     #: read as :class:`~pytest_perfgate.evidence.Evidence`; set from it or from any JSON mapping
     evidence: EvidenceField[TestResult] = EvidenceField()  # noqa: RUF009 (a descriptor: one per class)
+    #: where the test is defined: (path relative to pytest's rootdir, "/"-separated; 1-based line);
+    #: None for results written before it was recorded, or not from pytest (imported, load runs)
+    location: tuple[str, int] | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -192,6 +198,8 @@ def test_to_dict(test: TestResult) -> dict[str, Any]:
         "spec": spec_to_dict(test.spec),
         "verdicts": [verdict_to_dict(v) for v in test.verdicts],
         "evidence": test.evidence.to_json(),
+        # written only when known: an older perfgate reads the file as before (unknown keys are ignored)
+        **({"location": {"path": test.location[0], "line": test.location[1]}} if test.location else {}),
     }
 
 
@@ -473,7 +481,19 @@ def test_from_dict(r: _Reader, raw: Any, where: str) -> TestResult:
             for i, v in enumerate(r.seq(d.get("verdicts", []), f"{where}.verdicts"))
         ),
         evidence=_evidence(r, d.get("evidence", {}), f"{where}.evidence"),
+        location=_location(r, d.get("location"), f"{where}.location"),
     )
+
+
+def _location(r: _Reader, raw: Any, where: str) -> tuple[str, int] | None:
+    """A test's ``{"path": ..., "line": ...}``; absent (older files) reads as None."""
+    if raw is None:
+        return None
+    d = r.mapping(raw, where)
+    path = r.text(d.get("path"), f"{where}.path")
+    if not path:
+        raise r.fail(f"{where}.path", "missing or empty")
+    return path, r.integer(d.get("line"), f"{where}.line", default=1, minimum=1)
 
 
 def test_from_json(data: Any, where: str = "<test>") -> TestResult:

@@ -110,17 +110,25 @@ def _json(report: GateReport, current: RunResult | None) -> str:
     return json.dumps(gate_to_dict(report), allow_nan=False) + "\n"
 
 
+def _codequality(report: GateReport, current: RunResult | None) -> str:
+    from ..reports.codequality import format_codequality, gate_findings
+
+    return format_codequality(gate_findings(report, current))
+
+
 REPORT_FILES = (
     ReportFile("--markdown", "markdown", "the Markdown report", _markdown),
     ReportFile("--junit", "junit", "the JUnit XML report", _junit),
     ReportFile("--metrics", "metrics", "the OpenMetrics report", _openmetrics),
     ReportFile("--json", "json", "the JSON report", _json),
+    ReportFile("--codequality", "codequality", "the Code Quality report", _codequality),
 )
 _REPORT_HELP = {
     "markdown": "write the merge-request comment (Markdown) to FILE",
     "junit": "write JUnit XML to FILE",
     "metrics": "write OpenMetrics text (GitLab metrics report) to FILE",
     "json": "write the whole comparison as JSON to FILE",
+    "codequality": "write the GitLab Code Quality report (findings at file:line) to FILE",
 }
 
 
@@ -195,7 +203,8 @@ def write_report(path: str, text: str, what: str) -> None:
 
 
 def write_reports(args: argparse.Namespace, report: GateReport, current: RunResult | None) -> None:
-    """The report files asked for (--markdown, --junit, --metrics, --json), then the terminal."""
+    """The report files asked for (--markdown, --junit, --metrics, --json, --codequality), then
+    the terminal."""
     from ..reports.gate_terminal import format_terminal
 
     for file in REPORT_FILES:

@@ -14,6 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="show every row (default: the worst 30)")
     parser.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report to FILE")
     parser.add_argument(
+        "--codequality",
+        metavar="FILE",
+        help="also write the GitLab Code Quality report (budget breaches, MongoDB findings at file:line) to FILE",
+    )
+    parser.add_argument(
         "--baseline", metavar="PATH", help="with --html: stored runs (file or directory) for the plots, trend and gate"
     )
 
@@ -26,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.html is not None:
         check_output(args.html, "the HTML report")  # before any work
+    if args.codequality is not None:
+        check_output(args.codequality, "the Code Quality report")
     run = load_results(args.results)
     budgets = format_budget_table(run.tests, max_rows=None if args.all else 30)
     timings = format_timings(run.tests, max_rows=None if args.all else 30, every="--all shows every one")
@@ -34,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
         n = len(run.tests)
         lines.append(f"{args.results}: no budgets ({n} test{'s' if n != 1 else ''} recorded)")
     print("\n".join(lines))
+    if args.codequality is not None:
+        from ..reports.codequality import format_codequality, run_findings
+
+        write_report(args.codequality, format_codequality(run_findings(run)), "the Code Quality report")
+        print(f"code quality report: {args.codequality}")
     if args.html is not None:
         from ..config import find_config, load_config
         from ..gate import compare_for_session

@@ -154,6 +154,7 @@ class Advice:
     notes: tuple[str, ...]
     basis: str = "static"  # "static" (an estimate) or "explain" (what the server did)
     count: int = 1  # how many captured commands had this shape
+    location: str | None = None  # "path:line in function" of the user code that issued the first
 
     def message(self) -> str:
         label = "static estimate" if self.basis == "static" else "explain"
@@ -176,6 +177,7 @@ class Advice:
             "notes": list(self.notes),
             "basis": self.basis,
             "count": self.count,
+            "location": self.location,
         }
 
 

@@ -128,6 +128,7 @@ def _advice(
                 problems.append(f"could not list the indexes of {first.collection}: {exc}")
                 cache[where] = {}
         item = advisor.advise(first.collection, first.describe(), pattern, cache[where], len(group))
+        item = replace(item, location=first.location)
         if key in by_shape:
             item = advisor.reconcile(item, by_shape[key])
         out.append(item)
@@ -147,7 +148,7 @@ def evidence(analysis: Analysis, records: Sequence[QueryRecord], backend: str, l
         **({"commands_truncated": len(records) - limit} if len(records) > limit else {}),
         "repeats": [r.to_dict() for r in analysis.repeats],
         "index_advice": [a.to_dict() for a in analysis.advice],
-        "explain": [{"query": r.describe(), **s.to_dict()} for r, s in analysis.explained],
+        "explain": [{"query": r.describe(), **s.to_dict(), "location": r.location} for r, s in analysis.explained],
         **({"not_checked": dict(analysis.not_checked)} if analysis.not_checked else {}),
         **({"problems": list(analysis.problems)} if analysis.problems else {}),
     }

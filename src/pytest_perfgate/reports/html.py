@@ -1,205 +1,81 @@
-"""A self-contained HTML report: one file, no network, no scripts needed to read it.
+"""A self-contained HTML report: one file, no network, no script.
 
 Per test: the budget verdicts and gate comparisons, the distribution of the current run's samples
 against the baseline's (with the budget levels drawn on it), the trend of the statistic over the
 stored runs, and the evidence: memory by function (an icicle coloured as a heatmap), the call
-stack at the memory peak, what stayed allocated, and the CPU call tree.
+stack at the memory peak, what stayed allocated, memory over time by function (a heatmap), and
+where the time went (a flame graph and the call tree).
+
+The page's structure is in jinja2 templates (``reports/templates/``, autoescaped: every value
+from a results file is text); this module turns the results into plain values for them, and
+:mod:`~pytest_perfgate.reports.svg` draws the plots. jinja2 is imported when a page is rendered.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import math
-from collections.abc import Sequence
-from html import escape
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import stats
 from ..budgets import Verdict, worst_first
-from ..evidence import CallNode, Evidence, MemoryNode
+from ..errors import PlatformError
+from ..evidence import Evidence, MemoryNode, MemoryProfile
 from ..metrics import TIME_SERIES
 from ..metrics import get as get_metric
 from ..model import RunResult, TestResult
 from ..units import Kind, format_value
+from .svg import distribution_svg, flame, heatmap, trend_svg
 
 if TYPE_CHECKING:
+    import jinja2
+
     from ..gate import Comparison, GateReport
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
-header{background:#1d2430;color:#fff;padding:16px 24px}header h1{margin:0 0 4px;font-size:20px}
-header .meta{opacity:.8;font-size:12px}main{padding:16px 24px;max-width:1200px}
-.verdict{font-weight:600;padding:2px 8px;border-radius:10px;font-size:12px;white-space:nowrap}
-.v-fail,.v-regression{background:#fde2e1;color:#a4161a}.v-warn,.v-warning,.v-unstable{background:#fff1c2;color:#7a5200}
-.v-pass,.v-unchanged,.v-improvement{background:#dff3e4;color:#1b6b35}.v-not-checked,.v-new,.v-missing,
-.v-insufficient-data{background:#e7eaf0;color:#3c4656}
-section.test{background:#fff;border:1px solid #dde1e7;border-radius:8px;margin:16px 0;padding:12px 16px}
-section.test h2{font-size:15px;margin:0 0 8px;word-break:break-all}
-table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}th,td{border-bottom:1px solid #e6e9ee;
-padding:3px 10px 3px 0;text-align:left;vertical-align:top}th{color:#5a6578;font-weight:600}
-td.num{text-align:right;font-variant-numeric:tabular-nums}h3{font-size:13px;margin:12px 0 4px;color:#3c4656}
-.icicle{font-size:11px;border:1px solid #dde1e7}.icicle .row{display:flex}.icicle .cell{overflow:hidden;
-white-space:nowrap;text-overflow:ellipsis;border-right:1px solid #fff;padding:2px 4px;box-sizing:border-box}
-.tree details{margin-left:14px}.tree summary{cursor:pointer;white-space:nowrap}
-.bar{display:inline-block;height:8px;background:#d9485f;margin-right:6px;vertical-align:middle}
-.muted{color:#6b7688}ul.toc{columns:2;font-size:13px}svg text{font:11px system-ui,sans-serif}
-"""
+__all__ = ["distribution_svg", "render_html", "trend_svg"]
 
-_LEVEL_COLOURS = {"target": "#d08c00", "critical": "#c0262d"}
+#: how to get jinja2 where it is missing (pytest-perfgate depends on it)
+JINJA2_HINT = "pip install 'jinja2>=3.1' (pytest-perfgate depends on it: reinstall pytest-perfgate)"
 
 
-def _css_class(verdict: str) -> str:
-    return "v-" + verdict.replace(" ", "-")
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The templates' environment: the package's ``templates/``, autoescaped, strict about names."""
+    try:
+        import jinja2
+    except ImportError:
+        raise PlatformError(f"the HTML report needs jinja2, which is not installed; hint: {JINJA2_HINT}") from None
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("pytest_perfgate.reports", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+    )
 
 
-def _badge(verdict: str) -> str:
-    return f'<span class="verdict {escape(_css_class(verdict))}">{escape(verdict)}</span>'
+def _markup(text: str) -> Any:
+    """SVG drawn by :mod:`.svg` (its text escaped there): inserted as it is."""
+    import markupsafe
+
+    return markupsafe.Markup(text)
 
 
 def _fmt(value: float | None, kind: Kind, unit: str = "") -> str:
-    return "-" if value is None else escape(format_value(value, kind, unit))
-
-
-# --------------------------------------------------------------------------- SVG plots
-
-
-_FLOAT_MAX = 1.7976931348623157e308
-
-
-def _axis(low: float, high: float, *, nonnegative: bool) -> tuple[float, float]:
-    """A plot axis around [low, high] with an 8% margin, valid for any finite figures: 0,
-    negative, 5e-324 or 1.7e308 (its ends and width never pass the float range)."""
-    if not high > low:
-        spread = abs(low) * 0.1 or 1e-12
-        low, high = low - spread, high + spread
-    pad = high * 0.08 - low * 0.08  # (high - low) * 0.08 without the overflow of high - low
-    low, high = max(-_FLOAT_MAX, low - pad), min(_FLOAT_MAX, high + pad)
-    if nonnegative:
-        low = max(0.0, low)
-    return low, high
-
-
-def _fraction(value: float, low: float, high: float) -> float:
-    """Where ``value`` falls between ``low`` and ``high``, 0..1 (halved: no overflow near 1e308)."""
-    span = high / 2 - low / 2
-    if not span > 0:
-        return 0.0
-    return min(1.0, max(0.0, (value / 2 - low / 2) / span))
-
-
-def distribution_svg(
-    current: Sequence[float],
-    baseline: Sequence[float],
-    levels: Sequence[tuple[str, float]],
-    kind: Kind,
-    *,
-    width: int = 720,
-) -> str:
-    """Histograms of the baseline (top) and current (bottom) samples on one axis, with medians
-    and the budget levels as vertical lines (levels off the axis get an arrow at the edge)."""
-    values = [v for v in (*current, *baseline) if math.isfinite(v)]
-    if not values:
-        return ""
-    low, high = _axis(stats.percentile(values, 0.5), stats.percentile(values, 99.5), nonnegative=min(values) >= 0)
-    left, right, row_h = 70, width - 20, 46
-    rows = [("baseline", baseline, "#6c8ebf"), ("current", current, "#d9485f")]
-    rows = [r for r in rows if r[1]]
-    height = 28 + row_h * len(rows) + 22
-
-    def x(value: float) -> float:
-        return left + (right - left) * _fraction(value, low, high)
-
-    parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="distribution of samples">']
-    bins = 40
-    for i, (label, data, colour) in enumerate(rows):
-        top = 20 + i * row_h
-        counts = [0] * bins
-        for v in data:
-            if math.isfinite(v):
-                counts[min(bins - 1, int(_fraction(v, low, high) * bins))] += 1
-        peak = max(counts) or 1
-        bar_w = (right - left) / bins
-        for b, count in enumerate(counts):
-            if count:
-                h = (row_h - 12) * count / peak
-                parts.append(
-                    f'<rect x="{left + b * bar_w:.1f}" y="{top + row_h - 8 - h:.1f}" width="{bar_w - 1:.1f}" '
-                    f'height="{h:.1f}" fill="{colour}" opacity="0.75"/>'
-                )
-        median = stats.percentile([v for v in data if math.isfinite(v)], 50)
-        parts.append(
-            f'<line x1="{x(median):.1f}" x2="{x(median):.1f}" y1="{top + 2}" y2="{top + row_h - 8}" '
-            f'stroke="#1d2430" stroke-width="2"/>'
-        )
-        parts.append(f'<text x="4" y="{top + row_h / 2:.0f}">{escape(label)}</text>')
-        parts.append(
-            f'<text x="{x(median) + 4:.1f}" y="{top + 10}">median {escape(format_value(median, kind))} '
-            f"(n={len(data)})</text>"
-        )
-    bottom = 20 + row_h * len(rows)
-    parts.append(f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="#8a94a6"/>')
-    for tick in range(5):
-        value = low * (1 - tick / 4) + high * (tick / 4)  # no high - low: it can pass the float range
-        anchor = "start" if tick == 0 else "end" if tick == 4 else "middle"
-        label = escape(format_value(value, kind))
-        parts.append(f'<text x="{x(value):.1f}" y="{bottom + 14}" text-anchor="{anchor}">{label}</text>')
-    for name, level in levels:
-        colour = _LEVEL_COLOURS.get(name.split()[0], "#555")
-        label = f"{escape(name)} {escape(format_value(level, kind))}"
-        if level > high:
-            parts.append(f'<text x="{right - 150}" y="14" fill="{colour}">{label} &#8594;</text>')
-            continue
-        parts.append(
-            f'<line x1="{x(level):.1f}" x2="{x(level):.1f}" y1="14" y2="{bottom}" stroke="{colour}" '
-            f'stroke-dasharray="5 3" stroke-width="2"/>'
-        )
-        parts.append(f'<text x="{x(level) + 3:.1f}" y="12" fill="{colour}">{label}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def trend_svg(points: Sequence[tuple[str, float]], kind: Kind, *, width: int = 720, height: int = 120) -> str:
-    """The statistic per stored run (oldest first), the last point being the current run."""
-    if len(points) < 2:
-        return ""
-    values = [v for _, v in points]
-    low, high = min(values), max(values)
-    if not high > low:
-        spread = abs(low) * 0.05 or 1e-12
-        low, high = max(-_FLOAT_MAX, low - spread), min(_FLOAT_MAX, high + spread)
-    left, right, top, bottom = 70, width - 20, 12, height - 22
-
-    def xy(i: int, v: float) -> tuple[float, float]:
-        return (
-            left + (right - left) * i / (len(points) - 1),
-            bottom - (bottom - top) * _fraction(v, low, high),
-        )
-
-    coords = [xy(i, v) for i, (_, v) in enumerate(points)]
-    path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
-    parts = [
-        f'<svg width="{width}" height="{height}" role="img" aria-label="trend over stored runs">',
-        f'<polyline points="{path}" fill="none" stroke="#6c8ebf" stroke-width="2"/>',
-        f'<text x="4" y="{top + 8}">{escape(format_value(high, kind))}</text>',
-        f'<text x="4" y="{bottom}">{escape(format_value(low, kind))}</text>',
-    ]
-    for i, ((label, value), (cx, cy)) in enumerate(zip(points, coords, strict=True)):
-        last = i == len(points) - 1
-        parts.append(
-            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{5 if last else 3}" fill="{"#d9485f" if last else "#6c8ebf"}">'
-            f"<title>{escape(label)}: {escape(format_value(value, kind))}</title></circle>"
-        )
-    parts.append(f'<text x="{right - 40}" y="{height - 4}">current</text></svg>')
-    return "".join(parts)
+    return "-" if value is None else format_value(value, kind, unit)
 
 
 # --------------------------------------------------------------------------- evidence
 
 
-def icicle_html(tree: MemoryNode, *, max_depth: int = 12) -> str:
-    """Memory by call path: each row a depth; a callee's width shares its caller's width in
-    proportion to the callees' inclusive peaks; the colour is the inclusive peak relative to the
-    whole call's peak (a heatmap)."""
+def icicle_rows(tree: MemoryNode, *, max_depth: int = 12) -> list[list[dict[str, Any]]]:
+    """Memory by call path, as rows of cells: each row a depth; a callee's width shares its
+    caller's width in proportion to the callees' inclusive peaks; the colour is the inclusive peak
+    relative to the whole call's peak (a heatmap). A cell without a label is a gap (no callee)."""
     total = float(tree.peak or 0) or 1.0
     rows: list[list[tuple[float, MemoryNode | None]]] = []
 
@@ -217,96 +93,245 @@ def icicle_html(tree: MemoryNode, *, max_depth: int = 12) -> str:
             used += part
             place(child, part, depth + 1)
         if share - used > 1e-9:  # space with no callee below: keep later rows aligned
-            rows[depth].append((share - used, None))
-            _pad(rows, depth + 1, share - used, max_depth)
+            for d in range(depth, max_depth):
+                while len(rows) <= d:
+                    rows.append([])
+                rows[d].append((share - used, None))
 
     place(tree, 100.0, 0)
-    out = ['<div class="icicle">']
+    out = []
     for row in rows:
         if all(node is None for _, node in row):
             continue
-        out.append('<div class="row">')
+        cells = []
         for share, node in row:
             if node is None:
-                out.append(f'<div class="cell" style="width:{share:.3f}%"></div>')
+                cells.append({"width": f"{share:.3f}", "label": None})
                 continue
             peak = float(node.peak or 0)
             heat = min(1.0, peak / total)
-            colour = f"hsl({int(50 - 50 * heat)},85%,{int(88 - 33 * heat)}%)"
-            label = f"{node.function} {format_value(peak, Kind.SIZE)}"
-            title = (
-                f"{node.function} ({node.location}): inclusive peak {format_value(peak, Kind.SIZE)}, self (net) "
-                f"{format_value(float(node.self_net or 0), Kind.SIZE)}, {node.calls} calls"
+            cells.append(
+                {
+                    "width": f"{share:.3f}",
+                    "colour": f"hsl({int(50 - 50 * heat)},85%,{int(88 - 33 * heat)}%)",
+                    "label": f"{node.function} {format_value(peak, Kind.SIZE)}",
+                    "title": (
+                        f"{node.function} ({node.location}): inclusive peak {format_value(peak, Kind.SIZE)}, "
+                        f"self (net) {format_value(float(node.self_net or 0), Kind.SIZE)}, {node.calls} calls"
+                    ),
+                }
             )
-            out.append(
-                f'<div class="cell" style="width:{share:.3f}%;background:{colour}" title="{escape(title)}">'
-                f"{escape(label)}</div>"
-            )
-        out.append("</div>")
-    out.append("</div>")
-    return "".join(out)
+        out.append(cells)
+    return out
 
 
-def _pad(rows: list[list[tuple[float, MemoryNode | None]]], depth: int, share: float, max_depth: int) -> None:
-    for d in range(depth, max_depth):
-        while len(rows) <= d:
-            rows.append([])
-        rows[d].append((share, None))
+def _figure(value: object) -> float:
+    """A finite figure, 0 for anything else (evidence from a tests' process is not shape-checked)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    number = float(value)
+    return number if math.isfinite(number) else 0.0
 
 
-def cpu_tree_html(nodes: Sequence[CallNode], total: float, *, open_depth: int = 3, depth: int = 0) -> str:
+def _get(node: Any, name: str, default: Any = None) -> Any:
+    return node.get(name, default) if isinstance(node, Mapping) else getattr(node, name, default)
+
+
+def _cpu_nodes(nodes: Sequence[Any], total: float, value: str, show: Callable[[float], str]) -> list[dict[str, Any]]:
+    """A call tree for the template (typed nodes or their JSON): each node's ``value`` as a share
+    of ``total``."""
     out = []
     for node in nodes:
-        share = float(node.cumulative or 0) / (total or 1e-12)
-        summary = (
-            f'<span class="bar" style="width:{max(1, int(200 * share))}px"></span>'
-            f"{escape(str(node.function))} <b>{100 * share:.1f}%</b> "
-            f'<span class="muted">{escape(format_value(float(node.cumulative or 0), Kind.TIME))} cumulative, '
-            f"{escape(str(node.calls))} calls, {escape(str(node.location))}</span>"
+        figure = _figure(_get(node, value, 0))
+        share = figure / (total or 1e-12)
+        children = _get(node, "children", ()) or ()
+        calls = _get(node, "calls")
+        out.append(
+            {
+                "function": str(_get(node, "function", "?")),
+                "location": str(_get(node, "location", "?")),
+                "calls": "" if calls is None else f", {calls} calls",
+                "share": f"{100 * share:.1f}%",
+                "bar": max(1, int(200 * min(share, 1.0))),
+                "figure": show(figure),
+                "children": _cpu_nodes(children, total, value, show) if isinstance(children, (list, tuple)) else [],
+            }
         )
-        inner = cpu_tree_html(node.children, total, open_depth=open_depth, depth=depth + 1) if node.children else ""
-        out.append(f"<details{' open' if depth < open_depth else ''}><summary>{summary}</summary>{inner}</details>")
-    return "".join(out)
+    return out
 
 
-def _evidence_html(evidence: Evidence) -> str:
-    parts = []
-    memory = evidence.memory_profile
-    if memory is not None:
-        peak = format_value(float(memory.peak or 0), Kind.SIZE)
-        parts.append(f"<h3>Memory by function (peak {escape(peak)})</h3>")
-        if memory.tree is not None:
-            parts.append(icicle_html(memory.tree))
-        rows = "".join(
-            f"<tr><td>{escape(str(f.function))}</td><td class=num>{_fmt(f.inclusive_peak, Kind.SIZE)}</td>"
-            f"<td class=num>{_fmt(f.self_net, Kind.SIZE)}</td><td class=num>{escape(str(f.calls))}</td>"
-            f"<td class=muted>{escape(str(f.location))}</td></tr>"
+def _memory_view(where: str, memory: MemoryProfile) -> dict[str, Any]:
+    tracer = getattr(memory, "tracer", "")
+    return {
+        "where": where,
+        "peak": format_value(float(memory.peak or 0), Kind.SIZE) + (f", {tracer}" if tracer else ""),
+        "icicle": icicle_rows(memory.tree) if memory.tree is not None else [],
+        "functions": [
+            {
+                "function": str(f.function),
+                "inclusive_peak": _fmt(f.inclusive_peak, Kind.SIZE),
+                "self_net": _fmt(f.self_net, Kind.SIZE),
+                "calls": str(f.calls),
+                "location": str(f.location),
+            }
             for f in memory.functions[:15]
+        ],
+        "peak_stack": [str(frame) for frame in memory.peak_stack],
+        "leaks": [
+            {"size": _fmt(site.size, Kind.SIZE), "count": str(site.count), "where": str(site.stack[-1])}
+            if site.stack
+            else {"size": _fmt(site.size, Kind.SIZE), "count": str(site.count), "where": "?"}
+            for site in memory.leaks
+        ],
+        "retained": _fmt(float(memory.retained or 0), Kind.SIZE),
+    }
+
+
+#: where profiles are in a test's evidence: its own (typed) at the top; a service's profiled under
+#: load (``perfgate load --serve``: ``service.cpu``, ``service.memory``) or any other nested one
+#: under these names, this deep at most
+_CPU_KEYS = ("cpu_profile", "cpu")
+_MEMORY_KEYS = ("memory_profile", "memory")
+_NESTED_DEPTH = 3
+
+
+def _profiles(evidence: Evidence) -> Iterator[tuple[str, str, Any]]:
+    """``(where, "cpu" | "memory", profile)``: the test's own profiles (where ``""``, typed) and
+    those nested in other evidence (where ``": service"``, as JSON)."""
+    if evidence.memory_profile is not None:
+        yield "", "memory", evidence.memory_profile
+    if evidence.cpu_profile is not None:
+        yield "", "cpu", evidence.cpu_profile
+    stack = [(evidence[k], k, 1) for k in evidence if k not in ("memory_profile", "cpu_profile")]
+    while stack:
+        value, path, depth = stack.pop(0)
+        if not isinstance(value, Mapping) or depth > _NESTED_DEPTH:
+            continue
+        for key, inner in value.items():
+            if not isinstance(inner, Mapping):
+                continue
+            if key in _CPU_KEYS and isinstance(inner.get("tree"), list):
+                yield f": {path}", "cpu", inner
+            elif key in _MEMORY_KEYS and ("timeline" in inner or "functions" in inner):
+                yield f": {path}", "memory", inner
+            else:
+                stack.append((inner, f"{path}.{key}", depth + 1))
+
+
+def _timeline_view(where: str, profile: Any) -> dict[str, Any] | None:
+    """Memory over time by function (``timeline``: ``{"times", "functions", "held", "tracer"}``)."""
+    timeline = _get(profile, "timeline")
+    to_json = getattr(timeline, "to_json", None)
+    if to_json is not None:
+        timeline = to_json()
+    if not isinstance(timeline, Mapping):
+        return None
+    times, functions, held = timeline.get("times"), timeline.get("functions"), timeline.get("held")
+    if not (isinstance(times, list) and isinstance(functions, list) and isinstance(held, list)):
+        return None
+    svg = heatmap(times, [str(f) for f in functions], held)
+    if not svg:
+        return None
+    return {"where": where, "tracer": str(timeline.get("tracer") or ""), "svg": _markup(svg)}
+
+
+def _cpu_view(where: str, profile: Any) -> dict[str, Any] | None:
+    """A CPU profile: the re-run's (``cumulative`` seconds under ``total``) or a sampler's
+    (``total`` samples per node under ``samples``, py-spy's of a service)."""
+    tree = _get(profile, "tree")
+    if not isinstance(tree, (list, tuple)):
+        return None
+    first = tree[0] if tree else {}
+    sampled = _get(first, "cumulative") is None and _get(first, "total") is not None
+    profiler = str(_get(profile, "profiler") or "cProfile")
+    if sampled:
+        value, kind, unit = "total", Kind.COUNT, " samples"
+        total = _figure(_get(profile, "samples")) or sum(_figure(_get(n, "total")) for n in tree)
+        seconds = _figure(_get(profile, "seconds"))
+        basis = f"{profiler}, {int(total)} samples" + (f" over {format_value(seconds, Kind.TIME)}" if seconds else "")
+    else:
+        value, kind, unit = "cumulative", Kind.TIME, ""
+        total = _figure(_get(profile, "total"))
+        calls = _get(profile, "calls")
+        basis = profiler + ("" if calls is None else f", {calls} re-run calls") + f", {format_value(total, Kind.TIME)}"
+
+    def show(figure: float) -> str:
+        return format_value(figure, kind) + unit + (" cumulative" if not sampled else "")
+
+    return {
+        "where": where,
+        "basis": basis,
+        "flame": _markup(flame(list(tree), value=value, kind=kind, unit=unit)) if tree else "",
+        "tree": _cpu_nodes(tree, total, value, show),
+    }
+
+
+def _per_call(value: object) -> str:
+    return "-" if value is None else format_value(_figure(value), Kind.TIME)
+
+
+def _share(value: object) -> str:
+    return "-" if value is None else f"{100 * _figure(value):.1f}%"
+
+
+def _diff_view(diff: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What changed between the base's and the current profile (``cpu_diff``, perfgate ab and
+    the stored gate): the functions whose own time changed most, each side's hot path."""
+    changes = [c for c in diff.get("changes") or () if isinstance(c, Mapping)]
+    if not changes:
+        return None
+    rows = []
+    for change in changes[:10]:
+        grown = _figure(change.get("current_per_call")) - _figure(change.get("base_per_call"))
+        rows.append(
+            {
+                "function": str(change.get("function") or "?"),
+                "location": str(change.get("location") or ""),
+                "base": _per_call(change.get("base_per_call")),
+                "current": _per_call(change.get("current_per_call")),
+                "change": ("+" if grown >= 0 else "-") + format_value(abs(grown), Kind.TIME),
+                "shares": f"{_share(change.get('base_share'))} -> {_share(change.get('current_share'))}",
+            }
         )
-        parts.append(
-            "<table><tr><th>function</th><th>inclusive peak</th><th>self (net)</th><th>calls</th><th>where</th></tr>"
-            f"{rows}</table>"
-        )
-        if memory.peak_stack:
-            stack = "".join(f"<li>{escape(str(frame))}</li>" for frame in memory.peak_stack)
-            parts.append(f"<h3>Call stack at the peak</h3><ol>{stack}</ol>")
-        if memory.leaks:
-            leaks = "".join(
-                f"<li>{_fmt(site.size, Kind.SIZE)} in {escape(str(site.count))} blocks at "
-                f"<code>{escape(str(site.stack[-1]) if site.stack else '?')}</code></li>"
-                for site in memory.leaks
-            )
-            retained = _fmt(float(memory.retained or 0), Kind.SIZE)
-            parts.append(f"<h3>Still allocated at the end ({retained})</h3><ul>{leaks}</ul>")
-    cpu = evidence.cpu_profile
-    if cpu is not None:
-        total = float(cpu.total or 0)
-        parts.append(
-            f"<h3>Where the time went (cProfile, {escape(str(cpu.calls))} re-run calls, "
-            f"{escape(format_value(total, Kind.TIME))})</h3>"
-        )
-        parts.append(f'<div class="tree">{cpu_tree_html(cpu.tree, total)}</div>')
-    return "".join(parts)
+
+    def path(steps: object) -> list[str]:
+        if not isinstance(steps, list):
+            return []
+        return [
+            f"{s.get('function')} ({s.get('location')}) {_share(s.get('share'))}" if isinstance(s, Mapping) else str(s)
+            for s in steps
+        ]
+
+    profilers = {str(diff.get("base_profiler") or ""), str(diff.get("current_profiler") or "")} - {""}
+    return {
+        "profilers": ", ".join(sorted(profilers)),
+        "rows": rows,
+        "base_path": path(diff.get("base_hot_path")),
+        "current_path": path(diff.get("current_hot_path")),
+    }
+
+
+def _evidence_view(evidence: Evidence) -> dict[str, Any]:
+    view: dict[str, Any] = {"memory": [], "timelines": [], "cpu": [], "diff": None}
+    for where, kind, profile in _profiles(evidence):
+        if kind == "memory":
+            if isinstance(profile, MemoryProfile):
+                view["memory"].append(_memory_view(where, profile))
+            else:
+                # a timeline only, or another shape: no table (its heatmap, if any, is below)
+                with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                    view["memory"].append(_memory_view(where, MemoryProfile.from_json(profile)))
+            timeline = _timeline_view(where, profile)
+            if timeline is not None:
+                view["timelines"].append(timeline)
+        else:
+            cpu = _cpu_view(where, profile)
+            if cpu is not None:
+                view["cpu"].append(cpu)
+    diff = evidence.get("cpu_diff")
+    if isinstance(diff, Mapping):
+        view["diff"] = _diff_view(diff)
+    return view
 
 
 # --------------------------------------------------------------------------- the page
@@ -341,14 +366,15 @@ def render_html(
     title: str = "perfgate report",
 ) -> str:
     """The whole page as a string."""
+    env = environment()
     comparisons: dict[str, list[Comparison]] = {}
     for comparison in gate.comparisons if gate else ():
         comparisons.setdefault(comparison.nodeid, []).append(comparison)
     tests = sorted(current.tests, key=lambda t: _test_rank(t, comparisons.get(t.nodeid, [])))
     meta = current.metadata
     git = meta.get("git") or {}
-    head_meta = " · ".join(
-        escape(str(part))
+    head_meta = [
+        str(part)
         for part in (
             meta.get("created"),
             f"{git.get('branch')} @ {str(git.get('commit'))[:10]}" if git else None,
@@ -357,51 +383,42 @@ def render_html(
             f"baseline: {len(baseline)} stored run{'s' if len(baseline) != 1 else ''}" if baseline else "no baseline",
         )
         if part
-    )
+    ]
     verdicts = [v for t in tests for v in t.verdicts]
     budget_summary = ", ".join(
         f"{sum(1 for v in verdicts if v.verdict is k)} {k.value}"
         for k in Verdict
         if any(v.verdict is k for v in verdicts)
     )
-    out = [
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>",
-        f"<style>{_CSS}</style></head><body><header><h1>{escape(title)}</h1>",
-        f'<div class="meta">{head_meta}</div></header><main>',
-    ]
-    if gate is not None:
-        from .gate_text import headline, notice_text
-
-        status = gate.status
-        out.append(
-            f'<p id="gate-headline" class="{escape(status.value.replace(" ", "-"))}" data-exit-code="{gate.exit_code}">'
-            f"<b>{escape(headline(gate))}</b></p>"
-        )
-        if gate.incomplete:
-            items = "".join(f"<li>{escape(line)}</li>" for line in gate.incomplete)
-            out.append(
-                f'<h2>Not compared ({len(gate.incomplete)}): the gate is incomplete</h2><ul id="not-compared">'
-                f"{items}</ul>"
-            )
-        out.extend(
-            f'<p class="muted notice" data-kind="{escape(n.kind.value)}">{escape(notice_text(n))}</p>'
-            for n in gate.notices
-        )
-    out.append(f'<p id="budget-summary">{len(tests)} tests; budgets: {escape(budget_summary or "none")}</p>')
-    out.append('<ul class="toc">')
-    for test in tests:
-        out.append(f'<li><a href="#{_anchor(test.nodeid)}">{escape(test.nodeid)}</a> {_badge(test.verdict.value)}</li>')
-    out.append("</ul>")
     history: dict[str, list[tuple[str, TestResult]]] = {test.nodeid: [] for test in tests}
     for run in baseline:
         label = str(run.metadata.get("created") or "run")
         for nodeid, result in run.by_nodeid().items():
             if nodeid in history:
                 history[nodeid].append((label, result))
-    for test in tests:
-        out.append(_test_section(test, comparisons.get(test.nodeid, []), history[test.nodeid]))
-    out.append("</main></body></html>")
-    return "".join(out)
+    css = env.loader.get_source(env, "report.css")[0] if env.loader is not None else ""
+    return env.get_template("report.html.j2").render(
+        title=title,
+        css=_markup(css),
+        head_meta=head_meta,
+        gate=_gate_view(gate),
+        budget_summary=budget_summary,
+        tests=[_test_view(t, comparisons.get(t.nodeid, []), history[t.nodeid]) for t in tests],
+    )
+
+
+def _gate_view(gate: GateReport | None) -> dict[str, Any] | None:
+    if gate is None:
+        return None
+    from .gate_text import headline, notice_text
+
+    return {
+        "status_class": gate.status.value.replace(" ", "-"),
+        "exit_code": gate.exit_code,
+        "headline": headline(gate),
+        "incomplete": list(gate.incomplete),
+        "notices": [{"kind": n.kind.value, "text": notice_text(n)} for n in gate.notices],
+    }
 
 
 #: the counters drawn per test, with their headings
@@ -413,59 +430,14 @@ _COUNTER_TITLES = (
 )
 
 
-def _counter_trends(test: TestResult, history: Sequence[tuple[str, TestResult]]) -> list[str]:
-    """Each counter of the test over the stored runs and this run (the median of each run's values)."""
+def _plot(title: str, svg: str, css: str = "") -> dict[str, Any]:
+    return {"title": title, "svg": _markup(svg), "css": css}
+
+
+def _plots(test: TestResult, history: Sequence[tuple[str, TestResult]]) -> list[dict[str, Any]]:
+    """The time per call against the last baseline run, its median over the stored runs, and each
+    counter's over the stored runs (the median of each run's values)."""
     out = []
-    for name, title in _COUNTER_TITLES:
-        series = test.series.get(name)
-        if series is None or not series.values:
-            continue
-        points = [
-            (label, stats.statistic(r.series[name].values, "median"))
-            for label, r in history
-            if name in r.series and r.series[name].values
-        ]
-        points.append(("current", stats.statistic(series.values, "median")))
-        trend = trend_svg(points, series.kind)
-        if trend:
-            out.append(
-                f'<h3 class="counter">{escape(title)}: the stored runs ({len(points) - 1}) and this run</h3>{trend}'
-            )
-    return out
-
-
-def _test_section(
-    test: TestResult, comparisons: Sequence[Comparison], history: Sequence[tuple[str, TestResult]]
-) -> str:
-    out = [f'<section class="test" id="{_anchor(test.nodeid)}" data-nodeid="{escape(test.nodeid)}">']
-    out.append(
-        f"<h2>{escape(test.nodeid)} {_badge(test.verdict.value)} <span class=muted>{escape(test.outcome)}</span></h2>"
-    )
-    if test.verdicts:
-        rows = "".join(
-            f"<tr><td>{escape(v.metric)}</td><td class=num>{escape(v.fmt(v.measured))}</td>"
-            f"<td class=num>{escape(v.fmt(v.target))}</td><td class=num>{escape(v.fmt(v.critical))}</td>"
-            f"<td>{_badge(v.verdict.value)}</td><td class=muted>{escape(v.detail)}</td></tr>"
-            for v in worst_first(test.verdicts)
-        )
-        out.append(
-            "<table class=budgets><tr><th>metric</th><th>measured</th><th>target</th><th>critical</th>"
-            f"<th>verdict</th><th>basis</th></tr>{rows}</table>"
-        )
-    if comparisons:
-        from .gate_terminal import fmt_change
-
-        rows = "".join(
-            f"<tr><td>{escape(c.metric)} ({escape(c.statistic)})</td><td class=num>{escape(c.fmt(c.baseline))}</td>"
-            f"<td class=num>{escape(c.fmt(c.current))}</td><td class=num>"
-            f"{escape(fmt_change(c, interval=False))}</td><td>{_badge(c.verdict.value)}</td>"
-            f"<td class=muted>{escape(c.reason)}</td></tr>"
-            for c in comparisons
-        )
-        out.append(
-            "<table class=gate><tr><th>gate</th><th>baseline</th><th>current</th><th>change</th><th>verdict</th>"
-            f"<th>why</th></tr>{rows}</table>"
-        )
     series = test.series.get(TIME_SERIES)
     if series is not None and series.values:
         base_values = [
@@ -473,7 +445,7 @@ def _test_section(
         ]
         plot = distribution_svg(series.values, base_values, _levels(test), Kind.TIME)
         if plot:
-            out.append(f"<h3>Time per call: {'last baseline run vs ' if base_values else ''}this run</h3>{plot}")
+            out.append(_plot(f"Time per call: {'last baseline run vs ' if base_values else ''}this run", plot))
         points = [
             (label, stats.statistic(r.series[TIME_SERIES].values, "median"))
             for label, r in history
@@ -482,8 +454,56 @@ def _test_section(
         points.append(("current", stats.statistic(series.values, "median")))
         trend = trend_svg(points, Kind.TIME)
         if trend:
-            out.append(f"<h3>Median over the stored runs ({len(points) - 1}) and this run</h3>{trend}")
-    out.extend(_counter_trends(test, history))
-    out.append(_evidence_html(test.evidence))
-    out.append("</section>")
-    return "".join(out)
+            out.append(_plot(f"Median over the stored runs ({len(points) - 1}) and this run", trend))
+    for name, title in _COUNTER_TITLES:
+        counter = test.series.get(name)
+        if counter is None or not counter.values:
+            continue
+        points = [
+            (label, stats.statistic(r.series[name].values, "median"))
+            for label, r in history
+            if name in r.series and r.series[name].values
+        ]
+        points.append(("current", stats.statistic(counter.values, "median")))
+        trend = trend_svg(points, counter.kind)
+        if trend:
+            out.append(_plot(f"{title}: the stored runs ({len(points) - 1}) and this run", trend, "counter"))
+    return out
+
+
+def _test_view(
+    test: TestResult, comparisons: Sequence[Comparison], history: Sequence[tuple[str, TestResult]]
+) -> dict[str, Any]:
+    from .gate_terminal import fmt_change
+
+    return {
+        "nodeid": test.nodeid,
+        "anchor": _anchor(test.nodeid),
+        "verdict": test.verdict.value,
+        "outcome": test.outcome,
+        "budgets": [
+            {
+                "metric": v.metric,
+                "measured": v.fmt(v.measured),
+                "target": v.fmt(v.target),
+                "critical": v.fmt(v.critical),
+                "verdict": v.verdict.value,
+                "detail": v.detail,
+            }
+            for v in worst_first(test.verdicts)
+        ],
+        "comparisons": [
+            {
+                "metric": c.metric,
+                "statistic": c.statistic,
+                "baseline": c.fmt(c.baseline),
+                "current": c.fmt(c.current),
+                "change": fmt_change(c, interval=False),
+                "verdict": c.verdict.value,
+                "reason": c.reason,
+            }
+            for c in comparisons
+        ],
+        "plots": _plots(test, history),
+        "evidence": _evidence_view(test.evidence),
+    }
