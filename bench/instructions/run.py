@@ -41,9 +41,16 @@ def busy(on: bool) -> Any:
 
 
 def run_child(
-    what: str, *, seed: int, callgrind: bool, toggle: bool = False, cache_sim: bool = False, repeat: int = 1
+    what: str,
+    *,
+    seed: int,
+    callgrind: bool,
+    toggle: bool = False,
+    cache_sim: bool = False,
+    repeat: int = 1,
+    flags: tuple[str, ...] = (),
 ) -> Any:
-    argv = [sys.executable, CHILD, what, *(["--toggle"] if toggle else []), f"--repeat={repeat}"]
+    argv = [sys.executable, CHILD, what, *(["--toggle"] if toggle else []), f"--repeat={repeat}", *flags]
     env = os.environ | {"PYTHONHASHSEED": str(seed)}
     with tempfile.TemporaryDirectory(prefix="perfgate-cg-") as out:
         if callgrind:
@@ -68,6 +75,15 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     },
     "instructions, seed 0, idle, median of 5 calls": {"what": "instructions", "callgrind": True, "repeat": 5},
     "estimated cycles (cache sim), seed 0, idle": {"what": "instructions", "callgrind": True, "cache_sim": True},
+    # each process leaves a different heap before counting (--noise: live blocks of random sizes)
+    "instructions, seed 0, heap noise, canonical heap": {"what": "instructions", "callgrind": True, "noise": True},
+    "instructions, seed 0, heap noise, pymalloc": {
+        "what": "instructions",
+        "callgrind": True,
+        "noise": True,
+        "flags": ("--pymalloc",),
+    },
+    "instructions, seed 0, idle, pymalloc": {"what": "instructions", "callgrind": True, "flags": ("--pymalloc",)},
     "allocations, seed 0, idle": {"what": "allocations", "callgrind": False},
     "allocations, seed 0, other CPU busy": {"what": "allocations", "callgrind": False, "busy": True},
     "allocations, seeds 1..N, idle": {"what": "allocations", "callgrind": False, "seeds": True},
@@ -101,6 +117,7 @@ def main() -> None:
                         toggle=spec.get("toggle", False),
                         cache_sim=spec.get("cache_sim", False),
                         repeat=spec.get("repeat", 1),
+                        flags=(*spec.get("flags", ()), *((f"--noise={i + 1}",) if spec.get("noise") else ())),
                     )
                 )
         results[label] = runs
