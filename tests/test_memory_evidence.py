@@ -189,6 +189,34 @@ def test_read_capture_of_a_whole_process_run_by_memray_run_with_threads(tmp_path
     assert profile.timeline is not None and profile.timeline.functions[0] == f"hog ({script}:5)"
 
 
+class Builder:
+    def build(self) -> list[str]:
+        lines: list[str] = []
+        lines.extend(f"{i:>500}" for i in range(2000))  # a generator produces, build keeps
+        return [line for line in lines if line]  # a comprehension (its own frame on 3.11)
+
+
+@needs_memray
+def test_memray_names_functions_as_python_does_so_both_tracers_agree() -> None:
+    by_memray = {f.function: f.location for f in profile_memory(Builder().build, tracer="memray").functions}
+    by_hook = {f.function: f.location for f in profile_memory(Builder().build, tracer="tracemalloc").functions}
+    prefix = f"{__name__}.Builder.build"
+    assert by_memray[prefix] == by_hook[prefix]
+    assert (
+        by_memray[f"{prefix}.<locals>.<genexpr>"].rsplit(":", 1)[1]
+        == by_hook[f"{prefix}.<locals>.<genexpr>"].rsplit(":", 1)[1]
+    )
+
+
+@needs_memray
+def test_memray_native_frames_on_request() -> None:
+    profile = profile_memory(holds_eight_mb, tracer="memray", native=True)
+    stack = profile.peak_sites[0].stack
+    python = [i for i, frame in enumerate(stack) if "in holds_eight_mb: buffer = bytearray(8 * MB)" in frame]
+    assert python and python[0] < len(stack) - 1  # native frames below the Python line that allocated
+    assert not any(frame.endswith(".py") for frame in stack[python[0] + 1 :])
+
+
 # --------------------------------------------------------------------------- tracemalloc fallback
 
 

@@ -114,6 +114,9 @@ class _Names:
 
     def function(self, frame: Frame) -> _Function:
         name, file, line = frame
+        if name == "<module>":
+            frame = (name, file, 1)  # a module's code starts at its first line
+            name, file, line = frame
         best: tuple[int, int, str, str] | None = None
         for entry in self._definitions(file):
             start, end, short, _ = entry
@@ -135,18 +138,33 @@ class _Names:
         return lowest
 
 
+_NAMELESS = {
+    ast.Lambda: "<lambda>",
+    ast.GeneratorExp: "<genexpr>",
+    ast.ListComp: "<listcomp>",
+    ast.SetComp: "<setcomp>",
+    ast.DictComp: "<dictcomp>",
+}
+
+
 def _collect_defs(node: ast.AST, prefix: str, out: list[tuple[int, int, str, str]]) -> None:
+    """Every function in a module's tree (comprehensions and lambdas too: each runs as a frame of
+    its own) as (first line, last line, name, qualified name)."""
     for child in ast.iter_child_nodes(node):
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            qualname = f"{prefix}{child.name}"
-            if not isinstance(child, ast.ClassDef):
-                # a decorated def's frame reports the def line; the decorators are above it
-                out.append((child.lineno, child.end_lineno or child.lineno, child.name, qualname))
-                _collect_defs(child, f"{qualname}.<locals>.", out)
-            else:
-                _collect_defs(child, f"{qualname}.", out)
+        if isinstance(child, ast.ClassDef):
+            _collect_defs(child, f"{prefix}{child.name}.", out)
+            continue
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            name = child.name
         else:
+            name = _NAMELESS.get(type(child), "")
+        if not name:
             _collect_defs(child, prefix, out)
+            continue
+        qualname = f"{prefix}{name}"
+        # a decorated def's frame reports the def line; the decorators are above it
+        out.append((child.lineno, child.end_lineno or child.lineno, name, qualname))
+        _collect_defs(child, f"{qualname}.<locals>.", out)
 
 
 def _skipped(file: str, memray_dir: str) -> bool:
