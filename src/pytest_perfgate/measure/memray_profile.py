@@ -163,7 +163,8 @@ def _collect_defs(node: ast.AST, prefix: str, out: list[tuple[int, int, str, str
             continue
         qualname = f"{prefix}{name}"
         # a decorated def's frame reports the def line; the decorators are above it
-        out.append((child.lineno, child.end_lineno or child.lineno, name, qualname))
+        first: int = getattr(child, "lineno", 0)
+        out.append((first, getattr(child, "end_lineno", None) or first, name, qualname))
         _collect_defs(child, f"{qualname}.<locals>.", out)
 
 
