@@ -314,3 +314,31 @@ def test_a_memray_profile_in_the_results_file_is_bounded(tmp_path: Path) -> None
     assert len(data["timeline"]["times"]) <= 60 and len(data["timeline"]["functions"]) <= 20
     assert len(json.dumps(data)) < 60_000
     assert _read(json.loads(json.dumps(data))).timeline == profile.timeline
+
+
+# --------------------------------------------------------------------------- the failure text
+
+
+@needs_memray
+def test_failure_text_names_the_tracer_and_shows_own_bytes_and_the_timeline() -> None:
+    from pytest_perfgate.reports.evidence_text import format_memory_profile
+
+    text = format_memory_profile(profile_memory(grows, tracer="memray"))
+    lines = text.splitlines()
+    assert lines[1].startswith("  (memray: bytes held at the high-water mark")
+    assert lines[2].split() == ["function", "inclusive", "peak", "own", "where"]
+    assert "memory over time by function (own bytes; the last column: when tracking stopped):" in lines
+    row = lines[lines.index("memory over time by function (own bytes; the last column: when tracking stopped):") + 3]
+    cells = row.split()
+    assert cells[0] == f"{__name__}.grows" and cells[1] == "0B" and cells[-1] == "0B"  # nothing, then freed
+    assert cells[-2].endswith("MB")  # the column of the fullest time is always shown
+
+
+def test_failure_text_of_the_tracemalloc_profiler_says_so_and_how_to_get_memray() -> None:
+    from pytest_perfgate.reports.evidence_text import format_memory_profile
+
+    text = format_memory_profile(profile_memory(program, tracer="tracemalloc"))
+    assert "tracemalloc profiler: Python allocations of this thread" in text
+    assert "pip install 'pytest-perfgate[profile]'" in text
+    assert text.splitlines()[2].split() == ["function", "inclusive", "peak", "self", "(net)", "calls", "where"]
+    assert "memory over time" not in text
