@@ -168,21 +168,26 @@ def _collect_defs(node: ast.AST, prefix: str, out: list[tuple[int, int, str, str
         _collect_defs(child, f"{qualname}.<locals>.", out)
 
 
-def _skipped(file: str, memray_dir: str) -> bool:
-    """Frames that are not the program's: perfgate, pytest, memray, runpy, the import system."""
-    return _is_own(file) or file.startswith(memray_dir) or file.endswith(os.sep + "runpy.py")
+def _package_dir(module: ModuleType | None) -> str | None:
+    file = getattr(module, "__file__", None)
+    return os.path.dirname(os.path.abspath(file)) + os.sep if file else None
 
 
 class _Stacks:
-    """The program's frames of a record's stack, outermost first."""
+    """The program's frames of a record's stack, outermost first: without the frames of perfgate,
+    pytest (``_pytest``, ``pytest``, pluggy), memray, runpy and the import system."""
 
     def __init__(self, memray: ModuleType, native: bool) -> None:
-        self._memray_dir = os.path.dirname(os.path.abspath(memray.__file__ or "")) + os.sep
+        dirs = (_package_dir(memray), _package_dir(sys.modules.get("pytest")))
+        self._dirs = tuple(d for d in dirs if d)
         self._native = native
+
+    def _skipped(self, file: str) -> bool:
+        return _is_own(file) or file.startswith(self._dirs) or file.endswith(os.sep + "runpy.py")
 
     def __call__(self, record: Any) -> list[Frame]:
         stack = record.hybrid_stack_trace() if self._native else record.stack_trace()
-        return [frame for frame in reversed(stack) if not _skipped(frame[1], self._memray_dir)]
+        return [frame for frame in reversed(stack) if not self._skipped(frame[1])]
 
 
 def _text(frame: Frame) -> str:
