@@ -37,7 +37,7 @@ _TRACED_BY = {
     "memray": "memray: bytes held at the high-water mark, all threads; own = allocated in the function itself",
     "tracemalloc": (
         "tracemalloc profiler: Python allocations of this thread; self (net) = kept minus freed while the "
-        "function itself ran (memray is more precise and faster: pip install 'pytest-perfgate[profile]')"
+        "function itself ran; memray, more complete and faster: pip install 'pytest-perfgate[profile]'"
     ),
 }
 
