@@ -248,6 +248,50 @@ def test_tracemalloc_fallback_leak_candidate() -> None:
     assert profile.leaks[0].stack[-1].endswith("KEEP.append(bytearray(3 * MB))")
 
 
+def test_without_memray_the_tracemalloc_profiler_runs_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_perfgate.measure import memprofile
+
+    monkeypatch.setattr(memprofile, "memray_available", lambda: False)
+    profile = profile_memory(program)
+    assert profile.tracer == "tracemalloc"
+    assert profile.to_json()["tracer"] == "tracemalloc"
+
+
+@needs_memray
+def test_inside_another_memray_tracker_auto_falls_back_and_memray_by_name_is_refused(tmp_path: Path) -> None:
+    import memray
+
+    from pytest_perfgate.errors import MeasurementError
+
+    with memray.Tracker(tmp_path / "outer.bin"):
+        assert profile_memory(program).tracer == "tracemalloc"
+        with pytest.raises(MeasurementError, match="memray cannot profile this call"):
+            profile_memory(program, tracer="memray")
+
+
+def test_memray_absent_is_an_error_with_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from pytest_perfgate.errors import MeasurementError
+    from pytest_perfgate.measure import memray_profile
+
+    real_import = builtins.__import__
+
+    def no_memray(name: str, *args: object, **kwargs: object) -> object:
+        if name == "memray" or name.startswith("memray."):
+            raise ImportError("No module named 'memray'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.delitem(sys.modules, "memray", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_memray)
+    monkeypatch.setattr(memray_profile.importlib, "import_module", lambda name: no_memray(name))
+    assert not memray_available()
+    with pytest.raises(MeasurementError, match=r"pip install 'pytest-perfgate\[profile\]'"):
+        read_capture("/nonexistent/capture.bin")
+    with pytest.raises(MeasurementError, match="need memray"):
+        profile_memory(noop, tracer="memray")
+
+
 def test_unknown_tracer_is_refused() -> None:
     from pytest_perfgate.errors import MeasurementError
 
