@@ -189,7 +189,12 @@ def test_read_capture_of_a_whole_process_run_by_memray_run_with_threads(tmp_path
     assert profile.timeline is not None and profile.timeline.functions[0] == f"hog ({script}:5)"
 
 
+def _decorated(fn):  # type: ignore[no-untyped-def]
+    return fn
+
+
 class Builder:
+    @_decorated
     def build(self) -> list[str]:
         lines: list[str] = []
         lines.extend(f"{i:>500}" for i in range(2000))  # a generator produces, build keeps

@@ -95,6 +95,7 @@ class _Names:
         }
         self.functions: dict[tuple[str, str, int], _Function] = {}
         self._lowest: dict[FunctionKey, _Function] = {}  # functions whose def was not found
+        self._seen: dict[Frame, _Function] = {}
 
     def _definitions(self, file: str) -> list[tuple[int, int, str, str]]:
         found = self._defs.get(file)
@@ -113,6 +114,12 @@ class _Names:
         return found
 
     def function(self, frame: Frame) -> _Function:
+        found = self._seen.get(frame)
+        if found is None:
+            found = self._seen[frame] = self._function(frame)
+        return found
+
+    def _function(self, frame: Frame) -> _Function:
         name, file, line = frame
         if name == "<module>":
             frame = (name, file, 1)  # a module's code starts at its first line
@@ -162,8 +169,8 @@ def _collect_defs(node: ast.AST, prefix: str, out: list[tuple[int, int, str, str
             _collect_defs(child, prefix, out)
             continue
         qualname = f"{prefix}{name}"
-        # a decorated def's frame reports the def line; the decorators are above it
-        first: int = getattr(child, "lineno", 0)
+        # where Python says a function starts (co_firstlineno): a decorated one at its first decorator
+        first = min([getattr(child, "lineno", 0)] + [d.lineno for d in getattr(child, "decorator_list", ())])
         out.append((first, getattr(child, "end_lineno", None) or first, name, qualname))
         _collect_defs(child, f"{qualname}.<locals>.", out)
 
