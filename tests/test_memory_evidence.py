@@ -222,6 +222,43 @@ def test_memray_native_frames_on_request() -> None:
     assert not any(frame.endswith(".py") for frame in stack[python[0] + 1 :])
 
 
+@needs_memray
+def test_a_capture_of_a_process_killed_with_sigkill_is_still_read(tmp_path: Path) -> None:
+    """A service stopped at the end of a load test may not get to close its capture."""
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import time\nKEEP = []\n\ndef serve():\n    while True:\n"
+        "        KEEP.append(bytearray(100_000))\n        time.sleep(0.01)\n\nserve()\n"
+    )
+    capture = tmp_path / "out.bin"
+    process = subprocess.Popen([sys.executable, "-m", "memray", "run", "-q", "-o", str(capture), str(script)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not capture.exists() or capture.stat().st_size < 2000):
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    profile = read_capture(capture)
+    serve = _function(profile, "serve")
+    assert serve.self_net >= 500_000 and serve.location == f"{script}:4"
+    assert profile.leaks[0].stack[-1].endswith("in serve: KEEP.append(bytearray(100_000))")
+
+
+@needs_memray
+def test_an_aggregated_capture_has_no_timeline_but_the_rest(tmp_path: Path) -> None:
+    import memray
+
+    capture = tmp_path / "agg.bin"
+    with memray.Tracker(capture, file_format=memray.FileFormat.AGGREGATED_ALLOCATIONS):
+        keeps_one()
+    profile = read_capture(capture)
+    assert profile.timeline is None
+    assert abs(_own(profile, "keeps_one") - 3 * MB) <= 0.01 * 3 * MB
+    assert profile.leaks[0].stack[-1].endswith("in keeps_one: KEEP.append(bytearray(3 * MB))")
+
+
 # --------------------------------------------------------------------------- tracemalloc fallback
 
 
