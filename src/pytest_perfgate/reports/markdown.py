@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from ..gate import Comparison, GateReport, GateStatus, GateVerdict
 from ..model import RunResult
 from ..units import Kind, format_value
+from .evidence_text import cpu_profile_source
 from .gate_terminal import fmt_change, fmt_p, gate_rule
 from .gate_text import counter_percent, headline, notice_texts
 
@@ -214,7 +215,7 @@ def _evidence(report: GateReport, current: RunResult, *, limit: int = 5) -> list
         if cpu:
             total = cpu.total or 1e-12
             path = " → ".join(f"{escape(n.function)} {100 * n.cumulative / total:.0f}%" for n in cpu.hot_path())
-            lines += ["", f"Hot path (cProfile, one re-run): {path}", ""]
+            lines += ["", f"Hot path ({escape(cpu_profile_source(cpu))}): {path}", ""]
             lines += _table(
                 ("Function", "Own time", "Own %", "Calls"),
                 "lrrr",
