@@ -215,6 +215,33 @@ def test_own_time_per_path_and_per_function() -> None:
     assert rows["leaf"].cumulative == pytest.approx(one.cumulative + two.cumulative, rel=1e-9)
 
 
+def sleeper() -> None:
+    time.sleep(0.0005)
+
+
+def spinner() -> None:
+    _spin(0.0005)
+
+
+def sleep_and_spin() -> None:
+    sleeper()
+    spinner()
+
+
+def test_the_wall_clock_sees_waits_and_the_cpu_clock_does_not() -> None:
+    def share(profile: CpuProfile) -> float:
+        nodes = {n.function: n for n in profile.tree[0].children}
+        return nodes["sleeper"].cumulative / profile.total if "sleeper" in nodes else 0.0
+
+    wall = profile_cpu(sleep_and_spin, min_time=0.2)
+    cpu = profile_cpu(sleep_and_spin, min_time=0.2, clock="cpu")
+    assert wall.clock == "wall" and cpu.clock == "cpu"
+    assert share(wall) > 0.3  # about half the wall time is asleep
+    assert share(cpu) < 0.1  # asleep: no CPU time
+    assert "pyinstrument, CPU time, " in format_cpu_profile(cpu)
+    assert CpuProfile.from_json(cpu.to_json()) == cpu
+
+
 # --------------------------------------------------------------------------- property: child <= parent
 
 _counter = itertools.count()

@@ -5,6 +5,7 @@ round-trips through JSON; the text says which profilers made it."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -88,6 +89,11 @@ def test_the_text_names_the_profilers_and_the_change() -> None:
     text = format_profile_diff(diff_profiles(BASE, CURRENT))
     lines = text.splitlines()
     assert lines[0].startswith("what changed (pyinstrument; profiled time per call 100ms -> 110ms")
+    cpu = replace(BASE, clock="cpu")
+    assert format_profile_diff(diff_profiles(cpu, replace(CURRENT, clock="cpu"))).startswith(
+        "what changed (pyinstrument; profiled CPU time per call"
+    )
+    assert diff_profiles(cpu, CURRENT).clock == "mixed"
     assert "note:" not in text
     row = next(line for line in lines if line.strip().startswith("render"))
     assert "30ms -> 40ms" in row and "+10ms" in row and "30.0% -> 36.4%" in row

@@ -197,6 +197,7 @@ class CpuProfile:
     profiler: str = CPROFILE
     note: str = ""  # why this profiler (the fallback's reason), or ""
     samples: int = 0  # stacks sampled (pyinstrument); 0 under cProfile
+    clock: str = "wall"  # a sample's time: "wall" (waits included) or "cpu" (this thread's CPU time)
 
     @property
     def sampled(self) -> bool:
@@ -225,6 +226,8 @@ class CpuProfile:
             data["note"] = self.note
         if self.samples:
             data["samples"] = self.samples
+        if self.clock != "wall":
+            data["clock"] = self.clock
         return data
 
     @classmethod
@@ -237,6 +240,7 @@ class CpuProfile:
             profiler=str(data.get("profiler") or CPROFILE),
             note=str(data.get("note") or ""),
             samples=int(data.get("samples") or 0),
+            clock=str(data.get("clock") or "wall"),
         )
 
 

@@ -97,6 +97,7 @@ class ProfileDiff:
     changes: tuple[FunctionChange, ...]
     base_hot_path: tuple[PathStep, ...]
     current_hot_path: tuple[PathStep, ...]
+    clock: str = "wall"  # the profiles' clock ("cpu": CPU time); "mixed" when they differ
 
     @property
     def top(self) -> FunctionChange | None:
@@ -113,6 +114,7 @@ class ProfileDiff:
             "changes": [c.to_json() for c in self.changes],
             "base_hot_path": [s.to_json() for s in self.base_hot_path],
             "current_hot_path": [s.to_json() for s in self.current_hot_path],
+            "clock": self.clock,
         }
 
     @classmethod
@@ -125,6 +127,7 @@ class ProfileDiff:
             tuple(FunctionChange.from_json(c) for c in data.get("changes") or ()),
             tuple(PathStep.from_json(s) for s in data.get("base_hot_path") or ()),
             tuple(PathStep.from_json(s) for s in data.get("current_hot_path") or ()),
+            clock=str(data.get("clock") or "wall"),
         )
 
 
@@ -174,4 +177,5 @@ def diff_profiles(base: CpuProfile, current: CpuProfile, *, limit: int = 15) -> 
         changes=tuple(changes[:limit]),
         base_hot_path=_hot_path(base),
         current_hot_path=_hot_path(current),
+        clock=base.clock if base.clock == current.clock else "mixed",
     )

@@ -29,6 +29,7 @@ from ..evidence import CPROFILE, PYINSTRUMENT, CallNode, CpuProfile, FunctionTim
 
 FuncKey = tuple[str, int, str]  # (file, line, name) as pstats keys functions
 Profiler = Literal["auto", "pyinstrument", "cProfile"]
+Clock = Literal["wall", "cpu"]
 
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _THIS_FILE = os.path.abspath(__file__)
@@ -60,10 +61,13 @@ def profile_cpu(
     max_calls: int = 10_000,
     interval: float = DEFAULT_INTERVAL,
     profiler: Profiler = "auto",
+    clock: Clock = "wall",
 ) -> CpuProfile:
     """Run ``fn`` under a profiler until ``min_time`` has passed (at least once, at most
     ``max_calls`` times). ``profiler``: "auto" is pyinstrument when installed, else cProfile
-    (the profile's ``note`` says so)."""
+    (the profile's ``note`` says so). ``clock`` (pyinstrument only): what a sample's time is, the
+    wall clock (waits included: sleeping, I/O, and the time other processes took the CPU) or this
+    thread's CPU time (what the code computed: robust on a busy machine, blind to waits)."""
     if profiler == CPROFILE:
         return _profile_cprofile(fn, min_time=min_time, max_calls=max_calls)
     try:
@@ -72,10 +76,17 @@ def profile_cpu(
         if profiler == PYINSTRUMENT:
             raise
         return _profile_cprofile(fn, min_time=min_time, max_calls=max_calls, note=MISSING_PYINSTRUMENT)
+    from pyinstrument.stack_sampler import get_stack_sampler
+
     sampler = pyinstrument.Profiler(interval=interval, async_mode="disabled")
+    stacks = get_stack_sampler()
+    timer = stacks.timer_func
     try:
+        if clock == "cpu":
+            stacks.timer_func = time.thread_time  # pyinstrument's own hook for another clock
         sampler.start()
-    except RuntimeError as exc:  # another pyinstrument profiler runs in this thread
+    except (RuntimeError, ValueError) as exc:  # another pyinstrument profiler runs in this thread
+        stacks.timer_func = timer
         if profiler == PYINSTRUMENT:
             raise
         note = f"pyinstrument could not start: {exc}"
@@ -84,7 +95,8 @@ def profile_cpu(
         calls, total = _profiled_calls(fn, min_time, max_calls, jitter=interval)
     finally:
         session = sampler.stop()
-    return _from_samples(session.frame_records, calls, total)
+        stacks.timer_func = timer
+    return _from_samples(session.frame_records, calls, total, clock)
 
 
 def _profiled_calls(
@@ -173,7 +185,7 @@ def _user_stack(stack: list[str], frames: dict[str, _Frame]) -> list[_Frame] | N
     return None
 
 
-def _from_samples(records: list[tuple[list[str], float]], calls: int, total: float) -> CpuProfile:
+def _from_samples(records: list[tuple[list[str], float]], calls: int, total: float, clock: Clock) -> CpuProfile:
     frames: dict[str, _Frame] = {}
     roots: dict[tuple[str, str], _Path] = {}
     own: dict[tuple[str, str], float] = {}
@@ -206,7 +218,9 @@ def _from_samples(records: list[tuple[list[str], float]], calls: int, total: flo
     tree = tuple(_sampled_node(node, total, 0, budget) for node in _largest(roots.values(), total, budget))
     rows = (FunctionTime(name, where, 0, own.get((name, where), 0.0), cum) for (name, where), cum in cumulative.items())
     top = sorted(rows, key=lambda row: (-row.own, -row.cumulative))[:_TOP]
-    return CpuProfile(calls=calls, total=total, tree=tree, top=tuple(top), profiler=PYINSTRUMENT, samples=samples)
+    return CpuProfile(
+        calls=calls, total=total, tree=tree, top=tuple(top), profiler=PYINSTRUMENT, samples=samples, clock=clock
+    )
 
 
 def _largest(nodes: Any, total: float, budget: list[int]) -> list[_Path]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..evidence import CPROFILE, AllocationSite, CpuProfile, MemoryProfile
 from ..profdiff import FunctionChange, PathStep, ProfileDiff
@@ -28,7 +28,8 @@ MISSING_PROFILER = (
 def cpu_profile_source(profile: CpuProfile) -> str:
     """Which profiler made ``profile`` and how far its tree can be trusted, in a few words."""
     if profile.sampled:
-        return f"pyinstrument, {profile.samples} stack samples over {profile.calls} re-run call(s)"
+        clock = ", CPU time" if profile.clock == "cpu" else ""
+        return f"pyinstrument{clock}, {profile.samples} stack samples over {profile.calls} re-run call(s)"
     return f"cProfile fallback, {profile.calls} re-run call(s)"
 
 
@@ -93,8 +94,9 @@ def profile_diff_source(diff: ProfileDiff) -> str:
         if diff.base_profiler == diff.current_profiler
         else f"base {diff.base_profiler}, current {diff.current_profiler}"
     )
+    clock = {"cpu": "CPU time", "mixed": "mixed clocks"}.get(diff.clock, "time")
     return (
-        f"{profilers}; profiled time per call {_secs(diff.base_per_call)} -> {_secs(diff.current_per_call)}, "
+        f"{profilers}; profiled {clock} per call {_secs(diff.base_per_call)} -> {_secs(diff.current_per_call)}, "
         "profiler overhead included"
     )
 
@@ -111,6 +113,12 @@ def format_profile_diff(diff: ProfileDiff, *, limit: int = 5) -> str:
     lines.append("hot path, base:    " + hot_path_text(diff.base_hot_path))
     lines.append("hot path, current: " + hot_path_text(diff.current_hot_path))
     return "\n".join(lines)
+
+
+def format_profile_diffs(diffs: Mapping[str, ProfileDiff], *, limit: int = 5) -> str:
+    """Each profiled test's diff under its name (``perfgate ab``'s terminal)."""
+    blocks = [f"\n{nodeid}: {format_profile_diff(diff, limit=limit)}" for nodeid, diff in diffs.items()]
+    return "\n".join(blocks).lstrip("\n")
 
 
 def format_memory_profile(profile: MemoryProfile, *, limit: int = 10) -> str:
