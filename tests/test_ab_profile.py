@@ -76,7 +76,9 @@ def test_the_slowed_function_is_named_as_the_top_changed_function(repo: Path, tm
     # the merge-request note
     note = markdown.read_text()
     assert "<details><summary>Evidence: tests/test\\_shop.py::test\\_handle</summary>" in note
-    assert "Own time grew most in checksum (" in note and "What changed (pyinstrument;" in note
+    assert (
+        "Own time grew most in checksum (" in note and "What changed (pyinstrument; profiled CPU time per call " in note
+    )
     assert "| checksum | " in note
     # the current side's results keep the diff as evidence
     saved = json.loads((tmp_path / "current.json").read_text())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -101,3 +102,42 @@ def test_the_text_names_the_profilers_and_the_change() -> None:
     fallback = format_profile_diff(diff_profiles(BASE, _profile("/repo", {"render": 1.0}, profiler="cProfile")))
     assert fallback.startswith("what changed (base pyinstrument, current cProfile;")
     assert "note: cProfile's call tree merges callers" in fallback
+
+
+# --------------------------------------------------------------------------- in perfgate ab's reports
+
+
+def _paired(nodeid: str, ratio: float, blocks: int = 20) -> Any:
+    import math
+
+    from pytest_perfgate.ab.schedule import PairedTest
+
+    ratios = tuple(math.log(ratio) + (0.01 if i % 2 else -0.01) * (i % 5) / 5 for i in range(blocks))
+    return PairedTest(nodeid, loops=1, base=(1e-3,) * blocks, current=(1e-3 * ratio,) * blocks, log_ratios=ratios)
+
+
+def test_the_markdown_note_shows_what_changed_for_a_regression_and_a_warning() -> None:
+    from pytest_perfgate.ab.judge import compare_paired
+    from pytest_perfgate.cli.ab import with_diffs
+    from pytest_perfgate.config import GateSettings
+    from pytest_perfgate.model import RunResult, TestResult
+    from pytest_perfgate.reports.markdown import format_markdown
+
+    settings = GateSettings(max_regression=0.10, warn_regression=0.05)
+    report = compare_paired([_paired("t::slow", 1.25), _paired("t::warn", 1.07), _paired("t::same", 1.0)], settings)
+    verdicts = {c.nodeid: c.verdict.value for c in report.comparisons}
+    assert verdicts == {"t::slow": "regression", "t::warn": "warning", "t::same": "unchanged"}
+    current = RunResult({}, tuple(TestResult(n) for n in ("t::slow", "t::warn", "t::same")))
+    diff = diff_profiles(BASE, CURRENT)
+    current = with_diffs(current, {"t::slow": diff, "t::warn": diff})
+    assert current is not None
+    text = format_markdown(report, current=current)
+    for nodeid in ("t::slow", "t::warn"):
+        assert f"<details><summary>Evidence: {nodeid}</summary>" in text
+    assert "Evidence: t::same" not in text
+    assert text.count("Own time grew most in render (/repo/app/render.py:12): own time per call 30ms → 40ms") == 2
+    assert "| render | 30ms → 40ms | +10ms | 30.0% → 36.4% | /repo/app/render.py:12 |" in text
+    assert "Hot path, base: handler 100% → parse 50%" in text
+    # a diff that cannot be read is left out, never an error
+    broken = RunResult({}, (TestResult("t::slow", evidence={"cpu_diff": {"changes": "?"}}),))
+    assert "Evidence" not in format_markdown(report, current=broken)

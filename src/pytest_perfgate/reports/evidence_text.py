@@ -60,15 +60,15 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def profile_diff_rows(diff: ProfileDiff, limit: int) -> list[tuple[str, str, str, str, str]]:
+def profile_diff_rows(diff: ProfileDiff, limit: int, arrow: str = " -> ") -> list[tuple[str, str, str, str, str]]:
     """The changed functions as rows: function, own per call base -> current, change, own share
     base -> current, where."""
     return [
         (
             c.function,
-            f"{_per_call(c.base_per_call)} -> {_per_call(c.current_per_call)}",
+            f"{_per_call(c.base_per_call)}{arrow}{_per_call(c.current_per_call)}",
             ("+" if c.per_call_change >= 0 else "-") + _secs(abs(c.per_call_change)),
-            f"{_share(c.base_share)} -> {_share(c.current_share)}",
+            f"{_share(c.base_share)}{arrow}{_share(c.current_share)}",
             c.location,
         )
         for c in diff.changes[:limit]
@@ -79,15 +79,15 @@ def hot_path_text(steps: Sequence[PathStep], arrow: str = " -> ") -> str:
     return arrow.join(f"{s.function} {100 * s.share:.0f}%" for s in steps) or "(no samples)"
 
 
-def top_change_text(change: FunctionChange) -> str:
+def top_change_text(change: FunctionChange, arrow: str = " -> ") -> str:
     """The function whose own time grew most, in one phrase."""
     return (
         f"{change.function} ({change.location}): own time per call "
-        f"{_per_call(change.base_per_call)} -> {_per_call(change.current_per_call)}"
+        f"{_per_call(change.base_per_call)}{arrow}{_per_call(change.current_per_call)}"
     )
 
 
-def profile_diff_source(diff: ProfileDiff) -> str:
+def profile_diff_source(diff: ProfileDiff, arrow: str = " -> ") -> str:
     """The profilers and the profiled time per call of each side."""
     profilers = (
         diff.current_profiler
@@ -96,7 +96,7 @@ def profile_diff_source(diff: ProfileDiff) -> str:
     )
     clock = {"cpu": "CPU time", "mixed": "mixed clocks"}.get(diff.clock, "time")
     return (
-        f"{profilers}; profiled {clock} per call {_secs(diff.base_per_call)} -> {_secs(diff.current_per_call)}, "
+        f"{profilers}; profiled {clock} per call {_secs(diff.base_per_call)}{arrow}{_secs(diff.current_per_call)}, "
         "profiler overhead included"
     )
 

@@ -208,11 +208,11 @@ def _profile_diff(evidence: Evidence) -> ProfileDiff | None:
 def _diff_lines(diff: ProfileDiff, limit: int) -> list[str]:
     """What changed between the base's and the current profile: the functions whose own time
     changed most, each side's hot path."""
-    lines = [f"What changed ({escape(profile_diff_source(diff))}):", ""]
+    lines = [f"What changed ({escape(profile_diff_source(diff, ' → '))}):", ""]
     lines += _table(
         ("Function", "Own time per call", "Change", "Own share", "Where"),
         "lrrrl",
-        [[escape(cell) for cell in row] for row in profile_diff_rows(diff, limit)],
+        [[escape(cell) for cell in row] for row in profile_diff_rows(diff, limit, " → ")],
     )
     lines += [
         "",
@@ -245,7 +245,7 @@ def _evidence(report: GateReport, current: RunResult, *, limit: int = 5) -> list
         if diff:
             top = diff.top
             if top is not None:
-                lines += [f"Own time grew most in {escape(top_change_text(top))}", ""]
+                lines += [f"Own time grew most in {escape(top_change_text(top, ' → '))}", ""]
             lines += [*_diff_lines(diff, limit), ""]
         if memory:
             lines += [f"Memory by function (one re-run, peak {format_value(memory.peak, Kind.SIZE)}):", ""]
