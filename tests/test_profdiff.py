@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_perfgate.evidence import CallNode, CpuProfile, FunctionTime
-from pytest_perfgate.profdiff import FunctionChange, ProfileDiff, diff_profiles, function_key
+from pytest_perfgate.profdiff import FunctionChange, ProfileDiff, diff_profiles, function_key, relative_to
 from pytest_perfgate.reports.evidence_text import format_profile_diff
 
 
@@ -76,6 +76,14 @@ def test_functions_are_matched_by_name_and_the_end_of_their_path() -> None:
     )
     assert function_key("f", "/repo/a/mod.py:1") != function_key("f", "/repo/b/mod.py:1")
     assert function_key("sorted", "built-in") == ("sorted", "built-in")
+
+
+def test_places_under_a_side_s_checkout_are_made_relative_to_it() -> None:
+    relative = relative_to(BASE, "/tmp/perfgate-ab-x/base/")
+    assert {row.location for row in relative.top} == {"app/parse.py:30", "app/render.py:30", "app/log.py:30"}
+    assert relative.tree[0].location == "app/handler.py:1"
+    assert relative.tree[0].children[0].location == "app/parse.py:3"
+    assert relative_to(BASE, "/elsewhere") == BASE
 
 
 def test_a_diff_round_trips_through_json() -> None:

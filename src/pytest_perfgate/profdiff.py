@@ -13,10 +13,28 @@ cut-off) counts as 0 there; its value is ``None`` in the diff.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .evidence import CpuProfile, FunctionTime, JsonObject
+from .evidence import CallNode, CpuProfile, FunctionTime, JsonObject
+
+
+def relative_to(profile: CpuProfile, root: str) -> CpuProfile:
+    """``profile`` with the places under ``root`` (a side's checkout) written relative to it, so
+    that both sides of a comparison name a file alike (``src/pkg/mod.py:12``)."""
+    prefix = root.rstrip("/\\") + "/"
+
+    def place(location: str) -> str:
+        return location[len(prefix) :] if location.startswith(prefix) else location
+
+    def node(n: CallNode) -> CallNode:
+        return replace(n, location=place(n.location), children=tuple(node(c) for c in n.children))
+
+    return replace(
+        profile,
+        tree=tuple(node(n) for n in profile.tree),
+        top=tuple(row._replace(location=place(row.location)) for row in profile.top),
+    )
 
 
 def function_key(function: str, location: str) -> tuple[str, str]:

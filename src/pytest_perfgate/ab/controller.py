@@ -27,6 +27,7 @@ from .._procs import read_log, spawn, stop_group, tail
 from ..errors import AbError, ChannelClosed, ChannelTimeout, PerfgateError, RoundFailed
 from ..evidence import CpuProfile
 from ..model import RunResult, load_results
+from ..profdiff import relative_to
 from . import worktree as wt
 from .protocol import (
     ENV_FDS,
@@ -516,7 +517,8 @@ class _Pair:
             kind, nodeid = message["type"], str(message.get("nodeid", ""))
             if kind == MessageType.PROFILE:
                 if message.get("profile"):
-                    got.setdefault(nodeid, {})[side] = CpuProfile.from_json(message["profile"])
+                    profile = relative_to(CpuProfile.from_json(message["profile"]), str(self.trees[side]))
+                    got.setdefault(nodeid, {})[side] = profile
                 else:
                     self.run.notices.append(f"{nodeid}: no CPU profile on the {side} side: {message.get('why')}")
             elif kind == MessageType.END and message.get("outcome") != "passed":
