@@ -108,6 +108,16 @@ def test_cprofile_on_request_is_labelled_too() -> None:
     assert "cProfile's call tree merges callers" in format_cpu_profile(profile)
 
 
+def tiny() -> int:
+    return 1
+
+
+def test_a_call_of_a_microsecond_is_repeated_until_it_has_samples() -> None:
+    profile = profile_cpu(tiny, min_time=0.05)
+    assert profile.calls > 10_000 and profile.samples >= 20
+    assert [n.function for n in profile.tree] == ["tiny"]
+
+
 def test_pyinstrument_text_names_it() -> None:
     text = format_cpu_profile(profile_cpu(two_callers, min_time=0.05))
     assert text.startswith("where the time went (pyinstrument, ")

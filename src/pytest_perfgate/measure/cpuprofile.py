@@ -44,7 +44,7 @@ MISSING_PYINSTRUMENT = (
 DEFAULT_INTERVAL = 0.0002
 
 #: the C functions the profiled loop calls itself (not the measured call's)
-_LOOP_CALLS = frozenset({"perf_counter", "random"})
+_LOOP_CALLS = frozenset({"perf_counter", "random", "max", "min", "int"})
 
 #: bounds of the tree kept in the results file
 _MAX_NODES = 200
@@ -58,7 +58,7 @@ def profile_cpu(
     fn: Callable[[], Any],
     *,
     min_time: float = 0.2,
-    max_calls: int = 10_000,
+    max_calls: int = 1_000_000,
     interval: float = DEFAULT_INTERVAL,
     profiler: Profiler = "auto",
     clock: Clock = "wall",
@@ -126,8 +126,9 @@ def _profiled_calls(
         calls += batch
         if spent >= min_time or end >= deadline or calls >= max_calls:
             break
-        if jitter and calls == 1:  # calls much shorter than the interval: batches of about one interval
-            batch = max(1, min(int(jitter / max(end - start, 1e-9)), max_calls - calls, 10_000))
+        if jitter:  # calls much shorter than the interval: batches of about one interval
+            wanted = batch * jitter / max(end - start, 1e-9)
+            batch = max(1, min(int((batch + wanted) / 2), max_calls - calls, 100_000))
     return calls, spent
 
 
@@ -179,7 +180,7 @@ def _user_stack(stack: list[str], frames: dict[str, _Frame]) -> list[_Frame] | N
             below = parsed[i + 1 :]
             while below and below[0].file.startswith(_OWN_DIR):
                 below = below[1:]
-            if len(below) == 1 and below[0].location == "built-in" and below[0].function in _LOOP_CALLS:
+            if len(below) == 1 and below[0].location == "built-in" and below[0].function.split(".")[-1] in _LOOP_CALLS:
                 return None  # the loop's own clock and jitter
             return below
     return None
