@@ -223,8 +223,8 @@ def test_time_failure_shows_where_the_time_went(pytester: pytest.Pytester, run_j
     result.stdout.re_match_lines(
         [
             r"perf budget exceeded: median [0-9.]+ms exceeds critical 1ms \(\d+ rounds\)",
-            r"where the time went \(cProfile, \d+ re-run call\(s\), .* profiled\):",
-            r"hot path: outer \d+% -> inner \d+% -> time\.sleep \d+%",
+            r"where the time went \(pyinstrument, \d+ stack samples over \d+ re-run call\(s\), .* profiled\):",
+            r"hot path: outer \d+% -> inner \d+% -> sleep \d+%",
         ]
     )
     assert "memory by function" not in result.stdout.str()

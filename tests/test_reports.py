@@ -226,7 +226,8 @@ def test_markdown_shows_the_top_offenders_of_failing_tests(tmp_path: Path) -> No
     text = format_markdown(compare((), current), current=current)
     html = MarkdownIt("commonmark").enable("table").render(text)
     assert "<details><summary>Evidence: t.py::hog</summary>" in html
-    assert "Memory by function (one re-run, peak" in html and "Hot path (cProfile, one re-run): hog" in html
+    assert "Memory by function (one re-run, peak" in html and "Hot path (pyinstrument, " in html
+    assert re.search(r"re-run call\(s\)\): hog \d+%", html)
     assert "test_markdown_shows_the_top_offenders_of_failing_tests.&lt;locals&gt;.hog" in html
     assert "Evidence" not in format_markdown(compare((), current))  # without the run, no evidence section
 

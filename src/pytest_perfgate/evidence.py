@@ -176,14 +176,24 @@ class MemoryProfile:
 
 # --------------------------------------------------------------------------- CPU
 
+#: the profilers behind a :class:`CpuProfile`
+PYINSTRUMENT = "pyinstrument"
+CPROFILE = "cProfile"
+
 
 @dataclass(frozen=True)
 class CallNode:
+    """One call path of the CPU tree. Under pyinstrument (sampled stacks) a node is a real path:
+    ``cumulative`` is the time sampled with this path on the stack, ``own`` with it on top, and
+    ``calls`` is 0 (a sampling profiler does not count calls). Under the cProfile fallback the tree
+    is rebuilt from caller -> callee edges merged over all callers: ``cumulative`` is the time
+    through the edge from its parent, ``own`` the function's over the whole run."""
+
     function: str
     location: str
     calls: int
-    cumulative: float  # seconds, through the edge from its parent
-    own: float  # seconds spent in the function itself (whole run, all callers)
+    cumulative: float  # seconds
+    own: float  # seconds
     children: tuple[CallNode, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -202,7 +212,9 @@ class CallNode:
 
 
 class FunctionTime(NamedTuple):
-    """One row of the CPU profile's table: a function over the whole re-run, all callers."""
+    """One row of the CPU profile's table: a function over the whole re-run, all callers (its own
+    time summed over its paths; cumulative counted once per sample or call, recursion included).
+    ``calls`` is 0 under a sampling profiler."""
 
     function: str
     location: str
@@ -220,12 +232,24 @@ class FunctionTime(NamedTuple):
 
 @dataclass(frozen=True)
 class CpuProfile:
-    """Where the time went in a re-run under cProfile (``measure.cpuprofile``)."""
+    """Where the time went in a re-run of the measured call (``measure.cpuprofile``): sampled by
+    pyinstrument (real call paths), or traced by cProfile when pyinstrument is not installed
+    (``profiler``; ``note`` says why the fallback was used). A file written before the field
+    existed was cProfile's."""
 
     calls: int  # how many times the measured call was run under the profiler
     total: float  # seconds, profiler overhead included
     tree: tuple[CallNode, ...]
     top: tuple[FunctionTime, ...]
+    profiler: str = CPROFILE
+    note: str = ""  # why this profiler (the fallback's reason), or ""
+    samples: int = 0  # stacks sampled (pyinstrument); 0 under cProfile
+    clock: str = "wall"  # a sample's time: "wall" (waits included) or "cpu" (this thread's CPU time)
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the tree holds real call paths (a sampling profiler's stacks)."""
+        return self.profiler == PYINSTRUMENT
 
     def hot_path(self) -> list[CallNode]:
         """The chain of most expensive children from the most expensive root."""
@@ -238,12 +262,20 @@ class CpuProfile:
         return path
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "calls": self.calls,
             "total": self.total,
             "tree": [n.to_json() for n in self.tree],
             "top": [t.to_json() for t in self.top],
+            "profiler": self.profiler,
         }
+        if self.note:
+            data["note"] = self.note
+        if self.samples:
+            data["samples"] = self.samples
+        if self.clock != "wall":
+            data["clock"] = self.clock
+        return data
 
     @classmethod
     def from_json(cls, data: JsonObject) -> CpuProfile:
@@ -252,6 +284,10 @@ class CpuProfile:
             data["total"],
             tuple(CallNode.from_json(n) for n in data["tree"]),
             tuple(FunctionTime.from_json(t) for t in data["top"]),
+            profiler=str(data.get("profiler") or CPROFILE),
+            note=str(data.get("note") or ""),
+            samples=int(data.get("samples") or 0),
+            clock=str(data.get("clock") or "wall"),
         )
 
 

@@ -1,7 +1,11 @@
 """Starts the two pytest workers (base and current), pins them to one CPU, drives every timed
 call of every test (``perf``, pytest-benchmark, a whole test body) through
 :func:`~.schedule.measure_paired`, and cleans up whatever happens:
-workers are started in their own process group and killed with it; the worktree is removed."""
+workers are started in their own process group and killed with it; the worktree is removed.
+
+After the paired rounds, the tests a caller picks (``run_ab``'s ``profile``: those judged slower)
+are run once more on each side, one side after the other, in a profiling session: each timed call
+under the CPU profiler instead of rounds (never while anything is timed)."""
 
 from __future__ import annotations
 
@@ -21,12 +25,15 @@ from typing import Any
 
 from .._procs import read_log, spawn, stop_group, tail
 from ..errors import AbError, ChannelClosed, ChannelTimeout, PerfgateError, RoundFailed
+from ..evidence import CpuProfile
 from ..model import RunResult, load_results
+from ..profdiff import relative_to
 from . import worktree as wt
 from .protocol import (
     ENV_FDS,
     ENV_FOREIGN,
     ENV_PAD,
+    ENV_PROFILE,
     ENV_SIDE,
     ENV_WHOLE_CALLS,
     PROTOCOL_VERSION,
@@ -69,6 +76,9 @@ class AbOptions:
     confirm_verdict_at: float | None = None
     #: tests without perf or benchmark are timed as whole calls (their body, round after round)
     whole_calls: bool = True
+    #: seconds each side's timed call runs under the CPU profiler, for the tests ``run_ab``'s caller
+    #: picks after the rounds (0: no profiles)
+    profile_time: float = 1.0
 
 
 @dataclass
@@ -85,6 +95,8 @@ class AbRun:
     #: set when the run did not finish (a worker crashed or hung, the whole-run limit)
     incomplete: str = ""
     elapsed: float = 0.0
+    #: nodeid -> each side's CPU profile of the test's timed call (the tests picked for profiling)
+    profiles: dict[str, dict[Side, CpuProfile]] = field(default_factory=dict)
 
     @property
     def subject(self) -> str:
@@ -276,9 +288,21 @@ def start_run(base: str, cwd: str, timeout: float | None, pytest_args: Sequence[
     return RunStart(here, root, commit, started, None if timeout is None else started + timeout)
 
 
-def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progress | None = None) -> AbRun:
+#: which of a finished run's tests to profile on both sides
+ProfileChoice = Callable[[AbRun], Sequence[str]]
+
+
+def run_ab(
+    options: AbOptions,
+    *,
+    progress: Progress | None = None,
+    live: Progress | None = None,
+    profile: ProfileChoice | None = None,
+) -> AbRun:
     """The whole paired run. Raises :class:`AbError` when it cannot start; a run that starts
-    but cannot finish returns what it measured with ``incomplete`` set."""
+    but cannot finish returns what it measured with ``incomplete`` set. ``profile`` picks, once
+    every test is measured, the tests whose timed call is profiled on both sides
+    (``AbRun.profiles``)."""
     say = progress or (lambda line: None)
     start = start_run(
         options.base,
@@ -349,6 +373,14 @@ def run_ab(options: AbOptions, *, progress: Progress | None = None, live: Progre
             if not run.incomplete:
                 pair.finish(number)
             run.tests = [_confirmed(t, again.get(t.nodeid), run) for t in run.tests]
+        chosen = list(profile(run)) if profile is not None and options.profile_time > 0 and not run.incomplete else []
+        if chosen:
+            say(
+                f"perfgate ab: {len(chosen)} test(s) judged slower: profiled on each side "
+                f"({options.profile_time:g}s per timed call, after the rounds)"
+            )
+            _kill_all(workers)
+            pair.profile(chosen, deadline)
     run.elapsed = time.monotonic() - started
     return run
 
@@ -405,10 +437,10 @@ class _Pair:
         self.env, self.scratch, self.workers = env, scratch, workers
         self.padding = random.Random()
 
-    def start(self, side: Side, number: int) -> Message:
-        """Start ``side``'s worker of pair ``number``; what it collected."""
+    def start(self, side: Side, number: int, extra: dict[str, str] | None = None) -> Message:
+        """Start ``side``'s worker of pair ``number`` (0: the profiling session); what it collected."""
         tree = self.trees[side]
-        side_env = dict(self.env)
+        side_env = {**self.env, **(extra or {})}
         paths = wt.import_paths(tree, self.options.pythonpath)
         _check_no_other_perfgate(side, paths)
         side_env["PYTHONPATH"] = wt.pythonpath(paths, self.env)
@@ -449,6 +481,56 @@ class _Pair:
                     f"perfgate ab's --test-timeout ({self.options.test_timeout:g}s) bounds each test instead"
                 )
         return collected
+
+    def profile(self, nodeids: Sequence[str], deadline: float | None) -> None:
+        """Each side's profiling session over ``nodeids``, one side after the other: the profiles
+        go to ``run.profiles``; a test or a side that gives none is said in a notice (a profile is
+        evidence: its absence never fails the run)."""
+        got: dict[str, dict[Side, CpuProfile]] = {}
+        for side in SIDES:
+            try:
+                self._profile_side(side, nodeids, deadline, got)
+            except AbError as exc:
+                self.run.notices.append(f"no CPU profiles from the {side} side: {str(exc).splitlines()[0]}")
+            finally:
+                if side in self.workers:
+                    self.workers[side].kill()
+        for nodeid in nodeids:
+            sides = got.get(nodeid, {})
+            if len(sides) == 2:
+                self.run.profiles[nodeid] = sides
+
+    def _profile_side(
+        self, side: Side, nodeids: Sequence[str], deadline: float | None, got: dict[str, dict[Side, CpuProfile]]
+    ) -> None:
+        collected = self.start(side, 0, {ENV_PROFILE: repr(self.options.profile_time)})
+        worker = self.workers[side]
+        wanted = [n for n in nodeids if n in set(collected["nodeids"])]
+        worker.send(MessageType.RUN, nodeids=wanted)
+        while True:
+            limit = self.options.test_timeout
+            if deadline is not None:
+                limit = min(limit, deadline - time.monotonic())
+                if limit <= 0:
+                    raise AbError(_limit_reached(self.options))
+            message = worker.receive(limit)
+            kind, nodeid = message["type"], str(message.get("nodeid", ""))
+            if kind == MessageType.PROFILE:
+                if message.get("profile"):
+                    profile = relative_to(CpuProfile.from_json(message["profile"]), str(self.trees[side]))
+                    got.setdefault(nodeid, {})[side] = profile
+                else:
+                    self.run.notices.append(f"{nodeid}: no CPU profile on the {side} side: {message.get('why')}")
+            elif kind == MessageType.END and message.get("outcome") != "passed":
+                self.run.notices.append(
+                    f"{nodeid}: no CPU profile on the {side} side: {message.get('outcome')} ({message.get('message')})"
+                )
+            elif kind == MessageType.FINISHED:
+                with suppress(subprocess.TimeoutExpired):
+                    worker.process.wait(timeout=60)
+                return
+            elif kind == MessageType.READY:  # cannot happen in a profiling session: release the call
+                worker.send(MessageType.RELEASE)
 
     def pytest_said(self, side: Side) -> str:
         """pytest's own last words on ``side`` (its worker has ended or is ending)."""

@@ -3,7 +3,8 @@ pipes per worker (the workers' stdout and stderr go to log files, never into the
 
 Worker to controller: ``hello``, ``collected``, ``ready`` (a timed call waits for orders),
 ``calibrated``, ``round``, ``failed`` (the call raised in a measured round or in calibration),
-``end`` (a test finished), ``finished``. Controller to worker: ``run``
+``profile`` (in a profiling session: a timed call's CPU profile instead of rounds), ``end`` (a
+test finished), ``finished``. Controller to worker: ``run``
 (the tests to run, in order), ``calibrate``, ``round``, ``done``, ``release``.
 """
 
@@ -33,6 +34,7 @@ class MessageType(str, Enum):
     CALIBRATED = "calibrated"
     ROUND = "round"  # also controller to worker: run one
     FAILED = "failed"
+    PROFILE = "profile"
     END = "end"
     FINISHED = "finished"
     # controller to worker
@@ -42,7 +44,7 @@ class MessageType(str, Enum):
     RELEASE = "release"
 
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 #: environment variables the controller sets for a worker
 ENV_FDS = "PERFGATE_AB_FDS"  # "<read fd>,<write fd>"
@@ -50,6 +52,8 @@ ENV_SIDE = "PERFGATE_AB_SIDE"
 ENV_FOREIGN = "PERFGATE_AB_FOREIGN"  # a directory whose modules this side must not import
 ENV_WHOLE_CALLS = "PERFGATE_AB_WHOLE_CALLS"  # "0": tests without perf or benchmark are not timed
 ENV_PAD = "PERFGATE_AB_PAD"  # padding of random length: each worker's environment has its own size
+#: set (to seconds) in a profiling session: each timed call is profiled that long, not timed in rounds
+ENV_PROFILE = "PERFGATE_AB_PROFILE"
 
 
 class Channel:

@@ -13,6 +13,9 @@ Three kinds of test are timed that way:
   is called again round after round, like a ``perf`` call.
 
 A call that raises in a measured round is reported (``failed``) before the test fails with it.
+
+In a profiling session (``PERFGATE_AB_PROFILE``: after the paired rounds, for the tests judged
+slower) every timed call is instead run under the CPU profiler and its profile sent (``profile``).
 pytest-timeout's limits are lifted in the workers: the controller's ``--test-timeout`` bounds a test.
 """
 
@@ -36,7 +39,7 @@ from ..measure import timing
 from ..measure.workload import Workload, intercept_benchmark, is_pytest_benchmark
 from ..recorder import Measure, Mode
 from ..reports.session_report import BUDGET_FAILURE
-from .protocol import ENV_FOREIGN, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel, MessageType
+from .protocol import ENV_FOREIGN, ENV_PROFILE, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel, MessageType
 from .worktree import session_files
 
 try:
@@ -55,7 +58,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "perfgate: pytest_perfgate.ab.worker is the paired A/B worker; it runs under `perfgate ab`, not alone"
         )
-    config.stash[MEASURE] = lambda nodeid: _remote_measure(channel, nodeid)
+    profile_time = float(os.environ.get(ENV_PROFILE) or 0)
+
+    def measure(nodeid: str) -> Measure:
+        return _ProfiledMeasure(channel, nodeid, profile_time) if profile_time else _remote_measure(channel, nodeid)
+
+    config.stash[MEASURE] = measure
     config.pluginmanager.register(
         _Worker(channel, whole_calls=os.environ.get(ENV_WHOLE_CALLS) != "0"), "perfgate-ab-worker"
     )
@@ -330,6 +338,41 @@ class _RemoteMeasure:
             except BaseException as exc:
                 orders.throw(exc)
                 raise
+
+
+class _ProfiledMeasure:
+    """A profiling session's ``perf`` call: the call once (its result is the test's), then the
+    call again under the CPU profiler for ``seconds`` (sampling CPU time); the profile goes to the controller
+    (``profile``) and nothing is timed. An awaited call is not profiled (the message says so)."""
+
+    def __init__(self, channel: Channel, nodeid: str, seconds: float) -> None:
+        self.channel = channel
+        self.nodeid = nodeid
+        self.seconds = seconds
+
+    def __call__(self, fn: Callable[[], Any] | Workload, settings: timing.TimingSettings) -> timing.Timing:
+        from ..measure.cpuprofile import profile_cpu
+
+        workload = fn if isinstance(fn, Workload) else Workload(fn)
+        started = time.perf_counter_ns()
+        result = workload.first()
+        # with pytest-benchmark's setup, a profiled call is setup, call and teardown
+        call = workload.call if workload.prepare is None else workload.first
+        try:
+            # CPU time: the workers share one CPU with whatever else the machine runs, and waiting
+            # for it would blur which function's work grew
+            profile = profile_cpu(call, min_time=self.seconds, clock="cpu")
+        except Exception as exc:
+            self.channel.send(MessageType.PROFILE, nodeid=self.nodeid, profile=None, why=_crash_text(exc))
+            raise
+        self.channel.send(MessageType.PROFILE, nodeid=self.nodeid, profile=profile.to_json(), why="")
+        return _timing(((), 1, 0), started, result)
+
+    async def aio(self, call: Callable[[], Awaitable[Any]], settings: timing.TimingSettings) -> timing.Timing:
+        started = time.perf_counter_ns()
+        result = await call()
+        self.channel.send(MessageType.PROFILE, nodeid=self.nodeid, profile=None, why="an awaited call is not profiled")
+        return _timing(((), 1, 0), started, result)
 
 
 def _timing(kept: tuple[tuple[float, ...], int, int], started: int, result: Any) -> timing.Timing:

@@ -11,8 +11,12 @@ from ..options import duration, positive_int, whole_number
 from ._common import add_gate_arguments
 
 if TYPE_CHECKING:
+    from ..ab.controller import AbRun
     from ..ab.schedule import PairedTest
+    from ..config import GateSettings
     from ..gate import GateReport
+    from ..model import RunResult
+    from ..profdiff import ProfileDiff
 
 BLOCKS_SCHEMA = "perfgate-ab-blocks"
 
@@ -86,6 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "not compared, and do not make the run incomplete)",
     )
     parser.add_argument(
+        "--profile-time",
+        type=duration,
+        default=1.0,
+        metavar="DURATION",
+        help="after the rounds, profile the timed call of each test judged a regression or a warning on both "
+        "sides for this long, and report the functions whose own time changed most (default 1s; 0: no profiles)",
+    )
+    parser.add_argument(
         "--allow-incomplete",
         action="store_true",
         help="tests selected on both sides but not compared (failed, timed nothing, ...) are listed in "
@@ -128,6 +140,7 @@ TIMED_ONLY = {
     "whole_calls": True,
     "hashseed": "0",
     "save_blocks": None,
+    "profile_time": 1.0,
 }
 
 
@@ -224,12 +237,19 @@ def run_timed(args: argparse.Namespace) -> int:
     )
     live = _live_line() if sys.stderr.isatty() else None
     try:
-        result = run_ab(options, progress=lambda line: print(line, file=sys.stderr, flush=True), live=live)
+        result = run_ab(
+            options,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+            live=live,
+            profile=lambda run: judged_slower(run, settings),
+        )
     except AbError as exc:
         # the run could not start (no such revision, nothing selected, a failing install, ...):
         # the reports asked for still say so, with the same exit code
         write_reports(args, compare_paired((), settings, subject=args.base, broken=f"{exc}", started=False), None)
         raise
+    diffs = profile_diffs(result)
+    result.current_run = with_diffs(result.current_run, diffs)
     for path, side_run in ((args.save_current, result.current_run), (args.save_base, result.base_run)):
         if path and side_run is not None:
             save_results(path, side_run)
@@ -245,9 +265,71 @@ def run_timed(args: argparse.Namespace) -> int:
         broken=result.incomplete,
         allow_incomplete=args.allow_incomplete,
     )
-    write_reports(args, report, result.current_run)
+    write_ab_reports(args, report, result.current_run, diffs)
     print(f"perfgate ab: {len(result.tests)} test(s) in {result.elapsed:.1f}s", file=sys.stderr)
     return _exit(report, result.incomplete)
+
+
+def judged_slower(run: AbRun, settings: GateSettings) -> list[str]:
+    """The tests the paired gate judges a regression or a warning on time (they get profiled)."""
+    from ..ab.judge import compare_paired
+    from ..gate import GateVerdict
+    from ..metrics import TIME_SERIES
+
+    report = compare_paired(run.tests, settings, allow_incomplete=True)
+    slower = report.by_verdict(GateVerdict.REGRESSION, GateVerdict.WARNING)
+    return list(dict.fromkeys(c.nodeid for c in slower if c.metric == TIME_SERIES))
+
+
+def profile_diffs(run: AbRun) -> dict[str, ProfileDiff]:
+    """What changed in each profiled test: its base profile against its current one."""
+    from ..ab.schedule import Side
+    from ..profdiff import diff_profiles
+
+    return {nodeid: diff_profiles(sides[Side.BASE], sides[Side.CURRENT]) for nodeid, sides in run.profiles.items()}
+
+
+#: the evidence key of a test's profile diff in the current side's results (kept as written)
+DIFF_KEY = "cpu_diff"
+
+
+def with_diffs(current: RunResult | None, diffs: dict[str, ProfileDiff]) -> RunResult | None:
+    """The current run with each profiled test's diff in its evidence (``cpu_diff``)."""
+    if current is None or not diffs:
+        return current
+    from dataclasses import replace
+
+    from ..evidence import Evidence
+
+    tests = tuple(
+        replace(t, evidence=Evidence.from_json({**t.evidence.to_json(), DIFF_KEY: diffs[t.nodeid].to_json()}))
+        if t.nodeid in diffs
+        else t
+        for t in current.tests
+    )
+    return replace(current, tests=tests)
+
+
+def write_ab_reports(
+    args: argparse.Namespace, report: GateReport, current: RunResult | None, diffs: dict[str, ProfileDiff]
+) -> None:
+    """The gate's reports (the Markdown's evidence shows the diffs from ``current``), the JSON
+    report with the diffs added (``cpu_diffs``: nodeid -> diff), and the diffs in the terminal."""
+    from ._common import write_report, write_reports
+
+    if not diffs:
+        write_reports(args, report, current)
+        return
+    import json
+
+    from ..reports.evidence_text import format_profile_diffs
+    from ..reports.json_report import gate_to_dict
+
+    write_reports(argparse.Namespace(**{**vars(args), "json": None}), report, current)
+    if args.json is not None:
+        data = {**gate_to_dict(report), DIFF_KEY + "s": {nodeid: diff.to_json() for nodeid, diff in diffs.items()}}
+        write_report(args.json, json.dumps(data, allow_nan=False) + "\n", "the JSON report")
+    print(format_profile_diffs(diffs))
 
 
 def _exit(report: GateReport, broken: str) -> int:

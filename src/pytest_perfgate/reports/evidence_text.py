@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from ..evidence import AllocationSite, CpuProfile, MemoryProfile, MemoryTimeline
+from ..evidence import CPROFILE, AllocationSite, CpuProfile, MemoryProfile, MemoryTimeline
+from ..profdiff import FunctionChange, PathStep, ProfileDiff
 from ..units import Kind, format_value
 from .terminal import table
 
@@ -17,15 +18,34 @@ def _secs(value: float) -> str:
     return format_value(value, Kind.TIME)
 
 
+#: said where cProfile made a profile: its call tree is not made of real paths
+MISSING_PROFILER = (
+    "cProfile's call tree merges callers: a path shown may never have run "
+    "(pytest-perfgate[profile] installs pyinstrument)"
+)
+
+
+def cpu_profile_source(profile: CpuProfile) -> str:
+    """Which profiler made ``profile`` and how far its tree can be trusted, in a few words."""
+    if profile.sampled:
+        clock = ", CPU time" if profile.clock == "cpu" else ""
+        return f"pyinstrument{clock}, {profile.samples} stack samples over {profile.calls} re-run call(s)"
+    return f"cProfile fallback, {profile.calls} re-run call(s)"
+
+
 def format_cpu_profile(profile: CpuProfile, *, limit: int = 8) -> str:
     """Where the time went: the hot path, then the functions by own time."""
     total = profile.total or 1e-12
-    lines = [f"where the time went (cProfile, {profile.calls} re-run call(s), {_secs(profile.total)} profiled):"]
+    lines = [f"where the time went ({cpu_profile_source(profile)}, {_secs(profile.total)} profiled):"]
+    if profile.note:
+        lines.append(f"note: {profile.note}")
+    elif not profile.sampled:
+        lines.append(f"note: {MISSING_PROFILER}")
     path = profile.hot_path()
     if path:
         lines.append("hot path: " + " -> ".join(f"{n.function} {100 * n.cumulative / total:.0f}%" for n in path))
     rows = [
-        (t.function, str(t.calls), _secs(t.own), f"{100 * t.own / total:.0f}%", t.location)
+        (t.function, "-" if profile.sampled else str(t.calls), _secs(t.own), f"{100 * t.own / total:.0f}%", t.location)
         for t in sorted(profile.top, key=lambda t: -t.own)[:limit]
     ]
     lines += ["  " + line for line in table(rows, ("function", "calls", "own time", "own %", "where"))]
@@ -40,6 +60,75 @@ _TRACED_BY = {
         "function itself ran; memray, more complete and faster: pip install 'pytest-perfgate[profile]'"
     ),
 }
+
+
+def _per_call(value: float | None) -> str:
+    return "-" if value is None else _secs(value)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def profile_diff_rows(diff: ProfileDiff, limit: int, arrow: str = " -> ") -> list[tuple[str, str, str, str, str]]:
+    """The changed functions as rows: function, own per call base -> current, change, own share
+    base -> current, where."""
+    return [
+        (
+            c.function,
+            f"{_per_call(c.base_per_call)}{arrow}{_per_call(c.current_per_call)}",
+            ("+" if c.per_call_change >= 0 else "-") + _secs(abs(c.per_call_change)),
+            f"{_share(c.base_share)}{arrow}{_share(c.current_share)}",
+            c.location,
+        )
+        for c in diff.changes[:limit]
+    ]
+
+
+def hot_path_text(steps: Sequence[PathStep], arrow: str = " -> ") -> str:
+    return arrow.join(f"{s.function} {100 * s.share:.0f}%" for s in steps) or "(no samples)"
+
+
+def top_change_text(change: FunctionChange, arrow: str = " -> ") -> str:
+    """The function whose own time grew most, in one phrase."""
+    return (
+        f"{change.function} ({change.location}): own time per call "
+        f"{_per_call(change.base_per_call)}{arrow}{_per_call(change.current_per_call)}"
+    )
+
+
+def profile_diff_source(diff: ProfileDiff, arrow: str = " -> ") -> str:
+    """The profilers and the profiled time per call of each side."""
+    profilers = (
+        diff.current_profiler
+        if diff.base_profiler == diff.current_profiler
+        else f"base {diff.base_profiler}, current {diff.current_profiler}"
+    )
+    clock = {"cpu": "CPU time", "mixed": "mixed clocks"}.get(diff.clock, "time")
+    return (
+        f"{profilers}; profiled {clock} per call {_secs(diff.base_per_call)}{arrow}{_secs(diff.current_per_call)}, "
+        "profiler overhead included"
+    )
+
+
+def format_profile_diff(diff: ProfileDiff, *, limit: int = 5) -> str:
+    """What changed between the base's and the current profile of a call: the functions whose own
+    time changed most, then each side's hot path."""
+    lines = [f"what changed ({profile_diff_source(diff)}):"]
+    if CPROFILE in (diff.base_profiler, diff.current_profiler):
+        lines.append(f"note: {MISSING_PROFILER}")
+    rows = profile_diff_rows(diff, limit)
+    header = ("function", "own per call", "change", "own share", "where")
+    lines += ["  " + line for line in table(rows, header)]
+    lines.append("hot path, base:    " + hot_path_text(diff.base_hot_path))
+    lines.append("hot path, current: " + hot_path_text(diff.current_hot_path))
+    return "\n".join(lines)
+
+
+def format_profile_diffs(diffs: Mapping[str, ProfileDiff], *, limit: int = 5) -> str:
+    """Each profiled test's diff under its name (``perfgate ab``'s terminal)."""
+    blocks = [f"\n{nodeid}: {format_profile_diff(diff, limit=limit)}" for nodeid, diff in diffs.items()]
+    return "\n".join(blocks).lstrip("\n")
 
 
 def format_memory_profile(profile: MemoryProfile, *, limit: int = 10) -> str:

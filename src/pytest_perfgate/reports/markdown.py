@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..evidence import CPROFILE, Evidence
 from ..gate import Comparison, GateReport, GateStatus, GateVerdict
 from ..model import RunResult
+from ..profdiff import ProfileDiff
 from ..units import Kind, format_value
+from .evidence_text import (
+    MISSING_PROFILER,
+    cpu_profile_source,
+    hot_path_text,
+    profile_diff_rows,
+    profile_diff_source,
+    top_change_text,
+)
 from .gate_terminal import fmt_change, fmt_p, gate_rule
 from .gate_text import counter_percent, headline, notice_texts
 
@@ -184,18 +194,59 @@ def _more(total: int, shown: int) -> list[str]:
     return ["", f"... and {total - shown} more (all rows are in the JSON report)"] if total > shown else []
 
 
+def _profile_diff(evidence: Evidence) -> ProfileDiff | None:
+    """A test's profile diff (``perfgate ab`` puts it in the current run's evidence), if readable."""
+    data = evidence.get("cpu_diff")
+    if not isinstance(data, dict):
+        return None
+    try:
+        return ProfileDiff.from_json(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _diff_lines(diff: ProfileDiff, limit: int) -> list[str]:
+    """What changed between the base's and the current profile: the functions whose own time
+    changed most, each side's hot path."""
+    lines = [f"What changed ({escape(profile_diff_source(diff, ' → '))}):", ""]
+    lines += _table(
+        ("Function", "Own time per call", "Change", "Own share", "Where"),
+        "lrrrl",
+        [[escape(cell) for cell in row] for row in profile_diff_rows(diff, limit, " → ")],
+    )
+    lines += [
+        "",
+        f"Hot path, base: {escape(hot_path_text(diff.base_hot_path, ' → '))}",
+        "",
+        f"Hot path, current: {escape(hot_path_text(diff.current_hot_path, ' → '))}",
+    ]
+    if CPROFILE in (diff.base_profiler, diff.current_profiler):
+        lines += ["", escape(MISSING_PROFILER)]
+    return lines
+
+
 def _evidence(report: GateReport, current: RunResult, *, limit: int = 5) -> list[str]:
-    """Folded blocks with the top offenders of each failing test that carries evidence."""
+    """Folded blocks with the top offenders of each failing test that carries evidence, and what
+    changed in the profile of each test judged slower (``perfgate ab``)."""
     failing = dict.fromkeys([c.nodeid for c in report.regressions] + [b.nodeid for b in report.critical_breaches])
+    warned = dict.fromkeys(c.nodeid for c in report.by_verdict(GateVerdict.WARNING) if c.nodeid not in failing)
     tests = current.by_nodeid()
     lines: list[str] = []
-    for nodeid in failing:
+    for nodeid in [*failing, *warned]:
         if nodeid not in tests:
             continue
+        diff = _profile_diff(tests[nodeid].evidence)
         memory, cpu = tests[nodeid].evidence.memory_profile, tests[nodeid].evidence.cpu_profile
-        if not memory and not cpu:
+        if nodeid in warned:  # a warning shows what changed, not the failure evidence
+            memory = cpu = None
+        if not memory and not cpu and not diff:
             continue
         lines += ["", f"<details><summary>Evidence: {escape(nodeid)}</summary>", ""]
+        if diff:
+            top = diff.top
+            if top is not None:
+                lines += [f"Own time grew most in {escape(top_change_text(top, ' → '))}", ""]
+            lines += [*_diff_lines(diff, limit), ""]
         if memory:
             lines += [f"Memory by function (one re-run, peak {format_value(memory.peak, Kind.SIZE)}):", ""]
             lines += _table(
@@ -214,7 +265,7 @@ def _evidence(report: GateReport, current: RunResult, *, limit: int = 5) -> list
         if cpu:
             total = cpu.total or 1e-12
             path = " → ".join(f"{escape(n.function)} {100 * n.cumulative / total:.0f}%" for n in cpu.hot_path())
-            lines += ["", f"Hot path (cProfile, one re-run): {path}", ""]
+            lines += ["", f"Hot path ({escape(cpu_profile_source(cpu))}): {path}", ""]
             lines += _table(
                 ("Function", "Own time", "Own %", "Calls"),
                 "lrrr",

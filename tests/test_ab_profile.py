@@ -1,0 +1,95 @@
+"""``perfgate ab`` profiles a test judged slower on both sides, after its rounds, and names the
+function whose own time grew (a project whose ``checksum`` is made twice as slow, inside a
+handler that spends its time in three functions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.ab import HANDLER, ab_against_main, make_repository, no_worktrees_left
+
+pytest.importorskip("pyinstrument")
+
+TESTS = """\
+import shop
+
+
+def test_handle(perf):
+    assert perf(shop.handle)
+
+
+def test_parse(perf):
+    assert perf(shop.parse)
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = make_repository(
+        tmp_path / "project",
+        {
+            "src/shop/__init__.py": HANDLER.format(loops="n"),
+            "tests/test_shop.py": TESTS,
+            "pytest.ini": "[pytest]\nperfgate_max_time = 0.1s\nperfgate_warmup = 0.01s\n",
+        },
+    )
+    (repo / "src" / "shop" / "__init__.py").write_text(HANDLER.format(loops="n * 2"))  # the slowdown
+    return repo
+
+
+def test_the_slowed_function_is_named_as_the_top_changed_function(repo: Path, tmp_path: Path) -> None:
+    report, markdown = tmp_path / "ab.json", tmp_path / "ab.md"
+    done = ab_against_main(
+        repo,
+        report,
+        "--markdown",
+        str(markdown),
+        "--save-current",
+        str(tmp_path / "current.json"),
+        "--profile-time",
+        "0.3s",
+        pinned=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    data = json.loads(report.read_text())
+    verdicts = {c["nodeid"]: c["verdict"] for c in data["comparisons"]}
+    assert verdicts["tests/test_shop.py::test_handle"] == "regression"
+    assert "perfgate ab: 1 test(s) judged slower: profiled on each side (0.3s per timed call" in done.stderr
+    # only the test judged slower was profiled
+    assert list(data["cpu_diffs"]) == ["tests/test_shop.py::test_handle"]
+    diff = data["cpu_diffs"]["tests/test_shop.py::test_handle"]
+    assert diff["base_profiler"] == diff["current_profiler"] == "pyinstrument"
+    top = diff["changes"][0]
+    assert top["function"] == "checksum" and top["location"] == "src/shop/__init__.py:5"  # relative to each side's tree
+    assert top["current_per_call"] > 1.5 * top["base_per_call"]
+    assert [step["function"] for step in diff["current_hot_path"]][:2] == ["handle", "checksum"]
+    assert diff["base_hot_path"][0]["function"] == "handle"
+    # the terminal: the gate's report, then what changed
+    text = done.stdout
+    assert "tests/test_shop.py::test_handle: what changed (pyinstrument; profiled CPU time per call " in text
+    rows = [line.split() for line in text.splitlines() if line.startswith("  ") and "->" in line]
+    assert rows[0][0] == "checksum", text
+    assert "hot path, current: handle " in text
+    # the merge-request note
+    note = markdown.read_text()
+    assert "<details><summary>Evidence: tests/test\\_shop.py::test\\_handle</summary>" in note
+    assert (
+        "Own time grew most in checksum (" in note and "What changed (pyinstrument; profiled CPU time per call " in note
+    )
+    assert "| checksum | " in note
+    # the current side's results keep the diff as evidence
+    saved = json.loads((tmp_path / "current.json").read_text())
+    handle = next(t for t in saved["tests"] if t["nodeid"] == "tests/test_shop.py::test_handle")
+    assert handle["evidence"]["cpu_diff"]["changes"][0]["function"] == "checksum"
+    no_worktrees_left(repo)
+
+
+def test_no_profiles_with_profile_time_zero(repo: Path, tmp_path: Path) -> None:
+    report = tmp_path / "ab.json"
+    done = ab_against_main(repo, report, "--profile-time", "0", "--confirm-pairs", "0", pinned=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "profiled on each side" not in done.stderr and "what changed" not in done.stdout
+    assert "cpu_diffs" not in json.loads(report.read_text())
