@@ -102,7 +102,9 @@ class Outputs:
 
     def race(self) -> str:
         cwd = ROOT / "examples" / "graph_service"
-        return self._once("race", lambda: _run(_pytest(cwd, "--runxfail", "-k", "test_parallel_delete"), cwd))
+        return self._once(
+            "race", lambda: _run(_pytest(cwd, "--runxfail", "test_graph_race.py::test_parallel_delete"), cwd)
+        )
 
     def mongo(self) -> str:
         cwd = ROOT / "examples" / "audit_log"

@@ -345,7 +345,7 @@ def test_the_heatmap_flame_graphs_and_what_changed_are_in_the_page() -> None:
         "Still allocated at the end: service (1MB)",
         "Memory over time by function (memray)",
         "Memory over time by function: service (memray)",
-        "Where the time went (cProfile, 3 re-run calls, 1s)",
+        "Where the time went (cProfile fallback, 3 re-run call(s), 1s)",
         "Where the time went: service (py-spy 0.4.3, 400 samples over 30s)",
     ]
     assert page.count('<svg class="heatmap"') == 2 and page.count('<svg class="flame"') == 2

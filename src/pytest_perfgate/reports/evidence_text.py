@@ -131,21 +131,29 @@ def format_profile_diffs(diffs: Mapping[str, ProfileDiff], *, limit: int = 5) ->
     return "\n".join(blocks).lstrip("\n")
 
 
+def memory_table(profile: MemoryProfile, *, limit: int) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Memory by function as a header and rows of text, in the columns its tracer has: memray's
+    own bytes (no call counts), or the tracemalloc profiler's self (net) and calls; where last.
+    The one table behind the terminal, Markdown and HTML reports."""
+    if profile.tracer == "memray":
+        header: tuple[str, ...] = ("function", "inclusive peak", "own", "where")
+        rows: list[tuple[str, ...]] = [
+            (f.function, _size(f.inclusive_peak), _size(f.self_net), f.location) for f in profile.functions[:limit]
+        ]
+        return header, rows
+    header = ("function", "inclusive peak", "self (net)", "calls", "where")
+    return header, [
+        (f.function, _size(f.inclusive_peak), _size(f.self_net), str(f.calls), f.location)
+        for f in profile.functions[:limit]
+    ]
+
+
 def format_memory_profile(profile: MemoryProfile, *, limit: int = 10) -> str:
     """Functions by inclusive peak, the stack at the peak, what stayed allocated, what each
     function held over time (memray)."""
     lines = [f"memory by function (one re-run; peak {_size(profile.peak)}):"]
     lines.append(f"  ({_TRACED_BY.get(profile.tracer, profile.tracer)})")
-    rows: list[tuple[str, ...]]
-    if profile.tracer == "memray":
-        rows = [(f.function, _size(f.inclusive_peak), _size(f.self_net), f.location) for f in profile.functions[:limit]]
-        header: tuple[str, ...] = ("function", "inclusive peak", "own", "where")
-    else:
-        rows = [
-            (f.function, _size(f.inclusive_peak), _size(f.self_net), str(f.calls), f.location)
-            for f in profile.functions[:limit]
-        ]
-        header = ("function", "inclusive peak", "self (net)", "calls", "where")
+    header, rows = memory_table(profile, limit=limit)
     lines += ["  " + line for line in table(rows, header)]
     if profile.peak_stack:
         lines.append("call stack at the peak (outermost first):")

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from .. import stats
 from ..budgets import Verdict, worst_first
 from ..errors import PlatformError
-from ..evidence import Evidence, MemoryNode, MemoryProfile
+from ..evidence import CPROFILE, CpuProfile, Evidence, MemoryNode, MemoryProfile
 from ..metrics import TIME_SERIES
 from ..metrics import get as get_metric
 from ..model import RunResult, TestResult
 from ..units import Kind, format_value
+from .evidence_text import cpu_profile_source, memory_table
 from .svg import distribution_svg, flame, heatmap, trend_svg
 
 if TYPE_CHECKING:
@@ -137,24 +138,28 @@ def _get(node: Any, name: str, default: Any = None) -> Any:
     return node.get(name, default) if isinstance(node, Mapping) else getattr(node, name, default)
 
 
-def _cpu_nodes(nodes: Sequence[Any], total: float, value: str, show: Callable[[float], str]) -> list[dict[str, Any]]:
+def _cpu_nodes(
+    nodes: Sequence[Any], total: float, value: str, show: Callable[[float], str], *, calls: bool
+) -> list[dict[str, Any]]:
     """A call tree for the template (typed nodes or their JSON): each node's ``value`` as a share
-    of ``total``."""
+    of ``total``; its call count when ``calls`` (a tracing profiler's)."""
     out = []
     for node in nodes:
         figure = _figure(_get(node, value, 0))
         share = figure / (total or 1e-12)
         children = _get(node, "children", ()) or ()
-        calls = _get(node, "calls")
+        count = _get(node, "calls") if calls else None
         out.append(
             {
                 "function": str(_get(node, "function", "?")),
                 "location": str(_get(node, "location", "?")),
-                "calls": "" if calls is None else f", {calls} calls",
+                "calls": "" if count is None else f", {count} calls",
                 "share": f"{100 * share:.1f}%",
                 "bar": max(1, int(200 * min(share, 1.0))),
                 "figure": show(figure),
-                "children": _cpu_nodes(children, total, value, show) if isinstance(children, (list, tuple)) else [],
+                "children": _cpu_nodes(children, total, value, show, calls=calls)
+                if isinstance(children, (list, tuple))
+                else [],
             }
         )
     return out
@@ -162,20 +167,13 @@ def _cpu_nodes(nodes: Sequence[Any], total: float, value: str, show: Callable[[f
 
 def _memory_view(where: str, memory: MemoryProfile) -> dict[str, Any]:
     tracer = getattr(memory, "tracer", "")
+    header, rows = memory_table(memory, limit=15)
     return {
         "where": where,
         "peak": format_value(float(memory.peak or 0), Kind.SIZE) + (f", {tracer}" if tracer else ""),
         "icicle": icicle_rows(memory.tree) if memory.tree is not None else [],
-        "functions": [
-            {
-                "function": str(f.function),
-                "inclusive_peak": _fmt(f.inclusive_peak, Kind.SIZE),
-                "self_net": _fmt(f.self_net, Kind.SIZE),
-                "calls": str(f.calls),
-                "location": str(f.location),
-            }
-            for f in memory.functions[:15]
-        ],
+        "columns": header,
+        "rows": rows,
         "peak_stack": [str(frame) for frame in memory.peak_stack],
         "leaks": [
             {"size": _fmt(site.size, Kind.SIZE), "count": str(site.count), "where": str(site.stack[-1])}
@@ -252,8 +250,14 @@ def _cpu_view(where: str, profile: Any) -> dict[str, Any] | None:
     else:
         value, kind, unit = "cumulative", Kind.TIME, ""
         total = _figure(_get(profile, "total"))
-        calls = _get(profile, "calls")
-        basis = profiler + ("" if calls is None else f", {calls} re-run calls") + f", {format_value(total, Kind.TIME)}"
+        if isinstance(profile, CpuProfile):
+            basis = cpu_profile_source(profile) + f", {format_value(total, Kind.TIME)}"
+        else:
+            calls = _get(profile, "calls")
+            runs = "" if calls is None else f", {calls} re-run calls"
+            basis = f"{profiler}{runs}, {format_value(total, Kind.TIME)}"
+    # a sampling profiler's nodes count no calls (0): say nothing rather than "0 calls"
+    counted = not sampled and profiler == CPROFILE
 
     def show(figure: float) -> str:
         return format_value(figure, kind) + unit + (" cumulative" if not sampled else "")
@@ -262,7 +266,7 @@ def _cpu_view(where: str, profile: Any) -> dict[str, Any] | None:
         "where": where,
         "basis": basis,
         "flame": _markup(flame(list(tree), value=value, kind=kind, unit=unit)) if tree else "",
-        "tree": _cpu_nodes(tree, total, value, show),
+        "tree": _cpu_nodes(tree, total, value, show, calls=counted),
     }
 
 

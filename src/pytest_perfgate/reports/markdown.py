@@ -17,6 +17,7 @@ from .evidence_text import (
     MISSING_PROFILER,
     cpu_profile_source,
     hot_path_text,
+    memory_table,
     profile_diff_rows,
     profile_diff_source,
     top_change_text,
@@ -249,18 +250,11 @@ def _evidence(report: GateReport, current: RunResult, *, limit: int = 5) -> list
             lines += [*_diff_lines(diff, limit), ""]
         if memory:
             lines += [f"Memory by function (one re-run, peak {format_value(memory.peak, Kind.SIZE)}):", ""]
+            header, rows = memory_table(memory, limit=limit)
             lines += _table(
-                ("Function", "Inclusive peak", "Self (net)", "Calls"),
-                "lrrr",
-                [
-                    [
-                        escape(f.function),
-                        format_value(f.inclusive_peak, Kind.SIZE),
-                        format_value(f.self_net, Kind.SIZE),
-                        escape(str(f.calls)),
-                    ]
-                    for f in memory.functions[:limit]
-                ],
+                tuple(h[:1].upper() + h[1:] for h in header[:-1]),
+                "l" + "r" * (len(header) - 2),
+                [[escape(cell) for cell in row[:-1]] for row in rows],
             )
         if cpu:
             total = cpu.total or 1e-12
