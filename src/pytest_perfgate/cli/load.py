@@ -237,6 +237,8 @@ def _execute(args: argparse.Namespace) -> int:
     if not args.locustfile:
         raise LoadError("a locustfile is required, e.g. perfgate load locustfile.py --host http://127.0.0.1:8000")
     serve = _serve_settings(args)
+    if args.profile is not None and serve is None:
+        raise LoadError("--profile needs --serve: perfgate profiles a service it starts itself")
     host = args.host or (default_host(serve.port) if serve is not None and serve.port is not None else None)
     if not host:
         if serve is not None:
@@ -245,8 +247,6 @@ def _execute(args: argparse.Namespace) -> int:
                 '--serve "python -m uvicorn app:app --port 8000" --host http://127.0.0.1:8000'
             )
         raise LoadError("--host is required: the URL of the service under load, e.g. http://127.0.0.1:8000")
-    if args.profile is not None and serve is None:
-        raise LoadError("--profile needs --serve: perfgate profiles a service it starts itself")
     outputs = _check_outputs(args)  # before any load: a long run never loses its figures at the end
     run_time = _run_time(args.run_time)
     settings = from_args(LoadSettings, args, host=host, run_time=run_time, locust_args=tuple(args.locust_arg))
