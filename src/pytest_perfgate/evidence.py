@@ -89,9 +89,47 @@ class MemoryNode:
         )
 
 
+#: the tracers a memory profile comes from: memray (a native allocator hook, whole process) or
+#: perfgate's own profiler on tracemalloc (Python allocations of the calling thread)
+MEMORY_TRACERS = ("memray", "tracemalloc")
+
+
+@dataclass(frozen=True)
+class MemoryTimeline:
+    """Memory over time by function: ``held[f][t]`` is the bytes that function ``functions[f]``
+    held **itself** (own: allocated with it as the innermost Python frame, not yet freed) at time
+    ``times[t]``. With memray each time stands for a slice of the run and the figures are those
+    at that slice's high-water mark, so a spike between two samples is not missed."""
+
+    times: tuple[float, ...]  # seconds from the start of tracking, each the end of its slice
+    functions: tuple[str, ...]  # "function (file:line)", the largest (at any time) first
+    held: tuple[tuple[int, ...], ...]  # held[f][t], bytes (own)
+    tracer: str = "memray"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "times": list(self.times),
+            "functions": list(self.functions),
+            "held": [list(row) for row in self.held],
+            "tracer": self.tracer,
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> MemoryTimeline:
+        """Tolerant of a ragged file: rows are cut or padded (0) to the times, functions and
+        rows paired up to the shorter of the two."""
+        times = tuple(float(t) for t in data.get("times") or ())
+        functions = tuple(str(f) for f in data.get("functions") or ())
+        rows = list(data.get("held") or ())[: len(functions)]
+        held = tuple(tuple(int(v) for v in (list(row) + [0] * len(times))[: len(times)]) for row in rows)
+        return cls(times, functions[: len(held)], held, str(data.get("tracer") or "memray"))
+
+
 @dataclass(frozen=True)
 class MemoryProfile:
-    """Memory by function of one re-run (``measure.memprofile``)."""
+    """Memory by function of one re-run (``measure.memprofile``) or of a memray capture
+    (``measure.memray_profile``); ``tracer`` says which (see docs/evidence.md for what
+    ``inclusive_peak`` and ``self_net`` mean under each)."""
 
     peak: int
     functions: tuple[FunctionMemory, ...]  # by inclusive peak, largest first
@@ -100,10 +138,12 @@ class MemoryProfile:
     retained: int
     leaks: tuple[AllocationSite, ...] = ()
     tree: MemoryNode | None = None  # call paths; None when none was recorded
+    tracer: str = "tracemalloc"  # "memray" | "tracemalloc"; files without the key: tracemalloc
+    timeline: MemoryTimeline | None = None  # memory over time by function (memray only)
 
     def to_json(self, *, functions: int = 25, sites: int = 10) -> dict[str, Any]:
-        """A bounded form for the results file."""
-        return {
+        """A bounded form for the results file (the timeline is bounded when it is made)."""
+        out = {
             "peak": self.peak,
             "functions": [f.to_json() for f in self.functions[:functions]],
             "peak_stack": list(self.peak_stack[-30:]),
@@ -111,11 +151,16 @@ class MemoryProfile:
             "retained": self.retained,
             "leaks": [s.to_json(frames=8) for s in self.leaks[:sites]],
             "tree": self.tree.to_json() if self.tree is not None else {},
+            "tracer": self.tracer,
         }
+        if self.timeline is not None:
+            out["timeline"] = self.timeline.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: JsonObject) -> MemoryProfile:
         tree = data.get("tree")
+        timeline = data.get("timeline")
         return cls(
             peak=data["peak"],
             functions=tuple(FunctionMemory.from_json(f) for f in data["functions"]),
@@ -124,6 +169,8 @@ class MemoryProfile:
             retained=data["retained"],
             leaks=tuple(AllocationSite.from_json(s) for s in data["leaks"]),
             tree=MemoryNode.from_json(tree) if tree else None,
+            tracer=str(data.get("tracer") or "tracemalloc"),
+            timeline=MemoryTimeline.from_json(timeline) if isinstance(timeline, Mapping) else None,
         )
 
 

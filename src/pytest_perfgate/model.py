@@ -387,7 +387,8 @@ def verdict_from_dict(r: _Reader, raw: Any, where: str) -> BudgetResult:
 #: the shape of the evidence the reports read (perfgate writes it: measure/memprofile.py and
 #: cpuprofile.py): "num" a finite number, "int" a whole number >= 0, "str" a string, a list of one
 #: shape a list of it, a dict an object with those keys (all present, but in a memory call-tree
-#: node), "node"/"cpu_node" a call tree. Anything else in the evidence is kept as written (finite numbers only).
+#: node), "node"/"cpu_node" a call tree; a key ending in "?" may be absent (files older than it).
+#: Anything else in the evidence is kept as written (finite numbers only).
 _FUNCTION = {"function": "str", "location": "str", "calls": "int", "inclusive_peak": "num", "self_net": "num"}
 _SITE = {"size": "num", "count": "int", "stack": ["str"]}
 _EVIDENCE_SHAPES: dict[str, object] = {
@@ -399,6 +400,8 @@ _EVIDENCE_SHAPES: dict[str, object] = {
         "retained": "num",
         "leaks": [_SITE],
         "tree": "node",
+        "tracer?": "str",
+        "timeline?": {"times": ["num"], "functions": ["str"], "held": [["int"]], "tracer?": "str"},
     },
     "memory_sites_at_end": [_SITE],
     "cpu_profile": {
@@ -437,10 +440,11 @@ def _check_shape(r: _Reader, value: Any, shape: Any, where: str) -> None:
             shape = _NODE if shape == "node" else _CPU_NODE
         if isinstance(shape, dict):
             r.mapping(value, at)
-            missing = [k for k in shape if k not in value]
+            missing = [k for k in shape if not k.endswith("?") and k not in value]
             if missing and shape is not _NODE:  # the reports read these keys; the icicle tolerates gaps
                 raise r.fail(at, f"missing {', '.join(map(repr, missing))} (evidence perfgate writes has them)")
-            stack.extend((value[k], sub, f"{at}.{k}") for k, sub in shape.items() if k in value)
+            keys = ((k.rstrip("?"), sub) for k, sub in shape.items())
+            stack.extend((value[k], sub, f"{at}.{k}") for k, sub in keys if k in value)
         elif isinstance(shape, list):
             stack.extend((item, shape[0], f"{at}[{i}]") for i, item in enumerate(r.seq(value, at)))
         elif shape == "str":

@@ -1,33 +1,52 @@
 """Memory by function: which functions held the memory of one call, and what stayed allocated.
 
-One diagnostic re-run of the measured call under ``tracemalloc`` and a profile hook
-(``sys.setprofile``: Python calls and returns, and returns from C functions). At every event the
-traced memory is read, so that for each function we know:
+One diagnostic re-run of the measured call under a tracer, named in the profile (``tracer``):
 
-* **inclusive peak**: the highest traced memory, above its level on entry, reached while the
-  function was on the stack (its own allocations and its callees');
-* **self (net)**: the net change of traced memory while the function itself was running (not its
-  callees), summed over its calls: what it allocated and kept, minus what it freed;
-* **calls**;
+* **memray** when it is installed (``tracer="auto"``, the default, or ``"memray"``): the call runs
+  inside a ``memray.Tracker`` (every allocation of every thread, Python's small objects included;
+  native frames with ``native=True``) and the capture is read by :mod:`.memray_profile`: memory by
+  function at the high-water mark (inclusive and own), its stacks, leak candidates and memory over
+  time by function.
+* **tracemalloc** otherwise (or ``tracer="tracemalloc"``, or when another memray tracker is
+  already active in the process): perfgate's own profiler, ``tracemalloc`` and a profile hook
+  (``sys.setprofile``: Python calls and returns, and returns from C functions). At every event the
+  traced memory is read, so that for each function we know:
 
-plus the **call stack at the overall peak** and the allocation sites traced at that moment, and
-**what was still allocated at the end** (compared with the start): the leak candidates, i.e.
-memory that stays until something frees it.
+  - **inclusive peak**: the highest traced memory, above its level on entry, reached while the
+    function was on the stack (its own allocations and its callees');
+  - **self (net)**: the net change of traced memory while the function itself was running (not
+    its callees), summed over its calls: what it allocated and kept, minus what it freed;
+  - **calls**;
 
-Slow (a Python callback on every call): only run on a failing memory budget or when asked. Only the
-calling thread is profiled.
+  plus the **call stack at the overall peak** and the allocation sites traced at that moment, and
+  **what was still allocated at the end** (compared with the start): the leak candidates, i.e.
+  memory that stays until something frees it. The profiler's own memory (its frames, call tree,
+  snapshots) is allocated while tracing too: whatever the traced total changes by while the hook
+  itself runs is counted as its bookkeeping and taken out of every reading, so it is never
+  charged to a user's function. Only the calling thread is profiled.
+
+Slow under tracemalloc (a Python callback on every call; several times less under memray): only
+run on a failing memory budget or when asked. ``mem_peak`` itself is always measured by
+tracemalloc (``measure.memory``), never by this re-run.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import tracemalloc
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
+from ..errors import MeasurementError
 from ..evidence import AllocationSite, FunctionMemory, MemoryNode, MemoryProfile
 from .memory import _OWN_DIR, _format_stack, _top_sites
+from .memray_profile import import_memray, memray_available, read_capture
+
+#: ``profile_memory(tracer=...)``: memray when installed, else tracemalloc; or one of them
+TRACERS = ("auto", "memray", "tracemalloc")
 
 _STEP = 16_000  # take a new peak snapshot when memory grows by this much (and by 2%)
 
@@ -60,8 +79,55 @@ def _describe(code: CodeType, module: str) -> tuple[str, str]:
     return f"{module}.{qualname}" if module else qualname, f"{code.co_filename}:{code.co_firstlineno}"
 
 
-def profile_memory(fn: Callable[[], Any], *, frames: int = 12) -> MemoryProfile:
-    """Run ``fn`` once and account its traced memory to the functions it ran."""
+def profile_memory(
+    fn: Callable[[], Any], *, frames: int = 12, tracer: str = "auto", native: bool = False
+) -> MemoryProfile:
+    """Run ``fn`` once and account its memory to the functions it ran (see the module's doc).
+
+    ``native`` adds native (C, C++, Rust) frames to memray's stacks (slower); ``frames`` is the
+    depth of tracemalloc's tracebacks."""
+    if tracer not in TRACERS:
+        raise MeasurementError(f"unknown memory tracer {tracer!r}; accepted: {', '.join(TRACERS)}")
+    if tracer == "memray" or (tracer == "auto" and memray_available()):
+        profile = _with_memray(fn, native=native, required=tracer == "memray")
+        if profile is not None:
+            return profile
+    return _with_tracemalloc(fn, frames)
+
+
+class _TrackerBusy(Exception):
+    """Another memray tracker is active in this process (``memray run``, pytest-memray)."""
+
+
+def _with_memray(fn: Callable[[], Any], *, native: bool, required: bool) -> MemoryProfile | None:
+    """The call under a memray Tracker; ``None`` when another tracker is already active and
+    memray was not asked for by name (then the tracemalloc profiler runs)."""
+    memray = import_memray()
+    with tempfile.TemporaryDirectory(prefix="perfgate-memray-") as tmp:
+        capture = os.path.join(tmp, "capture.bin")
+        tracker = memray.Tracker(
+            capture,
+            native_traces=native,
+            trace_python_allocators=True,  # Python's small objects one by one, not pymalloc's arenas
+            memory_interval_ms=_SAMPLE_MS,
+        )
+        try:
+            tracker.__enter__()
+        except RuntimeError as exc:  # "No more than one Tracker instance can be active at the same time"
+            if required:
+                raise MeasurementError(f"memray cannot profile this call: {exc}") from None
+            return None
+        try:
+            fn()
+        finally:
+            tracker.__exit__(None, None, None)
+        return read_capture(capture)
+
+
+_SAMPLE_MS = 5  # memray's memory samples: the timeline's resolution
+
+
+def _with_tracemalloc(fn: Callable[[], Any], frames: int) -> MemoryProfile:
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start(frames)
@@ -73,20 +139,22 @@ def profile_memory(fn: Callable[[], Any], *, frames: int = 12) -> MemoryProfile:
     modules: dict[CodeType, str] = {}
     own_prefix = _OWN_DIR
     last = high = snap_level = base
+    overhead = 0  # traced bytes the profiler itself holds (taken out of every reading)
     peak_codes: tuple[CodeType, ...] = ()
     snapshot: tracemalloc.Snapshot | None = None
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
         # the hot path: runs for every call and return; kept to local variables and slots
-        nonlocal last, high, snap_level, peak_codes, snapshot
+        nonlocal last, high, snap_level, peak_codes, snapshot, overhead
         if event == "c_call":
             return
-        current = get()[0]
+        current = get()[0] - overhead  # the program's level: nothing of ours ran since the last reading
         if stack:
             top = stack[-1]
             top.node.self_net += current - last
             if current > top.high:
                 top.high = current
+            del top  # a popped frame must be freed inside the hook (below), not after it
         last = current
         if current > high:
             high = current
@@ -112,6 +180,9 @@ def profile_memory(fn: Callable[[], Any], *, frames: int = 12) -> MemoryProfile:
                 done.node.peak = done.high - done.entry
             if stack and done.high > stack[-1].high:
                 stack[-1].high = done.high
+            del done  # freed now, inside the hook: bookkeeping, not the program's
+        # whatever the traced total changed by while this hook ran is the profiler's own
+        overhead = get()[0] - current
 
     previous = sys.getprofile()
     sys.setprofile(hook)
@@ -119,13 +190,14 @@ def profile_memory(fn: Callable[[], Any], *, frames: int = 12) -> MemoryProfile:
         fn()
     finally:
         sys.setprofile(previous)
-        _, peak = get()
+        retained = get()[0] - overhead - base
         end_snapshot = tracemalloc.take_snapshot()
-        retained = get()[0] - base
         if not was_tracing:
             tracemalloc.stop()
-    total_peak = max(0, peak - base)
+    # tracemalloc's own peak would include the profiler's bookkeeping: the highest program level seen
+    total_peak = max(0, high - base)
     return MemoryProfile(
+        tracer="tracemalloc",
         tree=_tree(root, modules, total_peak),
         peak=total_peak,
         functions=_by_function(root, modules),

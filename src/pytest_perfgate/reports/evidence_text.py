@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..evidence import AllocationSite, CpuProfile, MemoryProfile
+from ..evidence import AllocationSite, CpuProfile, MemoryProfile, MemoryTimeline
 from ..units import Kind, format_value
 from .terminal import table
 
@@ -32,14 +32,32 @@ def format_cpu_profile(profile: CpuProfile, *, limit: int = 8) -> str:
     return "\n".join(lines)
 
 
+#: what each tracer's figures are, said under the title (docs/evidence.md has the long form)
+_TRACED_BY = {
+    "memray": "memray: bytes held at the high-water mark, all threads; own = allocated in the function itself",
+    "tracemalloc": (
+        "tracemalloc profiler: Python allocations of this thread; self (net) = kept minus freed while the "
+        "function itself ran (memray is more precise and faster: pip install 'pytest-perfgate[profile]')"
+    ),
+}
+
+
 def format_memory_profile(profile: MemoryProfile, *, limit: int = 10) -> str:
-    """Functions by inclusive peak, the stack at the peak, what stayed allocated."""
-    rows = [
-        (f.function, _size(f.inclusive_peak), _size(f.self_net), str(f.calls), f.location)
-        for f in profile.functions[:limit]
-    ]
+    """Functions by inclusive peak, the stack at the peak, what stayed allocated, what each
+    function held over time (memray)."""
     lines = [f"memory by function (one re-run; peak {_size(profile.peak)}):"]
-    lines += ["  " + line for line in table(rows, ("function", "inclusive peak", "self (net)", "calls", "where"))]
+    lines.append(f"  ({_TRACED_BY.get(profile.tracer, profile.tracer)})")
+    rows: list[tuple[str, ...]]
+    if profile.tracer == "memray":
+        rows = [(f.function, _size(f.inclusive_peak), _size(f.self_net), f.location) for f in profile.functions[:limit]]
+        header: tuple[str, ...] = ("function", "inclusive peak", "own", "where")
+    else:
+        rows = [
+            (f.function, _size(f.inclusive_peak), _size(f.self_net), str(f.calls), f.location)
+            for f in profile.functions[:limit]
+        ]
+        header = ("function", "inclusive peak", "self (net)", "calls", "where")
+    lines += ["  " + line for line in table(rows, header)]
     if profile.peak_stack:
         lines.append("call stack at the peak (outermost first):")
         lines += [f"  {frame}" for frame in profile.peak_stack[-12:]]
@@ -48,7 +66,22 @@ def format_memory_profile(profile: MemoryProfile, *, limit: int = 10) -> str:
         for site in profile.leaks[:5]:
             where = site.stack[-1] if site.stack else "?"
             lines.append(f"  {_size(site.size)} in {site.count} blocks at {where}")
+    if profile.timeline is not None and profile.timeline.functions:
+        lines.append(format_timeline(profile.timeline))
     return "\n".join(lines)
+
+
+def format_timeline(timeline: MemoryTimeline, *, limit: int = 5, columns: int = 8) -> str:
+    """The functions that held the most over time, at a few evenly spaced times (own bytes)."""
+    n = len(timeline.times)
+    picks = sorted({round(i * (n - 1) / max(1, columns - 1)) for i in range(min(columns, n))})
+    header = ("function", *(f"{timeline.times[t]:.2f}s" for t in picks))
+    rows = [
+        (name.split(" (")[0], *(_size(row[t]) for t in picks))
+        for name, row in zip(timeline.functions[:limit], timeline.held, strict=False)
+    ]
+    lines = ["memory over time by function (own bytes; the last column: when tracking stopped):"]
+    return "\n".join(lines + ["  " + line for line in table(rows, header)])
 
 
 def format_sites(sites: Sequence[AllocationSite], title: str, limit: int = 8) -> str:
