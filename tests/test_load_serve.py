@@ -444,3 +444,51 @@ def test_profile_cpu_without_ptrace_permission_is_an_error_before_any_load(
     assert "ptrace is not permitted" in str(caught.value) and "SYS_PTRACE" in str(caught.value)
     assert not (tmp_path / "p" / "service-cpu.speedscope.json").exists()
     assert _wait(lambda: processes_running(marker) == [], 20)
+
+
+@needs_load
+@pytest.mark.skipif(importlib.util.find_spec("memray") is None, reason="needs memray")
+def test_profile_memory_finds_the_memory_hog_by_function_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_perfgate.evidence import MemoryProfile
+
+    monkeypatch.chdir(EXAMPLE.parents[1])
+    code, out, service = _example_run(tmp_path, "memory")
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert service["command"][1:5] == ["-m", "memray", "run", "--output"]
+    memory = MemoryProfile.from_json(service["memory"])
+    assert memory.tracer == "memray"
+    # at the high-water mark, build_report_cache (16 MiB per report, held for the request) holds
+    # the most memory of its own, at its def line, and more than everything else together
+    owners = memory_profile.by_own(memory)
+    hog = owners[0]
+    assert hog.function == "build_report_cache"
+    assert hog.location.endswith("examples/api_service/app.py:" + _line("build_report_cache"))
+    assert hog.self_net >= 16 * 2**20 and hog.self_net > sum(f.self_net for f in owners[1:])
+    # over time: it is the function that held the most at any moment, and nothing at the end
+    assert memory.timeline is not None
+    assert memory.timeline.functions[0].startswith("build_report_cache (")
+    assert max(memory.timeline.held[0]) >= 16 * 2**20 and memory.timeline.held[0][-1] < 2**20
+    begin, end = service["window"]
+    assert 0 < begin < end and end - begin == pytest.approx(4.0, abs=1.5)  # 5s run, 1s warm-up
+    assert Path(service["memory"]["capture"]).stat().st_size > 0
+    assert "service memory (memray, the service's whole life" in printed
+    assert "build_report_cache (examples/api_service/app.py:" in printed
+    markdown = Path(out, "load.md").read_text()
+    assert "<details><summary>Service memory: build\\_report\\_cache held the most" in markdown
+
+
+@needs_load
+def test_profile_memory_refuses_a_command_memray_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], marker: str
+) -> None:
+    code = load_cli.run(
+        cli(str(LOCUSTFILE), "--serve", f"uvicorn app:app --port {{port}} {marker}", "--profile", "memory",
+            "--profile-dir", str(tmp_path / "p"), "-u", "1", "-t", "1s")
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "its command must be a Python interpreter followed by" in err
+    assert processes_running(marker) == []  # never started

@@ -13,6 +13,7 @@ that is accepted.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import LoadError
+from ..evidence import FunctionMemory, MemoryProfile
 
 INSTALL_HINT = "pip install memray  (in the Python that runs the service; Linux and macOS)"
 ACCEPTED = (
@@ -63,21 +65,47 @@ def check_memray(python: str) -> None:
         raise LoadError(f"--profile memory needs memray in {python}, which cannot import it", hint=INSTALL_HINT)
 
 
-def summarise(capture: Path) -> object:
-    """The capture summarised by ``measure.memray_profile.read_capture``."""
+#: functions kept in the results file: the largest by own bytes at the high-water mark, and the
+#: largest by inclusive bytes (the outer frames, which hold everything)
+KEEP_OWN = 15
+KEEP_INCLUSIVE = 10
+
+
+def summarise(capture: Path) -> MemoryProfile:
+    """The capture summarised by :func:`~pytest_perfgate.measure.memray_profile.read_capture`;
+    its functions cut to those the results file keeps (by inclusive bytes, as the profile orders
+    them): the :data:`KEEP_OWN` largest by own bytes (where memory was allocated: a service's
+    outer frames would otherwise fill the list) and the :data:`KEEP_INCLUSIVE` largest by inclusive."""
     from ..errors import MeasurementError
+    from ..measure.memray_profile import read_capture
 
     if not capture.exists():
-        raise MeasurementError(f"memray wrote no capture at {capture}: see the service's output")
+        raise MeasurementError(f"memray wrote no capture at {capture}: see the service's output above")
     try:
-        from ..measure.memray_profile import read_capture  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise MeasurementError(
-            f"the capture is at {capture}, but this perfgate cannot summarise it "
-            "(no measure.memray_profile.read_capture); "
-            f"read it with: python -m memray flamegraph {capture}"
-        ) from None
-    return read_capture(capture)
+        profile = read_capture(capture)
+    except (OSError, RuntimeError, ValueError) as exc:  # memray's reader on a truncated capture
+        raise MeasurementError(f"memray's capture {capture} cannot be read: {exc}") from None
+    keep = {id(f) for f in by_own(profile)[:KEEP_OWN]} | {id(f) for f in profile.functions[:KEEP_INCLUSIVE]}
+    return dataclasses.replace(profile, functions=tuple(f for f in profile.functions if id(f) in keep))
 
 
-__all__ = ("CAPTURE_NAME", "check_memray", "is_python", "memray_argv", "summarise")
+def tracking_started(capture: Path) -> float | None:
+    """When memray started tracking (epoch seconds): the time base of the memory timeline."""
+    try:
+        import memray
+
+        reader = memray.FileReader(os.fspath(capture))
+        try:
+            return float(reader.metadata.start_time.timestamp())
+        finally:
+            reader.close()
+    except (ImportError, OSError, RuntimeError, ValueError):
+        return None
+
+
+def by_own(profile: MemoryProfile) -> list[FunctionMemory]:
+    """Functions that allocated what was held at the high-water mark, most first."""
+    return sorted((f for f in profile.functions if f.self_net > 0), key=lambda f: (-f.self_net, f.function))
+
+
+__all__ = ("CAPTURE_NAME", "by_own", "check_memray", "is_python", "memray_argv", "summarise")

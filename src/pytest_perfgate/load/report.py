@@ -16,12 +16,15 @@ from ..units import Kind, format_value
 from .results import EndpointStats, LoadStats
 
 if TYPE_CHECKING:
+    from ..evidence import MemoryProfile
     from ..model import TestResult
     from .profile import SampledFunction, SampledNode, ServiceCpuProfile
     from .run import LoadRun, ServiceRun
 
 #: what --profile cpu costs the service, measured (bench/RESULTS-load-profile.md)
 CPU_COST = "py-spy pauses the service's threads at every sample; cost measured in bench/RESULTS-load-profile.md"
+#: what --profile memory costs the service, measured (bench/RESULTS-load-profile.md)
+MEMORY_COST = "memray hooks every allocation of the service; cost measured in bench/RESULTS-load-profile.md"
 #: functions listed in the terminal and the Markdown summary
 TOP_SHOWN = 10
 #: frames of the hot path shown on one line (the innermost)
@@ -150,7 +153,7 @@ def short_location(location: str, cwd: str | None = None) -> str:
 
 
 def _frame(node: SampledNode | SampledFunction) -> str:
-    return f"{node.function} ({short_location(node.location)})" if node.location else node.function
+    return _function_label(node.function, node.location)
 
 
 def hot_path_text(
@@ -185,13 +188,67 @@ def format_cpu(cpu: ServiceCpuProfile, *, top: int = TOP_SHOWN) -> list[str]:
     return lines
 
 
-def format_memory(memory: Any) -> list[str]:
-    """The memray summary's own text (``format_lines``/``summary_lines``) when it has one."""
-    for name in ("format_lines", "summary_lines"):
-        method = getattr(memory, name, None)
-        if callable(method):
-            return ["service memory (memray):", *(f"  {line}" for line in method())]
-    return ["service memory (memray): captured (see the results file's evidence)"]
+def _size(value: float) -> str:
+    return format_value(float(value), Kind.SIZE)
+
+
+def _function_label(function: str, location: str) -> str:
+    return f"{function} ({short_location(location)})" if location else function
+
+
+def memory_over_time(memory: MemoryProfile, *, top: int = 5) -> list[tuple[str, int, float, int]]:
+    """For the functions that held the most at any time: (function, most held, when, held when
+    tracking stopped), from memray's timeline."""
+    timeline = memory.timeline
+    if timeline is None:
+        return []
+    rows = []
+    for label, held in list(zip(timeline.functions, timeline.held, strict=False))[:top]:
+        if not held:
+            continue
+        most = max(range(len(held)), key=lambda t: held[t])
+        rows.append((label, held[most], timeline.times[most] if most < len(timeline.times) else 0.0, held[-1]))
+    return rows
+
+
+def format_memory(service: ServiceRun, *, top: int = TOP_SHOWN) -> list[str]:
+    """memray's capture of the service: who held the memory at its high-water mark (own bytes:
+    allocated in the function itself), the most each function held over time, what stayed."""
+    from .memory import by_own
+
+    memory = service.memory
+    if memory is None:
+        return []
+    lines = [
+        f"service memory (memray, the service's whole life: {_size(memory.peak)} at its high-water mark, "
+        f"{_size(memory.retained)} still allocated when it stopped):",
+        "  own at peak  inclusive  function",
+    ]
+    for f in by_own(memory)[:top]:
+        lines.append(
+            f"  {_size(f.self_net):>11}  {_size(f.inclusive_peak):>9}  {_function_label(f.function, f.location)}"
+        )
+    over_time = memory_over_time(memory)
+    if over_time:
+        window = service.window
+        during = f"; the measured window: {window[0]:.1f}s-{window[1]:.1f}s" if window else ""
+        lines.append(f"  over time (own bytes; seconds from the start of memray's tracking{during}):")
+        for label, most, when, end in over_time:
+            lines.append(f"    {_short_label(label)}: most {_size(most)} at {when:.1f}s, {_size(end)} at the end")
+    if memory.leaks:
+        site = memory.leaks[0]
+        where = site.stack[-1] if site.stack else "?"
+        lines.append(f"  largest still allocated at the end: {_size(site.size)} in {site.count} blocks at {where}")
+    if service.capture:
+        lines.append(f"  memray's capture: {service.capture} (python -m memray flamegraph|table|tree FILE)")
+    lines.append(f"  cost: {MEMORY_COST}")
+    return lines
+
+
+def _short_label(label: str) -> str:
+    """``function (file:line)`` with the file relative to the current directory."""
+    function, sep, rest = label.partition(" (")
+    return f"{function} ({short_location(rest.rstrip(')'))})" if sep else label
 
 
 def format_service(service: ServiceRun) -> list[str]:
@@ -201,8 +258,7 @@ def format_service(service: ServiceRun) -> list[str]:
         lines.append(service.output_tail)
     if service.cpu is not None:
         lines += format_cpu(service.cpu)
-    if service.memory is not None:
-        lines += format_memory(service.memory)
+    lines += format_memory(service)
     lines += [f"notice: {notice}" for notice in service.notices]
     return lines
 
@@ -255,10 +311,35 @@ def format_markdown(run: LoadRun, total: TestResult, *, escape: Callable[[str], 
                 )
             path = hot_path_text(cpu, arrow=" → ", name=escape)
             lines += ["", f"Hot path: {path}", "", f"Cost: {escape(CPU_COST)}", "", "</details>"]
-        if service.memory is not None:
-            lines += ["", "<details><summary>Service memory (memray)</summary>", ""]
-            lines += [escape(line) + "  " for line in format_memory(service.memory)[1:]]
-            lines += ["", "</details>"]
+        memory = service.memory
+        if memory is not None:
+            lines += _memory_markdown(memory, escape)
         for notice in service.notices:
             lines += ["", f":warning: {escape(notice)}"]
     return "\n".join(lines) + "\n"
+
+
+def _memory_markdown(memory: MemoryProfile, escape: Callable[[str], str]) -> list[str]:
+    from .memory import by_own
+
+    owners = by_own(memory)
+    lines = [
+        "",
+        f"<details><summary>Service memory: {escape(owners[0].function) if owners else 'nothing'} held the most "
+        f"at the high-water mark ({_size(memory.peak)}, memray)</summary>",
+        "",
+        "| own at peak | inclusive | function | location |",
+        "| ---: | ---: | --- | --- |",
+    ]
+    for f in owners[:TOP_SHOWN]:
+        lines.append(
+            f"| {_size(f.self_net)} | {_size(f.inclusive_peak)} | {escape(f.function)} | "
+            f"{escape(short_location(f.location))} |"
+        )
+    over_time = memory_over_time(memory)
+    if over_time:
+        lines += ["", "| over time | most held | at | at the end |", "| --- | ---: | ---: | ---: |"]
+        for label, most, when, end in over_time:
+            lines.append(f"| {escape(_short_label(label))} | {_size(most)} | {when:.1f}s | {_size(end)} |")
+    lines += ["", f"Still allocated when the service stopped: {_size(memory.retained)}.", "", "</details>"]
+    return lines

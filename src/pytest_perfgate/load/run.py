@@ -13,9 +13,11 @@ from typing import Any
 
 from ..budgets import BudgetSpec
 from ..errors import LoadError, PerfgateError
+from ..evidence import MemoryProfile
 from ..measure import metadata
 from ..model import RunResult, TestResult
 from .kpi import judge
+from .profile import CpuSampler, CpuSettings, ServiceCpuProfile
 from .results import TOTAL, LoadStats, compute, to_test_results
 from .runner import (
     LoadSettings,
@@ -60,8 +62,12 @@ class ServiceRun:
     ready_after: float
     exit_code: int | None = None  # it exited before perfgate stopped it
     output_tail: str = ""
-    cpu: Any = None  # profile.ServiceCpuProfile
-    memory: Any = None  # what measure.memray_profile.read_capture gave
+    cpu: ServiceCpuProfile | None = None
+    memory: MemoryProfile | None = None  # memray's capture of the service's whole life
+    capture: str = ""  # memray's capture file
+    #: the measured window in seconds from the service's start (from the start of memray's
+    #: tracking with --profile memory: the time base of the memory timeline)
+    window: tuple[float, float] | None = None
     notices: tuple[str, ...] = ()  # what could not be done, said once here and in the output
 
     def to_json(self) -> dict[str, Any]:
@@ -69,10 +75,12 @@ class ServiceRun:
         if self.exit_code is not None:
             out["exit_code"] = self.exit_code
             out["output_tail"] = self.output_tail
+        if self.window is not None:
+            out["window"] = [round(t, 3) for t in self.window]
         if self.cpu is not None:
             out["cpu"] = self.cpu.to_json()
         if self.memory is not None:
-            out["memory"] = self.memory.to_json() if hasattr(self.memory, "to_json") else self.memory
+            out["memory"] = {**self.memory.to_json(), "capture": self.capture}
         if self.notices:
             out["notices"] = list(self.notices)
         return out
@@ -174,8 +182,9 @@ def _both(first: Progress | None, second: Callable[[Mapping[str, Any]], None]) -
 @dataclass
 class _Served:
     notices: list[str] = field(default_factory=list)
-    cpu: Any = None
-    memory: Any = None
+    cpu: ServiceCpuProfile | None = None
+    memory: MemoryProfile | None = None
+    origin: float | None = None  # epoch seconds the window is counted from
 
 
 def _run_served(
@@ -187,7 +196,6 @@ def _run_served(
     workdir: str | None,
 ) -> tuple[LocustOutcome, ServiceRun]:
     from . import memory as memory_profile
-    from .profile import CpuSampler, CpuSettings
 
     settings.validate()
     serve.validate()
@@ -230,10 +238,16 @@ def _run_served(
                     sampler.close()
             exit_code = service.proc.poll()
             output_tail = service.output_tail() if exit_code is not None else ""
+        found.origin = service.started_at
         if capture is not None:
             found.memory = _memory_profile(capture, found.notices)
+            if found.memory is not None:
+                found.origin = memory_profile.tracking_started(capture) or found.origin
     if exit_code is not None:
         found.notices.append(f"the service exited with code {exit_code} during the run")
+    raw = outcome.raw
+    begin = raw.start + settings.warmup - found.origin
+    window = (begin, max(begin, raw.stop - found.origin))
     return outcome, ServiceRun(
         command=tuple(argv),
         ready_after=service.ready_after,
@@ -241,11 +255,13 @@ def _run_served(
         output_tail=output_tail,
         cpu=found.cpu,
         memory=found.memory,
+        capture=str(capture) if found.memory is not None else "",
+        window=window,
         notices=tuple(found.notices),
     )
 
 
-def _cpu_profile(sampler: Any, notices: list[str]) -> Any:
+def _cpu_profile(sampler: CpuSampler, notices: list[str]) -> ServiceCpuProfile | None:
     """The CPU profile with its flame graph written next to it; a notice instead when it could
     not be taken (the load's figures are kept)."""
     from ..paths import write_text_atomic
@@ -261,7 +277,7 @@ def _cpu_profile(sampler: Any, notices: list[str]) -> Any:
     return dataclasses.replace(found, files=(("flamegraph", str(svg)), *found.files))
 
 
-def _memory_profile(capture: Path, notices: list[str]) -> Any:
+def _memory_profile(capture: Path, notices: list[str]) -> MemoryProfile | None:
     from .memory import summarise
 
     try:

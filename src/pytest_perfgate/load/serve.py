@@ -96,6 +96,7 @@ class Service:
     proc: subprocess.Popen[bytes]
     argv: tuple[str, ...]
     log: Path
+    started_at: float = field(default_factory=time.time)  # when it was started (epoch seconds)
     ready_after: float = 0.0
 
     @property
@@ -189,6 +190,7 @@ def serving(settings: ServeSettings, argv: Sequence[str], *, host: str, folder: 
     ready, yield it; stop its group however the block ends. Call inside
     :func:`~pytest_perfgate.load.runner.stop_on_signals` so SIGTERM ends the block too."""
     log_path = folder / LOG_NAME
+    started_at = time.time()
     with open(log_path, "wb") as log:
         try:
             proc = spawn(
@@ -201,7 +203,7 @@ def serving(settings: ServeSettings, argv: Sequence[str], *, host: str, folder: 
             )
         except OSError as exc:
             raise LoadError(f"cannot start the service {_shown(argv)}: {exc}; accepted: {SERVE_FORMS}") from None
-    service = Service(proc=proc, argv=tuple(argv), log=log_path)
+    service = Service(proc=proc, argv=tuple(argv), log=log_path, started_at=started_at)
     ready_url = settings.ready_url.replace(PORT, str(settings.port)) if settings.ready_url else None
     try:
         service.ready_after = wait_ready(service, host=host, ready_url=ready_url, timeout=settings.ready_timeout)
