@@ -492,3 +492,44 @@ def test_profile_memory_refuses_a_command_memray_cannot_run(
     assert code == 2, err
     assert "its command must be a Python interpreter followed by" in err
     assert processes_running(marker) == []  # never started
+
+
+@needs_load
+def test_a_py_spy_failing_during_the_run_is_a_notice_and_the_figures_are_kept(tmp_path: Path, marker: str) -> None:
+    from pytest_perfgate.load.run import ProfileSettings, run_load
+    from pytest_perfgate.load.runner import LoadSettings, free_port
+
+    fake = tmp_path / "py-spy"
+    fake.write_text('#!/bin/sh\n[ "$1" = dump ] && exit 0\necho "Error: lost the process" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    port = free_port()
+    settings = LoadSettings(locustfile=str(LOCUSTFILE), host=f"http://127.0.0.1:{port}", users=1, run_time=2)
+    serve = ServeSettings(serve_command(marker), port=port)
+    run = run_load(settings, serve=serve, profile=ProfileSettings("cpu", str(tmp_path / "p"), py_spy=str(fake)))
+    assert run.stats.total.requests > 0 and run.service is not None and run.service.cpu is None
+    (notice,) = run.service.notices
+    assert notice.startswith("no CPU profile: --profile cpu: py-spy cannot sample the service (pid ")
+    assert notice.endswith("py-spy said:\n    Error: lost the process")
+    total = run.run_result().by_nodeid()
+    evidence = next(t for n, t in total.items() if n.endswith("::total")).evidence["service"]
+    assert evidence["notices"] == list(run.service.notices) and "cpu" not in evidence
+    assert _wait(lambda: processes_running(marker) == [], 20)
+
+
+@needs_load
+def test_perfgate_killed_leaves_no_service_behind(tmp_path: Path, marker: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_perfgate.cli", "load", str(LOCUSTFILE), "--serve", serve_command(marker),
+         "-u", "1", "-t", "60s", "--workdir", str(tmp_path / "work"), "--progress", "never"],
+        cwd=EXAMPLE.parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert _wait(lambda: (tmp_path / "work" / "progress.jsonl").exists(), 60)
+        assert processes_running(marker)
+        proc.kill()
+        proc.wait(timeout=30)
+        assert _wait(lambda: processes_running(marker) == [], 20), processes_running(marker)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
