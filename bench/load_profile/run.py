@@ -34,7 +34,7 @@ EXAMPLE = ROOT / "examples" / "api_service"
 
 from _common import machine, write_result  # noqa: E402
 
-MODES = ("none", "cpu", "memory")
+MODES = ("none", "cpu", "memory", "cpu-nonblocking")
 
 
 def serve_command() -> str:
@@ -51,7 +51,10 @@ def command(mode: str, args: argparse.Namespace, out: Path) -> list[str]:
     if args.analytics:
         cmd.append("--locust-arg=--analytics")
     if mode != "none":
-        cmd += ["--profile", mode, "--profile-dir", str(out / "profile"), "--profile-rate", str(args.rate)]
+        kind, _, variant = mode.partition("-")
+        cmd += ["--profile", kind, "--profile-dir", str(out / "profile"), "--profile-rate", str(args.rate)]
+        if variant == "nonblocking":
+            cmd.append("--profile-nonblocking")
     return cmd
 
 
@@ -84,11 +87,16 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--analytics", action="store_true", help="the mix with the ranking and report endpoints")
+    parser.add_argument("--modes", default="none,cpu,memory", help=f"comma-separated, from {', '.join(MODES)}")
+    parser.add_argument("--name", default=None, help="the result file's name (default: load-profile[-analytics])")
     args = parser.parse_args()
+    modes = tuple(args.modes.split(","))
+    if modes[0] != "none" or not set(modes) <= set(MODES):
+        parser.error(f"--modes: 'none' first, then any of {', '.join(MODES[1:])}")
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="perfgate-load-profile-") as tmp:
         for round_ in range(args.rounds):
-            order = MODES[round_ % 3 :] + MODES[: round_ % 3]
+            order = modes[round_ % len(modes) :] + modes[: round_ % len(modes)]
             for mode in order:
                 out = Path(tmp) / f"r{round_}-{mode}"
                 cmd = command(mode, args, out)
@@ -103,10 +111,10 @@ def main() -> int:
                 p95 = 1000 * (run["p95"] or 0)
                 print(f"round {round_} {mode:>6}: {run['rps']:.1f} rps, p95 {p95:.1f} ms", flush=True)
     summary: dict[str, Any] = {}
-    for mode in MODES:
+    for mode in modes:
         rps = [r["rps"] for r in runs if r["mode"] == mode]
         summary[mode] = {"rps": rps, "median_rps": statistics.median(rps)}
-    for mode in MODES[1:]:
+    for mode in modes[1:]:
         ratios = []
         for round_ in range(args.rounds):
             base = next(r["rps"] for r in runs if r["round"] == round_ and r["mode"] == "none")
@@ -116,7 +124,7 @@ def main() -> int:
         summary[mode]["median_ratio"] = statistics.median(ratios)
         shown = ", ".join(f"{r:.3f}" for r in ratios)
         print(f"{mode}: rps / unprofiled per round {shown}; median {statistics.median(ratios):.3f}")
-    name = "load-profile-analytics" if args.analytics else "load-profile"
+    name = args.name or ("load-profile-analytics" if args.analytics else "load-profile")
     path = write_result(name, {"args": vars(args), "runs": runs, "summary": summary, "machine_after": machine()})
     print(f"written: {path}")
     return 0

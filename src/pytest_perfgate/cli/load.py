@@ -71,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile-rate", type=int, default=100, metavar="N", help="py-spy samples per second (default 100)"
     )
     parser.add_argument(
+        "--profile-nonblocking",
+        action="store_true",
+        help="py-spy reads the service's stacks without pausing it (cheaper; a sample may be torn)",
+    )
+    parser.add_argument(
         "--profile-dir",
         default=os.path.join(".perfgate", "profile"),
         metavar="DIR",
@@ -253,7 +258,9 @@ def _execute(args: argparse.Namespace) -> int:
     settings.validate()
     profile = None
     if args.profile is not None:
-        profile = ProfileSettings(kind=args.profile, folder=args.profile_dir, rate=args.profile_rate)
+        profile = ProfileSettings(
+            kind=args.profile, folder=args.profile_dir, rate=args.profile_rate, nonblocking=args.profile_nonblocking
+        )
         profile.validate()
     # every level is checked before any load is generated
     config_path = _config_path(args)

@@ -106,7 +106,7 @@ class SampledFunction:
 class ServiceCpuProfile:
     """Where the service's CPU went during the measured window (``evidence["service"]["cpu"]``)."""
 
-    profiler: str  # "py-spy 0.4.3"
+    profiler: str  # "py-spy 0.4.3", "py-spy 0.4.3 --nonblocking"
     rate: int  # samples per second asked for
     samples: int  # stacks recorded, all processes and threads
     seconds: float  # how long it sampled
@@ -289,6 +289,7 @@ def check_attach(py_spy: str, pid: int) -> None:
 class CpuSettings:
     rate: int = DEFAULT_RATE
     py_spy: str | None = None  # default: find_py_spy()
+    nonblocking: bool = False  # py-spy --nonblocking: read the stacks without pausing the service
 
 
 class CpuSampler:
@@ -330,6 +331,8 @@ class CpuSampler:
             "--rate", str(self.settings.rate), "--format", "speedscope", "--output", str(self.out),
             "--duration", str(duration),
         ]  # fmt: skip
+        if self.settings.nonblocking:
+            command.append("--nonblocking")
         self.out.unlink(missing_ok=True)
         with open(self.log, "wb") as log:
             self.proc = spawn(command, feature="perfgate load --profile cpu", output=log, die_with_parent=True)
@@ -360,7 +363,7 @@ class CpuSampler:
         stacks, processes = read_speedscope(self.out)
         tree, functions, samples = build_tree(stacks)
         return ServiceCpuProfile(
-            profiler=_version(self.py_spy),
+            profiler=_version(self.py_spy) + (" --nonblocking" if self.settings.nonblocking else ""),
             rate=self.settings.rate,
             samples=samples,
             seconds=self.stopped - self.started,

@@ -45,6 +45,7 @@ class ProfileSettings:
     folder: str
     rate: int = 100  # py-spy samples per second
     py_spy: str | None = None  # default: found next to this Python or on PATH
+    nonblocking: bool = False  # py-spy reads the stacks without pausing the service
 
     def validate(self) -> None:
         if self.kind not in PROFILES:
@@ -217,7 +218,7 @@ def _run_served(
             sampler = None
             if profile is not None and profile.kind == "cpu":
                 sampler = CpuSampler(
-                    CpuSettings(rate=profile.rate, py_spy=profile.py_spy),
+                    CpuSettings(rate=profile.rate, py_spy=profile.py_spy, nonblocking=profile.nonblocking),
                     service.pid,
                     warmup=settings.warmup,
                     run_time=settings.run_time,
