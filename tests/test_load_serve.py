@@ -241,7 +241,7 @@ def test_py_spy_missing_is_an_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(LoadError, match="needs py-spy, which is not installed") as caught:
         cpu_profile.find_py_spy()
-    assert "pip install py-spy" in str(caught.value)
+    assert "pip install 'pytest-perfgate[profile]'  (or: pip install py-spy" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -533,3 +533,15 @@ def test_perfgate_killed_leaves_no_service_behind(tmp_path: Path, marker: str) -
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def test_memray_missing_in_the_services_python_is_an_install_hint(tmp_path: Path) -> None:
+    python = tmp_path / "python3"
+    python.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'memray'\" >&2\nexit 1\n")
+    python.chmod(0o755)
+    with pytest.raises(LoadError) as caught:
+        memory_profile.check_memray(str(python))
+    assert f"--profile memory needs memray in {python}, which cannot import it" in str(caught.value)
+    assert "hint: pip install 'pytest-perfgate[profile]'" in str(caught.value)
+    if importlib.util.find_spec("memray") is not None:
+        memory_profile.check_memray(sys.executable)  # this Python has it: no error

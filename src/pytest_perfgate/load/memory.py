@@ -23,7 +23,10 @@ from pathlib import Path
 from ..errors import LoadError
 from ..evidence import FunctionMemory, MemoryProfile
 
-INSTALL_HINT = "pip install memray  (in the Python that runs the service; Linux and macOS)"
+INSTALL_HINT = (
+    "pip install 'pytest-perfgate[profile]'  (or: pip install memray; in the Python that runs the service; "
+    "Linux and macOS only)"
+)
 ACCEPTED = (
     'a Python interpreter followed by "-m module" or a script, e.g. '
     '--serve "python -m uvicorn app:app --port {port}" (not "uvicorn ...": name the interpreter)'

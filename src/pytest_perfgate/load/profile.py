@@ -33,7 +33,7 @@ from typing import Any
 from .._procs import read_log, spawn, stop_group, tail
 from ..errors import LoadError, LoadRunError
 
-INSTALL_HINT = "pip install py-spy  (a binary wheel; Linux, macOS, Windows)"
+INSTALL_HINT = "pip install 'pytest-perfgate[profile]'  (or: pip install py-spy; a binary wheel)"
 PTRACE_HINT = (
     "py-spy reads the service's memory with ptrace: run perfgate as root, give its container "
     "CAP_SYS_PTRACE (docker run --cap-add SYS_PTRACE; in GitLab CI a runner with that capability), "
