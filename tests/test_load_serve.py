@@ -178,17 +178,20 @@ def test_speedscope_file_of_py_spy_shape_is_read_outermost_first(tmp_path: Path)
         {"name": "leaf", "file": "/x/app.py", "line": 10},
         {"name": "handler", "file": "/x/app.py", "line": 3},
         {"name": 'process 7:"python app.py"', "file": "", "line": 0},
+        {"name": 'process 9:"python worker"', "file": "", "line": 0},  # a child (--subprocesses)
     ]
     profiles = [
         {"type": "sampled", "name": "Thread 1", "samples": [[2, 1, 0], [2, 1]], "weights": [0.01, 0.01]},
         {"type": "sampled", "name": "Thread 2", "samples": [[2, 1, 0]], "weights": [0.01]},
+        {"type": "sampled", "name": "Process 9", "samples": [[2, 3, 1, 0]], "weights": [0.01]},
     ]
     path.write_text(json.dumps({"shared": {"frames": frames}, "profiles": profiles}))
     stacks, processes = read_speedscope(path)
-    assert processes == 1
+    assert processes == 2
     assert stacks[0] == (('process 7:"python app.py"', ""), ("handler", "/x/app.py:3"), ("leaf", "/x/app.py:10"))
-    _, functions, samples = build_tree(stacks)
-    assert samples == 3 and [(f.function, f.own) for f in functions] == [("leaf", 2), ("handler", 1)]
+    tree, functions, samples = build_tree(stacks)
+    assert samples == 4 and [(f.function, f.own) for f in functions] == [("leaf", 3), ("handler", 1)]
+    assert [(n.function, n.total) for n in tree[0].children] == [("handler", 3), ('process 9:"python worker"', 1)]
     path.write_text("{}")
     with pytest.raises(LoadError, match="py-spy's profile cannot be read"):
         read_speedscope(path)
@@ -366,10 +369,10 @@ def test_sigterm_during_a_served_run_stops_the_service_and_locust(tmp_path: Path
             proc.wait(timeout=30)
 
 
-def _example_run(tmp_path: Path, profile: str, *extra: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
+def _example_run(tmp_path: Path, profile: str, *extra: str, serve: str = "") -> tuple[int, str, dict]:  # type: ignore[type-arg]
     out = tmp_path / "out"
     args = cli(
-        str(LOCUSTFILE), "--serve", serve_command(), "--profile", profile, "--profile-dir", str(out / "profile"),
+        str(LOCUSTFILE), "--serve", serve or serve_command(), "--profile", profile, "--profile-dir", str(out / "profile"),
         "-u", "5", "-t", "5s", "--warmup", "1s", "--locust-arg=--analytics", "--progress", "never",
         "--save", str(out / "load.json"), "--markdown", str(out / "load.md"), *extra,
     )  # fmt: skip
@@ -404,6 +407,28 @@ def test_profile_cpu_names_the_cpu_heavy_endpoint_function(
     assert "hot path: " in printed
     markdown = Path(out, "load.md").read_text()
     assert "<details><summary>Service CPU: score\\_products on top" in markdown
+
+
+@needs_load
+@pytest.mark.skipif(shutil.which("py-spy", path=os.path.dirname(sys.executable)) is None, reason="needs py-spy")
+def test_profile_cpu_samples_uvicorns_worker_processes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(EXAMPLE.parents[1])
+    code, _, service = _example_run(tmp_path, "cpu", serve=serve_command().replace(" --port", " --workers 2 --port"))
+    assert code == 0, capsys.readouterr().out
+    cpu = ServiceCpuProfile.from_json(service["cpu"])
+    # the supervisor and what it spawned (--subprocesses follows them): two workers, and
+    # multiprocessing's resource tracker
+    (supervisor,) = cpu.tree
+    children = [n for n in supervisor.children if n.function.startswith("process ")]
+    assert cpu.processes == 1 + len(children) >= 3
+    # the requests are served in the workers: score_products is sampled under them, not in the supervisor
+    serving = [w for w in children if any(n.function == "score_products" for n in _walk((w,)))]
+    assert serving
+    own = [n for n in supervisor.children if not n.function.startswith("process ")]
+    assert not any(n.function == "score_products" for n in _walk(own))
+    assert "score_products" in [f.function for f in cpu.top[:3]]
 
 
 def _walk(nodes):  # type: ignore[no-untyped-def]

@@ -220,7 +220,7 @@ def build_tree(
 
 def read_speedscope(path: str | os.PathLike[str]) -> tuple[tuple[tuple[tuple[str, str], ...], ...], int]:
     """Every sampled stack of a py-spy speedscope file (``(function, location)`` outermost
-    first) and the number of processes; :class:`LoadRunError` when it cannot be read."""
+    first) and the number of processes sampled; :class:`LoadRunError` when it cannot be read."""
     name = os.fspath(path)
     try:
         data = json.loads(Path(name).read_text(encoding="utf-8"))
@@ -230,7 +230,9 @@ def read_speedscope(path: str | os.PathLike[str]) -> tuple[tuple[tuple[tuple[str
         )
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise LoadRunError(f"{name}: py-spy's profile cannot be read ({type(exc).__name__}: {exc})") from None
-    processes = {s[0] for s in stacks if s and not s[0][1]}
+    # py-spy puts a frame "process PID:command" on top of each process's stacks, and a child's
+    # (--subprocesses: uvicorn's workers) under its parent's
+    processes = {frame for stack in stacks for frame in stack if not frame[1] and frame[0].startswith("process ")}
     return stacks, len(processes)
 
 
