@@ -486,12 +486,12 @@ def test_profile_memory_finds_the_memory_hog_by_function_name(
     memory = MemoryProfile.from_json(service["memory"])
     assert memory.tracer == "memray"
     # at the high-water mark, build_report_cache (16 MiB per report, held for the request) holds
-    # the most memory of its own, at its def line, and more than everything else together
+    # the most memory of its own, at its def line, many times the next function's
     owners = memory_profile.by_own(memory)
     hog = owners[0]
     assert hog.function == "build_report_cache"
     assert hog.location.endswith("examples/api_service/app.py:" + _line("build_report_cache"))
-    assert hog.self_net >= 16 * 2**20 and hog.self_net > sum(f.self_net for f in owners[1:])
+    assert hog.self_net >= 16 * 2**20 and hog.self_net > 4 * owners[1].self_net
     # over time: it is the function that held the most at any moment, and nothing at the end
     assert memory.timeline is not None
     assert memory.timeline.functions[0].startswith("build_report_cache (")
