@@ -189,6 +189,76 @@ def test_read_capture_of_a_whole_process_run_by_memray_run_with_threads(tmp_path
     assert profile.timeline is not None and profile.timeline.functions[0] == f"hog ({script}:5)"
 
 
+def _decorated(fn):  # type: ignore[no-untyped-def]
+    return fn
+
+
+class Builder:
+    @_decorated
+    def build(self) -> list[str]:
+        lines: list[str] = []
+        lines.extend(f"{i:>500}" for i in range(2000))  # a generator produces, build keeps
+        return [line for line in lines if line]  # a comprehension (its own frame on 3.11)
+
+
+@needs_memray
+def test_memray_names_functions_as_python_does_so_both_tracers_agree() -> None:
+    by_memray = {f.function: f.location for f in profile_memory(Builder().build, tracer="memray").functions}
+    by_hook = {f.function: f.location for f in profile_memory(Builder().build, tracer="tracemalloc").functions}
+    prefix = f"{__name__}.Builder.build"
+    assert by_memray[prefix] == by_hook[prefix]
+    assert (
+        by_memray[f"{prefix}.<locals>.<genexpr>"].rsplit(":", 1)[1]
+        == by_hook[f"{prefix}.<locals>.<genexpr>"].rsplit(":", 1)[1]
+    )
+
+
+@needs_memray
+def test_memray_native_frames_on_request() -> None:
+    profile = profile_memory(holds_eight_mb, tracer="memray", native=True)
+    stack = profile.peak_sites[0].stack
+    python = [i for i, frame in enumerate(stack) if "in holds_eight_mb: buffer = bytearray(8 * MB)" in frame]
+    assert python and python[0] < len(stack) - 1  # native frames below the Python line that allocated
+    assert not any(frame.endswith(".py") for frame in stack[python[0] + 1 :])
+
+
+@needs_memray
+def test_a_capture_of_a_process_killed_with_sigkill_is_still_read(tmp_path: Path) -> None:
+    """A service stopped at the end of a load test may not get to close its capture."""
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import time\nKEEP = []\n\ndef serve():\n    while True:\n"
+        "        KEEP.append(bytearray(100_000))\n        time.sleep(0.01)\n\nserve()\n"
+    )
+    capture = tmp_path / "out.bin"
+    process = subprocess.Popen([sys.executable, "-m", "memray", "run", "-q", "-o", str(capture), str(script)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not capture.exists() or capture.stat().st_size < 2000):
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    profile = read_capture(capture)
+    serve = _function(profile, "serve")
+    assert serve.self_net >= 500_000 and serve.location == f"{script}:4"
+    assert profile.leaks[0].stack[-1].endswith("in serve: KEEP.append(bytearray(100_000))")
+
+
+@needs_memray
+def test_an_aggregated_capture_has_no_timeline_but_the_rest(tmp_path: Path) -> None:
+    import memray
+
+    capture = tmp_path / "agg.bin"
+    with memray.Tracker(capture, file_format=memray.FileFormat.AGGREGATED_ALLOCATIONS):
+        keeps_one()
+    profile = read_capture(capture)
+    assert profile.timeline is None
+    assert abs(_own(profile, "keeps_one") - 3 * MB) <= 0.01 * 3 * MB
+    assert profile.leaks[0].stack[-1].endswith("in keeps_one: KEEP.append(bytearray(3 * MB))")
+
+
 # --------------------------------------------------------------------------- tracemalloc fallback
 
 
@@ -218,6 +288,50 @@ def test_tracemalloc_fallback_leak_candidate() -> None:
     profile = profile_memory(leaks, tracer="tracemalloc")
     assert abs(_own(profile, "keeps_one") - 3 * MB) <= 0.01 * 3 * MB
     assert profile.leaks[0].stack[-1].endswith("KEEP.append(bytearray(3 * MB))")
+
+
+def test_without_memray_the_tracemalloc_profiler_runs_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_perfgate.measure import memprofile
+
+    monkeypatch.setattr(memprofile, "memray_available", lambda: False)
+    profile = profile_memory(program)
+    assert profile.tracer == "tracemalloc"
+    assert profile.to_json()["tracer"] == "tracemalloc"
+
+
+@needs_memray
+def test_inside_another_memray_tracker_auto_falls_back_and_memray_by_name_is_refused(tmp_path: Path) -> None:
+    import memray
+
+    from pytest_perfgate.errors import MeasurementError
+
+    with memray.Tracker(tmp_path / "outer.bin"):
+        assert profile_memory(program).tracer == "tracemalloc"
+        with pytest.raises(MeasurementError, match="memray cannot profile this call"):
+            profile_memory(program, tracer="memray")
+
+
+def test_memray_absent_is_an_error_with_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from pytest_perfgate.errors import MeasurementError
+    from pytest_perfgate.measure import memray_profile
+
+    real_import = builtins.__import__
+
+    def no_memray(name: str, *args: object, **kwargs: object) -> object:
+        if name == "memray" or name.startswith("memray."):
+            raise ImportError("No module named 'memray'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.delitem(sys.modules, "memray", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_memray)
+    monkeypatch.setattr(memray_profile.importlib, "import_module", lambda name: no_memray(name))
+    assert not memray_available()
+    with pytest.raises(MeasurementError, match=r"pip install 'pytest-perfgate\[profile\]'"):
+        read_capture("/nonexistent/capture.bin")
+    with pytest.raises(MeasurementError, match="need memray"):
+        profile_memory(noop, tracer="memray")
 
 
 def test_unknown_tracer_is_refused() -> None:
@@ -286,3 +400,31 @@ def test_a_memray_profile_in_the_results_file_is_bounded(tmp_path: Path) -> None
     assert len(data["timeline"]["times"]) <= 60 and len(data["timeline"]["functions"]) <= 20
     assert len(json.dumps(data)) < 60_000
     assert _read(json.loads(json.dumps(data))).timeline == profile.timeline
+
+
+# --------------------------------------------------------------------------- the failure text
+
+
+@needs_memray
+def test_failure_text_names_the_tracer_and_shows_own_bytes_and_the_timeline() -> None:
+    from pytest_perfgate.reports.evidence_text import format_memory_profile
+
+    text = format_memory_profile(profile_memory(grows, tracer="memray"))
+    lines = text.splitlines()
+    assert lines[1].startswith("  (memray: bytes held at the high-water mark")
+    assert lines[2].split() == ["function", "inclusive", "peak", "own", "where"]
+    assert "memory over time by function (own bytes; the last column: when tracking stopped):" in lines
+    row = lines[lines.index("memory over time by function (own bytes; the last column: when tracking stopped):") + 3]
+    cells = row.split()
+    assert cells[0] == f"{__name__}.grows" and cells[1] == "0B" and cells[-1] == "0B"  # nothing, then freed
+    assert cells[-2].endswith("MB")  # the column of the fullest time is always shown
+
+
+def test_failure_text_of_the_tracemalloc_profiler_says_so_and_how_to_get_memray() -> None:
+    from pytest_perfgate.reports.evidence_text import format_memory_profile
+
+    text = format_memory_profile(profile_memory(program, tracer="tracemalloc"))
+    assert "tracemalloc profiler: Python allocations of this thread" in text
+    assert "pip install 'pytest-perfgate[profile]'" in text
+    assert text.splitlines()[2].split() == ["function", "inclusive", "peak", "self", "(net)", "calls", "where"]
+    assert "memory over time" not in text

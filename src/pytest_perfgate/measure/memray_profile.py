@@ -95,6 +95,7 @@ class _Names:
         }
         self.functions: dict[tuple[str, str, int], _Function] = {}
         self._lowest: dict[FunctionKey, _Function] = {}  # functions whose def was not found
+        self._seen: dict[Frame, _Function] = {}
 
     def _definitions(self, file: str) -> list[tuple[int, int, str, str]]:
         found = self._defs.get(file)
@@ -113,7 +114,16 @@ class _Names:
         return found
 
     def function(self, frame: Frame) -> _Function:
+        found = self._seen.get(frame)
+        if found is None:
+            found = self._seen[frame] = self._function(frame)
+        return found
+
+    def _function(self, frame: Frame) -> _Function:
         name, file, line = frame
+        if name == "<module>":
+            frame = (name, file, 1)  # a module's code starts at its first line
+            name, file, line = frame
         best: tuple[int, int, str, str] | None = None
         for entry in self._definitions(file):
             start, end, short, _ = entry
@@ -135,35 +145,56 @@ class _Names:
         return lowest
 
 
+_NAMELESS = {
+    ast.Lambda: "<lambda>",
+    ast.GeneratorExp: "<genexpr>",
+    ast.ListComp: "<listcomp>",
+    ast.SetComp: "<setcomp>",
+    ast.DictComp: "<dictcomp>",
+}
+
+
 def _collect_defs(node: ast.AST, prefix: str, out: list[tuple[int, int, str, str]]) -> None:
+    """Every function in a module's tree (comprehensions and lambdas too: each runs as a frame of
+    its own) as (first line, last line, name, qualified name)."""
     for child in ast.iter_child_nodes(node):
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            qualname = f"{prefix}{child.name}"
-            if not isinstance(child, ast.ClassDef):
-                # a decorated def's frame reports the def line; the decorators are above it
-                out.append((child.lineno, child.end_lineno or child.lineno, child.name, qualname))
-                _collect_defs(child, f"{qualname}.<locals>.", out)
-            else:
-                _collect_defs(child, f"{qualname}.", out)
+        if isinstance(child, ast.ClassDef):
+            _collect_defs(child, f"{prefix}{child.name}.", out)
+            continue
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            name = child.name
         else:
+            name = _NAMELESS.get(type(child), "")
+        if not name:
             _collect_defs(child, prefix, out)
+            continue
+        qualname = f"{prefix}{name}"
+        # where Python says a function starts (co_firstlineno): a decorated one at its first decorator
+        first = min([getattr(child, "lineno", 0)] + [d.lineno for d in getattr(child, "decorator_list", ())])
+        out.append((first, getattr(child, "end_lineno", None) or first, name, qualname))
+        _collect_defs(child, f"{qualname}.<locals>.", out)
 
 
-def _skipped(file: str, memray_dir: str) -> bool:
-    """Frames that are not the program's: perfgate, pytest, memray, runpy, the import system."""
-    return _is_own(file) or file.startswith(memray_dir) or file.endswith(os.sep + "runpy.py")
+def _package_dir(module: ModuleType | None) -> str | None:
+    file = getattr(module, "__file__", None)
+    return os.path.dirname(os.path.abspath(file)) + os.sep if file else None
 
 
 class _Stacks:
-    """The program's frames of a record's stack, outermost first."""
+    """The program's frames of a record's stack, outermost first: without the frames of perfgate,
+    pytest (``_pytest``, ``pytest``, pluggy), memray, runpy and the import system."""
 
     def __init__(self, memray: ModuleType, native: bool) -> None:
-        self._memray_dir = os.path.dirname(os.path.abspath(memray.__file__ or "")) + os.sep
+        dirs = (_package_dir(memray), _package_dir(sys.modules.get("pytest")))
+        self._dirs = tuple(d for d in dirs if d)
         self._native = native
+
+    def _skipped(self, file: str) -> bool:
+        return _is_own(file) or file.startswith(self._dirs) or file.endswith(os.sep + "runpy.py")
 
     def __call__(self, record: Any) -> list[Frame]:
         stack = record.hybrid_stack_trace() if self._native else record.stack_trace()
-        return [frame for frame in reversed(stack) if not _skipped(frame[1], self._memray_dir)]
+        return [frame for frame in reversed(stack) if not self._skipped(frame[1])]
 
 
 def _text(frame: Frame) -> str:

@@ -37,7 +37,7 @@ _TRACED_BY = {
     "memray": "memray: bytes held at the high-water mark, all threads; own = allocated in the function itself",
     "tracemalloc": (
         "tracemalloc profiler: Python allocations of this thread; self (net) = kept minus freed while the "
-        "function itself ran (memray is more precise and faster: pip install 'pytest-perfgate[profile]')"
+        "function itself ran; memray, more complete and faster: pip install 'pytest-perfgate[profile]'"
     ),
 }
 
@@ -72,13 +72,16 @@ def format_memory_profile(profile: MemoryProfile, *, limit: int = 10) -> str:
 
 
 def format_timeline(timeline: MemoryTimeline, *, limit: int = 5, columns: int = 8) -> str:
-    """The functions that held the most over time, at a few evenly spaced times (own bytes)."""
+    """The functions that held the most over time (own bytes), at a few evenly spaced times and
+    at the time the listed functions held the most together."""
     n = len(timeline.times)
-    picks = sorted({round(i * (n - 1) / max(1, columns - 1)) for i in range(min(columns, n))})
+    rows_shown = timeline.held[:limit]
+    fullest = max(range(n), key=lambda t: sum(row[t] for row in rows_shown)) if n else 0
+    picks = sorted({round(i * (n - 1) / max(1, columns - 2)) for i in range(min(columns - 1, n))} | {fullest})
     header = ("function", *(f"{timeline.times[t]:.2f}s" for t in picks))
     rows = [
-        (name.split(" (")[0], *(_size(row[t]) for t in picks))
-        for name, row in zip(timeline.functions[:limit], timeline.held, strict=False)
+        (name if name.startswith("<") else name.split(" (")[0], *(_size(row[t]) for t in picks))
+        for name, row in zip(timeline.functions[:limit], rows_shown, strict=False)
     ]
     lines = ["memory over time by function (own bytes; the last column: when tracking stopped):"]
     return "\n".join(lines + ["  " + line for line in table(rows, header)])
