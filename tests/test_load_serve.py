@@ -348,7 +348,10 @@ def test_serve_ready_url_is_waited_for(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @needs_load
-def test_sigterm_during_a_served_run_stops_the_service_and_locust(tmp_path: Path, marker: str) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_a_served_run_stops_the_service_and_locust(
+    tmp_path: Path, marker: str, signum: int, code: int
+) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest_perfgate.cli", "load", str(LOCUSTFILE), "--serve", serve_command(marker),
          "-u", "2", "-t", "60s", "--workdir", str(tmp_path / "work"), "--progress", "never"],
@@ -358,10 +361,10 @@ def test_sigterm_during_a_served_run_stops_the_service_and_locust(tmp_path: Path
         # locust runs once its log has the listener's progress
         assert _wait(lambda: (tmp_path / "work" / "progress.jsonl").exists(), 60), proc.stderr
         assert processes_running(marker)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 143, err
-        assert b"error: interrupted; locust and the service were stopped (signal SIGTERM)" in err
+        assert proc.returncode == code, err
+        assert b"error: interrupted; locust and the service were stopped" in err
         assert _wait(lambda: processes_running(marker) == [], 20), processes_running(marker)
     finally:
         if proc.poll() is None:
@@ -570,3 +573,39 @@ def test_memray_missing_in_the_services_python_is_an_install_hint(tmp_path: Path
     assert "hint: pip install 'pytest-perfgate[profile]'" in str(caught.value)
     if importlib.util.find_spec("memray") is not None:
         memory_profile.check_memray(sys.executable)  # this Python has it: no error
+
+
+@needs_load
+def test_a_command_without_port_is_waited_for_on_the_hosts_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], marker: str
+) -> None:
+    from pytest_perfgate.load.runner import free_port
+
+    port = free_port()
+    server = tmp_path / "server.py"
+    server.write_text(
+        "import http.server, sys, time\n"
+        "time.sleep(1.0)  # a slow start: perfgate must wait for the port\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n"
+        "    def log_message(self, *a): pass\n"
+        "http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n"
+    )
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text(
+        "from locust import HttpUser, task, constant\n"
+        "class U(HttpUser):\n"
+        "    wait_time = constant(0.05)\n"
+        "    @task\n"
+        "    def home(self):\n"
+        "        self.client.get('/')\n"
+    )
+    command = f"{sys.executable} {server} {port} {marker}"
+    code = load_cli.run(
+        cli(str(locustfile), "--serve", command, "--host", f"http://127.0.0.1:{port}", "-u", "1", "-t", "1s")
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"against http://127.0.0.1:{port}:" in out and "ready after 1." in out
+    assert _wait(lambda: processes_running(marker) == [], 10)
