@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile-nonblocking",
         action="store_true",
-        help="py-spy reads the service's stacks without pausing it (cheaper; a sample may be torn)",
+        help="py-spy reads the service's stacks without pausing it (a sample may be torn)",
     )
     parser.add_argument(
         "--profile-dir",

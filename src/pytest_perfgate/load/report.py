@@ -23,12 +23,8 @@ if TYPE_CHECKING:
 
 #: what --profile cpu costs the service, measured (bench/RESULTS-load-profile.md)
 CPU_COST = (
-    "py-spy pauses the service at every sample: 10-20% of rps measured at 100/s on 2 busy vCPUs shared "
-    "with locust (--profile-nonblocking: about half that; bench/RESULTS-load-profile.md)"
-)
-CPU_COST_NONBLOCKING = (
-    "py-spy reads the service's stacks without pausing it: about 10% of rps measured at 100/s on 2 busy "
-    "vCPUs shared with locust (bench/RESULTS-load-profile.md)"
+    "measured at 100/s on the example: 0-3% of rps with a CPU free for py-spy, up to 10-20% on a machine "
+    "saturated by other jobs (bench/RESULTS-load-profile.md)"
 )
 #: what --profile memory costs the service, measured (bench/RESULTS-load-profile.md)
 MEMORY_COST = (
@@ -179,10 +175,6 @@ def hot_path_text(
     return f"{head}{arrow.join(names[-shown:])}  ({share:.0f}% of samples)"
 
 
-def _cpu_cost(cpu: ServiceCpuProfile) -> str:
-    return CPU_COST_NONBLOCKING if cpu.profiler.endswith("--nonblocking") else CPU_COST
-
-
 def format_cpu(cpu: ServiceCpuProfile, *, top: int = TOP_SHOWN) -> list[str]:
     procs = f"{cpu.processes} process{'es' if cpu.processes != 1 else ''}"
     lines = [
@@ -198,7 +190,7 @@ def format_cpu(cpu: ServiceCpuProfile, *, top: int = TOP_SHOWN) -> list[str]:
         lines.append(f"  flame graph: {files['flamegraph']}")
     if "speedscope" in files:
         lines.append(f"  py-spy's profile (speedscope format): {files['speedscope']}")
-    lines.append(f"  cost: {_cpu_cost(cpu)}")
+    lines.append(f"  cost: {CPU_COST}")
     return lines
 
 
@@ -324,7 +316,7 @@ def format_markdown(run: LoadRun, total: TestResult, *, escape: Callable[[str], 
                     f"{escape(short_location(f.location))} |"
                 )
             path = hot_path_text(cpu, arrow=" → ", name=escape)
-            lines += ["", f"Hot path: {path}", "", f"Cost: {escape(_cpu_cost(cpu))}", "", "</details>"]
+            lines += ["", f"Hot path: {path}", "", f"Cost: {escape(CPU_COST)}", "", "</details>"]
         memory = service.memory
         if memory is not None:
             lines += _memory_markdown(memory, escape)
