@@ -185,7 +185,6 @@ class _Served:
     notices: list[str] = field(default_factory=list)
     cpu: ServiceCpuProfile | None = None
     memory: MemoryProfile | None = None
-    origin: float | None = None  # epoch seconds the window is counted from
 
 
 def _run_served(
@@ -239,16 +238,16 @@ def _run_served(
                     sampler.close()
             exit_code = service.proc.poll()
             output_tail = service.output_tail() if exit_code is not None else ""
-        found.origin = service.started_at
+        origin = service.started_at  # epoch seconds the window is counted from
         if capture is not None:
             found.memory = _memory_profile(capture, found.notices)
-            if found.memory is not None:
-                found.origin = memory_profile.tracking_started(capture) or found.origin
+            if found.memory is not None:  # the timeline's time base
+                origin = memory_profile.tracking_started(capture) or origin
     if exit_code is not None:
         found.notices.append(f"the service exited with code {exit_code} during the run")
     raw = outcome.raw
-    begin = raw.start + settings.warmup - found.origin
-    window = (begin, max(begin, raw.stop - found.origin))
+    begin = raw.start + settings.warmup - origin
+    window = (begin, max(begin, raw.stop - origin))
     return outcome, ServiceRun(
         command=tuple(argv),
         ready_after=service.ready_after,

@@ -109,14 +109,6 @@ class Service:
             return "    (no output)"
         return tail(text, lines, prefix="    ", skip_blank=True) or "    (the service printed nothing)"
 
-    def check_alive(self) -> None:
-        """:class:`LoadRunError` with the output tail when the service is gone."""
-        code = self.proc.poll()
-        if code is not None:
-            raise LoadRunError(
-                f"the service exited with code {code} ({_shown(self.argv)}). Its last output:\n{self.output_tail()}"
-            )
-
 
 def _shown(argv: Sequence[str]) -> str:
     return shlex.join(argv)
