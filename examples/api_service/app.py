@@ -10,6 +10,14 @@ Endpoints (JSON):
 * ``GET /categories/{category}/stats``      -> ``{"category", "products", "share", "in_stock", "average_price"}``
   (an async handler that awaits two store calls concurrently; its perf test is
   ``test_api_async.py``: ``await perf.aio(client.get, ...)`` through the ASGI app)
+* ``GET /categories/{category}/ranking``    -> the category's products by a computed score
+  (CPU-heavy on purpose: :func:`score_products`, pure Python, a few ms per request)
+* ``GET /reports/{category}``               -> ``{"category", "products", "bytes"}`` of a sales report
+  (memory-heavy on purpose: :func:`build_report_cache` holds 16 MiB for the whole request)
+
+The last two are the deliberate hot spots ``perfgate load --serve ... --profile cpu|memory`` is
+shown to find by function name (docs/load.md); the locustfile hits them only when asked
+(``--locust-arg=--analytics``).
 
 Data lives in MongoDB: a real server when ``API_SERVICE_MONGO_URI`` is set (e.g.
 ``mongodb://localhost:27017``), otherwise mongomock (in memory, seeded at start). pymongo calls
@@ -45,6 +53,10 @@ MAX_LIMIT = 100
 #: about 5us a document, so the in-memory default stays small; a real server uses the indexes
 DEFAULT_PRODUCTS = 120
 SUMMARY = {"_id": 1, "name": 1, "price": 1}
+#: what build_report_cache holds per request (the deliberate memory hog)
+REPORT_CACHE_BYTES = 16 * 2**20
+#: rounds of score_products per product (the deliberate CPU hog: a few ms per request)
+SCORE_ROUNDS = 4000
 
 T = TypeVar("T")
 
@@ -111,6 +123,27 @@ class Store:
         if doc is not None:
             self.db.audit.insert_one({"product": product_id, "viewer": viewer, "at": time.time()})
         return doc
+
+
+def score_products(products: list[dict[str, Any]], rounds: int = SCORE_ROUNDS) -> list[tuple[float, int]]:
+    """A deliberate CPU hog: a made-up relevance score per product, computed the slow way (a pure
+    Python loop of ``rounds`` steps per product). Found by ``perfgate load --profile cpu``."""
+    scored = []
+    for doc in products:
+        score, price, stock = 0.0, float(doc["price"]), float(doc["stock"]) + 1.0
+        for step in range(1, rounds + 1):
+            score += (price % step) / (stock * step) + (step % 7) * 0.001
+        scored.append((round(score, 6), int(doc["_id"])))
+    scored.sort(reverse=True)
+    return scored
+
+
+def build_report_cache(products: list[dict[str, Any]], size: int = REPORT_CACHE_BYTES) -> bytes:
+    """A deliberate memory hog: renders every product as a fixed-width row and repeats the rows
+    until ``size`` bytes (a cache nobody reuses), held by the caller for the whole request.
+    Found by ``perfgate load --profile memory``."""
+    rows = "".join(f"{doc['_id']:>8}{doc['price']:>12.2f}{doc['stock']:>6}\n" for doc in products).encode()
+    return rows * max(1, size // max(len(rows), 1))
 
 
 def open_store() -> Store:
@@ -196,6 +229,24 @@ def create_app(store: Store | None = None) -> Starlette:
             return JSONResponse({"error": f"unknown category {category!r}; accepted: {accepted}"}, status_code=404)
         return JSONResponse(await get_store().category_stats(category))
 
+    async def ranking(request: Request) -> JSONResponse:
+        category = request.path_params["category"]
+        if category not in CATEGORIES:
+            return JSONResponse({"error": f"unknown category {category!r}"}, status_code=404)
+        s = get_store()
+        products = await s.call(s.category, category)
+        return JSONResponse({"category": category, "ranking": [pid for _, pid in score_products(products)[:10]]})
+
+    async def report(request: Request) -> JSONResponse:
+        category = request.path_params["category"]
+        if category not in CATEGORIES:
+            return JSONResponse({"error": f"unknown category {category!r}"}, status_code=404)
+        s = get_store()
+        products = await s.call(s.category, category)
+        cache = build_report_cache(products)
+        await asyncio.sleep(0.05)  # the report is "streamed" while the cache is held
+        return JSONResponse({"category": category, "products": len(products), "bytes": len(cache)})
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         get_store()  # seed before the first request, not during it
@@ -208,6 +259,8 @@ def create_app(store: Store | None = None) -> Starlette:
             Route("/products/search", search),
             Route("/products/{product_id}", details),
             Route("/categories/{category}/stats", category_stats),
+            Route("/categories/{category}/ranking", ranking),
+            Route("/reports/{category}", report),
         ],
         lifespan=lifespan,
     )

@@ -34,3 +34,28 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def serve_command(marker: str | None = None, python: str = sys.executable) -> str:
+    """``--serve`` for the example API on uvicorn (``{port}`` left for perfgate to fill);
+    ``marker`` goes in its command line (a response header), for :func:`processes_running`."""
+    import shlex
+
+    words = [python, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLE), "--no-access-log"]
+    if marker:
+        words += ["--header", f"x-test-run:{marker}"]
+    return shlex.join(words) + " --port {port}"
+
+
+def processes_running(marker: str) -> list[int]:
+    """Live processes whose command line mentions ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -4,12 +4,20 @@
         --users 50 --spawn-rate 10 --run-time 30s --kpi api_response_time --kpi api_throughput \\
         --save .perfgate/load.json --gitlab-report load-performance.json --html locust.html
 
+    perfgate load examples/api_service/locustfile.py --serve "python -m uvicorn app:app --port {port}" \
+        --profile cpu --run-time 20s --warmup 5s
+
+``--serve CMD`` starts the service (``{port}``: a free loopback port; the host then defaults to
+it), waits until it is ready, and stops it at the end and on any fault; ``--profile cpu``
+samples it with py-spy during the measured window, ``--profile memory`` runs it under memray.
+
 Exit codes:
   0  every KPI level met (warnings past a target do not fail; --strict makes them fail)
   1  a KPI's critical level breached (latency, throughput, or the error rate)
   2  bad input or configuration: missing locustfile, run-time or level that does not parse,
      unknown KPI, no perfgate.yml for --kpi, locust not installed (with an install hint)
-  3  the run could not be done: the target does not answer, locust failed or hung
+  3  the run could not be done: the target does not answer, the service did not start or was
+     not ready in time, locust failed or hung
 
 """
 
@@ -26,11 +34,55 @@ from ._common import Exit, from_args, guarded
 
 if TYPE_CHECKING:
     from ..load.runner import LoadSettings
+    from ..load.serve import ServeSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("locustfile", nargs="?", help="the locustfile (its User classes generate the load)")
-    parser.add_argument("--host", help="the service under load, e.g. http://127.0.0.1:8000")
+    parser.add_argument(
+        "--host", help="the service under load, e.g. http://127.0.0.1:8000 (default with --serve: 127.0.0.1:{port})"
+    )
+    parser.add_argument(
+        "--serve",
+        metavar="CMD",
+        help="start the service with CMD (split like a shell, not run by one; {port}: a free loopback port) "
+        "and stop it after the run",
+    )
+    parser.add_argument(
+        "--serve-ready",
+        metavar="URL",
+        help="the service is ready when URL answers (below 500; {port} allowed); "
+        "default: when its port accepts connections",
+    )
+    parser.add_argument(
+        "--serve-timeout",
+        type=duration,
+        default=30.0,
+        metavar="DURATION",
+        help="wait this long for the service to be ready (default 30s)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("cpu", "memory"),
+        help="profile the service started by --serve: cpu (py-spy samples it during the measured window) "
+        "or memory (it runs under memray)",
+    )
+    parser.add_argument(
+        "--profile-rate", type=int, default=100, metavar="N", help="py-spy samples per second (default 100)"
+    )
+    parser.add_argument(
+        "--profile-nonblocking",
+        action="store_true",
+        help="py-spy reads the service's stacks without pausing it (a sample may be torn)",
+    )
+    parser.add_argument(
+        "--profile-dir",
+        default=os.path.join(".perfgate", "profile"),
+        metavar="DIR",
+        help="where the profile's files go: flame graph, py-spy's speedscope file, memray's capture "
+        "(default .perfgate/profile)",
+    )
+    parser.add_argument("--markdown", metavar="PATH", help="write the run's summary in Markdown (merge-request notes)")
     parser.add_argument("-u", "--users", type=int, default=10, help="concurrent users (default 10)")
     parser.add_argument(
         "-r", "--spawn-rate", type=float, default=None, help="users started per second (default: all at once)"
@@ -147,6 +199,10 @@ def _check_outputs(args: argparse.Namespace) -> dict[str, Path]:
         targets["gitlab_report"] = check_output(args.gitlab_report, "the load_performance report (--gitlab-report)")
     if args.html is not None:
         targets["html"] = check_output(args.html, "locust's HTML report (--html)")
+    if args.markdown is not None:
+        targets["markdown"] = check_output(args.markdown, "the Markdown summary (--markdown)")
+    if args.profile is not None:
+        check_output(args.profile_dir, "the profile's folder (--profile-dir)", directory=True)
     if args.workdir is not None:
         check_output(args.workdir, "locust's work folder (--workdir)", directory=True)
     named = list(targets.items())
@@ -165,23 +221,47 @@ def _execute(args: argparse.Namespace) -> int:
     from ..errors import LoadError
     from ..load.gitlab import k6_summary
     from ..load.kpi import build_spec
-    from ..load.report import ProgressLine, format_notes, format_stats, format_verdicts
-    from ..load.run import run_load
+    from ..load.report import (
+        ProgressLine,
+        format_markdown,
+        format_notes,
+        format_service,
+        format_stats,
+        format_verdicts,
+    )
+    from ..load.run import ProfileSettings, run_load
     from ..load.runner import LoadSettings, listener_path
+    from ..load.serve import default_host
     from ..model import save_results
-    from ..paths import check_input, write_json_atomic, writing
+    from ..paths import check_input, write_json_atomic, write_text_atomic, writing
+    from ..reports.markdown import escape as markdown_escape
 
     if args.listener_path:
         print(listener_path())
         return Exit.OK
     if not args.locustfile:
         raise LoadError("a locustfile is required, e.g. perfgate load locustfile.py --host http://127.0.0.1:8000")
-    if not args.host:
+    serve = _serve_settings(args)
+    if args.profile is not None and serve is None:
+        raise LoadError("--profile needs --serve: perfgate profiles a service it starts itself")
+    host = args.host or (default_host(serve.port) if serve is not None and serve.port is not None else None)
+    if not host:
+        if serve is not None:
+            raise LoadError(
+                "--serve without {port} in its command needs --host: where the service listens, e.g. "
+                '--serve "python -m uvicorn app:app --port 8000" --host http://127.0.0.1:8000'
+            )
         raise LoadError("--host is required: the URL of the service under load, e.g. http://127.0.0.1:8000")
     outputs = _check_outputs(args)  # before any load: a long run never loses its figures at the end
     run_time = _run_time(args.run_time)
-    settings = from_args(LoadSettings, args, run_time=run_time, locust_args=tuple(args.locust_arg))
+    settings = from_args(LoadSettings, args, host=host, run_time=run_time, locust_args=tuple(args.locust_arg))
     settings.validate()
+    profile = None
+    if args.profile is not None:
+        profile = ProfileSettings(
+            kind=args.profile, folder=args.profile_dir, rate=args.profile_rate, nonblocking=args.profile_nonblocking
+        )
+        profile.validate()
     # every level is checked before any load is generated
     config_path = _config_path(args)
     if config_path is not None:
@@ -192,7 +272,7 @@ def _execute(args: argparse.Namespace) -> int:
 
     progress = ProgressLine(sys.stderr, run_time, mode=args.progress)
     try:
-        run = run_load(settings, progress=progress, workdir=args.workdir)
+        run = run_load(settings, progress=progress, workdir=args.workdir, serve=serve, profile=profile)
     finally:
         progress.close()
     total = run.judged(spec, strict=args.strict)
@@ -208,6 +288,7 @@ def _execute(args: argparse.Namespace) -> int:
             run.stats, locust_requests=run.raw.locust_requests, processes=settings.processes, workers=workers
         ),
         *format_verdicts(total.verdicts),
+        *(format_service(run.service) if run.service is not None else []),
     ]:
         print(line)
     if args.verbose:
@@ -226,7 +307,27 @@ def _execute(args: argparse.Namespace) -> int:
         print(f"GitLab load_performance report: {args.gitlab_report}")
     if args.html:
         print(f"locust HTML report: {args.html}")
+    if args.markdown:
+        with writing(args.markdown, "the Markdown summary (--markdown)"):
+            write_text_atomic(outputs["markdown"], format_markdown(run, total, escape=markdown_escape))
+        print(f"Markdown summary: {args.markdown}")
     return Exit.FAILED if total.outcome == "failed" else Exit.OK
+
+
+def _serve_settings(args: argparse.Namespace) -> ServeSettings | None:
+    """``--serve`` and its options; ``{port}`` gets a free loopback port now."""
+    from ..errors import LoadError
+    from ..load.runner import free_port
+    from ..load.serve import PORT, ServeSettings
+
+    if args.serve is None:
+        if args.serve_ready is not None:
+            raise LoadError("--serve-ready needs --serve")
+        return None
+    port = free_port() if PORT in args.serve else None
+    serve = ServeSettings(args.serve, port=port, ready_url=args.serve_ready, ready_timeout=args.serve_timeout)
+    serve.validate()
+    return serve
 
 
 def _run_time(raw: str) -> int:
@@ -242,4 +343,5 @@ def _run_time(raw: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``perfgate load``; errors become ``error: ...`` on stderr and an exit code."""
-    return guarded(lambda: _execute(args), interrupted="interrupted; locust was stopped")
+    stopped = "locust and the service were stopped" if getattr(args, "serve", None) else "locust was stopped"
+    return guarded(lambda: _execute(args), interrupted=f"interrupted; {stopped}")

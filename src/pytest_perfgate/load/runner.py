@@ -159,7 +159,7 @@ class LoadSettings:
         return [*cmd, *self.locust_args, *self.user_classes]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A TCP port free on the loopback interface now (the OS picks it)."""
     import socket
 
@@ -312,9 +312,10 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """While locust runs: SIGTERM and SIGHUP raise :class:`Terminated` (SIGINT already raises
-    KeyboardInterrupt), so locust's group is stopped before perfgate exits. Main thread only
+def stop_on_signals() -> Iterator[None]:
+    """While locust (or a service perfgate started) runs: SIGTERM and SIGHUP raise
+    :class:`Terminated` (SIGINT already raises KeyboardInterrupt), so locust's group (and the
+    service's) is stopped before perfgate exits. Main thread only
     (Python delivers signals there); elsewhere nothing changes."""
     import threading
 
@@ -361,7 +362,7 @@ class _ProgressReader:
 
 
 @contextlib.contextmanager
-def _workdir(keep: str | None) -> Iterator[Path]:
+def work_folder(keep: str | None) -> Iterator[Path]:
     if keep:
         path = Path(keep)
         path.mkdir(parents=True, exist_ok=True)
@@ -380,18 +381,20 @@ def run_locust(
     progress: Progress | None = None,
     workdir: str | None = None,
     check: bool = True,
+    tick: Callable[[], None] | None = None,
 ) -> LocustOutcome:
     """Check the inputs and the target, run locust, return what the listener recorded.
 
     ``workdir`` keeps ``locust.log``, ``raw.json`` and ``progress.jsonl`` there (default: a
-    temporary folder, removed). Raises :class:`LoadError` (bad input, exit 2) or
+    temporary folder, removed). ``tick`` is called about every 0.2 s while locust runs (after
+    ``progress``), e.g. to start a profiler when the warm-up is over. Raises :class:`LoadError` (bad input, exit 2) or
     :class:`LoadRunError` (the run failed, exit 3). The locust process group is always gone when
     this returns or raises, including on KeyboardInterrupt."""
     settings.validate()
     check_locust(settings.python)
     if check:
         check_target(settings.host, settings.connect_timeout)
-    with _workdir(workdir) as folder:
+    with work_folder(workdir) as folder:
         raw_path, log_path, progress_path = folder / "raw.json", folder / "locust.log", folder / "progress.jsonl"
         for stale in (raw_path, progress_path):
             stale.unlink(missing_ok=True)
@@ -402,10 +405,10 @@ def run_locust(
             "PERFGATE_LOAD_PROGRESS": str(progress_path),
             "PYTHONUNBUFFERED": "1",
         }
-        command = settings.command(local_master_port=_free_port() if settings.processes != 1 else None)
+        command = settings.command(local_master_port=free_port() if settings.processes != 1 else None)
         reader = _ProgressReader(progress_path, progress)
         started = time.monotonic()
-        with open(log_path, "wb") as log, _stop_on_signals():
+        with open(log_path, "wb") as log, stop_on_signals():
             try:
                 # its own process group (--processes children included), stopped by a guard process
                 # when perfgate dies without stopping it (SIGKILL included)
@@ -422,6 +425,8 @@ def run_locust(
             try:
                 while proc.poll() is None:
                     reader.poll()
+                    if tick is not None:
+                        tick()
                     if time.monotonic() - started > settings.time_limit:
                         raise LoadRunError(
                             f"locust did not finish within {settings.time_limit:g}s (run-time {settings.run_time}s); "
@@ -451,9 +456,12 @@ __all__: Sequence[str] = (
     "Terminated",
     "check_locust",
     "check_target",
+    "free_port",
     "listener_path",
     "parse_run_time",
     "read_raw",
     "run_locust",
     "stop_group",
+    "stop_on_signals",
+    "work_folder",
 )
