@@ -98,12 +98,34 @@ def test_error_rate_over_critical_fails_the_run_while_latency_passes(
         "    def missing(self):\n"
         "        self.client.get('/products/999999', name='missing product')\n"
     )
-    code = load_cli.run(cli(str(locustfile), "--host", api_url, "-u", "3", "-t", "2s", "--budget", "p95=2s"))
+    (tmp_path / ".git").mkdir()  # the locustfile's repository: Code Quality paths are relative to it
+    quality = tmp_path / "out" / "code-quality.json"
+    code = load_cli.run(
+        cli(
+            str(locustfile),
+            "--host",
+            api_url,
+            "-u",
+            "3",
+            "-t",
+            "2s",
+            "--budget",
+            "p95=2s",
+            "--codequality",
+            str(quality),
+        )
+    )
     out = capsys.readouterr().out
     assert code == 1, out
     assert "PASS  p95" in out
     assert "FAIL  error_rate" in out and "exceeds critical 1%  [default]" in out
     assert "404" in out  # the most frequent errors are listed
+    # the breach, for GitLab's merge-request widget, at the locustfile
+    findings = json.loads(quality.read_text())
+    assert [(f["check_name"], f["severity"], f["location"]) for f in findings] == [
+        ("perfgate-budget", "critical", {"path": "locustfile.py", "lines": {"begin": 1}})
+    ]
+    assert "error_rate" in findings[0]["description"]
 
 
 def test_processes_2_collects_every_worker_and_leaves_no_stray(api_url: str, tmp_path: Path) -> None:

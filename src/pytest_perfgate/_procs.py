@@ -163,7 +163,9 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+def signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    """Send ``signum`` to the group of a child started by :func:`spawn` (its leader alone when the
+    group id was recycled); nothing when it already left."""
     try:
         os.killpg(proc.pid, signum)
     except ProcessLookupError:
@@ -183,12 +185,12 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
         return proc.poll() is None or group_alive(pgid)
 
     if running() and grace > 0:
-        _signal_group(proc, signal.SIGTERM)
+        signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and running():
             time.sleep(0.05)
     if running():
-        _signal_group(proc, signal.SIGKILL)
+        signal_group(proc, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=REAP_TIMEOUT)
     _release_guard(pgid)

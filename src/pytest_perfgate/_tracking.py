@@ -8,7 +8,6 @@ It is imported (and with it the core) and its hooks registered only once a sessi
 
 from __future__ import annotations
 
-import functools
 import os
 import posixpath
 import time
@@ -16,7 +15,6 @@ import warnings
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +26,7 @@ from .measure import memory
 from .measure.counted import CountSettings
 from .measure.workload import is_pytest_benchmark
 from .model import TestResult, test_from_json, test_to_dict
+from .paths import repository_prefix
 from .recorder import Recorder
 from .reports.session_report import failure_text
 
@@ -239,16 +238,6 @@ def test_location(item: pytest.Item) -> tuple[str, int] | None:
         return None
     prefix = repository_prefix(str(item.config.rootpath))
     return posixpath.normpath(posixpath.join(prefix, path.replace(os.sep, "/"))), lineno + 1
-
-
-@functools.lru_cache(maxsize=4)
-def repository_prefix(rootdir: str) -> str:
-    """The rootdir's path inside the git work tree holding it ("" at its top, or outside any)."""
-    root = Path(rootdir)
-    for parent in (root, *root.parents):
-        if (parent / ".git").exists():
-            return root.relative_to(parent).as_posix().removeprefix(".")
-    return ""
 
 
 #: the call's duration and outcome, kept for a result re-attached to a teardown error's report

@@ -16,6 +16,7 @@ path, what is wrong and what is accepted.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -271,3 +272,25 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write JSON to ``path`` atomically (see :func:`write_text_atomic`)."""
     return write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+
+
+@functools.lru_cache(maxsize=16)
+def _work_tree(directory: str) -> Path | None:
+    """The git work tree holding ``directory`` (a folder with ``.git``), None outside any."""
+    root = Path(directory)
+    return next((parent for parent in (root, *root.parents) if (parent / ".git").exists()), None)
+
+
+def repository_prefix(directory: str) -> str:
+    """``directory``'s path inside the git work tree holding it ("" at its top, or outside any),
+    "/"-separated: what the GitLab Code Quality report needs in front of paths relative to it."""
+    tree = _work_tree(directory)
+    return "" if tree is None else Path(directory).relative_to(tree).as_posix().removeprefix(".")
+
+
+def repository_path(path: str | os.PathLike[str]) -> str:
+    """``path`` (absolute, or relative to the working directory) relative to the git work tree
+    holding it, "/"-separated; relative to the working directory when it is in none."""
+    full = Path(os.path.abspath(path))
+    tree = _work_tree(str(full.parent))
+    return (full.relative_to(tree) if tree is not None else Path(os.path.relpath(full))).as_posix()

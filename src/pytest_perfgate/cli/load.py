@@ -83,6 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default .perfgate/profile)",
     )
     parser.add_argument("--markdown", metavar="PATH", help="write the run's summary in Markdown (merge-request notes)")
+    parser.add_argument(
+        "--codequality",
+        metavar="PATH",
+        help="write GitLab's Code Quality report: KPI breaches at the locustfile (artifacts:reports:codequality)",
+    )
     parser.add_argument("-u", "--users", type=int, default=10, help="concurrent users (default 10)")
     parser.add_argument(
         "-r", "--spawn-rate", type=float, default=None, help="users started per second (default: all at once)"
@@ -201,6 +206,8 @@ def _check_outputs(args: argparse.Namespace) -> dict[str, Path]:
         targets["html"] = check_output(args.html, "locust's HTML report (--html)")
     if args.markdown is not None:
         targets["markdown"] = check_output(args.markdown, "the Markdown summary (--markdown)")
+    if args.codequality is not None:
+        targets["codequality"] = check_output(args.codequality, "the Code Quality report (--codequality)")
     if args.profile is not None:
         check_output(args.profile_dir, "the profile's folder (--profile-dir)", directory=True)
     if args.workdir is not None:
@@ -295,10 +302,17 @@ def _execute(args: argparse.Namespace) -> int:
         print("locust command: " + " ".join(run.command))
         if args.workdir:
             print(f"locust log and raw data: {args.workdir}")
+    result = run.run_result(total)
     if args.save:
         with writing(args.save, "the results file (--save)"):
-            save_results(outputs["save"], run.run_result(total))
+            save_results(outputs["save"], result)
         print(f"results: {args.save} ({len(run.stats.endpoints) + 1} entries)")
+    if args.codequality:
+        from ..reports.codequality import format_codequality, run_findings
+
+        with writing(args.codequality, "the Code Quality report (--codequality)"):
+            write_text_atomic(outputs["codequality"], format_codequality(run_findings(result)))
+        print(f"Code Quality report: {args.codequality}")
     if args.gitlab_report:
         with writing(args.gitlab_report, "the load_performance report (--gitlab-report)"):
             write_json_atomic(

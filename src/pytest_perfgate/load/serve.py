@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .._procs import read_log, spawn, stop_group, tail
+from .._procs import read_log, signal_group, spawn, stop_group, tail
 from ..errors import LoadError, LoadRunError
 
 PORT = "{port}"
@@ -169,8 +169,7 @@ def stop(service: Service, *, grace: float = STOP_GRACE) -> None:
     """Ctrl-C for the service's whole group (SIGINT), then SIGTERM and SIGKILL after the graces."""
     proc = service.proc
     if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGINT)
+        signal_group(proc, signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace)
     stop_group(proc, KILL_GRACE)
