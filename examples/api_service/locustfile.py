@@ -13,7 +13,6 @@ function name. Without it the mix is the three shop endpoints only.
 from __future__ import annotations
 
 import random
-
 from typing import Any
 
 from locust import FastHttpUser, between, events, task
