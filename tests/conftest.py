@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,13 @@ from hypothesis import settings
 # although nothing in the code under test is slow. The properties themselves are unchanged.
 settings.register_profile("perfgate-tests", deadline=None)
 settings.load_profile("perfgate-tests")
+
+# Tests send Ctrl-C (SIGINT) to the processes they start. A shell that runs the suite in the
+# background without job control (`(ci/test &)`) starts it with SIGINT ignored, and an ignored signal
+# stays ignored in every child: the processes under test would never see the Ctrl-C. Each test
+# process restores the default, so what the tests check does not depend on how the suite was launched.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -202,7 +202,10 @@ def test_template_structure() -> None:
     assert "--budgets-only" in script  # with the A/B gate on, the stored-baseline gate keeps the budgets only
 
     load = jobs["perfgate-load"]
-    assert load["artifacts"]["reports"] == {"load_performance": ".perfgate/load-performance.json"}
+    assert load["artifacts"]["reports"] == {
+        "load_performance": ".perfgate/load-performance.json",
+        "codequality": ".perfgate/load-code-quality.json",
+    }
 
     mongo = jobs["perfgate-mongo"]
     assert mongo["services"] == ["mongo:7"]
