@@ -138,3 +138,69 @@ def test_a_single_results_file_as_the_baseline(tmp_path: Path, capsys: pytest.Ca
     code, _, _, data = _compare(tmp_path, str(base), (_test("t::a", 3.0, CURRENT),))
     assert code == 1
     assert data["cpu_diffs"]["t::a"]["changes"][0]["function"] == "render"
+
+
+# --------------------------------------------------------------------------- the runs that carry profiles
+
+pytest_plugins = ["pytester"]
+
+TIMED = """
+import os
+import zlib
+
+DATA = os.urandom(1 << 18)
+
+
+def compress_all():
+    return [zlib.compress(DATA) for _ in range(4)]
+
+
+def test_compress(perf):
+    perf(compress_all)
+
+
+def test_sum(perf):
+    perf(lambda: sum(range(1000)))
+
+
+def test_not_timed():
+    assert True
+"""
+
+
+def test_evidence_cpu_gives_every_timed_test_a_profile(run_json: Any, pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_timed=TIMED)
+    result, data = run_json("--perfgate-evidence=cpu")
+    result.assert_outcomes(passed=3)
+    profiled = {t["nodeid"]: "cpu_profile" in (t.get("evidence") or {}) for t in data["tests"]}
+    assert profiled == {"test_timed.py::test_compress": True, "test_timed.py::test_sum": True}
+    # without the option and without a failed time budget: none (the gate would name both tests)
+    result, data = run_json()
+    assert not any("cpu_profile" in (t.get("evidence") or {}) for t in data["tests"])
+
+
+def _peak_stack(data: dict[str, Any]) -> list[str]:
+    test = next(t for t in data["tests"] if t["nodeid"] == "test_timed.py::test_compress")
+    return list(test["evidence"]["memory_profile"]["peak_stack"])
+
+
+def test_memory_native_adds_native_frames(run_json: Any, pytester: pytest.Pytester) -> None:
+    pytest.importorskip("memray")
+    pytester.makepyfile(test_timed=TIMED)
+    result, data = run_json("--perfgate-evidence=memory-native", "-k", "compress")
+    result.assert_outcomes(passed=1, deselected=2)
+    native = _peak_stack(data)
+    assert any(frame.startswith("test_timed.compress_all ") for frame in native)  # the Python frames stay
+    assert any(frame.startswith("zlib_compress") for frame in native), native  # zlib's C function
+    result, data = run_json("--perfgate-evidence=memory", "-k", "compress")
+    python_only = _peak_stack(data)
+    assert any(frame.startswith("test_timed.compress_all ") for frame in python_only)
+    assert not any(frame.startswith("zlib_compress") for frame in python_only), python_only
+
+
+def test_memory_native_is_an_evidence_kind_all_leaves_out() -> None:
+    from pytest_perfgate.budgets import parse_evidence
+
+    assert parse_evidence("memory-native", "x") == ("memory-native",)
+    assert parse_evidence("all", "x") == ("memory", "cpu")
+    assert parse_evidence(["cpu", "memory-native"], "x") == ("cpu", "memory-native")
