@@ -53,8 +53,9 @@ def _stored(tmp_path: Path, *runs: tuple[TestResult, ...]) -> str:
 def _compare(tmp_path: Path, store: str, current: tuple[TestResult, ...]) -> tuple[int, str, str, dict[str, Any]]:
     cur = save_results(tmp_path / "current.json", RunResult({"created": "now"}, current))
     md, js = tmp_path / "report.md", tmp_path / "report.json"
-    code = main(["compare", store, str(cur), "--markdown", str(md), "--json", str(js)])
-    return code, "", md.read_text(), json.loads(js.read_text())
+    cq = tmp_path / "codequality.json"
+    code = main(["compare", store, str(cur), "--markdown", str(md), "--json", str(js), "--codequality", str(cq)])
+    return code, cq.read_text(), md.read_text(), json.loads(js.read_text())
 
 
 def test_compare_names_the_function_whose_own_time_grew(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,9 +65,8 @@ def test_compare_names_the_function_whose_own_time_grew(tmp_path: Path, capsys: 
         (_test("t::slow", 1.0, STORED), _test("t::same", 1.0, STORED)),
         (_test("t::slow", 1.0), _test("t::same", 1.0)),  # the newest run has no profiles
     )
-    code, _, markdown, data = _compare(
-        tmp_path, store, (_test("t::slow", 3.0, CURRENT), _test("t::same", 1.0, CURRENT))
-    )
+    current = (_test("t::slow", 3.0, CURRENT), _test("t::same", 1.0, CURRENT))
+    code, codequality, markdown, data = _compare(tmp_path, store, current)
     out = capsys.readouterr().out
     assert code == 1
     # the terminal: ab's block, after the table
@@ -87,6 +87,9 @@ def test_compare_names_the_function_whose_own_time_grew(tmp_path: Path, capsys: 
     assert diff["changes"][0]["base_per_call"] == pytest.approx(0.030)
     assert diff["changes"][0]["current_per_call"] == pytest.approx(0.060)
     assert {c["function"] for c in diff["changes"]} == {"render", "parse", "log"}
+    # the Code Quality finding of the regression names it too
+    (finding,) = [f for f in json.loads(codequality) if "t::slow" in f["description"]]
+    assert "own time grew most in render (/builds/mr/app/render.py:3): +30ms per call" in finding["description"]
 
 
 def test_a_slower_test_without_a_stored_profile_is_named_once(
