@@ -207,3 +207,21 @@ def test_memory_native_is_an_evidence_kind_all_leaves_out() -> None:
     assert parse_evidence("memory-native", "x") == ("memory-native",)
     assert parse_evidence("all", "x") == ("memory", "cpu")
     assert parse_evidence(["cpu", "memory-native"], "x") == ("cpu", "memory-native")
+
+
+def test_a_stored_run_file_that_cannot_be_read_for_its_profile_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    store = _stored(tmp_path, (_test("t::a", 1.0, STORED),))
+    run_file = Path(store, "run-000001.json")
+    run_file.write_text("x" * run_file.stat().st_size)  # its size unchanged: the summary still serves the gate
+    summary = Path(store, "run-000001.summary.json")
+    os.utime(summary, (run_file.stat().st_mtime + 1,) * 2)
+    code, _, _, data = _compare(tmp_path, store, (_test("t::a", 3.0, CURRENT),))
+    assert code == 1  # the verdict does not depend on the profiles
+    (notice,) = [n for n in data["notices"] if n.startswith("what changed is not shown")]
+    assert "no CPU profile in the stored runs for 1 slower test: t::a" in notice
+    assert f"stored runs not read for their profiles: {run_file}: " in notice
+    assert "cpu_diffs" not in data
