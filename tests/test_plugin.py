@@ -535,7 +535,10 @@ BAD_MARKERS = [
     ('perf_budget(mem_peak="lots")', "'mem_peak': 'lots' is not a valid size"),
     ('perf_budget(kpi="nope")', "unknown KPI 'nope': no perfgate.yml was found"),
     ('perf_budget("200ms")', "positional arguments are not accepted"),
-    ('perf_budget(evidence="heap")', "evidence= unknown evidence 'heap'; accepted: memory, cpu, all, none"),
+    (
+        'perf_budget(evidence="heap")',
+        "evidence= unknown evidence 'heap'; accepted: memory, cpu, memory-native, all, none",
+    ),
 ]
 
 
@@ -636,7 +639,7 @@ def test_missing_config_path(pytester: pytest.Pytester) -> None:
         (["--perfgate-min-rounds=many"], "*argument --perfgate-min-rounds: 'many' is not a whole number*"),
         (
             ["--perfgate-evidence=heap"],
-            "*argument --perfgate-evidence: unknown evidence 'heap'; accepted: memory, cpu, all, none",
+            "*argument --perfgate-evidence: unknown evidence 'heap'; accepted: memory, cpu, memory-native, all, none",
         ),
     ],
 )

@@ -291,7 +291,11 @@ MARKER_OPTIONS = (
     "counter_warn_regression",
     "evidence",
 )
-EVIDENCE_KINDS = ("memory", "cpu")
+#: evidence a run or a test can ask for: memory by function, the CPU call tree, and memory by
+#: function with native (C, C++, Rust) frames in memray's stacks (slower; memray only)
+EVIDENCE_KINDS = ("memory", "cpu", "memory-native")
+#: what ``all`` asks for (native frames only when named)
+ALL_EVIDENCE = ("memory", "cpu")
 
 
 def parse_marker(
@@ -382,21 +386,21 @@ def parse_marker(
 
 
 def parse_evidence(raw: object, where: str) -> tuple[str, ...]:
-    """``"memory"``, ``"cpu"``, ``"all"``, a comma list or a sequence of those; ``"none"`` or
-    empty for nothing."""
+    """``"memory"``, ``"cpu"``, ``"memory-native"``, ``"all"`` (memory and cpu), a comma list or a
+    sequence of those; ``"none"`` or empty for nothing."""
     items = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else raw
     if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
-        raise BudgetError(f"{where} expects 'memory', 'cpu', 'all' or a list of them, got {raw!r}")
+        raise BudgetError(f"{where} expects 'memory', 'cpu', 'memory-native', 'all' or a list of them, got {raw!r}")
     chosen: list[str] = []
     for item in items:
         if item in ("", "none"):
             continue
         if item == "all":
-            chosen.extend(EVIDENCE_KINDS)
+            chosen.extend(ALL_EVIDENCE)
         elif item in EVIDENCE_KINDS:
             chosen.append(item)
         else:
-            raise BudgetError(f"{where} unknown evidence {item!r}; accepted: memory, cpu, all, none")
+            raise BudgetError(f"{where} unknown evidence {item!r}; accepted: memory, cpu, memory-native, all, none")
     return tuple(dict.fromkeys(chosen))
 
 

@@ -224,7 +224,8 @@ OPTION_TABLE: OptionTable = (
         evidence,
         (),
         "KINDS",
-        "collect evidence for every timed test, not only failing ones: memory, cpu, all (comma list)",
+        "collect evidence for every perf-timed test, not only failing ones: memory, cpu, memory-native "
+        "(memory with native frames, memray), all (memory and cpu; comma list)",
     ),
     ("disable", boolean, False, "", "run tests without measuring or judging budgets (e.g. under coverage)"),
     (

@@ -143,16 +143,20 @@ class PerfgateSession:
         self, spec: BudgetSpec | None, verdicts: Sequence[budget_mod.BudgetResult], rerun: Any
     ) -> dict[str, object]:
         """Re-run the measured call under a profiler: memory by function when a memory budget
-        failed, the call tree when a time budget failed, either when asked (option or marker)."""
+        failed, the call tree when a time budget failed, either when asked (option or marker);
+        ``memory-native`` asked for adds native frames to memray's stacks."""
         from .measure import cpuprofile, memprofile
 
         wanted = set(self.options.evidence) | set(spec.evidence if spec else ())
         failed = {v.kind for v in verdicts if v.verdict is Verdict.FAIL}
         evidence: dict[str, object] = {}
-        if "memory" in wanted or (
-            Kind.SIZE in failed and any(v.metric == "mem_peak" and v.verdict is Verdict.FAIL for v in verdicts)
+        native = "memory-native" in wanted
+        if (
+            native
+            or "memory" in wanted
+            or (Kind.SIZE in failed and any(v.metric == "mem_peak" and v.verdict is Verdict.FAIL for v in verdicts))
         ):
-            evidence["memory_profile"] = memprofile.profile_memory(rerun)
+            evidence["memory_profile"] = memprofile.profile_memory(rerun, native=native)
         if "cpu" in wanted or Kind.TIME in failed:
             evidence["cpu_profile"] = cpuprofile.profile_cpu(rerun)
         elif self.options.compare is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..config import GateSettings
     from ..gate import GateReport
     from ..model import RunResult
+    from ..profdiff import ProfileDiff
 
 T = TypeVar("T", bound="DataclassInstance")
 
@@ -76,41 +77,42 @@ def from_args(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
 
 @dataclass(frozen=True)
 class ReportFile:
-    """A report file a gate option asks for, and how it is made from the gate's report."""
+    """A report file a gate option asks for, and how it is made from the gate's report, the
+    current run (its tests' evidence) and the profile diffs of the tests judged slower."""
 
     option: str
     dest: str
     what: str
-    render: Callable[[GateReport, RunResult | None], str]
+    render: Callable[[GateReport, RunResult | None, Mapping[str, ProfileDiff]], str]
 
 
-def _markdown(report: GateReport, current: RunResult | None) -> str:
+def _markdown(report: GateReport, current: RunResult | None, diffs: Mapping[str, ProfileDiff]) -> str:
     from ..reports.markdown import format_markdown
 
     return format_markdown(report, current=current)
 
 
-def _junit(report: GateReport, current: RunResult | None) -> str:
+def _junit(report: GateReport, current: RunResult | None, diffs: Mapping[str, ProfileDiff]) -> str:
     from ..reports.junit import format_junit
 
     return format_junit(report)
 
 
-def _openmetrics(report: GateReport, current: RunResult | None) -> str:
+def _openmetrics(report: GateReport, current: RunResult | None, diffs: Mapping[str, ProfileDiff]) -> str:
     from ..reports.openmetrics import format_openmetrics
 
     return format_openmetrics(report)
 
 
-def _json(report: GateReport, current: RunResult | None) -> str:
+def _json(report: GateReport, current: RunResult | None, diffs: Mapping[str, ProfileDiff]) -> str:
     import json
 
     from ..reports.json_report import gate_to_dict
 
-    return json.dumps(gate_to_dict(report), allow_nan=False) + "\n"
+    return json.dumps(gate_to_dict(report, cpu_diffs=diffs), allow_nan=False) + "\n"
 
 
-def _codequality(report: GateReport, current: RunResult | None) -> str:
+def _codequality(report: GateReport, current: RunResult | None, diffs: Mapping[str, ProfileDiff]) -> str:
     from ..reports.codequality import format_codequality, gate_findings
 
     return format_codequality(gate_findings(report, current))
@@ -202,14 +204,29 @@ def write_report(path: str, text: str, what: str) -> None:
         write_text_atomic(target, text)
 
 
-def write_reports(args: argparse.Namespace, report: GateReport, current: RunResult | None) -> None:
+def write_reports(
+    args: argparse.Namespace,
+    report: GateReport,
+    current: RunResult | None,
+    diffs: Mapping[str, ProfileDiff] | None = None,
+) -> None:
     """The report files asked for (--markdown, --junit, --metrics, --json, --codequality), then
-    the terminal."""
+    the terminal. ``diffs`` (node id -> what changed in the profile of a test judged slower, from
+    ``perfgate ab`` or ``perfgate compare``) are put in the current run's evidence (``cpu_diff``,
+    which the Markdown and Code Quality reports show), in the JSON report (``cpu_diffs``) and in
+    the terminal after the table."""
+    from ..gatediff import with_diffs
     from ..reports.gate_terminal import format_terminal
 
+    diffs = diffs or {}
+    current = with_diffs(current, diffs)
     for file in REPORT_FILES:
         path = getattr(args, file.dest)
         if path is not None:
-            write_report(path, file.render(report, current), file.what)
+            write_report(path, file.render(report, current, diffs), file.what)
     every = len(report.comparisons) if args.all else None
     print("\n".join(format_terminal(report, max_unchanged=every or 0, max_listed=every or 10)))
+    if diffs:
+        from ..reports.evidence_text import format_profile_diffs
+
+        print(format_profile_diffs(diffs))

@@ -265,7 +265,7 @@ def run_timed(args: argparse.Namespace) -> int:
         broken=result.incomplete,
         allow_incomplete=args.allow_incomplete,
     )
-    write_ab_reports(args, report, result.current_run, diffs)
+    write_reports(args, report, result.current_run, diffs)
     print(f"perfgate ab: {len(result.tests)} test(s) in {result.elapsed:.1f}s", file=sys.stderr)
     return _exit(report, result.incomplete)
 
@@ -273,12 +273,9 @@ def run_timed(args: argparse.Namespace) -> int:
 def judged_slower(run: AbRun, settings: GateSettings) -> list[str]:
     """The tests the paired gate judges a regression or a warning on time (they get profiled)."""
     from ..ab.judge import compare_paired
-    from ..gate import GateVerdict
-    from ..metrics import TIME_SERIES
+    from ..gatediff import slower_on_time
 
-    report = compare_paired(run.tests, settings, allow_incomplete=True)
-    slower = report.by_verdict(GateVerdict.REGRESSION, GateVerdict.WARNING)
-    return list(dict.fromkeys(c.nodeid for c in slower if c.metric == TIME_SERIES))
+    return slower_on_time(compare_paired(run.tests, settings, allow_incomplete=True))
 
 
 def profile_diffs(run: AbRun) -> dict[str, ProfileDiff]:
@@ -289,47 +286,11 @@ def profile_diffs(run: AbRun) -> dict[str, ProfileDiff]:
     return {nodeid: diff_profiles(sides[Side.BASE], sides[Side.CURRENT]) for nodeid, sides in run.profiles.items()}
 
 
-#: the evidence key of a test's profile diff in the current side's results (kept as written)
-DIFF_KEY = "cpu_diff"
-
-
 def with_diffs(current: RunResult | None, diffs: dict[str, ProfileDiff]) -> RunResult | None:
-    """The current run with each profiled test's diff in its evidence (``cpu_diff``)."""
-    if current is None or not diffs:
-        return current
-    from dataclasses import replace
+    """The current run with each profiled test's diff in its evidence (:func:`..gatediff.with_diffs`)."""
+    from ..gatediff import with_diffs as attach
 
-    from ..evidence import Evidence
-
-    tests = tuple(
-        replace(t, evidence=Evidence.from_json({**t.evidence.to_json(), DIFF_KEY: diffs[t.nodeid].to_json()}))
-        if t.nodeid in diffs
-        else t
-        for t in current.tests
-    )
-    return replace(current, tests=tests)
-
-
-def write_ab_reports(
-    args: argparse.Namespace, report: GateReport, current: RunResult | None, diffs: dict[str, ProfileDiff]
-) -> None:
-    """The gate's reports (the Markdown's evidence shows the diffs from ``current``), the JSON
-    report with the diffs added (``cpu_diffs``: nodeid -> diff), and the diffs in the terminal."""
-    from ._common import write_report, write_reports
-
-    if not diffs:
-        write_reports(args, report, current)
-        return
-    import json
-
-    from ..reports.evidence_text import format_profile_diffs
-    from ..reports.json_report import gate_to_dict
-
-    write_reports(argparse.Namespace(**{**vars(args), "json": None}), report, current)
-    if args.json is not None:
-        data = {**gate_to_dict(report), DIFF_KEY + "s": {nodeid: diff.to_json() for nodeid, diff in diffs.items()}}
-        write_report(args.json, json.dumps(data, allow_nan=False) + "\n", "the JSON report")
-    print(format_profile_diffs(diffs))
+    return attach(current, diffs)
 
 
 def _exit(report: GateReport, broken: str) -> int:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, fields
 from typing import Any
 
 from ..gate import Comparison, GateReport, NoticeKind
 from ..model import verdict_to_dict
+from ..profdiff import ProfileDiff
 from .gate_text import headline, notice_texts
 
 SCHEMA = "perfgate-gate"
@@ -32,9 +34,11 @@ def comparison_to_dict(c: Comparison) -> dict[str, Any]:
     return data
 
 
-def gate_to_dict(report: GateReport) -> dict[str, Any]:
+def gate_to_dict(report: GateReport, *, cpu_diffs: Mapping[str, ProfileDiff] | None = None) -> dict[str, Any]:
+    """The report as JSON data; with ``cpu_diffs`` (what changed in the profile of each test
+    judged slower: ``perfgate ab``, ``perfgate compare``) a ``cpu_diffs`` key, node id -> diff."""
     settings = asdict(report.settings)
-    return {
+    data: dict[str, Any] = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "headline": headline(report),
@@ -65,3 +69,6 @@ def gate_to_dict(report: GateReport) -> dict[str, Any]:
             for b in report.breaches
         ],
     }
+    if cpu_diffs:
+        data["cpu_diffs"] = {nodeid: diff.to_json() for nodeid, diff in cpu_diffs.items()}
+    return data
