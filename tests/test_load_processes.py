@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.load import EXAMPLE, LOCUSTFILE, processes_with, server_module
+from harness.load import EXAMPLE, LOCUSTFILE, processes_with, server_module, wait_until
 
 pytestmark = pytest.mark.skipif(
     any(__import__("importlib").util.find_spec(m) is None for m in ("locust", "uvicorn", "starlette", "mongomock")),
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.skipif(
 def api_url() -> Iterator[str]:
     with server_module().serve() as server:
         yield server.url
-
-
-def _wait(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
 
 
 @pytest.fixture
@@ -51,7 +42,7 @@ def start_load(api_url: str, tmp_path: Path) -> Iterator:  # type: ignore[type-a
         )  # fmt: skip
         started.append(proc)
         # locust is up once a process carries the work folder in its environment
-        assert _wait(lambda: processes_with(marker), 60), proc.communicate(timeout=30)
+        assert wait_until(lambda: processes_with(marker), 60), proc.communicate(timeout=30)
         return proc, marker
 
     yield start
@@ -72,15 +63,15 @@ def test_perfgate_load_stopped_by_a_signal_stops_locusts_group(start_load, signu
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
     assert b"error: interrupted; locust was stopped" in err
-    assert _wait(lambda: not processes_with(marker), 15), f"locust still running: {processes_with(marker)}"
+    assert wait_until(lambda: not processes_with(marker), 15), f"locust still running: {processes_with(marker)}"
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_perfgate_load_killed_leaves_no_locust_behind(start_load, processes: str) -> None:  # type: ignore[no-untyped-def]
     proc, marker = start_load("--processes", processes)
     if processes != "1":  # the master and its two workers
-        assert _wait(lambda: len(processes_with(marker)) >= 3, 60), processes_with(marker)
+        assert wait_until(lambda: len(processes_with(marker)) >= 3, 60), processes_with(marker)
     time.sleep(1.0)
     proc.kill()
     proc.wait(timeout=30)
-    assert _wait(lambda: not processes_with(marker), 20), f"locust still running: {processes_with(marker)}"
+    assert wait_until(lambda: not processes_with(marker), 20), f"locust still running: {processes_with(marker)}"

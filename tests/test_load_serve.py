@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.load import EXAMPLE, LOCUSTFILE, processes_running, serve_command
+from harness.load import EXAMPLE, LOCUSTFILE, processes_running, serve_command, wait_until
 from pytest_perfgate.cli import load as load_cli
 from pytest_perfgate.errors import LoadError
 from pytest_perfgate.load import memory as memory_profile
@@ -42,15 +42,6 @@ def cli(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     load_cli.add_arguments(parser)
     return parser.parse_args(list(argv))
-
-
-def _wait(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
 
 
 @pytest.fixture
@@ -344,7 +335,7 @@ def test_serve_ready_url_is_waited_for(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0, out
     assert "ready after 1." in out or "ready after 2." in out, out
     assert "GET /ready" in out and "  0%" in out.split("GET /ready")[1].splitlines()[0]  # no failure: it was ready
-    assert _wait(lambda: processes_running(marker) == [], 10)
+    assert wait_until(lambda: processes_running(marker) == [], 10)
 
 
 @needs_load
@@ -359,13 +350,13 @@ def test_a_signal_during_a_served_run_stops_the_service_and_locust(
     )  # fmt: skip
     try:
         # locust runs once its log has the listener's progress
-        assert _wait(lambda: (tmp_path / "work" / "progress.jsonl").exists(), 60), proc.stderr
+        assert wait_until(lambda: (tmp_path / "work" / "progress.jsonl").exists(), 60), proc.stderr
         assert processes_running(marker)
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == code, err
         assert b"error: interrupted; locust and the service were stopped" in err
-        assert _wait(lambda: processes_running(marker) == [], 20), processes_running(marker)
+        assert wait_until(lambda: processes_running(marker) == [], 20), processes_running(marker)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -471,7 +462,7 @@ def test_profile_cpu_without_ptrace_permission_is_an_error_before_any_load(
         run_load(settings, serve=serve, profile=ProfileSettings("cpu", str(tmp_path / "p"), py_spy=str(wrapper)))
     assert "ptrace is not permitted" in str(caught.value) and "SYS_PTRACE" in str(caught.value)
     assert not (tmp_path / "p" / "service-cpu.speedscope.json").exists()
-    assert _wait(lambda: processes_running(marker) == [], 20)
+    assert wait_until(lambda: processes_running(marker) == [], 20)
 
 
 @needs_load
@@ -541,7 +532,7 @@ def test_a_py_spy_failing_during_the_run_is_a_notice_and_the_figures_are_kept(tm
     total = run.run_result().by_nodeid()
     evidence = next(t for n, t in total.items() if n.endswith("::total")).evidence["service"]
     assert evidence["notices"] == list(run.service.notices) and "cpu" not in evidence
-    assert _wait(lambda: processes_running(marker) == [], 20)
+    assert wait_until(lambda: processes_running(marker) == [], 20)
 
 
 @needs_load
@@ -552,11 +543,11 @@ def test_perfgate_killed_leaves_no_service_behind(tmp_path: Path, marker: str) -
         cwd=EXAMPLE.parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        assert _wait(lambda: (tmp_path / "work" / "progress.jsonl").exists(), 60)
+        assert wait_until(lambda: (tmp_path / "work" / "progress.jsonl").exists(), 60)
         assert processes_running(marker)
         proc.kill()
         proc.wait(timeout=30)
-        assert _wait(lambda: processes_running(marker) == [], 20), processes_running(marker)
+        assert wait_until(lambda: processes_running(marker) == [], 20), processes_running(marker)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -608,4 +599,4 @@ def test_a_command_without_port_is_waited_for_on_the_hosts_port(
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"against http://127.0.0.1:{port}:" in out and "ready after 1." in out
-    assert _wait(lambda: processes_running(marker) == [], 10)
+    assert wait_until(lambda: processes_running(marker) == [], 10)

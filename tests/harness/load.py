@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "api_service"
@@ -59,3 +61,13 @@ def processes_running(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def wait_until(predicate: Callable[[], object], timeout: float) -> bool:
+    """Whether ``predicate()`` became true within ``timeout`` seconds (polled every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return bool(predicate())
