@@ -277,6 +277,32 @@ def line_of(record: dict[str, Any]) -> str:
     )
 
 
+def run_wide(raw_json: Path, slowed: list[tuple[str, str]]) -> tuple[str, str]:
+    """Over all of a run's profiled tests (not perfgate's output, an aggregate of its ``cpu_diffs``):
+    the function whose own time per call grew most in sum, and the one whose share grew most in sum."""
+    if not raw_json.exists():
+        return "-", "-"
+    diffs = json.loads(raw_json.read_text()).get("cpu_diffs") or {}
+    per_call: dict[tuple[str, str], float] = {}
+    share: dict[tuple[str, str], float] = {}
+    for diff in diffs.values():
+        for c in diff.get("changes") or []:
+            key = (str(c["function"]), str(c["location"]).rsplit(":", 1)[0])
+            per_call[key] = (
+                per_call.get(key, 0.0) + float(c.get("current_per_call") or 0) - float(c.get("base_per_call") or 0)
+            )
+            share[key] = share.get(key, 0.0) + float(c.get("current_share") or 0) - float(c.get("base_share") or 0)
+
+    def name(totals: dict[tuple[str, str], float]) -> str:
+        if not totals:
+            return "-"
+        f, loc = max(totals, key=lambda k: totals[k])
+        mark = "slowed" if is_slowed({"function": f, "location": loc}, slowed) else f"{f} ({loc})"
+        return mark
+
+    return name(per_call), name(share)
+
+
 def summarise(path: Path) -> str:
     records = [json.loads(s) for s in path.read_text().splitlines() if s.strip()]
     lines = []
@@ -285,15 +311,18 @@ def summarise(path: Path) -> str:
         lines += [
             f"\n### {project}\n",
             "| run | exit | wall s | load | regr/warn | diff present | first = slowed | top growth = slowed "
-            "| slowed rank (min-max) | first function when not the slowed one |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| largest share growth = slowed | slowed rank (min-max) | first function when not the slowed one "
+            "| most regressed test: first = slowed | run-wide: summed per-call growth "
+            "| run-wide: summed share growth |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        tests_total = tests_named = runs_all = 0
+        tests_total = tests_named = runs_all = runs_worst = runs_majority = 0
         for r in runs:
             bad = {k: t for k, t in r["tests"].items() if t["verdict"] in BAD}
             present = [t for t in bad.values() if t.get("diff")]
             first = [t for t in present if t["diff"]["first"] and t["diff"]["first"]["slowed"]]
             grown = [t for t in present if t["diff"]["top_grown"] and t["diff"]["top_grown"]["slowed"]]
+            share = [t for t in present if (t["diff"].get("top_share_growth") or {}).get("slowed")]
             ranks = [t["diff"]["slowed_rank"] for t in present if t["diff"]["slowed_rank"]]
             others = sorted(
                 {
@@ -306,14 +335,23 @@ def summarise(path: Path) -> str:
             tests_named += len(first)
             runs_all += bool(bad) and len(first) == len(bad)
             rank = f"{min(ranks)}-{max(ranks)}" if ranks else "-"
+            worst = max(bad.values(), key=lambda t: float(t.get("change") or 0.0)) if bad else None
+            worst_named = bool(
+                worst and worst.get("diff") and worst["diff"]["first"] and worst["diff"]["first"]["slowed"]
+            )
+            runs_worst += worst_named
+            runs_majority += bool(bad) and 2 * len(first) > len(bad)
+            wide = run_wide(path.parent / "raw" / f"{r['name']}.json", [tuple(x) for x in r["slowed_function"]])
             lines.append(
                 f"| {r['index']} | {r['returncode']} | {r['wall']:.0f} | {r['loadavg_before'][0]:.2f} "
-                f"| {len(bad)} | {len(present)} | {len(first)} | {len(grown)} | {rank} "
-                f"| {'; '.join(others) or '-'} |"
+                f"| {len(bad)} | {len(present)} | {len(first)} | {len(grown)} | {len(share)} | {rank} "
+                f"| {'; '.join(others) or '-'} | {'yes' if worst_named else 'no'} | {wide[0]} | {wide[1]} |"
             )
         lines.append(
             f"\n{project}: named as top changed function in {tests_named} of {tests_total} "
-            f"regressed-or-warned tests; in all of them in {runs_all} of {len(runs)} runs."
+            f"regressed-or-warned tests; in all of them in {runs_all} of {len(runs)} runs, in most of them in "
+            f"{runs_majority} of {len(runs)} runs, for the run's most regressed test in {runs_worst} of "
+            f"{len(runs)} runs."
         )
         own = [
             (t["diff"]["slowed"]["base_per_call"], t["diff"]["slowed"]["current_per_call"], k)
