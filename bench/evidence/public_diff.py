@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "bench" / "ab_public"))
 
-from projects import PROJECTS, Project  # noqa: E402
+from projects import PROJECTS, Project  # type: ignore[import-not-found]  # noqa: E402
 
 WORK = Path("/tmp/perfgate-ab-public")
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
@@ -51,7 +51,7 @@ BAD = ("regression", "warning")
 
 
 def sh(cmd: list[str], **kw: Any) -> str:
-    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
+    return str(subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout)
 
 
 def slowed_functions(project: Project, repo: Path) -> list[tuple[str, str]]:
