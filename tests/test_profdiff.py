@@ -47,6 +47,25 @@ def test_the_function_that_grew_most_comes_first() -> None:
     assert diff.base_per_call == pytest.approx(0.1) and diff.current_per_call == pytest.approx(0.11)
 
 
+def test_a_function_cut_off_a_full_table_is_not_ranked_as_if_it_had_never_run() -> None:
+    from pytest_perfgate.evidence import TOP_FUNCTIONS
+
+    # both sides list TOP_FUNCTIONS functions of 0.10s or more; 'encode' (0.095s on the base side,
+    # below the cut) is listed only on the current side, at 0.105s: it grew by at most 1ms per call
+    common = {f"f{i:02d}": 0.10 + i / 1000 for i in range(TOP_FUNCTIONS - 2)}
+    base = _profile("/b", {**common, "render": 0.30, "other": 0.10})
+    current = _profile("/c", {**common, "render": 0.40, "encode": 0.105})
+    assert len(base.top) == len(current.top) == TOP_FUNCTIONS
+    diff = diff_profiles(base, current)
+    # render grew 10ms per call; encode is ranked against the base table's last row (0.10s): +0.5ms
+    assert diff.changes[0].function == "render"
+    encode = next(c for c in diff.changes if c.function == "encode")
+    assert encode.base_per_call is None  # shown as '-': not in the base side's table
+    # a table with room left (fewer rows than kept) did list every function: absent means 0
+    small = diff_profiles(BASE, CURRENT)
+    assert next(c for c in small.changes if c.function == "validate").per_call_change == pytest.approx(0.002)
+
+
 def test_each_side_s_hot_path() -> None:
     diff = diff_profiles(BASE, CURRENT)
     assert [(s.function, round(s.share, 2)) for s in diff.base_hot_path] == [("handler", 1.0), ("parse", 0.5)]

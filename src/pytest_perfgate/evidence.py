@@ -179,6 +179,9 @@ class MemoryProfile:
 #: the profilers behind a :class:`CpuProfile`
 PYINSTRUMENT = "pyinstrument"
 CPROFILE = "cProfile"
+#: the rows of ``CpuProfile.top`` a profiler keeps (the functions with the most own time): a
+#: function missing from a full table may have been cut off, not absent
+TOP_FUNCTIONS = 25
 
 
 @dataclass(frozen=True)

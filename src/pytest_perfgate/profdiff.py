@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .evidence import CallNode, CpuProfile, FunctionTime, JsonObject
+from .evidence import TOP_FUNCTIONS, CallNode, CpuProfile, FunctionTime, JsonObject
 
 
 def relative_to(profile: CpuProfile, root: str) -> CpuProfile:
@@ -160,6 +160,14 @@ def _by_key(profile: CpuProfile) -> dict[tuple[str, str], FunctionTime]:
     return rows
 
 
+def _cut_off_bound(profile: CpuProfile) -> float:
+    """The most own time (seconds, all calls) a function missing from ``profile.top`` can have
+    had: the last row's when the table is full (it was cut off), 0 otherwise."""
+    if len(profile.top) < TOP_FUNCTIONS:
+        return 0.0
+    return min(row.own for row in profile.top)
+
+
 def _hot_path(profile: CpuProfile) -> tuple[PathStep, ...]:
     total = profile.total or 1e-12
     return tuple(PathStep(n.function, n.location, n.cumulative / total) for n in profile.hot_path())
@@ -171,6 +179,9 @@ def diff_profiles(base: CpuProfile, current: CpuProfile, *, limit: int = 15) -> 
     base_rows, current_rows = _by_key(base), _by_key(current)
     base_calls, current_calls = max(base.calls, 1), max(current.calls, 1)
     base_total, current_total = base.total or 1e-12, current.total or 1e-12
+    # a function missing from a side's full table was cut off there with less own time than its
+    # last row, not absent: ranked against that bound rather than against 0
+    base_floor, current_floor = _cut_off_bound(base) / base_calls, _cut_off_bound(current) / current_calls
     changes = []
     for key in dict.fromkeys([*current_rows, *base_rows]):
         before, after = base_rows.get(key), current_rows.get(key)
@@ -186,7 +197,13 @@ def diff_profiles(base: CpuProfile, current: CpuProfile, *, limit: int = 15) -> 
                 current_share=after.own / current_total if after is not None else None,
             )
         )
-    changes.sort(key=lambda c: (-abs(c.per_call_change), -abs(c.share_change), c.function))
+
+    def ranked(c: FunctionChange) -> float:
+        before = c.base_per_call if c.base_per_call is not None else min(base_floor, c.current_per_call or 0.0)
+        after = c.current_per_call if c.current_per_call is not None else min(current_floor, c.base_per_call or 0.0)
+        return abs(after - before)
+
+    changes.sort(key=lambda c: (-ranked(c), -abs(c.share_change), c.function))
     return ProfileDiff(
         base_profiler=base.profiler,
         current_profiler=current.profiler,

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ..evidence import CPROFILE, PYINSTRUMENT, CallNode, CpuProfile, FunctionTime
+from ..evidence import CPROFILE, PYINSTRUMENT, TOP_FUNCTIONS, CallNode, CpuProfile, FunctionTime
 
 FuncKey = tuple[str, int, str]  # (file, line, name) as pstats keys functions
 Profiler = Literal["auto", "pyinstrument", "cProfile"]
@@ -51,7 +51,6 @@ _MAX_NODES = 200
 _MAX_CHILDREN = 8
 _MAX_DEPTH = 40
 _MIN_SHARE = 0.005  # of the total: smaller paths are left out of the tree (never out of the table)
-_TOP = 25
 
 
 def profile_cpu(
@@ -218,7 +217,7 @@ def _from_samples(records: list[tuple[list[str], float]], calls: int, total: flo
     budget = [_MAX_NODES]
     tree = tuple(_sampled_node(node, total, 0, budget) for node in _largest(roots.values(), total, budget))
     rows = (FunctionTime(name, where, 0, own.get((name, where), 0.0), cum) for (name, where), cum in cumulative.items())
-    top = sorted(rows, key=lambda row: (-row.own, -row.cumulative))[:_TOP]
+    top = sorted(rows, key=lambda row: (-row.own, -row.cumulative))[:TOP_FUNCTIONS]
     return CpuProfile(
         calls=calls, total=total, tree=tree, top=tuple(top), profiler=PYINSTRUMENT, samples=samples, clock=clock
     )
@@ -271,7 +270,7 @@ def _profile_cprofile(fn: Callable[[], Any], *, min_time: float, max_calls: int,
     rows = (
         FunctionTime(*_name(key), nc, tt, ct) for key, (_cc, nc, tt, ct, _) in table.items() if not _is_harness(key)
     )
-    top = sorted(rows, key=lambda row: -row.own)[:_TOP]
+    top = sorted(rows, key=lambda row: -row.own)[:TOP_FUNCTIONS]
     return CpuProfile(calls=calls, total=total, tree=tree, top=tuple(top), profiler=CPROFILE, note=note)
 
 
