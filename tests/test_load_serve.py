@@ -413,10 +413,11 @@ def test_profile_cpu_samples_uvicorns_worker_processes(
     assert code == 0, capsys.readouterr().out
     cpu = ServiceCpuProfile.from_json(service["cpu"])
     # the supervisor and what it spawned (--subprocesses follows them): two workers, and
-    # multiprocessing's resource tracker
+    # multiprocessing's resource tracker. A process that was idle whenever py-spy sampled it (the
+    # tracker, a worker the balancer left alone) is counted but has no node in the tree
     (supervisor,) = cpu.tree
     children = [n for n in supervisor.children if n.function.startswith("process ")]
-    assert cpu.processes == 1 + len(children) >= 3
+    assert cpu.processes >= 3 and 1 <= len(children) <= cpu.processes - 1
     # the requests are served in the workers: score_products is sampled under them, not in the supervisor
     serving = [w for w in children if any(n.function == "score_products" for n in _walk((w,)))]
     assert serving
