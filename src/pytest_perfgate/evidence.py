@@ -16,7 +16,7 @@ the JSON form (``evidence["mongo"]``); formatters read the typed attributes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
@@ -184,6 +184,22 @@ CPROFILE = "cProfile"
 TOP_FUNCTIONS = 25
 
 
+_N = TypeVar("_N")
+
+
+def heaviest_path(
+    roots: Sequence[_N], *, weight: Callable[[_N], float], children: Callable[[_N], Sequence[_N]]
+) -> list[_N]:
+    """From the heaviest of ``roots``, the heaviest child at each level (a call tree's hot path)."""
+    path: list[_N] = []
+    nodes = roots
+    while nodes:
+        node = max(nodes, key=weight)
+        path.append(node)
+        nodes = children(node)
+    return path
+
+
 @dataclass(frozen=True)
 class CallNode:
     """One call path of the CPU tree. Under pyinstrument (sampled stacks) a node is a real path:
@@ -256,13 +272,7 @@ class CpuProfile:
 
     def hot_path(self) -> list[CallNode]:
         """The chain of most expensive children from the most expensive root."""
-        path: list[CallNode] = []
-        nodes = self.tree
-        while nodes:
-            node = max(nodes, key=lambda n: n.cumulative)
-            path.append(node)
-            nodes = node.children
-        return path
+        return heaviest_path(self.tree, weight=lambda n: n.cumulative, children=lambda n: n.children)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -32,6 +32,7 @@ from typing import Any
 
 from .._procs import read_log, spawn, stop_group, tail
 from ..errors import LoadError, LoadRunError
+from ..evidence import heaviest_path
 
 INSTALL_HINT = "pip install 'pytest-perfgate[profile]'  (or: pip install py-spy; a binary wheel)"
 PTRACE_HINT = (
@@ -120,13 +121,7 @@ class ServiceCpuProfile:
 
     def hot_path(self) -> list[SampledNode]:
         """From the busiest process down, the child with the most samples at each level."""
-        path: list[SampledNode] = []
-        nodes = self.tree
-        while nodes:
-            node = max(nodes, key=lambda n: n.total)
-            path.append(node)
-            nodes = node.children
-        return path
+        return heaviest_path(self.tree, weight=lambda n: n.total, children=lambda n: n.children)
 
     def to_json(self) -> dict[str, Any]:
         min_total = max(1, math.ceil(self.samples * TREE_MIN_SHARE))
