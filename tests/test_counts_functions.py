@@ -204,6 +204,7 @@ def test_counted_profiles_are_exact_per_function_and_name_the_slowed_one(tmp_pat
     own = {row.function: row.own for row in base.top}
     calls = {row.function: row.calls for row in base.top}
     assert {"top", "twice", "leaf", "heavy", "depth", "squares"} <= set(own)
+    assert not any("count_functions" in function for function in own)  # the harness is no one's work
     # every call of each function was seen (recursion and generator resumptions included)
     assert calls["twice"] == 10 and calls["heavy"] == 10 and calls["leaf"] == 10 * 2 + 10 * 20
     assert calls["depth"] == 10 * 7

@@ -371,6 +371,13 @@ def count_call(
     if repeat < 1 or warmup < 0:
         raise MeasurementError(f"instruction counts of {name}: repeat must be >= 1 and warmup >= 0")
     module, directory = under_callgrind(out_dir)
+    if os.environ.get(ENV_FUNCTIONS) == "1":
+        # every named function is skipped in this process: callgrind needs a function it does not skip
+        # on the stack, which only count_functions provides
+        raise MeasurementError(
+            f"instruction counts of {name}: this process runs with named functions skipped (counts by function); "
+            "count_call needs the plain valgrind_command"
+        )
     tags: list[str] = []
     for _ in range(warmup):
         fn()

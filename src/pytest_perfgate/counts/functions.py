@@ -233,7 +233,12 @@ def count_functions(
                     gc.enable()
 
         module.call_rooted(counted)
-        code_at = {address_name(address): code for address, code in module.profile_functions().items()}
+        # the harness's own frame is no one's work
+        code_at = {
+            address_name(address): code
+            for address, code in module.profile_functions().items()
+            if code is not counted.__code__
+        }
     finally:
         module.profile_uninstall()
     for path in reversed(dumps_of(directory, os.getpid())):
