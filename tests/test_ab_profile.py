@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.ab import HANDLER, ab_against_main, make_repository, no_worktrees_left
+from harness.counts import needs_functions
 
 pytest.importorskip("pyinstrument")
 
@@ -98,13 +99,7 @@ def test_no_profiles_with_profile_time_zero(repo: Path, tmp_path: Path) -> None:
     assert "cpu_diffs" not in json.loads(report.read_text())
 
 
-needs_callgrind = pytest.mark.skipif(
-    __import__("pytest_perfgate.counts.functions", fromlist=["unavailable"]).unavailable() is not None,
-    reason="instructions by function need valgrind (apt-get install valgrind), Linux x86-64 and CPython 3.11/3.12",
-)
-
-
-@needs_callgrind
+@needs_functions
 def test_counted_profiles_name_the_slowed_function_and_nothing_else_moves(repo: Path, tmp_path: Path) -> None:
     report, markdown = tmp_path / "ab.json", tmp_path / "ab.md"
     done = ab_against_main(repo, report, "--markdown", str(markdown), "--profiler", "instructions", pinned=False)

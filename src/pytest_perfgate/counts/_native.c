@@ -600,7 +600,8 @@ heap_unavailable(PyObject *self, PyObject *unused)
  *
  * callgrind needs a function it does not skip on the stack whenever it runs a skipped one, so the
  * measured calls run inside call_rooted(fn): a trampoline-like root that starts the
- * instrumentation, calls fn, and stops it again before it returns.
+ * instrumentation, calls fn, and stops it again before it returns (also without the frame
+ * evaluator: a plain count in a process that skips named functions).
  *
  * x86-64 only (the trampolines are hand-written machine code), CPython 3.11 and 3.12 (the frame's
  * code object is read from the interpreter's internal frame structure).
@@ -809,8 +810,11 @@ static PyObject *
 call_rooted(PyObject *self, PyObject *fn)
 {
     if (root == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "call_rooted() before profile_install()");
-        return NULL;
+        root = new_root();
+        if (root == NULL) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return NULL;
+        }
     }
     rooted_result = NULL;
     root(rooted_callback, fn);

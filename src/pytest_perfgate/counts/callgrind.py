@@ -316,6 +316,28 @@ def under_callgrind(out_dir: str | os.PathLike[str] | None) -> tuple[Any, Path]:
     return module, directory
 
 
+def measured_call(module: Any, fn: Callable[[], Any], tag: str, *, canonical_heap: bool) -> None:
+    """One counted call of ``fn`` (instrumentation on): ``gc.collect()``, the collector off, a fresh
+    canonical heap epoch (``canonical_heap``), the counters zeroed, collection on around the call
+    only, the counters dumped as ``tag``; all of it undone when ``fn`` raises."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    if canonical_heap:
+        module.heap_begin()
+    module.zero_stats()
+    module.toggle_collect()
+    try:
+        fn()
+    finally:
+        module.toggle_collect()
+        if canonical_heap:
+            module.heap_end()
+        module.dump_stats(tag)
+        if was_enabled:
+            gc.enable()
+
+
 def next_tag() -> str:
     """A name for the next dump (``DUMP_STATS_AT``), unique in this process."""
     global _dump_seq
@@ -371,47 +393,36 @@ def count_call(
     if repeat < 1 or warmup < 0:
         raise MeasurementError(f"instruction counts of {name}: repeat must be >= 1 and warmup >= 0")
     module, directory = under_callgrind(out_dir)
-    if os.environ.get(ENV_FUNCTIONS) == "1":
-        # every named function is skipped in this process: callgrind needs a function it does not skip
-        # on the stack, which only count_functions provides
-        raise MeasurementError(
-            f"instruction counts of {name}: this process runs with named functions skipped (counts by function); "
-            "count_call needs the plain valgrind_command"
-        )
+    # every named function skipped (counts by function too): callgrind needs a function it does not skip
+    # on the stack, and the extension's root is one; it starts and stops the instrumentation itself
+    rooted = os.environ.get(ENV_FUNCTIONS) == "1"
     tags: list[str] = []
     for _ in range(warmup):
         fn()
-    was_enabled = gc.isenabled()
     if canonical_heap:
         module.heap_install()
-    module.start_instrumentation()
-    try:
+
+    def calls() -> None:
         for _ in range(repeat):
             tag = next_tag()
-            gc.collect()
-            gc.disable()
-            if canonical_heap:
-                module.heap_begin()
-            module.zero_stats()
-            module.toggle_collect()
+            tags.append(tag)
+            measured_call(module, fn, tag, canonical_heap=canonical_heap)
+
+    try:
+        if rooted:
+            module.call_rooted(calls)
+        else:
+            module.start_instrumentation()
             try:
-                fn()
+                calls()
             finally:
-                module.toggle_collect()
-                if canonical_heap:
-                    module.heap_end()
-                module.dump_stats(tag)
-                tags.append(tag)
-                if was_enabled:
-                    gc.enable()
+                if instrument_per_call:
+                    module.stop_instrumentation()
     except BaseException:
         if not keep_dump:
             for path in dumps_of(directory, os.getpid())[-len(tags) :] if tags else []:
                 path.unlink(missing_ok=True)
         raise
-    finally:
-        if instrument_per_call:
-            module.stop_instrumentation()
     by_tag: dict[str, CallgrindDump] = {}
     paths = dumps_of(directory, os.getpid())
     for path in paths[-len(tags) :]:

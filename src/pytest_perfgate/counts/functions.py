@@ -22,7 +22,6 @@ Pure parts: :func:`parse_function_costs` (a dump's costs per function). The chil
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 from collections import Counter
@@ -32,13 +31,11 @@ from types import CodeType
 from typing import Any
 
 from ..errors import MeasurementError, PerfgateError
-from ..evidence import CpuProfile, FunctionTime
-from .callgrind import ENV_FUNCTIONS, dumps_of, next_tag, under_callgrind
+from ..evidence import INSTRUCTIONS_CLOCK, CpuProfile, FunctionTime
+from .callgrind import ENV_FUNCTIONS, dumps_of, measured_call, next_tag, under_callgrind
 
 #: the profiler's name in a :class:`CpuProfile`
 PROFILER = "callgrind"
-#: a :class:`CpuProfile`'s clock when its figures are instructions
-CLOCK = "instructions"
 #: functions kept in a profile's table (the diff ranks a function missing from a full table
 #: against its last row)
 KEPT = 100
@@ -179,7 +176,7 @@ def profile_of(costs: FunctionCosts, code_at: Mapping[str, CodeType], *, keep: i
         top=tuple(rows[:keep]),
         profiler=PROFILER,
         note="instructions by Python function (own: the function's frames and the C code they call), counted",
-        clock=CLOCK,
+        clock=INSTRUCTIONS_CLOCK,
     )
 
 
@@ -213,31 +210,15 @@ def count_functions(
         if canonical_heap:
             module.heap_install()
         tag = next_tag()
-        was_enabled = gc.isenabled()
 
         def counted() -> None:
-            gc.collect()
-            gc.disable()
-            if canonical_heap:
-                module.heap_begin()
-            module.zero_stats()
-            module.toggle_collect()
-            try:
-                fn()
-            finally:
-                module.toggle_collect()
-                if canonical_heap:
-                    module.heap_end()
-                module.dump_stats(tag)
-                if was_enabled:
-                    gc.enable()
+            measured_call(module, fn, tag, canonical_heap=canonical_heap)
 
         module.call_rooted(counted)
-        # the harness's own frame is no one's work
+        # the harness's own frames are no one's work
+        harness = (counted.__code__, measured_call.__code__)
         code_at = {
-            address_name(address): code
-            for address, code in module.profile_functions().items()
-            if code is not counted.__code__
+            address_name(address): code for address, code in module.profile_functions().items() if code not in harness
         }
     finally:
         module.profile_uninstall()

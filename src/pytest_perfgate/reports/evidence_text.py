@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..evidence import CPROFILE, AllocationSite, CpuProfile, MemoryProfile, MemoryTimeline
+from ..evidence import CPROFILE, INSTRUCTIONS_CLOCK, AllocationSite, CpuProfile, MemoryProfile, MemoryTimeline
 from ..profdiff import FunctionChange, PathStep, ProfileDiff
 from ..units import Kind, format_value
 from .terminal import table
@@ -18,18 +18,14 @@ def _secs(value: float) -> str:
     return format_value(value, Kind.TIME)
 
 
-#: a profile's clock when its figures are counted instructions (``counts.functions``)
-INSTRUCTIONS = "instructions"
-
-
 def amount(value: float, clock: str) -> str:
     """A profile's figure as text: instructions (``"12.3k instr"``) or seconds (``"1.2ms"``)."""
-    return f"{format_value(value, Kind.COUNT)} instr" if clock == INSTRUCTIONS else _secs(value)
+    return f"{format_value(value, Kind.COUNT)} instr" if clock == INSTRUCTIONS_CLOCK else _secs(value)
 
 
 def own_what(clock: str) -> str:
     """What a profile's own figure is: ``"own instructions"`` or ``"own time"``."""
-    return "own instructions" if clock == INSTRUCTIONS else "own time"
+    return "own instructions" if clock == INSTRUCTIONS_CLOCK else "own time"
 
 
 #: said where cProfile made a profile: its call tree is not made of real paths
@@ -41,7 +37,7 @@ MISSING_PROFILER = (
 
 def cpu_profile_source(profile: CpuProfile) -> str:
     """Which profiler made ``profile`` and how far its tree can be trusted, in a few words."""
-    if profile.clock == INSTRUCTIONS:
+    if profile.clock == INSTRUCTIONS_CLOCK:
         return f"{profile.profiler}, instructions counted by Python function over {profile.calls} call(s)"
     if profile.sampled:
         clock = ", CPU time" if profile.clock == "cpu" else ""
@@ -52,7 +48,7 @@ def cpu_profile_source(profile: CpuProfile) -> str:
 def format_cpu_profile(profile: CpuProfile, *, limit: int = 8) -> str:
     """Where the time went: the hot path, then the functions by own time."""
     total = profile.total or 1e-12
-    went = "the instructions" if profile.clock == INSTRUCTIONS else "the time"
+    went = "the instructions" if profile.clock == INSTRUCTIONS_CLOCK else "the time"
     lines = [f"where {went} went ({cpu_profile_source(profile)}, {amount(profile.total, profile.clock)} profiled):"]
     if profile.note:
         lines.append(f"note: {profile.note}")
@@ -128,7 +124,7 @@ def profile_diff_source(diff: ProfileDiff, arrow: str = " -> ") -> str:
         if diff.base_profiler == diff.current_profiler
         else f"base {diff.base_profiler}, current {diff.current_profiler}"
     )
-    if diff.clock == INSTRUCTIONS:
+    if diff.clock == INSTRUCTIONS_CLOCK:
         return (
             f"{profilers}; counted instructions per call {amount(diff.base_per_call, diff.clock)}{arrow}"
             f"{amount(diff.current_per_call, diff.clock)}, exact: a function that did not change counts the same"
