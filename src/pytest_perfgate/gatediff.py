@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from .evidence import INSTRUCTIONS_CLOCK, CpuProfile, Evidence
-from .gate import GateReport, GateVerdict, Notice, NoticeKind
+from .gate import GateReport, GateVerdict, Notice, NoticeKind, SessionGate
 from .metrics import TIME_SERIES
 from .model import RunResult
 from .profdiff import ProfileDiff, diff_profiles
@@ -139,6 +139,19 @@ def stored_diffs(report: GateReport, current: RunResult, stored_newest_first: It
     diffs = {nodeid: diff_profiles(found[nodeid], profile) for nodeid, profile in profiled.items() if nodeid in found}
     no_stored = tuple(n for n in profiled if n not in found)
     return StoredDiffs(diffs, no_current, no_stored, tuple(unread))
+
+
+def explain_session(
+    gate: SessionGate, current: RunResult, stored_newest_first: Iterable[RunResult | str]
+) -> tuple[SessionGate, RunResult]:
+    """The gate of a pytest session (``--perfgate-compare``, ``perfgate report --html
+    --baseline``) with what changed for each test it judged slower (:func:`stored_diffs`, the
+    notice of those without a diff), and the current run with the diffs in its evidence."""
+    if gate.report is None:
+        return gate, current
+    found = stored_diffs(gate.report, current, stored_newest_first)
+    explained = replace(gate, report=with_notice(gate.report, found.notice()), diffs=found.diffs)
+    return explained, with_diffs(current, found.diffs, only=True) or current
 
 
 def with_notice(report: GateReport, notice: Notice | None) -> GateReport:
