@@ -448,7 +448,7 @@ def append(
             if cut < len(data):
                 notes.append(
                     f"{current}: cut off an incomplete last record ({len(data) - cut} bytes) left by an "
-                    "interrupted promotion; `perfgate history --rebuild` can restore runs still stored"
+                    "interrupted promotion: the run it was for is missing from the history"
                 )
                 with open(current, "r+b") as handle:
                     handle.truncate(cut)
