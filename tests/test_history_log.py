@@ -80,7 +80,7 @@ def test_failed_tests_and_non_finite_samples_are_left_out() -> None:
 
 def test_a_rolled_part_is_compressed_and_still_read(tmp_path: Path) -> None:
     notes = []
-    for i in range(9):
+    for i in range(20):
         notes.extend(append(tmp_path, _run(float(i + 1), i), stored_run=i + 1, roll_bytes=1200).notes)
     numbers = [k for k, _ in parts(tmp_path)]
     assert len(numbers) >= 2 and numbers == list(range(1, len(numbers) + 1))
@@ -89,8 +89,8 @@ def test_a_rolled_part_is_compressed_and_still_read(tmp_path: Path) -> None:
     first = parts(tmp_path)[0][1]
     assert json.loads(gzip.decompress(first.read_bytes()).split(b"\n")[0])["part"] == 1
     log = read_log(tmp_path)
-    assert log is not None and [r.seq for r in log.runs] == list(range(1, 10))
-    assert log.series[KEY].centre == [float(i + 1) for i in range(9)]
+    assert log is not None and [r.seq for r in log.runs] == list(range(1, 21))
+    assert log.series[KEY].centre == [float(i + 1) for i in range(20)]
     assert len(log.files) == len(parts(tmp_path)) + 1
 
 
