@@ -79,7 +79,7 @@ def test_failed_tests_and_non_finite_samples_are_left_out() -> None:
 
 
 def test_a_rolled_part_is_compressed_and_still_read(tmp_path: Path) -> None:
-    notes = []
+    notes: list[str] = []
     for i in range(20):
         notes.extend(append(tmp_path, _run(float(i + 1), i), stored_run=i + 1, roll_bytes=1200).notes)
     numbers = [k for k, _ in parts(tmp_path)]
