@@ -138,8 +138,10 @@ def test_a_corrupt_history_is_an_error_naming_file_and_line(tmp_path: Path, dama
     (tmp_path / LOG_NAME).write_bytes(b"\n".join(lines))
     with pytest.raises(ResultsFileError, match=message):
         read_log(tmp_path)
-    with pytest.raises(ResultsFileError, match=message):  # and the writer appends nothing to it
+    before = (tmp_path / LOG_NAME).read_bytes()
+    with pytest.raises(ResultsFileError, match=r"history\.jsonl:[13]: "):  # and the writer appends nothing to it
         append(tmp_path, _run(1.0, 9))
+    assert (tmp_path / LOG_NAME).read_bytes() == before
 
 
 def test_concurrent_promotions_from_processes_all_reach_the_history(tmp_path: Path) -> None:
