@@ -170,3 +170,15 @@ def test_a_drop_in_a_higher_is_better_series_is_a_regression() -> None:
     (found,) = judged.change_points
     assert found.direction is Direction.REGRESSION and math.isclose(found.change, -0.2)
     assert not found.environment_changed  # unknown environments: nothing can be said
+
+
+def test_a_tracker_started_from_a_history_continues_it() -> None:
+    rng = random.Random(11)
+    values = [rng.lognormvariate(0, 0.1) for _ in range(200)]
+    tracker = cp.Tracker.of(values)
+    assert tracker.splits == cp.detect(values) == []
+    revealed = [tracker.append(2.0 * rng.lognormvariate(0, 0.1)) for _ in range(10)]
+    assert any(revealed) and [s.index for s in tracker.splits] == [200]
+    grown = cp.Tracker()
+    grown.extend(values)
+    assert grown.values == tracker.values[:200] and grown.splits == []

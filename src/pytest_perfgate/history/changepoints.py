@@ -49,6 +49,8 @@ MIN_CHANGE = 0.001
 WINDOW = 250
 #: the runs at the new level (and before it) :func:`min_detectable_step` assumes
 RUNS_AFTER = 10
+#: a :class:`Tracker` judges its last change point again while it is younger than this many runs
+YOUNG = 30
 #: the window sizes of the local scan of a segment whose best split is not significant
 SCALES = (16, 64, 256)
 
@@ -245,11 +247,14 @@ def _best_local(sums: _Sums, values: Sequence[float], a: int, b: int, settings: 
     return best
 
 
-def _recheck(sums: _Sums, values: Sequence[float], cuts: list[int], n: int, settings: Settings) -> list[Split]:
-    """Re-check each split against its neighbouring segments; drop the weakest that fails, repeat."""
+def _recheck(
+    sums: _Sums, values: Sequence[float], cuts: list[int], lo: int, hi: int, settings: Settings
+) -> list[Split]:
+    """Re-check each split of ``[lo, hi)`` against its neighbouring segments; drop the weakest that
+    fails, repeat."""
     cuts = sorted(cuts)
     while True:
-        bounds = [0, *cuts, n]
+        bounds = [lo, *cuts, hi]
         judged = []
         for i, t in enumerate(cuts):
             a, b = bounds[i], bounds[i + 2]
@@ -264,21 +269,28 @@ def _recheck(sums: _Sums, values: Sequence[float], cuts: list[int], n: int, sett
         del cuts[worst]
 
 
-def detect(values: Sequence[float], settings: Settings = DEFAULT) -> list[Split]:
-    """The change points of a whole series, oldest first."""
-    ys, _ = transform(values)
-    sums = _Sums(ys)
+def _segment(sums: _Sums, values: Sequence[float], lo: int, hi: int, settings: Settings, *, local: bool) -> list[Split]:
+    """The change points of ``values[lo:hi]`` (binary segmentation, then the re-check)."""
     cuts: list[int] = []
-    stack = [(0, len(ys))]
+    stack = [(lo, hi)]
     while stack:
         a, b = stack.pop()
-        found = _best_global(sums, values, a, b, settings) or _best_local(sums, values, a, b, settings)
+        found = _best_global(sums, values, a, b, settings)
+        if found is None and local:
+            found = _best_local(sums, values, a, b, settings)
         if found is None:
             continue
         t, _ = found
         cuts.append(t)
         stack.extend(((a, t), (t, b)))
-    return _recheck(sums, values, cuts, len(ys), settings) if cuts else []
+    return _recheck(sums, values, cuts, lo, hi, settings) if cuts else []
+
+
+def detect(values: Sequence[float], settings: Settings = DEFAULT, *, local: bool = True) -> list[Split]:
+    """The change points of a whole series, oldest first (``local``: with the local scan of a
+    segment whose best split is not significant; a :class:`Tracker` does without it)."""
+    ys, _ = transform(values)
+    return _segment(_Sums(ys), values, 0, len(ys), settings, local=local)
 
 
 def noise(values: Sequence[float], splits: Sequence[Split] = ()) -> float:
@@ -317,10 +329,10 @@ def min_detectable_step(
 class Tracker:
     """One series judged as it grows: :meth:`append` adds a run's value and examines the points
     after the last change point (the last ``window`` of them) for a new one, and judges them again
-    (:func:`detect`) when there is one; while the last change point is younger than ``window`` runs,
-    the points from the change point before it (at most ``2 * window``) are judged again, so its
-    position is revised as runs at the new level arrive. One append costs ``O(window)``, whatever
-    the series' length."""
+    (:func:`detect` without the local scan) when there is one; while the last change point is
+    younger than :data:`YOUNG` runs, the points from the change point before it (at most
+    ``window``) are judged again, so its position is revised as runs at the new level arrive. One
+    append costs ``O(window)``, whatever the series' length."""
 
     settings: Settings = field(default_factory=Settings)
     window: int = WINDOW
@@ -329,6 +341,20 @@ class Tracker:
     _first: float | None = None
     _logs: bool = True
     _sums: _Sums = field(default_factory=_Sums)
+
+    @classmethod
+    def of(cls, values: Sequence[float], settings: Settings = DEFAULT, *, window: int = WINDOW) -> Tracker:
+        """A tracker holding ``values``, its change points those :func:`detect` finds in them (the
+        state a history read from its file starts from)."""
+        tracker = cls(settings, window)
+        if values:
+            tracker.values = list(values)
+            ys, tracker._logs = transform(values)
+            first = values[0]
+            tracker._first = math.log(first) if tracker._logs else first
+            tracker._sums = _Sums(ys)
+            tracker.splits = detect(values, settings)
+        return tracker
 
     def _y(self, value: float) -> float:
         assert self._first is not None
@@ -350,18 +376,16 @@ class Tracker:
         self._sums.add(self._y(value))
         n = len(self.values)
         last = self.splits[-1] if self.splits else None
-        young = last is not None and n - last.index < self.window
+        young = last is not None and n - last.index < YOUNG
         if young:
-            # judge again from the change point before the last one (at most 2 windows back)
-            start = max(self.splits[-2].index if len(self.splits) > 1 else 0, n - 2 * self.window)
+            # judge again from the change point before the last one (at most a window back)
+            start = max(self.splits[-2].index if len(self.splits) > 1 else 0, n - self.window)
         else:
             start = max(last.index if last is not None else 0, n - self.window)
             if _best_global(self._sums, self.values, start, n, self.settings) is None:
                 return None
         kept = [s for s in self.splits if s.index <= start]
-        recent = [
-            Split(s.index + start, s.before, s.after, s.p_value) for s in detect(self.values[start:], self.settings)
-        ]
+        recent = _segment(self._sums, self.values, start, n, self.settings, local=False)
         self.splits = kept + recent
         newest = self.splits[-1] if self.splits else None
         if newest is None or (last is not None and newest.index == last.index):
