@@ -387,10 +387,33 @@ def _short(value: float, digits: int) -> float | int:
 
 
 @contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    import fcntl
+def _locked(directory: Path, *, timeout: float = 120.0) -> Iterator[None]:
+    """The directory's history lock: ``flock`` on the directory itself (no lock file is left
+    behind); where there is no ``fcntl`` (Windows), a ``.history.lock`` file made exclusively,
+    waited for up to ``timeout`` seconds."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        import time
 
-    fd = os.open(directory, os.O_RDONLY)  # the directory itself: no lock file is left behind
+        lock = directory / ".history.lock"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                break
+            except FileExistsError:
+                if time.monotonic() > deadline:
+                    raise ResultsFileError(
+                        str(lock), f"held for over {timeout:.0f} s: remove it if no promotion is running"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    fd = os.open(directory, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
