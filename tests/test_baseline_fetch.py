@@ -89,15 +89,19 @@ def test_the_run_history_is_fetched_through_its_index_oldest_first(
     out, _ = _outputs(capsys)
     assert out == (
         f"fetched 3 runs from artifact .perfgate/baseline/ of job 'perfgate-baseline' on main into {target} "
-        "(3 runs stored, keeping 10)\n"
+        "(3 runs stored, keeping 10)\nhistory: history.jsonl fetched\n"
     )
-    # the index, then each run it lists, oldest first; the summaries are not needed
+    # the index, then each run it lists, oldest first; the summaries are not needed; then the long history
     assert _artifact_gets(gitlab) == [
         ".perfgate/baseline/index.json",
         ".perfgate/baseline/run-000001.json",
         ".perfgate/baseline/run-000002.json",
         ".perfgate/baseline/run-000003.json",
+        ".perfgate/baseline/history.jsonl",
     ]
+    assert (target / "history.jsonl").read_bytes() == (
+        tmp_path / "artifacts" / FETCH_PATH / "history.jsonl"
+    ).read_bytes()
     assert _levels(target) == [1.0, 2.0, 3.0]  # promoted in the history's order
     assert parse_index((target / INDEX_NAME).read_bytes(), "index") == tuple(f"run-00000{i}.json" for i in (1, 2, 3))
     # the fetched baseline is what compare reads: several runs, their spread measured
@@ -120,12 +124,27 @@ def test_keep_drops_the_oldest_fetched_runs(
     assert fetch(target, "--keep", "2") == 0
     assert _outputs(capsys)[0].startswith("fetched 2 runs from artifact .perfgate/baseline/")
     assert _levels(target) == [3.0, 4.0]
-    # the runs the keep count would drop are not downloaded at all
-    assert _artifact_gets(gitlab) == [INDEX, ".perfgate/baseline/run-000003.json", ".perfgate/baseline/run-000004.json"]
+    # the runs the keep count would drop are not downloaded at all; the long history keeps all 4
+    assert _artifact_gets(gitlab) == [
+        INDEX,
+        ".perfgate/baseline/run-000003.json",
+        ".perfgate/baseline/run-000004.json",
+        ".perfgate/baseline/history.jsonl",
+    ]
     assert parse_index((target / INDEX_NAME).read_bytes(), "index") == ("run-000001.json", "run-000002.json")
-    # fetched again into the same directory: the newest 2 of all it then holds are kept
+    from pytest_perfgate.history.log import read_log
+
+    fetched_log = read_log(target)
+    assert fetched_log is not None and len(fetched_log.runs) == 4
+    # fetched again into the same directory: the newest 2 of all it then holds are kept, and the
+    # fetched runs are appended to the history it now keeps
     assert fetch(target, "--keep", "2") == 0
-    assert _outputs(capsys)[0].endswith("(2 runs stored, keeping 2)\n")
+    out = _outputs(capsys)[0]
+    assert out.endswith(
+        "(2 runs stored, keeping 2)\nhistory: the 2 fetched runs appended to " + f"{target}'s own history.jsonl\n"
+    )
+    again = read_log(target)
+    assert again is not None and len(again.runs) == 6
     assert parse_index((target / INDEX_NAME).read_bytes(), "index") == ("run-000003.json", "run-000004.json")
 
 
@@ -141,7 +160,7 @@ def test_a_results_file_artifact_of_an_older_baseline_job_is_still_fetched(
     assert out == (
         f"fetched 1 run from artifact .perfgate/results.json of job 'perfgate-baseline' on main into {target} "
         "(1 run stored, keeping 10); that job kept no run history (.perfgate/baseline/index.json) yet, "
-        "only its latest results\n"
+        "only its latest results\nhistory: the source keeps none; history.jsonl begun from the 1 fetched run\n"
     )
     assert _artifact_gets(gitlab) == [INDEX, LEGACY_FETCH_PATH]
     stored = open_store(target).load()
@@ -151,7 +170,12 @@ def test_a_results_file_artifact_of_an_older_baseline_job_is_still_fetched(
     gitlab.artifact_dirs[("main", FETCH_JOB)] = _history(tmp_path / "artifacts", 5.0, 6.0)
     assert fetch(tmp_path / "b2") == 0
     assert "fetched 2 runs from artifact .perfgate/baseline/" in _outputs(capsys)[0]
-    assert _artifact_gets(gitlab) == [INDEX, ".perfgate/baseline/run-000001.json", ".perfgate/baseline/run-000002.json"]
+    assert _artifact_gets(gitlab) == [
+        INDEX,
+        ".perfgate/baseline/run-000001.json",
+        ".perfgate/baseline/run-000002.json",
+        ".perfgate/baseline/history.jsonl",
+    ]
     assert _levels(tmp_path / "b2") == [5.0, 6.0]
 
 
@@ -187,7 +211,7 @@ def test_several_fetches_merge_into_one_baseline_and_keep_is_honoured(
         args = ["baseline", "fetch", "--to", target, "--ref", "release", "--job", "perf", "--path", "out/r.json"]
         assert main([*args, "--keep", "2"]) == 0
     out, _ = _outputs(capsys)
-    assert out.splitlines()[-1].endswith("into " + target + " (2 runs stored, keeping 2)")
+    assert out.splitlines()[-2].endswith("into " + target + " (2 runs stored, keeping 2)")
     assert sorted(p.name for p in Path(target).glob("run-*.json") if "summary" not in p.name) == [
         "run-000002.json",
         "run-000003.json",
@@ -433,7 +457,10 @@ def test_from_a_committed_directory_and_file(tmp_path: Path, capsys: pytest.Capt
     shutil.copytree(EXAMPLE_BASELINE, committed)
     target = tmp_path / "b"
     assert fetch(target, "--from-dir", str(committed)) == 0
-    assert _outputs(capsys)[0] == f"fetched 3 runs from {committed} into {target} (3 runs stored, keeping 10)\n"
+    assert _outputs(capsys)[0] == (
+        f"fetched 3 runs from {committed} into {target} (3 runs stored, keeping 10)\n"
+        "history: the source keeps none; history.jsonl begun from the 3 fetched runs\n"
+    )
     original, copied = open_store(committed).load(), open_store(target).load()
     assert original is not None and copied is not None
     assert [[t.nodeid for t in r.tests] for r in copied.runs] == [[t.nodeid for t in r.tests] for r in original.runs]
@@ -443,7 +470,7 @@ def test_from_a_committed_directory_and_file(tmp_path: Path, capsys: pytest.Capt
     single = tmp_path / "one.json"
     save_results(single, make_run({"t::a": [1.0] * 5}))
     assert fetch(target, "--from-file", str(single), "--keep", "2") == 0
-    assert _outputs(capsys)[0].endswith("(2 runs stored, keeping 2)\n")
+    assert "(2 runs stored, keeping 2)\n" in _outputs(capsys)[0]
 
 
 def test_local_sources_missing_or_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -459,3 +486,33 @@ def test_local_sources_missing_or_wrong(tmp_path: Path, capsys: pytest.CaptureFi
     assert not target.exists()
     with pytest.raises(SystemExit):
         fetch(target, "--from-dir", "a", "--from-file", "b")
+
+
+def test_a_long_history_comes_whole_with_its_earlier_parts(
+    gitlab: StubState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_perfgate.history.log import append, parts, read_log
+
+    root = tmp_path / "artifacts"
+    directory = root / FETCH_PATH
+    store = DirectoryStore(str(directory))
+    for level in (1.0, 2.0, 3.0, 4.0, 5.0):
+        store.promote(_level(level), keep=2, history=False)
+        append(directory, _level(level), roll_bytes=400)  # a part a run or two
+    assert len(parts(directory)) >= 2
+    gitlab.artifact_dirs[("main", FETCH_JOB)] = root
+    target = tmp_path / "baseline"
+    assert fetch(target) == 0
+    out = _outputs(capsys)[0]
+    assert f"history: history.jsonl fetched with {len(parts(directory))} earlier parts\n" in out
+    log = read_log(target)
+    assert log is not None and [r.seq for r in log.runs] == [1, 2, 3, 4, 5]  # 2 runs kept, 5 in the history
+    # a part the artifact lost: said, with its name, and nothing half-written
+    (directory / "history-000001.jsonl.gz").unlink()
+    assert fetch(tmp_path / "other") == 2
+    err = _outputs(capsys)[1]
+    assert (
+        "error: artifact .perfgate/baseline/history-000001.jsonl.gz of job 'perfgate-baseline' on main: is missing"
+        in err
+    )
+    assert not (tmp_path / "other" / "history.jsonl").exists()

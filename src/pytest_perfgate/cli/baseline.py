@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _stored(count: int, keep: int) -> str:
-    return f"{count} run{'s' if count != 1 else ''} stored, keeping {keep}"
+    return f"{_plural(count, 'run')} stored, keeping {keep}"
 
 
 def _promote(args: argparse.Namespace) -> int:
@@ -84,6 +84,9 @@ def _promote(args: argparse.Namespace) -> int:
     where = store.promote(run, keep=keep)
     stored = store.load()
     print(f"promoted {args.current} to {where} ({_stored(len(stored.runs) if stored else 0, keep)})")
+    appended = getattr(store, "last_history", None)  # a directory store's long history (history.jsonl)
+    for line in appended.notes if appended is not None else ():
+        print(f"history: {line}")
     return Exit.OK
 
 
@@ -152,13 +155,14 @@ def _fetch(args: argparse.Namespace) -> int:
     from ..errors import GateError
     from ..importers import load_run
     from ..paths import check_output
-    from ..store import open_store
+    from ..store.files import DirectoryStore
     from ..store.gitlab import ArtifactStore
 
     check_output(args.to, "the baseline directory", directory=True)  # before anything is fetched
     source = _local_store(args) if args.from_file or args.from_dir else _artifact_store(args)
     baseline: Baseline | None = source.load() if source is not None else None
     note = ""
+    one_file = False  # the source is a single results file: it keeps no long history
     if isinstance(source, ArtifactStore):
         missing = source.missing()
         runs = list(baseline.runs) if baseline else []
@@ -166,6 +170,7 @@ def _fetch(args: argparse.Namespace) -> int:
             missing = f"no baseline yet: {baseline.location} lists no runs"
         if baseline is not None and args.path is None and baseline.location == source.where(LEGACY_FETCH_PATH):
             note = f"; that job kept no run history ({FETCH_PATH}{INDEX_NAME}) yet, only its latest results"
+            one_file = True
     else:
         where = args.from_file or args.from_dir
         missing = f"{where}: no baseline yet (no results file or stored runs there)"
@@ -175,12 +180,51 @@ def _fetch(args: argparse.Namespace) -> int:
             raise GateError(missing)
         print(f"perfgate: NOTICE: {missing}; the gate will pass without a comparison")
         return Exit.OK
-    target = open_store(args.to if args.to.endswith(("/", os.sep)) or Path(args.to).is_dir() else args.to + os.sep)
+    from ..history.log import LOG_NAME, has_log
+
+    target = DirectoryStore(args.to)
     keep = args.keep or DEFAULT_KEEP
+    own_history = has_log(args.to)
     for run in runs:
-        target.promote(run, keep=keep)
+        # a baseline directory with a long history of its own gets the fetched runs appended to it;
+        # otherwise the source's comes whole, below
+        target.promote(run, keep=keep, history=own_history)
     loaded = target.load()
-    fetched = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
+    fetched = _plural(len(runs), "run")
     where = baseline.location
     print(f"fetched {fetched} from {where} into {args.to} ({_stored(len(loaded.runs) if loaded else 0, keep)}){note}")
+    if own_history:
+        print(f"history: the {_plural(len(runs), 'fetched run')} appended to {args.to}'s own {LOG_NAME}")
+    else:
+        print(_carry_history(None if one_file else source, args.to, len(runs)))
     return Exit.OK
+
+
+def _carry_history(source: BaselineStore | None, to: str, fetched: int) -> str:
+    """The source's long history (``history.jsonl`` and its parts) written into ``to`` (which has
+    none), or, when the source keeps none, one begun from the runs just fetched; what was done,
+    in a line."""
+    from ..history.analyse import rebuild
+    from ..history.log import LOG_NAME, history_files, install_history
+    from ..store.files import DirectoryStore
+    from ..store.gitlab import ArtifactStore
+
+    if isinstance(source, ArtifactStore):
+        files = source.history_files()
+    elif isinstance(source, DirectoryStore):
+        root = Path(source.location)
+        files = history_files(
+            lambda name: (root / name).read_bytes() if (root / name).is_file() else None, lambda name: str(root / name)
+        )
+    else:
+        files = {}
+    if files:
+        install_history(to, files)
+        parts = len(files) - 1
+        return f"history: {LOG_NAME} fetched" + (f" with {_plural(parts, 'earlier part')}" if parts else "")
+    rebuild(to)
+    return f"history: the source keeps none; {LOG_NAME} begun from the {_plural(fetched, 'fetched run')}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"

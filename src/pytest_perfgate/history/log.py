@@ -42,7 +42,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,6 +203,49 @@ def parts(directory: str | os.PathLike[str]) -> list[tuple[int, Path]]:
 
 def has_log(directory: str | os.PathLike[str]) -> bool:
     return log_path(directory).is_file()
+
+
+def part_name(number: int) -> str:
+    return f"history-{number:06d}.jsonl.gz"
+
+
+def history_files(read: Callable[[str], bytes | None], where: Callable[[str], str]) -> dict[str, bytes]:
+    """Every file of a history another place keeps (a GitLab artifact, a directory), by name:
+    ``history.jsonl`` (``read(name)`` gives a file's bytes, None when it is not there) and the
+    earlier parts its header numbers (``part``: K means parts 1 .. K-1). Empty when there is no
+    history; :class:`ResultsFileError` naming ``where(name)`` when a part it needs is missing or
+    the header is not a history's."""
+    current = read(LOG_NAME)
+    if current is None:
+        return {}
+    first = current.split(b"\n", 1)[0]
+    try:
+        header = json.loads(first.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = None
+    if not isinstance(header, dict) or header.get("schema") != LOG_SCHEMA or not isinstance(header.get("part"), int):
+        raise ResultsFileError(where(LOG_NAME), "does not start with a perfgate history header")
+    files = {LOG_NAME: current}
+    for number in range(1, header["part"]):  # the first part is 1
+        name = part_name(number)
+        content = read(name)
+        if content is None:
+            raise ResultsFileError(where(name), f"is missing: {LOG_NAME} continues part {number}, and it is not there")
+        files[name] = content
+    return files
+
+
+def install_history(directory: str | os.PathLike[str], files: Mapping[str, bytes]) -> bool:
+    """Write a fetched history's ``files`` (:func:`history_files`) into ``directory``, unless it
+    has a history of its own (never overwritten); whether they were written."""
+    from ..paths import write_bytes_atomic
+
+    root = Path(directory)
+    if has_log(root) or parts(root):
+        return False
+    for name, content in sorted(files.items(), key=lambda item: item[0] == LOG_NAME):  # the parts first
+        write_bytes_atomic(root / name, content)
+    return True
 
 
 class _State:
@@ -546,7 +589,7 @@ def append(
             size = current.stat().st_size
         elif size + len(line) > roll_bytes and state.last_seq > state.first_seq:
             part = state.part
-            target = root / f"history-{part:06d}.jsonl.gz"
+            target = root / part_name(part)
             tmp = root / f".{target.name}.tmp"
             tmp.write_bytes(gzip.compress(current.read_bytes(), compresslevel=6, mtime=0))
             os.replace(tmp, target)
