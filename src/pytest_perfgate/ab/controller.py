@@ -505,7 +505,8 @@ class _Pair:
         side_env[ENV_FOREIGN] = str(self.trees[side.other])
         # the environment's size moves the initial stack, and with it the alignment of what the process
         # does: a random size per worker turns that fixed offset of a pair into noise between pairs
-        side_env[ENV_PAD] = "x" * self.padding.randrange(4096)
+        # (counted by function: no padding; a count must not move with the environment's size)
+        side_env[ENV_PAD] = "" if counted else "x" * self.padding.randrange(4096)
         side_env[ENV_WHOLE_CALLS] = "1" if self.options.whole_calls else "0"
         worker = start_worker(
             side,

@@ -376,11 +376,11 @@ class _ProfiledMeasure:
         call = workload.call if workload.prepare is None else workload.first
         try:
             if self.profiler == PROFILER_INSTRUCTIONS:
-                from ..counts.functions import count_functions
+                from ..measure.counted import count_by_function
 
                 # counted, not sampled: the same on a loaded machine, so the two sides differ only
-                # where their code or data do
-                profile = count_functions(call, name=self.nodeid)
+                # where their code or data do; warmed up and prepared as a counted session does
+                profile = count_by_function(workload, name=self.nodeid)
             else:
                 # CPU time: the workers share one CPU with whatever else the machine runs, and
                 # waiting for it would blur which function's work grew
