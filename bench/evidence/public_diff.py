@@ -359,9 +359,13 @@ def summarise(path: Path) -> str:
             for k, t in r["tests"].items()
             if t["verdict"] in BAD and t.get("diff") and t["diff"]["slowed"]
         ]
+        counted = any(
+            t["diff"].get("clock") == "instructions" for r in runs for t in r["tests"].values() if t.get("diff")
+        )
+        scale, unit = (1.0, "instructions") if counted else (1e6, "us")
         if own:
             lines.append(
-                "\nslowed function's own time per measured call, base -> current (us), per test, median over runs:\n"
+                f"\nslowed function's own {unit} per measured call, base -> current, per test, median over runs:\n"
             )
             by_test: dict[str, list[tuple[float, float]]] = {}
             for b, c, k in own:
@@ -371,7 +375,7 @@ def summarise(path: Path) -> str:
                 cs = sorted(p[1] for p in pairs)
                 ratio = sorted(p[1] / p[0] for p in pairs if p[0])
                 lines.append(
-                    f"- `{k}`: {1e6 * bs[len(bs) // 2]:.2f} -> {1e6 * cs[len(cs) // 2]:.2f} "
+                    f"- `{k}`: {scale * bs[len(bs) // 2]:.6g} -> {scale * cs[len(cs) // 2]:.6g} "
                     f"(x{ratio[len(ratio) // 2]:.2f}, {len(pairs)} runs)"
                     if ratio
                     else f"- `{k}`: -"
