@@ -118,6 +118,7 @@ def test_the_command_runs_the_real_interpreter_with_instrumentation_off_and_a_fi
         "PYTHONHASHSEED": "0",
         "PERFGATE_CALLGRIND_OUT": str(out),
         "PERFGATE_CALLGRIND_CACHE_SIM": "0",
+        "PERFGATE_CALLGRIND_FUNCTIONS": "0",
     }
     assert (command.hash_seed, command.cache_sim, command.valgrind, command.out_dir) == (0, False, VALGRIND, out)
 
@@ -129,6 +130,15 @@ def test_the_cache_simulation_has_a_fixed_geometry(tmp_path: Path) -> None:
     assert command.argv[6:10] == ["--cache-sim=yes", *CACHE_GEOMETRY]
     assert command.env["PYTHONHASHSEED"] == "7"
     assert command.env["PERFGATE_CALLGRIND_CACHE_SIM"] == "1"
+
+
+def test_counting_by_function_skips_every_named_function(tmp_path: Path) -> None:
+    command = valgrind_command([sys.executable, "x.py"], out_dir=tmp_path, valgrind=VALGRIND, functions=True)
+    skips = [arg for arg in command.argv if arg.startswith("--fn-skip=")]
+    # every symbol starts with a letter or '_'; perfgate's trampolines are named by address ("0x...")
+    assert len(skips) == 53 and "--fn-skip=_*" in skips and "--fn-skip=Z*" in skips
+    assert command.argv.index(skips[-1]) < command.argv.index(sys.executable)
+    assert command.env["PERFGATE_CALLGRIND_FUNCTIONS"] == "1"
 
 
 def test_a_launcher_script_is_refused_naming_the_real_interpreter(tmp_path: Path) -> None:
