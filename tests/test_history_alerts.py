@@ -1,0 +1,185 @@
+"""Alerts on the default branch's history (issue 20, item 5): the plan from a judged history's
+change points, and carrying it out against the loopback GitLab stub: one issue per regressed
+series, titled with the test and the size; no second issue and no duplicate note on a re-run; a
+later step noted; a return to the old level noted and closed; --dry-run without a token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from pytest_perfgate.gitlab import ISSUE_LABEL, GitLab, Limits
+from pytest_perfgate.history.alerts import (
+    AlertKind,
+    apply,
+    change_marker,
+    compare_url,
+    describe,
+    is_back,
+    plan,
+    series_marker,
+)
+from pytest_perfgate.history.model import (
+    ChangePoint,
+    CommitRange,
+    Direction,
+    History,
+    Point,
+    SeriesHistory,
+    SeriesKey,
+    SeriesKind,
+)
+from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = "glpat-ALERTS-secret-3k"
+FAST = Limits(timeout=5, deadline=10, backoff=0.01, budget=30)
+KEY = SeriesKey("tests/x.py::test_y", "median", "s", SeriesKind.TIMING)
+OTHER = SeriesKey("tests/x.py::test_z", "instructions", "", SeriesKind.COUNTER)
+PROJECT = "https://gitlab.example.com/group/app"
+
+
+def commit(i: int) -> str:
+    return f"{i:02d}" + "abc1234567" * 4
+
+
+def points(levels: list[float]) -> tuple[Point, ...]:
+    return tuple(Point(i + 1, commit(i + 1), "main", None, v, v * 0.01, 20) for i, v in enumerate(levels))
+
+
+def step(key: SeriesKey, index: int, before: float, after: float, *, open: bool = True, **kw: object) -> ChangePoint:
+    worse = after > before if not key.higher_is_better else after < before
+    return ChangePoint(
+        key=key,
+        index=index,
+        commits=CommitRange(index, commit(index), index + 1, commit(index + 1)),
+        before=before,
+        after=after,
+        change=(after - before) / before,
+        direction=Direction.REGRESSION if worse else Direction.IMPROVEMENT,
+        p_value=1e-6,
+        open=open,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def history(*series: SeriesHistory) -> History:
+    return History(series=series, runs=12)
+
+
+def regressed() -> SeriesHistory:
+    levels = [0.010] * 6 + [0.01123] * 6
+    return SeriesHistory(KEY, points(levels), (step(KEY, 6, 0.010, 0.01123),), min_detectable_step=0.05)
+
+
+def quiet() -> SeriesHistory:
+    return SeriesHistory(OTHER, points([1000.0] * 12))
+
+
+def test_an_open_regression_plans_one_issue_titled_with_the_test_and_the_size() -> None:
+    alerts = plan(history(quiet(), regressed()), project_url=PROJECT)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.kind is AlertKind.OPEN and alert.key == KEY
+    assert alert.title == "perf: tests/x.py::test_y median +12.3% since 07abc123"
+    assert alert.text.splitlines() == [
+        "perfgate found a step in the default branch's history of `tests/x.py::test_y`.",
+        "",
+        "- series: `tests/x.py::test_y`, median (timing)",
+        "- level: 10ms -> 11.2ms (+12.3%, regression), confidence 100.0%",
+        f"- commit range: [06abc123..07abc123]({PROJECT}/-/compare/{commit(6)}...{commit(7)}) (runs 6 .. 7)",
+        "- this series shows steps from about 5.0% on",
+    ]
+    assert series_marker(KEY) == f"<!-- perfgate-history-series {KEY.slug} -->"
+
+
+def test_without_a_project_url_the_range_is_the_shas_and_an_environment_change_is_said() -> None:
+    series = regressed()
+    from pytest_perfgate.history.model import FieldChange
+
+    cp = replace(
+        series.change_points[0], environment_changed=True, environment_fields=(FieldChange("image", "a", "b"),)
+    )
+    (alert,) = plan(history(replace(series, change_points=(cp,))))
+    assert alert.title.endswith("since 07abc123 (environment changed)")
+    assert "- commit range: `06abc123..07abc123` (runs 6 .. 7)" in alert.text
+    assert "- **the environment changed in this range (image a -> b)**: the step may be the runner's" in alert.text
+    assert compare_url(None, cp) is None
+
+
+def test_an_improvement_closes_only_when_back_at_the_old_level() -> None:
+    reg = step(KEY, 4, 0.010, 0.020, open=False)
+    full = step(KEY, 8, 0.020, 0.0104)
+    half = step(KEY, 8, 0.020, 0.017)
+    assert is_back([reg], full) and not is_back([reg], half)
+    levels = [0.010] * 4 + [0.020] * 4 + [0.0104] * 4
+    (alert,) = plan(history(SeriesHistory(KEY, points(levels), (reg, full))))
+    assert alert.kind is AlertKind.RESOLVE and alert.close
+    assert alert.text.startswith("median improved by -48.0%: back at the level before the regression: closing")
+    (alert,) = plan(history(SeriesHistory(KEY, points(levels), (reg, half))))
+    assert not alert.close and "better, not yet back at the level before the regression" in alert.text
+    # an improvement with no regression before it: no issue to speak of
+    assert plan(history(SeriesHistory(KEY, points(levels), (replace(full, index=4, open=True),)))) == []
+    # higher is better: a drop is the regression, a rise back closes
+    rate = SeriesKey("t::rate", "requests", "1/s", SeriesKind.TIMING, higher_is_better=True)
+    drop, rise = step(rate, 4, 100.0, 50.0, open=False), step(rate, 8, 50.0, 98.0)
+    assert drop.is_regression and not rise.is_regression and is_back([drop], rise)
+
+
+@pytest.fixture
+def gitlab() -> Iterator[tuple[StubState, GitLab]]:
+    state = StubState(token=TOKEN)
+    with GitLabStub(state) as api_url:
+        yield state, GitLab(api_url=api_url, project="group/app", token=TOKEN, limits=FAST, sleep=lambda s: None)
+
+
+def test_a_rerun_opens_no_second_issue_and_makes_no_duplicate_note(gitlab) -> None:
+    state, client = gitlab
+    said: list[str] = []
+    alerts = plan(history(quiet(), regressed()))
+    assert apply(alerts, client, say=said.append) == [
+        "issue #1 opened: perf: tests/x.py::test_y median +12.3% since 07abc123"
+    ]
+    assert apply(alerts, client, say=said.append) == [
+        "issue #1 already reports this step: perf: tests/x.py::test_y median +12.3% since 07abc123"
+    ]
+    assert list(state.issues) == [1] and state.issues[1]["notes"] == []
+    issue = state.issues[1]
+    assert issue["labels"] == [ISSUE_LABEL] and issue["state"] == "opened"
+    assert issue["description"].startswith(f"{series_marker(KEY)}\n{change_marker(alerts[0].change_point)}\n")
+
+    # a second step up, later: a note on the same issue, the title updated; once, however often run
+    first = regressed().change_points[0]
+    second = step(KEY, 9, 0.01123, 0.015)
+    levels = [0.010] * 6 + [0.01123] * 3 + [0.015] * 3
+    later = plan(history(SeriesHistory(KEY, points(levels), (replace(first, open=False), second))))
+    title = "perf: tests/x.py::test_y median +33.6% since 10abc123"
+    assert apply(later, client, say=said.append) == [f"issue #1 noted: {title}"]
+    assert apply(later, client, say=said.append) == [f"issue #1 already noted: {title}"]
+    assert len(issue["notes"]) == 1 and issue["title"] == "perf: tests/x.py::test_y median +33.6% since 10abc123"
+
+    # back at the old level: noted and closed; a re-run finds no open issue and does nothing
+    back = step(KEY, 11, 0.015, 0.0101)
+    levels = [0.010] * 6 + [0.01123] * 3 + [0.015] * 2 + [0.0101]
+    closed = (replace(first, open=False), replace(second, open=False))
+    resolve = plan(history(SeriesHistory(KEY, points(levels), (*closed, back))))
+    # back near 10ms, the level before both steps (not only before the second)
+    assert is_back(closed, back) and not is_back(closed, step(KEY, 11, 0.015, 0.0125))
+    assert [a.kind for a in resolve] == [AlertKind.RESOLVE]
+    assert apply(resolve, client, say=said.append) == [f"issue #1 noted and closed: {KEY.label}"]
+    assert issue["state"] == "closed" and len(issue["notes"]) == 2
+    assert apply(resolve, client, say=said.append) == [f"no open issue for {KEY.label}: nothing to note"]
+    assert [m for m, _, _ in state.requests].count("POST") == 3  # one issue, two notes
+    assert said[0].startswith("issue #1 opened")
+
+
+def test_dry_run_text() -> None:
+    assert describe([]) == "perfgate history: no open change point calls for an issue\n"
+    text = describe(plan(history(regressed())))
+    assert text.startswith(
+        "would open the issue 'perf: tests/x.py::test_y median +12.3% since 07abc123' "
+        "(or note this step on the series' open issue)\n    perfgate found a step"
+    )
