@@ -14,6 +14,7 @@ from pytest_perfgate.gitlab import ISSUE_LABEL, GitLab, Limits
 from pytest_perfgate.history.alerts import (
     AlertKind,
     apply,
+    baseline_moved,
     change_marker,
     compare_url,
     describe,
@@ -183,3 +184,45 @@ def test_dry_run_text() -> None:
         "would open the issue 'perf: tests/x.py::test_y median +12.3% since 07abc123' "
         "(or note this step on the series' open issue)\n    perfgate found a step"
     )
+
+
+def test_the_merge_request_note_says_which_tests_baseline_moved() -> None:
+    lines = baseline_moved(history(quiet(), regressed()), ["tests/x.py::test_y", "tests/x.py::test_z"])
+    assert lines == [
+        "the default branch's median of tests/x.py::test_y moved +12.3% (regression) in 06abc123..07abc123 and "
+        "has stayed there since (run 7 of 12): the baseline itself moved"
+    ]
+    assert baseline_moved(history(quiet(), regressed()), ["tests/x.py::test_z"]) == []  # not compared: not said
+    many = [replace(regressed(), key=replace(KEY, test=f"t{i}")) for i in range(3)]
+    many = [replace(s, change_points=tuple(replace(cp, key=s.key) for cp in s.change_points)) for s in many]
+    lines = baseline_moved(history(*many), ["t0", "t1", "t2"], shown=2)
+    assert len(lines) == 3 and lines[-1].startswith("... and 1 more compared series with an open change point")
+
+
+def test_perfgate_compare_says_in_the_note_when_the_baseline_moved(tmp_path, capsys) -> None:
+    from harness.results import make_run
+    from pytest_perfgate.cli import main
+    from pytest_perfgate.history.model import write_history
+    from pytest_perfgate.model import save_results
+
+    for level in (0.99, 1.0, 1.01, 1.0, 1.005):
+        save_results(tmp_path / "r.json", make_run({"t::a": [level] * 5, "t::b": [level] * 5}))
+        assert main(["baseline", "promote", str(tmp_path / "r.json"), "--to", str(tmp_path / "bl")]) == 0
+    save_results(tmp_path / "cur.json", make_run({"t::a": [1.0] * 5, "t::b": [1.0] * 5}))
+    key = replace(KEY, test="t::a")
+    series = replace(regressed(), key=key, change_points=(step(key, 6, 0.010, 0.01123),))
+    write_history(history(series), tmp_path / "history.json")
+    capsys.readouterr()
+    md = tmp_path / "report.md"
+    args = ["compare", str(tmp_path / "bl"), str(tmp_path / "cur.json"), "--markdown", str(md)]
+    assert main([*args, "--history", str(tmp_path / "history.json")]) == 0
+    line = (
+        "the default branch's median of t::a moved +12.3% (regression) in 06abc123..07abc123 and has stayed there "
+        "since (run 7 of 12): the baseline itself moved"
+    )
+    assert f"\nnotice: {line}\n" in capsys.readouterr().out
+    assert f"\n> **Notice:** {line}\n" in md.read_text(encoding="utf-8")
+    assert main(args) == 0  # no history: nothing said
+    assert "baseline itself moved" not in md.read_text(encoding="utf-8")
+    assert main([*args, "--history", str(tmp_path / "nothing.json")]) == 2
+    assert "nothing.json" in capsys.readouterr().err

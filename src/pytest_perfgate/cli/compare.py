@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ._common import add_gate_arguments
 
 if TYPE_CHECKING:
+    from ..gate import GateReport
     from ..model import RunResult
     from ..store import Baseline
 
@@ -23,13 +24,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="report regressions but fail only on critical budget breaches (when perfgate ab judges regressions)",
     )
+    parser.add_argument(
+        "--history",
+        metavar="PATH",
+        help="the default branch's history (perfgate history --json FILE): the report says which compared tests' "
+        "series have an open change point there (default: the baseline directory's own history, when it has one)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..errors import GateError
-    from ..gate import compare_baseline
+    from ..gate import Notice, NoticeKind, compare_baseline
     from ..gatediff import stored_diffs, with_diffs, with_notice
     from ..importers import load_run
     from ..store import open_store
@@ -47,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     # run that has one (evidence: the verdicts stay the gate's)
     found = stored_diffs(report, current, newest_first(baseline))
     report = with_notice(report, found.notice())
+    for line in moved_baseline(args.history, args.baseline, report):
+        report = with_notice(report, Notice(NoticeKind.TEXT, text=line))
     current = with_diffs(current, {}, only=True) or current  # a perfgate ab diff is against another base
     write_reports(args, report, current, found.diffs)
     return report.exit_code
@@ -69,3 +78,17 @@ def newest_first(baseline: Baseline | None) -> Iterator[RunResult | str]:
                 yield f"{source}: {exc}"
                 continue
         yield run
+
+
+def moved_baseline(history: str | None, baseline: str, report: GateReport) -> list[str]:
+    """A line per compared test whose default-branch series has an open change point, from the
+    history at ``history`` (a ``perfgate history --json`` file), else from the baseline
+    directory's own history when it has one; none without a history."""
+    from ..history.alerts import baseline_moved
+    from ..history.model import load_history
+
+    if history is not None:
+        judged = load_history(history)
+    else:
+        return []
+    return baseline_moved(judged, sorted({c.nodeid for c in report.comparisons}))

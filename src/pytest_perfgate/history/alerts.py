@@ -261,3 +261,31 @@ def project_url_from(env: Mapping[str, str]) -> str | None:
     """CI_PROJECT_URL when it is an http(s) address, else None (links then show the shas)."""
     url = env.get("CI_PROJECT_URL", "").strip()
     return url if url.startswith(("https://", "http://")) and " " not in url else None
+
+
+# --------------------------------------------------------------------------- the merge request's note
+
+#: the open change points named one by one in a gate report; the rest are counted
+MOVED_SHOWN = 10
+
+
+def baseline_moved(history: History, tests: Sequence[str], *, shown: int = MOVED_SHOWN) -> list[str]:
+    """One line per compared test whose series on the default branch has an open change point
+    (the baseline the merge request is compared with moved itself), regressions first; past
+    ``shown`` of them, one line counting the rest."""
+    wanted = set(tests)
+    found = [cp for s in history.ordered() if s.key.test in wanted and (cp := s.open_change_point) is not None]
+    lines = []
+    for cp in found[:shown]:
+        env = " (the environment changed there)" if cp.environment_changed else ""
+        lines.append(
+            f"the default branch's {cp.key.metric} of {cp.key.test} moved {change_text(cp.change)} "
+            f"({cp.direction.value}) in {cp.commits.text}{env} and has stayed there since "
+            f"(run {cp.run} of {history.runs}): the baseline itself moved"
+        )
+    if len(found) > shown:
+        lines.append(
+            f"... and {len(found) - shown} more compared series with an open change point on the default branch "
+            "(perfgate history)"
+        )
+    return lines
