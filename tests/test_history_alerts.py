@@ -226,3 +226,34 @@ def test_perfgate_compare_says_in_the_note_when_the_baseline_moved(tmp_path, cap
     assert "baseline itself moved" not in md.read_text(encoding="utf-8")
     assert main([*args, "--history", str(tmp_path / "nothing.json")]) == 2
     assert "nothing.json" in capsys.readouterr().err
+
+
+def test_alert_gitlab_needs_the_token_on_the_default_branch_and_dry_run_needs_none(gitlab) -> None:
+    from pytest_perfgate.errors import GitLabError
+    from pytest_perfgate.history.alerts import alert_gitlab
+
+    state, client = gitlab
+    env = {
+        "CI_API_V4_URL": client.api_url,
+        "CI_PROJECT_ID": "group/app",
+        "CI_PROJECT_URL": PROJECT,
+        "CI_COMMIT_BRANCH": "main",
+        "CI_DEFAULT_BRANCH": "main",
+    }
+    said: list[str] = []
+    judged = history(regressed())
+    assert len(alert_gitlab(judged, dry_run=True, env=env, say=said.append)) == 1
+    assert said[0].startswith("would open the issue 'perf: tests/x.py::test_y median +12.3% since 07abc123'")
+    assert f"({PROJECT}/-/compare/" in said[0] and state.requests == []
+    with pytest.raises(GitLabError, match="PERFGATE_GITLAB_TOKEN is not set: --alert gitlab opens issues"):
+        alert_gitlab(judged, env=env, say=said.append)
+    assert alert_gitlab(judged, env={**env, "CI_COMMIT_BRANCH": "feature"}, say=said.append) == []
+    assert said[-1] == "perfgate history: not on the default branch (feature, not main): no issue opened or changed"
+    env["MY_TOKEN"] = TOKEN
+    for _ in range(2):
+        alert_gitlab(judged, env=env, token_variable="MY_TOKEN", say=said.append)
+    assert said[-2:] == [
+        "issue #1 opened: perf: tests/x.py::test_y median +12.3% since 07abc123",
+        "issue #1 already reports this step: perf: tests/x.py::test_y median +12.3% since 07abc123",
+    ]
+    assert state.requests and all(TOKEN not in line for line in said)

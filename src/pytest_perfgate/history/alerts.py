@@ -289,3 +289,44 @@ def baseline_moved(history: History, tests: Sequence[str], *, shown: int = MOVED
             "(perfgate history)"
         )
     return lines
+
+
+# --------------------------------------------------------------------------- perfgate history --alert gitlab
+
+
+def alert_gitlab(
+    history: History,
+    *,
+    dry_run: bool = False,
+    token_variable: str = "PERFGATE_GITLAB_TOKEN",
+    env: Mapping[str, str] | None = None,
+    say: Callable[[str], None] = print,
+) -> list[Alert]:
+    """``perfgate history DIR --alert gitlab [--dry-run]``: plan the alerts and carry them out on
+    the project's issues (CI_API_V4_URL, CI_PROJECT_ID, the token in ``token_variable``), or only
+    say them (``dry_run``: no token, no network). Off the default branch (CI_COMMIT_BRANCH set and
+    not CI_DEFAULT_BRANCH) nothing is done, and said so: a branch's history is not main's."""
+    import os
+
+    from ..errors import GitLabError
+    from ..gitlab import from_environment
+
+    env = os.environ if env is None else env
+    branch, default = env.get("CI_COMMIT_BRANCH", ""), env.get("CI_DEFAULT_BRANCH", "")
+    alerts = plan(history, project_url=project_url_from(env))
+    if dry_run:
+        say(describe(alerts).rstrip("\n"))
+        return alerts
+    if branch and default and branch != default:
+        say(f"perfgate history: not on the default branch ({branch}, not {default}): no issue opened or changed")
+        return []
+    if not env.get(token_variable):
+        raise GitLabError(
+            f"{token_variable} is not set: --alert gitlab opens issues and needs a token with the 'api' scope in "
+            "that variable (a masked CI/CD variable; CI_JOB_TOKEN cannot open issues); --dry-run prints what it "
+            "would do without one"
+        )
+    apply(alerts, from_environment(env, token_variable=token_variable), say=say)
+    if not alerts:
+        say(describe(alerts).rstrip("\n"))
+    return alerts
