@@ -33,7 +33,7 @@ def test_promote_numbers_runs_and_keeps_the_last_k(tmp_path: Path) -> None:
         store.promote(_run(level), keep=3)
     names = sorted(p.name for p in (tmp_path / "baselines").iterdir())
     runs = [f"run-00000{i}{suffix}" for i in (3, 4, 5) for suffix in (".json", ".summary.json")]
-    assert names == [INDEX_NAME, *runs]
+    assert names == ["history.jsonl", INDEX_NAME, *runs]  # the long history keeps all 5 (test_history_log.py)
     baseline = store.load()
     assert baseline is not None
     assert [_median(r) for r in baseline.runs] == [3.0, 4.0, 5.0]  # oldest first

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "baseline": ("baseline", "manage stored baselines: promote a run, show what is stored"),
     "import": ("import_", "convert a pytest-benchmark JSON file into a perfgate results file"),
+    "history": ("history", "the change points of every series in a baseline directory's long history"),
 }
 
 

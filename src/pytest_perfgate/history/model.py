@@ -132,11 +132,12 @@ def environment_changes(before: Environment | None, after: Environment | None) -
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Point:
     """One stored run's figure in one series."""
 
-    #: the stored run's number (``run-NNNNNN``), in promotion order
+    #: the run's number in the history (1, 2, ...: promotion order; the stored run file's number
+    #: is :attr:`stored_run`)
     run: int
     commit: str | None
     ref: str | None
@@ -151,6 +152,9 @@ class Point:
     #: samples the run had
     count: int
     environment: Environment | None = None
+    #: the stored run's file number in the baseline directory (``run-NNNNNN.json``); None when
+    #: not known (the file was pruned long ago and the history did not record it)
+    stored_run: int | None = None
 
     @property
     def environment_digest(self) -> str | None:
@@ -327,7 +331,14 @@ def history_to_dict(history: History) -> dict[str, Any]:
                 environments.setdefault(p.environment.digest, p.environment.as_dict())
             runs.setdefault(
                 p.run,
-                {"run": p.run, "commit": p.commit, "ref": p.ref, "time": p.time, "environment": p.environment_digest},
+                {
+                    "run": p.run,
+                    "stored_run": p.stored_run,
+                    "commit": p.commit,
+                    "ref": p.ref,
+                    "time": p.time,
+                    "environment": p.environment_digest,
+                },
             )
         series.append(
             {
@@ -459,7 +470,7 @@ def history_from_dict(data: Any, source: str = "history") -> History:
         where = f"environments.{digest}"
         env = Environment(tuple(sorted((str(k), r.text(v, f"{where}.{k}")) for k, v in r.obj(fields, where).items())))
         environments[str(digest)] = env
-    runs: dict[int, tuple[str | None, str | None, str | None, Environment | None]] = {}
+    runs: dict[int, tuple[str | None, str | None, str | None, Environment | None, int | None]] = {}
     for i, item in enumerate(r.lst(top.get("runs", []), "runs")):
         where = f"runs[{i}]"
         run = r.obj(item, where)
@@ -472,6 +483,7 @@ def history_from_dict(data: Any, source: str = "history") -> History:
             r.text(run.get("ref"), f"{where}.ref", optional=True),
             r.text(run.get("time"), f"{where}.time", optional=True),
             None if digest is None else environments[digest],
+            None if run.get("stored_run") is None else r.integer(run.get("stored_run"), f"{where}.stored_run"),
         )
     series = tuple(_series(r, item, f"series[{i}]", runs) for i, item in enumerate(r.lst(top.get("series"), "series")))
     not_judged = []
@@ -496,7 +508,10 @@ def history_from_dict(data: Any, source: str = "history") -> History:
 
 
 def _series(
-    r: _Reader, item: Any, where: str, runs: Mapping[int, tuple[str | None, str | None, str | None, Environment | None]]
+    r: _Reader,
+    item: Any,
+    where: str,
+    runs: Mapping[int, tuple[str | None, str | None, str | None, Environment | None, int | None]],
 ) -> SeriesHistory:
     s = r.obj(item, where)
     key = SeriesKey(
@@ -519,7 +534,7 @@ def _series(
     for j, number in enumerate(numbers):
         if number not in runs:
             raise r.fail(f"{where}.points.run[{j}]", f"run {number} is not in runs")
-        commit, ref, time, env = runs[number]
+        commit, ref, time, env, stored = runs[number]
         points.append(
             Point(
                 run=number,
@@ -530,6 +545,7 @@ def _series(
                 spread=r.number(spreads[j], f"{where}.points.spread[{j}]", optional=True),
                 count=r.integer(counts[j], f"{where}.points.count[{j}]"),
                 environment=env,
+                stored_run=stored,
             )
         )
     change_points = []

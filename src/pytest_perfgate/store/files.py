@@ -8,7 +8,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import stats
 from ..config import GATE_STATISTICS
@@ -18,6 +18,9 @@ from ..model import RunResult, Series, TestResult, run_to_dict
 from ..paths import check_input, check_output, write_json_atomic, writing
 from ..units import Kind
 from .base import DEFAULT_KEEP, INDEX_NAME, Baseline
+
+if TYPE_CHECKING:
+    from ..history.log import Appended
 
 _RUN_NAME = re.compile(r"^run-(\d{6})\.json$")
 SUMMARY_SUFFIX = ".summary.json"
@@ -191,14 +194,18 @@ class DirectoryStore:
     summary (``run-NNNNNN.summary.json``: the gate statistics of every series, no samples), removes
     the oldest runs beyond ``keep``, then rewrites ``index.json`` (atomically): the stored run files,
     oldest first, for a reader that cannot list the directory (``perfgate baseline fetch`` from a
-    GitLab artifact). ``load`` does not read the index (older directories have none): it reads every
-    stored run, oldest first, from its summary when there is one (a run copied in by hand has none:
-    the full file is read); a corrupt or unknown-schema file is an error naming it, never skipped
+    GitLab artifact). Last it appends the run's summary to ``history.jsonl``, the long history that
+    is never pruned (docs/history.md), under a lock. ``load`` does not read the index (older
+    directories have none): it reads every stored run, oldest first, from its summary when there is
+    one (a run copied in by hand has none: the full file is read); a corrupt or unknown-schema file
+    is an error naming it, never skipped
     silently.
     """
 
     def __init__(self, location: str) -> None:
         self.location = location
+        #: what the last :meth:`promote` appended to the history (None: nothing)
+        self.last_history: Appended | None = None
 
     def _stored(self) -> list[tuple[int, Path]]:
         root = Path(self.location)
@@ -240,7 +247,11 @@ class DirectoryStore:
                 return run
         return load_run(path)
 
-    def promote(self, run: RunResult, *, keep: int = DEFAULT_KEEP) -> str:
+    def promote(self, run: RunResult, *, keep: int = DEFAULT_KEEP, history: bool = True) -> str:
+        """Store ``run`` (see the class docstring); with ``history`` (the default), also append its
+        summary to the directory's long history (:func:`~pytest_perfgate.history.log.append`,
+        ``history.jsonl``: never pruned), after the index is written; what that append did is
+        :attr:`last_history`."""
         if keep < 1:
             raise ValueError("keep must be at least 1")
         root = Path(self.location)
@@ -269,6 +280,10 @@ class DirectoryStore:
             old.unlink(missing_ok=True)
             self._summary_path(old).unlink(missing_ok=True)
         self._write_index()
+        if history:
+            from ..history.log import append
+
+            self.last_history = append(root, run, stored_run=number)
         return str(target)
 
     @property

@@ -1,0 +1,71 @@
+"""``perfgate history``: the change points of every series in a baseline directory's history
+(docs/history.md).
+
+Exit codes: 0 judged (also with change points, or nothing to judge yet); 1 with
+``--fail-on-regression`` when a series' newest level is a regression (an open regression change
+point); 2 bad input (not a baseline directory, a corrupt history file, a bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from ..options import positive_int
+from ._common import Exit
+
+if TYPE_CHECKING:
+    from ..history.model import History
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``perfgate history`` (one place: other outputs add theirs here)."""
+    parser.add_argument("baseline", metavar="BASELINE_DIR", help="the baseline directory (its history.jsonl)")
+    parser.add_argument("--json", metavar="PATH", help="also write the judged history as JSON (perfgate-history v1)")
+    parser.add_argument(
+        "--metric",
+        action="append",
+        metavar="NAME",
+        help="only series of this metric (median, instructions, allocations, mem_peak, ...); repeatable",
+    )
+    parser.add_argument("--since", type=positive_int, metavar="N", help="only the history's runs numbered N and later")
+    parser.add_argument("--all", action="store_true", help="list every series, not only those with change points")
+    parser.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 when a series' newest level is a regression (an open regression change point)",
+    )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="first write the history file from the directory's stored runs (only when it has none)",
+    )
+
+
+def judged(args: argparse.Namespace) -> History:
+    """The :class:`~pytest_perfgate.history.model.History` the arguments ask for (after
+    ``--rebuild``), with the checks of ``--json`` made first."""
+    from ..history.analyse import judge, read, rebuild
+    from ..paths import check_output
+
+    if args.json is not None:
+        check_output(args.json, "the history JSON", perfgate_only=True)
+    if args.rebuild:
+        count = rebuild(args.baseline)
+        print(f"rebuilt the history of {args.baseline} from its {count} stored run(s)")
+    log = read(args.baseline)
+    return judge(log, metrics=set(args.metric) if args.metric else None, since=args.since, source=args.baseline)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..history.model import write_history
+    from ..reports.history_text import format_history
+
+    history = judged(args)
+    print("\n".join(format_history(history, every_series=args.all)))
+    if args.json is not None:
+        write_history(history, args.json)
+        print(f"history JSON: {args.json}")
+    if args.fail_on_regression and any(cp.is_regression for cp in history.open_change_points()):
+        return Exit.FAILED
+    return Exit.OK

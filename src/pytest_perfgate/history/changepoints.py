@@ -1,0 +1,312 @@
+"""Change points in one series of per-run figures: where its level moved (pure: no I/O).
+
+The method, deterministic (in the manner of E-divisive means as Apache Otava/Hunter runs it: a
+t test in place of the permutation test):
+
+1. **Transform.** A series of positive figures is judged on ``log(value / first value)``: run-to-run
+   noise on a shared machine is multiplicative, a step is a ratio, and the result does not depend
+   on the unit (scaling every value by a constant changes nothing). A series with a value <= 0 is
+   judged on ``value - first value`` (also scale- and shift-free).
+2. **Best split of a segment.** For a segment of ``n`` points, every split leaving at least
+   ``min_segment`` points on each side is a candidate; the best is the one with the largest
+   divergence between the two sides' means, ``n1 * n2 / n * (mean1 - mean2) ** 2`` (the between-
+   segments sum of squares: the split that maximises it maximises Student's pooled t).
+3. **Significance.** The best split's two-sided t-test p-value, multiplied by the number of
+   candidates ``C = n - 2 * min_segment + 1`` (Bonferroni: the best of ``C`` splits was picked), is
+   compared with ``alpha``. With no step in the segment, a split is accepted with probability at
+   most ``alpha`` (for normal noise; a bound, the measured rate is lower: bench/RESULTS-history.md).
+   A step smaller than ``min_change`` (relative) is never accepted, however certain.
+4. **Recurse** on both sides of an accepted split (binary segmentation), then **re-check** every
+   split against its neighbouring segments (the p-value of the split between the segment before it
+   and the one after it, with that merged segment's ``C``); the weakest split that no longer passes
+   is dropped, and the re-check repeats until every split passes.
+
+:func:`detect` judges a whole series; :class:`Tracker` keeps a series' state and, on
+:meth:`Tracker.append`, examines only the points after its last accepted change point (at most
+``window`` of them): one append costs ``O(window)``, whatever the series' length.
+
+:func:`min_detectable_step` is the smallest relative step a series can show at ``alpha`` given its
+noise (:func:`noise`): the step whose expected t equals the critical t, with ``runs_after`` runs at
+the new level and as many before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..stats import t_isf, t_sf
+
+#: the default significance level per tested segment (Bonferroni-corrected over its candidates)
+ALPHA = 0.001
+#: the fewest points on each side of an accepted split
+MIN_SEGMENT = 3
+#: relative steps smaller than this are never reported (counters' run-to-run spread between
+#: environments is up to 0.34%; with one environment 0-0.05%)
+MIN_CHANGE = 0.001
+#: the most points after the last accepted change point a :class:`Tracker` re-examines per append
+WINDOW = 250
+#: the runs at the new level (and before it) :func:`min_detectable_step` assumes
+RUNS_AFTER = 10
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The detector's settings (the defaults are the documented ones: docs/history.md)."""
+
+    alpha: float = ALPHA
+    min_segment: int = MIN_SEGMENT
+    min_change: float = MIN_CHANGE
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.min_segment < 1:
+            raise ValueError(f"min_segment must be at least 1, got {self.min_segment}")
+        if self.min_change < 0:
+            raise ValueError(f"min_change must be >= 0, got {self.min_change}")
+
+
+#: the documented settings
+DEFAULT = Settings()
+
+
+@dataclass(frozen=True)
+class Split:
+    """A change point in a series of values: the level from ``index`` on differs."""
+
+    #: index of the first value at the new level
+    index: int
+    #: the means of the original values of the segment before and of the segment from ``index``
+    #: (up to the next split)
+    before: float
+    after: float
+    #: the Bonferroni-corrected two-sided p-value (<= alpha)
+    p_value: float
+
+    @property
+    def change(self) -> float:
+        """(after - before) / |before|; +-inf when before is 0 and after is not, 0 when both are."""
+        if self.before == 0:
+            return 0.0 if self.after == 0 else math.copysign(math.inf, self.after)
+        return (self.after - self.before) / abs(self.before)
+
+
+def transform(values: Sequence[float]) -> tuple[list[float], bool]:
+    """The values the detector judges and whether they are logs (see the module docstring)."""
+    if not values:
+        return [], True
+    if all(v > 0 for v in values):
+        first = math.log(values[0])
+        return [math.log(v) - first for v in values], True
+    first = values[0]
+    return [v - first for v in values], False
+
+
+class _Sums:
+    """Prefix sums of values and squares: any segment's mean and sum of squares in O(1)."""
+
+    __slots__ = ("q", "s")
+
+    def __init__(self, ys: Sequence[float] = ()) -> None:
+        self.s = [0.0]
+        self.q = [0.0]
+        for y in ys:
+            self.add(y)
+
+    def add(self, y: float) -> None:
+        self.s.append(self.s[-1] + y)
+        self.q.append(self.q[-1] + y * y)
+
+    def best(self, a: int, b: int, m: int) -> tuple[int, float] | None:
+        """The best split of ``[a, b)`` (the largest ``n1 * n2 * d**2``) and its |t|; None when the
+        segment is too short."""
+        n = b - a
+        if n < 2 * m:
+            return None
+        s = self.s
+        sa = s[a]
+        total = s[b] - sa
+        best_t, best_score = -1, -1.0
+        for t in range(a + m, b - m + 1):
+            n1 = t - a
+            left = s[t] - sa
+            # n1 * n2 * (mean1 - mean2)**2 * n  ==  (n * left - n1 * total)**2 / (n1 * n2)
+            diff = n * left - n1 * total
+            score = diff * diff / (n1 * (n - n1))
+            if score > best_score:
+                best_score, best_t = score, t
+        return best_t, self.t(a, best_t, b)
+
+    def t(self, a: int, t: int, b: int) -> float:
+        """|Student's pooled t| between ``[a, t)`` and ``[t, b)``."""
+        n1, n2 = t - a, b - t
+        n = n1 + n2
+        s1 = self.s[t] - self.s[a]
+        s2 = self.s[b] - self.s[t]
+        d = s1 / n1 - s2 / n2
+        between = d * d * n1 * n2 / n
+        total_ss = (self.q[b] - self.q[a]) - (s1 + s2) ** 2 / n
+        within = total_ss - between
+        scale = max(self.q[b] - self.q[a], 1e-300)
+        if within <= 1e-13 * scale or n <= 2:
+            return math.inf if between > 1e-13 * scale else 0.0
+        return abs(d) / math.sqrt(within / (n - 2) * (1 / n1 + 1 / n2))
+
+
+def _candidates(n: int, m: int) -> int:
+    return n - 2 * m + 1
+
+
+def _p_value(t_abs: float, n: int, m: int) -> float:
+    """Bonferroni-corrected two-sided p of a best split with |t| in a segment of ``n`` points."""
+    if math.isinf(t_abs):
+        return 0.0
+    return min(1.0, 2.0 * t_sf(t_abs, n - 2) * _candidates(n, m))
+
+
+def critical_t(n: int, settings: Settings) -> float:
+    """The |t| a best split of a segment of ``n`` points must exceed to be accepted."""
+    return t_isf(settings.alpha / (2.0 * _candidates(n, settings.min_segment)), n - 2)
+
+
+def _mean(values: Sequence[float], a: int, b: int) -> float:
+    return math.fsum(values[a:b]) / (b - a)
+
+
+def _relative(before: float, after: float) -> float:
+    return Split(0, before, after, 0.0).change
+
+
+def _accept(sums: _Sums, values: Sequence[float], a: int, b: int, settings: Settings) -> tuple[int, float] | None:
+    """The best split of ``[a, b)`` and its p when it passes (significant, large enough)."""
+    found = sums.best(a, b, settings.min_segment)
+    if found is None:
+        return None
+    t, t_abs = found
+    if not t_abs > critical_t(b - a, settings):
+        return None
+    if abs(_relative(_mean(values, a, t), _mean(values, t, b))) < settings.min_change:
+        return None
+    return t, _p_value(t_abs, b - a, settings.min_segment)
+
+
+def _recheck(sums: _Sums, values: Sequence[float], cuts: list[int], n: int, settings: Settings) -> list[Split]:
+    """Re-check each split against its neighbouring segments; drop the weakest that fails, repeat."""
+    cuts = sorted(cuts)
+    while True:
+        bounds = [0, *cuts, n]
+        judged = []
+        for i, t in enumerate(cuts):
+            a, b = bounds[i], bounds[i + 2]
+            t_abs = sums.t(a, t, b)
+            p = _p_value(t_abs, b - a, settings.min_segment)
+            before, after = _mean(values, a, t), _mean(values, t, b)
+            ok = t_abs > critical_t(b - a, settings) and abs(_relative(before, after)) >= settings.min_change
+            judged.append((ok, p, Split(t, before, after, p)))
+        failing = [(p, i) for i, (ok, p, _) in enumerate(judged) if not ok]
+        if not failing:
+            return [split for _, _, split in judged]
+        _, worst = max(failing)
+        del cuts[worst]
+
+
+def detect(values: Sequence[float], settings: Settings = DEFAULT) -> list[Split]:
+    """The change points of a whole series, oldest first."""
+    ys, _ = transform(values)
+    sums = _Sums(ys)
+    cuts: list[int] = []
+    stack = [(0, len(ys))]
+    while stack:
+        a, b = stack.pop()
+        found = _accept(sums, values, a, b, settings)
+        if found is None:
+            continue
+        t, _ = found
+        cuts.append(t)
+        stack.extend(((a, t), (t, b)))
+    return _recheck(sums, values, cuts, len(ys), settings) if cuts else []
+
+
+def noise(values: Sequence[float], splits: Sequence[Split] = ()) -> float:
+    """A robust estimate of the run-to-run noise as a relative standard deviation (in log space for
+    a positive series, else relative to the mean |value|): the median absolute difference of
+    consecutive values within levels (a step between levels is left out), times 1.4826 / sqrt(2)."""
+    ys, logs = transform(values)
+    cuts = {s.index for s in splits}
+    diffs = sorted(abs(ys[i] - ys[i - 1]) for i in range(1, len(ys)) if i not in cuts)
+    if not diffs:
+        return 0.0
+    mid = len(diffs) // 2
+    median = diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2
+    sd = median * 1.4826 / math.sqrt(2.0)
+    if logs:
+        return sd
+    scale = math.fsum(abs(v) for v in values) / len(values)
+    return sd / scale if scale else 0.0
+
+
+def min_detectable_step(
+    sd: float, n: int, settings: Settings = DEFAULT, *, runs_after: int = RUNS_AFTER
+) -> float | None:
+    """The smallest relative step detectable at ``settings.alpha`` in a series of ``n`` points with
+    relative noise ``sd``, with ``runs_after`` runs at the new level and as many before (fewer when
+    the series is shorter); None when ``n`` is too short to judge (< 2 * min_segment)."""
+    m = settings.min_segment
+    k = min(runs_after, n // 2)
+    if n < 2 * m or k < m:
+        return None
+    delta = critical_t(2 * k, settings) * sd * math.sqrt(2.0 / k)
+    return max(math.expm1(delta), settings.min_change)
+
+
+@dataclass
+class Tracker:
+    """One series judged as it grows: :meth:`append` adds a run's value and re-examines only the
+    points after the last accepted change point (the last ``window`` of them). Its change points
+    are those :func:`detect` would find when the series grows one point at a time and every step
+    is examined while it is within ``window`` points of the newest."""
+
+    settings: Settings = field(default_factory=Settings)
+    window: int = WINDOW
+    values: list[float] = field(default_factory=list)
+    splits: list[Split] = field(default_factory=list)
+    _first: float | None = None
+    _logs: bool = True
+    _sums: _Sums = field(default_factory=_Sums)
+
+    def _y(self, value: float) -> float:
+        if self._first is None:
+            return 0.0
+        if self._logs:
+            return math.log(value) - self._first
+        return value - self._first
+
+    def append(self, value: float) -> Split | None:
+        """Add a run's value; the change point it revealed, if any."""
+        if self._logs and value <= 0 and self.values:
+            # a value <= 0 in a positive series: judge it on differences from now on
+            self._logs = False
+            self._first = self.values[0]
+            self._sums = _Sums([v - self._first for v in self.values])
+        if self._first is None:
+            self._logs = value > 0
+            self._first = math.log(value) if self._logs else value
+        self.values.append(value)
+        self._sums.add(self._y(value))
+        n = len(self.values)
+        start = self.splits[-1].index if self.splits else 0
+        a = max(start, n - self.window)
+        found = _accept(self._sums, self.values, a, n, self.settings)
+        if found is None:
+            return None
+        t, p = found
+        before_from = self.splits[-1].index if self.splits else 0
+        split = Split(t, _mean(self.values, before_from, t), _mean(self.values, t, n), p)
+        self.splits.append(split)
+        return split
+
+    def extend(self, values: Sequence[float]) -> None:
+        for value in values:
+            self.append(value)
