@@ -257,3 +257,27 @@ def test_alert_gitlab_needs_the_token_on_the_default_branch_and_dry_run_needs_no
         "issue #1 already reports this step: perf: tests/x.py::test_y median +12.3% since 07abc123",
     ]
     assert state.requests and all(TOKEN not in line for line in said)
+
+
+def test_perfgate_compare_reads_the_baseline_directorys_own_history(tmp_path, capsys) -> None:
+    """A baseline directory whose history file shows a step 30% up at its 7th run: compare against it
+    says so without --history."""
+    from harness.results import make_run
+    from pytest_perfgate.cli import main
+    from pytest_perfgate.model import save_results
+
+    levels = [1.0, 1.01, 0.99, 1.0, 1.005, 0.995, 1.3, 1.31, 1.29, 1.3, 1.305, 1.295]
+    for i, level in enumerate(levels):
+        run = make_run({"t::a": [level * (1 + j / 1000) for j in range(5)], "t::b": [1.0 + j / 1000 for j in range(5)]})
+        run = replace(run, metadata={**run.metadata, "git": {"commit": commit(i + 1), "branch": "main"}})
+        save_results(tmp_path / "r.json", run)
+        assert main(["baseline", "promote", str(tmp_path / "r.json"), "--to", str(tmp_path / "bl")]) == 0
+    save_results(tmp_path / "cur.json", make_run({"t::a": [1.3] * 5, "t::b": [1.0] * 5}))
+    capsys.readouterr()
+    md = tmp_path / "report.md"
+    assert main(["compare", str(tmp_path / "bl"), str(tmp_path / "cur.json"), "--markdown", str(md)]) in (0, 3)
+    text = md.read_text(encoding="utf-8")
+    notices = [line for line in text.splitlines() if "baseline itself moved" in line]
+    assert len(notices) == 1, text
+    assert notices[0].startswith("> **Notice:** the default branch's median of t::a moved +30.")
+    assert f"(regression) in {commit(6)[:8]}..{commit(7)[:8]} and has stayed there since (run 7 of 12)" in notices[0]

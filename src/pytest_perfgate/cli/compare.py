@@ -27,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history",
         metavar="PATH",
-        help="the default branch's history (perfgate history --json FILE): the report says which compared tests' "
-        "series have an open change point there (default: the baseline directory's own history, when it has one)",
+        help="the default branch's history (perfgate history --json FILE, or a baseline directory): the report says "
+        "which compared tests' series have an open change point there (default: the baseline directory's own "
+        "history file, when it has one)",
     )
 
 
@@ -82,13 +83,20 @@ def newest_first(baseline: Baseline | None) -> Iterator[RunResult | str]:
 
 def moved_baseline(history: str | None, baseline: str, report: GateReport) -> list[str]:
     """A line per compared test whose default-branch series has an open change point, from the
-    history at ``history`` (a ``perfgate history --json`` file), else from the baseline
-    directory's own history when it has one; none without a history."""
+    history at ``history`` (a ``perfgate history --json`` file, or a baseline directory), else from
+    the baseline directory's own history file when it has one; none without a history."""
+    import os
+
     from ..history.alerts import baseline_moved
+    from ..history.analyse import judge, read
+    from ..history.log import has_log
     from ..history.model import load_history
 
-    if history is not None:
+    if history is not None and not os.path.isdir(history):
         judged = load_history(history)
+    elif history is not None or (os.path.isdir(baseline) and has_log(baseline)):
+        where = history or baseline
+        judged = judge(read(where), source=where)
     else:
         return []
     return baseline_moved(judged, sorted({c.nodeid for c in report.comparisons}))
