@@ -453,8 +453,10 @@ def _pipeline_run(run: RunResult, pipeline: int, slower: dict[str, float]) -> Ru
         )
         for t in run.tests
     )
-    git = {"commit": _sha(pipeline), "branch": "main"}
-    return replace(run, tests=tests, metadata={**run.metadata, "git": git, "pipeline": pipeline})
+    meta = {**run.metadata, "git": {"commit": _sha(pipeline), "branch": "main"}, "pipeline": pipeline}
+    if isinstance(meta.get("ci"), dict):  # in a CI job the run names the job's commit (CI_COMMIT_SHA)
+        meta["ci"] = {**meta["ci"], "CI_COMMIT_SHA": _sha(pipeline)}
+    return replace(run, tests=tests, metadata=meta)
 
 
 STEPPED = "test_small.py::test_sum[10]"
@@ -1102,5 +1104,75 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
         "small/test_counted.py",
     }
     assert not (repo / ".perfgate").exists()  # every file a job saw came to it as an artifact
+    for log in logs:
+        assert TOKEN not in log
+
+
+def test_the_history_jobs_in_gitlab_ci_local_over_default_branch_pipelines(tmp_path: Path) -> None:
+    """The template alone (PERFGATE_HISTORY "true") run by gitlab-ci-local in shell mode, the rules
+    choosing the jobs: a real perfgate-tests job once, then seven default-branch pipelines of the
+    baseline stage (perfgate-baseline, perfgate-history, perfgate-pages, perfgate-alert), the shard of
+    each made from the measured one (one test three times slower from the fifth pipeline on: the
+    injected step), with the loopback stub serving what each baseline job exported and taking the
+    issues. The step is found once three runs show the new level (pipeline 7), at the fifth commit;
+    one issue is opened then, and not again when that pipeline is retried."""
+    tool = _gitlab_ci_local()
+    repo = tmp_path / "repo"
+    (repo / "ci").mkdir(parents=True)
+    shutil.copy(TEMPLATE, repo / "ci" / TEMPLATE.name)
+    (repo / ".gitlab-ci.yml").write_text("include:\n  - local: ci/perfgate.gitlab-ci.yml\n", encoding="utf-8")
+    for name, text in SMALL_PROJECT.items():
+        (repo / name).write_text(text, encoding="utf-8")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "remote", "add", "gcl-origin", "https://gitlab.example.com/group/app.git")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "pipeline")
+    variables = {
+        "CI_DEFAULT_BRANCH": "main",
+        "PERFGATE_HISTORY": "true",
+        "PERFGATE_INSTALL": "--no-index --no-deps pytest-perfgate",
+        "PERFGATE_TESTS": ".",
+        "PERFGATE_PYTEST_ARGS": "",
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
+    }
+    pipeline = _Pipeline(tool, repo, variables)
+    history_jobs = {"perfgate-history", "perfgate-pages", "perfgate-alert"}
+    assert pipeline.jobs({}) == {"perfgate-tests: [1/1]", FETCH_JOB} | history_jobs
+    assert history_jobs.isdisjoint(pipeline.jobs({"PERFGATE_HISTORY": "false"}))
+    assert history_jobs.isdisjoint(pipeline.jobs({"CI_COMMIT_BRANCH": "feature"}))
+
+    tests_job = "perfgate-tests: [1/1]"
+    state = StubState(token=TOKEN)
+    served = tmp_path / "served"
+    logs: list[str] = []
+    with GitLabStub(state) as api_url:
+        ci = {"CI_API_V4_URL": api_url, "CI_PROJECT_ID": "group/app", "CI_JOB_TOKEN": TOKEN}
+        ci["PERFGATE_GITLAB_TOKEN"] = TOKEN
+        perf = pipeline.stage("performance", tests_job, ci)
+        assert perf.returncode == 0, perf.stdout[-3000:] + perf.stderr[-2000:]
+        shard = pipeline.artifact(tests_job, ".perfgate/shard-1.json")
+        measured = load_results(shard)
+        opened_at = []
+        for number in [*range(1, 8), 7]:  # the seventh pipeline retried
+            save_results(shard, _pipeline_run(measured, number, {STEPPED: 3.0} if number >= 5 else {}))
+            done = pipeline.stage("baseline", FETCH_JOB, ci)
+            log = done.stdout + done.stderr
+            logs.append(log)
+            assert _summary(done.stdout) == {FETCH_JOB: "PASS"} | {job: "PASS" for job in history_jobs}, log[-4000:]
+            state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(pipeline.artifact(FETCH_JOB, ""), served)
+            if "issue #1 opened" in log:
+                opened_at.append(number)
+    assert opened_at == [7], opened_at
+    title = next(line for line in logs[6].splitlines() if "issue #1 opened: " in line).split("issue #1 opened: ")[1]
+    assert title.startswith(f"perf: {STEPPED} median +") and title.endswith("% since c0ffee05")
+    # the size is estimated again with each run (its title stays the one it was opened with)
+    again = f"issue #1 already reports this step: perf: {STEPPED} median +"
+    assert all(again in log and "issue #1 opened" not in log for log in logs[7:]), logs[-1][-3000:]
+    assert list(state.issues) == [1] and state.issues[1]["notes"] == []
+    compare = f"https://gitlab.example.com/group/app/-/compare/{_sha(4)}...{_sha(5)}"
+    assert compare in state.issues[1]["description"]
+    assert "perfgate: trend site of 5 series in public/" in logs[-1]
+    site = pipeline.artifact("perfgate-pages", "public/index.html").read_text(encoding="utf-8")
+    assert f'<a href="{compare}">c0ffee04..c0ffee05</a>' in site
     for log in logs:
         assert TOKEN not in log
