@@ -49,6 +49,10 @@ MIN_CHANGE = 0.001
 WINDOW = 250
 #: the runs at the new level (and before it) :func:`min_detectable_step` assumes
 RUNS_AFTER = 10
+#: a :class:`Tracker` judges its last change point again while it is younger than this many runs
+YOUNG = 30
+#: the window sizes of the local scan of a segment whose best split is not significant
+SCALES = (16, 64, 256)
 
 
 @dataclass(frozen=True)
@@ -159,52 +163,105 @@ def _candidates(n: int, m: int) -> int:
     return n - 2 * m + 1
 
 
-def _p_value(t_abs: float, n: int, m: int) -> float:
-    """Bonferroni-corrected two-sided p of a best split with |t| in a segment of ``n`` points."""
+def _p_value(t_abs: float, n: int, m: int, windows: int = 1) -> float:
+    """Bonferroni-corrected two-sided p of a best split with |t| in a segment of ``n`` points (the
+    best of ``windows`` such segments)."""
     if math.isinf(t_abs):
         return 0.0
-    return min(1.0, 2.0 * t_sf(t_abs, n - 2) * _candidates(n, m))
+    return min(1.0, 2.0 * t_sf(t_abs, n - 2) * _candidates(n, m) * windows)
 
 
-def critical_t(n: int, settings: Settings) -> float:
-    """The |t| a best split of a segment of ``n`` points must exceed to be accepted."""
-    return t_isf(settings.alpha / (2.0 * _candidates(n, settings.min_segment)), n - 2)
+def critical_t(n: int, settings: Settings, windows: int = 1) -> float:
+    """The |t| a best split of a segment of ``n`` points (the best of ``windows`` segments) must
+    exceed to be accepted."""
+    return t_isf(settings.alpha / (2.0 * _candidates(n, settings.min_segment) * windows), n - 2)
 
 
 def _mean(values: Sequence[float], a: int, b: int) -> float:
     return math.fsum(values[a:b]) / (b - a)
 
 
+def _median(values: Sequence[float], a: int, b: int) -> float:
+    part = sorted(values[a:b])
+    mid = len(part) // 2
+    return part[mid] if len(part) % 2 else (part[mid - 1] + part[mid]) / 2
+
+
 def _relative(before: float, after: float) -> float:
     return Split(0, before, after, 0.0).change
 
 
-def _accept(sums: _Sums, values: Sequence[float], a: int, b: int, settings: Settings) -> tuple[int, float] | None:
+def _large_enough(values: Sequence[float], a: int, t: int, b: int, settings: Settings) -> bool:
+    """Whether the step at ``t`` is at least ``min_change`` in the means and in the medians of the
+    two sides, in the same direction (a few deviant runs at one end do not make a level)."""
+    by_mean = _relative(_mean(values, a, t), _mean(values, t, b))
+    by_median = _relative(_median(values, a, t), _median(values, t, b))
+    return (
+        abs(by_mean) >= settings.min_change
+        and abs(by_median) >= settings.min_change
+        and (by_mean > 0) == (by_median > 0)
+    )
+
+
+def _best_global(sums: _Sums, values: Sequence[float], a: int, b: int, settings: Settings) -> tuple[int, float] | None:
     """The best split of ``[a, b)`` and its p when it passes (significant, large enough)."""
     found = sums.best(a, b, settings.min_segment)
     if found is None:
         return None
     t, t_abs = found
-    if not t_abs > critical_t(b - a, settings):
-        return None
-    if abs(_relative(_mean(values, a, t), _mean(values, t, b))) < settings.min_change:
+    if not t_abs > critical_t(b - a, settings) or not _large_enough(values, a, t, b, settings):
         return None
     return t, _p_value(t_abs, b - a, settings.min_segment)
 
 
-def _recheck(sums: _Sums, values: Sequence[float], cuts: list[int], n: int, settings: Settings) -> list[Split]:
-    """Re-check each split against its neighbouring segments; drop the weakest that fails, repeat."""
+def _windows(a: int, b: int) -> list[tuple[int, int]]:
+    """The overlapping windows of the local scan of ``[a, b)``: every scale shorter than the
+    segment, at a stride of half the scale, the last one ending at ``b``."""
+    found: list[tuple[int, int]] = []
+    for size in SCALES:
+        if size >= b - a:
+            break
+        stride = size // 2
+        found.extend((start, min(start + size, b)) for start in range(a, b - stride, stride))
+    return found
+
+
+def _best_local(sums: _Sums, values: Sequence[float], a: int, b: int, settings: Settings) -> tuple[int, float] | None:
+    """The most significant split found in a window of ``[a, b)`` (:data:`SCALES`), corrected for
+    the number of windows looked at: a step that a longer segment's other steps hide."""
+    windows = _windows(a, b)
+    best: tuple[int, float] | None = None
+    m = settings.min_segment
+    for wa, wb in windows:
+        found = sums.best(wa, wb, m)
+        if found is None:
+            continue
+        t, t_abs = found
+        if not t_abs > critical_t(wb - wa, settings, len(windows)):
+            continue
+        if not _large_enough(values, wa, t, wb, settings):
+            continue
+        p = _p_value(t_abs, wb - wa, m, len(windows))
+        if best is None or p < best[1]:
+            best = (t, p)
+    return best
+
+
+def _recheck(
+    sums: _Sums, values: Sequence[float], cuts: list[int], lo: int, hi: int, settings: Settings
+) -> list[Split]:
+    """Re-check each split of ``[lo, hi)`` against its neighbouring segments; drop the weakest that
+    fails, repeat."""
     cuts = sorted(cuts)
     while True:
-        bounds = [0, *cuts, n]
+        bounds = [lo, *cuts, hi]
         judged = []
         for i, t in enumerate(cuts):
             a, b = bounds[i], bounds[i + 2]
             t_abs = sums.t(a, t, b)
             p = _p_value(t_abs, b - a, settings.min_segment)
-            before, after = _mean(values, a, t), _mean(values, t, b)
-            ok = t_abs > critical_t(b - a, settings) and abs(_relative(before, after)) >= settings.min_change
-            judged.append((ok, p, Split(t, before, after, p)))
+            ok = t_abs > critical_t(b - a, settings) and _large_enough(values, a, t, b, settings)
+            judged.append((ok, p, Split(t, _mean(values, a, t), _mean(values, t, b), p)))
         failing = [(p, i) for i, (ok, p, _) in enumerate(judged) if not ok]
         if not failing:
             return [split for _, _, split in judged]
@@ -212,21 +269,28 @@ def _recheck(sums: _Sums, values: Sequence[float], cuts: list[int], n: int, sett
         del cuts[worst]
 
 
-def detect(values: Sequence[float], settings: Settings = DEFAULT) -> list[Split]:
-    """The change points of a whole series, oldest first."""
-    ys, _ = transform(values)
-    sums = _Sums(ys)
+def _segment(sums: _Sums, values: Sequence[float], lo: int, hi: int, settings: Settings, *, local: bool) -> list[Split]:
+    """The change points of ``values[lo:hi]`` (binary segmentation, then the re-check)."""
     cuts: list[int] = []
-    stack = [(0, len(ys))]
+    stack = [(lo, hi)]
     while stack:
         a, b = stack.pop()
-        found = _accept(sums, values, a, b, settings)
+        found = _best_global(sums, values, a, b, settings)
+        if found is None and local:
+            found = _best_local(sums, values, a, b, settings)
         if found is None:
             continue
         t, _ = found
         cuts.append(t)
         stack.extend(((a, t), (t, b)))
-    return _recheck(sums, values, cuts, len(ys), settings) if cuts else []
+    return _recheck(sums, values, cuts, lo, hi, settings) if cuts else []
+
+
+def detect(values: Sequence[float], settings: Settings = DEFAULT, *, local: bool = True) -> list[Split]:
+    """The change points of a whole series, oldest first (``local``: with the local scan of a
+    segment whose best split is not significant; a :class:`Tracker` does without it)."""
+    ys, _ = transform(values)
+    return _segment(_Sums(ys), values, 0, len(ys), settings, local=local)
 
 
 def noise(values: Sequence[float], splits: Sequence[Split] = ()) -> float:
@@ -263,10 +327,12 @@ def min_detectable_step(
 
 @dataclass
 class Tracker:
-    """One series judged as it grows: :meth:`append` adds a run's value and re-examines only the
-    points after the last accepted change point (the last ``window`` of them). Its change points
-    are those :func:`detect` would find when the series grows one point at a time and every step
-    is examined while it is within ``window`` points of the newest."""
+    """One series judged as it grows: :meth:`append` adds a run's value and examines the points
+    after the last change point (the last ``window`` of them) for a new one, and judges them again
+    (:func:`detect` without the local scan) when there is one; while the last change point is
+    younger than :data:`YOUNG` runs, the points from the change point before it (at most
+    ``window``) are judged again, so its position is revised as runs at the new level arrive. One
+    append costs ``O(window)``, whatever the series' length."""
 
     settings: Settings = field(default_factory=Settings)
     window: int = WINDOW
@@ -276,36 +342,55 @@ class Tracker:
     _logs: bool = True
     _sums: _Sums = field(default_factory=_Sums)
 
+    @classmethod
+    def of(cls, values: Sequence[float], settings: Settings = DEFAULT, *, window: int = WINDOW) -> Tracker:
+        """A tracker holding ``values``, its change points those :func:`detect` finds in them (the
+        state a history read from its file starts from)."""
+        tracker = cls(settings, window)
+        if values:
+            tracker.values = list(values)
+            ys, tracker._logs = transform(values)
+            first = values[0]
+            tracker._first = math.log(first) if tracker._logs else first
+            tracker._sums = _Sums(ys)
+            tracker.splits = detect(values, settings)
+        return tracker
+
     def _y(self, value: float) -> float:
-        if self._first is None:
-            return 0.0
+        assert self._first is not None
         if self._logs:
             return math.log(value) - self._first
         return value - self._first
 
     def append(self, value: float) -> Split | None:
-        """Add a run's value; the change point it revealed, if any."""
-        if self._logs and value <= 0 and self.values:
+        """Add a run's value; the newest change point when this run added or moved it."""
+        if self._first is None:
+            self._logs = value > 0
+            self._first = math.log(value) if self._logs else value
+        elif self._logs and value <= 0:
             # a value <= 0 in a positive series: judge it on differences from now on
             self._logs = False
             self._first = self.values[0]
             self._sums = _Sums([v - self._first for v in self.values])
-        if self._first is None:
-            self._logs = value > 0
-            self._first = math.log(value) if self._logs else value
         self.values.append(value)
         self._sums.add(self._y(value))
         n = len(self.values)
-        start = self.splits[-1].index if self.splits else 0
-        a = max(start, n - self.window)
-        found = _accept(self._sums, self.values, a, n, self.settings)
-        if found is None:
+        last = self.splits[-1] if self.splits else None
+        young = last is not None and n - last.index < YOUNG
+        if young:
+            # judge again from the change point before the last one (at most a window back)
+            start = max(self.splits[-2].index if len(self.splits) > 1 else 0, n - self.window)
+        else:
+            start = max(last.index if last is not None else 0, n - self.window)
+            if _best_global(self._sums, self.values, start, n, self.settings) is None:
+                return None
+        kept = [s for s in self.splits if s.index <= start]
+        recent = _segment(self._sums, self.values, start, n, self.settings, local=False)
+        self.splits = kept + recent
+        newest = self.splits[-1] if self.splits else None
+        if newest is None or (last is not None and newest.index == last.index):
             return None
-        t, p = found
-        before_from = self.splits[-1].index if self.splits else 0
-        split = Split(t, _mean(self.values, before_from, t), _mean(self.values, t, n), p)
-        self.splits.append(split)
-        return split
+        return newest
 
     def extend(self, values: Sequence[float]) -> None:
         for value in values:

@@ -58,6 +58,8 @@ LOG_VERSION = 1
 #: the size at which the current part is compressed and a new one begun
 ROLL_BYTES = 16 * 1024 * 1024
 _PART_NAME = re.compile(r"^history-(\d{6})\.jsonl\.gz$")
+#: how every run record begins (its ``seq`` first), checked by a writer on every line
+_RECORD_START = re.compile(rb'^\{"seq":(\d+),')
 #: the run metadata key of the environment fingerprint (as the gate reads it)
 FINGERPRINT_KEY = "fingerprint"
 TIME_METRIC = "median"
@@ -407,6 +409,36 @@ class Appended:
     notes: tuple[str, ...] = ()
 
 
+def _writer_state(data: bytes, source: str) -> _State:
+    """What a writer needs of the current part (its tables and last ``seq``), read quickly: only the
+    header, the records that define series or environments, and the last record are parsed (a
+    reader checks every record)."""
+    state = _State(source)
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    try:
+        _header(state, json.loads(lines[0]))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise state.fail(1, f"is not valid JSON ({exc}); the history file is corrupt") from None
+    for number, raw in enumerate(lines[1:], 2):
+        match = _RECORD_START.match(raw)
+        if match is None or not raw.rstrip().endswith(b"}"):
+            raise state.fail(number, "is not a run record; the history file is corrupt (not appended to)")
+        seq = int(match.group(1))
+        if seq != state.last_seq + 1:
+            raise state.fail(number, f"seq {seq} does not follow {state.last_seq}: runs are missing or repeated")
+        state.last_seq = seq
+        if b'"new_series"' in raw or b'"new_env"' in raw:
+            try:
+                record = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise state.fail(number, f"is not valid JSON ({exc}); the history file is corrupt") from None
+            state.define(number, record.get("new_series", []))
+            state.environ(number, record.get("new_env", {}))
+    return state
+
+
 def _header_line(part: int, last_seq: int, state: _State, ids: Mapping[SeriesKey, int]) -> bytes:
     header = {
         "schema": LOG_SCHEMA,
@@ -448,13 +480,13 @@ def append(
             if cut < len(data):
                 notes.append(
                     f"{current}: cut off an incomplete last record ({len(data) - cut} bytes) left by an "
-                    "interrupted promotion; `perfgate history --rebuild` can restore runs still stored"
+                    "interrupted promotion: the run it was for is missing from the history"
                 )
                 with open(current, "r+b") as handle:
                     handle.truncate(cut)
                 data = data[:cut]
             if data:
-                state = _read_part(data, str(current), Log(), current=True)
+                state = _writer_state(data, str(current))
             size = len(data)
         ids = {key: sid for sid, key in state.series.items()}
         commit, ref, time = run_origin(run)

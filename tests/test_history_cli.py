@@ -1,0 +1,139 @@
+"""``perfgate history``: an injected step is reported at its commit range, open change points first,
+with the documented exit codes; the JSON reads back."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.results import make_test
+from pytest_perfgate.cli import main
+from pytest_perfgate.history.log import LOG_NAME
+from pytest_perfgate.history.model import Direction, load_history
+from pytest_perfgate.model import RunResult, Series, TestResult
+from pytest_perfgate.store.files import DirectoryStore
+from pytest_perfgate.units import Kind
+
+
+def _commit(i: int) -> str:
+    return f"{i:02d}" * 20
+
+
+def _promote(
+    folder: Path, runs: int, *, step_at: int, factor: float, cpu_from: int | None = None, history: bool = True
+) -> None:
+    rng = random.Random(5)
+    store = DirectoryStore(str(folder))
+    for i in range(runs):
+        level = factor if i >= step_at else 1.0
+        timed = make_test("tests/test_api.py::test_search", [0.01 * rng.lognormvariate(0, 0.05) for _ in range(5)])
+        counted = TestResult(
+            "tests/test_api.py::test_search",
+            series={
+                "time": timed.series["time"],
+                "instructions": Series("instructions", Kind.COUNT, (1e6 * level,) * 3, source="callgrind"),
+            },
+        )
+        steady = make_test("tests/test_api.py::test_list", [0.002 * rng.lognormvariate(0, 0.05) for _ in range(5)])
+        metadata = {
+            "created": f"2026-12-0{1 + i // 10}T00:00:{i:02d}+00:00",
+            "ci": {"CI_COMMIT_SHA": _commit(i), "CI_COMMIT_REF_NAME": "main"},
+            "cpu": "EPYC" if cpu_from is not None and i >= cpu_from else "Xeon",
+        }
+        store.promote(RunResult(metadata, (counted, steady)), keep=5, history=history)
+
+
+def test_an_injected_step_is_reported_at_its_commit_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = tmp_path / "base"
+    _promote(base, 30, step_at=20, factor=1.05)
+    out = tmp_path / "history.json"
+    assert main(["history", str(base), "--json", str(out)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0] == (
+        "perfgate history: 30 runs, 3 series judged (alpha 0.001 per examined segment, at least 3 runs per level)"
+    )
+    assert text[1] == "open change points (1: the newest level of their series):"
+    assert text[2] == (
+        "  REGRESSION    +5.00%  tests/test_api.py::test_search [instructions]  1M -> 1.05M  runs 20..21 "
+        f"({_commit(19)[:8]}..{_commit(20)[:8]})  confidence >99.9999%"
+    )
+    assert "2 series without a change point (--all lists every series)" in text
+    history = load_history(out)
+    (cp,) = history.open_change_points()
+    assert (cp.key.metric, cp.index, cp.direction, cp.commits.first_new) == (
+        "instructions",
+        20,
+        Direction.REGRESSION,
+        _commit(20),
+    )
+    assert [p.stored_run for p in history.get("tests/test_api.py::test_search", "instructions").points] == list(  # type: ignore[union-attr]
+        range(1, 31)
+    )
+
+
+def test_fail_on_regression_and_the_environment_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = tmp_path / "base"
+    _promote(base, 24, step_at=12, factor=1.10, cpu_from=12)
+    assert main(["history", str(base), "--fail-on-regression"]) == 1
+    line = capsys.readouterr().out.splitlines()[2]
+    assert line.endswith("ENVIRONMENT CHANGED (cpu): may be the runner, not the commits")
+    improved = tmp_path / "improved"
+    _promote(improved, 24, step_at=12, factor=0.9)
+    assert main(["history", str(improved), "--fail-on-regression"]) == 0
+    assert "IMPROVEMENT   -10.0%" in capsys.readouterr().out
+
+
+def test_metric_since_and_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = tmp_path / "base"
+    _promote(base, 30, step_at=20, factor=1.05)
+    assert main(["history", str(base), "--metric", "median", "--all"]) == 0
+    text = capsys.readouterr().out
+    assert "2 series judged" in text and "no open change point" in text and "[instructions]" not in text
+    assert "  tests/test_api.py::test_list [median]: 30 runs, noise " in text
+    assert main(["history", str(base), "--since", "25", "--metric", "instructions", "--metric", "nope"]) == 0
+    text = capsys.readouterr().out
+    assert "perfgate history: 6 runs, 1 series judged" in text and "no open change point" in text
+    assert "  nope: no series of this metric in the history" in text
+    assert main(["history", str(base), "--since", "27"]) == 0
+    assert "4 run(s): at least 6 are needed to find a change point" in capsys.readouterr().out
+
+
+def test_a_store_without_history_is_judged_from_its_runs_and_rebuilt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = tmp_path / "base"
+    _promote(base, 8, step_at=4, factor=1.05, history=False)
+    assert main(["history", str(base)]) == 0
+    text = capsys.readouterr().out
+    assert "perfgate history: 5 runs" in text and "no history.jsonl: judged the 5 stored run(s) only" in text
+    assert main(["history", str(base), "--rebuild"]) == 0
+    assert capsys.readouterr().out.startswith(f"rebuilt the history of {base} from its 5 stored run(s)\n")
+    assert (base / LOG_NAME).exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda base: None, "is not a baseline directory"),
+        (lambda base: (base.mkdir(), (base / LOG_NAME).write_text('{"schema":"other"}\n')), "history.jsonl:1: not a"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], setup: Callable[[Path], object], message: str
+) -> None:
+    base = tmp_path / "base"
+    setup(base)
+    assert main(["history", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+
+
+def test_json_path_is_checked_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = tmp_path / "base"
+    _promote(base, 6, step_at=3, factor=1.05)
+    (tmp_path / "notes.json").write_text("[1, 2]")
+    assert main(["history", str(base), "--json", str(tmp_path / "notes.json")]) == 2
+    assert "exists and is not a perfgate file" in capsys.readouterr().err
