@@ -16,7 +16,7 @@ import pytest
 from pytest_perfgate.history.model import History, SeriesHistory, SeriesKey, SeriesKind
 from pytest_perfgate.history.site import index_page, series_page
 from pytest_perfgate.reports.history_site import render_site
-from pytest_perfgate.reports.svg import history_svg
+from pytest_perfgate.reports.svg import MAX_MARKED, history_svg
 from pytest_perfgate.units import Kind
 from test_history_alerts import KEY, PROJECT, commit, points, quiet, regressed, step
 
@@ -71,6 +71,8 @@ def test_the_plot_marks_the_steps_and_the_spread() -> None:
     assert svg.count("<circle") == 12 and svg.count('class="change-point"') == 1
     assert 'class="spread"' in svg and "+12.3% at 07abc123" in svg
     assert history_svg(plot["points"][:1], [], Kind.TIME) == ""
+    long = history_svg([("run", 1.0 + i % 3, 0.1) for i in range(MAX_MARKED + 1)], [], Kind.TIME)
+    assert "<circle" not in long and "<polyline" in long  # the line alone: a page per series stays small
 
 
 def _files(out: Path) -> dict[str, str]:

@@ -328,6 +328,10 @@ def flame(
 # --------------------------------------------------------------------------- the default branch's history
 
 
+#: the runs of a history plot up to which each run is a point of its own, with its title
+MAX_MARKED = 300
+
+
 def history_svg(
     points: Sequence[tuple[str, float, float | None]],
     steps: Sequence[tuple[int, float, float, str, bool]],
@@ -341,6 +345,7 @@ def history_svg(
     its title (``points``: label, centre, spread or None), the band centre +- spread, and the change
     points (``steps``: index of the first point at the new level, the levels before and after, a
     label, whether it is a regression) as a dashed line with the two levels drawn as segments.
+    Up to :data:`MAX_MARKED` runs each is a point with its title; beyond, the line alone.
     ``""`` with fewer than two finite points."""
     finite = [(i, p) for i, p in enumerate(points) if math.isfinite(p[1])]
     if len(finite) < 2:
@@ -382,14 +387,14 @@ def history_svg(
                     f'y2="{y(level):.1f}" stroke="{colour}" stroke-width="1" opacity="0.6"/>'
                 )
         parts.append(f'<text x="{cx + 3:.1f}" y="{top + 10 + 12 * (n % 3)}" fill="{colour}">{escape(text)}</text>')
-    radius = 3 if count <= 200 else 1.5
-    for i, (name, centre, spread) in finite:
+    # a point of its own (with its title) per run up to MAX_MARKED runs; beyond, the line alone (a
+    # page of a 1,000-run series stays small: the site has a page per series)
+    for i, (name, centre, spread) in finite if count <= MAX_MARKED else ():
         tip = f"{name}: {format_value(centre, kind, unit)}"
         if spread is not None:
             tip += f" \u00b1 {format_value(spread, kind, unit)}"
         parts.append(
-            f'<circle cx="{x(i):.1f}" cy="{y(centre):.1f}" r="{radius}" fill="#3c5a8a">'
-            f"<title>{escape(tip)}</title></circle>"
+            f'<circle cx="{x(i):.1f}" cy="{y(centre):.1f}" r="3" fill="#3c5a8a"><title>{escape(tip)}</title></circle>'
         )
     parts.append(f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="#8a94a6"/>')
     parts.append(f'<text x="4" y="{top + 8}">{escape(format_value(high, kind, unit))}</text>')
