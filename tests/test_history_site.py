@@ -133,3 +133,25 @@ def test_the_pages_render_in_headless_chromium(tmp_path: Path) -> None:
     assert '<svg class="history"' in page and page.count("<circle") == 12
     assert f'<a href="{PROJECT}/-/compare/{commit(6)}...{commit(7)}">06abc123..07abc123</a>' in page
     assert "10ms → 11.2ms" in page
+
+
+def test_perfgate_history_html_writes_the_site(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.results import make_run
+    from pytest_perfgate.cli import main
+    from pytest_perfgate.model import save_results
+
+    for i, level in enumerate([1.0, 1.01, 0.99, 1.0, 1.5, 1.51, 1.49, 1.5]):
+        run = make_run({"t::a": [level * (1 + j / 1000) for j in range(5)]})
+        run = replace(run, metadata={**run.metadata, "git": {"commit": commit(i + 1), "branch": "main"}})
+        save_results(tmp_path / "r.json", run)
+        assert main(["baseline", "promote", str(tmp_path / "r.json"), "--to", str(tmp_path / "bl")]) == 0
+    capsys.readouterr()
+    out = tmp_path / "public"
+    assert main(["history", str(tmp_path / "bl"), "--html", str(out), "--alert", "gitlab", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert f"trend site: {out / 'index.html'} (1 series pages)" in printed
+    assert "would open the issue 'perf: t::a median +50.0% since 05abc123'" in printed
+    assert "05abc123" in (out / "index.html").read_text(encoding="utf-8")
+    (tmp_path / "file").write_text("x")
+    assert main(["history", str(tmp_path / "bl"), "--html", str(tmp_path / "file")]) == 2
+    assert "is a file, not a directory: expected a directory for the trend site" in capsys.readouterr().err
