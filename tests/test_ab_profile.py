@@ -5,11 +5,13 @@ handler that spends its time in three functions)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from harness.ab import HANDLER, ab_against_main, make_repository, no_worktrees_left
+from harness.counts import needs_functions
 
 pytest.importorskip("pyinstrument")
 
@@ -51,13 +53,15 @@ def test_the_slowed_function_is_named_as_the_top_changed_function(repo: Path, tm
         str(tmp_path / "current.json"),
         "--profile-time",
         "0.3s",
+        "--profiler",
+        "cpu",
         pinned=False,
     )
     assert done.returncode == 1, done.stdout + done.stderr
     data = json.loads(report.read_text())
     verdicts = {c["nodeid"]: c["verdict"] for c in data["comparisons"]}
     assert verdicts["tests/test_shop.py::test_handle"] == "regression"
-    assert "perfgate ab: 1 test(s) judged slower: profiled on each side (0.3s per timed call" in done.stderr
+    assert "perfgate ab: 1 test(s) judged slower: profiled on each side (0.3s of CPU time per timed call" in done.stderr
     # only the test judged slower was profiled
     assert list(data["cpu_diffs"]) == ["tests/test_shop.py::test_handle"]
     diff = data["cpu_diffs"]["tests/test_shop.py::test_handle"]
@@ -93,3 +97,45 @@ def test_no_profiles_with_profile_time_zero(repo: Path, tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "profiled on each side" not in done.stderr and "what changed" not in done.stdout
     assert "cpu_diffs" not in json.loads(report.read_text())
+
+
+@needs_functions
+def test_counted_profiles_name_the_slowed_function_and_nothing_else_moves(repo: Path, tmp_path: Path) -> None:
+    report, markdown = tmp_path / "ab.json", tmp_path / "ab.md"
+    done = ab_against_main(repo, report, "--markdown", str(markdown), "--profiler", "instructions", pinned=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "profiled on each side (one call counted by Python function under callgrind, after the rounds)" in (
+        done.stderr
+    )
+    data = json.loads(report.read_text())
+    diff = data["cpu_diffs"]["tests/test_shop.py::test_handle"]
+    assert diff["base_profiler"] == diff["current_profiler"] == "callgrind" and diff["clock"] == "instructions"
+    top, *others = diff["changes"]
+    assert top["function"] == "checksum" and top["location"] == "src/shop/__init__.py:5"
+    assert 1.8 < top["current_per_call"] / top["base_per_call"] < 2.2  # its loop runs twice as often
+    # counted: what the change did not touch counts (nearly) the same on both sides
+    for row in others:
+        assert abs(row["current_per_call"] - row["base_per_call"]) < top["base_per_call"] / 100, row
+    text = done.stdout
+    assert "tests/test_shop.py::test_handle: what changed (callgrind; counted instructions per call " in text
+    rows = [line.split() for line in text.splitlines() if line.startswith("  ") and "->" in line]
+    assert rows[0][0] == "checksum", text
+    note = markdown.read_text()
+    assert "Own instructions grew most in checksum (" in note, note
+    no_worktrees_left(repo)
+
+
+def test_profiler_instructions_without_valgrind_is_refused_before_the_rounds(repo: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"  # git, and no valgrind
+    bin_dir.mkdir()
+    git = shutil.which("git")
+    assert git is not None
+    (bin_dir / "git").symlink_to(git)
+    done = ab_against_main(
+        repo, tmp_path / "ab.json", "--profiler", "instructions", pinned=False, env={"PATH": str(bin_dir)}
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "error: --profiler instructions: instruction counts need valgrind: 'valgrind' was not found in PATH" in (
+        done.stderr
+    )
+    assert "judged slower" not in done.stderr

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.counts import needs_callgrind, needs_native
+from harness.counts import needs_callgrind, needs_functions, needs_native
 
 SUITE = """
 import json
@@ -187,3 +187,79 @@ def test_a_budget_on_a_counter_in_a_session_that_does_not_count_is_not_checked(p
             "*instructions*not checked*instructions are counted under callgrind, with --perfgate-instructions*",
         ]
     )
+
+
+SLOWED = """
+def parse(text):
+    return [int(part) for part in text.split(",")]
+
+
+def checksum(values):
+    total = 0
+    for v in values:
+        total = (total * 31 + v) % 1000003
+    return total
+
+
+def handle(text):
+    return checksum(parse(text))
+"""
+
+
+@needs_functions
+def test_counted_runs_by_function_let_the_stored_gate_name_the_changed_function(pytester: pytest.Pytester) -> None:
+    """The default branch's counted run and a merge request's, each with instructions by Python
+    function: perfgate compare fails the regression and names the function whose own count grew;
+    the counts themselves are those of a run without the profiles."""
+    pytester.makepyfile(
+        shop=SLOWED,
+        test_shop="import shop\n\ndef test_handle(perf):\n    perf(shop.handle, ','.join(map(str, range(300))))\n",
+    )
+    by_function = ("--perfgate-instructions", "--perfgate-evidence=instructions")
+    pytester.runpytest_subprocess(*QUIET, *by_function, "--perfgate-save=base.json", timeout=600).assert_outcomes(
+        passed=1
+    )
+    pytester.runpytest_subprocess(*QUIET, "--perfgate-instructions", "--perfgate-save=plain.json", timeout=600)
+    base = json.loads((pytester.path / "base.json").read_text())["tests"][0]
+    plain = json.loads((pytester.path / "plain.json").read_text())["tests"][0]
+    assert base["series"]["instructions"]["values"] == plain["series"]["instructions"]["values"]
+    profile = base["evidence"]["cpu_profile"]
+    assert profile["profiler"] == "callgrind" and profile["clock"] == "instructions"
+    rows = {row["function"]: row for row in profile["top"]}
+    assert rows["checksum"]["location"] == "shop.py:5" and rows["checksum"]["calls"] == 1  # relative to the rootdir
+    assert rows["checksum"]["own"] > rows["handle"]["own"]
+    (pytester.path / "shop.py").write_text(SLOWED.replace("% 1000003", "% 1000003 + v * 0"))
+    pytester.runpytest_subprocess(*QUIET, *by_function, "--perfgate-save=mr.json", timeout=600)
+    done = pytester.run(sys.executable, "-m", "pytest_perfgate.cli", "compare", "base.json", "mr.json")
+    assert done.ret == 1, done.stdout.str()
+    done.stdout.fnmatch_lines(
+        [
+            "test_shop.py::test_handle: what changed (callgrind; counted instructions per call *",
+            "  checksum * +* instr *shop.py:*",
+        ]
+    )
+    assert "what changed is not shown" not in done.stdout.str()
+    assert "measured_call" not in done.stdout.str()  # perfgate's own frames are no one's work
+
+
+def test_instructions_by_function_need_a_counted_session(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(*QUIET, "--perfgate-evidence=instructions")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: perfgate: --perfgate-evidence=instructions counts each test's instructions by Python function "
+         "under callgrind: add --perfgate-instructions"]
+    )  # fmt: skip
+
+
+def test_instructions_by_function_are_not_a_tests_choice(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_suite="import pytest\n\n@pytest.mark.perf_budget(evidence='instructions')\ndef test_x(perf):\n"
+        "    perf(sum, [1, 2])\n"
+    )
+    result = pytester.runpytest_subprocess(*QUIET)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*evidence= evidence 'instructions' is chosen for a whole session, not a test: pytest "
+         "--perfgate-instructions --perfgate-evidence=instructions*"]
+    )  # fmt: skip

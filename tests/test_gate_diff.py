@@ -102,9 +102,11 @@ def test_a_slower_test_without_a_stored_profile_is_named_once(
     assert code == 1
     expected = (
         "what changed is not shown: no CPU profile in this run for 1 slower test: t::b (run the tests with "
-        "pytest --perfgate-evidence cpu, or --perfgate-compare, to profile every timed test); no CPU profile "
-        "in the stored runs for 1 slower test: t::a (promote runs made with pytest --perfgate-evidence cpu "
-        "--perfgate-save: the default branch's baseline job)"
+        "pytest --perfgate-evidence cpu, or --perfgate-compare, to profile every timed test; a counted run with "
+        "pytest --perfgate-instructions --perfgate-evidence instructions); no profile of the same kind in the "
+        "stored runs for 1 slower test: t::a (promote runs made with pytest --perfgate-evidence cpu "
+        "--perfgate-save, or counted with pytest --perfgate-instructions --perfgate-evidence instructions: the "
+        "default branch's baseline job)"
     )
     assert out.count(f"notice: {expected}") == 1
     assert data["notices"].count(expected) == 1
@@ -222,6 +224,49 @@ def test_a_stored_run_file_that_cannot_be_read_for_its_profile_is_named(
     code, _, _, data = _compare(tmp_path, store, (_test("t::a", 3.0, CURRENT),))
     assert code == 1  # the verdict does not depend on the profiles
     (notice,) = [n for n in data["notices"] if n.startswith("what changed is not shown")]
-    assert "no CPU profile in the stored runs for 1 slower test: t::a" in notice
+    assert "no profile of the same kind in the stored runs for 1 slower test: t::a" in notice
     assert f"stored runs not read for their profiles: {run_file}: " in notice
     assert "cpu_diffs" not in data
+
+
+def test_the_html_report_with_a_baseline_shows_what_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _stored(tmp_path, (_test("t::a", 1.0, STORED),))
+    current = save_results(tmp_path / "current.json", RunResult({"created": "now"}, (_test("t::a", 3.0, CURRENT),)))
+    html = tmp_path / "report.html"
+    assert main(["report", str(current), "--html", str(html), "--baseline", store]) == 0
+    page = html.read_text()
+    assert "What changed: own time per call, base and current (pyinstrument)" in page
+    assert "<td>render</td>" in page
+
+
+SLOWED_SESSION = """
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def test_work(perf):
+    perf(work, LOOPS)
+"""
+
+
+def test_the_gate_inside_pytest_names_the_function_that_got_slower(pytester: pytest.Pytester) -> None:
+    """``--perfgate-compare``: the session's gate, in the terminal and the saved results, with what
+    changed against the stored run's profile (``--perfgate-evidence cpu`` in the baseline job)."""
+    pytester.makepyfile(test_work=SLOWED_SESSION.replace("LOOPS", "200"))
+    quiet = ("-p", "no:cacheprovider", "-p", "no:randomly", "--perfgate-max-time=0.2s")
+    pytester.runpytest_subprocess(*quiet, "--perfgate-evidence=cpu", "--perfgate-save=base.json").assert_outcomes(
+        passed=1
+    )
+    pytester.makepyfile(test_work=SLOWED_SESSION.replace("LOOPS", "2000"))
+    result = pytester.runpytest_subprocess(*quiet, "--perfgate-compare=base.json", "--perfgate-save=current.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["*test_work.py::test_work*time*REGRESSION*", "test_work.py::test_work: what changed (pyinstrument*"]
+    )
+    row = next(line for line in result.stdout.lines if line.strip().startswith("work "))
+    assert "test_work.py:" in row, row
+    saved = json.loads((pytester.path / "current.json").read_text())
+    assert saved["tests"][0]["evidence"]["cpu_diff"]["changes"][0]["function"] == "work"

@@ -73,9 +73,16 @@ def test_origin_prefers_gitlab_variables_and_environment_merges_the_fingerprint(
     assert run_environment(RunResult({}, ())) is None
 
 
-def test_failed_tests_and_non_finite_samples_are_left_out() -> None:
-    run = make_run([make_test("t::ok", [1.0, float("nan"), 3.0]), make_test("t::bad", [1.0], outcome="failed")])
-    assert [(k.test, c, n) for k, c, _, n in figures(run)] == [("t::ok", 2.0, 2)]
+def test_skipped_and_errored_tests_and_non_finite_samples_are_left_out() -> None:
+    run = make_run(
+        [
+            make_test("t::ok", [1.0, float("nan"), 3.0]),
+            make_test("t::over_budget", [5.0], outcome="failed"),
+            make_test("t::setup", [1.0], outcome="error"),
+            make_test("t::skip", [1.0], outcome="skipped"),
+        ]
+    )
+    assert [(k.test, c, n) for k, c, _, n in figures(run)] == [("t::ok", 2.0, 2), ("t::over_budget", 5.0, 1)]
 
 
 def test_a_rolled_part_is_compressed_and_still_read(tmp_path: Path) -> None:

@@ -639,7 +639,7 @@ def test_missing_config_path(pytester: pytest.Pytester) -> None:
         (["--perfgate-min-rounds=many"], "*argument --perfgate-min-rounds: 'many' is not a whole number*"),
         (
             ["--perfgate-evidence=heap"],
-            "*argument --perfgate-evidence: unknown evidence 'heap'; accepted: memory, cpu, memory-native, all, none",
+            "*argument --perfgate-evidence: unknown evidence 'heap'; accepted: memory, cpu, memory-native, instructions, all, none",
         ),
     ],
 )

@@ -168,3 +168,30 @@ def test_the_markdown_note_shows_what_changed_for_a_regression_and_a_warning() -
     # a diff that cannot be read is left out, never an error
     broken = RunResult({}, (TestResult("t::slow", evidence={"cpu_diff": {"changes": "?"}}),))
     assert "Evidence" not in format_markdown(report, current=broken)
+
+
+def _counted(own: dict[str, int]) -> CpuProfile:
+    top = tuple(FunctionTime(name, f"app/{name}.py:3", 1, float(n), float(n)) for name, n in own.items())
+    return CpuProfile(1, float(sum(own.values())), (), top, profiler="callgrind", clock="instructions")
+
+
+def test_counted_profiles_are_said_in_instructions_in_every_report() -> None:
+    from pytest_perfgate.evidence import Evidence
+    from pytest_perfgate.reports.codequality import _changed_function
+    from pytest_perfgate.reports.markdown import _diff_lines
+
+    diff = diff_profiles(_counted({"parse": 50_000, "render": 30_000}), _counted({"parse": 50_000, "render": 45_000}))
+    assert diff.clock == "instructions" and diff.changes[0].function == "render"
+    text = format_profile_diff(diff)
+    assert text.splitlines()[0] == (
+        "what changed (callgrind; counted instructions per call 80k instr -> 95k instr, exact: a function "
+        "that did not change counts the same):"
+    )
+    row = next(line for line in text.splitlines() if line.strip().startswith("render"))
+    assert "30k instr -> 45k instr" in row and "+15k instr" in row
+    assert "hot path" not in text  # counted profiles have no call tree: no empty "(no samples)" lines
+    assert "own instructions per call" in text.splitlines()[1]
+    markdown = "\n".join(_diff_lines(diff, 5))
+    assert "| Function | Own instructions per call | Change | Own share | Where |" in markdown
+    evidence = Evidence.from_json({"cpu_diff": diff.to_json()})
+    assert _changed_function(evidence) == "own instructions grew most in render (app/render.py:3): +15k instr per call"

@@ -20,10 +20,13 @@ import pytest
 
 from . import _state as core
 from .errors import PerfgateError
-from .measure.counted import COUNTED_SERIES, ENV_VALGRIND_VERSION, CountSettings, count_workload
+from .measure.counted import COUNTED_SERIES, ENV_VALGRIND_VERSION, CountSettings, count_by_function, count_workload
 from .measure.workload import Workload, intercept_benchmark
 from .options import Options
 from .recorder import Mode, Recorder
+
+#: the evidence kind of instructions by Python function (``--perfgate-evidence=instructions``)
+BY_FUNCTION = "instructions"
 
 #: the workload a test's pytest-benchmark fixture measured (see :func:`watch_benchmark`)
 BENCHMARK_WORKLOAD: pytest.StashKey[Workload] = pytest.StashKey()
@@ -59,6 +62,7 @@ def rerun_under_callgrind(config: pytest.Config, options: Options) -> int | None
                 out_dir=out_dir,
                 valgrind=options.valgrind,
                 cache_sim=options.cache_sim,
+                functions=BY_FUNCTION in options.evidence,
             )
         except PerfgateError as exc:
             raise pytest.UsageError(f"perfgate: --perfgate-instructions: {exc}") from None
@@ -125,8 +129,14 @@ def count_test(item: pytest.Item, recorder: Recorder, options: Options) -> None:
         for name in COUNTED_SERIES:
             recorder.not_checked.setdefault(name, workload)
         return
+    settings = CountSettings.of(options)
     try:
-        series = count_workload(workload, CountSettings.of(options), name=item.nodeid)
+        series = count_workload(workload, settings, name=item.nodeid)
+        if settings.instructions and BY_FUNCTION in options.evidence:
+            from .profdiff import relative_to
+
+            profile = count_by_function(workload, name=item.nodeid)
+            recorder.evidence["cpu_profile"] = relative_to(profile, str(item.config.rootpath)).to_json()
     except PerfgateError as exc:
         pytest.fail(f"perfgate: counting {item.nodeid}: {exc}", pytrace=False)
     for one in series:

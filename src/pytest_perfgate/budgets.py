@@ -294,6 +294,9 @@ MARKER_OPTIONS = (
 #: evidence a run or a test can ask for: memory by function, the CPU call tree, and memory by
 #: function with native (C, C++, Rust) frames in memray's stacks (slower; memray only)
 EVIDENCE_KINDS = ("memory", "cpu", "memory-native")
+#: evidence only a whole session can ask for: each counted test's instructions by Python function
+#: (the session's callgrind run is started for it)
+SESSION_EVIDENCE = ("instructions",)
 #: what ``all`` asks for (native frames only when named)
 ALL_EVIDENCE = ("memory", "cpu")
 
@@ -385,22 +388,31 @@ def parse_marker(
     return spec_with_levels(budgets, kpi, levels, parse_evidence(options.get("evidence", ()), "evidence="))
 
 
-def parse_evidence(raw: object, where: str) -> tuple[str, ...]:
+def parse_evidence(raw: object, where: str, *, session: bool = False) -> tuple[str, ...]:
     """``"memory"``, ``"cpu"``, ``"memory-native"``, ``"all"`` (memory and cpu), a comma list or a
-    sequence of those; ``"none"`` or empty for nothing."""
+    sequence of those; ``"none"`` or empty for nothing. ``session`` (the command line's
+    ``--perfgate-evidence``): ``"instructions"`` too."""
+    accepted = "'memory', 'cpu', 'memory-native'" + (", 'instructions'" if session else "")
     items = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else raw
     if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
-        raise BudgetError(f"{where} expects 'memory', 'cpu', 'memory-native', 'all' or a list of them, got {raw!r}")
+        raise BudgetError(f"{where} expects {accepted}, 'all' or a list of them, got {raw!r}")
     chosen: list[str] = []
     for item in items:
         if item in ("", "none"):
             continue
         if item == "all":
             chosen.extend(ALL_EVIDENCE)
-        elif item in EVIDENCE_KINDS:
+        elif item in EVIDENCE_KINDS or (session and item in SESSION_EVIDENCE):
             chosen.append(item)
+        elif item in SESSION_EVIDENCE:
+            raise BudgetError(
+                f"{where} evidence {item!r} is chosen for a whole session, not a test: "
+                "pytest --perfgate-instructions --perfgate-evidence=instructions"
+            )
         else:
-            raise BudgetError(f"{where} unknown evidence {item!r}; accepted: memory, cpu, memory-native, all, none")
+            raise BudgetError(
+                f"{where} unknown evidence {item!r}; accepted: {accepted.replace(chr(39), '')}, all, none"
+            )
     return tuple(dict.fromkeys(chosen))
 
 

@@ -179,6 +179,8 @@ class MemoryProfile:
 #: the profilers behind a :class:`CpuProfile`
 PYINSTRUMENT = "pyinstrument"
 CPROFILE = "cProfile"
+#: a profile's clock when its figures are instructions counted by Python function (callgrind)
+INSTRUCTIONS_CLOCK = "instructions"
 #: the rows of ``CpuProfile.top`` a profiler keeps (the functions with the most own time): a
 #: function missing from a full table may have been cut off, not absent
 TOP_FUNCTIONS = 25

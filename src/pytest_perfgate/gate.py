@@ -39,6 +39,7 @@ from .model import Outcome, RunResult, Series, TestResult
 from .units import Kind, format_value
 
 if TYPE_CHECKING:
+    from .profdiff import ProfileDiff
     from .store import Baseline
 
 
@@ -960,6 +961,10 @@ class SessionGate:
     report: GateReport | None = None  # None when the baseline could not be read
     baseline_runs: tuple[RunResult, ...] = ()
     error: str = ""  # why there is no report
+    #: where each of ``baseline_runs`` was read from
+    baseline_sources: tuple[str, ...] = ()
+    #: what changed in the profile of each test judged slower (``gatediff.explain_session``)
+    diffs: Mapping[str, ProfileDiff] = field(default_factory=dict)
 
 
 def compare_for_session(current: RunResult, baseline_path: str, settings: GateSettings) -> SessionGate:
@@ -972,4 +977,6 @@ def compare_for_session(current: RunResult, baseline_path: str, settings: GateSe
     except PerfgateError as exc:
         return SessionGate(exc.exit_code, error=str(exc))
     code = EXIT_OK if report.exit_code == EXIT_NOT_JUDGED else report.exit_code
-    return SessionGate(code, report, baseline.runs if baseline else ())
+    return SessionGate(
+        code, report, baseline.runs if baseline else (), baseline_sources=baseline.sources if baseline else ()
+    )

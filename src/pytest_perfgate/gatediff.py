@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from .evidence import CpuProfile, Evidence
-from .gate import GateReport, GateVerdict, Notice, NoticeKind
+from .evidence import INSTRUCTIONS_CLOCK, CpuProfile, Evidence
+from .gate import GateReport, GateVerdict, Notice, NoticeKind, SessionGate
 from .metrics import TIME_SERIES
 from .model import RunResult
 from .profdiff import ProfileDiff, diff_profiles
@@ -25,12 +25,27 @@ DIFF_KEY = "cpu_diff"
 
 #: how a run gets a CPU profile for every timed test (docs/evidence.md)
 HOW_TO_PROFILE = "pytest --perfgate-evidence cpu"
+#: ... and a counted run its instructions by function
+HOW_TO_COUNT_BY_FUNCTION = "pytest --perfgate-instructions --perfgate-evidence instructions"
+#: the counted series a profile of instructions by function explains
+COUNTED_WORK = ("instructions", "est_cycles")
 
 
 def slower_on_time(report: GateReport) -> list[str]:
     """The tests judged a regression or a warning on time, each once, in the report's order."""
     slower = report.by_verdict(GateVerdict.REGRESSION, GateVerdict.WARNING)
     return list(dict.fromkeys(c.nodeid for c in slower if c.metric == TIME_SERIES))
+
+
+def slower_on_work(report: GateReport) -> list[str]:
+    """The tests judged a regression or a warning on time or on counted instructions (or
+    estimated cycles), each once, in the report's order."""
+    slower = report.by_verdict(GateVerdict.REGRESSION, GateVerdict.WARNING)
+    return list(dict.fromkeys(c.nodeid for c in slower if c.metric in (TIME_SERIES, *COUNTED_WORK)))
+
+
+def _counted(profile: CpuProfile) -> bool:
+    return profile.clock == INSTRUCTIONS_CLOCK
 
 
 def with_diffs(current: RunResult | None, diffs: Mapping[str, ProfileDiff], *, only: bool = False) -> RunResult | None:
@@ -78,12 +93,14 @@ class StoredDiffs:
         if self.no_current:
             parts.append(
                 f"no CPU profile in this run for {_tests(self.no_current)} (run the tests with "
-                f"{HOW_TO_PROFILE}, or --perfgate-compare, to profile every timed test)"
+                f"{HOW_TO_PROFILE}, or --perfgate-compare, to profile every timed test; a counted run with "
+                f"{HOW_TO_COUNT_BY_FUNCTION})"
             )
         if self.no_stored:
             parts.append(
-                f"no CPU profile in the stored runs for {_tests(self.no_stored)} (promote runs made with "
-                f"{HOW_TO_PROFILE} --perfgate-save: the default branch's baseline job)"
+                f"no profile of the same kind in the stored runs for {_tests(self.no_stored)} (promote runs made "
+                f"with {HOW_TO_PROFILE} --perfgate-save, or counted with {HOW_TO_COUNT_BY_FUNCTION}: the default "
+                "branch's baseline job)"
             )
         if self.unread:
             parts.append(f"stored runs not read for their profiles: {'; '.join(self.unread[:3])}")
@@ -98,11 +115,12 @@ def _tests(nodeids: Sequence[str], shown: int = 5) -> str:
 
 
 def stored_diffs(report: GateReport, current: RunResult, stored_newest_first: Iterable[RunResult | str]) -> StoredDiffs:
-    """What changed in each test ``report`` judged slower on time: its ``cpu_profile`` in
-    ``current`` against the one in the most recent stored run that has one. The stored runs are
-    read one by one, newest first, and only while a profile is still missing (a run is given
-    as a :class:`RunResult`, or as the text of why it could not be read)."""
-    slower = slower_on_time(report)
+    """What changed in each test ``report`` judged slower on time or on counted instructions: its
+    ``cpu_profile`` in ``current`` against the one of the same kind (counted instructions, or
+    time) in the most recent stored run that has one. The stored runs are read one by one, newest
+    first, and only while a profile is still missing (a run is given as a :class:`RunResult`, or as
+    the text of why it could not be read)."""
+    slower = slower_on_work(report)
     profiled = {nodeid: p for nodeid in slower if (p := cpu_profile_of(current, nodeid)) is not None}
     no_current = tuple(n for n in slower if n not in profiled)
     found: dict[str, CpuProfile] = {}
@@ -114,13 +132,26 @@ def stored_diffs(report: GateReport, current: RunResult, stored_newest_first: It
                 continue
             for nodeid in profiled.keys() - found.keys():
                 stored = cpu_profile_of(run, nodeid)
-                if stored is not None:
+                if stored is not None and _counted(stored) == _counted(profiled[nodeid]):
                     found[nodeid] = stored
             if len(found) == len(profiled):
                 break
     diffs = {nodeid: diff_profiles(found[nodeid], profile) for nodeid, profile in profiled.items() if nodeid in found}
     no_stored = tuple(n for n in profiled if n not in found)
     return StoredDiffs(diffs, no_current, no_stored, tuple(unread))
+
+
+def explain_session(
+    gate: SessionGate, current: RunResult, stored_newest_first: Iterable[RunResult | str]
+) -> tuple[SessionGate, RunResult]:
+    """The gate of a pytest session (``--perfgate-compare``, ``perfgate report --html
+    --baseline``) with what changed for each test it judged slower (:func:`stored_diffs`, the
+    notice of those without a diff), and the current run with the diffs in its evidence."""
+    if gate.report is None:
+        return gate, current
+    found = stored_diffs(gate.report, current, stored_newest_first)
+    explained = replace(gate, report=with_notice(gate.report, found.notice()), diffs=found.diffs)
+    return explained, with_diffs(current, found.diffs, only=True) or current
 
 
 def with_notice(report: GateReport, notice: Notice | None) -> GateReport:

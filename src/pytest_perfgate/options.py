@@ -132,7 +132,7 @@ def evidence(text: str) -> tuple[str, ...]:
     from .errors import BudgetError
 
     try:
-        return parse_evidence(str(text), "--perfgate-evidence")
+        return parse_evidence(str(text), "--perfgate-evidence", session=True)
     except BudgetError as exc:
         raise argparse.ArgumentTypeError(str(exc).replace("--perfgate-evidence ", "")) from None
 
@@ -225,7 +225,8 @@ OPTION_TABLE: OptionTable = (
         (),
         "KINDS",
         "collect evidence for every perf-timed test, not only failing ones: memory, cpu, memory-native "
-        "(memory with native frames, memray), all (memory and cpu; comma list)",
+        "(memory with native frames, memray), all (memory and cpu), instructions (with --perfgate-instructions: "
+        "each counted test's instructions by Python function); comma list",
     ),
     ("disable", boolean, False, "", "run tests without measuring or judging budgets (e.g. under coverage)"),
     (

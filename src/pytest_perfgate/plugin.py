@@ -71,6 +71,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.option.help or config.option.version:
         return None
     options = _options(config)
+    if "instructions" in options.evidence and not options.instructions and not options.disable:
+        raise pytest.UsageError(
+            "perfgate: --perfgate-evidence=instructions counts each test's instructions by Python function under "
+            "callgrind: add --perfgate-instructions"
+        )
     if not options.instructions or options.disable:
         return None
     from ._counting import rerun_under_callgrind

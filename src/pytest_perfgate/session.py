@@ -215,8 +215,11 @@ class PerfgateSession:
         run = self.run_result()
         if o.compare is not None:
             from .gate import compare_for_session
+            from .gatediff import explain_session
+            from .store import newest_first
 
-            self.gate = compare_for_session(run, o.compare, self.config.gate)
+            gate = compare_for_session(run, o.compare, self.config.gate)
+            self.gate, run = explain_session(gate, run, newest_first(gate.baseline_runs, gate.baseline_sources))
         if o.save is not None:
             self.saved_to = str(save_results(o.save, run))
         return run

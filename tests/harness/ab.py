@@ -59,8 +59,10 @@ def make_repository(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def ab(repo: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PERFGATE_"))}
+def ab(
+    repo: Path, *args: str, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PERFGATE_"))} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "pytest_perfgate.cli", "ab", *args],
         cwd=repo,
@@ -81,8 +83,13 @@ def no_worktrees_left(repo: Path) -> None:
     assert listed.count("worktree ") == 1, listed
 
 
-def ab_against_main(repo: Path, report: Path, *options: str, pinned: bool = True) -> subprocess.CompletedProcess[str]:
+def ab_against_main(
+    repo: Path, report: Path, *options: str, pinned: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``perfgate ab --base main`` over the project's ``tests``, at least 12 blocks, its JSON report to
-    ``report``; ``pinned``: on a CPU this process may use (a runner may be limited to some)."""
+    ``report``; ``pinned``: on a CPU this process may use (a runner may be limited to some); ``env``
+    added to the environment."""
     cpu = ("--cpu", str(min(os.sched_getaffinity(0)))) if pinned else ()
-    return ab(repo, "--base", "main", *cpu, "--min-blocks", "12", "--json", str(report), *options, "--", "tests")
+    return ab(
+        repo, "--base", "main", *cpu, "--min-blocks", "12", "--json", str(report), *options, "--", "tests", env=env
+    )

@@ -24,3 +24,12 @@ needs_callgrind = pytest.mark.skipif(
     reason="instruction counts need Linux, valgrind (apt-get install valgrind) and the native extension built "
     "with valgrind's headers",
 )
+needs_functions = pytest.mark.skipif(
+    _native is None
+    or not sys.platform.startswith("linux")
+    or shutil.which("valgrind") is None
+    or not _native.have_client_requests()
+    or not _native.have_trampolines(),
+    reason="instructions by Python function need Linux x86-64, CPython 3.11/3.12, valgrind (apt-get install "
+    "valgrind) and the native extension built with valgrind's headers",
+)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._procs import read_log, spawn, stop_group, tail
+from ..counts.callgrind import valgrind_command
 from ..errors import AbError, ChannelClosed, ChannelTimeout, PerfgateError, RoundFailed
 from ..evidence import CpuProfile
 from ..model import RunResult, load_results
@@ -34,8 +35,11 @@ from .protocol import (
     ENV_FOREIGN,
     ENV_PAD,
     ENV_PROFILE,
+    ENV_PROFILER,
     ENV_SIDE,
     ENV_WHOLE_CALLS,
+    PROFILER_CPU,
+    PROFILER_INSTRUCTIONS,
     PROTOCOL_VERSION,
     Channel,
     Message,
@@ -79,6 +83,30 @@ class AbOptions:
     #: seconds each side's timed call runs under the CPU profiler, for the tests ``run_ab``'s caller
     #: picks after the rounds (0: no profiles)
     profile_time: float = 1.0
+    #: how those tests are profiled: "instructions" (one call counted by Python function under
+    #: callgrind: exact, the same on a loaded machine), "cpu" (pyinstrument, CPU time, for
+    #: ``profile_time``), "auto" (instructions where valgrind and the platform allow, else cpu)
+    profiler: str = "auto"
+
+
+#: the profilers of a profiling session (:attr:`AbOptions.profiler`)
+PROFILERS = ("auto", PROFILER_INSTRUCTIONS, PROFILER_CPU)
+
+
+def choose_profiler(requested: str) -> tuple[str, str]:
+    """The profiler a profiling session uses for ``requested`` ("auto", "instructions", "cpu"), and
+    a notice when "auto" could not have instructions (why, and what it used); :class:`AbError`
+    when "instructions" was asked for and cannot be had."""
+    from ..counts.functions import unavailable
+
+    if requested == PROFILER_CPU:
+        return PROFILER_CPU, ""
+    why = unavailable()
+    if why is None:
+        return PROFILER_INSTRUCTIONS, ""
+    if requested == PROFILER_INSTRUCTIONS:
+        raise AbError(f"--profiler instructions: {why}")
+    return PROFILER_CPU, f"profiles by CPU time (pyinstrument), not by counted instructions: {why}"
 
 
 @dataclass
@@ -195,8 +223,19 @@ class Worker:
 
 
 def start_worker(
-    side: Side, cwd: Path, args: Sequence[str], env: dict[str, str], cpu: int | None, log: Path, results: Path
+    side: Side,
+    cwd: Path,
+    args: Sequence[str],
+    env: dict[str, str],
+    cpu: int | None,
+    log: Path,
+    results: Path,
+    *,
+    callgrind_dir: Path | None = None,
 ) -> Worker:
+    """Start ``side``'s worker: pytest with the worker plugin, talking over two pipes; with
+    ``callgrind_dir``, under callgrind with named functions skipped (instructions by function),
+    its dumps in that directory."""
     to_worker_r, to_worker_w = os.pipe()
     from_worker_r, from_worker_w = os.pipe()
     command = [
@@ -214,6 +253,17 @@ def start_worker(
         f"--perfgate-save={results}",
     ]
     worker_env = {**env, ENV_FDS: f"{to_worker_r},{from_worker_w}", ENV_SIDE: side.value}
+    if callgrind_dir is not None:
+        try:
+            seed = int(env.get("PYTHONHASHSEED") or 0)
+            under = valgrind_command(command, out_dir=callgrind_dir, hash_seed=seed, functions=True)
+        except (ValueError, PerfgateError) as exc:
+            os.close(to_worker_w)
+            os.close(from_worker_r)
+            os.close(to_worker_r)
+            os.close(from_worker_w)
+            raise AbError(f"cannot start the {side} worker under callgrind: {exc}") from None
+        command, worker_env = under.argv, {**worker_env, **under.env}
     with open(log, "wb") as output:
         try:
             process = spawn(
@@ -304,6 +354,8 @@ def run_ab(
     every test is measured, the tests whose timed call is profiled on both sides
     (``AbRun.profiles``)."""
     say = progress or (lambda line: None)
+    if options.profiler == PROFILER_INSTRUCTIONS and options.profile_time > 0 and profile is not None:
+        choose_profiler(options.profiler)  # asked for and not to be had: said before the rounds, not after
     start = start_run(
         options.base,
         options.cwd,
@@ -375,12 +427,17 @@ def run_ab(
             run.tests = [_confirmed(t, again.get(t.nodeid), run) for t in run.tests]
         chosen = list(profile(run)) if profile is not None and options.profile_time > 0 and not run.incomplete else []
         if chosen:
-            say(
-                f"perfgate ab: {len(chosen)} test(s) judged slower: profiled on each side "
-                f"({options.profile_time:g}s per timed call, after the rounds)"
+            profiler, why = choose_profiler(options.profiler)
+            if why:
+                run.notices.append(why)
+            how = (
+                "one call counted by Python function under callgrind"
+                if profiler == PROFILER_INSTRUCTIONS
+                else f"{options.profile_time:g}s of CPU time per timed call"
             )
+            say(f"perfgate ab: {len(chosen)} test(s) judged slower: profiled on each side ({how}, after the rounds)")
             _kill_all(workers)
-            pair.profile(chosen, deadline)
+            pair.profile(chosen, deadline, profiler)
     run.elapsed = time.monotonic() - started
     return run
 
@@ -437,8 +494,9 @@ class _Pair:
         self.env, self.scratch, self.workers = env, scratch, workers
         self.padding = random.Random()
 
-    def start(self, side: Side, number: int, extra: dict[str, str] | None = None) -> Message:
-        """Start ``side``'s worker of pair ``number`` (0: the profiling session); what it collected."""
+    def start(self, side: Side, number: int, extra: dict[str, str] | None = None, *, counted: bool = False) -> Message:
+        """Start ``side``'s worker of pair ``number`` (0: the profiling session); what it collected.
+        ``counted``: under callgrind, for instructions by function."""
         tree = self.trees[side]
         side_env = {**self.env, **(extra or {})}
         paths = wt.import_paths(tree, self.options.pythonpath)
@@ -457,6 +515,7 @@ class _Pair:
             self.run.cpu,
             self.scratch / f"{side}-{number}.log",
             self.scratch / f"{side}-{number}.json",
+            callgrind_dir=self.scratch / f"callgrind-{side}" if counted else None,
         )
         self.workers[side] = worker
         hello = worker.expect(MessageType.HELLO)
@@ -482,14 +541,14 @@ class _Pair:
                 )
         return collected
 
-    def profile(self, nodeids: Sequence[str], deadline: float | None) -> None:
+    def profile(self, nodeids: Sequence[str], deadline: float | None, profiler: str = PROFILER_CPU) -> None:
         """Each side's profiling session over ``nodeids``, one side after the other: the profiles
         go to ``run.profiles``; a test or a side that gives none is said in a notice (a profile is
         evidence: its absence never fails the run)."""
         got: dict[str, dict[Side, CpuProfile]] = {}
         for side in SIDES:
             try:
-                self._profile_side(side, nodeids, deadline, got)
+                self._profile_side(side, nodeids, deadline, got, profiler)
             except AbError as exc:
                 self.run.notices.append(f"no CPU profiles from the {side} side: {str(exc).splitlines()[0]}")
             finally:
@@ -501,9 +560,15 @@ class _Pair:
                 self.run.profiles[nodeid] = sides
 
     def _profile_side(
-        self, side: Side, nodeids: Sequence[str], deadline: float | None, got: dict[str, dict[Side, CpuProfile]]
+        self,
+        side: Side,
+        nodeids: Sequence[str],
+        deadline: float | None,
+        got: dict[str, dict[Side, CpuProfile]],
+        profiler: str,
     ) -> None:
-        collected = self.start(side, 0, {ENV_PROFILE: repr(self.options.profile_time)})
+        extra = {ENV_PROFILE: repr(self.options.profile_time), ENV_PROFILER: profiler}
+        collected = self.start(side, 0, extra, counted=profiler == PROFILER_INSTRUCTIONS)
         worker = self.workers[side]
         wanted = [n for n in nodeids if n in set(collected["nodeids"])]
         worker.send(MessageType.RUN, nodeids=wanted)

@@ -54,6 +54,10 @@ ENV_WHOLE_CALLS = "PERFGATE_AB_WHOLE_CALLS"  # "0": tests without perf or benchm
 ENV_PAD = "PERFGATE_AB_PAD"  # padding of random length: each worker's environment has its own size
 #: set (to seconds) in a profiling session: each timed call is profiled that long, not timed in rounds
 ENV_PROFILE = "PERFGATE_AB_PROFILE"
+#: the profiler of a profiling session: "instructions" (counted by function under callgrind) or "cpu"
+ENV_PROFILER = "PERFGATE_AB_PROFILER"
+PROFILER_INSTRUCTIONS = "instructions"
+PROFILER_CPU = "cpu"
 
 
 class Channel:

@@ -39,7 +39,18 @@ from ..measure import timing
 from ..measure.workload import Workload, intercept_benchmark, is_pytest_benchmark
 from ..recorder import Measure, Mode
 from ..reports.session_report import BUDGET_FAILURE
-from .protocol import ENV_FOREIGN, ENV_PROFILE, ENV_SIDE, ENV_WHOLE_CALLS, PROTOCOL_VERSION, Channel, MessageType
+from .protocol import (
+    ENV_FOREIGN,
+    ENV_PROFILE,
+    ENV_PROFILER,
+    ENV_SIDE,
+    ENV_WHOLE_CALLS,
+    PROFILER_CPU,
+    PROFILER_INSTRUCTIONS,
+    PROTOCOL_VERSION,
+    Channel,
+    MessageType,
+)
 from .worktree import session_files
 
 try:
@@ -61,7 +72,9 @@ def pytest_configure(config: pytest.Config) -> None:
     profile_time = float(os.environ.get(ENV_PROFILE) or 0)
 
     def measure(nodeid: str) -> Measure:
-        return _ProfiledMeasure(channel, nodeid, profile_time) if profile_time else _remote_measure(channel, nodeid)
+        if profile_time:
+            return _ProfiledMeasure(channel, nodeid, profile_time, os.environ.get(ENV_PROFILER) or PROFILER_CPU)
+        return _remote_measure(channel, nodeid)
 
     config.stash[MEASURE] = measure
     config.pluginmanager.register(
@@ -342,13 +355,16 @@ class _RemoteMeasure:
 
 class _ProfiledMeasure:
     """A profiling session's ``perf`` call: the call once (its result is the test's), then the
-    call again under the CPU profiler for ``seconds`` (sampling CPU time); the profile goes to the controller
-    (``profile``) and nothing is timed. An awaited call is not profiled (the message says so)."""
+    call again under the profiler: its instructions counted by Python function (``profiler``
+    "instructions", the worker runs under callgrind), or sampled CPU time for ``seconds``; the
+    profile goes to the controller (``profile``) and nothing is timed. An awaited call is not
+    profiled (the message says so)."""
 
-    def __init__(self, channel: Channel, nodeid: str, seconds: float) -> None:
+    def __init__(self, channel: Channel, nodeid: str, seconds: float, profiler: str) -> None:
         self.channel = channel
         self.nodeid = nodeid
         self.seconds = seconds
+        self.profiler = profiler
 
     def __call__(self, fn: Callable[[], Any] | Workload, settings: timing.TimingSettings) -> timing.Timing:
         from ..measure.cpuprofile import profile_cpu
@@ -359,9 +375,16 @@ class _ProfiledMeasure:
         # with pytest-benchmark's setup, a profiled call is setup, call and teardown
         call = workload.call if workload.prepare is None else workload.first
         try:
-            # CPU time: the workers share one CPU with whatever else the machine runs, and waiting
-            # for it would blur which function's work grew
-            profile = profile_cpu(call, min_time=self.seconds, clock="cpu")
+            if self.profiler == PROFILER_INSTRUCTIONS:
+                from ..counts.functions import count_functions
+
+                # counted, not sampled: the same on a loaded machine, so the two sides differ only
+                # where their code or data do
+                profile = count_functions(call, name=self.nodeid)
+            else:
+                # CPU time: the workers share one CPU with whatever else the machine runs, and
+                # waiting for it would blur which function's work grew
+                profile = profile_cpu(call, min_time=self.seconds, clock="cpu")
         except Exception as exc:
             self.channel.send(MessageType.PROFILE, nodeid=self.nodeid, profile=None, why=_crash_text(exc))
             raise

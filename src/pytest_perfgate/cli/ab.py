@@ -95,7 +95,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         metavar="DURATION",
         help="after the rounds, profile the timed call of each test judged a regression or a warning on both "
-        "sides for this long, and report the functions whose own time changed most (default 1s; 0: no profiles)",
+        "sides, and report the functions whose own time changed most; with --profiler cpu, sample each side's "
+        "call for this long (default 1s; 0: no profiles)",
+    )
+    parser.add_argument(
+        "--profiler",
+        choices=("auto", "instructions", "cpu"),
+        default="auto",
+        help="how those tests are profiled: instructions (one call counted by Python function under valgrind's "
+        "callgrind: exact, unmoved by a loaded machine), cpu (pyinstrument, sampled CPU time), auto (default: "
+        "instructions where valgrind is installed, else cpu, said in a notice)",
     )
     parser.add_argument(
         "--allow-incomplete",
@@ -141,6 +150,7 @@ TIMED_ONLY = {
     "hashseed": "0",
     "save_blocks": None,
     "profile_time": 1.0,
+    "profiler": "auto",
 }
 
 

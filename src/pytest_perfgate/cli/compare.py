@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ._common import add_gate_arguments
 
 if TYPE_CHECKING:
     from ..gate import GateReport
-    from ..model import RunResult
-    from ..store import Baseline
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..gate import Notice, NoticeKind, compare_baseline
     from ..gatediff import stored_diffs, with_diffs, with_notice
     from ..importers import load_run
-    from ..store import open_store
+    from ..store import newest_first, open_store
     from ._common import gate_settings, write_reports
 
     settings = gate_settings(args)  # the report files are checked there too
@@ -53,32 +50,13 @@ def run(args: argparse.Namespace) -> int:
         report = replace(report, regressions_fail=False)
     # what changed in the profile of each test judged slower on time, against the newest stored
     # run that has one (evidence: the verdicts stay the gate's)
-    found = stored_diffs(report, current, newest_first(baseline))
+    found = stored_diffs(report, current, newest_first(baseline.runs, baseline.sources) if baseline else ())
     report = with_notice(report, found.notice())
     for line in moved_baseline(args.history, args.baseline, report):
         report = with_notice(report, Notice(NoticeKind.TEXT, text=line))
     current = with_diffs(current, {}, only=True) or current  # a perfgate ab diff is against another base
     write_reports(args, report, current, found.diffs)
     return report.exit_code
-
-
-def newest_first(baseline: Baseline | None) -> Iterator[RunResult | str]:
-    """The stored runs with their evidence, newest first, each read when asked for: a run read
-    from its summary (no evidence) is read again from its run file; one that cannot be read is
-    the text of why (said in the report's notice, never skipped silently)."""
-    from ..errors import PerfgateError
-    from ..importers import load_run
-
-    if baseline is None:
-        return
-    for run, source in reversed(list(zip(baseline.runs, baseline.sources, strict=True))):
-        if run.metadata.get("summarised"):
-            try:
-                run = load_run(source)
-            except PerfgateError as exc:
-                yield f"{source}: {exc}"
-                continue
-        yield run
 
 
 def moved_baseline(history: str | None, baseline: str, report: GateReport) -> list[str]:

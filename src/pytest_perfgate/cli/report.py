@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
         if gate is not None and gate.report is None:
             print(format_session_gate(gate)[0], file=sys.stderr)
             return gate.code
+        if gate is not None:
+            from ..gatediff import explain_session
+            from ..store import newest_first
+
+            gate, run = explain_session(gate, run, newest_first(gate.baseline_runs, gate.baseline_sources))
         page = render_html(run, baseline=gate.baseline_runs if gate else (), gate=gate.report if gate else None)
         write_report(args.html, page, "the HTML report")
         print(f"html report: {args.html}")

@@ -586,6 +586,264 @@ heap_unavailable(PyObject *self, PyObject *unused)
 #define heap_end heap_unavailable
 #endif
 
+/* ---------------------------------------------------------------- functions under callgrind
+ *
+ * callgrind sees C functions, and every Python function runs in the same C function (the eval
+ * loop). profile_install() puts a frame evaluator (PEP 523) in front of the eval loop that enters
+ * it through a trampoline of its own for each code object: a few bytes of machine code, made at
+ * run time in an anonymous executable mapping, that call the eval loop. callgrind names code
+ * without a symbol by its address, so each Python function gets a "function" of its own
+ * (profile_functions() maps the addresses back to code objects). Run with every named function
+ * skipped (callgrind's --fn-skip for every name that starts with a letter or '_'), the cost of the
+ * eval loop and of every C function it calls is charged to the nearest trampoline on the stack:
+ * the Python function whose frame did the work.
+ *
+ * callgrind needs a function it does not skip on the stack whenever it runs a skipped one, so the
+ * measured calls run inside call_rooted(fn): a trampoline-like root that starts the
+ * instrumentation, calls fn, and stops it again before it returns (also without the frame
+ * evaluator: a plain count in a process that skips named functions).
+ *
+ * x86-64 only (the trampolines are hand-written machine code), CPython 3.11 and 3.12 (the frame's
+ * code object is read from the interpreter's internal frame structure).
+ */
+#if defined(__x86_64__) && (defined(__linux__) || defined(__APPLE__)) && PY_VERSION_HEX >= 0x030B0000 && \
+    PY_VERSION_HEX < 0x030D0000 && !defined(PERFGATE_NO_TRAMPOLINES)
+#define PERFGATE_HAVE_TRAMPOLINES 1
+#define Py_BUILD_CORE 1
+#include "internal/pycore_frame.h"
+#undef Py_BUILD_CORE
+#include <string.h>
+#include <sys/mman.h>
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define FRAME_CODE(f) _PyFrame_GetCode(f)
+#define GET_EXTRA PyUnstable_Code_GetExtra
+#define SET_EXTRA PyUnstable_Code_SetExtra
+#define REQUEST_EXTRA PyUnstable_Eval_RequestCodeExtraIndex
+#else
+#define FRAME_CODE(f) ((f)->f_code)
+#define GET_EXTRA _PyCode_GetExtra
+#define SET_EXTRA _PyCode_SetExtra
+#define REQUEST_EXTRA _PyEval_RequestCodeExtraIndex
+#endif
+
+typedef PyObject *(*eval_fn)(PyThreadState *, struct _PyInterpreterFrame *, int);
+typedef void (*root_fn)(void (*)(void *), void *);
+
+#define TRAMPOLINE_SIZE 32
+#define CHUNK_SIZE (1u << 20)
+static unsigned char *chunk = NULL;
+static size_t chunk_used = CHUNK_SIZE;
+static Py_ssize_t extra_index = -1;
+static PyObject *trampolines = NULL; /* address -> code object */
+static root_fn root = NULL;
+static PyObject *rooted_result = NULL;
+
+static unsigned char *
+code_space(size_t size)
+{
+    if (chunk_used + size > CHUNK_SIZE) {
+        void *p = mmap(NULL, CHUNK_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            return NULL;
+        }
+        chunk = p;
+        chunk_used = 0;
+    }
+    unsigned char *at = chunk + chunk_used;
+    chunk_used += (size + 15) & ~(size_t)15;
+    return at;
+}
+
+/* sub rsp, 8; movabs rax, target; call rax; add rsp, 8; ret (the arguments pass through) */
+static eval_fn
+new_trampoline(void)
+{
+    static const unsigned char head[] = {0x48, 0x83, 0xEC, 0x08, 0x48, 0xB8};
+    static const unsigned char tail[] = {0xFF, 0xD0, 0x48, 0x83, 0xC4, 0x08, 0xC3};
+    unsigned char *p = code_space(TRAMPOLINE_SIZE);
+    if (p == NULL) {
+        return NULL;
+    }
+    uint64_t target = (uint64_t)(uintptr_t)&_PyEval_EvalFrameDefault;
+    memset(p, 0xCC, TRAMPOLINE_SIZE);
+    memcpy(p, head, sizeof(head));
+    memcpy(p + sizeof(head), &target, sizeof(target));
+    memcpy(p + sizeof(head) + sizeof(target), tail, sizeof(tail));
+    return (eval_fn)(void *)p;
+}
+
+/* The client request at [rsp] (6 quadwords: request, 5 arguments) with the special preamble. */
+static unsigned char *
+emit_request(unsigned char *p, uint32_t request)
+{
+    static const unsigned char store[] = {0x48, 0xC7, 0x04, 0x24}; /* mov qword [rsp], imm32 */
+    static const unsigned char call[] = {
+        0x48, 0x89, 0xE0, /* mov rax, rsp */
+        0x31, 0xD2,       /* xor edx, edx */
+        0x48, 0xC1, 0xC7, 0x03, 0x48, 0xC1, 0xC7, 0x0D, 0x48, 0xC1, 0xC7, 0x3D, 0x48, 0xC1, 0xC7, 0x33,
+        0x48, 0x87, 0xDB, /* xchg rbx, rbx */
+    };
+    memcpy(p, store, sizeof(store));
+    memcpy(p + sizeof(store), &request, 4);
+    p += sizeof(store) + 4;
+    for (unsigned char off = 8; off <= 40; off += 8) { /* mov qword [rsp+off], 0 */
+        const unsigned char zero[] = {0x48, 0xC7, 0x44, 0x24, off, 0, 0, 0, 0};
+        memcpy(p, zero, sizeof(zero));
+        p += sizeof(zero);
+    }
+    memcpy(p, call, sizeof(call));
+    return p + sizeof(call);
+}
+
+#define REQUEST_BASE(a, b) ((((uint32_t)(a)) & 0xff) << 24 | (((uint32_t)(b)) & 0xff) << 16)
+
+static root_fn
+new_root(void)
+{
+    static const unsigned char head[] = {
+        0x53, 0x41, 0x54, 0x41, 0x55, /* push rbx; push r12; push r13 */
+        0x48, 0x83, 0xEC, 0x30,       /* sub rsp, 48 */
+        0x49, 0x89, 0xFC,             /* mov r12, rdi (the callback) */
+        0x49, 0x89, 0xF5,             /* mov r13, rsi (its argument) */
+    };
+    static const unsigned char call[] = {0x4C, 0x89, 0xEF, 0x41, 0xFF, 0xD4}; /* mov rdi, r13; call r12 */
+    static const unsigned char tail[] = {0x48, 0x83, 0xC4, 0x30, 0x41, 0x5D, 0x41, 0x5C, 0x5B, 0xC3};
+    unsigned char *start = code_space(256);
+    if (start == NULL) {
+        return NULL;
+    }
+    unsigned char *p = start;
+    memset(p, 0xCC, 256);
+    memcpy(p, head, sizeof(head));
+    p += sizeof(head);
+    p = emit_request(p, REQUEST_BASE('C', 'T') + 4); /* START_INSTRUMENTATION */
+    memcpy(p, call, sizeof(call));
+    p += sizeof(call);
+    p = emit_request(p, REQUEST_BASE('C', 'T') + 5); /* STOP_INSTRUMENTATION */
+    memcpy(p, tail, sizeof(tail));
+    return (root_fn)(void *)start;
+}
+
+static PyObject *
+trampoline_eval(PyThreadState *tstate, struct _PyInterpreterFrame *frame, int throwflag)
+{
+    PyObject *code = (PyObject *)FRAME_CODE(frame);
+    void *entry = NULL;
+    if (GET_EXTRA(code, extra_index, &entry) < 0) {
+        PyErr_Clear();
+        entry = NULL;
+    }
+    if (entry == NULL) {
+        entry = (void *)new_trampoline();
+        if (entry == NULL) {
+            return _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+        }
+        PyObject *exc_type, *exc_value, *exc_tb;
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        PyObject *key = PyLong_FromVoidPtr(entry);
+        if (key == NULL || PyDict_SetItem(trampolines, key, code) < 0 || SET_EXTRA(code, extra_index, entry) < 0) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(key);
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+    return ((eval_fn)entry)(tstate, frame, throwflag);
+}
+
+static PyObject *
+profile_install(PyObject *self, PyObject *unused)
+{
+    if (trampolines == NULL) {
+        trampolines = PyDict_New();
+        if (trampolines == NULL) {
+            return NULL;
+        }
+    }
+    if (extra_index < 0) {
+        extra_index = REQUEST_EXTRA(NULL);
+        if (extra_index < 0) {
+            PyErr_SetString(PyExc_RuntimeError, "no code object extra slot is left for perfgate's trampolines");
+            return NULL;
+        }
+    }
+    if (root == NULL) {
+        root = new_root();
+        if (root == NULL) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return NULL;
+        }
+    }
+    _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), trampoline_eval);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+profile_uninstall(PyObject *self, PyObject *unused)
+{
+    _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), _PyEval_EvalFrameDefault);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+profile_functions(PyObject *self, PyObject *unused)
+{
+    if (trampolines == NULL) {
+        return PyDict_New();
+    }
+    return PyDict_Copy(trampolines);
+}
+
+static PyObject *
+profile_root(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromVoidPtr((void *)root);
+}
+
+static void
+rooted_callback(void *fn)
+{
+    rooted_result = PyObject_CallNoArgs((PyObject *)fn);
+}
+
+static PyObject *
+call_rooted(PyObject *self, PyObject *fn)
+{
+    if (root == NULL) {
+        root = new_root();
+        if (root == NULL) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return NULL;
+        }
+    }
+    rooted_result = NULL;
+    root(rooted_callback, fn);
+    PyObject *result = rooted_result;
+    rooted_result = NULL;
+    return result;
+}
+#else
+#define PERFGATE_HAVE_TRAMPOLINES 0
+static PyObject *
+trampolines_unavailable(PyObject *self, PyObject *unused)
+{
+    PyErr_SetString(PyExc_NotImplementedError,
+                    "counting instructions by Python function needs CPython 3.11 or 3.12 on x86-64 (Linux or macOS)");
+    return NULL;
+}
+#define profile_install trampolines_unavailable
+#define profile_uninstall trampolines_unavailable
+#define profile_functions trampolines_unavailable
+#define profile_root trampolines_unavailable
+#define call_rooted trampolines_unavailable
+#endif
+
+static PyObject *
+have_trampolines(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromLong(PERFGATE_HAVE_TRAMPOLINES);
+}
+
 static PyMethodDef methods[] = {
     {"have_client_requests", have_client_requests, METH_NOARGS,
      "1 if built with valgrind/callgrind.h (the callgrind functions work), else 0."},
@@ -606,6 +864,15 @@ static PyMethodDef methods[] = {
     {"heap_begin", heap_begin, METH_NOARGS, "Open a fresh heap epoch for this thread's allocations."},
     {"heap_end", heap_end, METH_NOARGS,
      "Close the epoch; return (bytes used, blocks still live, requests sent to the previous allocator)."},
+    {"have_trampolines", have_trampolines, METH_NOARGS,
+     "1 if Python functions can be told apart under callgrind on this platform, else 0."},
+    {"profile_install", profile_install, METH_NOARGS,
+     "Evaluate every Python frame through a trampoline of its code object's own (PEP 523)."},
+    {"profile_uninstall", profile_uninstall, METH_NOARGS, "Evaluate frames with the default evaluator again."},
+    {"profile_functions", profile_functions, METH_NOARGS, "{trampoline address: code object} so far."},
+    {"profile_root", profile_root, METH_NOARGS, "The address of call_rooted's root."},
+    {"call_rooted", call_rooted, METH_O,
+     "fn() inside the root: instrumentation started before it and stopped after it."},
     {NULL, NULL, 0, NULL},
 };
 

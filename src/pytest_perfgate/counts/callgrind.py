@@ -42,6 +42,13 @@ from pytest_perfgate.errors import MeasurementError
 #: environment variables :func:`valgrind_command` sets for the child
 ENV_OUT_DIR = "PERFGATE_CALLGRIND_OUT"
 ENV_CACHE_SIM = "PERFGATE_CALLGRIND_CACHE_SIM"
+#: set (to "1") by :func:`valgrind_command` with ``functions``: named functions are skipped, and
+#: the counts can be told apart by Python function (:mod:`pytest_perfgate.counts.functions`)
+ENV_FUNCTIONS = "PERFGATE_CALLGRIND_FUNCTIONS"
+#: callgrind's ``--fn-skip`` for every name that starts with a letter or ``_`` (every symbol): what
+#: a skipped function costs is charged to its nearest caller that is not skipped, which, with
+#: perfgate's trampolines (named by their address, ``0x...``), is the Python function running
+FUNCTION_SKIPS = tuple(f"--fn-skip={first}*" for first in "_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 #: the hash seed used when none is given (recorded in the fingerprint)
 DEFAULT_HASH_SEED = 0
 #: events needed for estimated cycles
@@ -132,12 +139,15 @@ def valgrind_command(
     valgrind: str | Valgrind = "valgrind",
     cache_sim: bool = False,
     hash_seed: int = DEFAULT_HASH_SEED,
+    functions: bool = False,
 ) -> CallgrindCommand:
     """The command that runs ``argv`` (``[python, "-m", "pytest", ...]``; ``argv[0]`` a Python
     interpreter, checked by :func:`real_interpreter`) under callgrind, instrumentation and
     collection off at start, dumps and valgrind's log in ``out_dir`` (created), with
     ``PYTHONHASHSEED=hash_seed``; ``cache_sim`` adds the cache simulation (estimated cycles) with
-    the fixed :data:`CACHE_GEOMETRY`."""
+    the fixed :data:`CACHE_GEOMETRY`. ``functions``: every named function skipped
+    (:data:`FUNCTION_SKIPS`), for :func:`pytest_perfgate.counts.functions.count_functions`; the
+    totals are the same, only who is charged with them changes."""
     if not argv:
         raise MeasurementError("valgrind_command needs a command to run (argv is empty)")
     tool = valgrind if isinstance(valgrind, Valgrind) else find_valgrind(valgrind)
@@ -153,10 +163,16 @@ def valgrind_command(
         f"--log-file={directory / 'valgrind.%p.log'}",
         f"--cache-sim={'yes' if cache_sim else 'no'}",
         *(CACHE_GEOMETRY if cache_sim else ()),
+        *(FUNCTION_SKIPS if functions else ()),
         python,
         *argv[1:],
     ]
-    env = {"PYTHONHASHSEED": str(hash_seed), ENV_OUT_DIR: str(directory), ENV_CACHE_SIM: "1" if cache_sim else "0"}
+    env = {
+        "PYTHONHASHSEED": str(hash_seed),
+        ENV_OUT_DIR: str(directory),
+        ENV_CACHE_SIM: "1" if cache_sim else "0",
+        ENV_FUNCTIONS: "1" if functions else "0",
+    }
     return CallgrindCommand(
         argv=command, env=env, out_dir=directory, valgrind=tool, hash_seed=hash_seed, cache_sim=cache_sim
     )
@@ -281,7 +297,55 @@ def running_under_callgrind() -> bool:
     return running_on_valgrind() and bool(os.environ.get(ENV_OUT_DIR))
 
 
-def _dumps(out_dir: Path, pid: int) -> list[Path]:
+def under_callgrind(out_dir: str | os.PathLike[str] | None) -> tuple[Any, Path]:
+    """The extension with client requests and the directory callgrind dumps into (``out_dir``, or
+    :data:`ENV_OUT_DIR`'s); :class:`MeasurementError` when this process does not run under
+    :func:`valgrind_command`'s command."""
+    module = native_with_client_requests()
+    if not module.running_on_valgrind():
+        raise MeasurementError(
+            "instruction counts are taken under valgrind's callgrind: this process does not run under valgrind "
+            "(start it with the command of pytest_perfgate.counts.callgrind.valgrind_command)"
+        )
+    directory = Path(out_dir if out_dir is not None else os.environ.get(ENV_OUT_DIR, ""))
+    if not str(directory) or not directory.is_dir():
+        raise MeasurementError(
+            f"instruction counts: callgrind's output directory is unknown ({ENV_OUT_DIR} is not set to a "
+            f"directory; start the process with valgrind_command)"
+        )
+    return module, directory
+
+
+def measured_call(module: Any, fn: Callable[[], Any], tag: str, *, canonical_heap: bool) -> None:
+    """One counted call of ``fn`` (instrumentation on): ``gc.collect()``, the collector off, a fresh
+    canonical heap epoch (``canonical_heap``), the counters zeroed, collection on around the call
+    only, the counters dumped as ``tag``; all of it undone when ``fn`` raises."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    if canonical_heap:
+        module.heap_begin()
+    module.zero_stats()
+    module.toggle_collect()
+    try:
+        fn()
+    finally:
+        module.toggle_collect()
+        if canonical_heap:
+            module.heap_end()
+        module.dump_stats(tag)
+        if was_enabled:
+            gc.enable()
+
+
+def next_tag() -> str:
+    """A name for the next dump (``DUMP_STATS_AT``), unique in this process."""
+    global _dump_seq
+    _dump_seq += 1
+    return f"perfgate-{os.getpid()}-{_dump_seq}"
+
+
+def dumps_of(out_dir: Path, pid: int) -> list[Path]:
     """This process's numbered dumps (``callgrind.out.<pid>.<n>``), in order."""
     prefix = f"callgrind.out.{pid}."
     found = [
@@ -328,56 +392,39 @@ def count_call(
     """
     if repeat < 1 or warmup < 0:
         raise MeasurementError(f"instruction counts of {name}: repeat must be >= 1 and warmup >= 0")
-    module = native_with_client_requests()
-    if not module.running_on_valgrind():
-        raise MeasurementError(
-            "instruction counts are taken under valgrind's callgrind: this process does not run under valgrind "
-            "(start it with the command of pytest_perfgate.counts.callgrind.valgrind_command)"
-        )
-    directory = Path(out_dir if out_dir is not None else os.environ.get(ENV_OUT_DIR, ""))
-    if not str(directory) or not directory.is_dir():
-        raise MeasurementError(
-            f"instruction counts: callgrind's output directory is unknown ({ENV_OUT_DIR} is not set to a "
-            f"directory; start the process with valgrind_command)"
-        )
-    global _dump_seq
+    module, directory = under_callgrind(out_dir)
+    # every named function skipped (counts by function too): callgrind needs a function it does not skip
+    # on the stack, and the extension's root is one; it starts and stops the instrumentation itself
+    rooted = os.environ.get(ENV_FUNCTIONS) == "1"
     tags: list[str] = []
     for _ in range(warmup):
         fn()
-    was_enabled = gc.isenabled()
     if canonical_heap:
         module.heap_install()
-    module.start_instrumentation()
-    try:
+
+    def calls() -> None:
         for _ in range(repeat):
-            _dump_seq += 1
-            tag = f"perfgate-{os.getpid()}-{_dump_seq}"
-            gc.collect()
-            gc.disable()
-            if canonical_heap:
-                module.heap_begin()
-            module.zero_stats()
-            module.toggle_collect()
+            tag = next_tag()
+            tags.append(tag)
+            measured_call(module, fn, tag, canonical_heap=canonical_heap)
+
+    try:
+        if rooted:
+            module.call_rooted(calls)
+        else:
+            module.start_instrumentation()
             try:
-                fn()
+                calls()
             finally:
-                module.toggle_collect()
-                if canonical_heap:
-                    module.heap_end()
-                module.dump_stats(tag)
-                tags.append(tag)
-                if was_enabled:
-                    gc.enable()
+                if instrument_per_call:
+                    module.stop_instrumentation()
     except BaseException:
         if not keep_dump:
-            for path in _dumps(directory, os.getpid())[-len(tags) :] if tags else []:
+            for path in dumps_of(directory, os.getpid())[-len(tags) :] if tags else []:
                 path.unlink(missing_ok=True)
         raise
-    finally:
-        if instrument_per_call:
-            module.stop_instrumentation()
     by_tag: dict[str, CallgrindDump] = {}
-    paths = _dumps(directory, os.getpid())
+    paths = dumps_of(directory, os.getpid())
     for path in paths[-len(tags) :]:
         dump = parse_dump_file(path)
         if dump.trigger is not None:

@@ -13,7 +13,9 @@
   one entry per series the run measured (centre to 7 significant digits, an integral value as an
   integer; spread to 3).
 
-A run's figures (:func:`figures`): per passed test, the ``time`` series as its median (metric
+A run's figures (:func:`figures`): per test that passed or failed (a test over its budget fails,
+and its figures are the ones the history must keep; skipped, errored and crashed tests are left
+out), the ``time`` series as its median (metric
 ``"median"``), every other series (instructions, allocations, memory, custom figures) as the
 median of its values under the series' name; spread: the standard deviation of the run's samples;
 count: their number.
@@ -63,6 +65,8 @@ _RECORD_START = re.compile(rb'^\{"seq":(\d+),')
 #: the run metadata key of the environment fingerprint (as the gate reads it)
 FINGERPRINT_KEY = "fingerprint"
 TIME_METRIC = "median"
+#: the outcomes whose figures are recorded (a budget breach fails a test that measured fine)
+RECORDED_OUTCOMES = ("passed", "failed")
 
 
 # --------------------------------------------------------------------------- one run's figures
@@ -126,12 +130,12 @@ def run_environment(run: RunResult) -> Environment | None:
 
 
 def figures(run: RunResult) -> list[tuple[SeriesKey, float, float | None, int]]:
-    """(key, centre, spread, count) of every series of every passed test of ``run`` (see the
+    """(key, centre, spread, count) of every series of every passed or failed test of ``run`` (see the
     module docstring); a run read from a summary (no samples) gives the summary's median, spread
     None and count 0."""
     found: list[tuple[SeriesKey, float, float | None, int]] = []
     for test in run.tests:
-        if test.outcome != "passed":
+        if test.outcome not in RECORDED_OUTCOMES:
             continue
         summary = test.evidence.get("summary")
         for name, series in test.series.items():
@@ -387,10 +391,33 @@ def _short(value: float, digits: int) -> float | int:
 
 
 @contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    import fcntl
+def _locked(directory: Path, *, timeout: float = 120.0) -> Iterator[None]:
+    """The directory's history lock: ``flock`` on the directory itself (no lock file is left
+    behind); where there is no ``fcntl`` (Windows), a ``.history.lock`` file made exclusively,
+    waited for up to ``timeout`` seconds."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        import time
 
-    fd = os.open(directory, os.O_RDONLY)  # the directory itself: no lock file is left behind
+        lock = directory / ".history.lock"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                break
+            except FileExistsError:
+                if time.monotonic() > deadline:
+                    raise ResultsFileError(
+                        str(lock), f"held for over {timeout:.0f} s: remove it if no promotion is running"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    fd = os.open(directory, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

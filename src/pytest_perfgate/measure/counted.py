@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..evidence import CpuProfile
 from ..model import Series
 from ..options import Options
 from ..units import Kind
@@ -114,6 +115,14 @@ def count_workload(workload: Workload, settings: CountSettings, *, name: str) ->
         if counts.estimated_cycles is not None:
             series.append(Series(EST_CYCLES, Kind.COUNT, (float(counts.estimated_cycles),), source="callgrind"))
     return tuple(series)
+
+
+def count_by_function(workload: Workload, *, name: str) -> CpuProfile:
+    """One call of ``workload`` counted by Python function (after the warm-up calls), in a process
+    started under callgrind with named functions skipped (:mod:`pytest_perfgate.counts.functions`)."""
+    from ..counts.functions import count_functions
+
+    return _counted(workload, lambda call: count_functions(call, name=name, warmup=1))
 
 
 def fingerprint(settings: CountSettings) -> dict[str, str]:

@@ -235,7 +235,8 @@ def _hot_function(evidence: Evidence) -> str:
 def _changed_function(evidence: Evidence) -> str:
     """The function whose own time per call grew most, from the differential profile of the
     base and the current side (``evidence["cpu_diff"]``: ``changes``, each with ``function``,
-    ``location``, ``base_per_call`` and ``current_per_call`` in seconds), or ``""``."""
+    ``location``, ``base_per_call`` and ``current_per_call`` in seconds, or instructions when its
+    ``clock`` is "instructions"), or ``""``."""
     diff = evidence.get("cpu_diff")
     changes = _records(diff.get("changes")) if isinstance(diff, Mapping) else []
 
@@ -245,10 +246,11 @@ def _changed_function(evidence: Evidence) -> str:
     top = max(changes, key=grown, default=None)
     if top is None or not grown(top) > 0 or not top.get("function"):
         return ""
-    from ..units import Kind, format_value
+    from .evidence_text import amount, own_what
 
+    clock = str(diff.get("clock") or "wall") if isinstance(diff, Mapping) else "wall"
     where = f" ({top['location']})" if top.get("location") else ""
-    return f"own time grew most in {top['function']}{where}: +{format_value(grown(top), Kind.TIME)} per call"
+    return f"{own_what(clock)} grew most in {top['function']}{where}: +{amount(grown(top), clock)} per call"
 
 
 def _seconds(value: object) -> float:

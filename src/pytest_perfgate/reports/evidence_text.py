@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..evidence import CPROFILE, AllocationSite, CpuProfile, MemoryProfile, MemoryTimeline
+from ..evidence import CPROFILE, INSTRUCTIONS_CLOCK, AllocationSite, CpuProfile, MemoryProfile, MemoryTimeline
 from ..profdiff import FunctionChange, PathStep, ProfileDiff
 from ..units import Kind, format_value
 from .terminal import table
@@ -18,6 +18,16 @@ def _secs(value: float) -> str:
     return format_value(value, Kind.TIME)
 
 
+def amount(value: float, clock: str) -> str:
+    """A profile's figure as text: instructions (``"12.3k instr"``) or seconds (``"1.2ms"``)."""
+    return f"{format_value(value, Kind.COUNT)} instr" if clock == INSTRUCTIONS_CLOCK else _secs(value)
+
+
+def own_what(clock: str) -> str:
+    """What a profile's own figure is: ``"own instructions"`` or ``"own time"``."""
+    return "own instructions" if clock == INSTRUCTIONS_CLOCK else "own time"
+
+
 #: said where cProfile made a profile: its call tree is not made of real paths
 MISSING_PROFILER = (
     "cProfile's call tree merges callers: a path shown may never have run "
@@ -27,6 +37,8 @@ MISSING_PROFILER = (
 
 def cpu_profile_source(profile: CpuProfile) -> str:
     """Which profiler made ``profile`` and how far its tree can be trusted, in a few words."""
+    if profile.clock == INSTRUCTIONS_CLOCK:
+        return f"{profile.profiler}, instructions counted by Python function over {profile.calls} call(s)"
     if profile.sampled:
         clock = ", CPU time" if profile.clock == "cpu" else ""
         return f"pyinstrument{clock}, {profile.samples} stack samples over {profile.calls} re-run call(s)"
@@ -36,19 +48,26 @@ def cpu_profile_source(profile: CpuProfile) -> str:
 def format_cpu_profile(profile: CpuProfile, *, limit: int = 8) -> str:
     """Where the time went: the hot path, then the functions by own time."""
     total = profile.total or 1e-12
-    lines = [f"where the time went ({cpu_profile_source(profile)}, {_secs(profile.total)} profiled):"]
+    went = "the instructions" if profile.clock == INSTRUCTIONS_CLOCK else "the time"
+    lines = [f"where {went} went ({cpu_profile_source(profile)}, {amount(profile.total, profile.clock)} profiled):"]
     if profile.note:
         lines.append(f"note: {profile.note}")
-    elif not profile.sampled:
+    elif not profile.sampled and profile.profiler == CPROFILE:
         lines.append(f"note: {MISSING_PROFILER}")
     path = profile.hot_path()
     if path:
         lines.append("hot path: " + " -> ".join(f"{n.function} {100 * n.cumulative / total:.0f}%" for n in path))
     rows = [
-        (t.function, "-" if profile.sampled else str(t.calls), _secs(t.own), f"{100 * t.own / total:.0f}%", t.location)
+        (
+            t.function,
+            "-" if profile.sampled else str(t.calls),
+            amount(t.own, profile.clock),
+            f"{100 * t.own / total:.0f}%",
+            t.location,
+        )
         for t in sorted(profile.top, key=lambda t: -t.own)[:limit]
     ]
-    lines += ["  " + line for line in table(rows, ("function", "calls", "own time", "own %", "where"))]
+    lines += ["  " + line for line in table(rows, ("function", "calls", own_what(profile.clock), "own %", "where"))]
     return "\n".join(lines)
 
 
@@ -62,8 +81,8 @@ _TRACED_BY = {
 }
 
 
-def _per_call(value: float | None) -> str:
-    return "-" if value is None else _secs(value)
+def _per_call(value: float | None, clock: str = "wall") -> str:
+    return "-" if value is None else amount(value, clock)
 
 
 def _share(value: float | None) -> str:
@@ -73,11 +92,12 @@ def _share(value: float | None) -> str:
 def profile_diff_rows(diff: ProfileDiff, limit: int, arrow: str = " -> ") -> list[tuple[str, str, str, str, str]]:
     """The changed functions as rows: function, own per call base -> current, change, own share
     base -> current, where."""
+    clock = diff.clock
     return [
         (
             c.function,
-            f"{_per_call(c.base_per_call)}{arrow}{_per_call(c.current_per_call)}",
-            ("+" if c.per_call_change >= 0 else "-") + _secs(abs(c.per_call_change)),
+            f"{_per_call(c.base_per_call, clock)}{arrow}{_per_call(c.current_per_call, clock)}",
+            ("+" if c.per_call_change >= 0 else "-") + amount(abs(c.per_call_change), clock),
             f"{_share(c.base_share)}{arrow}{_share(c.current_share)}",
             c.location,
         )
@@ -89,11 +109,11 @@ def hot_path_text(steps: Sequence[PathStep], arrow: str = " -> ") -> str:
     return arrow.join(f"{s.function} {100 * s.share:.0f}%" for s in steps) or "(no samples)"
 
 
-def top_change_text(change: FunctionChange, arrow: str = " -> ") -> str:
-    """The function whose own time grew most, in one phrase."""
+def top_change_text(change: FunctionChange, arrow: str = " -> ", clock: str = "wall") -> str:
+    """The function whose own time (or instructions) grew most, in one phrase."""
     return (
-        f"{change.function} ({change.location}): own time per call "
-        f"{_per_call(change.base_per_call)}{arrow}{_per_call(change.current_per_call)}"
+        f"{change.function} ({change.location}): {own_what(clock)} per call "
+        f"{_per_call(change.base_per_call, clock)}{arrow}{_per_call(change.current_per_call, clock)}"
     )
 
 
@@ -104,6 +124,11 @@ def profile_diff_source(diff: ProfileDiff, arrow: str = " -> ") -> str:
         if diff.base_profiler == diff.current_profiler
         else f"base {diff.base_profiler}, current {diff.current_profiler}"
     )
+    if diff.clock == INSTRUCTIONS_CLOCK:
+        return (
+            f"{profilers}; counted instructions per call {amount(diff.base_per_call, diff.clock)}{arrow}"
+            f"{amount(diff.current_per_call, diff.clock)}, exact: a function that did not change counts the same"
+        )
     clock = {"cpu": "CPU time", "mixed": "mixed clocks"}.get(diff.clock, "time")
     return (
         f"{profilers}; profiled {clock} per call {_secs(diff.base_per_call)}{arrow}{_secs(diff.current_per_call)}, "
@@ -118,10 +143,11 @@ def format_profile_diff(diff: ProfileDiff, *, limit: int = 5) -> str:
     if CPROFILE in (diff.base_profiler, diff.current_profiler):
         lines.append(f"note: {MISSING_PROFILER}")
     rows = profile_diff_rows(diff, limit)
-    header = ("function", "own per call", "change", "own share", "where")
+    header = ("function", f"{own_what(diff.clock)} per call", "change", "own share", "where")
     lines += ["  " + line for line in table(rows, header)]
-    lines.append("hot path, base:    " + hot_path_text(diff.base_hot_path))
-    lines.append("hot path, current: " + hot_path_text(diff.current_hot_path))
+    if diff.base_hot_path or diff.current_hot_path:
+        lines.append("hot path, base:    " + hot_path_text(diff.base_hot_path))
+        lines.append("hot path, current: " + hot_path_text(diff.current_hot_path))
     return "\n".join(lines)
 
 

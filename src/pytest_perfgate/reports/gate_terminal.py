@@ -126,5 +126,13 @@ def format_terminal(report: GateReport, *, max_unchanged: int = 0, max_listed: i
 
 
 def format_session_gate(gate: SessionGate) -> list[str]:
-    """The gate's lines at the end of a pytest session (``--perfgate-compare``)."""
-    return format_terminal(gate.report) if gate.report is not None else [f"error: {gate.error}"]
+    """The gate's lines at the end of a pytest session (``--perfgate-compare``), then what changed
+    in the profile of each test it judged slower."""
+    if gate.report is None:
+        return [f"error: {gate.error}"]
+    lines = format_terminal(gate.report)
+    if gate.diffs:
+        from .evidence_text import format_profile_diffs
+
+        lines += ["", *format_profile_diffs(gate.diffs).splitlines()]
+    return lines

@@ -28,7 +28,7 @@ from ..metrics import TIME_SERIES
 from ..metrics import get as get_metric
 from ..model import RunResult, TestResult
 from ..units import Kind, format_value
-from .evidence_text import cpu_profile_source, memory_table
+from .evidence_text import amount, cpu_profile_source, memory_table, own_what
 from .svg import distribution_svg, flame, heatmap, trend_svg
 
 if TYPE_CHECKING:
@@ -270,8 +270,8 @@ def _cpu_view(where: str, profile: Any) -> dict[str, Any] | None:
     }
 
 
-def _per_call(value: object) -> str:
-    return "-" if value is None else format_value(_figure(value), Kind.TIME)
+def _per_call(value: object, clock: str = "wall") -> str:
+    return "-" if value is None else amount(_figure(value), clock)
 
 
 def _share(value: object) -> str:
@@ -285,15 +285,16 @@ def _diff_view(diff: Mapping[str, Any]) -> dict[str, Any] | None:
     if not changes:
         return None
     rows = []
+    clock = str(diff.get("clock") or "wall")
     for change in changes[:10]:
         grown = _figure(change.get("current_per_call")) - _figure(change.get("base_per_call"))
         rows.append(
             {
                 "function": str(change.get("function") or "?"),
                 "location": str(change.get("location") or ""),
-                "base": _per_call(change.get("base_per_call")),
-                "current": _per_call(change.get("current_per_call")),
-                "change": ("+" if grown >= 0 else "-") + format_value(abs(grown), Kind.TIME),
+                "base": _per_call(change.get("base_per_call"), clock),
+                "current": _per_call(change.get("current_per_call"), clock),
+                "change": ("+" if grown >= 0 else "-") + amount(abs(grown), clock),
                 "shares": f"{_share(change.get('base_share'))} -> {_share(change.get('current_share'))}",
             }
         )
@@ -309,6 +310,7 @@ def _diff_view(diff: Mapping[str, Any]) -> dict[str, Any] | None:
     profilers = {str(diff.get("base_profiler") or ""), str(diff.get("current_profiler") or "")} - {""}
     return {
         "profilers": ", ".join(sorted(profilers)),
+        "own": own_what(clock),
         "rows": rows,
         "base_path": path(diff.get("base_hot_path")),
         "current_path": path(diff.get("current_hot_path")),

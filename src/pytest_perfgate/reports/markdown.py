@@ -18,6 +18,7 @@ from .evidence_text import (
     cpu_profile_source,
     hot_path_text,
     memory_table,
+    own_what,
     profile_diff_rows,
     profile_diff_source,
     top_change_text,
@@ -211,16 +212,17 @@ def _diff_lines(diff: ProfileDiff, limit: int) -> list[str]:
     changed most, each side's hot path."""
     lines = [f"What changed ({escape(profile_diff_source(diff, ' → '))}):", ""]
     lines += _table(
-        ("Function", "Own time per call", "Change", "Own share", "Where"),
+        ("Function", own_what(diff.clock).capitalize() + " per call", "Change", "Own share", "Where"),
         "lrrrl",
         [[escape(cell) for cell in row] for row in profile_diff_rows(diff, limit, " → ")],
     )
-    lines += [
-        "",
-        f"Hot path, base: {escape(hot_path_text(diff.base_hot_path, ' → '))}",
-        "",
-        f"Hot path, current: {escape(hot_path_text(diff.current_hot_path, ' → '))}",
-    ]
+    if diff.base_hot_path or diff.current_hot_path:
+        lines += [
+            "",
+            f"Hot path, base: {escape(hot_path_text(diff.base_hot_path, ' → '))}",
+            "",
+            f"Hot path, current: {escape(hot_path_text(diff.current_hot_path, ' → '))}",
+        ]
     if CPROFILE in (diff.base_profiler, diff.current_profiler):
         lines += ["", escape(MISSING_PROFILER)]
     return lines
@@ -246,7 +248,8 @@ def _evidence(report: GateReport, current: RunResult, *, limit: int = 5) -> list
         if diff:
             top = diff.top
             if top is not None:
-                lines += [f"Own time grew most in {escape(top_change_text(top, ' → '))}", ""]
+                grew = own_what(diff.clock).capitalize()
+                lines += [f"{grew} grew most in {escape(top_change_text(top, ' → ', diff.clock))}", ""]
             lines += [*_diff_lines(diff, limit), ""]
         if memory:
             lines += [f"Memory by function (one re-run, peak {format_value(memory.peak, Kind.SIZE)}):", ""]

@@ -11,8 +11,13 @@ is promoted into them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from .base import DEFAULT_KEEP, Baseline, BaselineStore, names_a_directory
+
+if TYPE_CHECKING:
+    from ..model import RunResult
 
 
 def open_store(location: str | os.PathLike[str]) -> BaselineStore:
@@ -32,4 +37,22 @@ def open_store(location: str | os.PathLike[str]) -> BaselineStore:
     return FileStore(text)
 
 
-__all__ = ["DEFAULT_KEEP", "Baseline", "BaselineStore", "names_a_directory", "open_store"]
+def newest_first(runs: Sequence[RunResult], sources: Sequence[str]) -> Iterator[RunResult | str]:
+    """A baseline's stored runs (``runs`` read from ``sources``, oldest first) with their evidence,
+    newest first, each read when asked for: a run read from its summary (no evidence) is read again
+    from its run file; one that cannot be read is the text of why (said in the report's notice,
+    never skipped silently)."""
+    from ..errors import PerfgateError
+    from ..importers import load_run
+
+    for run, source in reversed(list(zip(runs, sources, strict=True))):
+        if run.metadata.get("summarised"):
+            try:
+                run = load_run(source)
+            except PerfgateError as exc:
+                yield f"{source}: {exc}"
+                continue
+        yield run
+
+
+__all__ = ["DEFAULT_KEEP", "Baseline", "BaselineStore", "names_a_directory", "newest_first", "open_store"]
