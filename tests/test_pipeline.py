@@ -137,7 +137,8 @@ def test_template_structure() -> None:
     assert base["cache"]["paths"] == [".cache/pip"] and ci["variables"]["PIP_CACHE_DIR"].endswith(".cache/pip")
     jobs = {k: v for k, v in ci.items() if k.startswith("perfgate-")}
     assert {j["stage"] for j in jobs.values()} == {"performance", "gate", "baseline"}
-    assert all(j["extends"] == ".perfgate-base" for j in jobs.values())
+    # perfgate-pages only publishes what perfgate-history wrote: no pip install
+    assert all(j["extends"] == ".perfgate-base" for n, j in jobs.items() if n != "perfgate-pages")
 
     tests = jobs["perfgate-tests"]
     assert tests["parallel"] >= 1
@@ -232,6 +233,28 @@ def test_template_structure() -> None:
     assert baseline["resource_group"] == FETCH_JOB
     assert baseline["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
     assert baseline["stage"] == "baseline"
+
+
+def test_template_history_jobs() -> None:
+    """PERFGATE_HISTORY (off by default): on the default branch, after the baseline job, the history
+    judged with its trend site, the site published with GitLab Pages, and the alerts."""
+    ci = _load(TEMPLATE)
+    assert ci["variables"]["PERFGATE_HISTORY"] == "false" and ci["variables"]["PERFGATE_HISTORY_ARGS"] == ""
+    rule = [{"if": '$PERFGATE_HISTORY == "true" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH'}]
+    history, pages, alert = ci["perfgate-history"], ci["perfgate-pages"], ci["perfgate-alert"]
+    assert history["rules"] == pages["rules"] == alert["rules"] == rule
+    assert {history["stage"], pages["stage"], alert["stage"]} == {"baseline"}
+    assert history["needs"] == alert["needs"] == [{"job": FETCH_JOB, "artifacts": True}]
+    assert pages["needs"] == [{"job": "perfgate-history", "artifacts": True}]
+    assert history["script"] == [
+        "perfgate history .perfgate/baseline --json .perfgate/history.json --html public $PERFGATE_HISTORY_ARGS"
+    ]
+    assert history["artifacts"]["paths"] == [".perfgate/history.json", "public/"]
+    assert pages["pages"] is True and pages["artifacts"] == {"paths": ["public/"]}
+    script = alert["script"][0]
+    assert '--alert gitlab --token-variable "$PERFGATE_TOKEN_VARIABLE"' in script
+    assert "--alert gitlab --dry-run" in script and "is not set: no issue is opened" in script
+    assert alert["allow_failure"] is True and alert["resource_group"] == "perfgate-alert"
 
 
 def test_project_pipeline_structure() -> None:
@@ -414,6 +437,94 @@ def test_template_jobs_run_end_to_end_in_a_shell(project: Path) -> None:
 
     for done in (*baselines, first, gate, *comments, dry, both):
         assert TOKEN not in done.stdout and TOKEN not in done.stderr
+
+
+def _pipeline_run(run: RunResult, pipeline: int, slower: dict[str, float]) -> RunResult:
+    """``run`` as default-branch pipeline ``pipeline`` made it: its own commit, every sample moved by
+    a small jitter of its own, the tests in ``slower`` that many times slower (an injected step)."""
+    jitter = 1 + 0.004 * ((pipeline * 7) % 5 - 2)
+    tests = tuple(
+        replace(
+            t,
+            series={
+                k: replace(s, values=tuple(v * jitter * slower.get(t.nodeid, 1.0) for v in s.values))
+                for k, s in t.series.items()
+            },
+        )
+        for t in run.tests
+    )
+    meta = {**run.metadata, "git": {"commit": _sha(pipeline), "branch": "main"}, "pipeline": pipeline}
+    if isinstance(meta.get("ci"), dict):  # in a CI job the run names the job's commit (CI_COMMIT_SHA)
+        meta["ci"] = {**meta["ci"], "CI_COMMIT_SHA": _sha(pipeline)}
+    return replace(run, tests=tests, metadata=meta)
+
+
+STEPPED = "test_small.py::test_sum[10]"
+
+
+def _sha(pipeline: int) -> str:
+    return f"c0ffee{pipeline:02d}" + "0" * 32
+
+
+def test_the_history_jobs_in_a_shell_over_default_branch_pipelines(project: Path) -> None:
+    """Eight default-branch pipelines, one test three times slower from the fifth on: the baseline
+    job keeps the runs, perfgate-history finds the step at the fifth commit and writes the trend site,
+    perfgate-pages finds it, perfgate-alert opens one issue for it, and no second one, nor a note, when
+    the pipeline is retried; without the token it prints what it would do."""
+    done = _run_job("perfgate-tests", project, PERFGATE_TESTS=".")
+    assert done.returncode == 0, done.stdout + done.stderr
+    measured = load_results(project / ".perfgate" / "shard-1.json")
+    ci_env = {
+        "CI_PROJECT_ID": "group/app",
+        "CI_PROJECT_URL": "https://gitlab.example.com/group/app",
+        "CI_JOB_TOKEN": TOKEN,
+        "CI_DEFAULT_BRANCH": "main",
+        "CI_COMMIT_BRANCH": "main",
+        "PERFGATE_GITLAB_TOKEN": TOKEN,
+        "PERFGATE_HISTORY": "true",
+    }
+    state = StubState(token=TOKEN)
+    served = project.parent / "served"
+    with GitLabStub(state) as api_url:
+        for pipeline in range(1, 9):
+            run = _pipeline_run(measured, pipeline, {STEPPED: 3.0} if pipeline >= 5 else {})
+            save_results(project / ".perfgate" / "shard-1.json", run)
+            done = _run_job(FETCH_JOB, project, CI_API_V4_URL=api_url, **ci_env)
+            assert done.returncode == 0, done.stdout + done.stderr
+            state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(project, served)
+        assert _history_pipelines(project) == list(range(1, 9))
+
+        history = _run_job("perfgate-history", project, CI_API_V4_URL=api_url, **ci_env)
+        assert history.returncode == 0, history.stdout + history.stderr
+        judged = json.loads((project / ".perfgate" / "history.json").read_text(encoding="utf-8"))
+        steps = [(s["test"], s["metric"], cp) for s in judged["series"] for cp in s["change_points"]]
+        assert [(test, metric) for test, metric, _ in steps] == [(STEPPED, "median")], steps
+        step = steps[0][2]
+        assert (step["last_old_commit"], step["first_new_commit"]) == (_sha(4), _sha(5))
+        assert step["direction"] == "regression" and step["open"] is True and 1.8 < step["change"] < 2.2
+        index = (project / "public" / "index.html").read_text(encoding="utf-8")
+        compare = f"https://gitlab.example.com/group/app/-/compare/{_sha(4)}...{_sha(5)}"
+        assert f'<a href="{compare}">c0ffee04..c0ffee05</a>' in index
+        assert len(list((project / "public" / "series").glob("*.html"))) == 5
+
+        pages = _run_job("perfgate-pages", project, **ci_env)
+        assert pages.returncode == 0 and "perfgate: trend site of 5 series in public/" in pages.stdout, pages.stderr
+
+        alerts = [_run_job("perfgate-alert", project, CI_API_V4_URL=api_url, **ci_env) for _ in range(2)]
+        assert [a.returncode for a in alerts] == [0, 0], alerts[0].stdout + alerts[0].stderr
+        title = f"perf: {STEPPED} median +{step['change'] * 100:.1f}% since c0ffee05"
+        assert f"issue #1 opened: {title}" in alerts[0].stdout
+        assert f"issue #1 already reports this step: {title}" in alerts[1].stdout
+        assert list(state.issues) == [1] and state.issues[1]["notes"] == [] and state.issues[1]["title"] == title
+        assert compare in state.issues[1]["description"]
+
+        dry = _run_job("perfgate-alert", project, CI_API_V4_URL=api_url, **{**ci_env, "PERFGATE_GITLAB_TOKEN": ""})
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "PERFGATE_GITLAB_TOKEN is not set: no issue is opened" in dry.stdout
+        assert f"would open the issue {title!r}" in dry.stdout
+        assert list(state.issues) == [1]
+    for job in (history, pages, *alerts, dry):
+        assert TOKEN not in job.stdout + job.stderr
 
 
 # a test whose budgets a counted session can judge: none on a time (a counted session records no
@@ -993,5 +1104,75 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
         "small/test_counted.py",
     }
     assert not (repo / ".perfgate").exists()  # every file a job saw came to it as an artifact
+    for log in logs:
+        assert TOKEN not in log
+
+
+def test_the_history_jobs_in_gitlab_ci_local_over_default_branch_pipelines(tmp_path: Path) -> None:
+    """The template alone (PERFGATE_HISTORY "true") run by gitlab-ci-local in shell mode, the rules
+    choosing the jobs: a real perfgate-tests job once, then seven default-branch pipelines of the
+    baseline stage (perfgate-baseline, perfgate-history, perfgate-pages, perfgate-alert), the shard of
+    each made from the measured one (one test three times slower from the fifth pipeline on: the
+    injected step), with the loopback stub serving what each baseline job exported and taking the
+    issues. The step is found once three runs show the new level (pipeline 7), at the fifth commit;
+    one issue is opened then, and not again when that pipeline is retried."""
+    tool = _gitlab_ci_local()
+    repo = tmp_path / "repo"
+    (repo / "ci").mkdir(parents=True)
+    shutil.copy(TEMPLATE, repo / "ci" / TEMPLATE.name)
+    (repo / ".gitlab-ci.yml").write_text("include:\n  - local: ci/perfgate.gitlab-ci.yml\n", encoding="utf-8")
+    for name, text in SMALL_PROJECT.items():
+        (repo / name).write_text(text, encoding="utf-8")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "remote", "add", "gcl-origin", "https://gitlab.example.com/group/app.git")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "pipeline")
+    variables = {
+        "CI_DEFAULT_BRANCH": "main",
+        "PERFGATE_HISTORY": "true",
+        "PERFGATE_INSTALL": "--no-index --no-deps pytest-perfgate",
+        "PERFGATE_TESTS": ".",
+        "PERFGATE_PYTEST_ARGS": "",
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
+    }
+    pipeline = _Pipeline(tool, repo, variables)
+    history_jobs = {"perfgate-history", "perfgate-pages", "perfgate-alert"}
+    assert pipeline.jobs({}) == {"perfgate-tests: [1/1]", FETCH_JOB} | history_jobs
+    assert history_jobs.isdisjoint(pipeline.jobs({"PERFGATE_HISTORY": "false"}))
+    assert history_jobs.isdisjoint(pipeline.jobs({"CI_COMMIT_BRANCH": "feature"}))
+
+    tests_job = "perfgate-tests: [1/1]"
+    state = StubState(token=TOKEN)
+    served = tmp_path / "served"
+    logs: list[str] = []
+    with GitLabStub(state) as api_url:
+        ci = {"CI_API_V4_URL": api_url, "CI_PROJECT_ID": "group/app", "CI_JOB_TOKEN": TOKEN}
+        ci["PERFGATE_GITLAB_TOKEN"] = TOKEN
+        perf = pipeline.stage("performance", tests_job, ci)
+        assert perf.returncode == 0, perf.stdout[-3000:] + perf.stderr[-2000:]
+        shard = pipeline.artifact(tests_job, ".perfgate/shard-1.json")
+        measured = load_results(shard)
+        opened_at = []
+        for number in [*range(1, 8), 7]:  # the seventh pipeline retried
+            save_results(shard, _pipeline_run(measured, number, {STEPPED: 3.0} if number >= 5 else {}))
+            done = pipeline.stage("baseline", FETCH_JOB, ci)
+            log = done.stdout + done.stderr
+            logs.append(log)
+            assert _summary(done.stdout) == {FETCH_JOB: "PASS"} | {job: "PASS" for job in history_jobs}, log[-4000:]
+            state.artifact_dirs[("main", FETCH_JOB)] = _serve_history(pipeline.artifact(FETCH_JOB, ""), served)
+            if "issue #1 opened" in log:
+                opened_at.append(number)
+    assert opened_at == [7], opened_at
+    title = next(line for line in logs[6].splitlines() if "issue #1 opened: " in line).split("issue #1 opened: ")[1]
+    assert title.startswith(f"perf: {STEPPED} median +") and title.endswith("% since c0ffee05")
+    # the size is estimated again with each run (its title stays the one it was opened with)
+    again = f"issue #1 already reports this step: perf: {STEPPED} median +"
+    assert all(again in log and "issue #1 opened" not in log for log in logs[7:]), logs[-1][-3000:]
+    assert list(state.issues) == [1] and state.issues[1]["notes"] == []
+    compare = f"https://gitlab.example.com/group/app/-/compare/{_sha(4)}...{_sha(5)}"
+    assert compare in state.issues[1]["description"]
+    assert "perfgate: trend site of 5 series in public/" in logs[-1]
+    site = pipeline.artifact("perfgate-pages", "public/index.html").read_text(encoding="utf-8")
+    assert f'<a href="{compare}">c0ffee04..c0ffee05</a>' in site
     for log in logs:
         assert TOKEN not in log

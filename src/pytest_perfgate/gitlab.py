@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,46 @@ NOTE_MARKER = "<!-- perfgate-report -->"
 
 #: GitLab keeps a note body of at most this many characters
 MAX_NOTE_CHARS = 1_000_000
+
+#: the label of perfgate's issues (alerts on the default branch's history); they are found by it
+ISSUE_LABEL = "perfgate-history"
+#: GitLab keeps an issue title of at most this many characters
+MAX_TITLE_CHARS = 255
+
+
+@dataclass(frozen=True)
+class Issue:
+    """What perfgate reads of a GitLab issue."""
+
+    iid: int
+    title: str
+    description: str
+    web_url: str = ""
+
+
+def check_issue_iid(value: object, source: str = "issue") -> int:
+    """An issue's IID (the N of #N), else a :class:`GitLabError`."""
+    text = str(value).strip()
+    if not re.fullmatch(r"[1-9][0-9]{0,17}", text):
+        raise GitLabError(f"{source} {_excerpt(str(value), 60)!r} is not an issue IID: expected a whole number above 0")
+    return int(text)
+
+
+def issue_title(title: str) -> str:
+    """A title GitLab takes: one line, printable, at most :data:`MAX_TITLE_CHARS` characters."""
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in title).split()) or "perfgate"
+    return flat if len(flat) <= MAX_TITLE_CHARS else flat[: MAX_TITLE_CHARS - 3].rstrip() + "..."
+
+
+def issue_text(text: str, marker: str) -> str:
+    """An issue's description or note: ``marker`` (a hidden HTML comment) first unless it is in
+    already, the text's quick-action lines neutralised, within GitLab's size."""
+    body = neutralise_quick_actions(text.rstrip())
+    body = body if marker in body else f"{marker}\n{body}"
+    if len(body) > MAX_NOTE_CHARS:
+        body = body[: MAX_NOTE_CHARS - 40].rstrip() + "\n\n... (cut: more than GitLab keeps)"
+    return body
+
 
 _STATUS_HINTS = {
     401: "the token was refused (expired, revoked or mistyped)",
@@ -468,28 +508,27 @@ class GitLab:
             raise GitLabError(f"GitLab API {where} answered a note with {found}: expected a positive whole number")
         return value
 
-    def find_note(self, mr_iid: str | int, marker: str = NOTE_MARKER) -> int | None:
-        """The id of the first note on the merge request carrying ``marker`` (pages of 100 notes,
-        at most ``limits.max_pages`` of them)."""
-        base, page = self._notes_url(mr_iid), 1
+    def _pages(self, base: str, what: str) -> Iterator[tuple[list[Mapping[str, Any]], str]]:
+        """The JSON objects of a listing, page by page (100 each, at most ``limits.max_pages``
+        pages, oldest first), each page with how its request is named in a message; ``what`` names
+        the objects ("notes", "issues")."""
+        page, joiner = 1, "&" if "?" in base else "?"
         for _ in range(self.limits.max_pages):
-            url = f"{base}?per_page=100&sort=asc&page={page}"
+            url = f"{base}{joiner}per_page=100&sort=asc&page={page}"
             where = self._scrub(f"GET {url}")
-            notes, headers = self.json("GET", url)
-            if not isinstance(notes, list):
-                raise GitLabError(f"GitLab API {where} answered {_shape(notes)} where a list of notes was expected")
-            for note in notes:
-                if not isinstance(note, Mapping):
+            items, headers = self.json("GET", url)
+            if not isinstance(items, list):
+                raise GitLabError(f"GitLab API {where} answered {_shape(items)} where a list of {what} was expected")
+            for item in items:
+                if not isinstance(item, Mapping):
                     raise GitLabError(
-                        f"GitLab API {where} answered a list holding {_shape(note)} where notes (JSON objects) "
+                        f"GitLab API {where} answered a list holding {_shape(item)} where {what} (JSON objects) "
                         "were expected"
                     )
-                text = note.get("body")
-                if isinstance(text, str) and marker in text:
-                    return self._note_id(note, where)
+            yield items, where
             following = headers.get("x-next-page", "").strip()
             if not following:
-                return None
+                return
             if not re.fullmatch(r"[0-9]{1,9}", following) or int(following) <= page:
                 raise GitLabError(
                     f"GitLab API {where} answered X-Next-Page {_excerpt(self._scrub(following), 40)!r} after page "
@@ -497,9 +536,24 @@ class GitLab:
                 )
             page = int(following)
         raise GitLabError(
-            f"GitLab API GET {self._scrub(base)}: still more notes after {self.limits.max_pages} pages (perfgate "
-            f"looks through at most {self.limits.max_pages * 100:,} notes for its own)"
+            f"GitLab API GET {self._scrub(base)}: still more {what} after {self.limits.max_pages} pages (perfgate "
+            f"looks through at most {self.limits.max_pages * 100:,} {what} for its own)"
         )
+
+    def _find_marked(self, base: str, what: str, marker: str, text_field: str) -> tuple[Mapping[str, Any], str] | None:
+        """The first object of a listing whose ``text_field`` holds ``marker``, and its request's name."""
+        for items, where in self._pages(base, what):
+            for item in items:
+                text = item.get(text_field)
+                if isinstance(text, str) and marker in text:
+                    return item, where
+        return None
+
+    def find_note(self, mr_iid: str | int, marker: str = NOTE_MARKER) -> int | None:
+        """The id of the first note on the merge request carrying ``marker`` (pages of 100 notes,
+        at most ``limits.max_pages`` of them)."""
+        found = self._find_marked(self._notes_url(mr_iid), "notes", marker, "body")
+        return None if found is None else self._note_id(*found)
 
     def upsert_note(self, mr_iid: str | int, body: str, marker: str = NOTE_MARKER) -> tuple[str, int]:
         """Create perfgate's note, or update it in place; returns ("created"|"updated", note id).
@@ -522,6 +576,88 @@ class GitLab:
             except GitLabError as exc:
                 if not exc.transient or exc.status == 429 or attempt >= self.limits.attempts:
                     raise  # 429 was retried already
+                self.sleep(self.limits.wait(attempt))
+                continue
+            return "created", self._note_id(note, self._scrub(f"POST {url}"))
+
+    # ------------------------------------------------------------------ issues (alerts on the default branch)
+
+    def _issue(self, value: Any, where: str) -> Issue:
+        """An issue GitLab answered with; a :class:`GitLabError` for anything else."""
+        if not isinstance(value, Mapping):
+            raise GitLabError(f"GitLab API {where} answered {_shape(value)} where an issue (JSON object) was expected")
+        iid = value.get("iid")
+        if isinstance(iid, bool) or not isinstance(iid, int) or iid <= 0:
+            found = "no iid" if "iid" not in value else f"the iid {_excerpt(self._scrub(repr(iid)), 40)}"
+            raise GitLabError(f"GitLab API {where} answered an issue with {found}: expected a positive whole number")
+        texts = {name: value.get(name) for name in ("title", "description", "web_url")}
+        title, description, web_url = (text if isinstance(text, str) else "" for text in texts.values())
+        return Issue(iid=iid, title=title, description=description, web_url=web_url)
+
+    def _issues_url(self, iid: int | None = None) -> str:
+        return f"{self.project_path}/issues" + ("" if iid is None else f"/{check_issue_iid(iid)}")
+
+    def find_issue(self, marker: str, label: str = ISSUE_LABEL) -> Issue | None:
+        """The oldest open issue labelled ``label`` whose description carries ``marker`` (pages of
+        100 issues, at most ``limits.max_pages`` of them)."""
+        base = f"{self._issues_url()}?state=opened&labels={urllib.parse.quote(label, safe='')}&order_by=created_at"
+        found = self._find_marked(base, "issues", marker, "description")
+        return None if found is None else self._issue(*found)
+
+    def open_issue(self, title: str, description: str, marker: str, label: str = ISSUE_LABEL) -> tuple[str, Issue]:
+        """The open issue carrying ``marker`` ("found"), else a new one ("created") with this title,
+        the marker and the description (its quick-action lines neutralised), labelled ``label``. A
+        create that may have reached GitLab is retried by looking for the issue again first, so a
+        retried pipeline never opens two."""
+        body = issue_text(description, marker)
+        attempt = 0
+        while True:
+            attempt += 1
+            existing = self.find_issue(marker, label)
+            if existing is not None:
+                return "found", existing
+            payload = {"title": issue_title(title), "description": body, "labels": label}
+            try:
+                issue, _ = self.json("POST", self._issues_url(), payload, idempotent=False)
+            except GitLabError as exc:
+                if not exc.transient or exc.status == 429 or attempt >= self.limits.attempts:
+                    raise
+                self.sleep(self.limits.wait(attempt))
+                continue
+            return "created", self._issue(issue, self._scrub(f"POST {self._issues_url()}"))
+
+    def update_issue(
+        self, iid: int, *, title: str | None = None, description: str | None = None, close: bool = False
+    ) -> Issue:
+        """Change an issue's title or description (its quick-action lines neutralised; the caller
+        keeps the marker in it), or close it. Each is the same whatever times it is sent."""
+        payload: dict[str, str] = {}
+        if title is not None:
+            payload["title"] = issue_title(title)
+        if description is not None:
+            payload["description"] = neutralise_quick_actions(description)
+        if close:
+            payload["state_event"] = "close"
+        issue, _ = self.json("PUT", self._issues_url(iid), payload)
+        return self._issue(issue, self._scrub(f"PUT {self._issues_url(iid)}"))
+
+    def add_issue_note(self, iid: int, body: str, marker: str) -> tuple[str, int]:
+        """A note on the issue carrying ``marker``: ("exists", id) when one does already (a retried
+        pipeline), else ("created", id). As :meth:`open_issue`, a create that may have reached GitLab
+        is retried by looking for the note first."""
+        url = f"{self._issues_url(iid)}/notes"
+        text = issue_text(body, marker)
+        attempt = 0
+        while True:
+            attempt += 1
+            found = self._find_marked(url, "notes", marker, "body")
+            if found is not None:
+                return "exists", self._note_id(*found)
+            try:
+                note, _ = self.json("POST", url, {"body": text}, idempotent=False)
+            except GitLabError as exc:
+                if not exc.transient or exc.status == 429 or attempt >= self.limits.attempts:
+                    raise
                 self.sleep(self.limits.wait(attempt))
                 continue
             return "created", self._note_id(note, self._scrub(f"POST {url}"))

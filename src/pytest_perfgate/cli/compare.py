@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ._common import add_gate_arguments
 
 if TYPE_CHECKING:
-    pass
+    from ..gate import GateReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,13 +21,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="report regressions but fail only on critical budget breaches (when perfgate ab judges regressions)",
     )
+    parser.add_argument(
+        "--history",
+        metavar="PATH",
+        help="the default branch's history (perfgate history --json FILE, or a baseline directory): the report says "
+        "which compared tests' series have an open change point there (default: the baseline directory's own "
+        "history file, when it has one)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..errors import GateError
-    from ..gate import compare_baseline
+    from ..gate import Notice, NoticeKind, compare_baseline
     from ..gatediff import stored_diffs, with_diffs, with_notice
     from ..importers import load_run
     from ..store import newest_first, open_store
@@ -45,6 +52,29 @@ def run(args: argparse.Namespace) -> int:
     # run that has one (evidence: the verdicts stay the gate's)
     found = stored_diffs(report, current, newest_first(baseline.runs, baseline.sources) if baseline else ())
     report = with_notice(report, found.notice())
+    for line in moved_baseline(args.history, args.baseline, report):
+        report = with_notice(report, Notice(NoticeKind.TEXT, text=line))
     current = with_diffs(current, {}, only=True) or current  # a perfgate ab diff is against another base
     write_reports(args, report, current, found.diffs)
     return report.exit_code
+
+
+def moved_baseline(history: str | None, baseline: str, report: GateReport) -> list[str]:
+    """A line per compared test whose default-branch series has an open change point, from the
+    history at ``history`` (a ``perfgate history --json`` file, or a baseline directory), else from
+    the baseline directory's own history file when it has one; none without a history."""
+    import os
+
+    from ..history.alerts import baseline_moved
+    from ..history.analyse import judge, read
+    from ..history.log import has_log
+    from ..history.model import load_history
+
+    if history is not None and not os.path.isdir(history):
+        judged = load_history(history)
+    elif history is not None or (os.path.isdir(baseline) and has_log(baseline)):
+        where = history or baseline
+        judged = judge(read(where), source=where)
+    else:
+        return []
+    return baseline_moved(judged, sorted({c.nodeid for c in report.comparisons}))

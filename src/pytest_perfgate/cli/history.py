@@ -40,6 +40,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="first write the history file from the directory's stored runs (only when it has none)",
     )
+    # the trend site and the alerts (history/site.py, history/alerts.py)
+    parser.add_argument(
+        "--html", metavar="DIR", help="also write the static trend site into DIR (for GitLab Pages: public/)"
+    )
+    parser.add_argument(
+        "--alert",
+        choices=["gitlab"],
+        help="open (or note, or close) one GitLab issue per series whose newest level moved (default branch only)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="with --alert: print what it would do (no token needed)")
+    parser.add_argument(
+        "--token-variable",
+        default="PERFGATE_GITLAB_TOKEN",
+        metavar="NAME",
+        help="with --alert: environment variable holding a token with the 'api' scope (default PERFGATE_GITLAB_TOKEN)",
+    )
 
 
 def judged(args: argparse.Namespace) -> History:
@@ -66,6 +82,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         write_history(history, args.json)
         print(f"history JSON: {args.json}")
+    if args.html is not None:
+        import os
+
+        from ..history.alerts import project_url_from
+        from ..reports.history_site import render_site
+
+        pages = render_site(history, args.html, project_url=project_url_from(os.environ))
+        print(f"trend site: {pages[0]} ({len(pages) - 1} series pages)")
+    if args.alert == "gitlab":
+        from ..history.alerts import alert_gitlab
+
+        alert_gitlab(history, dry_run=args.dry_run, token_variable=args.token_variable)
     if args.fail_on_regression and any(cp.is_regression for cp in history.open_change_points()):
         return Exit.FAILED
     return Exit.OK

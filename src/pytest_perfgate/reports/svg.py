@@ -6,7 +6,9 @@ text escaped, no script, no external resource.
 - :func:`heatmap`: memory over time by function (a row per function, a column per time point, the
   colour what the function held then);
 - :func:`flame`: a flame graph (icicle: callers above their callees) of a call tree, each frame's
-  width its share of its caller's.
+  width its share of its caller's;
+- :func:`history_svg`: a series over the default branch's runs, its spread band and change points
+  (the trend site of ``perfgate history --html``).
 """
 
 from __future__ import annotations
@@ -319,5 +321,88 @@ def flame(
         if label:
             parts.append(f'<text x="{x + 3:.1f}" y="{y + 13}">{escape(label)}</text>')
         parts.append("</g>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- the default branch's history
+
+
+#: the runs of a history plot up to which each run is a point of its own, with its title
+MAX_MARKED = 300
+
+
+def history_svg(
+    points: Sequence[tuple[str, float, float | None]],
+    steps: Sequence[tuple[int, float, float, str, bool]],
+    kind: Kind,
+    *,
+    unit: str = "",
+    width: int = 900,
+    height: int = 260,
+) -> str:
+    """A series over the default branch's runs (oldest first): each run's centre as a point with
+    its title (``points``: label, centre, spread or None), the band centre +- spread, and the change
+    points (``steps``: index of the first point at the new level, the levels before and after, a
+    label, whether it is a regression) as a dashed line with the two levels drawn as segments.
+    Up to :data:`MAX_MARKED` runs each is a point with its title; beyond, the line alone.
+    ``""`` with fewer than two finite points."""
+    finite = [(i, p) for i, p in enumerate(points) if math.isfinite(p[1])]
+    if len(finite) < 2:
+        return ""
+    lows = [c - (s or 0.0) for _, (_, c, s) in finite if s is None or math.isfinite(s)]
+    highs = [c + (s or 0.0) for _, (_, c, s) in finite if s is None or math.isfinite(s)]
+    low, high = _axis(min(lows), max(highs), nonnegative=min(c for _, (_, c, _) in finite) >= 0)
+    left, right, top, bottom = 80, width - 16, 14, height - 30
+    count = len(points)
+
+    def x(i: float) -> float:
+        return left + (right - left) * (i / (count - 1) if count > 1 else 0.5)
+
+    def y(v: float) -> float:
+        return bottom - (bottom - top) * _fraction(v, low, high)
+
+    label = "history of a series over the default branch's runs"
+    parts = [f'<svg class="history" width="{width}" height="{height}" role="img" aria-label="{label}">']
+    parts.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="#fbfcfd"/>')
+    band = [(i, c, s) for i, (_, c, s) in finite if s is not None and math.isfinite(s)]
+    if len(band) >= 2:
+        upper = " ".join(f"{x(i):.1f},{y(c + s):.1f}" for i, c, s in band)
+        lower = " ".join(f"{x(i):.1f},{y(c - s):.1f}" for i, c, s in reversed(band))
+        parts.append(f'<polygon class="spread" points="{upper} {lower}" fill="#6c8ebf" opacity="0.18"/>')
+    line = " ".join(f"{x(i):.1f},{y(c):.1f}" for i, (_, c, _) in finite)
+    parts.append(f'<polyline points="{line}" fill="none" stroke="#6c8ebf" stroke-width="1.5"/>')
+    bounds = [0, *(s[0] for s in steps), count]
+    for n, (index, before, after, text, regression) in enumerate(steps):
+        colour = "#c0262d" if regression else "#1b6b35"
+        cx = x(index - 0.5)
+        parts.append(
+            f'<line class="change-point" x1="{cx:.1f}" x2="{cx:.1f}" y1="{top}" y2="{bottom}" stroke="{colour}" '
+            f'stroke-dasharray="5 3" stroke-width="2"><title>{escape(text)}</title></line>'
+        )
+        for level, start, end in ((before, bounds[n], index), (after, index, bounds[n + 2])):
+            if math.isfinite(level):
+                parts.append(
+                    f'<line x1="{x(start):.1f}" x2="{x(max(start, end - 1)):.1f}" y1="{y(level):.1f}" '
+                    f'y2="{y(level):.1f}" stroke="{colour}" stroke-width="1" opacity="0.6"/>'
+                )
+        parts.append(f'<text x="{cx + 3:.1f}" y="{top + 10 + 12 * (n % 3)}" fill="{colour}">{escape(text)}</text>')
+    # a point of its own (with its title) per run up to MAX_MARKED runs; beyond, the line alone (a
+    # page of a 1,000-run series stays small: the site has a page per series)
+    for i, (name, centre, spread) in finite if count <= MAX_MARKED else ():
+        tip = f"{name}: {format_value(centre, kind, unit)}"
+        if spread is not None:
+            tip += f" \u00b1 {format_value(spread, kind, unit)}"
+        parts.append(
+            f'<circle cx="{x(i):.1f}" cy="{y(centre):.1f}" r="3" fill="#3c5a8a"><title>{escape(tip)}</title></circle>'
+        )
+    parts.append(f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="#8a94a6"/>')
+    parts.append(f'<text x="4" y="{top + 8}">{escape(format_value(high, kind, unit))}</text>')
+    parts.append(f'<text x="4" y="{bottom}">{escape(format_value(low, kind, unit))}</text>')
+    for tick in (0, count - 1):
+        anchor = "start" if tick == 0 else "end"
+        parts.append(
+            f'<text x="{x(tick):.1f}" y="{bottom + 14}" text-anchor="{anchor}">{escape(points[tick][0])}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)

@@ -1,5 +1,6 @@
 """A loopback stand-in for the few GitLab API endpoints perfgate calls: single files of a job's
-artifacts (the raw endpoint) and merge-request notes (list with pagination, create, update).
+artifacts (the raw endpoint), merge-request notes (list with pagination, create, update) and
+issues with their notes (list by state and label, create, update, close; the history's alerts).
 Records every request.
 
     python -m pytest_perfgate.testing.gitlab_stub --port 0 --token T --artifact main/build/results.json=FILE \
@@ -32,6 +33,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 _NOTES = re.compile(r"^/api/v4/projects/(?P<project>[^/]+)/merge_requests/(?P<mr>\d+)/notes(?:/(?P<note>\d+))?$")
+_ISSUES = re.compile(
+    r"^/api/v4/projects/(?P<project>[^/]+)/issues(?:/(?P<issue>\d+)(?P<notes>/notes(?:/(?P<note>\d+))?)?)?$"
+)
 _ARTIFACT = re.compile(r"^/api/v4/projects/(?P<project>[^/]+)/jobs/artifacts/(?P<ref>[^/]+)/raw/(?P<path>.+)$")
 
 
@@ -66,6 +70,8 @@ class StubState:
     page_size: int = 2  # small, so that pagination is exercised
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     next_id: int = 100
+    # issues (perfgate history --alert): iid -> {iid, title, description, labels, state, web_url, notes}
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def artifact_file(state: StubState, ref: str, job: str, path: str) -> bytes | None:
@@ -159,6 +165,9 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                 if self.command == "GET" and content is not None:
                     return self._send(200, content)
                 return self._send(404, {"message": "404 Not found"})
+            match = _ISSUES.match(url.path)
+            if match is not None:
+                return self._issues(match, parse_qs(url.query), body)
             match = _NOTES.match(url.path)
             if match is not None and self.command in state.answers:
                 return self._send(201 if self.command == "POST" else 200, state.answers[self.command])
@@ -181,6 +190,58 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                             return self._send(200, note)
                     return self._send(404, {"message": "404 Note Not Found"})
             return self._send(404, {"message": "404 Not found"})
+
+        def _page(self, items: list[dict[str, Any]], query: dict[str, list[str]]) -> None:
+            page = int(query.get("page", ["1"])[0])
+            chunk = items[(page - 1) * state.page_size : page * state.page_size]
+            more = page * state.page_size < len(items)
+            return self._send(200, chunk, {"X-Next-Page": str(page + 1) if more else ""})
+
+        def _issues(self, match: re.Match[str], query: dict[str, list[str]], body: dict[str, Any]) -> None:
+            """GitLab's issues API, the part perfgate uses: list (state, labels), create, update
+            (title, description, state_event close), and an issue's notes (list, create)."""
+            if match["issue"] is None:
+                if self.command == "GET":
+                    wanted_state = query.get("state", ["all"])[0]
+                    labels = {x for x in query.get("labels", [""])[0].split(",") if x}
+                    found = [
+                        {k: v for k, v in issue.items() if k != "notes"}
+                        for issue in sorted(state.issues.values(), key=lambda i: i["iid"])
+                        if wanted_state in ("all", issue["state"]) and labels <= set(issue["labels"])
+                    ]
+                    return self._page(found, query)
+                if self.command == "POST":
+                    iid = max(state.issues, default=0) + 1
+                    state.issues[iid] = {
+                        "iid": iid,
+                        "title": body.get("title"),
+                        "description": body.get("description"),
+                        "labels": [x for x in str(body.get("labels") or "").split(",") if x],
+                        "state": "opened",
+                        "web_url": f"https://gitlab.example.com/group/proj/-/issues/{iid}",
+                        "notes": [],
+                    }
+                    return self._send(201, {k: v for k, v in state.issues[iid].items() if k != "notes"})
+                return self._send(405, {"message": "405 Method Not Allowed"})
+            issue = state.issues.get(int(match["issue"]))
+            if issue is None:
+                return self._send(404, {"message": "404 Issue Not Found"})
+            if match["notes"] is None and self.command == "PUT":
+                for key in ("title", "description"):
+                    if key in body:
+                        issue[key] = body[key]
+                if body.get("state_event") == "close":
+                    issue["state"] = "closed"
+                return self._send(200, {k: v for k, v in issue.items() if k != "notes"})
+            if match["notes"] is not None and match["note"] is None:
+                if self.command == "GET":
+                    return self._page(issue["notes"], query)
+                if self.command == "POST":
+                    state.next_id += 1
+                    note = {"id": state.next_id, "body": body.get("body")}
+                    issue["notes"].append(note)
+                    return self._send(201, note)
+            return self._send(405, {"message": "405 Method Not Allowed"})
 
         do_GET = do_POST = do_PUT = _handle
 
