@@ -226,3 +226,49 @@ def test_function_costs_is_frozen() -> None:
     costs = FunctionCosts(own={}, inclusive={}, calls={}, edges={}, total=0)
     with pytest.raises(AttributeError):
         costs.total = 1  # type: ignore[misc]
+
+
+@needs_trampolines
+def test_a_frames_locals_are_released_in_it_and_kept_where_something_can_still_see_them() -> None:
+    """The locals a finished frame held are released before its trampoline returns (so a function's
+    own garbage is its own work), except where a generator or a traceback can still read them."""
+    assert _native is not None
+    released: list[str] = []
+
+    class Noted:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __del__(self) -> None:
+            released.append(self.name)
+
+    def holder() -> int:
+        kept = Noted("local")
+        return id(kept)
+
+    def generator() -> Any:
+        kept = Noted("generator")
+        yield 1
+        yield id(kept)
+
+    def failing() -> None:
+        kept = Noted("traceback")  # noqa: F841 - read back from the traceback
+        raise KeyError("inside")
+
+    _native.profile_install()
+    try:
+        holder()
+        assert released == ["local"]
+        steps = generator()
+        assert next(steps) == 1 and released == ["local"]  # a suspended generator keeps its locals
+        assert next(steps) > 0
+        try:
+            failing()
+        except KeyError as exc:
+            tb = exc.__traceback__
+            assert tb is not None
+            while tb.tb_next is not None:
+                tb = tb.tb_next
+            assert tb.tb_frame.f_locals["kept"].name == "traceback"
+    finally:
+        _native.profile_uninstall()
