@@ -554,6 +554,14 @@ def test_the_counted_run_in_a_shell(project: Path) -> None:
     assert [t.nodeid for t in counts.tests] == ["test_counted.py::test_sort"]
     assert {"instructions", "alloc_blocks", "alloc_bytes"} <= set(counts.tests[0].series)
     assert "time" not in counts.tests[0].series and counts.metadata["fingerprint"]["valgrind"]
+    # counted by Python function too where the platform allows it: the gate can name the function
+    from pytest_perfgate.counts.functions import unavailable
+
+    profile = counts.tests[0].evidence.cpu_profile
+    if unavailable() is None:
+        assert profile is not None and profile.clock == "instructions", counts.tests[0].evidence
+    else:
+        assert profile is None
     merge = _load(TEMPLATE)["perfgate-gate"]["script"][0]
     done = subprocess.run(["bash", "-c", merge], cwd=project, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and ".perfgate/results.json: 6 tests from 3 files" in done.stdout, done.stderr
@@ -981,6 +989,7 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
         ".perfgate/results.json?job=perfgate-baseline",
         ".perfgate/baseline/index.json?job=perfgate-baseline",
         ".perfgate/baseline/run-000001.json?job=perfgate-baseline",
+        ".perfgate/baseline/history.jsonl?job=perfgate-baseline",  # the long history comes along
     ]
 
     # the merge request: a branch whose commit makes checksum 50% slower (render untouched); main

@@ -54,6 +54,12 @@ def rerun_under_callgrind(config: pytest.Config, options: Options) -> int | None
             "perfgate: --perfgate-instructions counts in one process under callgrind and cannot run with "
             "pytest-xdist (-n): drop -n (one call per test is counted: the suite does not need parallel workers)"
         )
+    if BY_FUNCTION in options.evidence:
+        from .counts.functions import unavailable
+
+        why = unavailable(options.valgrind)
+        if why is not None:
+            raise pytest.UsageError(f"perfgate: --perfgate-evidence=instructions: {why}")
     out_dir = tempfile.mkdtemp(prefix="perfgate-callgrind-")
     try:
         try:
