@@ -137,3 +137,19 @@ def test_json_path_is_checked_before_any_work(tmp_path: Path, capsys: pytest.Cap
     (tmp_path / "notes.json").write_text("[1, 2]")
     assert main(["history", str(base), "--json", str(tmp_path / "notes.json")]) == 2
     assert "exists and is not a perfgate file" in capsys.readouterr().err
+
+
+def test_alert_options_without_alert_and_an_unwritable_site_are_refused_before_judging(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_perfgate.cli import main
+
+    baseline = tmp_path / "baseline"
+    baseline.mkdir()
+    assert main(["history", str(baseline), "--dry-run"]) == 2
+    assert "error: --dry-run and --token-variable go with --alert gitlab" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["history", str(baseline), "--html", str(blocker / "site")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "site" in err

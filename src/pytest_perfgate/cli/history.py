@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from ..history.model import History
 
 
+#: the variable --alert reads its token from unless --token-variable names another
+TOKEN_VARIABLE = "PERFGATE_GITLAB_TOKEN"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``perfgate history`` (one place: other outputs add theirs here)."""
     parser.add_argument("baseline", metavar="BASELINE_DIR", help="the baseline directory (its history.jsonl)")
@@ -52,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="with --alert: print what it would do (no token needed)")
     parser.add_argument(
         "--token-variable",
-        default="PERFGATE_GITLAB_TOKEN",
+        default=TOKEN_VARIABLE,
         metavar="NAME",
         help="with --alert: environment variable holding a token with the 'api' scope (default PERFGATE_GITLAB_TOKEN)",
     )
@@ -61,11 +65,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def judged(args: argparse.Namespace) -> History:
     """The :class:`~pytest_perfgate.history.model.History` the arguments ask for (after
     ``--rebuild``), with the checks of ``--json`` made first."""
+    from ..errors import GateError
     from ..history.analyse import judge, read, rebuild
     from ..paths import check_output
 
     if args.json is not None:
         check_output(args.json, "the history JSON", perfgate_only=True)
+    if args.html is not None:  # before the judging, which takes seconds on a long history
+        check_output(args.html, "the trend site", directory=True)
+    if (args.dry_run or args.token_variable != TOKEN_VARIABLE) and args.alert is None:
+        raise GateError("--dry-run and --token-variable go with --alert gitlab: without it nothing is sent or printed")
     if args.rebuild:
         count = rebuild(args.baseline)
         print(f"rebuilt the history of {args.baseline} from its {count} stored run(s)")
