@@ -142,8 +142,6 @@ def test_json_path_is_checked_before_any_work(tmp_path: Path, capsys: pytest.Cap
 def test_alert_options_without_alert_and_an_unwritable_site_are_refused_before_judging(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_perfgate.cli import main
-
     baseline = tmp_path / "baseline"
     baseline.mkdir()
     assert main(["history", str(baseline), "--dry-run"]) == 2
