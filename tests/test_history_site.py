@@ -155,3 +155,23 @@ def test_perfgate_history_html_writes_the_site(tmp_path: Path, capsys: pytest.Ca
     (tmp_path / "file").write_text("x")
     assert main(["history", str(tmp_path / "bl"), "--html", str(tmp_path / "file")]) == 2
     assert "is a file, not a directory: expected a directory for the trend site" in capsys.readouterr().err
+
+
+def test_a_history_without_commits_names_its_runs_not_question_marks(tmp_path: Path) -> None:
+    """Runs made outside CI and outside a git checkout record no commit: the pages, the text and the
+    alert's title name the runs instead."""
+    import random
+
+    from harness.results import make_run
+    from pytest_perfgate.cli import main
+    from pytest_perfgate.store.files import DirectoryStore
+
+    rnd = random.Random(3)
+    store = DirectoryStore(str(tmp_path / "b"))
+    for i in range(24):
+        level = 1.0 if i < 12 else 1.5
+        store.promote(make_run({"t::a": [level * 0.002 * rnd.lognormvariate(0, 0.05) for _ in range(7)]}))
+    assert main(["history", str(tmp_path / "b"), "--html", str(tmp_path / "site")]) == 0
+    pages = [p.read_text() for p in (tmp_path / "site").rglob("*.html")]
+    assert pages and not any("?..?" in page or ">?<" in page for page in pages)
+    assert any("run 12..run 13" in page for page in pages)

@@ -105,7 +105,7 @@ def change_text(change: float) -> str:
 
 
 def short(commit: str | None) -> str:
-    return (commit or "?")[:8]
+    return (commit or "")[:8]
 
 
 def compare_url(project_url: str | None, cp: ChangePoint) -> str | None:
@@ -130,7 +130,8 @@ def environment_text(cp: ChangePoint) -> str:
 
 
 def _title(cp: ChangePoint) -> str:
-    where = f"since {short(cp.commits.first_new)}"
+    # a history made outside CI (no commit recorded) names the run instead of an unknown commit
+    where = f"since {short(cp.commits.first_new)}" if cp.commits.first_new else f"since run {cp.commits.first_new_run}"
     if cp.environment_changed:
         where += " (environment changed)"
     return f"perf: {cp.key.test} {cp.key.metric} {change_text(cp.change)} {where}"

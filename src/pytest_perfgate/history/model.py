@@ -173,7 +173,10 @@ class CommitRange:
 
     @property
     def text(self) -> str:
-        """``abc12345..def67890`` (short shas; ``?`` for an unknown commit)."""
+        """``abc12345..def67890`` (short shas); ``run 18..run 19`` when the runs recorded no commit
+        (made outside CI and outside a git checkout)."""
+        if self.last_old is None and self.first_new is None:
+            return f"run {self.last_old_run}..run {self.first_new_run}"
         return f"{(self.last_old or '?')[:8]}..{(self.first_new or '?')[:8]}"
 
 

@@ -63,7 +63,7 @@ def series_page(series: SeriesHistory, project_url: str | None) -> dict[str, Any
     rows = [
         {
             "run": p.run,
-            "commit": short(p.commit),
+            "commit": short(p.commit) or "-",
             "time": p.time or "-",
             "centre": level_text(key, p.centre),
             "spread": "-" if p.spread is None else level_text(key, p.spread),
@@ -77,13 +77,14 @@ def series_page(series: SeriesHistory, project_url: str | None) -> dict[str, Any
         "label": key.label,
         "slug": key.slug,
         "plot": {
-            "points": [(f"run {p.run} {short(p.commit)}", p.centre, p.spread) for p in series.points],
+            "points": [(f"run {p.run} {short(p.commit)}".rstrip(), p.centre, p.spread) for p in series.points],
             "steps": [
                 (
                     cp.index,
                     cp.before,
                     cp.after,
-                    f"{change_text(cp.change)} at {short(cp.commits.first_new)}",
+                    f"{change_text(cp.change)} at "
+                    + (short(cp.commits.first_new) if cp.commits.first_new else f"run {cp.commits.first_new_run}"),
                     cp.is_regression,
                 )
                 for cp in series.change_points

@@ -34,7 +34,9 @@ def confidence_text(cp: ChangePoint) -> str:
 
 def change_point_line(cp: ChangePoint) -> str:
     """One change point: direction, size, series, levels, where, confidence, environment."""
-    where = f"runs {cp.commits.last_old_run}..{cp.commits.first_new_run} ({cp.commits.text})"
+    where = f"runs {cp.commits.last_old_run}..{cp.commits.first_new_run}"
+    if cp.commits.last_old or cp.commits.first_new:
+        where += f" ({cp.commits.text})"
     env = ""
     if cp.environment_changed:
         names = ", ".join(f.field for f in cp.environment_fields)
