@@ -98,6 +98,7 @@ def test_the_run_history_is_fetched_through_its_index_oldest_first(
         ".perfgate/baseline/run-000002.json",
         ".perfgate/baseline/run-000003.json",
         ".perfgate/baseline/history.jsonl",
+        ".perfgate/baseline/history.state.json",  # none yet: nothing judged
     ]
     assert (target / "history.jsonl").read_bytes() == (
         tmp_path / "artifacts" / FETCH_PATH / "history.jsonl"
@@ -130,6 +131,7 @@ def test_keep_drops_the_oldest_fetched_runs(
         ".perfgate/baseline/run-000003.json",
         ".perfgate/baseline/run-000004.json",
         ".perfgate/baseline/history.jsonl",
+        ".perfgate/baseline/history.state.json",
     ]
     assert parse_index((target / INDEX_NAME).read_bytes(), "index") == ("run-000001.json", "run-000002.json")
     from pytest_perfgate.history.log import read_log
@@ -175,6 +177,7 @@ def test_a_results_file_artifact_of_an_older_baseline_job_is_still_fetched(
         ".perfgate/baseline/run-000001.json",
         ".perfgate/baseline/run-000002.json",
         ".perfgate/baseline/history.jsonl",
+        ".perfgate/baseline/history.state.json",
     ]
     assert _levels(tmp_path / "b2") == [5.0, 6.0]
 

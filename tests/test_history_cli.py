@@ -151,3 +151,59 @@ def test_alert_options_without_alert_and_an_unwritable_site_are_refused_before_j
     assert main(["history", str(baseline), "--html", str(blocker / "site")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "site" in err
+
+
+def _stepped_store(directory: Path, runs: int, step_at: int, seed: int = 5) -> DirectoryStore:
+    rnd = random.Random(seed)
+    store = DirectoryStore(str(directory))
+    for i in range(runs):
+        level = 1.0 if i < step_at else 1.3
+        values = {"t::a": [level * 0.002 * rnd.lognormvariate(0, 0.03) for _ in range(7)]}
+        values["t::b"] = [0.001 * rnd.lognormvariate(0, 0.03) for _ in range(7)]
+        store.promote(RunResult({}, tuple(make_test(n, v) for n, v in values.items())))
+    return store
+
+
+def test_the_judged_state_is_kept_and_resumed_and_agrees_with_judging_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_perfgate.history.analyse import STATE_NAME, judge, load_state, read
+
+    directory = tmp_path / "b"
+    store = _stepped_store(directory, 20, 30)  # no step yet
+    assert main(["history", str(directory), "--json", str(tmp_path / "first.json")]) == 0
+    state, why = load_state(directory)
+    assert why == "" and set(state) and all(j.count == 20 and not j.splits for j in state.values())
+    rnd = random.Random(9)
+    for _ in range(12):  # the step arrives: 12 runs at +30%
+        store.promote(
+            RunResult(
+                {},
+                (
+                    make_test("t::a", [1.3 * 0.002 * rnd.lognormvariate(0, 0.03) for _ in range(7)]),
+                    make_test("t::b", [0.001 * rnd.lognormvariate(0, 0.03) for _ in range(7)]),
+                ),
+            )
+        )
+    capsys.readouterr()
+    assert main(["history", str(directory), "--json", str(tmp_path / "resumed.json")]) == 0
+    resumed = load_history(tmp_path / "resumed.json")
+    whole = judge(read(directory))
+    found = [(c.key.test, c.run, c.direction) for c in resumed.change_points()]
+    assert found == [(c.key.test, c.run, c.direction) for c in whole.change_points()]
+    assert found == [("t::a", 21, Direction.REGRESSION)]
+    # the state moved on with the history
+    assert all(j.count == 32 for j in load_state(directory)[0].values())
+    # a state whose values no longer match (a rebuilt history) is not resumed: judged whole
+    (directory / STATE_NAME).write_text((directory / STATE_NAME).read_text().replace('"count": 32', '"count": 31'))
+    assert main(["history", str(directory), "--json", str(tmp_path / "again.json")]) == 0
+    assert [(c.key.test, c.run) for c in load_history(tmp_path / "again.json").change_points()] == [("t::a", 21)]
+    # an unreadable state is said and judged whole, never an error
+    (directory / STATE_NAME).write_text("{not json")
+    capsys.readouterr()
+    assert main(["history", str(directory)]) == 0
+    assert "history.state.json: not read (" in capsys.readouterr().out
+    # and it is written anew: the next judging resumes again; --full judges whole and keeps the state too
+    assert load_state(directory)[1] == "" and load_state(directory)[0]
+    assert main(["history", str(directory), "--full"]) == 0
+    assert "not read" not in capsys.readouterr().out

@@ -990,6 +990,7 @@ def test_project_pipeline_runs_in_gitlab_ci_local_shell_mode(tmp_path: Path) -> 
         ".perfgate/baseline/index.json?job=perfgate-baseline",
         ".perfgate/baseline/run-000001.json?job=perfgate-baseline",
         ".perfgate/baseline/history.jsonl?job=perfgate-baseline",  # the long history comes along
+        ".perfgate/baseline/history.state.json?job=perfgate-baseline",  # and its judged state, if kept
     ]
 
     # the merge request: a branch whose commit makes checksum 50% slower (render untouched); main

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -204,22 +205,28 @@ def _carry_history(source: BaselineStore | None, to: str, fetched: int) -> str:
     """The source's long history (``history.jsonl`` and its parts) written into ``to`` (which has
     none), or, when the source keeps none, one begun from the runs just fetched; what was done,
     in a line."""
-    from ..history.analyse import rebuild
+    from ..history.analyse import STATE_NAME, rebuild
     from ..history.log import LOG_NAME, history_files, install_history
     from ..store.files import DirectoryStore
     from ..store.gitlab import ArtifactStore
 
+    read: Callable[[str], bytes | None] | None = None
+    files: dict[str, bytes] = {}
     if isinstance(source, ArtifactStore):
+        read = source.file
         files = source.history_files()
     elif isinstance(source, DirectoryStore):
         root = Path(source.location)
-        files = history_files(
-            lambda name: (root / name).read_bytes() if (root / name).is_file() else None, lambda name: str(root / name)
-        )
-    else:
-        files = {}
+
+        def from_directory(name: str) -> bytes | None:
+            return (root / name).read_bytes() if (root / name).is_file() else None
+
+        read = from_directory
+        files = history_files(read, lambda name: str(root / name))
     if files:
-        install_history(to, files)
+        # the judged state too, when the source keeps one: the next judging resumes from it
+        kept = read(STATE_NAME) if read is not None else None
+        install_history(to, {**files, **({STATE_NAME: kept} if kept is not None else {})})
         parts = len(files) - 1
         return f"history: {LOG_NAME} fetched" + (f" with {_plural(parts, 'earlier part')}" if parts else "")
     rebuild(to)

@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit 1 when a series' newest level is a regression (an open regression change point)",
     )
     parser.add_argument(
+        "--full",
+        action="store_true",
+        help="judge every series whole again (by default a series whose earlier runs are unchanged is only "
+        "examined in the runs since the last judging, from history.state.json)",
+    )
+    parser.add_argument(
         "--rebuild",
         action="store_true",
         help="first write the history file from the directory's stored runs (only when it has none)",
@@ -66,7 +72,7 @@ def judged(args: argparse.Namespace) -> History:
     """The :class:`~pytest_perfgate.history.model.History` the arguments ask for (after
     ``--rebuild``), with the checks of ``--json`` made first."""
     from ..errors import GateError
-    from ..history.analyse import judge, read, rebuild
+    from ..history.analyse import judge, load_state, read, rebuild, save_state
     from ..paths import check_output
 
     if args.json is not None:
@@ -79,7 +85,19 @@ def judged(args: argparse.Namespace) -> History:
         count = rebuild(args.baseline)
         print(f"rebuilt the history of {args.baseline} from its {count} stored run(s)")
     log = read(args.baseline)
-    return judge(log, metrics=set(args.metric) if args.metric else None, since=args.since, source=args.baseline)
+    partial = args.since is not None or bool(args.metric)  # some runs or series only: no state kept
+    before, why = ({}, "") if args.full else load_state(args.baseline)
+    if why:
+        print(f"history: {why}")
+    history = judge(
+        log, metrics=set(args.metric) if args.metric else None, since=args.since, source=args.baseline, before=before
+    )
+    if not partial:  # the state is of whole series: kept for the next judging
+        try:
+            save_state(args.baseline, history)
+        except OSError as exc:
+            print(f"history: the judged state was not kept ({exc.strerror or exc}): the next run judges it whole")
+    return history
 
 
 def run(args: argparse.Namespace) -> int:

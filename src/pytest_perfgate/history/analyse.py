@@ -4,10 +4,15 @@ rebuilt from the stored runs (:func:`rebuild`)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
-from collections.abc import Collection
+import struct
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ResultsFileError
 from . import changepoints as cp
@@ -93,11 +98,40 @@ def _direction(key: SeriesKey, before: float, after: float) -> Direction:
     return Direction.REGRESSION if worse else Direction.IMPROVEMENT
 
 
-def judge_series(key: SeriesKey, points: tuple[Point, ...], settings: cp.Settings = cp.DEFAULT) -> SeriesHistory:
+def values_digest(values: Sequence[float]) -> str:
+    """A digest of a series' values (their IEEE doubles): a judged state is resumed only for the
+    values it was judged on."""
+    return hashlib.blake2b(struct.pack(f"<{len(values)}d", *values), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What was judged of one series: its first ``count`` values (``digest``) and their change points."""
+
+    count: int
+    digest: str
+    splits: tuple[cp.Split, ...]
+
+
+def judge_series(
+    key: SeriesKey, points: tuple[Point, ...], settings: cp.Settings = cp.DEFAULT, *, before: Judged | None = None
+) -> SeriesHistory:
     """One series' change points (:func:`~.changepoints.detect`), with their commit ranges and
-    environment changes, its noise and its smallest detectable step."""
+    environment changes, its noise and its smallest detectable step. ``before``: what an earlier
+    judging found in this series' first values; when those values are unchanged, only the runs
+    since are examined (:meth:`~.changepoints.Tracker.resume`, ``O(window)`` a run instead of
+    the whole series again)."""
     values = [p.centre for p in points]
-    splits = cp.detect(values, settings)
+    if (
+        before is not None
+        and 0 < before.count <= len(values)
+        and values_digest(values[: before.count]) == before.digest
+    ):
+        tracker = cp.Tracker.resume(values[: before.count], before.splits, settings)
+        tracker.extend(values[before.count :])
+        splits = list(tracker.splits)
+    else:
+        splits = cp.detect(values, settings)
     found = []
     for i, split in enumerate(splits):
         old, new = points[split.index - 1], points[split.index]
@@ -134,11 +168,14 @@ def judge(
     metrics: Collection[str] | None = None,
     since: int | None = None,
     source: str = "",
+    before: Mapping[str, Judged] | None = None,
 ) -> History:
     """Every series of ``log`` judged. ``metrics``: only series of these metric names;
     ``since``: only runs numbered ``since`` and later. A series with fewer than
     ``2 * min_segment`` points is not judged (listed in :attr:`History.not_judged`), nor is a
-    value that is not finite."""
+    value that is not finite. ``before`` (series slug -> :class:`Judged`, from
+    :func:`judged_state` of an earlier judging with the same settings): series whose earlier
+    values are unchanged are only examined in the runs since (not with ``since``)."""
     runs = log.runs
     not_judged = [NotJudged("history", note) for note in log.notes]
     judged = []
@@ -166,7 +203,8 @@ def judge(
                     NotJudged(key.label, f"{len(points)} run(s): at least {need} are needed to find a change point")
                 )
             continue
-        judged.append(judge_series(key, tuple(points), settings))
+        earlier = before.get(key.slug) if before is not None and since is None else None
+        judged.append(judge_series(key, tuple(points), settings, before=earlier))
     if metrics is not None:
         seen = {key.metric for key in log.series}
         for name in sorted(set(metrics) - seen):
@@ -180,3 +218,77 @@ def judge(
         false_alarm_rate=FALSE_ALARM_RATE,
         source=source,
     )
+
+
+# --------------------------------------------------------------------------- the judged state
+
+#: the judged state kept next to the history file: what each series' change points were judged on
+STATE_NAME = "history.state.json"
+STATE_SCHEMA = "perfgate-history-state"
+STATE_VERSION = 1
+
+
+def judged_state(history: History) -> dict[str, Judged]:
+    """Each judged series' values (their count and digest) and change points, by series slug."""
+    return {
+        s.key.slug: Judged(
+            len(s.points),
+            values_digest([p.centre for p in s.points]),
+            tuple(cp.Split(c.index, c.before, c.after, c.p_value) for c in s.change_points),
+        )
+        for s in history.series
+    }
+
+
+def _split_row(split: cp.Split) -> tuple[int, float, float, float]:
+    return split.index, split.before, split.after, split.p_value
+
+
+def _settings_json(settings: cp.Settings) -> dict[str, Any]:
+    return {"alpha": settings.alpha, "min_segment": settings.min_segment, "min_change": settings.min_change}
+
+
+def save_state(directory: str | os.PathLike[str], history: History, settings: cp.Settings = cp.DEFAULT) -> Path:
+    """Write the judged state of ``history`` (a whole history: not one judged ``since`` a run)."""
+    from ..paths import write_json_atomic
+
+    data = {
+        "schema": STATE_SCHEMA,
+        "schema_version": STATE_VERSION,
+        "settings": _settings_json(settings),
+        "series": {
+            slug: {
+                "count": j.count,
+                "digest": j.digest,
+                "splits": [[s.index, s.before, s.after, s.p_value] for s in j.splits],
+            }
+            for slug, j in judged_state(history).items()
+        },
+    }
+    return write_json_atomic(Path(directory) / STATE_NAME, data)
+
+
+def load_state(directory: str | os.PathLike[str], settings: cp.Settings = cp.DEFAULT) -> tuple[dict[str, Judged], str]:
+    """The judged state kept in ``directory`` for ``settings``, and why none is used ("" when it
+    is, or when there is none yet). A state that is not readable is never an error: the history is
+    then judged whole, and the reason said."""
+    path = Path(directory) / STATE_NAME
+    if not path.is_file():
+        return {}, ""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("schema") != STATE_SCHEMA or data.get("schema_version") != STATE_VERSION:
+            return {}, f"{path}: another perfgate's judged state: the history was judged whole"
+        if data.get("settings") != _settings_json(settings):
+            return {}, ""  # judged with other settings: not comparable
+        state = {
+            str(slug): Judged(
+                int(entry["count"]),
+                str(entry["digest"]),
+                tuple(cp.Split(int(i), float(b), float(a), float(p)) for i, b, a, p in entry["splits"]),
+            )
+            for slug, entry in data["series"].items()
+        }
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        return {}, f"{path}: not read ({exc}): the history was judged whole"
+    return state, ""

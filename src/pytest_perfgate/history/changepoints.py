@@ -356,6 +356,22 @@ class Tracker:
             tracker.splits = detect(values, settings)
         return tracker
 
+    @classmethod
+    def resume(
+        cls, values: Sequence[float], splits: Sequence[Split], settings: Settings = DEFAULT, *, window: int = WINDOW
+    ) -> Tracker:
+        """A tracker holding ``values`` whose change points were judged before (``splits``, kept as
+        they are: nothing is detected again), ready for :meth:`extend` with the runs since."""
+        tracker = cls(settings, window)
+        if values:
+            tracker.values = list(values)
+            ys, tracker._logs = transform(values)
+            first = values[0]
+            tracker._first = math.log(first) if tracker._logs else first
+            tracker._sums = _Sums(ys)
+            tracker.splits = list(splits)
+        return tracker
+
     def _y(self, value: float) -> float:
         assert self._first is not None
         if self._logs:

@@ -106,22 +106,32 @@ class ArtifactStore:
             f"listed in {directory}{INDEX_NAME} but not in the artifact (404), twice: the artifact is incomplete",
         )
 
+    def _directory(self) -> str | None:
+        path = self.path if self.path is not None else FETCH_PATH
+        if not names_a_directory(path):
+            return None
+        return path if path.endswith("/") else path + "/"
+
+    def file(self, name: str) -> bytes | None:
+        """A file next to the stored runs (``None``: not in the artifact, or the path is one
+        results file)."""
+        from ..gitlab import from_environment
+
+        directory = self._directory()
+        if directory is None:
+            return None
+        return from_environment(job_token=True).artifact(self.ref, directory + name, self.job)
+
     def history_files(self) -> dict[str, bytes]:
         """The long history the job keeps next to its stored runs (``history.jsonl`` and its
         earlier parts, :func:`~pytest_perfgate.history.log.history_files`); empty when it keeps
         none (a job set up before the history existed, or a path that is one results file)."""
-        from ..gitlab import from_environment
         from ..history.log import history_files
 
-        path = self.path if self.path is not None else FETCH_PATH
-        if not names_a_directory(path):
+        directory = self._directory()
+        if directory is None:
             return {}
-        directory = path if path.endswith("/") else path + "/"
-        client = from_environment(job_token=True)
-        return history_files(
-            lambda name: client.artifact(self.ref, directory + name, self.job),
-            lambda name: self.where(directory + name),
-        )
+        return history_files(self.file, lambda name: self.where(directory + name))
 
     def _parse(self, content: bytes, file: str, tmp: str) -> RunResult:
         from ..errors import ResultsFileError
