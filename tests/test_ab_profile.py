@@ -42,7 +42,7 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
-def test_the_slowed_function_is_named_as_the_top_changed_function(repo: Path, tmp_path: Path) -> None:
+def test_sampled_profiles_show_the_slowed_function_grow_most_in_its_share(repo: Path, tmp_path: Path) -> None:
     report, markdown = tmp_path / "ab.json", tmp_path / "ab.md"
     done = ab_against_main(
         repo,
@@ -66,28 +66,36 @@ def test_the_slowed_function_is_named_as_the_top_changed_function(repo: Path, tm
     assert list(data["cpu_diffs"]) == ["tests/test_shop.py::test_handle"]
     diff = data["cpu_diffs"]["tests/test_shop.py::test_handle"]
     assert diff["base_profiler"] == diff["current_profiler"] == "pyinstrument"
-    top = diff["changes"][0]
-    assert top["function"] == "checksum" and top["location"] == "src/shop/__init__.py:5"  # relative to each side's tree
-    assert top["current_per_call"] > 1.5 * top["base_per_call"]
+    # sampled, and the two sides profiled one after the other: how much faster or slower the machine
+    # was meanwhile moves every row's own time per call (bench/RESULTS-evidence-public.md), so the
+    # ranking by seconds is not asserted here (the counted profiles' test below asserts it). What holds
+    # under that drift: checksum's own time grew with its loop, and its share of the call grew most
+    rows = {c["function"]: c for c in diff["changes"]}
+    checksum = rows["checksum"]
+    assert checksum["location"] == "src/shop/__init__.py:5"  # relative to each side's tree
+    assert checksum["current_per_call"] > 1.5 * checksum["base_per_call"], checksum
+
+    def share_growth(c: dict[str, float]) -> float:
+        return (c.get("current_share") or 0.0) - (c.get("base_share") or 0.0)
+
+    assert max(diff["changes"], key=share_growth)["function"] == "checksum", diff["changes"]
     assert [step["function"] for step in diff["current_hot_path"]][:2] == ["handle", "checksum"]
     assert diff["base_hot_path"][0]["function"] == "handle"
     # the terminal: the gate's report, then what changed
     text = done.stdout
     assert "tests/test_shop.py::test_handle: what changed (pyinstrument; profiled CPU time per call " in text
-    rows = [line.split() for line in text.splitlines() if line.startswith("  ") and "->" in line]
-    assert rows[0][0] == "checksum", text
+    table = [line.split() for line in text.splitlines() if line.startswith("  ") and "->" in line]
+    assert "checksum" in [row[0] for row in table], text
     assert "hot path, current: handle " in text
     # the merge-request note
     note = markdown.read_text()
     assert "<details><summary>Evidence: tests/test\\_shop.py::test\\_handle</summary>" in note
-    assert (
-        "Own time grew most in checksum (" in note and "What changed (pyinstrument; profiled CPU time per call " in note
-    )
+    assert "Own time grew most in " in note and "What changed (pyinstrument; profiled CPU time per call " in note
     assert "| checksum | " in note
     # the current side's results keep the diff as evidence
     saved = json.loads((tmp_path / "current.json").read_text())
     handle = next(t for t in saved["tests"] if t["nodeid"] == "tests/test_shop.py::test_handle")
-    assert handle["evidence"]["cpu_diff"]["changes"][0]["function"] == "checksum"
+    assert "checksum" in [c["function"] for c in handle["evidence"]["cpu_diff"]["changes"]]
     no_worktrees_left(repo)
 
 
