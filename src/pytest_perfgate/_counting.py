@@ -19,14 +19,12 @@ from typing import Any
 import pytest
 
 from . import _state as core
+from .budgets import BY_FUNCTION
 from .errors import PerfgateError
 from .measure.counted import COUNTED_SERIES, ENV_VALGRIND_VERSION, CountSettings, count_by_function, count_workload
 from .measure.workload import Workload, intercept_benchmark
 from .options import Options
 from .recorder import Mode, Recorder
-
-#: the evidence kind of instructions by Python function (``--perfgate-evidence=instructions``)
-BY_FUNCTION = "instructions"
 
 #: the workload a test's pytest-benchmark fixture measured (see :func:`watch_benchmark`)
 BENCHMARK_WORKLOAD: pytest.StashKey[Workload] = pytest.StashKey()

@@ -296,7 +296,8 @@ MARKER_OPTIONS = (
 EVIDENCE_KINDS = ("memory", "cpu", "memory-native")
 #: evidence only a whole session can ask for: each counted test's instructions by Python function
 #: (the session's callgrind run is started for it)
-SESSION_EVIDENCE = ("instructions",)
+BY_FUNCTION = "instructions"
+SESSION_EVIDENCE = (BY_FUNCTION,)
 #: what ``all`` asks for (native frames only when named)
 ALL_EVIDENCE = ("memory", "cpu")
 

@@ -71,11 +71,14 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.option.help or config.option.version:
         return None
     options = _options(config)
-    if "instructions" in options.evidence and not options.instructions and not options.disable:
-        raise pytest.UsageError(
-            "perfgate: --perfgate-evidence=instructions counts each test's instructions by Python function under "
-            "callgrind: add --perfgate-instructions"
-        )
+    if options.evidence and not options.instructions and not options.disable:
+        from .budgets import BY_FUNCTION  # only when evidence is asked for: the core stays unloaded
+
+        if BY_FUNCTION in options.evidence:
+            raise pytest.UsageError(
+                "perfgate: --perfgate-evidence=instructions counts each test's instructions by Python function under "
+                "callgrind: add --perfgate-instructions"
+            )
     if not options.instructions or options.disable:
         return None
     from ._counting import rerun_under_callgrind

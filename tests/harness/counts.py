@@ -24,12 +24,17 @@ needs_callgrind = pytest.mark.skipif(
     reason="instruction counts need Linux, valgrind (apt-get install valgrind) and the native extension built "
     "with valgrind's headers",
 )
+
+
+def _functions_unavailable() -> str | None:
+    from pytest_perfgate.counts.functions import unavailable
+
+    return unavailable()
+
+
+#: the one test of whether instructions can be counted by Python function here (what perfgate ab's
+#: --profiler auto asks too)
 needs_functions = pytest.mark.skipif(
-    _native is None
-    or not sys.platform.startswith("linux")
-    or shutil.which("valgrind") is None
-    or not _native.have_client_requests()
-    or not _native.have_trampolines(),
-    reason="instructions by Python function need Linux x86-64, CPython 3.11/3.12, valgrind (apt-get install "
-    "valgrind) and the native extension built with valgrind's headers",
+    _functions_unavailable() is not None,
+    reason=f"instructions by Python function cannot be counted here: {_functions_unavailable()}",
 )

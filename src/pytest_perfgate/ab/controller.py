@@ -236,8 +236,6 @@ def start_worker(
     """Start ``side``'s worker: pytest with the worker plugin, talking over two pipes; with
     ``callgrind_dir``, under callgrind with named functions skipped (instructions by function),
     its dumps in that directory."""
-    to_worker_r, to_worker_w = os.pipe()
-    from_worker_r, from_worker_w = os.pipe()
     command = [
         sys.executable,
         "-m",
@@ -252,18 +250,17 @@ def start_worker(
         # after the user's arguments, so that this results file wins over one they gave
         f"--perfgate-save={results}",
     ]
-    worker_env = {**env, ENV_FDS: f"{to_worker_r},{from_worker_w}", ENV_SIDE: side.value}
-    if callgrind_dir is not None:
+    extra_env: dict[str, str] = {}
+    if callgrind_dir is not None:  # before the pipes: nothing to close when valgrind cannot be had
         try:
             seed = int(env.get("PYTHONHASHSEED") or 0)
             under = valgrind_command(command, out_dir=callgrind_dir, hash_seed=seed, functions=True)
         except (ValueError, PerfgateError) as exc:
-            os.close(to_worker_w)
-            os.close(from_worker_r)
-            os.close(to_worker_r)
-            os.close(from_worker_w)
             raise AbError(f"cannot start the {side} worker under callgrind: {exc}") from None
-        command, worker_env = under.argv, {**worker_env, **under.env}
+        command, extra_env = under.argv, under.env
+    to_worker_r, to_worker_w = os.pipe()
+    from_worker_r, from_worker_w = os.pipe()
+    worker_env = {**env, **extra_env, ENV_FDS: f"{to_worker_r},{from_worker_w}", ENV_SIDE: side.value}
     with open(log, "wb") as output:
         try:
             process = spawn(

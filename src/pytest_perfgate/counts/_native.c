@@ -790,13 +790,6 @@ profile_install(PyObject *self, PyObject *unused)
             return NULL;
         }
     }
-    if (root == NULL) {
-        root = new_root();
-        if (root == NULL) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            return NULL;
-        }
-    }
     default_eval = &_PyEval_EvalFrameDefault;
     _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), trampoline_eval);
     Py_RETURN_NONE;
@@ -816,12 +809,6 @@ profile_functions(PyObject *self, PyObject *unused)
         return PyDict_New();
     }
     return PyDict_Copy(trampolines);
-}
-
-static PyObject *
-profile_root(PyObject *self, PyObject *unused)
-{
-    return PyLong_FromVoidPtr((void *)root);
 }
 
 static void
@@ -858,7 +845,6 @@ trampolines_unavailable(PyObject *self, PyObject *unused)
 #define profile_install trampolines_unavailable
 #define profile_uninstall trampolines_unavailable
 #define profile_functions trampolines_unavailable
-#define profile_root trampolines_unavailable
 #define call_rooted trampolines_unavailable
 #endif
 
@@ -894,7 +880,6 @@ static PyMethodDef methods[] = {
      "Evaluate every Python frame through a trampoline of its code object's own (PEP 523)."},
     {"profile_uninstall", profile_uninstall, METH_NOARGS, "Evaluate frames with the default evaluator again."},
     {"profile_functions", profile_functions, METH_NOARGS, "{trampoline address: code object} so far."},
-    {"profile_root", profile_root, METH_NOARGS, "The address of call_rooted's root."},
     {"call_rooted", call_rooted, METH_O,
      "fn() inside the root: instrumentation started before it and stopped after it."},
     {NULL, NULL, 0, NULL},

@@ -346,15 +346,7 @@ class Tracker:
     def of(cls, values: Sequence[float], settings: Settings = DEFAULT, *, window: int = WINDOW) -> Tracker:
         """A tracker holding ``values``, its change points those :func:`detect` finds in them (the
         state a history read from its file starts from)."""
-        tracker = cls(settings, window)
-        if values:
-            tracker.values = list(values)
-            ys, tracker._logs = transform(values)
-            first = values[0]
-            tracker._first = math.log(first) if tracker._logs else first
-            tracker._sums = _Sums(ys)
-            tracker.splits = detect(values, settings)
-        return tracker
+        return cls.resume(values, detect(values, settings) if values else [], settings, window=window)
 
     @classmethod
     def resume(
