@@ -176,8 +176,10 @@ def main() -> None:
         return f"{value * 1e6:.1f}us" if value < 1e-3 else f"{value * 1e3:.3f}ms"
 
     print(f"load average {load_before[0]:.1f} -> {load_after[0]:.1f}; {args.runs} runs per method")
-    print(f"perfgate's basis: empty await {us(basis['own loop']['overhead'])}/call, "
-          f"loop turn {us(basis['own loop']['turn'])}")
+    print(
+        f"perfgate's basis: empty await {us(basis['own loop']['overhead'])}/call, "
+        f"loop turn {us(basis['own loop']['turn'])}"
+    )
     header = f"{'workload':<16}" + "".join(f"{m:>26}" for m in methods)
     print(header)
     summary: dict[str, dict[str, dict[str, float]]] = {}
@@ -192,10 +194,19 @@ def main() -> None:
             cells.append(f"{us(median)} ±{spread:.0%} ({'+' if median >= floor else '-'}{us(abs(median - floor))})")
         print(f"{name:<16}" + "".join(f"{c:>26}" for c in cells))
     OUT.mkdir(exist_ok=True)
-    (OUT / "async_perf.json").write_text(json.dumps({
-        "runs": args.runs, "max_time": args.max_time, "load": [load_before, load_after], "basis": basis,
-        "raw": results, "summary": summary,
-    }, indent=2))
+    (OUT / "async_perf.json").write_text(
+        json.dumps(
+            {
+                "runs": args.runs,
+                "max_time": args.max_time,
+                "load": [load_before, load_after],
+                "basis": basis,
+                "raw": results,
+                "summary": summary,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

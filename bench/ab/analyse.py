@@ -125,6 +125,7 @@ def describe(runs: list[dict[str, Any]], title: str) -> tuple[str, dict[str, Any
     ]
     timed = [r for r in ok if all("progress" in t for t in r["tests"].values())]
     if timed:
+
         def progress(r: dict[str, Any], w: str, key: str) -> float:
             return float(r["tests"][w]["progress"][key])
 
@@ -137,7 +138,8 @@ def describe(runs: list[dict[str, Any]], title: str) -> tuple[str, dict[str, Any
         lines.append(
             "Of a run's wall time, the 8 tests' paired measurements took median "
             f"{statistics.median(sum(progress(r, w, 'elapsed') for w in workloads) for r in timed):.1f} s "
-            "(per test: " + ", ".join(f"{w} {per_w[w]:.2f} s ({loops[w]:.0f} loops/round)" for w in workloads)
+            "(per test: "
+            + ", ".join(f"{w} {per_w[w]:.2f} s ({loops[w]:.0f} loops/round)" for w in workloads)
             + "); the rest (git worktree, two pytest start-ups and collections, reports, clean-up) median "
             f"{statistics.median(fixed):.1f} s per run."
         )
@@ -172,7 +174,7 @@ def describe(runs: list[dict[str, Any]], title: str) -> tuple[str, dict[str, Any
     result["aa"]["significant"] = {"suites": sum(bool(s) for s in significant), "comparisons": n_sig}
     lines += [
         "",
-        f"Sign test alone (Holm-adjusted p < 0.01 for \"worse\", whatever the change): "
+        f'Sign test alone (Holm-adjusted p < 0.01 for "worse", whatever the change): '
         f"{rate(sum(bool(s) for s in significant), len(aa))} of A/A suites, {n_sig} of {8 * len(aa)} A/A comparisons.",
     ]
     tests_aa = [t for r in aa for t in r["tests"].values() if t.get("ci")]
@@ -181,11 +183,14 @@ def describe(runs: list[dict[str, Any]], title: str) -> tuple[str, dict[str, Any
     result["aa"]["ci_excludes_0"] = {"n": len(tests_aa), "k": excl, "p_unadjusted_below_0.01": p01}
     lines.append(
         f"A/A comparisons whose 95% interval of the change excludes 0: {rate(excl, len(tests_aa))} "
-        f"(a calibrated interval: about 5%); unadjusted one-sided p < 0.01 for \"worse\": {p01} of {len(tests_aa)}."
+        f'(a calibrated interval: about 5%); unadjusted one-sided p < 0.01 for "worse": {p01} of {len(tests_aa)}.'
     )
     changes_aa = [t["change"] for t in tests_aa]
-    tails = {f"{sign}{cut:.0%}": sum((c > cut) if sign == ">" else (c < -cut) for c in changes_aa)
-             for sign in (">", "<") for cut in (0.03, 0.05, 0.10)}
+    tails = {
+        f"{sign}{cut:.0%}": sum((c > cut) if sign == ">" else (c < -cut) for c in changes_aa)
+        for sign in (">", "<")
+        for cut in (0.03, 0.05, 0.10)
+    }
     result["aa"]["tails"] = tails
     half = statistics.median((t["ci"][1] - t["ci"][0]) / 2 for t in tests_aa) if tests_aa else math.nan
     sd = statistics.pstdev(math.log1p(c) for c in changes_aa) if len(changes_aa) > 1 else math.nan
@@ -199,7 +204,9 @@ def describe(runs: list[dict[str, Any]], title: str) -> tuple[str, dict[str, Any
     )
     events = [
         (r["name"], w, t["change"], verdict(t, rule), rule)
-        for r in aa for w, t in sorted(r["tests"].items()) for rule in ("default", "max5")
+        for r in aa
+        for w, t in sorted(r["tests"].items())
+        for rule in ("default", "max5")
         if verdict(t, rule) in (FAIL, WARN)
     ]
     if events:
@@ -224,15 +231,22 @@ def describe(runs: list[dict[str, Any]], title: str) -> tuple[str, dict[str, Any
             flag = sum(verdict(t, "default") in (FAIL, WARN) for t in tests)
             fail5 = sum(verdict(t, "max5") == FAIL for t in tests)
             changes = [t["change"] for t in tests if t.get("change") is not None]
-            det[w] = {"n": len(tests), "fail": fail, "fail_or_warn": flag, "fail_max5": fail5,
-                      "change_median": statistics.median(changes) if changes else None}
-            spread = (f"{statistics.median(changes):+.1%} [{min(changes):+.1%}, {max(changes):+.1%}]"
-                      if changes else "-")
+            det[w] = {
+                "n": len(tests),
+                "fail": fail,
+                "fail_or_warn": flag,
+                "fail_max5": fail5,
+                "change_median": statistics.median(changes) if changes else None,
+            }
+            spread = f"{statistics.median(changes):+.1%} [{min(changes):+.1%}, {max(changes):+.1%}]" if changes else "-"
             lines.append(f"| {w} | {fail}/{len(tests)} | {flag}/{len(tests)} | {fail5}/{len(tests)} | {spread} |")
         every = sum(all(verdict(r["tests"][w], "default") == FAIL for w in workloads) for r in slow)
         every5 = sum(all(verdict(r["tests"][w], "max5") == FAIL for w in workloads) for r in slow)
-        lines += ["", f"Runs where all 8 workloads failed: {every}/{len(slow)} (default), "
-                  f"{every5}/{len(slow)} (--max-regression 5%)."]
+        lines += [
+            "",
+            f"Runs where all 8 workloads failed: {every}/{len(slow)} (default), "
+            f"{every5}/{len(slow)} (--max-regression 5%).",
+        ]
         result["detect"][str(factor)] = det
     # A/A changes and bias
     lines += [
@@ -248,8 +262,11 @@ def describe(runs: list[dict[str, Any]], title: str) -> tuple[str, dict[str, Any
         cells = []
         result["changes"][w] = {}
         for factor in (1.0, *FACTORS):
-            changes = sorted(r["tests"][w]["change"] for r in ok if abs(r["factor"] - factor) < 1e-9
-                             and r["tests"][w].get("change") is not None)
+            changes = sorted(
+                r["tests"][w]["change"]
+                for r in ok
+                if abs(r["factor"] - factor) < 1e-9 and r["tests"][w].get("change") is not None
+            )
             if not changes:
                 cells.append("-")
                 continue
@@ -260,8 +277,9 @@ def describe(runs: list[dict[str, Any]], title: str) -> tuple[str, dict[str, Any
         lines.append(f"| {w} | " + " | ".join(cells) + f" | {blocks:.0f} |")
     if bad:
         lines += ["", "Runs that did not finish (exit code, last lines of stderr):", ""]
-        lines += [f"- {r['name']} ({r['condition']}): exit {r['returncode']}: {' / '.join(r['stderr_tail'])}"
-                  for r in bad]
+        lines += [
+            f"- {r['name']} ({r['condition']}): exit {r['returncode']}: {' / '.join(r['stderr_tail'])}" for r in bad
+        ]
     return "\n".join(lines) + "\n", result
 
 

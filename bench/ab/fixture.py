@@ -27,7 +27,7 @@ def workload(name):
     return make(name, FACTOR)
 '''
 
-TESTS = '''\
+TESTS = """\
 import pytest
 
 import benchlib
@@ -36,7 +36,7 @@ import benchlib
 @pytest.mark.parametrize("name", sorted(benchlib.UNITS))
 def test_workload(perf, name):
     perf(benchlib.workload(name))
-'''
+"""
 
 PYTEST_INI = "[pytest]\n"
 
@@ -44,7 +44,9 @@ PYTEST_INI = "[pytest]\n"
 def _git(repo: Path, *args: str) -> str:
     done = subprocess.run(
         ["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", *args],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return done.stdout.strip()
 

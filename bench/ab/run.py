@@ -53,7 +53,8 @@ def snapshot_perfgate(dest: Path, revision: str = "HEAD") -> str:
     ).stdout.strip()
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", "--format=tar", commit, "src/pytest_perfgate"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
@@ -98,10 +99,26 @@ def one_run(
         raise SystemExit("the fixture's working tree should equal its base commit for an A/A run")
     paths = {k: raw / f"{name}.{k}.json" for k in ("gate", "base", "current")}
     cmd = [
-        "nice", "-n", str(args.nice), sys.executable, "-m", "pytest_perfgate.cli", "ab", "--base", base,
-        "--max-time", args.max_time, "--json", str(paths["gate"]),
-        "--save-base", str(paths["base"]), "--save-current", str(paths["current"]),
-        *args.ab_arg, "--", "tests",
+        "nice",
+        "-n",
+        str(args.nice),
+        sys.executable,
+        "-m",
+        "pytest_perfgate.cli",
+        "ab",
+        "--base",
+        base,
+        "--max-time",
+        args.max_time,
+        "--json",
+        str(paths["gate"]),
+        "--save-base",
+        str(paths["base"]),
+        "--save-current",
+        str(paths["current"]),
+        *args.ab_arg,
+        "--",
+        "tests",
     ]
     load_before = os.getloadavg()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -134,11 +151,17 @@ def one_run(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--blocks", type=int, default=40, help="blocks of 6 runs (one condition each)")
-    parser.add_argument("--cycle", default="idle,busy-other,idle,busy-other,busy-same",
-                        help="conditions, one per block, cycled (shuffled within each cycle)")
+    parser.add_argument(
+        "--cycle",
+        default="idle,busy-other,idle,busy-other,busy-same",
+        help="conditions, one per block, cycled (shuffled within each cycle)",
+    )
     parser.add_argument("--label", default="main", help="output sub-folder of bench/ab/runs")
-    parser.add_argument("--raw", default=str(Path(tempfile.gettempdir()) / "perfgate-ab-bench"),
-                        help="where the raw JSON outputs go (outside the repository)")
+    parser.add_argument(
+        "--raw",
+        default=str(Path(tempfile.gettempdir()) / "perfgate-ab-bench"),
+        help="where the raw JSON outputs go (outside the repository)",
+    )
     parser.add_argument("--max-time", default="0.5s", help="perfgate ab --max-time (per side and test)")
     parser.add_argument("--nice", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
@@ -167,9 +190,18 @@ def main() -> int:
         env["PYTHONPATH"] = str(perfgate_src)
         cpu, other = worker_cpu()
         meta = {
-            "perfgate_commit": commit, "base_commit": base, "max_time": args.max_time, "nice": args.nice,
-            "seed": args.seed, "cycle": cycle, "worker_cpu": cpu, "other_cpu": other, "ab_args": args.ab_arg,
-            "python": sys.version.split()[0], "cpus": os.cpu_count(), "started": time.time(),
+            "perfgate_commit": commit,
+            "base_commit": base,
+            "max_time": args.max_time,
+            "nice": args.nice,
+            "seed": args.seed,
+            "cycle": cycle,
+            "worker_cpu": cpu,
+            "other_cpu": other,
+            "ab_args": args.ab_arg,
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "started": time.time(),
         }
         (out / "meta.jsonl").open("a").write(json.dumps(meta) + "\n")
         rng = random.Random(args.seed)
@@ -194,8 +226,11 @@ def main() -> int:
                         runs.write(json.dumps(record) + "\n")
                         runs.flush()
                         verdicts = [t.get("verdict", "?")[:4] for t in record["tests"].values()]
-                        print(f"{name} {condition:10s} rc={record['returncode']} wall={record['wall']:.1f}s "
-                              f"load={record['loadavg_before'][0]:.2f} {' '.join(verdicts)}", flush=True)
+                        print(
+                            f"{name} {condition:10s} rc={record['returncode']} wall={record['wall']:.1f}s "
+                            f"load={record['loadavg_before'][0]:.2f} {' '.join(verdicts)}",
+                            flush=True,
+                        )
                         index += 1
                 finally:
                     stop_hog(hog)

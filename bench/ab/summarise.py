@@ -67,9 +67,13 @@ def progress_lines(log: Path) -> dict[str, dict[str, Any]]:
     for line in log.read_text().split("--- stderr", 1)[-1].splitlines():
         m = TEST_LINE.match(line)
         if m:
-            out[m.group(1)] = {"blocks": int(m.group(3)), "loops": int(m.group(4)),
-                               "disturbed_left_out": int(m.group(5) or 0), "elapsed": float(m.group(6)),
-                               "stopped": m.group(7)}
+            out[m.group(1)] = {
+                "blocks": int(m.group(3)),
+                "loops": int(m.group(4)),
+                "disturbed_left_out": int(m.group(5) or 0),
+                "elapsed": float(m.group(6)),
+                "stopped": m.group(7),
+            }
     return out
 
 

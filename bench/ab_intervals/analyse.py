@@ -147,8 +147,10 @@ def calibrate(cases: list[Case]) -> None:
         if len(c.pairs) > 1:
             m = [stats.percentile(p, 50) for p in c.pairs]
             diffs[c.workload] += [(m[i] - m[j]) ** 2 / 2 for i in range(len(m)) for j in range(i)]
-    print("| workload | pairs | rms pair change | rms within (blocks) | pair effect sqrt(rms^2 - within^2) |"
-          " within-run pairs: sqrt(mean (d^2/2)) |")
+    print(
+        "| workload | pairs | rms pair change | rms within (blocks) | pair effect sqrt(rms^2 - within^2) |"
+        " within-run pairs: sqrt(mean (d^2/2)) |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     effects = []
     for w in sorted(by):
@@ -164,17 +166,25 @@ def calibrate(cases: list[Case]) -> None:
     within = math.sqrt(statistics.fmean(s * s for _, s in all_rows))
     print(f"| all | {len(all_rows)} | {total:.2%} | {within:.2%} | {math.sqrt(max(0, total**2 - within**2)):.2%} | |")
     spread, df = fit_prior(all_rows)
-    print(f"\nMaximum-likelihood fit of one pair's change = truth + sqrt(pair_spread^2 + within^2) * t(df) over "
-          f"these {len(all_rows)} pairs: pair_spread {spread:.2%}, df {df:g}.")
+    print(
+        f"\nMaximum-likelihood fit of one pair's change = truth + sqrt(pair_spread^2 + within^2) * t(df) over "
+        f"these {len(all_rows)} pairs: pair_spread {spread:.2%}, df {df:g}."
+    )
     tests = [[(stats.percentile(p, 50), stats.median_se(p)) for p in c.pairs] for c in cases if c.kind == "cal"]
     spread, df = fit_joint(tests)
-    print(f"Joint fit over {len(tests)} tests (the pairs of one test share their variance, drawn from a scaled "
-          f"inverse chi-square: the model of compare_pairs): pair_spread {spread:.2%}, df {df:g}.\n")
+    print(
+        f"Joint fit over {len(tests)} tests (the pairs of one test share their variance, drawn from a scaled "
+        f"inverse chi-square: the model of compare_pairs): pair_spread {spread:.2%}, df {df:g}.\n"
+    )
 
 
 def t_logpdf(x: float, df: float) -> float:
-    return (math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-            - (df + 1) / 2 * math.log1p(x * x / df))
+    return (
+        math.lgamma((df + 1) / 2)
+        - math.lgamma(df / 2)
+        - 0.5 * math.log(df * math.pi)
+        - (df + 1) / 2 * math.log1p(x * x / df)
+    )
 
 
 SPREADS = [i / 2000 for i in range(1, 101)]  # 0.05% .. 5%
@@ -194,8 +204,12 @@ def fit_joint(tests: Sequence[Sequence[tuple[float, float]]]) -> tuple[float, fl
             for pairs in tests:
                 k = len(pairs)
                 s0 = spread**2 + statistics.fmean(se * se for _, se in pairs)
-                ll += (math.lgamma((df + k) / 2) - math.lgamma(df / 2) - k / 2 * math.log(df * math.pi * s0)
-                       - (df + k) / 2 * math.log1p(sum(m * m for m, _ in pairs) / (df * s0)))
+                ll += (
+                    math.lgamma((df + k) / 2)
+                    - math.lgamma(df / 2)
+                    - k / 2 * math.log(df * math.pi * s0)
+                    - (df + k) / 2 * math.log1p(sum(m * m for m, _ in pairs) / (df * s0))
+                )
             best = max(best, (ll, spread, float(df)))
     return best[1], best[2]
 
@@ -216,8 +230,10 @@ def fit_prior(rows: Sequence[tuple[float, float]]) -> tuple[float, float]:
 def calibration_coverage(cases: list[Case], methods: dict[str, Method]) -> None:
     """Coverage of 0 on the calibration runs themselves (where the method is chosen, not reported)."""
     cal = [c for c in cases if c.kind == "cal"]
-    print(f"## Coverage on the calibration runs ({len(cal)} A/A comparisons, {sum(len(c.pairs) > 1 for c in cal)} "
-          "of them in 2-3 pairs): for choosing, not for reporting\n")
+    print(
+        f"## Coverage on the calibration runs ({len(cal)} A/A comparisons, {sum(len(c.pairs) > 1 for c in cal)} "
+        "of them in 2-3 pairs): for choosing, not for reporting\n"
+    )
     print("| method | all | 1 pair | 2+ pairs | median width |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, method in methods.items():
@@ -228,19 +244,25 @@ def calibration_coverage(cases: list[Case], methods: dict[str, Method]) -> None:
             return f"{sum(sel) / len(sel):.1%} ({len(sel)})" if sel else "-"
 
         width = statistics.median(j.high - j.low for _, j in judged)
-        print(f"| {name} | {share([h for _, h in hits])} | {share([h for k, h in hits if k == 1])} |"
-              f" {share([h for k, h in hits if k > 1])} | {width:.1%} |")
+        print(
+            f"| {name} | {share([h for _, h in hits])} | {share([h for k, h in hits if k == 1])} |"
+            f" {share([h for k, h in hits if k > 1])} | {width:.1%} |"
+        )
     print()
 
 
 def evaluate(cases: list[Case], truth: dict[str, dict[str, float]], methods: dict[str, Method]) -> None:
     evals = [c for c in cases if c.kind in ("aa", "ab") and (c.factor == 1.0 or c.workload in truth)]
     runs = sorted({c.run for c in evals})
-    print(f"## Evaluation: {sum(c.kind == 'aa' for c in evals)} A/A and {sum(c.kind == 'ab' for c in evals)} A/B "
-          f"comparisons from {len(runs)} runs (load average {min(c.load for c in evals):.1f}-"
-          f"{max(c.load for c in evals):.1f}, median {statistics.median(c.load for c in evals):.1f})\n")
-    print("| method | A/A coverage | A/B coverage | all | 1 pair | 2+ pairs | worst workload | median width |"
-          " A/A fails | 1.05 / 1.10 / 1.25 caught |")
+    print(
+        f"## Evaluation: {sum(c.kind == 'aa' for c in evals)} A/A and {sum(c.kind == 'ab' for c in evals)} A/B "
+        f"comparisons from {len(runs)} runs (load average {min(c.load for c in evals):.1f}-"
+        f"{max(c.load for c in evals):.1f}, median {statistics.median(c.load for c in evals):.1f})\n"
+    )
+    print(
+        "| method | A/A coverage | A/B coverage | all | 1 pair | 2+ pairs | worst workload | median width |"
+        " A/A fails | 1.05 / 1.10 / 1.25 caught |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |")
     for name, method in methods.items():
         judged = {id(c): method(c.pairs) for c in evals}
@@ -262,10 +284,12 @@ def evaluate(cases: list[Case], truth: dict[str, dict[str, float]], methods: dic
         fails = f"{sum(caught[1.0])}/{len(caught[1.0])}"
         detect = " / ".join(f"{sum(caught[f])}/{len(caught[f])}" for f in (1.05, 1.10, 1.25))
         aa, ab = share([c for c in evals if c.kind == "aa"]), share([c for c in evals if c.kind == "ab"])
-        print(f"| {name} | {aa} | {ab}"
-              f" | {share(evals)} | {share([c for c in evals if len(c.pairs) == 1])} |"
-              f" {share([c for c in evals if len(c.pairs) > 1])} | {worst} {share(per_w[worst])} |"
-              f" {statistics.median(widths):.1%} | {fails} | {detect} |")
+        print(
+            f"| {name} | {aa} | {ab}"
+            f" | {share(evals)} | {share([c for c in evals if len(c.pairs) == 1])} |"
+            f" {share([c for c in evals if len(c.pairs) > 1])} | {worst} {share(per_w[worst])} |"
+            f" {statistics.median(widths):.1%} | {fails} | {detect} |"
+        )
     print()
 
 
@@ -297,10 +321,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("raw", type=Path, nargs="+", help="collect.py output directories")
     parser.add_argument("--truth", type=Path, required=True, help="truth.py output")
-    parser.add_argument("--ab-half", choices=("odd", "even"),
-                        help="only the A/B runs of odd / even run index (tune on one half, report the other)")
-    parser.add_argument("--pooled-truth", action="store_true",
-                        help="A/B truth: the mean change of the other runs of the same workload and factor")
+    parser.add_argument(
+        "--ab-half",
+        choices=("odd", "even"),
+        help="only the A/B runs of odd / even run index (tune on one half, report the other)",
+    )
+    parser.add_argument(
+        "--pooled-truth",
+        action="store_true",
+        help="A/B truth: the mean change of the other runs of the same workload and factor",
+    )
     parser.add_argument("--prior", type=float, nargs=2, metavar=("SPREAD", "DF"), help="also judge this prior")
     args = parser.parse_args()
     truth = json.loads(args.truth.read_text())["truth"]

@@ -65,8 +65,14 @@ def main() -> int:
         config.write_text(CAL_CONFIG)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PERFGATE_"))}
         env["PYTHONPATH"] = str(src)
-        meta = {"perfgate_commit": commit, "cpu": args.cpu, "max_time": args.max_time, "seed": args.seed,
-                "started": time.time(), "python": sys.version.split()[0]}
+        meta = {
+            "perfgate_commit": commit,
+            "cpu": args.cpu,
+            "max_time": args.max_time,
+            "seed": args.seed,
+            "started": time.time(),
+            "python": sys.version.split()[0],
+        }
         (raw / "meta.jsonl").open("a").write(json.dumps(meta) + "\n")
         index = sum(1 for _ in (raw / "runs.jsonl").open()) if (raw / "runs.jsonl").exists() else 0
         chunk_no = 0
@@ -81,19 +87,44 @@ def main() -> int:
                     fixture.set_factor(repo, factor)
                     name = f"run-{index:04d}-{kind}-f{factor:.2f}"
                     blocks, gate = raw / f"{name}.blocks.json", raw / f"{name}.gate.json"
-                    cmd = ["nice", "-n", "10", sys.executable, "-m", "pytest_perfgate.cli", "ab", "--base", base,
-                           "--cpu", args.cpu, "--max-time", args.max_time, "--save-blocks", str(blocks),
-                           "--json", str(gate)]
+                    cmd = [
+                        "nice",
+                        "-n",
+                        "10",
+                        sys.executable,
+                        "-m",
+                        "pytest_perfgate.cli",
+                        "ab",
+                        "--base",
+                        base,
+                        "--cpu",
+                        args.cpu,
+                        "--max-time",
+                        args.max_time,
+                        "--save-blocks",
+                        str(blocks),
+                        "--json",
+                        str(gate),
+                    ]
                     cmd += ["--config", str(config)] if kind == "cal" else ["--max-regression", "5%"]
                     cmd += ["--", "tests"]
                     load = os.getloadavg()
                     start = time.time()
                     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
                     (raw / f"{name}.log").write_text(proc.stdout + "\n--- stderr\n" + proc.stderr)
-                    record = {"index": index, "name": name, "kind": kind, "factor": factor, "start": start,
-                              "wall": time.time() - start, "returncode": proc.returncode,
-                              "loadavg_before": load, "loadavg_after": os.getloadavg(),
-                              "blocks": str(blocks), "gate": str(gate)}
+                    record = {
+                        "index": index,
+                        "name": name,
+                        "kind": kind,
+                        "factor": factor,
+                        "start": start,
+                        "wall": time.time() - start,
+                        "returncode": proc.returncode,
+                        "loadavg_before": load,
+                        "loadavg_after": os.getloadavg(),
+                        "blocks": str(blocks),
+                        "gate": str(gate),
+                    }
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     print(f"{name} rc={proc.returncode} wall={record['wall']:.1f}s load={load[0]:.2f}", flush=True)

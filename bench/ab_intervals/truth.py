@@ -100,14 +100,26 @@ def main() -> int:
     for i in range(args.processes):
         env = dict(os.environ, PERFGATE_TRUTH_PAD="x" * (97 * i))
         done = subprocess.run(
-            ["nice", "-n", "10", sys.executable, __file__, "--child", "--cpu", str(args.cpu), "--seconds",
-             str(args.seconds)], env=env, check=True, capture_output=True, text=True,
+            [
+                "nice",
+                "-n",
+                "10",
+                sys.executable,
+                __file__,
+                "--child",
+                "--cpu",
+                str(args.cpu),
+                "--seconds",
+                str(args.seconds),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         runs.append(json.loads(done.stdout))
         print(f"process {i + 1}/{args.processes} done", file=sys.stderr, flush=True)
-    truth = {
-        name: {f: statistics.mean(r[name][f] for r in runs) for f in runs[0][name]} for name in runs[0]
-    }
+    truth = {name: {f: statistics.mean(r[name][f] for r in runs) for f in runs[0][name]} for name in runs[0]}
     print(json.dumps({"truth": truth, "processes": runs, "loadavg": os.getloadavg()}, indent=1))
     return 0
 

@@ -20,6 +20,17 @@ class Injection:
     indent: int  # spaces before the inserted line
     weight: float = 1.0  # this place gets ``N * weight`` statements
 
+    def applied(self, text: str, n: int) -> str:
+        """``text`` (the file as shipped) with ``n * weight`` statements (at least one) after the
+        anchor line; ``text`` itself for ``n`` 0."""
+        if not n:
+            return text
+        lines = text.splitlines(keepends=True)
+        at = next(i for i, line in enumerate(lines) if self.anchor in line)
+        statements = "; ".join(["_perfgate_slow = 0"] * max(1, round(n * self.weight)))
+        lines.insert(at + 1, " " * self.indent + statements + "\n")
+        return "".join(lines)
+
 
 @dataclass(frozen=True)
 class Project:

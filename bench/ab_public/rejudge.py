@@ -65,7 +65,9 @@ def main() -> int:
             if c.metric != "time":
                 continue
             record["tests"][c.nodeid] = {
-                "verdict": c.verdict.value, "change": c.change, "ci": list(c.ci) if c.ci else None,
+                "verdict": c.verdict.value,
+                "change": c.change,
+                "ci": list(c.ci) if c.ci else None,
                 "p_adjusted": c.p_adjusted,
             }
         failed = any(t["verdict"] == "regression" for t in record["tests"].values())

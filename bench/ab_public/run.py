@@ -67,6 +67,7 @@ def _bench_ab_run() -> Any:
 def snapshot_perfgate(dest: Path, revision: str) -> str:
     return str(_bench_ab_run().snapshot_perfgate(dest, revision))
 
+
 WORK = Path("/tmp/perfgate-ab-public")
 #: test dependencies of the suites (and of perfgate); the libraries under test are not installed
 VENV_DEPS = ("pytest==9.2.0", "pytest-benchmark==5.3.1", "pytest-timeout", "pyyaml", "numpy", "scipy")
@@ -120,8 +121,20 @@ def fetch(project: Project, work: Path) -> Path:
     for path in sdists.glob("*.tar.gz"):
         if path.name.replace("-", "_").lower().startswith(f"{name}_{project.requirement.split('==')[1]}"):
             return path
-    sh([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", project.requirement,
-        "-d", str(sdists)])
+    sh(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            project.requirement,
+            "-d",
+            str(sdists),
+        ]
+    )
     return fetch(project, work)
 
 
@@ -140,14 +153,7 @@ def inject(project: Project, tree: Path, n: int, originals: dict[str, str] | Non
     """Write the variant with ``n`` extra loop iterations per call (0: the files as shipped)."""
     for injection in project.injections:
         path = tree / injection.path
-        text = originals[injection.path] if originals else path.read_text()
-        if n:
-            lines = text.splitlines(keepends=True)
-            at = next(i for i, line in enumerate(lines) if injection.anchor in line)
-            statements = "; ".join(["_perfgate_slow = 0"] * max(1, round(n * injection.weight)))
-            lines.insert(at + 1, " " * injection.indent + statements + "\n")
-            text = "".join(lines)
-        path.write_text(text)
+        path.write_text(injection.applied(originals[injection.path] if originals else path.read_text(), n))
 
 
 def originals_of(project: Project, repo: Path) -> dict[str, str]:
@@ -171,9 +177,26 @@ def truth(project: Project, work: Path, n: int, out: Path, seconds: float, cpu: 
     if not slowed.exists():
         unpack(project, work, slowed)
         inject(project, slowed, n)
-    done = subprocess.run(["taskset", "-c", str(cpu), str(venv_python(work)), "-W", "ignore", str(HERE / "truth.py"),
-                           project.name, str(base), str(slowed), str(out), "--seconds", str(seconds)],
-                          cwd=work, text=True, capture_output=True)
+    done = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            str(cpu),
+            str(venv_python(work)),
+            "-W",
+            "ignore",
+            str(HERE / "truth.py"),
+            project.name,
+            str(base),
+            str(slowed),
+            str(out),
+            "--seconds",
+            str(seconds),
+        ],
+        cwd=work,
+        text=True,
+        capture_output=True,
+    )
     if done.returncode:
         raise SystemExit(f"truth.py failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     data: dict[str, Any] = json.loads(out.read_text())
@@ -208,20 +231,49 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             n = max(1, round(n1 + (target - c1) / slope))
             data = truth(project, work, n, out / f"truth-{name}-{label}-before.json", args.truth_seconds, args.cpu)
             entry[label] = {"n": n, "slowed_median": slowed_median(project, data)}
-            print(f"{name} {label}: N={n}, slowed benchmarks' median true change "
-                  f"{100 * entry[label]['slowed_median']:+.1f}%", flush=True)
+            print(
+                f"{name} {label}: N={n}, slowed benchmarks' median true change "
+                f"{100 * entry[label]['slowed_median']:+.1f}%",
+                flush=True,
+            )
         variants[name] = entry
         stored.write_text(json.dumps(variants, indent=1) + "\n")
     return 0
 
 
-def gate_cmd(project: Project, python: Path, base: str, files: dict[str, Path], args: argparse.Namespace,
-             pytest_args: list[str] | None = None) -> list[str]:
+def gate_cmd(
+    project: Project,
+    python: Path,
+    base: str,
+    files: dict[str, Path],
+    args: argparse.Namespace,
+    pytest_args: list[str] | None = None,
+) -> list[str]:
     return [
-        str(python), "-m", "pytest_perfgate.cli", "ab", "--base", base, "--cpu", str(args.cpu),
-        "--pythonpath", project.pythonpath, "--max-regression", "5%", "--max-time", args.max_time,
-        "--timeout", args.run_limit, "--json", str(files["json"]), "--save-blocks", str(files["blocks"]),
-        "--markdown", str(files["md"]), *args.ab_arg, "--",
+        str(python),
+        "-m",
+        "pytest_perfgate.cli",
+        "ab",
+        "--base",
+        base,
+        "--cpu",
+        str(args.cpu),
+        "--pythonpath",
+        project.pythonpath,
+        "--max-regression",
+        "5%",
+        "--max-time",
+        args.max_time,
+        "--timeout",
+        args.run_limit,
+        "--json",
+        str(files["json"]),
+        "--save-blocks",
+        str(files["blocks"]),
+        "--markdown",
+        str(files["md"]),
+        *args.ab_arg,
+        "--",
         *(project.pytest_args if pytest_args is None else pytest_args),
     ]
 
@@ -249,8 +301,9 @@ def progress_of(stderr: str) -> dict[str, dict[str, Any]]:
     return progress
 
 
-def one_run(cmd: list[str], repo: Path, env: dict[str, str], raw: Path, name: str, files: dict[str, Path],
-            wall_limit: float) -> dict[str, Any]:
+def one_run(
+    cmd: list[str], repo: Path, env: dict[str, str], raw: Path, name: str, files: dict[str, Path], wall_limit: float
+) -> dict[str, Any]:
     load_before = os.getloadavg()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
@@ -263,11 +316,18 @@ def one_run(cmd: list[str], repo: Path, env: dict[str, str], raw: Path, name: st
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     (raw / f"{name}.log").write_text(f"$ {' '.join(cmd)}\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
     record: dict[str, Any] = {
-        "name": name, "start": start, "wall": wall, "returncode": returncode,
+        "name": name,
+        "start": start,
+        "wall": wall,
+        "returncode": returncode,
         "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-        "stdout_head": stdout.splitlines()[:1], "stderr_tail": stderr.splitlines()[-3:],
-        "files": {k: str(v) for k, v in files.items()}, "tests": {}, "notices": [],
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "stdout_head": stdout.splitlines()[:1],
+        "stderr_tail": stderr.splitlines()[-3:],
+        "files": {k: str(v) for k, v in files.items()},
+        "tests": {},
+        "notices": [],
     }
     record["progress"] = progress_of(stderr)
     if files["json"].exists():
@@ -277,8 +337,20 @@ def one_run(cmd: list[str], repo: Path, env: dict[str, str], raw: Path, name: st
         for c in gate.get("comparisons", []):
             if c.get("metric") != "time":
                 continue
-            record["tests"][c["nodeid"]] = {k: c.get(k) for k in (
-                "verdict", "change", "ci", "p_value", "p_adjusted", "baseline", "current", "baseline_runs", "reason")}
+            record["tests"][c["nodeid"]] = {
+                k: c.get(k)
+                for k in (
+                    "verdict",
+                    "change",
+                    "ci",
+                    "p_value",
+                    "p_adjusted",
+                    "baseline",
+                    "current",
+                    "baseline_runs",
+                    "reason",
+                )
+            }
     return record
 
 
@@ -309,7 +381,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         base = sh(["git", "-C", str(repo), "rev-list", "--max-parents=0", "HEAD"]).stdout.strip()
         inject(project, repo, 0, originals_of(project, repo))
         cases: list[tuple[str, list[str] | None, int]] = [
-            ("as-shipped", None, 0), ("slowed-p25", None, args.n25.get(name, 0)),
+            ("as-shipped", None, 0),
+            ("slowed-p25", None, args.n25.get(name, 0)),
             ("k-nomatch", [*project.pytest_args, "-k", "nomatch_perfgate"], 0),
             ("missing-path", ["benchmarks_missing/test_nothing.py"], 0),
             ("timeout-override", [*project.pytest_args, "-o", "timeout=2"], 0),
@@ -330,9 +403,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
             record.update(project=name, case=case, perfgate_commit=commit, n=n)
             with open(out / "probes.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
-            print(f"{run_name}: rc={record['returncode']} wall={record['wall']:.1f}s "
-                  f"{record.get('headline')} | {record['stderr_tail'][-1:] if record['stderr_tail'] else ''}",
-                  flush=True)
+            print(
+                f"{run_name}: rc={record['returncode']} wall={record['wall']:.1f}s "
+                f"{record.get('headline')} | {record['stderr_tail'][-1:] if record['stderr_tail'] else ''}",
+                flush=True,
+            )
             if shipped_ini is None:
                 ini.unlink(missing_ok=True)
             else:
@@ -350,9 +425,19 @@ def cmd_series(args: argparse.Namespace) -> int:
     variants = json.loads((HERE / "runs" / args.variants / "variants.json").read_text())
     raw = work / "raw" / args.label
     raw.mkdir(parents=True, exist_ok=True)
-    meta = {"perfgate_commit": commit, "max_time": args.max_time, "run_limit": args.run_limit, "cpu": args.cpu,
-            "seed": args.seed, "ab_args": args.ab_arg, "projects": args.project, "variants": variants,
-            "python": sys.version.split()[0], "cpus": os.cpu_count(), "started": time.time()}
+    meta = {
+        "perfgate_commit": commit,
+        "max_time": args.max_time,
+        "run_limit": args.run_limit,
+        "cpu": args.cpu,
+        "seed": args.seed,
+        "ab_args": args.ab_arg,
+        "projects": args.project,
+        "variants": variants,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "started": time.time(),
+    }
     with open(out / "meta.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(meta) + "\n")
     rng = random.Random(args.seed)
@@ -375,15 +460,20 @@ def cmd_series(args: argparse.Namespace) -> int:
                 raise SystemExit(f"{name}: working tree state does not match variant {variant}: {dirty!r}")
             run_name = f"run-{index:04d}-{name}-{variant}"
             files = {k: raw / f"{run_name}.{k}" for k in ("json", "blocks", "md")}
-            record = one_run(gate_cmd(project, python, base, files, args), repo, env, raw, run_name, files,
-                             args.wall_limit)
-            record.update(index=index, cycle=cycle, project=name, variant=variant, n=n, perfgate_commit=commit,
-                          seed=args.seed)
+            record = one_run(
+                gate_cmd(project, python, base, files, args), repo, env, raw, run_name, files, args.wall_limit
+            )
+            record.update(
+                index=index, cycle=cycle, project=name, variant=variant, n=n, perfgate_commit=commit, seed=args.seed
+            )
             with open(runs_file, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
             verdicts = " ".join(str(t["verdict"])[:4] for t in record["tests"].values())
-            print(f"{run_name} rc={record['returncode']} wall={record['wall']:.1f}s "
-                  f"load={record['loadavg_before'][0]:.2f} {verdicts}", flush=True)
+            print(
+                f"{run_name} rc={record['returncode']} wall={record['wall']:.1f}s "
+                f"load={record['loadavg_before'][0]:.2f} {verdicts}",
+                flush=True,
+            )
             index += 1
             inject(project, repo, 0, originals_of(project, repo))
     return 0
@@ -408,8 +498,16 @@ def cmd_perfcost(args: argparse.Namespace) -> int:
     raw.mkdir(parents=True, exist_ok=True)
     out = HERE / "runs" / args.label
     out.mkdir(parents=True, exist_ok=True)
-    perf = Project(name="perf-fixture", requirement="", unpacked="", package="benchlib", test_files=(),
-                   pytest_args=("tests",), pythonpath="src", injections=())
+    perf = Project(
+        name="perf-fixture",
+        requirement="",
+        unpacked="",
+        package="benchlib",
+        test_files=(),
+        pytest_args=("tests",),
+        pythonpath="src",
+        injections=(),
+    )
     for i, factor in enumerate((1.0, 1.25, 1.0, 1.0)):
         fixture.set_factor(repo, factor)
         name = f"perfcost-{i}-f{factor:.2f}"
@@ -418,8 +516,11 @@ def cmd_perfcost(args: argparse.Namespace) -> int:
         record.update(factor=factor, perfgate_commit=commit)
         with open(out / "perfcost.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
-        print(f"{name}: rc={record['returncode']} wall={record['wall']:.1f}s tests={len(record['tests'])} "
-              f"{record.get('headline')}", flush=True)
+        print(
+            f"{name}: rc={record['returncode']} wall={record['wall']:.1f}s tests={len(record['tests'])} "
+            f"{record.get('headline')}",
+            flush=True,
+        )
     fixture.set_factor(repo, 1.0)
     return 0
 
@@ -431,10 +532,15 @@ def cmd_truth(args: argparse.Namespace) -> int:
     for name in args.project:
         for label in TARGETS:
             n = int(variants[name][label]["n"])
-            data = truth(PROJECTS[name], args.work, n, HERE / "runs" / args.variants /
-                         f"truth-{name}-{label}-{args.when}.json", args.truth_seconds, args.cpu)
-            print(f"{name} {label}: N={n} slowed median {100 * slowed_median(PROJECTS[name], data):+.1f}%",
-                  flush=True)
+            data = truth(
+                PROJECTS[name],
+                args.work,
+                n,
+                HERE / "runs" / args.variants / f"truth-{name}-{label}-{args.when}.json",
+                args.truth_seconds,
+                args.cpu,
+            )
+            print(f"{name} {label}: N={n} slowed median {100 * slowed_median(PROJECTS[name], data):+.1f}%", flush=True)
     return 0
 
 
@@ -461,8 +567,13 @@ def main() -> int:
     args = parser.parse_args()
     args.project = args.project or sorted(PROJECTS)
     args.work.mkdir(parents=True, exist_ok=True)
-    commands = {"prepare": cmd_prepare, "probe": cmd_probe, "series": cmd_series, "truth": cmd_truth,
-                "perfcost": cmd_perfcost}
+    commands = {
+        "prepare": cmd_prepare,
+        "probe": cmd_probe,
+        "series": cmd_series,
+        "truth": cmd_truth,
+        "perfcost": cmd_perfcost,
+    }
     return commands[args.command](args)
 
 

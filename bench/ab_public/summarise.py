@@ -52,11 +52,14 @@ def truth_table(folder: Path) -> str:
     """Per project and benchmark: the true change of each variant, before / after the series."""
     out = []
     for project in sorted({p.name.split("-")[1] for p in folder.glob("truth-*.json")}):
-        files = {(p.name.split("-")[2], p.stem.split("-")[3]): json.loads(p.read_text())
-                 for p in folder.glob(f"truth-{project}-*.json")}
+        files = {
+            (p.name.split("-")[2], p.stem.split("-")[3]): json.loads(p.read_text())
+            for p in folder.glob(f"truth-{project}-*.json")
+        }
         columns = sorted(files)
-        out.append(f"{project} (N: " + ", ".join(f"{v} {files[(v, w)]['n']}" for v, w in columns if w == "before")
-                   + ")\n")
+        out.append(
+            f"{project} (N: " + ", ".join(f"{v} {files[(v, w)]['n']}" for v, w in columns if w == "before") + ")\n"
+        )
         out.append("| benchmark | us per call | " + " | ".join(f"{v} {w}" for v, w in columns) + " |")
         out.append("|---|---|" + "---|" * len(columns))
         first = files[columns[0]]["tests"]
@@ -86,9 +89,11 @@ def summarise(folder: Path, variants_folder: Path) -> str:
     meta = [json.loads(line) for line in (folder / "meta.jsonl").open()]
     out: list[str] = []
     loads = [r["loadavg_before"][0] for r in runs]
-    out.append(f"{len(runs)} runs, perfgate {', '.join(sorted({m['perfgate_commit'][:7] for m in meta}))}, "
-               f"max-time {meta[0]['max_time']}, extra args {meta[0]['ab_args']}; 1-min load average before a run: "
-               f"median {statistics.median(loads):.1f} (min {min(loads):.1f}, max {max(loads):.1f})\n")
+    out.append(
+        f"{len(runs)} runs, perfgate {', '.join(sorted({m['perfgate_commit'][:7] for m in meta}))}, "
+        f"max-time {meta[0]['max_time']}, extra args {meta[0]['ab_args']}; 1-min load average before a run: "
+        f"median {statistics.median(loads):.1f} (min {min(loads):.1f}, max {max(loads):.1f})\n"
+    )
     for project in sorted({r["project"] for r in runs}):
         mine = [r for r in runs if r["project"] == project]
         truths = {v: load_truth(variants_folder, project, v) for v in ("p10", "p25")}
@@ -98,15 +103,18 @@ def summarise(folder: Path, variants_folder: Path) -> str:
         incomplete = sum(1 for r in aa if r["returncode"] not in (0, 1))
         warned = sum(1 for r in aa if any(t["verdict"] == "warning" for t in r["tests"].values()))
         lo, hi = clopper_pearson(failed, len(aa)) if aa else (0.0, 1.0)
-        out.append(f"- A/A suites failing (exit 1): **{failed} of {len(aa)}** (95% CI {100 * lo:.1f}-{100 * hi:.1f}%); "
-                   f"with a warning: {warned}; incomplete or other exit code: {incomplete}")
+        out.append(
+            f"- A/A suites failing (exit 1): **{failed} of {len(aa)}** (95% CI {100 * lo:.1f}-{100 * hi:.1f}%); "
+            f"with a warning: {warned}; incomplete or other exit code: {incomplete}"
+        )
         kinds: dict[str, int] = defaultdict(int)
         for r in mine:
             for n in {re.sub(r"[-+]?\d[\d.,%]*", "N", " ".join(n.split()[:8])) for n in r.get("notices", [])}:
                 kinds[n] += 1
         if kinds:
-            out.append("- notices (runs showing each kind): "
-                       + "; ".join(f"`{k} ...` {v}" for k, v in sorted(kinds.items())))
+            out.append(
+                "- notices (runs showing each kind): " + "; ".join(f"`{k} ...` {v}" for k, v in sorted(kinds.items()))
+            )
         for r in mine:
             if r["returncode"] not in (0, 1):
                 out.append(f"- run {r['name']}: exit {r['returncode']}: `{' / '.join(r['stderr_tail'])}`")
@@ -128,8 +136,10 @@ def summarise(folder: Path, variants_folder: Path) -> str:
                 if ci and ci[0] is not None and ci[1] is not None:
                     kind = "A/A" if r["variant"] == "aa" else ("A/B slowed" if abs(true) >= 0.02 else "A/B control")
                     cover[kind].append(float(ci[0]) <= true <= float(ci[1]))
-        out.append("| benchmark | true +10% | caught | est. (median, range) | true +25% | caught | est. | "
-                   "A/A est. range | A/A not unchanged |")
+        out.append(
+            "| benchmark | true +10% | caught | est. (median, range) | true +25% | caught | est. | "
+            "A/A est. range | A/A not unchanged |"
+        )
         out.append("|---|---|---|---|---|---|---|---|---|")
         for k in sorted(rows):
             row = rows[k]
@@ -138,9 +148,11 @@ def summarise(folder: Path, variants_folder: Path) -> str:
                 verdicts = row[f"{v}_verdict"]
                 changes = row[f"{v}_change"]
                 caught = sum(1 for x in verdicts if x == "regression")
-                cells += [pct(truths[v].get(k)), f"{caught}/{len(verdicts)}",
-                          f"{pct(statistics.median(changes))} ({pct(min(changes))}..{pct(max(changes))})"
-                          if changes else "-"]
+                cells += [
+                    pct(truths[v].get(k)),
+                    f"{caught}/{len(verdicts)}",
+                    f"{pct(statistics.median(changes))} ({pct(min(changes))}..{pct(max(changes))})" if changes else "-",
+                ]
             aa_changes = row["aa_change"]
             cells.append(f"{pct(min(aa_changes))}..{pct(max(aa_changes))}" if aa_changes else "-")
             cells.append(str(sum(1 for x in row["aa_verdict"] if x != "unchanged")) + f"/{len(row['aa_verdict'])}")
@@ -149,20 +161,29 @@ def summarise(folder: Path, variants_folder: Path) -> str:
         for kind in ("A/A", "A/B control", "A/B slowed"):
             c = cover.get(kind, [])
             if c:
-                out.append(f"- 95% intervals holding the true change, {kind}: **{sum(c)} of {len(c)}** "
-                           f"({100 * sum(c) / len(c):.0f}%)")
+                out.append(
+                    f"- 95% intervals holding the true change, {kind}: **{sum(c)} of {len(c)}** "
+                    f"({100 * sum(c) / len(c):.0f}%)"
+                )
         if errors:
             worst = max(errors, key=lambda e: abs(e[0]))
-            out.append(f"- largest error of the estimate against the truth: {pct(worst[0])} points "
-                       f"(`{worst[1]}`, {worst[2]})")
+            out.append(
+                f"- largest error of the estimate against the truth: {pct(worst[0])} points (`{worst[1]}`, {worst[2]})"
+            )
         walls = [r["wall"] for r in mine]
         n_tests = statistics.median([len(r.get("progress", {})) or len(r["tests"]) for r in mine])
         per_test = [p["elapsed"] for r in mine for p in progress(r).values()]
-        out.append(f"- cost: wall per run median {statistics.median(walls):.1f} s (min {min(walls):.1f}, max "
-                   f"{max(walls):.1f}) for {n_tests:g} tests = {statistics.median(walls) / max(n_tests, 1):.1f} s "
-                   f"per test including the fixed part"
-                   + (f"; seconds per test in the progress lines (all pairs of workers): "
-                      f"median {statistics.median(per_test):.1f}, max {max(per_test):.1f}" if per_test else ""))
+        out.append(
+            f"- cost: wall per run median {statistics.median(walls):.1f} s (min {min(walls):.1f}, max "
+            f"{max(walls):.1f}) for {n_tests:g} tests = {statistics.median(walls) / max(n_tests, 1):.1f} s "
+            f"per test including the fixed part"
+            + (
+                f"; seconds per test in the progress lines (all pairs of workers): "
+                f"median {statistics.median(per_test):.1f}, max {max(per_test):.1f}"
+                if per_test
+                else ""
+            )
+        )
         out.append("")
     return "\n".join(out)
 

@@ -45,8 +45,14 @@ class Capture:
         self.call = lambda: fn(*args, **kwargs)
         return fn(*args, **kwargs)
 
-    def pedantic(self, fn: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-                 setup: Callable[[], Any] | None = None, **_: Any) -> Any:
+    def pedantic(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        setup: Callable[[], Any] | None = None,
+        **_: Any,
+    ) -> Any:
         if setup is not None:
             raise NotImplementedError("pedantic with setup: not needed by these suites")
         kw = kwargs or {}
@@ -79,8 +85,9 @@ def load_copy(project: Project, tree: Path, tag: str) -> list[ModuleType]:
 def _ids(argname: str, values: list[Any], ids: Any) -> list[str]:
     if ids is not None:
         return [ids(v) if callable(ids) else str(ids[i]) for i, v in enumerate(values)]
-    return [str(v) if isinstance(v, (str, int, float, bool)) or v is None else f"{argname}{i}"
-            for i, v in enumerate(values)]
+    return [
+        str(v) if isinstance(v, (str, int, float, bool)) or v is None else f"{argname}{i}" for i, v in enumerate(values)
+    ]
 
 
 def cases(modules: list[ModuleType], select: tuple[str, ...] = ()) -> dict[str, Call]:
@@ -156,8 +163,14 @@ def measure(a: Call, b: Call, seconds: float) -> dict[str, Any]:
         ratios.append((b1 + b2) / (a1 + a2))
         spent += a1 + a2 + b1 + b2
     quartiles = statistics.quantiles(ratios, n=4)
-    return {"change": statistics.median(ratios) - 1, "q1": quartiles[0] - 1, "q3": quartiles[2] - 1,
-            "blocks": len(ratios), "loops": loops, "base_seconds_per_call": spent / len(ratios) / 4 / loops}
+    return {
+        "change": statistics.median(ratios) - 1,
+        "q1": quartiles[0] - 1,
+        "q3": quartiles[2] - 1,
+        "blocks": len(ratios),
+        "loops": loops,
+        "base_seconds_per_call": spent / len(ratios) / 4 / loops,
+    }
 
 
 def main() -> int:
@@ -174,9 +187,19 @@ def main() -> int:
     if set(base) != set(slowed) or not base:
         raise SystemExit(f"the two trees give different benchmarks: {sorted(set(base) ^ set(slowed))}")
     result = {name: measure(base[name], slowed[name], args.seconds) for name in sorted(base)}
-    args.out.write_text(json.dumps({"project": project.name, "base_tree": str(args.base_tree),
-                                    "slowed_tree": str(args.slowed_tree), "seconds": args.seconds,
-                                    "tests": result}, indent=1) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "project": project.name,
+                "base_tree": str(args.base_tree),
+                "slowed_tree": str(args.slowed_tree),
+                "seconds": args.seconds,
+                "tests": result,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     for name, r in result.items():
         print(f"{name:60s} {100 * r['change']:+6.1f}%  ({r['base_seconds_per_call'] * 1e6:.1f} us/call)")
     return 0

@@ -83,14 +83,7 @@ def inject(project: Project, repo: Path, n: int) -> None:
     """The shipped files, then ``n`` statements after each anchor (as ``run.py``'s ``inject``)."""
     for injection in project.injections:
         path = repo / injection.path
-        text = sh(["git", "-C", str(repo), "show", f"HEAD:{injection.path}"])
-        if n:
-            lines = text.splitlines(keepends=True)
-            at = next(i for i, s in enumerate(lines) if injection.anchor in s)
-            statements = "; ".join(["_perfgate_slow = 0"] * max(1, round(n * injection.weight)))
-            lines.insert(at + 1, " " * injection.indent + statements + "\n")
-            text = "".join(lines)
-        path.write_text(text)
+        path.write_text(injection.applied(sh(["git", "-C", str(repo), "show", f"HEAD:{injection.path}"]), n))
 
 
 def private_repo(project: Project, work: Path, out: Path) -> tuple[Path, str]:
