@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -182,3 +183,30 @@ def test_a_tracker_started_from_a_history_continues_it() -> None:
     grown = cp.Tracker()
     grown.extend(values)
     assert grown.values == tracker.values[:200] and grown.splits == []
+
+
+@given(seed=st.integers(0, 2**32 - 1), length=st.integers(cp.WINDOW, 3 * cp.WINDOW), step=st.sampled_from([0.0, 0.3]))
+@settings(max_examples=25, deadline=None)
+def test_a_tracker_resumed_from_the_last_window_judges_as_one_holding_the_whole_series(
+    seed: int, length: int, step: float
+) -> None:
+    """What the judged state relies on: a tracker given only a series' last WINDOW values (their
+    offset, the first value, the transform) finds the same change points, run by run, as one
+    holding every value."""
+    rng = random.Random(seed)
+    values = [rng.lognormvariate(0, 0.05) for _ in range(length)]
+    more = [(1 + step) * rng.lognormvariate(0, 0.05) for _ in range(40)]
+    whole = cp.Tracker.of(values)
+    tail = cp.Tracker.resume(values[-cp.WINDOW :], whole.splits, offset=length - cp.WINDOW, first=values[0], logs=True)
+    for value in more:
+        assert whole.append(value) == tail.append(value)
+    assert [s.index for s in whole.splits] == [s.index for s in tail.splits]
+    for a, b in zip(whole.splits, tail.splits, strict=True):
+        assert math.isclose(a.p_value, b.p_value, rel_tol=1e-6, abs_tol=1e-12)
+    if step:
+        assert whole.splits and whole.splits[-1].index == length
+
+
+def test_a_tracker_resumed_from_some_values_needs_the_series_first_value_and_a_window() -> None:
+    with pytest.raises(ValueError, match="needs its first value"):
+        cp.Tracker.resume([1.0] * 10, [], offset=5, first=1.0, logs=True)

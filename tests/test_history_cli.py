@@ -164,7 +164,7 @@ def _stepped_store(directory: Path, runs: int, step_at: int, seed: int = 5) -> D
     return store
 
 
-def test_the_judged_state_is_kept_and_resumed_and_agrees_with_judging_whole(
+def test_the_judged_state_is_kept_and_continued_and_agrees_with_judging_whole(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from pytest_perfgate.history.analyse import STATE_NAME, judge, load_state, read
@@ -173,7 +173,8 @@ def test_the_judged_state_is_kept_and_resumed_and_agrees_with_judging_whole(
     store = _stepped_store(directory, 20, 30)  # no step yet
     assert main(["history", str(directory), "--json", str(tmp_path / "first.json")]) == 0
     state, why = load_state(directory)
-    assert why == "" and set(state) and all(j.count == 20 and not j.splits for j in state.values())
+    assert why == "" and state is not None and state.position.seq == 20
+    assert len(state.series) == 2 and all(j.count == 20 and not j.splits for j in state.series.values())
     rnd = random.Random(9)
     for _ in range(12):  # the step arrives: 12 runs at +30%
         store.promote(
@@ -193,17 +194,84 @@ def test_the_judged_state_is_kept_and_resumed_and_agrees_with_judging_whole(
     assert found == [(c.key.test, c.run, c.direction) for c in whole.change_points()]
     assert found == [("t::a", 21, Direction.REGRESSION)]
     # the state moved on with the history
-    assert all(j.count == 32 for j in load_state(directory)[0].values())
-    # a state whose values no longer match (a rebuilt history) is not resumed: judged whole
-    (directory / STATE_NAME).write_text((directory / STATE_NAME).read_text().replace('"count": 32', '"count": 31'))
-    assert main(["history", str(directory), "--json", str(tmp_path / "again.json")]) == 0
-    assert [(c.key.test, c.run) for c in load_history(tmp_path / "again.json").change_points()] == [("t::a", 21)]
-    # an unreadable state is said and judged whole, never an error
-    (directory / STATE_NAME).write_text("{not json")
+    state, _ = load_state(directory)
+    assert state is not None and all(j.count == 32 for j in state.series.values())
+    # a history replaced by another (rebuilt from other runs) is judged whole, and said
+    (directory / LOG_NAME).rename(tmp_path / "kept.jsonl")
+    store2 = _stepped_store(tmp_path / "other", 32, 10, seed=8)
+    (Path(store2.location) / LOG_NAME).rename(directory / LOG_NAME)
     capsys.readouterr()
     assert main(["history", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert f"{directory / STATE_NAME} is of another history (part 1 does not begin with the runs judged)" in out
+    assert "t::a [median]" in out and "run 11" in out
+    # an unreadable state is said and judged whole, never an error
+    (directory / STATE_NAME).write_text("{not json")
+    assert main(["history", str(directory)]) == 0
     assert "history.state.json: not read (" in capsys.readouterr().out
-    # and it is written anew: the next judging resumes again; --full judges whole and keeps the state too
-    assert load_state(directory)[1] == "" and load_state(directory)[0]
+    # and it is written anew: the next judging continues again; --full judges whole and keeps the state too
+    assert load_state(directory) != (None, "")
     assert main(["history", str(directory), "--full"]) == 0
     assert "not read" not in capsys.readouterr().out
+
+
+def _appended(directory: Path, values: dict[str, list[float]], *, roll_bytes: int = 1 << 30) -> None:
+    from pytest_perfgate.history.log import append
+
+    runs = len(next(iter(values.values())))
+    for i in range(runs):
+        tests = tuple(make_test(name, [v[i]] * 3) for name, v in values.items())
+        append(directory, RunResult({"git": {"commit": f"{i:040x}"}}, tests), roll_bytes=roll_bytes)
+
+
+def test_a_long_history_is_continued_from_its_last_runs_only_and_finds_what_judging_whole_finds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """600 runs; the judged state after 560; then 40 more with a step at run 571 in one series,
+    appended across a roll of the history file. The continued judging reads only the last runs
+    (each series' earlier points are not read), finds the step at its run, and agrees with
+    judging the whole history again."""
+    from pytest_perfgate.history.analyse import judge, judge_directory, read
+    from pytest_perfgate.history.changepoints import WINDOW
+    from pytest_perfgate.history.log import parts
+
+    rnd = random.Random(3)
+    steps = {"t::step": 571, "t::old": 100}
+    values = {
+        name: [(1.5 if i + 1 >= at else 1.0) * rnd.lognormvariate(0, 0.02) for i in range(600)]
+        for name, at in {**steps, "t::flat": 10**6}.items()
+    }
+    directory = tmp_path / "h"
+    directory.mkdir()
+    _appended(directory, {k: v[:560] for k, v in values.items()})
+    first, notes = judge_directory(directory)
+    assert notes == [] and [(c.key.test, c.run) for c in first.change_points()] == [("t::old", 100)]
+    _appended(directory, {k: v[560:] for k, v in values.items()}, roll_bytes=(directory / LOG_NAME).stat().st_size)
+    assert [k for k, _ in parts(directory)] == [1]  # rolled on the first of the 40
+    continued, notes = judge_directory(directory)
+    assert notes == []
+    assert not continued.whole and {s.key.test: s.earlier for s in continued.series} == dict.fromkeys(
+        ["t::flat", "t::old", "t::step"], 600 - WINDOW - 40
+    )
+    assert [(c.key.test, c.run, c.open) for c in continued.change_points()] == [
+        ("t::step", 571, True),
+        ("t::old", 100, True),
+    ]
+    whole = judge(read(directory))
+    assert [(c.key.test, c.run) for c in whole.change_points()] == [
+        (c.key.test, c.run) for c in continued.change_points()
+    ]
+    assert {s.key.test: s.count for s in continued.series} == {s.key.test: s.count for s in whole.series}
+    # what a change point before the runs read says comes from the state: its runs and commits
+    old = continued.get("t::old", "median")
+    assert old is not None and old.change_points[0].commits.first_new == f"{99:040x}"
+    # nothing appended: the same again, from the state
+    again, _ = judge_directory(directory)
+    assert [(c.key.test, c.run) for c in again.change_points()] == [("t::step", 571), ("t::old", 100)]
+    # asked for every point (--json, --html): all read, judged from the state all the same
+    every, _ = judge_directory(directory, whole=True)
+    assert every.whole and [len(s.points) for s in every.series] == [600, 600, 600]
+    capsys.readouterr()
+    assert main(["history", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert "t::step [median]" in out and "run 571" in out and "600 runs" in out

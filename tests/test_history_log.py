@@ -101,6 +101,81 @@ def test_a_rolled_part_is_compressed_and_still_read(tmp_path: Path) -> None:
     assert len(log.files) == len(parts(tmp_path)) + 1
 
 
+def _series_run(i: int, names: list[str]) -> RunResult:
+    return RunResult({"git": {"commit": f"{i:040x}"}}, tuple(make_test(n, [float(i + 1)] * 3) for n in names))
+
+
+def test_a_record_names_its_series_only_when_they_change_and_reads_back_the_same(tmp_path: Path) -> None:
+    names = ["t::a", "t::b"]
+    for i in range(6):
+        append(tmp_path, _series_run(i, names if i != 3 else [*names, "t::c"]), stored_run=i + 1)
+    records = [json.loads(line) for line in (tmp_path / LOG_NAME).read_bytes().splitlines()[1:]]
+    # the first record, the one with a new series and the one after it (back to two) name theirs
+    assert ["s" in r for r in records] == [True, False, False, True, True, False]
+    assert [r["n"] for r in records] == [3] * 6  # every count the same: one number
+    log = read_log(tmp_path)
+    assert log is not None and [r.seq for r in log.runs] == [1, 2, 3, 4, 5, 6]
+    by_test = {k.test: c for k, c in log.series.items()}
+    assert by_test["t::a"].centre == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] and by_test["t::c"].at == [3]
+    assert by_test["t::b"].count == [3] * 6
+
+
+def test_a_version_1_history_is_read_and_appended_to_in_its_own_version(tmp_path: Path) -> None:
+    names = ["t::a"]
+    for i in range(3):
+        append(tmp_path, _series_run(i, names))
+    lines = (tmp_path / LOG_NAME).read_bytes().splitlines()
+    header = json.loads(lines[0])
+    header["schema_version"] = 1
+    records = [json.loads(line) for line in lines[1:]]
+    for r in records:  # what version 1 wrote: every record names its series, counts as a list
+        r["s"], r["n"] = [1], [3]
+    v1 = [json.dumps(header, separators=(",", ":")), *(json.dumps(r, separators=(",", ":")) for r in records)]
+    (tmp_path / LOG_NAME).write_text("\n".join(v1) + "\n")
+    append(tmp_path, _series_run(3, names))
+    last = json.loads((tmp_path / LOG_NAME).read_bytes().splitlines()[-1])
+    assert last["s"] == [1] and last["n"] == [3]  # an older perfgate can still read the part
+    log = read_log(tmp_path)
+    assert log is not None and log.series[next(iter(log.series))].centre == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_reading_after_a_run_reads_only_the_parts_and_records_after_it(tmp_path: Path) -> None:
+    """Runs after 14 of 20, parts rolled on the way: the series defined before (in a part not read)
+    are known, and a record without ``s`` after the ones skipped is read with the right series."""
+    for i in range(20):
+        append(tmp_path, _series_run(i, ["t::a"] if i < 5 else ["t::a", "t::b"]), roll_bytes=900)
+    assert len(parts(tmp_path)) >= 3
+    whole = read_log(tmp_path)
+    tail = read_log(tmp_path, after=14)
+    assert whole is not None and tail is not None
+    assert [r.seq for r in tail.runs] == [15, 16, 17, 18, 19, 20]
+    assert {k.test: c.centre for k, c in tail.series.items()} == {
+        k.test: c.centre[-6:] for k, c in whole.series.items()
+    }
+    assert len(tail.files) < len(whole.files) and tail.position == whole.position
+    assert read_log(tmp_path, after=20) is not None and read_log(tmp_path, after=20).runs == []  # type: ignore[union-attr]
+
+
+def test_a_position_tells_appended_and_rolled_histories_from_replaced_ones(tmp_path: Path) -> None:
+    from pytest_perfgate.history.log import changed_since
+
+    for i in range(4):
+        append(tmp_path, _series_run(i, ["t::a"]))
+    log = read_log(tmp_path)
+    assert log is not None and log.position is not None
+    position = log.position
+    append(tmp_path, _series_run(4, ["t::a"]))
+    assert changed_since(tmp_path, position) == ""  # appended to
+    append(tmp_path, _series_run(5, ["t::a"]), roll_bytes=10)
+    assert [k for k, _ in parts(tmp_path)] == [1] and changed_since(tmp_path, position) == ""  # rolled
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in range(6):
+        append(other, _series_run(i + 1, ["t::a"]))
+    (other / LOG_NAME).replace(tmp_path / LOG_NAME)  # replaced: part 2 gone, part 1 still there
+    assert changed_since(tmp_path, position) == "part 1 does not begin with the runs judged"
+
+
 def test_a_leftover_part_of_an_interrupted_roll_is_not_read_twice(tmp_path: Path) -> None:
     for i in range(3):
         append(tmp_path, _run(1.0, i))
@@ -132,7 +207,7 @@ def test_an_incomplete_last_record_is_skipped_by_readers_and_cut_by_the_next_wri
         (lambda lines: lines.__delitem__(2), r"history\.jsonl:3: seq 3 does not follow 1"),
         (lambda lines: lines.__setitem__(0, b'{"schema":"perfgate-results"}'), r"history\.jsonl:1: not a perfgate"),
         (
-            lambda lines: lines.__setitem__(0, lines[0].replace(b'"schema_version":1', b'"schema_version":7')),
+            lambda lines: lines.__setitem__(0, lines[0].replace(b'"schema_version":2', b'"schema_version":7')),
             r"schema_version 7 is not supported",
         ),
     ],

@@ -9,7 +9,9 @@ share of exactly constant series). Writes a JSON of every figure (``--out``) and
 Parts (each can be skipped): ``accuracy`` (detection rate and position error per step size, the
 whole series judged, and the delay of the incremental tracker), ``false`` (false change points per
 1,000 runs without a step, judged whole and incrementally), ``incremental`` (time to append one
-run to 1,000 series of 1,000 runs), ``size`` (history file size for 1,000 runs).
+run to 1,000 series of 1,000 runs), ``size`` (history file size for 1,000 runs), ``command``
+(``perfgate history`` itself on 1,000 tests x 1,000 runs: judged whole, then continued from its
+judged state after each appended run).
 """
 
 from __future__ import annotations
@@ -165,44 +167,66 @@ def incremental(rng: random.Random, tests: int, runs: int, appends: int) -> dict
     }
 
 
-def size(rng: random.Random, tests: int, runs: int, counted_share: float) -> dict[str, object]:
-    """The history file(s) after ``runs`` promotions of a suite of ``tests`` tests (each a time
-    series of 7 rounds, and an instructions counter for ``counted_share`` of them)."""
-    from pytest_perfgate.history.log import append, parts, parts_size, read_log
-    from pytest_perfgate.model import RunResult, Series, TestResult
-    from pytest_perfgate.units import Kind
+def _name(i: int) -> str:
+    return f"tests/test_mod{i // 20}.py::test_case_{i}[param-{i % 7}]"
 
-    levels = [rng.uniform(1e-5, 0.1) for _ in range(tests)]
-    counts = [float(rng.randint(10_000, 50_000_000)) for _ in range(tests)]
-    env = {"python": "3.11.7", "valgrind": "3.19.0", "distributions": "abc123def456", "hash_seed": "0"}
+
+class Suite:
+    """A synthetic suite promoted run after run into a history file (what ``promote`` appends):
+    each test a ``time`` series of 7 rounds, a share of them also an ``instructions`` counter;
+    one test in ten steps (+50% time, +2% instructions) at a run drawn in the middle of ``runs``."""
+
+    def __init__(self, rng: random.Random, tests: int, runs: int, counted_share: float) -> None:
+        self.rng = rng
+        self.tests = tests
+        self.counted = int(counted_share * tests)
+        self.levels = [rng.uniform(1e-5, 0.1) for _ in range(tests)]
+        self.counts = [float(rng.randint(10_000, 50_000_000)) for _ in range(tests)]
+        self.steps = {i: rng.randrange(runs // 4, runs) for i in range(0, tests, 10)}
+        self.done = 0
+
+    def append(self, folder: str) -> float:
+        """Append the next run; the seconds the append took."""
+        from pytest_perfgate.history.log import append
+        from pytest_perfgate.model import RunResult, Series, TestResult
+        from pytest_perfgate.units import Kind
+
+        rng, r = self.rng, self.done
+        results = []
+        for i in range(self.tests):
+            stepped = i in self.steps and r >= self.steps[i]
+            rounds = tuple((1.5 if stepped else 1.0) * self.levels[i] * timing_noise(rng, 0.1, episodes=False)
+                           for _ in range(7))  # fmt: skip
+            series_ = {"time": Series("time", Kind.TIME, rounds, unit="s")}
+            if i < self.counted:
+                count = round(self.counts[i] * (1.02 if stepped else 1.0))
+                series_["instructions"] = Series("instructions", Kind.COUNT, (float(count),) * 3, source="callgrind")
+            results.append(TestResult(_name(i), series=series_))
+        metadata = {
+            "created": f"2026-12-06T{r // 3600 % 24:02d}:{r // 60 % 60:02d}:{r % 60:02d}+00:00",
+            "ci": {"CI_COMMIT_SHA": f"{rng.getrandbits(160):040x}", "CI_COMMIT_REF_NAME": "main"},
+            "cpu": "Intel Xeon", "cpu_count": 2, "platform": "Linux-6.1-x86_64", "python": "3.11.7",
+            "fingerprint": {"python": "3.11.7", "valgrind": "3.19.0", "distributions": "abc1234", "hash_seed": "0"},
+        }  # fmt: skip
+        begin = time.perf_counter()
+        append(folder, RunResult(metadata, tuple(results)), stored_run=r + 1)
+        self.done += 1
+        return time.perf_counter() - begin
+
+
+def size(rng: random.Random, tests: int, runs: int, counted_share: float) -> dict[str, object]:
+    """The history file(s) after ``runs`` promotions of a :class:`Suite` of ``tests`` tests."""
+    from pytest_perfgate.history.analyse import judge
+    from pytest_perfgate.history.log import parts, parts_size, read_log
+
+    suite = Suite(rng, tests, runs, counted_share)
     with tempfile.TemporaryDirectory() as folder:
-        append_times = []
-        for r in range(runs):
-            results = []
-            for i in range(tests):
-                rounds = tuple(levels[i] * timing_noise(rng, 0.1, episodes=False) for _ in range(7))
-                series_ = {"time": Series("time", Kind.TIME, rounds, unit="s")}
-                if i < counted_share * tests:
-                    series_["instructions"] = Series("instructions", Kind.COUNT, (counts[i],) * 3, source="callgrind")
-                results.append(TestResult(f"tests/test_mod{i // 20}.py::test_case_{i}[param-{i % 7}]", series=series_))
-            metadata = {
-                "created": f"2026-12-06T00:{r // 60 % 60:02d}:{r % 60:02d}+00:00",
-                "git": {"commit": f"{rng.getrandbits(160):040x}", "branch": "main"},
-                "ci": {"CI_COMMIT_SHA": f"{rng.getrandbits(160):040x}", "CI_COMMIT_REF_NAME": "main"},
-                "cpu": "Intel Xeon", "cpu_count": 2, "platform": "Linux-6.1-x86_64", "python": "3.11.7",
-                "fingerprint": env,
-            }  # fmt: skip
-            run = RunResult(metadata, tuple(results))
-            begin = time.perf_counter()
-            append(folder, run, stored_run=r + 1)
-            append_times.append(time.perf_counter() - begin)
+        append_times = [suite.append(folder) for _ in range(runs)]
         total = parts_size(folder)
         begin = time.perf_counter()
         log = read_log(folder)
         read_s = time.perf_counter() - begin
         assert log is not None and len(log.runs) == runs
-        from pytest_perfgate.history.analyse import judge
-
         begin = time.perf_counter()
         history = judge(log)
         judge_s = time.perf_counter() - begin
@@ -211,6 +235,7 @@ def size(rng: random.Random, tests: int, runs: int, counted_share: float) -> dic
             "runs": runs,
             "series": len(log.series),
             "bytes": total,
+            "bytes_per_series_run": total / (len(log.series) * runs),
             "parts": len(parts(folder)),
             "append_s_median": statistics.median(append_times),
             "append_s_max": max(append_times),
@@ -220,13 +245,74 @@ def size(rng: random.Random, tests: int, runs: int, counted_share: float) -> dic
         }
 
 
+def _history_command(folder: str, *extra: str) -> tuple[float, str]:
+    """``perfgate history FOLDER`` in a process of its own, as a job runs it: wall seconds and output."""
+    import subprocess
+
+    begin = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_perfgate.cli", "history", folder, *extra],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return time.perf_counter() - begin, done.stdout
+
+
+def command(rng: random.Random, tests: int, runs: int, appends: int) -> dict[str, object]:
+    """``perfgate history`` on a history of ``tests`` tests x ``runs`` runs: judged whole (no state
+    yet), then continued from its judged state after each of ``appends`` runs appended one at a
+    time; last, the change points of the continued judging against judging the whole again."""
+    suite = Suite(rng, tests, runs + appends, 0.3)
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(runs):
+            suite.append(folder)
+        whole_s, _ = _history_command(folder)
+        continued = []
+        for _ in range(appends):
+            suite.append(folder)
+            seconds, out = _history_command(folder)
+            assert "judged whole" not in out, out
+            continued.append(seconds)
+        with tempfile.TemporaryDirectory() as other:
+            for name in os.listdir(folder):
+                if name.startswith("history"):
+                    Path(other, name).write_bytes(Path(folder, name).read_bytes())
+            full_s, _ = _history_command(other, "--full", "--json", str(Path(other, "whole.json")))
+            _, _ = _history_command(folder, "--json", str(Path(other, "continued.json")))
+            from pytest_perfgate.history.model import load_history
+
+            def found(path: Path) -> set[tuple[str, str, int]]:
+                return {(c.key.test, c.key.metric, c.run) for c in load_history(path).change_points()}
+
+            whole, cont = found(Path(other, "whole.json")), found(Path(other, "continued.json"))
+        stepped = {
+            (f"tests/test_mod{i // 20}.py::test_case_{i}[param-{i % 7}]", at + 1) for i, at in suite.steps.items()
+        }
+        return {
+            "tests": tests,
+            "runs": runs,
+            "whole_s": whole_s,
+            "continued_s_median": statistics.median(continued),
+            "continued_s_max": max(continued),
+            "appends": appends,
+            "full_again_s": full_s,
+            "change_points_whole": len(whole),
+            "change_points_continued": len(cont),
+            "only_whole": sorted(whole - cont),
+            "only_continued": sorted(cont - whole),
+            "steps_found_whole": sum(1 for t, r in stepped if (t, "median", r) in whole),
+            "steps": len(stepped),
+        }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--series", type=int, default=400, help="series per accuracy cell (default 400)")
     parser.add_argument("--runs", type=int, default=200, help="runs per accuracy series (default 200)")
     parser.add_argument("--false-series", type=int, default=100, help="series of 1,000 runs per kind for false CPs")
     parser.add_argument("--seed", type=int, default=20261206)
-    parser.add_argument("--skip", action="append", default=[], choices=["accuracy", "false", "incremental", "size"])
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["accuracy", "false", "incremental", "size", "command"]
+    )
     parser.add_argument("--size-tests", type=int, action="append", help="suite sizes for the size part (1000, 50)")
     parser.add_argument("--out", default="bench/out/history_detect.json")
     args = parser.parse_args()
@@ -260,6 +346,10 @@ def main() -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
         out["size"] = rows
+    if "command" not in args.skip:
+        row = command(rng, 1000, 1000, 10)
+        print(json.dumps(row), flush=True)
+        out["command"] = row
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"written {args.out} (load average {os.getloadavg()[0]:.1f})", file=sys.stderr)

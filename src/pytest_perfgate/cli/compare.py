@@ -66,15 +66,14 @@ def moved_baseline(history: str | None, baseline: str, report: GateReport) -> li
     import os
 
     from ..history.alerts import baseline_moved
-    from ..history.analyse import judge, read
+    from ..history.analyse import judge_directory
     from ..history.log import has_log
     from ..history.model import load_history
 
     if history is not None and not os.path.isdir(history):
         judged = load_history(history)
     elif history is not None or (os.path.isdir(baseline) and has_log(baseline)):
-        where = history or baseline
-        judged = judge(read(where), source=where)
+        judged, _ = judge_directory(history or baseline, keep=False)  # continued from its judged state
     else:
         return []
     return baseline_moved(judged, sorted({c.nodeid for c in report.comparisons}))

@@ -72,7 +72,7 @@ def judged(args: argparse.Namespace) -> History:
     """The :class:`~pytest_perfgate.history.model.History` the arguments ask for (after
     ``--rebuild``), with the checks of ``--json`` made first."""
     from ..errors import GateError
-    from ..history.analyse import judge, load_state, read, rebuild, save_state
+    from ..history.analyse import judge_directory, rebuild
     from ..paths import check_output
 
     if args.json is not None:
@@ -84,19 +84,15 @@ def judged(args: argparse.Namespace) -> History:
     if args.rebuild:
         count = rebuild(args.baseline)
         print(f"rebuilt the history of {args.baseline} from its {count} stored run(s)")
-    log = read(args.baseline)
-    partial = args.since is not None or bool(args.metric)  # some runs or series only: no state kept
-    before, why = ({}, "") if args.full else load_state(args.baseline)
-    if why:
-        print(f"history: {why}")
-    history = judge(
-        log, metrics=set(args.metric) if args.metric else None, since=args.since, source=args.baseline, before=before
+    history, notes = judge_directory(
+        args.baseline,
+        metrics=set(args.metric) if args.metric else None,
+        since=args.since,
+        whole=args.json is not None or args.html is not None,  # every point written or plotted
+        full=args.full,
     )
-    if not partial:  # the state is of whole series: kept for the next judging
-        try:
-            save_state(args.baseline, history)
-        except OSError as exc:
-            print(f"history: the judged state was not kept ({exc.strerror or exc}): the next run judges it whole")
+    for note in notes:
+        print(f"history: {note}")
     return history
 
 

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import accumulate
 
 from ..stats import t_isf, t_sf
 
@@ -114,10 +115,8 @@ class _Sums:
     __slots__ = ("q", "s")
 
     def __init__(self, ys: Sequence[float] = ()) -> None:
-        self.s = [0.0]
-        self.q = [0.0]
-        for y in ys:
-            self.add(y)
+        self.s = [0.0, *accumulate(ys)]
+        self.q = [0.0, *accumulate(y * y for y in ys)]
 
     def add(self, y: float) -> None:
         self.s.append(self.s[-1] + y)
@@ -293,12 +292,13 @@ def detect(values: Sequence[float], settings: Settings = DEFAULT, *, local: bool
     return _segment(_Sums(ys), values, 0, len(ys), settings, local=local)
 
 
-def noise(values: Sequence[float], splits: Sequence[Split] = ()) -> float:
+def noise(values: Sequence[float], splits: Sequence[Split] = (), *, offset: int = 0) -> float:
     """A robust estimate of the run-to-run noise as a relative standard deviation (in log space for
     a positive series, else relative to the mean |value|): the median absolute difference of
-    consecutive values within levels (a step between levels is left out), times 1.4826 / sqrt(2)."""
+    consecutive values within levels (a step between levels is left out), times 1.4826 / sqrt(2).
+    ``offset``: the index of ``values[0]`` in the series the splits index (a series' last runs)."""
     ys, logs = transform(values)
-    cuts = {s.index for s in splits}
+    cuts = {s.index - offset for s in splits}
     diffs = sorted(abs(ys[i] - ys[i - 1]) for i in range(1, len(ys)) if i not in cuts)
     if not diffs:
         return 0.0
@@ -332,12 +332,16 @@ class Tracker:
     (:func:`detect` without the local scan) when there is one; while the last change point is
     younger than :data:`YOUNG` runs, the points from the change point before it (at most
     ``window``) are judged again, so its position is revised as runs at the new level arrive. One
-    append costs ``O(window)``, whatever the series' length."""
+    append costs ``O(window)``, whatever the series' length, and only the last ``window`` values
+    are ever looked at again: a tracker resumed from a series' last values (``offset``: the index
+    of the first of them) judges as one holding them all."""
 
     settings: Settings = field(default_factory=Settings)
     window: int = WINDOW
+    #: the values held: the series from index ``offset`` on
     values: list[float] = field(default_factory=list)
     splits: list[Split] = field(default_factory=list)
+    offset: int = 0
     _first: float | None = None
     _logs: bool = True
     _sums: _Sums = field(default_factory=_Sums)
@@ -350,17 +354,32 @@ class Tracker:
 
     @classmethod
     def resume(
-        cls, values: Sequence[float], splits: Sequence[Split], settings: Settings = DEFAULT, *, window: int = WINDOW
+        cls,
+        values: Sequence[float],
+        splits: Sequence[Split],
+        settings: Settings = DEFAULT,
+        *,
+        window: int = WINDOW,
+        offset: int = 0,
+        first: float | None = None,
+        logs: bool | None = None,
     ) -> Tracker:
         """A tracker holding ``values`` whose change points were judged before (``splits``, kept as
-        they are: nothing is detected again), ready for :meth:`extend` with the runs since."""
-        tracker = cls(settings, window)
+        they are: nothing is detected again), ready for :meth:`extend` with the runs since.
+        ``values`` may be the series' last values only (at least ``window`` of them, or all):
+        ``offset`` is then the index of the first, ``first`` the series' first value and ``logs``
+        whether it is judged in logs (:func:`transform` of the whole series)."""
+        if offset and (first is None or logs is None or len(values) < window):
+            raise ValueError("a tracker resumed from a series' last values needs its first value, logs and a window")
+        tracker = cls(settings, window, offset=offset)
         if values:
             tracker.values = list(values)
-            ys, tracker._logs = transform(values)
-            first = values[0]
-            tracker._first = math.log(first) if tracker._logs else first
-            tracker._sums = _Sums(ys)
+            whole_first = values[0] if first is None else first
+            tracker._logs = transform([whole_first, *values])[1] if logs is None else logs
+            tracker._first = math.log(whole_first) if tracker._logs else whole_first
+            origin = tracker._first
+            logged = tracker._logs
+            tracker._sums = _Sums([math.log(v) - origin if logged else v - origin for v in values])
             tracker.splits = list(splits)
         return tracker
 
@@ -378,11 +397,12 @@ class Tracker:
         elif self._logs and value <= 0:
             # a value <= 0 in a positive series: judge it on differences from now on
             self._logs = False
-            self._first = self.values[0]
+            self._first = math.exp(self._first)
             self._sums = _Sums([v - self._first for v in self.values])
         self.values.append(value)
         self._sums.add(self._y(value))
-        n = len(self.values)
+        base = self.offset
+        n = base + len(self.values)
         last = self.splits[-1] if self.splits else None
         young = last is not None and n - last.index < YOUNG
         if young:
@@ -390,11 +410,11 @@ class Tracker:
             start = max(self.splits[-2].index if len(self.splits) > 1 else 0, n - self.window)
         else:
             start = max(last.index if last is not None else 0, n - self.window)
-            if _best_global(self._sums, self.values, start, n, self.settings) is None:
+            if _best_global(self._sums, self.values, start - base, n - base, self.settings) is None:
                 return None
         kept = [s for s in self.splits if s.index <= start]
-        recent = _segment(self._sums, self.values, start, n, self.settings, local=False)
-        self.splits = kept + recent
+        recent = _segment(self._sums, self.values, start - base, n - base, self.settings, local=False)
+        self.splits = kept + [replace(s, index=s.index + base) for s in recent]
         newest = self.splits[-1] if self.splits else None
         if newest is None or (last is not None and newest.index == last.index):
             return None

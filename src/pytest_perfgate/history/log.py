@@ -2,16 +2,21 @@
 
 ``history.jsonl`` in the baseline directory, one JSON object per line:
 
-* line 1, the header: ``{"schema": "perfgate-history-log", "schema_version": 1, "part": K,
+* line 1, the header: ``{"schema": "perfgate-history-log", "schema_version": 2, "part": K,
   "last_seq": S, "series": [[id, test, metric, unit, kind, higher_is_better], ...],
   "environments": {digest: {field: value}}}`` (the series and environments known when the part
   began; ``last_seq``: the last run of the earlier parts);
 * one line per promoted run: ``{"seq": N, "run": R, "commit": ..., "ref": ..., "time": ...,
   "env": digest, "new_series": [...], "new_env": {...}, "s": [ids], "c": [centres],
-  "d": [spreads], "n": [counts]}``: ``seq`` numbers the history's runs in promotion order (1, 2, ...),
-  ``run`` is the stored run's number in the directory (``run-NNNNNN.json``), the four columns hold
-  one entry per series the run measured (centre to 7 significant digits, an integral value as an
-  integer; spread to 3).
+  "d": [spreads], "n": [counts] or n}``: ``seq`` numbers the history's runs in promotion order (1,
+  2, ...), ``run`` is the stored run's number in the directory (``run-NNNNNN.json``), the columns
+  hold one entry per series the run measured (centre to 7 significant digits, an integral value as
+  an integer; spread to 2: a spread of a few samples is itself uncertain by tens of percent).
+  ``s`` is left out when the run measured the same series as the record before it in the part,
+  and ``n`` is one number when every count is the same.
+
+Version 1 (read, and appended to in its own version so an older reader can still read the part)
+always wrote ``s`` and a list ``n``.
 
 A run's figures (:func:`figures`): per test that passed or failed (a test over its budget fails,
 and its figures are the ones the history must keep; skipped, errored and crashed tests are left
@@ -20,8 +25,8 @@ out), the ``time`` series as its median (metric
 median of its values under the series' name; spread: the standard deviation of the run's samples;
 count: their number.
 
-**Nothing is dropped.** When ``history.jsonl`` would grow beyond ``roll_bytes`` (default 16 MiB,
-about 500 runs of 1,000 tests), it is compressed to ``history-KKKKKK.jsonl.gz`` (part K) and a new
+**Nothing is dropped.** When ``history.jsonl`` would grow beyond ``roll_bytes`` (default 4 MiB,
+about 190 runs of 1,000 tests), it is compressed to ``history-KKKKKK.jsonl.gz`` (part K) and a new
 ``history.jsonl`` (part K + 1) begins; readers read every part, oldest first. :func:`append` says
 when it rolled.
 
@@ -38,6 +43,7 @@ interrupted roll and is not read.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -56,9 +62,11 @@ from .model import Environment, SeriesKey, SeriesKind
 
 LOG_NAME = "history.jsonl"
 LOG_SCHEMA = "perfgate-history-log"
-LOG_VERSION = 1
+LOG_VERSION = 2
+#: the versions this perfgate reads (version 1 always writes ``s`` and a list ``n``)
+LOG_VERSIONS = (1, 2)
 #: the size at which the current part is compressed and a new one begun
-ROLL_BYTES = 16 * 1024 * 1024
+ROLL_BYTES = 4 * 1024 * 1024
 _PART_NAME = re.compile(r"^history-(\d{6})\.jsonl\.gz$")
 #: how every run record begins (its ``seq`` first), checked by a writer on every line
 _RECORD_START = re.compile(rb'^\{"seq":(\d+),')
@@ -173,15 +181,31 @@ class Columns:
     count: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Position:
+    """How far a reading of a history file got: the current part's number, the bytes of its complete
+    records read (``size``) and their digest, the last run's ``seq``, and the earlier parts' sizes.
+    :func:`changed_since` tells whether a history still begins with what a position covers."""
+
+    part: int
+    size: int
+    digest: str
+    seq: int
+    parts: tuple[tuple[int, int], ...] = ()
+
+
 @dataclass
 class Log:
-    """What the history files of a directory hold, oldest run first."""
+    """What the history files of a directory hold, oldest run first (or the runs after a given one:
+    :func:`read_log`'s ``after``)."""
 
     runs: list[RunInfo] = field(default_factory=list)
     series: dict[SeriesKey, Columns] = field(default_factory=dict)
     #: what was not read and why (an incomplete last record)
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    #: where the reading ended (None for a log made from stored runs)
+    position: Position | None = None
 
 
 def log_path(directory: str | os.PathLike[str]) -> Path:
@@ -258,6 +282,12 @@ class _State:
         self.part = 0
         self.last_seq = 0
         self.first_seq = 0
+        self.version = LOG_VERSION
+        #: the series ids of the last record read (a version 2 record without ``s`` has the same)
+        self.last_ids: list[Any] | None = None
+        self.last_columns: list[Columns] | None = None
+        #: records read and not yet in their columns: (position in the log's runs, c, d, n)
+        self.block: list[tuple[int, list[Any], list[Any], list[Any]]] = []
 
     def fail(self, line: int, message: str) -> ResultsFileError:
         return ResultsFileError(f"{self.source}:{line}", message)
@@ -291,12 +321,13 @@ def _header(state: _State, data: Any) -> None:
     if not isinstance(data, dict) or data.get("schema") != LOG_SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise state.fail(1, f"not a perfgate history log (schema is {found!r}, expected {LOG_SCHEMA!r})")
-    if data.get("schema_version") != LOG_VERSION:
+    if data.get("schema_version") not in LOG_VERSIONS:
         raise state.fail(
             1,
             f"history log schema_version {data.get('schema_version')!r} is not supported by this perfgate (it reads "
-            f"version {LOG_VERSION}); upgrade perfgate",
+            f"versions {', '.join(map(str, LOG_VERSIONS))}); upgrade perfgate",
         )
+    state.version = data["schema_version"]
     part, last = data.get("part"), data.get("last_seq")
     if not isinstance(part, int) or not isinstance(last, int):
         raise state.fail(1, "header: part and last_seq must be integers")
@@ -312,14 +343,44 @@ def _lines(data: bytes) -> tuple[list[bytes], bool]:
     return lines, bool(tail.strip())
 
 
-def _read_part(data: bytes, source: str, log: Log, *, current: bool) -> _State:
+def _scan(state: _State, number: int, raw: bytes, *, what: str) -> None:
+    """Take a record line in without reading its figures: its ``seq`` (checked to follow the last
+    one) and the series or environments it defines."""
+    match = _RECORD_START.match(raw)
+    if match is None or not raw.rstrip().endswith(b"}"):
+        raise state.fail(number, f"is not a run record; the history file is corrupt{what}")
+    seq = int(match.group(1))
+    if seq != state.last_seq + 1:
+        raise state.fail(number, f"seq {seq} does not follow {state.last_seq}: runs are missing or repeated")
+    state.last_seq = seq
+    if b'"new_series"' in raw or b'"new_env"' in raw:
+        try:
+            record = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise state.fail(number, f"is not valid JSON ({exc}); the history file is corrupt{what}") from None
+        state.define(number, record.get("new_series", []))
+        state.environ(number, record.get("new_env", {}))
+
+
+def _read_part(data: bytes, source: str, log: Log, *, current: bool, after: int = 0) -> _State:
+    """Read one part into ``log``: every record of a run after ``after`` (runs up to it are only
+    scanned for the series and environments they define)."""
     state = _State(source)
     lines, partial = _lines(data)
     if not lines:
         if current and partial:  # the header itself is being written
             raise ResultsFileError(source, "has no complete header line: the file is truncated")
         raise ResultsFileError(source, "is empty")
+    named = None  # the last line scanned that names its series (a version 2 record may not)
     for number, raw in enumerate(lines, 1):
+        if number > 1 and state.last_seq < after:
+            _scan(state, number, raw, what="")
+            if _NAMED in raw:
+                named = raw
+            continue
+        if named is not None:
+            _flush(state)
+            state.last_ids, state.last_columns, named = _last_ids(named), None, None
         try:
             data_line = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -328,6 +389,7 @@ def _read_part(data: bytes, source: str, log: Log, *, current: bool) -> _State:
             _header(state, data_line)
             continue
         _record(state, number, data_line, log)
+    _flush(state)
     if partial:
         note = f"{source}: an incomplete last record (being appended, or an interrupted promotion) was not read"
         if not current:
@@ -363,30 +425,87 @@ def _record(state: _State, line: int, data: Any, log: Log) -> None:
     )
     at = len(log.runs) - 1
     ids, centres, spreads, counts = (data.get(k) for k in ("s", "c", "d", "n"))
+    if ids is None and state.version >= 2:
+        ids = state.last_ids
+        if ids is None:
+            raise state.fail(line, "s is missing, and no earlier record of this part names the series")
+    if isinstance(counts, int) and not isinstance(counts, bool) and state.version >= 2 and isinstance(ids, list):
+        counts = [counts] * len(ids)
     if not all(isinstance(c, list) for c in (ids, centres, spreads, counts)):
         raise state.fail(line, "s, c, d and n must be lists")
     assert isinstance(ids, list) and isinstance(centres, list) and isinstance(spreads, list)
     assert isinstance(counts, list)
     if not len(ids) == len(centres) == len(spreads) == len(counts):
         raise state.fail(line, "s, c, d and n must have the same length")
-    for sid, c, d, n in zip(ids, centres, spreads, counts, strict=True):
-        key = state.series.get(sid)
-        if key is None:
-            raise state.fail(line, f"series id {sid!r} is not defined")
-        if not isinstance(c, (int, float)) or not (d is None or isinstance(d, (int, float))) or not isinstance(n, int):
-            raise state.fail(line, f"series {sid}: centre, spread and count must be numbers")
-        cols = log.series.get(key)
-        if cols is None:
-            cols = log.series[key] = Columns()
-        cols.at.append(at)
-        cols.centre.append(float(c))
-        cols.spread.append(None if d is None else float(d))
-        cols.count.append(n)
+    if not set(map(type, centres)) <= _NUMBERS or not set(map(type, spreads)) <= _SPREADS:
+        raise state.fail(line, "centres and spreads must be numbers (a spread may be null)")
+    if not set(map(type, counts)) <= {int}:
+        raise state.fail(line, "counts must be integers")
+    if ids is not state.last_ids or state.last_columns is None:
+        _flush(state)
+        columns = []
+        for sid in ids:
+            key = state.series.get(sid)
+            if key is None:
+                raise state.fail(line, f"series id {sid!r} is not defined")
+            cols = log.series.get(key)
+            if cols is None:
+                cols = log.series[key] = Columns()
+            columns.append(cols)
+        state.last_ids, state.last_columns = ids, columns
+    state.block.append((at, centres, spreads, counts))
 
 
-def read_log(directory: str | os.PathLike[str]) -> Log | None:
-    """Every run the history files of ``directory`` hold, oldest first; None when there is no
-    ``history.jsonl``. :class:`ResultsFileError` naming the file and line for a corrupt one."""
+def _flush(state: _State) -> None:
+    """Move the records read since the series last changed into their columns, transposed at
+    once (a record of 1,000 series is not taken apart value by value)."""
+    if not state.block or state.last_columns is None:
+        return
+    ats = [at for at, *_ in state.block]
+    columns = zip(*(c for _, c, _, _ in state.block), strict=True)
+    spreads = zip(*(d for _, _, d, _ in state.block), strict=True)
+    counts = zip(*(n for *_, n in state.block), strict=True)
+    for cols, c, d, n in zip(state.last_columns, columns, spreads, counts, strict=True):
+        cols.at.extend(ats)
+        cols.centre.extend(map(float, c))
+        cols.spread.extend(d if None in d else map(float, d))
+        cols.count.extend(n)
+    state.block = []
+
+
+_NUMBERS = {int, float}
+#: how a record naming its series' ids holds them (a quote cannot stand unescaped in a JSON string)
+_NAMED = b',"s":['
+
+_SPREADS = {int, float, type(None)}
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _part_first_seq(path: Path) -> int:
+    """The ``last_seq`` of a compressed part's header (the run its first record follows)."""
+    state = _State(str(path))
+    try:
+        with gzip.open(path, "rb") as handle:
+            _header(state, json.loads(handle.readline()))
+    except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(str(path), f"cannot be read as a compressed history part ({exc})") from None
+    return state.first_seq
+
+
+def _decompressed(path: Path) -> bytes:
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ResultsFileError(str(path), f"cannot be read as a compressed history part ({exc})") from None
+
+
+def read_log(directory: str | os.PathLike[str], *, after: int = 0) -> Log | None:
+    """Every run the history files of ``directory`` hold, oldest first (``after``: only the runs
+    after the one numbered ``after``; the parts that end before it are not read); None when there
+    is no ``history.jsonl``. :class:`ResultsFileError` naming the file and line for a corrupt one."""
     current = log_path(directory)
     for _ in range(5):
         try:
@@ -405,23 +524,54 @@ def read_log(directory: str | os.PathLike[str]) -> Log | None:
         earlier = [(k, p) for k, p in parts(directory) if k < head.part]
         if [k for k, _ in earlier] != list(range(1, head.part)):
             continue  # rolled meanwhile: list again
-        expected = 0
+        sizes = tuple((k, path.stat().st_size) for k, path in earlier)
+        # the parts holding runs after `after` (part k ends where part k + 1 begins)
+        if after >= head.first_seq:
+            earlier = []
+        elif after > 0:
+            ends = [*(_part_first_seq(path) for _, path in earlier[1:]), head.first_seq]
+            earlier = [part for part, end in zip(earlier, ends, strict=True) if end > after]
+        expected: int | None = 0 if after == 0 else None
         for k, path in earlier:
-            try:
-                raw = gzip.decompress(path.read_bytes())
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                raise ResultsFileError(str(path), f"cannot be read as a compressed history part ({exc})") from None
-            state = _read_part(raw, str(path), log, current=False)
-            if state.first_seq != expected:
+            state = _read_part(_decompressed(path), str(path), log, current=False, after=after)
+            if expected is not None and state.first_seq != expected:
                 raise ResultsFileError(str(path), f"part {k} begins after run {state.first_seq}, expected {expected}")
             expected = state.last_seq
             log.files.append(str(path))
-        state = _read_part(data, str(current), log, current=True)
-        if state.first_seq != expected:
+        state = _read_part(data, str(current), log, current=True, after=after)
+        if expected is not None and state.first_seq != expected:
             raise ResultsFileError(str(current), f"begins after run {state.first_seq}, expected {expected}")
         log.files.append(str(current))
+        size = data.rfind(b"\n") + 1
+        log.position = Position(head.part, size, _digest(data[:size]), state.last_seq, sizes)
         return log
     raise ResultsFileError(str(current), "the history's parts kept changing while it was read; read it again")
+
+
+def changed_since(directory: str | os.PathLike[str], position: Position) -> str:
+    """Why the history of ``directory`` no longer begins with what ``position`` covered (it was
+    rebuilt, replaced or cut); "" when it still does (runs appended since, or a roll, change
+    nothing of it)."""
+    current = log_path(directory)
+    try:
+        data = current.read_bytes()
+        head = _State(str(current))
+        _header(head, json.loads(data.split(b"\n", 1)[0]))
+    except (OSError, ValueError, ResultsFileError) as exc:
+        return f"{current} cannot be read ({exc})"
+    found = dict((k, p) for k, p in parts(directory))
+    if head.part < position.part:
+        return f"{current} is part {head.part}, the judged history had {position.part}"
+    for k, size in position.parts:
+        if k not in found or found[k].stat().st_size != size:
+            return f"part {k} ({part_name(k)}) is not the one judged"
+    if head.part > position.part:  # rolled since: what was judged is in the compressed part
+        if position.part not in found:
+            return f"part {position.part} ({part_name(position.part)}) is missing"
+        data = _decompressed(found[position.part])
+    if len(data) < position.size or _digest(data[: position.size]) != position.digest:
+        return f"part {position.part} does not begin with the runs judged"
+    return ""
 
 
 # --------------------------------------------------------------------------- writing
@@ -492,20 +642,7 @@ def _writer_state(data: bytes, source: str) -> _State:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise state.fail(1, f"is not valid JSON ({exc}); the history file is corrupt") from None
     for number, raw in enumerate(lines[1:], 2):
-        match = _RECORD_START.match(raw)
-        if match is None or not raw.rstrip().endswith(b"}"):
-            raise state.fail(number, "is not a run record; the history file is corrupt (not appended to)")
-        seq = int(match.group(1))
-        if seq != state.last_seq + 1:
-            raise state.fail(number, f"seq {seq} does not follow {state.last_seq}: runs are missing or repeated")
-        state.last_seq = seq
-        if b'"new_series"' in raw or b'"new_env"' in raw:
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise state.fail(number, f"is not valid JSON ({exc}); the history file is corrupt") from None
-            state.define(number, record.get("new_series", []))
-            state.environ(number, record.get("new_env", {}))
+        _scan(state, number, raw, what=" (not appended to)")
     return state
 
 
@@ -523,6 +660,32 @@ def _header_line(part: int, last_seq: int, state: _State, ids: Mapping[SeriesKey
 
 def _series_row(sid: int, key: SeriesKey) -> list[Any]:
     return [sid, key.test, key.metric, key.unit, key.kind.value, key.higher_is_better]
+
+
+def _last_ids(data: bytes) -> Any:
+    """The series ids of the last record of a part that names them (``s``), None when none does."""
+    at = data.rfind(_NAMED)
+    if at < 0:
+        return None
+    begin = data.rfind(b"\n", 0, at) + 1
+    end = data.find(b"\n", at)
+    try:
+        return json.loads(data[begin : end if end >= 0 else len(data)]).get("s")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+
+
+def _line(record: dict[str, Any], series_ids: list[int], counts: list[int], state: _State, data: bytes) -> bytes:
+    """A run record's line: in a version 2 part, ``s`` only when the series differ from the last
+    record's (``data``: the part so far) and ``n`` as one number when every count is the same."""
+    record = dict(record)
+    compact = state.version >= 2
+    if not compact or _last_ids(data) != series_ids:
+        record["s"] = series_ids
+    record["n"] = counts[0] if compact and counts and counts.count(counts[0]) == len(counts) else counts
+    order = ("seq", "run", "commit", "ref", "time", "env", "new_series", "new_env", "s", "c", "d", "n")
+    ordered = {k: record[k] for k in order if k in record}
+    return (json.dumps(ordered, separators=(",", ":"), allow_nan=False) + "\n").encode()
 
 
 def append(
@@ -543,7 +706,7 @@ def append(
     notes: list[str] = []
     with writing(current, "the history file"), _locked(root):
         state = _State(str(current))
-        size = 0
+        size, data = 0, b""
         if current.exists():
             data = current.read_bytes()
             cut = data.rfind(b"\n") + 1
@@ -579,15 +742,17 @@ def append(
             record["new_series"] = new_series
         if env is not None and env.digest not in state.environments:
             record["new_env"] = {env.digest: env.as_dict()}
-        record["s"] = [ids[key] for key, *_ in found]
         record["c"] = [_short(c, 7) for _, c, _, _ in found]
-        record["d"] = [None if d is None else _short(d, 3) for _, _, d, _ in found]
-        record["n"] = [n for *_, n in found]
-        line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        record["d"] = [None if d is None else _short(d, 2) for _, _, d, _ in found]
+        series_ids = [ids[key] for key, *_ in found]
+        counts = [n for *_, n in found]
+        rolled = False
         if size == 0:
             write_text_atomic(current, _header_line(1, 0, state, {}).decode())
-            size = current.stat().st_size
-        elif size + len(line) > roll_bytes and state.last_seq > state.first_seq:
+            state.version, size = LOG_VERSION, current.stat().st_size
+        elif (
+            size + len(_line(record, series_ids, counts, state, data)) > roll_bytes and state.last_seq > state.first_seq
+        ):
             part = state.part
             target = root / part_name(part)
             tmp = root / f".{target.name}.tmp"
@@ -598,7 +763,9 @@ def append(
             fresh = {row[0] for row in new_series}
             known = {key: sid for key, sid in ids.items() if sid not in fresh}
             write_text_atomic(current, _header_line(part + 1, state.last_seq, state, known).decode())
+            state.version, rolled = LOG_VERSION, True
             notes.append(f"history rolled: {current.name} (part {part}) compressed to {target.name}; nothing dropped")
+        line = _line(record, series_ids, counts, state, b"" if rolled else data)
         with open(current, "ab") as handle:
             handle.write(line)
             handle.flush()

@@ -223,7 +223,9 @@ class SeriesHistory:
     """One series over the stored runs, judged."""
 
     key: SeriesKey
-    points: tuple[Point, ...]
+    #: the series' points, oldest first: all of them, or, judged from the judged state
+    #: (``history.state.json``), its last points only (``earlier`` before them were not read)
+    points: Sequence[Point]
     change_points: tuple[ChangePoint, ...] = ()
     #: the run-to-run noise of the series: a robust relative standard deviation of its centres
     #: within levels (0 for a series that never varies)
@@ -231,6 +233,13 @@ class SeriesHistory:
     #: the smallest relative step this series can show at the documented false-alarm rate
     #: (a step in the middle of its points); None when it has too few points to judge
     min_detectable_step: float | None = None
+    #: the points before ``points[0]`` (0: ``points`` is the whole series)
+    earlier: int = 0
+
+    @property
+    def count(self) -> int:
+        """The number of points in the whole series."""
+        return self.earlier + len(self.points)
 
     @property
     def open_change_point(self) -> ChangePoint | None:
@@ -273,6 +282,12 @@ class History:
 
     def __iter__(self) -> Iterator[SeriesHistory]:
         return iter(self.series)
+
+    @property
+    def whole(self) -> bool:
+        """Whether every series holds all its points (not judged from the judged state, which
+        reads only the last runs): what the JSON and the trend site need."""
+        return not any(s.earlier for s in self.series)
 
     def change_points(self) -> list[ChangePoint]:
         """Every change point, newest run first."""
@@ -324,7 +339,9 @@ def _num(value: float | None) -> float | str | None:
 
 
 def history_to_dict(history: History) -> dict[str, Any]:
-    """The versioned JSON of ``history``."""
+    """The versioned JSON of ``history`` (a :attr:`History.whole` one)."""
+    if not history.whole:
+        raise ValueError("a history judged from its judged state holds only the last runs: judge it whole to write it")
     runs: dict[int, dict[str, Any]] = {}
     environments: dict[str, dict[str, str]] = {}
     series = []

@@ -48,7 +48,7 @@ def series_row(series: SeriesHistory, project_url: str | None) -> dict[str, Any]
         "test": series.key.test,
         "metric": series.key.metric,
         "kind": series.key.kind.value,
-        "runs": len(series.points),
+        "runs": series.count,
         "level": level_text(series.key, newest.centre) if newest else "-",
         "change": None if last is None else _change_view(last, project_url),
         "steps": len(series.change_points),

@@ -30,6 +30,8 @@ def render_site(
     the index first. ``project_url`` (CI_PROJECT_URL): change points link to GitLab's compare page."""
     from ..paths import check_output, write_text_atomic, writing
 
+    if not history.whole:
+        raise ValueError("the trend site plots whole series: judge the history whole to render it")
     root = check_output(out, "the trend site", directory=True)
     env = environment()  # jinja2 there, or an error with the install hint
     from markupsafe import Markup  # jinja2's own dependency

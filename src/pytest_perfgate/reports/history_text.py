@@ -53,7 +53,7 @@ def series_line(s: SeriesHistory) -> str:
     noise = "-" if s.noise is None else f"{s.noise:.2%}"
     step = "-" if s.min_detectable_step is None else f"{s.min_detectable_step:.2%}"
     changes = ", ".join(f"{change_text(cp.change)} at run {cp.run}" for cp in s.change_points) or "none"
-    return f"{s.key.label}: {len(s.points)} runs, noise {noise}, smallest detectable step {step}, changes: {changes}"
+    return f"{s.key.label}: {s.count} runs, noise {noise}, smallest detectable step {step}, changes: {changes}"
 
 
 def format_history(history: History, *, every_series: bool = False) -> list[str]:
