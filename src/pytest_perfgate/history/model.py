@@ -31,6 +31,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ class Environment:
         kept = tuple(sorted((str(k), str(v)) for k, v in fields.items() if v is not None))
         return cls(kept) if kept else None
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """12 hex digits of a sha256 of the fields: equal digests, equal environments."""
         text = "\n".join(f"{k}={v}" for k, v in self.fields)
@@ -346,20 +347,20 @@ def history_to_dict(history: History) -> dict[str, Any]:
     environments: dict[str, dict[str, str]] = {}
     series = []
     for s in history.series:
-        for p in s.points:
-            if p.environment is not None:
-                environments.setdefault(p.environment.digest, p.environment.as_dict())
-            runs.setdefault(
-                p.run,
-                {
-                    "run": p.run,
-                    "stored_run": p.stored_run,
-                    "commit": p.commit,
-                    "ref": p.ref,
-                    "time": p.time,
-                    "environment": p.environment_digest,
-                },
-            )
+        points = tuple(s.points)  # made once (a judged history makes its points when looked at)
+        for p in points:
+            if p.run in runs:
+                continue
+            if p.environment is not None and p.environment.digest not in environments:
+                environments[p.environment.digest] = p.environment.as_dict()
+            runs[p.run] = {
+                "run": p.run,
+                "stored_run": p.stored_run,
+                "commit": p.commit,
+                "ref": p.ref,
+                "time": p.time,
+                "environment": p.environment_digest,
+            }
         series.append(
             {
                 "test": s.key.test,
@@ -370,10 +371,10 @@ def history_to_dict(history: History) -> dict[str, Any]:
                 "noise": _num(s.noise),
                 "min_detectable_step": _num(s.min_detectable_step),
                 "points": {
-                    "run": [p.run for p in s.points],
-                    "centre": [_num(p.centre) for p in s.points],
-                    "spread": [_num(p.spread) for p in s.points],
-                    "count": [p.count for p in s.points],
+                    "run": [p.run for p in points],
+                    "centre": [_num(p.centre) for p in points],
+                    "spread": [_num(p.spread) for p in points],
+                    "count": [p.count for p in points],
                 },
                 "change_points": [
                     {
