@@ -25,8 +25,8 @@ out), the ``time`` series as its median (metric
 median of its values under the series' name; spread: the standard deviation of the run's samples;
 count: their number.
 
-**Nothing is dropped.** When ``history.jsonl`` would grow beyond ``roll_bytes`` (default 4 MiB,
-about 190 runs of 1,000 tests), it is compressed to ``history-KKKKKK.jsonl.gz`` (part K) and a new
+**Nothing is dropped.** When ``history.jsonl`` would grow beyond ``roll_bytes`` (default 1 MiB,
+about 50 runs of 1,000 tests), it is compressed to ``history-KKKKKK.jsonl.gz`` (part K) and a new
 ``history.jsonl`` (part K + 1) begins; readers read every part, oldest first. :func:`append` says
 when it rolled.
 
@@ -66,7 +66,7 @@ LOG_VERSION = 2
 #: the versions this perfgate reads (version 1 always writes ``s`` and a list ``n``)
 LOG_VERSIONS = (1, 2)
 #: the size at which the current part is compressed and a new one begun
-ROLL_BYTES = 4 * 1024 * 1024
+ROLL_BYTES = 1024 * 1024
 _PART_NAME = re.compile(r"^history-(\d{6})\.jsonl\.gz$")
 #: how every run record begins (its ``seq`` first), checked by a writer on every line
 _RECORD_START = re.compile(rb'^\{"seq":(\d+),')
@@ -485,14 +485,17 @@ def _digest(data: bytes) -> str:
 
 
 def _part_first_seq(path: Path) -> int:
-    """The ``last_seq`` of a compressed part's header (the run its first record follows)."""
-    state = _State(str(path))
+    """The ``last_seq`` of a compressed part's header (the run its first record follows), read
+    without taking in the tables the header holds."""
     try:
         with gzip.open(path, "rb") as handle:
-            _header(state, json.loads(handle.readline()))
+            header = json.loads(handle.readline())
     except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultsFileError(str(path), f"cannot be read as a compressed history part ({exc})") from None
-    return state.first_seq
+    last = header.get("last_seq") if isinstance(header, dict) and header.get("schema") == LOG_SCHEMA else None
+    if not isinstance(last, int):
+        raise ResultsFileError(f"{path}:1", "not a history part's header (no last_seq)")
+    return last
 
 
 def _decompressed(path: Path) -> bytes:
@@ -528,9 +531,11 @@ def read_log(directory: str | os.PathLike[str], *, after: int = 0) -> Log | None
         # the parts holding runs after `after` (part k ends where part k + 1 begins)
         if after >= head.first_seq:
             earlier = []
-        elif after > 0:
-            ends = [*(_part_first_seq(path) for _, path in earlier[1:]), head.first_seq]
-            earlier = [part for part, end in zip(earlier, ends, strict=True) if end > after]
+        elif after > 0:  # from the newest part back to the one holding the run after `after`
+            needed = 1
+            while needed < len(earlier) and _part_first_seq(earlier[-needed][1]) > after:
+                needed += 1
+            earlier = earlier[-needed:]
         expected: int | None = 0 if after == 0 else None
         for k, path in earlier:
             state = _read_part(_decompressed(path), str(path), log, current=False, after=after)
