@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="judge every series whole again (by default a series whose earlier runs are unchanged is only "
-        "examined in the runs since the last judging, from history.state.json)",
+        help="judge every series whole again (by default each series is continued from the last judging, "
+        "history.state.json: only its last 250 runs and the runs since are read and examined)",
     )
     parser.add_argument(
         "--rebuild",
