@@ -185,19 +185,24 @@ def test_a_tracker_started_from_a_history_continues_it() -> None:
     assert grown.values == tracker.values[:200] and grown.splits == []
 
 
-@given(seed=st.integers(0, 2**32 - 1), length=st.integers(cp.WINDOW, 3 * cp.WINDOW), step=st.sampled_from([0.0, 0.3]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    length=st.integers(cp.WINDOW + 2 * cp.HALF, 3 * cp.WINDOW),
+    step=st.sampled_from([0.0, 0.3]),
+)
 @settings(max_examples=25, deadline=None)
 def test_a_tracker_resumed_from_the_last_window_judges_as_one_holding_the_whole_series(
     seed: int, length: int, step: float
 ) -> None:
-    """What the judged state relies on: a tracker given only a series' last WINDOW values (their
-    offset, the first value, the transform) finds the same change points, run by run, as one
-    holding every value."""
+    """What the judged state relies on: a tracker given only a series' last values (a window and
+    the runs an excursion is judged on before it; their offset, the first value, the transform)
+    finds the same change points, run by run, as one holding every value."""
     rng = random.Random(seed)
     values = [rng.lognormvariate(0, 0.05) for _ in range(length)]
     more = [(1 + step) * rng.lognormvariate(0, 0.05) for _ in range(40)]
+    held = cp.WINDOW + 2 * cp.HALF
     whole = cp.Tracker.of(values)
-    tail = cp.Tracker.resume(values[-cp.WINDOW :], whole.splits, offset=length - cp.WINDOW, first=values[0], logs=True)
+    tail = cp.Tracker.resume(values[-held:], whole.splits, offset=length - held, first=values[0], logs=True)
     for value in more:
         assert whole.append(value) == tail.append(value)
     assert [s.index for s in whole.splits] == [s.index for s in tail.splits]
@@ -210,3 +215,27 @@ def test_a_tracker_resumed_from_the_last_window_judges_as_one_holding_the_whole_
 def test_a_tracker_resumed_from_some_values_needs_the_series_first_value_and_a_window() -> None:
     with pytest.raises(ValueError, match="needs its first value"):
         cp.Tracker.resume([1.0] * 10, [], offset=5, first=1.0, logs=True)
+
+
+def test_a_regression_undone_by_the_next_commit_does_not_hide_the_steps_around_it() -> None:
+    """What fastjsonschema's own history showed (bench/RESULTS-history-real.md): an exact counter
+    with a +37% step at run 3, one run at +60% (a regression the next commit undid) at 14 and a
+    +3.6% step at 19. Left in, the one run held all the variance and no step was significant."""
+    values = [1000.0] * 3 + [1370.0] * 11 + [2192.0] + [1370.0] * 4 + [1419.3] * 11
+    assert [s.index for s in cp.detect(values)] == [3, 19]
+    assert cp.without_excursions(values)[14] == 1370.0
+    tracker = cp.Tracker()
+    tracker.extend(values)
+    assert [s.index for s in tracker.splits] == [3, 19]
+    # three runs at another level are a level, not an excursion; nor are the runs of a step
+    assert (
+        cp.without_excursions([1000.0] * 14 + [1600.0] * 3 + [1000.0] * 13)
+        == [1000.0] * 14 + [1600.0] * 3 + [1000.0] * 13
+    )
+    assert cp.without_excursions([1000.0] * 14 + [1600.0] * 16) == [1000.0] * 14 + [1600.0] * 16
+    # in a noisy series only a run far beyond the noise is an excursion
+    rng = random.Random(4)
+    noisy = [rng.lognormvariate(0, 0.1) for _ in range(200)]
+    assert cp.without_excursions(noisy) == noisy[:-1] + [noisy[-1]]
+    noisy[100] *= 5.0
+    assert cp.without_excursions(noisy)[100] != noisy[100]

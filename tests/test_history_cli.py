@@ -231,8 +231,7 @@ def test_a_long_history_is_continued_from_its_last_runs_only_and_finds_what_judg
     appended across a roll of the history file. The continued judging reads only the last runs
     (each series' earlier points are not read), finds the step at its run, and agrees with
     judging the whole history again."""
-    from pytest_perfgate.history.analyse import judge, judge_directory, read
-    from pytest_perfgate.history.changepoints import WINDOW
+    from pytest_perfgate.history.analyse import TAIL, judge, judge_directory, read
     from pytest_perfgate.history.log import parts
 
     rnd = random.Random(3)
@@ -251,7 +250,7 @@ def test_a_long_history_is_continued_from_its_last_runs_only_and_finds_what_judg
     continued, notes = judge_directory(directory)
     assert notes == []
     assert not continued.whole and {s.key.test: s.earlier for s in continued.series} == dict.fromkeys(
-        ["t::flat", "t::old", "t::step"], 600 - WINDOW - 40
+        ["t::flat", "t::old", "t::step"], 600 - TAIL - 40
     )
     assert [(c.key.test, c.run, c.open) for c in continued.change_points()] == [
         ("t::step", 571, True),

@@ -169,8 +169,11 @@ class Judged:
     #: its first value and whether it is judged in logs (the detector's transform)
     first: float
     logs: bool
-    #: the sum of its values (the levels of a continued judging are those of judging it whole)
+    #: the sum of its values as judged (:func:`~.changepoints.without_excursions`), and the last
+    #: HALF of them (whether they are excursions shows with the next runs): the levels of a
+    #: continued judging are those of judging it whole
     total: float
+    provisional: tuple[float, ...]
     #: None when it had too few points to be judged
     change_points: tuple[ChangePoint, ...] | None
     noise: float | None
@@ -206,27 +209,31 @@ def _change_point(
     )
 
 
-def _levels(splits: list[cp.Split], before: Judged, values: Sequence[float], earlier: int) -> list[cp.Split]:
-    """The splits of a continued judging with their levels (the means of the segments on either
-    side) as judging the whole series gives them, where the runs since changed a segment: sums of
-    the values not read are known from the state (the series' total, and the level after its last
-    change point then)."""
-    held_old = math.fsum(values[: before.count - earlier])  # the values read of those judged then
+def _levels(splits: list[cp.Split], before: Judged, kept: Sequence[float], earlier: int) -> list[cp.Split]:
+    """The splits of a continued judging with their levels (the means of the values judged on
+    either side) as judging the whole series gives them, where the runs since changed a segment.
+    ``kept``: the values read, as judged (:func:`~.changepoints.without_excursions`), from index
+    ``earlier`` on. The sums of the values not read come from the state (the series' total, and the
+    level after its last change point then); the first HALF values read are judged without their
+    own earlier neighbours, so the values read count from HALF on."""
+    first = cp.HALF if earlier else 0
+    start = earlier + first
+    then = math.fsum(kept[first : before.count - earlier - cp.HALF]) + math.fsum(before.provisional)
     last = before.splits[-1] if before.splits else None
 
     def total(a: int, b: int) -> float | None:
-        if b <= earlier:  # wholly before the values read: unchanged
+        if b <= start:  # wholly before the values read: unchanged
             return None
-        held = math.fsum(values[max(a, earlier) - earlier : b - earlier])
-        if a >= earlier:
+        held = math.fsum(kept[max(a, start) - earlier : b - earlier])
+        if a >= start:
             return held
         if a == 0:
-            return before.total - held_old + held
+            return before.total - then + held
         if last is not None and a == last.index:
-            return last.after * (before.count - a) - held_old + held
+            return last.after * (before.count - a) - then + held
         return None
 
-    bounds = [0, *(s.index for s in splits), earlier + len(values)]
+    bounds = [0, *(s.index for s in splits), earlier + len(kept)]
     found = []
     for i, split in enumerate(splits):
         low, high = total(bounds[i], split.index), total(split.index, bounds[i + 2])
@@ -238,6 +245,11 @@ def _levels(splits: list[cp.Split], before: Judged, values: Sequence[float], ear
             )
         )
     return found
+
+
+#: the points of a series a continued judging reads: a window, and the runs the excursions of its
+#: first ones are judged on
+TAIL = cp.WINDOW + 2 * cp.HALF
 
 
 def _judge_one(
@@ -266,31 +278,36 @@ def _judge_one(
             return None, before
         series = SeriesHistory(key, points, before.change_points, before.noise, before.min_step, earlier=earlier)
         return series, before
-    if earlier and (old < cp.WINDOW or before is None or before.change_points is None):
+    if earlier and (old < TAIL or before is None or before.change_points is None):
         raise _Stale(f"{key.label}: its earlier runs were not read")
     count = earlier + len(values)
-    window = cp.WINDOW
-    resumed = before is not None and before.change_points is not None
+    resumed = before is not None and before.change_points is not None and count >= 2 * settings.min_segment
     splits: list[cp.Split] | None = None
-    if count < 2 * settings.min_segment:
-        pass
-    elif resumed:
+    if resumed:
         assert before is not None
-        kept = max(0, old - window)  # the tracker looks at most a window back
-        tracker = cp.Tracker.resume(
-            values[kept:old], before.splits, settings, offset=earlier + kept, first=before.first, logs=before.logs
-        )
+        tracker = cp.Tracker.resume(values[:old], before.splits, settings, offset=earlier, first=before.first,
+                                    logs=before.logs)  # fmt: skip
         tracker.extend(values[old:])
-        splits = _levels(tracker.splits, before, values, earlier)
+        kept = tracker.values  # as the detector judged them, run by run
+        splits = _levels(tracker.splits, before, kept, earlier)
     else:
-        splits = cp.detect(values, settings)
-    tail_at = max(0, count - window) - earlier
+        kept = cp.without_excursions(values)  # as the detector judges them
+        if count >= 2 * settings.min_segment:
+            splits = cp.detect(values, settings, judged=kept)
+    if earlier:
+        assert before is not None
+        then = math.fsum(kept[cp.HALF : old - cp.HALF]) + math.fsum(before.provisional)
+        total = before.total - then + math.fsum(kept[cp.HALF :])
+    else:
+        total = math.fsum(kept)
+    tail_at = max(0, count - TAIL) - earlier
     state = Judged(
         key=key,
         count=count,
         first=values[0] if before is None else before.first,
         logs=(before.logs if before is not None else True) and min(values[old:], default=1.0) > 0,
-        total=math.fsum(values) + (before.total - math.fsum(values[:old]) if before is not None else 0.0),
+        total=total,
+        provisional=tuple(kept[-cp.HALF :]),
         change_points=None,
         noise=None,
         min_step=None,
@@ -313,7 +330,7 @@ def _judge_one(
         else:
             raise _Stale(f"{key.label}: a change point before the runs read")
         found.append(_change_point(key, split, commits, fields, open_=is_open))
-    tail = values[-window:]
+    tail = kept[-cp.WINDOW :]
     sd = cp.noise(tail, splits, offset=count - len(tail))
     step = cp.min_detectable_step(sd, count, settings)
     series = SeriesHistory(
@@ -482,7 +499,7 @@ STATE_VERSION = 2
 
 def _settings_json(settings: cp.Settings) -> dict[str, Any]:
     return {"alpha": settings.alpha, "min_segment": settings.min_segment, "min_change": settings.min_change,
-            "window": cp.WINDOW}  # fmt: skip
+            "window": cp.WINDOW, "excursion": cp.EXCURSION, "half": cp.HALF}  # fmt: skip
 
 
 def _change_point_row(c: ChangePoint) -> list[Any]:
@@ -530,6 +547,7 @@ def save_state(directory: str | os.PathLike[str], checkpoint: Checkpoint, settin
                 j.first,
                 j.logs,
                 j.total,
+                list(j.provisional),
                 j.tail_run,
                 j.last_run,
                 j.noise,
@@ -560,15 +578,17 @@ def load_state(directory: str | os.PathLike[str], settings: cp.Settings = cp.DEF
         position = Position(int(pos["part"]), int(pos["size"]), str(pos["digest"]), int(pos["seq"]),
                             tuple((int(k), int(n)) for k, n in pos["parts"]))  # fmt: skip
         series = {}
-        for test, metric, unit, kind, better, count, first, logs, total, tail, last, noise, step, rows in data[
-            "series"
-        ]:
+        for row in data["series"]:
+            test, metric, unit, kind, better, count, first, logs, total, provisional, tail, last, noise, step, rows = (
+                row
+            )
             key = SeriesKey(str(test), str(metric), str(unit), SeriesKind(kind), bool(better))
             found = None if rows is None else [_change_point_of(key, row) for row in rows]
             if found:  # the newest is the open one
                 found[-1] = replace(found[-1], open=True)
             points = None if found is None else tuple(found)
-            series[key] = Judged(key, int(count), float(first), bool(logs), float(total), points,
+            series[key] = Judged(key, int(count), float(first), bool(logs), float(total),
+                                 tuple(float(v) for v in provisional), points,
                                  None if noise is None else float(noise), None if step is None else float(step),
                                  int(tail), int(last))  # fmt: skip
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -35,7 +35,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from itertools import accumulate
+from itertools import accumulate, pairwise
+from operator import sub
 
 from ..stats import t_isf, t_sf
 
@@ -54,6 +55,11 @@ RUNS_AFTER = 10
 YOUNG = 30
 #: the window sizes of the local scan of a segment whose best split is not significant
 SCALES = (16, 64, 256)
+#: an excursion is judged on the runs up to HALF on each side of it (MIN_SEGMENT - 1: a shorter
+#: departure cannot be a level) ...
+HALF = MIN_SEGMENT - 1
+#: ... and is further from their median than this many times the series' noise
+EXCURSION = 5.0
 
 
 @dataclass(frozen=True)
@@ -285,11 +291,77 @@ def _segment(sums: _Sums, values: Sequence[float], lo: int, hi: int, settings: S
     return _recheck(sums, values, cuts, lo, hi, settings) if cuts else []
 
 
-def detect(values: Sequence[float], settings: Settings = DEFAULT, *, local: bool = True) -> list[Split]:
+def _scale(values: Sequence[float]) -> float:
+    """The run-to-run noise of ``values`` in their own unit: a robust standard deviation from the
+    median absolute difference of consecutive values (a step between levels is one difference
+    among many, so it hardly moves it)."""
+    return _scale_of(list(map(abs, map(sub, values[1:], values[:-1]))))
+
+
+def _scale_of(diffs: Sequence[float]) -> float:
+    ordered = sorted(diffs)
+    if not ordered:
+        return 0.0
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return float(median) * 1.4826 / math.sqrt(2.0)
+
+
+def _space(values: Sequence[float], logs: bool | None = None) -> list[float]:
+    """The values in the space the detector judges them in: logs for a positive series (its
+    noise is relative), else as they are (:func:`transform`)."""
+    if logs is None:
+        logs = all(v > 0 for v in values)
+    return [math.log(v) for v in values] if logs else list(values)
+
+
+def _kept(ys: Sequence[float], i: int, limit: float) -> int:
+    """The index of the value kept at ``i``: ``i``, or that of the median of its neighbourhood
+    when it is an excursion (further than ``limit`` from that median in the judged space ``ys``;
+    see :func:`without_excursions`)."""
+    h = min(HALF, i, len(ys) - 1 - i)
+    if h == 0:
+        return i
+    j = sorted(range(i - h, i + h + 1), key=ys.__getitem__)[h]
+    return j if abs(ys[i] - ys[j]) > limit else i
+
+
+def _excursions(ys: Sequence[float]) -> list[int]:
+    """The index of the value kept at each position of ``ys`` (the judged space)."""
+    diffs = list(map(abs, map(sub, ys[1:], ys[:-1])))
+    limit = EXCURSION * _scale_of(diffs[-(WINDOW - 1) :])
+    kept = list(range(len(ys)))
+    # only a value further than the limit from a neighbour can be one: were both neighbours within
+    # it, three of the values around it would be, and so would their median
+    for i in [i for i, (a, b) in enumerate(pairwise(diffs), 1) if a > limit or b > limit]:
+        kept[i] = _kept(ys, i, limit)
+    return kept
+
+
+def without_excursions(values: Sequence[float], *, logs: bool | None = None) -> list[float]:
+    """The series the detector judges: each value, except an **excursion**, a run or two away
+    from the runs on both sides of it: further from the median of its neighbourhood (the HALF runs
+    on each side) than EXCURSION times the series' noise (:func:`_scale` of its last WINDOW
+    values; in logs for a positive series, or ``logs`` says; in a series whose consecutive runs
+    are mostly equal, any distance). An excursion is replaced by that median. Such a run cannot
+    start a level (a level has at least MIN_SEGMENT runs), but left in it would add its whole
+    deviation to the variance a step is tested against: one regression undone by the next commit
+    would hide every other step near it. The neighbourhood is cut symmetrically at the ends: the
+    last value is never replaced (whether it is an excursion shows with the next runs), the one
+    before it is judged on its two neighbours."""
+    return [values[j] for j in _excursions(_space(values, logs))]
+
+
+def detect(
+    values: Sequence[float], settings: Settings = DEFAULT, *, local: bool = True, judged: Sequence[float] | None = None
+) -> list[Split]:
     """The change points of a whole series, oldest first (``local``: with the local scan of a
-    segment whose best split is not significant; a :class:`Tracker` does without it)."""
-    ys, _ = transform(values)
-    return _segment(_Sums(ys), values, 0, len(ys), settings, local=local)
+    segment whose best split is not significant; a :class:`Tracker` does without it). Judged on
+    the series :func:`without_excursions` (``judged``, when the caller has it): the levels of a
+    split are the means of those values."""
+    kept = without_excursions(values) if judged is None else judged
+    ys, _ = transform(kept)
+    return _segment(_Sums(ys), kept, 0, len(ys), settings, local=local)
 
 
 def noise(values: Sequence[float], splits: Sequence[Split] = (), *, offset: int = 0) -> float:
@@ -297,14 +369,12 @@ def noise(values: Sequence[float], splits: Sequence[Split] = (), *, offset: int 
     a positive series, else relative to the mean |value|): the median absolute difference of
     consecutive values within levels (a step between levels is left out), times 1.4826 / sqrt(2).
     ``offset``: the index of ``values[0]`` in the series the splits index (a series' last runs)."""
-    ys, logs = transform(values)
-    cuts = {s.index - offset for s in splits}
-    diffs = sorted(abs(ys[i] - ys[i - 1]) for i in range(1, len(ys)) if i not in cuts)
-    if not diffs:
-        return 0.0
-    mid = len(diffs) // 2
-    median = diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2
-    sd = median * 1.4826 / math.sqrt(2.0)
+    logs = all(v > 0 for v in values)
+    ys = _space(values, logs)
+    diffs = list(map(abs, map(sub, ys[1:], ys[:-1])))
+    for cut in sorted({s.index - offset - 1 for s in splits if 0 < s.index - offset < len(ys)}, reverse=True):
+        del diffs[cut]  # the difference between two levels
+    sd = _scale_of(diffs)
     if logs:
         return sd
     scale = math.fsum(abs(v) for v in values) / len(values)
@@ -332,19 +402,24 @@ class Tracker:
     (:func:`detect` without the local scan) when there is one; while the last change point is
     younger than :data:`YOUNG` runs, the points from the change point before it (at most
     ``window``) are judged again, so its position is revised as runs at the new level arrive. One
-    append costs ``O(window)``, whatever the series' length, and only the last ``window`` values
-    are ever looked at again: a tracker resumed from a series' last values (``offset``: the index
-    of the first of them) judges as one holding them all."""
+    append costs ``O(window)``, whatever the series' length. Only the last ``window`` values (and
+    the :data:`HALF` before them an excursion is judged on) are ever looked at again: a tracker
+    resumed from a series' last values (``offset``: the index of the first of them) judges as one
+    holding them all."""
 
     settings: Settings = field(default_factory=Settings)
     window: int = WINDOW
-    #: the values held: the series from index ``offset`` on
+    #: the values held (the series from index ``offset`` on) as measured, and as judged
+    #: (:func:`without_excursions`)
+    raw: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     splits: list[Split] = field(default_factory=list)
     offset: int = 0
     _first: float | None = None
     _logs: bool = True
-    _sums: _Sums = field(default_factory=_Sums)
+    #: ``raw`` and ``values`` in the judged space (:func:`_space`)
+    _raw_ys: list[float] = field(default_factory=list)
+    _ys: list[float] = field(default_factory=list)
 
     @classmethod
     def of(cls, values: Sequence[float], settings: Settings = DEFAULT, *, window: int = WINDOW) -> Tracker:
@@ -366,43 +441,64 @@ class Tracker:
     ) -> Tracker:
         """A tracker holding ``values`` whose change points were judged before (``splits``, kept as
         they are: nothing is detected again), ready for :meth:`extend` with the runs since.
-        ``values`` may be the series' last values only (at least ``window`` of them, or all):
-        ``offset`` is then the index of the first, ``first`` the series' first value and ``logs``
-        whether it is judged in logs (:func:`transform` of the whole series)."""
-        if offset and (first is None or logs is None or len(values) < window):
+        ``values`` may be the series' last values only (at least ``window + 2 * HALF`` of them, or
+        all): ``offset`` is then the index of the first, ``first`` the series' first value and
+        ``logs`` whether it is judged in logs (:func:`transform` of the whole series)."""
+        if offset and (first is None or logs is None or len(values) < window + 2 * HALF):
             raise ValueError("a tracker resumed from a series' last values needs its first value, logs and a window")
         tracker = cls(settings, window, offset=offset)
         if values:
-            tracker.values = list(values)
+            tracker.raw = list(values)
             whole_first = values[0] if first is None else first
             tracker._logs = transform([whole_first, *values])[1] if logs is None else logs
             tracker._first = math.log(whole_first) if tracker._logs else whole_first
-            origin = tracker._first
-            logged = tracker._logs
-            tracker._sums = _Sums([math.log(v) - origin if logged else v - origin for v in values])
+            tracker._judge_all()
             tracker.splits = list(splits)
         return tracker
 
-    def _y(self, value: float) -> float:
-        assert self._first is not None
-        if self._logs:
-            return math.log(value) - self._first
-        return value - self._first
+    @property
+    def logs(self) -> bool:
+        """Whether the series is judged in logs (every value so far > 0)."""
+        return self._logs
+
+    def _judge_all(self) -> None:
+        """The values held as judged (:func:`without_excursions`), and both in the judged space."""
+        self._raw_ys = _space(self.raw, self._logs)
+        kept = _excursions(self._raw_ys)
+        self.values = [self.raw[j] for j in kept]
+        self._ys = [self._raw_ys[j] for j in kept]
+
+    def _sums(self, start: int) -> _Sums:
+        """Prefix sums of the transformed values held from ``start`` (local index) on."""
+        origin = self._first
+        assert origin is not None
+        return _Sums([y - origin for y in self._ys[start:]])
 
     def append(self, value: float) -> Split | None:
         """Add a run's value; the newest change point when this run added or moved it."""
         if self._first is None:
             self._logs = value > 0
             self._first = math.log(value) if self._logs else value
-        elif self._logs and value <= 0:
+        self.raw.append(value)
+        if self._logs and value <= 0:
             # a value <= 0 in a positive series: judge it on differences from now on
             self._logs = False
             self._first = math.exp(self._first)
-            self._sums = _Sums([v - self._first for v in self.values])
-        self.values.append(value)
-        self._sums.add(self._y(value))
+            self._judge_all()
+        else:
+            y = math.log(value) if self._logs else value
+            self._raw_ys.append(y)
+            self.values.append(value)
+            self._ys.append(y)
+            held = len(self.raw)
+            ys = self._raw_ys
+            limit = EXCURSION * _scale(ys[-self.window :])
+            for i in range(max(0, held - 1 - HALF), held):  # the values whose neighbourhood now reaches it
+                j = _kept(ys, i, limit)
+                self.values[i], self._ys[i] = self.raw[j], ys[j]
+        held = len(self.raw)
         base = self.offset
-        n = base + len(self.values)
+        n = base + held
         last = self.splits[-1] if self.splits else None
         young = last is not None and n - last.index < YOUNG
         if young:
@@ -410,11 +506,13 @@ class Tracker:
             start = max(self.splits[-2].index if len(self.splits) > 1 else 0, n - self.window)
         else:
             start = max(last.index if last is not None else 0, n - self.window)
-            if _best_global(self._sums, self.values, start - base, n - base, self.settings) is None:
-                return None
+        local = self.values[start - base :]
+        sums = self._sums(start - base)
+        if not young and _best_global(sums, local, 0, n - start, self.settings) is None:
+            return None
         kept = [s for s in self.splits if s.index <= start]
-        recent = _segment(self._sums, self.values, start - base, n - base, self.settings, local=False)
-        self.splits = kept + [replace(s, index=s.index + base) for s in recent]
+        recent = _segment(sums, local, 0, n - start, self.settings, local=False)
+        self.splits = kept + [replace(s, index=s.index + start) for s in recent]
         newest = self.splits[-1] if self.splits else None
         if newest is None or (last is not None and newest.index == last.index):
             return None
