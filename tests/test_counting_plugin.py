@@ -223,6 +223,12 @@ def test_counted_runs_by_function_let_the_stored_gate_name_the_changed_function(
     base = json.loads((pytester.path / "base.json").read_text())["tests"][0]
     plain = json.loads((pytester.path / "plain.json").read_text())["tests"][0]
     assert base["series"]["instructions"]["values"] == plain["series"]["instructions"]["values"]
+    # not so on every code (the evaluator changes the interpreter's path): the fingerprint tells them apart
+    methods = [
+        json.loads((pytester.path / f).read_text())["metadata"]["fingerprint"]["method"]
+        for f in ("base.json", "plain.json")
+    ]
+    assert methods[0] == f"{methods[1]}; by function"
     profile = base["evidence"]["cpu_profile"]
     assert profile["profiler"] == "callgrind" and profile["clock"] == "instructions"
     rows = {row["function"]: row for row in profile["top"]}
