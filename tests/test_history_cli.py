@@ -96,7 +96,7 @@ def test_metric_since_and_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["history", str(base), "--since", "25", "--metric", "instructions", "--metric", "nope"]) == 0
     text = capsys.readouterr().out
     assert "perfgate history: 6 runs, 1 series judged" in text and "no open change point" in text
-    assert "  nope: no series of this metric in the history" in text
+    assert "  nope: no series of this metric in the history (it has: instructions, median)" in text
     assert main(["history", str(base), "--since", "27"]) == 0
     assert "4 run(s): at least 6 are needed to find a change point" in capsys.readouterr().out
 

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metric",
         action="append",
         metavar="NAME",
-        help="only series of this metric (median, instructions, allocations, mem_peak, ...); repeatable",
+        help="only series of this metric (median, instructions, alloc_blocks, alloc_bytes, mem_peak, ...); repeatable",
     )
     parser.add_argument("--since", type=positive_int, metavar="N", help="only the history's runs numbered N and later")
     parser.add_argument("--all", action="store_true", help="list every series, not only those with change points")

@@ -411,7 +411,9 @@ def _judge(
     if metrics is not None:
         seen = {key.metric for key in log.series}
         for name in sorted(set(metrics) - seen):
-            not_judged.append(NotJudged(name, "no series of this metric in the history"))
+            not_judged.append(
+                NotJudged(name, f"no series of this metric in the history (it has: {', '.join(sorted(seen))})")
+            )
     last = runs[-1].seq if runs else until
     history = History(
         series=tuple(judged),
