@@ -387,10 +387,85 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Judge the history as it grew: after each promoted run, ``perfgate history`` on the first
+    runs only (a copy of ``history.jsonl`` cut after them, its ``history.state.json`` kept from one
+    judging to the next, as the template's default-branch job keeps it). Per change point of the
+    whole history: the first judging that reported it (same series, first new commit within
+    ``--tolerance`` runs); and every change point a judging reported open that the whole history
+    does not have (an alert that would have been opened, then found wrong)."""
+    env = {**os.environ, "PYTHONPATH": str(args.perfgate_src)}
+    lines: list[str] = []
+    say = lines.append
+    for kind in ("counted", "timed"):
+        base = args.out / f"base-{kind}"
+        if not base.exists():
+            continue
+        records = (base / "history.jsonl").read_text().splitlines()
+        header, runs = records[0], records[1:]
+        commits = [json.loads(r)["commit"] for r in runs]
+        at = {c: i for i, c in enumerate(commits)}
+        folder = args.out / f"replay-{kind}"
+        if folder.exists():
+            for old in folder.iterdir():
+                old.unlink()
+        folder.mkdir(exist_ok=True)
+        seen: dict[tuple[str, str, int], int] = {}  # (test, metric, first new run) -> first n
+        open_seen: dict[tuple[str, str, int], tuple[int, float]] = {}
+        last_seen: dict[tuple[str, str], dict[int, int]] = {}  # (test, metric) -> first new run -> last n
+        took = []
+        final: list[dict[str, Any]] = []
+        for n in range(1, len(runs) + 1):
+            (folder / "history.jsonl").write_text("\n".join([header, *runs[:n]]) + "\n")
+            out = folder / "judged.json"
+            begin = time.perf_counter()
+            done = subprocess.run(
+                [str(args.python), "-m", "pytest_perfgate.cli", "history", str(folder), "--json", str(out)],
+                env=env, text=True, capture_output=True, check=False,
+            )  # fmt: skip
+            took.append(time.perf_counter() - begin)
+            if done.returncode != 0:
+                raise SystemExit(f"perfgate history failed at {n} runs: {done.stderr[-1000:]}")
+            final = []
+            for s in json.loads(out.read_text())["series"]:
+                for cp in s.get("change_points", []):
+                    i = at[cp["first_new_commit"]]
+                    final.append({"test": s["test"], "metric": s["metric"], "at": i, **cp})
+                    seen.setdefault((s["test"], s["metric"], i), n)
+                    last_seen.setdefault((s["test"], s["metric"]), {})[i] = n
+                    if cp.get("open"):
+                        open_seen.setdefault((s["test"], s["metric"], i), (n, cp["change"]))
+        say(f"## {kind}: {len(runs)} runs judged one by one ({min(took):.2f}-{max(took):.2f} s per judging)\n")
+        say("| test | metric | first new run | change | first reported after run | delay (runs after the first new) |")
+        say("| --- | --- | --- | --- | --- | --- |")
+        for cp in sorted(final, key=lambda c: (c["at"], c["test"], c["metric"])):
+            firsts = [m for (t, me, i), m in seen.items() if t == cp["test"] and me == cp["metric"]
+                      and abs(i - cp["at"]) <= args.tolerance]  # fmt: skip
+            first = min(firsts)
+            say(f"| {cp['test'].split('::')[-1]} | {cp['metric']} | {cp['at']} | {100 * cp['change']:+.2f}% | "
+                f"{first - 1} | {first - 1 - cp['at']} |")  # fmt: skip
+        kept = {(c["test"], c["metric"], c["at"]) for c in final}
+        gone = [
+            (key, n, change)
+            for key, (n, change) in open_seen.items()
+            if not any(k[:2] == key[:2] and abs(k[2] - key[2]) <= args.tolerance for k in kept)
+        ]
+        say(f"\nopen change points reported at some point and absent from the whole history: {len(gone)}\n")
+        for (test, metric, i), n, change in sorted(gone, key=lambda g: (g[0][2], g[0][0])):
+            last = max(m for j, m in last_seen[(test, metric)].items() if abs(j - i) <= args.tolerance)
+            say(f"- {test.split('::')[-1]} [{metric}] at run {i} ({100 * change:+.2f}%): reported after runs "
+                f"{n - 1} to {last - 1}, not after run {last}")  # fmt: skip
+        say("")
+    text = "\n".join(lines) + "\n"
+    (args.out / "replay.md").write_text(text)
+    print(text)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "analyse"):
+    for name in ("run", "analyse", "replay"):
         p = sub.add_parser(name)
         p.add_argument("--out", type=Path, required=True, help="where the checkout, runs and baselines go")
         p.add_argument("--python", type=Path, default=Path("/tmp/perfgate-ab-public/venv/bin/python"))
@@ -407,9 +482,10 @@ def main() -> int:
     analyse.add_argument("--min-change", type=float, default=0.001)
     analyse.add_argument("--min-segment", type=int, default=3)
     analyse.add_argument("--tolerance", type=int, default=2, help="runs between a reported and a true step")
+    sub.choices["replay"].add_argument("--tolerance", type=int, default=2, help="runs between two reports of a step")
     args = parser.parse_args()
     args.out = args.out.resolve()
-    return cmd_run(args) if args.command == "run" else cmd_analyse(args)
+    return {"run": cmd_run, "analyse": cmd_analyse, "replay": cmd_replay}[args.command](args)
 
 
 if __name__ == "__main__":
