@@ -26,6 +26,11 @@ with the ground truth of the stored counted runs: for each count series (test x 
 consecutive commits, the relative change; a true step is one of at least ``--min-change`` that
 persists for at least ``--min-segment`` runs. It prints the tables (Markdown) and writes
 ``OUT/analysis.json``.
+
+``replay`` judges each baseline as it grew: after each run, ``perfgate history`` on the history cut
+after that run (its ``history.state.json`` kept from one judging to the next: the incremental path),
+and reports when each change point was first reported and which open change points were reported
+and later withdrawn (``OUT/replay.md``).
 """
 
 from __future__ import annotations
