@@ -34,7 +34,7 @@ def test_a_constant_series_has_no_change_point(value: float, n: int) -> None:
     step=st.floats(0.5, 3.0),
     up=st.booleans(),
 )
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)  # a detector with a false-alarm rate: no flaky CI
 def test_a_large_step_is_found_at_its_index(seed: int, n1: int, n2: int, noise: float, step: float, up: bool) -> None:
     """A step of at least 50% in noise of at most 2% (20 sd) is one change point, at the first run of
     the new level, whatever the lengths on each side (from the minimum segment on)."""
@@ -54,7 +54,7 @@ def test_a_large_step_is_found_at_its_index(seed: int, n1: int, n2: int, noise: 
     position=st.floats(0.1, 0.9),
     step=st.floats(0.0, 0.5),
 )
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)  # a detector with a false-alarm rate: no flaky CI
 def test_change_points_do_not_depend_on_the_unit(seed: int, scale: float, n: int, position: float, step: float) -> None:
     rng = random.Random(seed)
     at = int(n * position)
@@ -67,12 +67,15 @@ def test_change_points_do_not_depend_on_the_unit(seed: int, scale: float, n: int
 
 
 @given(seed=st.integers(0, 2**32 - 1), shift=st.floats(-1e3, -100))
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True)  # a detector with a false-alarm rate: no flaky CI
 def test_series_with_zero_or_negative_values_are_judged_on_differences(seed: int, shift: float) -> None:
     rng = random.Random(seed)
     values = [shift + rng.gauss(0, 1) for _ in range(40)] + [shift + 50 + rng.gauss(0, 1) for _ in range(40)]
     assert cp.transform(values)[1] is False
-    assert [s.index for s in cp.detect(values)] == [40]
+    found = cp.detect(values)
+    # the step is found; a noise "step" elsewhere is possible at the false-alarm rate, never as large
+    assert 40 in [s.index for s in found]
+    assert all(abs(s.after - s.before) < 5 for s in found if s.index != 40)
 
 
 def test_iid_series_give_change_points_only_at_the_documented_rate() -> None:
@@ -190,7 +193,7 @@ def test_a_tracker_started_from_a_history_continues_it() -> None:
     length=st.integers(cp.WINDOW + 2 * cp.HALF, 3 * cp.WINDOW),
     step=st.sampled_from([0.0, 0.3]),
 )
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)  # a detector with a false-alarm rate: no flaky CI
 def test_a_tracker_resumed_from_the_last_window_judges_as_one_holding_the_whole_series(
     seed: int, length: int, step: float
 ) -> None:
@@ -239,3 +242,21 @@ def test_a_regression_undone_by_the_next_commit_does_not_hide_the_steps_around_i
     assert cp.without_excursions(noisy) == noisy
     noisy[100] *= 5.0
     assert cp.without_excursions(noisy)[100] != noisy[100]
+
+
+def test_one_far_run_at_the_end_is_not_a_new_level() -> None:
+    """The newest run cannot be judged an excursion yet (the next runs tell), and pooled over the
+    whole series its deviation made the last three runs a "level" in two series of three. A level
+    is where most of its runs are: the step in the medians must be at least half the step in the
+    means."""
+    found = 0
+    for seed in range(100):
+        rng = random.Random(seed)
+        values = [110 * rng.lognormvariate(0, 0.01) for _ in range(300)]
+        values[-1] *= 3
+        found += bool(cp.detect(values))
+    assert found == 0
+    # a real step of three runs at the end still is one
+    rng = random.Random(7)
+    values = [110 * rng.lognormvariate(0, 0.01) for _ in range(300)] + [150 * rng.lognormvariate(0, 0.01)] * 3
+    assert [s.index for s in cp.detect(values)] == [300]

@@ -3,6 +3,7 @@ with the documented exit codes; the JSON reads back."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from harness.results import make_test
 from pytest_perfgate.cli import main
 from pytest_perfgate.history.log import LOG_NAME
-from pytest_perfgate.history.model import Direction, load_history
+from pytest_perfgate.history.model import Direction, History, load_history
 from pytest_perfgate.model import RunResult, Series, TestResult
 from pytest_perfgate.store.files import DirectoryStore
 from pytest_perfgate.units import Kind
@@ -274,3 +275,37 @@ def test_a_long_history_is_continued_from_its_last_runs_only_and_finds_what_judg
     assert main(["history", str(directory)]) == 0
     out = capsys.readouterr().out
     assert "t::step [median]" in out and "run 571" in out and "600 runs" in out
+
+
+@pytest.mark.parametrize(("seed", "more"), [(1, 2), (2, 20)])
+def test_a_continued_judging_keeps_the_levels_of_judging_whole_around_a_young_change_point(
+    tmp_path: Path, seed: int, more: int
+) -> None:
+    """A step at run 21 (1.0 -> 2.0) and a +3-4% bump in the last 6 runs of the first judging (a
+    young change point whose previous one lies long before the runs a continued judging reads):
+    after the runs since, kept or dropped, every level equals judging the whole series."""
+    from pytest_perfgate.history.analyse import judge, judge_directory, read
+
+    rnd = random.Random(seed)
+    first = 290
+    bump = 1.04 if seed == 1 else 1.03
+    values = [
+        (1.0 if i < 20 else 2.0) * (bump if first - 6 <= i < first else 1.0) * rnd.lognormvariate(0, 0.01)
+        for i in range(first + more)
+    ]
+    directory = tmp_path / "h"
+    directory.mkdir()
+    _appended(directory, {"t::x": values[:first]})
+    judged, _ = judge_directory(directory)
+    assert [c.run for c in judged.change_points()][-1] == 21 and len(judged.change_points()) == 2
+    _appended(directory, {"t::x": values[first:]})
+    continued, notes = judge_directory(directory)
+    whole = judge(read(directory))
+    assert notes == []
+
+    def levels(history: History) -> list[tuple[int, float, float]]:
+        return [(c.run, c.before, c.after) for c in history.series[0].change_points]
+
+    assert [run for run, *_ in levels(continued)] == [run for run, *_ in levels(whole)]
+    for (_, b1, a1), (_, b2, a2) in zip(levels(continued), levels(whole), strict=True):
+        assert math.isclose(b1, b2, rel_tol=1e-9) and math.isclose(a1, a2, rel_tol=1e-9)

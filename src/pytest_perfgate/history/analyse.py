@@ -214,12 +214,19 @@ def _levels(splits: list[cp.Split], before: Judged, kept: Sequence[float], earli
     either side) as judging the whole series gives them, where the runs since changed a segment.
     ``kept``: the values read, as judged (:func:`~.changepoints.without_excursions`), from index
     ``earlier`` on. The sums of the values not read come from the state (the series' total, and the
-    level after its last change point then); the first HALF values read are judged without their
+    levels after its change points then); the first HALF values read are judged without their
     own earlier neighbours, so the values read count from HALF on."""
     first = cp.HALF if earlier else 0
     start = earlier + first
     then = math.fsum(kept[first : before.count - earlier - cp.HALF]) + math.fsum(before.provisional)
-    last = before.splits[-1] if before.splits else None
+    # the sum, as judged then, of the values from the start of the series and from each change
+    # point then to its end (each level is the mean of its segment)
+    since = {0: before.total}
+    ends = [*(s.index for s in before.splits[1:]), before.count][: len(before.splits)]
+    acc = 0.0
+    for split, end in zip(reversed(before.splits), reversed(ends), strict=True):
+        acc += split.after * (end - split.index)
+        since[split.index] = acc
 
     def total(a: int, b: int) -> float | None:
         if b <= start:  # wholly before the values read: unchanged
@@ -227,10 +234,8 @@ def _levels(splits: list[cp.Split], before: Judged, kept: Sequence[float], earli
         held = math.fsum(kept[max(a, start) - earlier : b - earlier])
         if a >= start:
             return held
-        if a == 0:
-            return before.total - then + held
-        if last is not None and a == last.index:
-            return last.after * (before.count - a) - then + held
+        if a in since:
+            return since[a] - then + held
         return None
 
     bounds = [0, *(s.index for s in splits), earlier + len(kept)]

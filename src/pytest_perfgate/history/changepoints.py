@@ -60,6 +60,8 @@ SCALES = (16, 64, 256)
 HALF = MIN_SEGMENT - 1
 #: ... and is further from their median than this many times the series' noise
 EXCURSION = 5.0
+#: a step's size in the medians of its two sides must be at least this share of its size in the means
+MEDIAN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -198,12 +200,14 @@ def _relative(before: float, after: float) -> float:
 
 def _large_enough(values: Sequence[float], a: int, t: int, b: int, settings: Settings) -> bool:
     """Whether the step at ``t`` is at least ``min_change`` in the means and in the medians of the
-    two sides, in the same direction (a few deviant runs at one end do not make a level)."""
+    two sides, in the same direction, and the medians' step at least MEDIAN_SHARE of the means'
+    (a level is where most of its runs are: one deviant run at the end of a series, which cannot be
+    judged an excursion yet, does not make one by moving a mean)."""
     by_mean = _relative(_mean(values, a, t), _mean(values, t, b))
     by_median = _relative(_median(values, a, t), _median(values, t, b))
     return (
         abs(by_mean) >= settings.min_change
-        and abs(by_median) >= settings.min_change
+        and abs(by_median) >= max(settings.min_change, MEDIAN_SHARE * abs(by_mean))
         and (by_mean > 0) == (by_median > 0)
     )
 
