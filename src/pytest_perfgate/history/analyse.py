@@ -288,12 +288,15 @@ def _judge_one(
     count = earlier + len(values)
     resumed = before is not None and before.change_points is not None and count >= 2 * settings.min_segment
     splits: list[cp.Split] | None = None
+    space: tuple[Sequence[float], bool] | None = None
     if resumed:
         assert before is not None
         tracker = cp.Tracker.resume(values[:old], before.splits, settings, offset=earlier, first=before.first,
                                     logs=before.logs)  # fmt: skip
         tracker.extend(values[old:])
         kept = tracker.values  # as the detector judged them, run by run
+        ys, logs = tracker.judged
+        space = (ys[-cp.WINDOW :], logs)
         splits = _levels(tracker.splits, before, kept, earlier)
     else:
         kept = cp.without_excursions(values)  # as the detector judges them
@@ -336,7 +339,7 @@ def _judge_one(
             raise _Stale(f"{key.label}: a change point before the runs read")
         found.append(_change_point(key, split, commits, fields, open_=is_open))
     tail = kept[-cp.WINDOW :]
-    sd = cp.noise(tail, splits, offset=count - len(tail))
+    sd = cp.noise(tail, splits, offset=count - len(tail), judged=space)
     step = cp.min_detectable_step(sd, count, settings)
     series = SeriesHistory(
         key=key, points=points, change_points=tuple(found), noise=sd, min_detectable_step=step, earlier=earlier

@@ -36,7 +36,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import accumulate, pairwise
-from operator import sub
+from operator import mul, sub
 
 from ..stats import t_isf, t_sf
 
@@ -124,7 +124,7 @@ class _Sums:
 
     def __init__(self, ys: Sequence[float] = ()) -> None:
         self.s = [0.0, *accumulate(ys)]
-        self.q = [0.0, *accumulate(y * y for y in ys)]
+        self.q = [0.0, *accumulate(map(mul, ys, ys))]
 
     def add(self, y: float) -> None:
         self.s.append(self.s[-1] + y)
@@ -368,13 +368,23 @@ def detect(
     return _segment(_Sums(ys), kept, 0, len(ys), settings, local=local)
 
 
-def noise(values: Sequence[float], splits: Sequence[Split] = (), *, offset: int = 0) -> float:
+def noise(
+    values: Sequence[float],
+    splits: Sequence[Split] = (),
+    *,
+    offset: int = 0,
+    judged: tuple[Sequence[float], bool] | None = None,
+) -> float:
     """A robust estimate of the run-to-run noise as a relative standard deviation (in log space for
     a positive series, else relative to the mean |value|): the median absolute difference of
     consecutive values within levels (a step between levels is left out), times 1.4826 / sqrt(2).
-    ``offset``: the index of ``values[0]`` in the series the splits index (a series' last runs)."""
-    logs = all(v > 0 for v in values)
-    ys = _space(values, logs)
+    ``offset``: the index of ``values[0]`` in the series the splits index (a series' last runs);
+    ``judged``: the values in the judged space and whether it is logs, when the caller has them."""
+    if judged is None:
+        logs = all(v > 0 for v in values)
+        ys = _space(values, logs)
+    else:
+        ys, logs = list(judged[0]), judged[1]
     diffs = list(map(abs, map(sub, ys[1:], ys[:-1])))
     for cut in sorted({s.index - offset - 1 for s in splits if 0 < s.index - offset < len(ys)}, reverse=True):
         del diffs[cut]  # the difference between two levels
@@ -464,6 +474,11 @@ class Tracker:
     def logs(self) -> bool:
         """Whether the series is judged in logs (every value so far > 0)."""
         return self._logs
+
+    @property
+    def judged(self) -> tuple[list[float], bool]:
+        """The values held as judged, in the judged space, and whether that is logs."""
+        return self._ys, self._logs
 
     def _judge_all(self) -> None:
         """The values held as judged (:func:`without_excursions`), and both in the judged space."""

@@ -275,7 +275,7 @@ def install_history(directory: str | os.PathLike[str], files: Mapping[str, bytes
 class _State:
     """The tables a part builds up while it is read."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, keys: dict[tuple[Any, ...], SeriesKey] | None = None) -> None:
         self.source = source
         self.series: dict[int, SeriesKey] = {}
         self.environments: dict[str, Environment] = {}
@@ -286,6 +286,8 @@ class _State:
         #: the series ids of the last record read (a version 2 record without ``s`` has the same)
         self.last_ids: list[Any] | None = None
         self.last_columns: list[Columns] | None = None
+        #: the series keys of rows already checked (shared by the parts of one reading)
+        self.keys: dict[tuple[Any, ...], SeriesKey] = {} if keys is None else keys
         #: records read and not yet in their columns: (position in the log's runs, c, d, n)
         self.block: list[tuple[int, list[Any], list[Any], list[Any]]] = []
 
@@ -299,9 +301,12 @@ class _State:
             if not isinstance(row, list) or len(row) != 6 or not isinstance(row[0], int):
                 raise self.fail(line, f"series: {row!r} is not [id, test, metric, unit, kind, higher_is_better]")
             sid, test, metric, unit, kind, better = row
-            if not all(isinstance(v, str) for v in (test, metric, unit)) or kind not in ("timing", "counter"):
-                raise self.fail(line, f"series: {row!r} is not [id, test, metric, unit, kind, higher_is_better]")
-            key = SeriesKey(test, metric, unit, SeriesKind(kind), bool(better))
+            key = self.keys.get((test, metric, unit, kind, better))  # every part's header names them again
+            if key is None:
+                if not all(isinstance(v, str) for v in (test, metric, unit)) or kind not in ("timing", "counter"):
+                    raise self.fail(line, f"series: {row!r} is not [id, test, metric, unit, kind, higher_is_better]")
+                key = SeriesKey(test, metric, unit, SeriesKind(kind), bool(better))
+                self.keys[(test, metric, unit, kind, better)] = key
             if self.series.get(sid, key) != key:
                 raise self.fail(line, f"series id {sid} is defined twice")
             self.series[sid] = key
@@ -362,10 +367,12 @@ def _scan(state: _State, number: int, raw: bytes, *, what: str) -> None:
         state.environ(number, record.get("new_env", {}))
 
 
-def _read_part(data: bytes, source: str, log: Log, *, current: bool, after: int = 0) -> _State:
+def _read_part(
+    data: bytes, source: str, log: Log, *, current: bool, after: int = 0, keys: dict[tuple[Any, ...], SeriesKey]
+) -> _State:
     """Read one part into ``log``: every record of a run after ``after`` (runs up to it are only
-    scanned for the series and environments they define)."""
-    state = _State(source)
+    scanned for the series and environments they define). ``keys``: the series rows checked so far."""
+    state = _State(source, keys)
     lines, partial = _lines(data)
     if not lines:
         if current and partial:  # the header itself is being written
@@ -537,13 +544,14 @@ def read_log(directory: str | os.PathLike[str], *, after: int = 0) -> Log | None
                 needed += 1
             earlier = earlier[-needed:]
         expected: int | None = 0 if after == 0 else None
+        keys: dict[tuple[Any, ...], SeriesKey] = {}
         for k, path in earlier:
-            state = _read_part(_decompressed(path), str(path), log, current=False, after=after)
+            state = _read_part(_decompressed(path), str(path), log, current=False, after=after, keys=keys)
             if expected is not None and state.first_seq != expected:
                 raise ResultsFileError(str(path), f"part {k} begins after run {state.first_seq}, expected {expected}")
             expected = state.last_seq
             log.files.append(str(path))
-        state = _read_part(data, str(current), log, current=True, after=after)
+        state = _read_part(data, str(current), log, current=True, after=after, keys=keys)
         if expected is not None and state.first_seq != expected:
             raise ResultsFileError(str(current), f"begins after run {state.first_seq}, expected {expected}")
         log.files.append(str(current))
