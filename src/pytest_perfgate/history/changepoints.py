@@ -35,7 +35,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from itertools import accumulate, pairwise
+from functools import lru_cache
+from itertools import accumulate
 from operator import mul, sub
 
 from ..stats import t_isf, t_sf
@@ -178,9 +179,10 @@ def _p_value(t_abs: float, n: int, m: int, windows: int = 1) -> float:
     return min(1.0, 2.0 * t_sf(t_abs, n - 2) * _candidates(n, m) * windows)
 
 
+@lru_cache(maxsize=4096)
 def critical_t(n: int, settings: Settings, windows: int = 1) -> float:
     """The |t| a best split of a segment of ``n`` points (the best of ``windows`` segments) must
-    exceed to be accepted."""
+    exceed to be accepted (the same few segment lengths come back for every series: kept)."""
     return t_isf(settings.alpha / (2.0 * _candidates(n, settings.min_segment) * windows), n - 2)
 
 
@@ -330,16 +332,19 @@ def _kept(ys: Sequence[float], i: int, limit: float) -> int:
     return j if abs(ys[i] - ys[j]) > limit else i
 
 
-def _excursions(ys: Sequence[float]) -> list[int]:
-    """The index of the value kept at each position of ``ys`` (the judged space)."""
+def _excursions(ys: Sequence[float]) -> dict[int, int]:
+    """The excursions of ``ys`` (the judged space): position -> the position of the median it is
+    judged as."""
     diffs = list(map(abs, map(sub, ys[1:], ys[:-1])))
     limit = EXCURSION * _scale_of(diffs[-(WINDOW - 1) :])
-    kept = list(range(len(ys)))
     # only a value further than the limit from a neighbour can be one: were both neighbours within
     # it, three of the values around it would be, and so would their median
-    for i in [i for i, (a, b) in enumerate(pairwise(diffs), 1) if a > limit or b > limit]:
-        kept[i] = _kept(ys, i, limit)
-    return kept
+    big = [k for k, d in enumerate(diffs) if d > limit]  # between positions k and k + 1
+    found = {}
+    for i in sorted({*big, *(k + 1 for k in big)}):
+        if 0 < i < len(ys) - 1 and (j := _kept(ys, i, limit)) != i:
+            found[i] = j
+    return found
 
 
 def without_excursions(values: Sequence[float], *, logs: bool | None = None) -> list[float]:
@@ -353,7 +358,10 @@ def without_excursions(values: Sequence[float], *, logs: bool | None = None) -> 
     would hide every other step near it. The neighbourhood is cut symmetrically at the ends: the
     last value is never replaced (whether it is an excursion shows with the next runs), the one
     before it is judged on its two neighbours."""
-    return [values[j] for j in _excursions(_space(values, logs))]
+    kept = list(values)
+    for i, j in _excursions(_space(values, logs)).items():
+        kept[i] = values[j]
+    return kept
 
 
 def detect(
@@ -483,9 +491,9 @@ class Tracker:
     def _judge_all(self) -> None:
         """The values held as judged (:func:`without_excursions`), and both in the judged space."""
         self._raw_ys = _space(self.raw, self._logs)
-        kept = _excursions(self._raw_ys)
-        self.values = [self.raw[j] for j in kept]
-        self._ys = [self._raw_ys[j] for j in kept]
+        self.values, self._ys = list(self.raw), list(self._raw_ys)
+        for i, j in _excursions(self._raw_ys).items():
+            self.values[i], self._ys[i] = self.raw[j], self._raw_ys[j]
 
     def _sums(self, start: int) -> _Sums:
         """Prefix sums of the transformed values held from ``start`` (local index) on."""

@@ -52,13 +52,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import metrics
 from ..errors import ResultsFileError
-from ..model import RunResult
 from ..stats import percentile, stdev
 from .model import Environment, SeriesKey, SeriesKind
+
+if TYPE_CHECKING:  # a reader of the history needs no results model
+    from ..model import RunResult
 
 LOG_NAME = "history.jsonl"
 LOG_SCHEMA = "perfgate-history-log"
@@ -141,6 +142,8 @@ def figures(run: RunResult) -> list[tuple[SeriesKey, float, float | None, int]]:
     """(key, centre, spread, count) of every series of every passed or failed test of ``run`` (see the
     module docstring); a run read from a summary (no samples) gives the summary's median, spread
     None and count 0."""
+    from .. import metrics
+
     found: list[tuple[SeriesKey, float, float | None, int]] = []
     for test in run.tests:
         if test.outcome not in RECORDED_OUTCOMES:
