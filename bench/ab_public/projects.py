@@ -11,6 +11,7 @@ calibrated by ``run.py`` against the in-process truth (``truth.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,28 @@ class Project:
     extra_deps: tuple[str, ...] = field(default=())
     #: the file holding the project's pytest configuration (``probe`` adds pytest-timeout's ``timeout``)
     ini: str = "pyproject.toml"
+
+    def ab_command(
+        self,
+        python: Path,
+        base: str,
+        files: dict[str, Path],
+        *,
+        cpu: int | str,
+        max_time: str,
+        timeout: str,
+        extra: list[str],
+        pytest_args: list[str] | None = None,
+    ) -> list[str]:
+        """The ``perfgate ab`` command the benches run on this project (``files``: where its
+        ``json``, ``blocks`` and ``md`` outputs go; ``extra``: more ``perfgate ab`` options)."""
+        return [
+            str(python), "-m", "pytest_perfgate.cli", "ab", "--base", base, "--cpu", str(cpu),
+            "--pythonpath", self.pythonpath, "--max-regression", "5%", "--max-time", max_time,
+            "--timeout", timeout, "--json", str(files["json"]), "--save-blocks", str(files["blocks"]),
+            "--markdown", str(files["md"]), *extra, "--",
+            *(self.pytest_args if pytest_args is None else pytest_args),
+        ]  # fmt: skip
 
 
 PROJECTS: dict[str, Project] = {

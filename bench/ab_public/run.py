@@ -249,33 +249,10 @@ def gate_cmd(
     args: argparse.Namespace,
     pytest_args: list[str] | None = None,
 ) -> list[str]:
-    return [
-        str(python),
-        "-m",
-        "pytest_perfgate.cli",
-        "ab",
-        "--base",
-        base,
-        "--cpu",
-        str(args.cpu),
-        "--pythonpath",
-        project.pythonpath,
-        "--max-regression",
-        "5%",
-        "--max-time",
-        args.max_time,
-        "--timeout",
-        args.run_limit,
-        "--json",
-        str(files["json"]),
-        "--save-blocks",
-        str(files["blocks"]),
-        "--markdown",
-        str(files["md"]),
-        *args.ab_arg,
-        "--",
-        *(project.pytest_args if pytest_args is None else pytest_args),
-    ]
+    return project.ab_command(
+        python, base, files, cpu=args.cpu, max_time=args.max_time, timeout=args.run_limit, extra=args.ab_arg,
+        pytest_args=pytest_args,
+    )  # fmt: skip
 
 
 def perfgate_env(work: Path, revision: str) -> tuple[dict[str, str], str]:

@@ -172,33 +172,9 @@ def one_run(
     files = {k: raw / f"{name}.{k}" for k in ("json", "blocks", "md")}
     for f in files.values():
         f.unlink(missing_ok=True)
-    cmd = [
-        str(python),
-        "-m",
-        "pytest_perfgate.cli",
-        "ab",
-        "--base",
-        base,
-        "--cpu",
-        str(args.cpu),
-        "--pythonpath",
-        project.pythonpath,
-        "--max-regression",
-        "5%",
-        "--max-time",
-        args.max_time,
-        "--timeout",
-        "10min",
-        "--json",
-        str(files["json"]),
-        "--save-blocks",
-        str(files["blocks"]),
-        "--markdown",
-        str(files["md"]),
-        *args.ab_arg,
-        "--",
-        *project.pytest_args,
-    ]
+    cmd = project.ab_command(
+        python, base, files, cpu=args.cpu, max_time=args.max_time, timeout="10min", extra=args.ab_arg
+    )
     load = os.getloadavg()
     start = time.time()
     try:
