@@ -4,19 +4,17 @@ import socket
 
 import pytest
 
+from harness.gitlab import FAST, stubbed
 from pytest_perfgate.gitlab import NOTE_MARKER, GitLab, GitLabError, Limits, from_environment
 from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
 
 TOKEN = "glpat-SECRET-123"
-#: small waits, so that the retried statuses (502) fail fast
-FAST = Limits(timeout=5, deadline=10, backoff=0.01, budget=30)
 
 
 @pytest.fixture
 def stub():
-    state = StubState(token=TOKEN)
-    with GitLabStub(state) as api_url:
-        yield state, GitLab(api_url=api_url, project="group/proj", token=TOKEN, limits=FAST)
+    with stubbed(TOKEN, "group/proj", sleep=True) as pair:
+        yield pair
 
 
 def test_note_is_created_once_then_updated_in_place(stub) -> None:

@@ -8,29 +8,27 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.gitlab import stubbed
 from pytest_perfgate.gitlab import (
     ISSUE_LABEL,
     MAX_TITLE_CHARS,
     GitLab,
     GitLabError,
-    Limits,
     check_issue_iid,
     issue_title,
 )
-from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
+from pytest_perfgate.testing.gitlab_stub import StubState
 
 pytestmark = pytest.mark.timeout(60)
 
 TOKEN = "glpat-ISSUES-secret-9x7"
-FAST = Limits(timeout=5, deadline=10, backoff=0.01, budget=30)
 MARKER = "<!-- perfgate-history-series 0123456789abcdef -->"
 
 
 @pytest.fixture
 def stub() -> Iterator[tuple[StubState, GitLab]]:
-    state = StubState(token=TOKEN)
-    with GitLabStub(state) as api_url:
-        yield state, GitLab(api_url=api_url, project="group/proj", token=TOKEN, limits=FAST, sleep=lambda s: None)
+    with stubbed(TOKEN, "group/proj") as pair:
+        yield pair
 
 
 def _other_issues(state: StubState, count: int) -> None:

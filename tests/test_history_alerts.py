@@ -10,7 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from pytest_perfgate.gitlab import ISSUE_LABEL, GitLab, Limits
+from harness.gitlab import stubbed
+from pytest_perfgate.gitlab import ISSUE_LABEL, GitLab
 from pytest_perfgate.history.alerts import (
     AlertKind,
     apply,
@@ -32,12 +33,11 @@ from pytest_perfgate.history.model import (
     SeriesKey,
     SeriesKind,
 )
-from pytest_perfgate.testing.gitlab_stub import GitLabStub, StubState
+from pytest_perfgate.testing.gitlab_stub import StubState
 
 pytestmark = pytest.mark.timeout(60)
 
 TOKEN = "glpat-ALERTS-secret-3k"
-FAST = Limits(timeout=5, deadline=10, backoff=0.01, budget=30)
 KEY = SeriesKey("tests/x.py::test_y", "median", "s", SeriesKind.TIMING)
 OTHER = SeriesKey("tests/x.py::test_z", "instructions", "", SeriesKind.COUNTER)
 PROJECT = "https://gitlab.example.com/group/app"
@@ -132,9 +132,8 @@ def test_an_improvement_closes_only_when_back_at_the_old_level() -> None:
 
 @pytest.fixture
 def gitlab() -> Iterator[tuple[StubState, GitLab]]:
-    state = StubState(token=TOKEN)
-    with GitLabStub(state) as api_url:
-        yield state, GitLab(api_url=api_url, project="group/app", token=TOKEN, limits=FAST, sleep=lambda s: None)
+    with stubbed(TOKEN, "group/app") as pair:
+        yield pair
 
 
 def test_a_rerun_opens_no_second_issue_and_makes_no_duplicate_note(gitlab) -> None:
