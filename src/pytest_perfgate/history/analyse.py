@@ -209,16 +209,22 @@ def _change_point(
     )
 
 
-def _levels(splits: list[cp.Split], before: Judged, kept: Sequence[float], earlier: int) -> list[cp.Split]:
+def _judged_then(before: Judged, kept: Sequence[float], earlier: int) -> float:
+    """The sum, as the judging of ``before`` judged them, of the values from the first of ``kept``
+    (the values read, from index ``earlier`` on) judged with both its neighbours to the end of the
+    series then: the final ones as they are now, the last HALF as they were then."""
+    return math.fsum(kept[cp.HALF : before.count - earlier - cp.HALF]) + math.fsum(before.provisional)
+
+
+def _levels(splits: list[cp.Split], before: Judged, kept: Sequence[float], earlier: int, then: float) -> list[cp.Split]:
     """The splits of a continued judging with their levels (the means of the values judged on
     either side) as judging the whole series gives them, where the runs since changed a segment.
     ``kept``: the values read, as judged (:func:`~.changepoints.without_excursions`), from index
     ``earlier`` on. The sums of the values not read come from the state (the series' total, and the
-    levels after its change points then); the first HALF values read are judged without their
-    own earlier neighbours, so the values read count from HALF on."""
-    first = cp.HALF if earlier else 0
-    start = earlier + first
-    then = math.fsum(kept[first : before.count - earlier - cp.HALF]) + math.fsum(before.provisional)
+    levels after its change points then) and ``then`` (:func:`_judged_then`); the first HALF
+    values read are judged without their own earlier neighbours, so the values read count from
+    HALF on."""
+    start = earlier + (cp.HALF if earlier else 0)
     # the sum, as judged then, of the values from the start of the series and from each change
     # point then to its end (each level is the mean of its segment)
     since = {0: before.total}
@@ -297,14 +303,16 @@ def _judge_one(
         kept = tracker.values  # as the detector judged them, run by run
         ys, logs = tracker.judged
         space = (ys[-cp.WINDOW :], logs)
-        splits = _levels(tracker.splits, before, kept, earlier)
     else:
         kept = cp.without_excursions(values)  # as the detector judges them
         if count >= 2 * settings.min_segment:
             splits = cp.detect(values, settings, judged=kept)
+    then = _judged_then(before, kept, earlier) if earlier and before is not None else 0.0
+    if resumed:
+        assert before is not None
+        splits = _levels(tracker.splits, before, kept, earlier, then)
     if earlier:
         assert before is not None
-        then = math.fsum(kept[cp.HALF : old - cp.HALF]) + math.fsum(before.provisional)
         total = before.total - then + math.fsum(kept[cp.HALF :])
     else:
         total = math.fsum(kept)
