@@ -762,13 +762,11 @@ def append(
         record["d"] = [None if d is None else _short(d, 2) for _, _, d, _ in found]
         series_ids = [ids[key] for key, *_ in found]
         counts = [n for *_, n in found]
-        rolled = False
         if size == 0:
             write_text_atomic(current, _header_line(1, 0, state, {}).decode())
             state.version, size = LOG_VERSION, current.stat().st_size
-        elif (
-            size + len(_line(record, series_ids, counts, state, data)) > roll_bytes and state.last_seq > state.first_seq
-        ):
+        line = _line(record, series_ids, counts, state, data)
+        if size + len(line) > roll_bytes and state.last_seq > state.first_seq:
             part = state.part
             target = root / part_name(part)
             tmp = root / f".{target.name}.tmp"
@@ -779,9 +777,9 @@ def append(
             fresh = {row[0] for row in new_series}
             known = {key: sid for key, sid in ids.items() if sid not in fresh}
             write_text_atomic(current, _header_line(part + 1, state.last_seq, state, known).decode())
-            state.version, rolled = LOG_VERSION, True
+            state.version = LOG_VERSION
+            line = _line(record, series_ids, counts, state, b"")  # a new part's first record names its series
             notes.append(f"history rolled: {current.name} (part {part}) compressed to {target.name}; nothing dropped")
-        line = _line(record, series_ids, counts, state, b"" if rolled else data)
         with open(current, "ab") as handle:
             handle.write(line)
             handle.flush()
