@@ -111,11 +111,9 @@ def transform(values: Sequence[float]) -> tuple[list[float], bool]:
     """The values the detector judges and whether they are logs (see the module docstring)."""
     if not values:
         return [], True
-    if all(v > 0 for v in values):
-        first = math.log(values[0])
-        return [math.log(v) - first for v in values], True
-    first = values[0]
-    return [v - first for v in values], False
+    logs = all(v > 0 for v in values)
+    ys = _space(values, logs)
+    return [y - ys[0] for y in ys], logs
 
 
 class _Sums:
